@@ -1,0 +1,168 @@
+// The command line, thin over the library. Everything it touches (arguments,
+// environment, output streams, signals) comes in through `CliIo`, so tests run it
+// in-process exactly as the binary does.
+import { ConfigError, SETTINGS, describeConfig, loadConfig, type Env } from './config.ts';
+import { probe } from './healthcheck.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { startServer } from './server.ts';
+import { BUILD_INFO } from './version.ts';
+
+export interface CliIo {
+  env: Env;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Register a handler for SIGTERM and SIGINT. */
+  onSignal(handler: (signal: string) => void): void;
+  /** Log destination for the server (standard output when absent). */
+  logDestination?: NodeJS.WritableStream;
+  /** Called once the server listens, with its URL (tests use it to find the port). */
+  onListening?(url: string): void;
+}
+
+/** Exit status: 0 success, 1 failure (unhealthy, forced stop), 2 bad usage or configuration. */
+export type ExitCode = 0 | 1 | 2;
+
+interface ParsedArgs {
+  command: 'serve' | 'healthcheck';
+  help: boolean;
+  version: boolean;
+  flags: Map<string, string>;
+}
+
+const BOOLEAN_FLAGS = new Set(SETTINGS.filter((s) => s.default === 'true' || s.default === 'false').map((s) => s.flag));
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const out: ParsedArgs = { command: 'serve', help: false, version: false, flags: new Map() };
+  let sawCommand = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') out.help = true;
+    else if (arg === '-v' || arg === '--version') out.version = true;
+    else if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+      if (value === undefined && name.startsWith('no-') && BOOLEAN_FLAGS.has(name.slice(3))) {
+        name = name.slice(3);
+        value = 'false';
+      } else if (value === undefined && BOOLEAN_FLAGS.has(name)) {
+        const next = argv[i + 1];
+        value = next !== undefined && /^(true|false)$/i.test(next) ? (i++, next) : 'true';
+      } else if (value === undefined) {
+        value = argv[++i];
+        if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+      }
+      out.flags.set(name, value);
+    } else if (!sawCommand && (arg === 'serve' || arg === 'healthcheck')) {
+      out.command = arg;
+      sawCommand = true;
+    } else {
+      throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+    }
+  }
+  return out;
+}
+
+export function usage(): string {
+  const lines = [
+    `${BUILD_INFO.name} ${BUILD_INFO.version}: an HTTP echo server that shows exactly what reaches a backend.`,
+    '',
+    'Usage:',
+    '  echo-server [serve] [flags]     serve (the default command)',
+    '  echo-server healthcheck [flags] probe the local server\'s liveness; exit 0 when healthy, 1 when not',
+    '  echo-server --version | --help',
+    '',
+    'Every flag has an environment twin; a flag wins over its variable. Booleans take',
+    '--flag, --flag=false or --no-flag. Durations: 500ms, 10s, 2m. Sizes: 1024, 64KiB, 10MB.',
+    '',
+    'Flags:',
+  ];
+  for (const s of SETTINGS) {
+    lines.push(`  --${s.flag.padEnd(22)} ${s.help}`);
+    lines.push(`  ${''.padEnd(24)} env ${s.env}, default ${s.default === '' ? '(empty)' : s.default}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  let args: ParsedArgs;
+  let config;
+  try {
+    args = parseArgs(argv);
+    if (args.help) {
+      io.stdout.write(usage());
+      return 0;
+    }
+    if (args.version) {
+      io.stdout.write(`${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`);
+      return 0;
+    }
+    config = loadConfig(args.flags, io.env);
+    if (args.command === 'healthcheck' && config.livenessPath === '') {
+      throw new ConfigError('healthcheck needs a liveness endpoint, but --liveness-path is empty');
+    }
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.stderr.write(`echo-server: ${err.message}\nRun "echo-server --help" for the list of settings.\n`);
+    return 2;
+  }
+
+  if (args.command === 'healthcheck') {
+    const result = await probe(config);
+    (result.ok ? io.stdout : io.stderr).write(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
+    return result.ok ? 0 : 1;
+  }
+
+  const logger: Logger = createLogger({
+    level: config.logLevel, format: config.logFormat,
+    ...(io.logDestination ? { destination: io.logDestination } : {}),
+  });
+  let server;
+  try {
+    server = await startServer(config, { logger, env: io.env });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    logger.fatal({ code: e.code }, `cannot listen on ${config.host} port ${config.port}: ${e.message}`);
+    await flush(logger);
+    return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
+  }
+  logger.info({ ...BUILD_INFO, listeners: [server.url], config: describeConfig(config) }, 'echo-server started');
+  io.onListening?.(server.url);
+
+  return new Promise<ExitCode>((resolve) => {
+    let signals = 0;
+    io.onSignal((signal) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        void flush(logger).then(() => resolve(1));
+        return;
+      }
+      logger.info({ signal, inFlight: server.app.inFlight, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
+      server.shutdown().then((drained) => {
+        if (drained) logger.info('shutdown complete');
+        else logger.warn({ inFlight: server.app.inFlight }, 'drain timeout: closed remaining connections');
+        return flush(logger).then(() => resolve(0));
+      }, (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        return flush(logger).then(() => resolve(1));
+      });
+    });
+  });
+}
+
+/** Waits (briefly) until buffered log lines are written, so the last lines survive exit. */
+function flush(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer); // an injected stream may not support flushing
+      resolve();
+    }
+  });
+}

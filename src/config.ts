@@ -1,0 +1,181 @@
+// All settings in one table: flag, environment twin, default, bounds and help.
+// Defaults are written once, as text, and go through the same parser as user input,
+// so `--help`, the README test and the running server can never disagree.
+import { isIP } from 'node:net';
+import { NetworkSet } from './addresses.ts';
+import {
+  ParseError, clip, parseBoolean, parseDuration, parseInteger, parseList, parseSize,
+} from './parse.ts';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface Config {
+  port: number;
+  host: string;
+  maxBodySize: number;
+  maxEchoBody: number;
+  maxHeaderSize: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  drainTimeoutMs: number;
+  trustedProxies: NetworkSet;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  accessLog: boolean;
+  logOpsRequests: boolean;
+  controls: boolean;
+  maxDelayMs: number;
+  maxGeneratedSize: number;
+  maxResponseHeaders: number;
+  healthControl: boolean;
+  identity: boolean;
+  metrics: boolean;
+  echoEnv: string[];
+  livenessPath: string;
+  readinessPath: string;
+  metricsPath: string;
+  versionPath: string;
+  healthcheckTimeoutMs: number;
+}
+
+export interface Setting<K extends keyof Config = keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  default: string;
+  help: string;
+  parse(text: string): Config[K];
+}
+
+type AnySetting = { [K in keyof Config]: Setting<K> }[keyof Config];
+
+const HOUR = 3_600_000;
+const GIB = 1024 ** 3;
+
+function oneOf<T extends string>(allowed: readonly T[]) {
+  return (text: string): T => {
+    const s = text.trim().toLowerCase() as T;
+    if (!allowed.includes(s)) throw new ParseError(`"${clip(text)}" is not one of ${allowed.join(', ')}`);
+    return s;
+  };
+}
+
+/** An endpoint path: absolute, no query, or empty to turn the endpoint off. */
+function endpointPath(text: string): string {
+  const s = text.trim();
+  if (s === '') return '';
+  if (!s.startsWith('/') || /[?#\s]/.test(s)) throw new ParseError(`"${clip(text)}" must be an absolute path such as /livez, or empty to disable`);
+  return s;
+}
+
+function bindAddress(text: string): string {
+  const s = text.trim();
+  if (s !== 'localhost' && isIP(s) === 0) throw new ParseError(`"${clip(text)}" is not an IP address (use :: for all, dual-stack)`);
+  return s;
+}
+
+const ENV_PATTERN = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
+
+function envPatterns(text: string): string[] {
+  const list = parseList(text);
+  for (const p of list) {
+    if (!ENV_PATTERN.test(p)) throw new ParseError(`"${clip(p)}" is not a variable name or pattern (letters, digits, _ and *)`);
+    if (p === '*') throw new ParseError('"*" would echo every variable, secrets included; list names or prefixes such as APP_*');
+  }
+  return list;
+}
+
+export const SETTINGS: readonly AnySetting[] = [
+  { key: 'port', flag: 'port', env: 'ECHO_PORT', default: '8080', help: 'TCP port of the HTTP listener (0 picks a free one)', parse: (t) => parseInteger(t, 0, 65535) },
+  { key: 'host', flag: 'host', env: 'ECHO_HOST', default: '::', help: 'bind address; :: listens on IPv4 and IPv6', parse: bindAddress },
+  { key: 'maxBodySize', flag: 'max-body-size', env: 'ECHO_MAX_BODY_SIZE', default: '10MiB', help: 'largest request body accepted (413 above)', parse: (t) => parseSize(t, GIB) },
+  { key: 'maxEchoBody', flag: 'max-echo-body', env: 'ECHO_MAX_ECHO_BODY', default: '64KiB', help: 'how much of the body is echoed; the rest is counted, not kept', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
+  { key: 'maxHeaderSize', flag: 'max-header-size', env: 'ECHO_MAX_HEADER_SIZE', default: '64KiB', help: 'largest request head, request line and headers (431 above)', parse: (t) => parseSize(t, 1024 ** 2) },
+  { key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'ECHO_HEADERS_TIMEOUT', default: '10s', help: 'time allowed to receive the request head (408 after)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
+  { key: 'logLevel', flag: 'log-level', env: 'ECHO_LOG_LEVEL', default: 'info', help: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) },
+  { key: 'logFormat', flag: 'log-format', env: 'ECHO_LOG_FORMAT', default: 'json', help: 'log format: json (one object per line) or text', parse: oneOf(LOG_FORMATS) },
+  { key: 'accessLog', flag: 'access-log', env: 'ECHO_ACCESS_LOG', default: 'true', help: 'log one line per request', parse: parseBoolean },
+  { key: 'logOpsRequests', flag: 'log-ops-requests', env: 'ECHO_LOG_OPS_REQUESTS', default: 'false', help: 'also log requests to the health, metrics and version endpoints', parse: parseBoolean },
+  { key: 'controls', flag: 'controls', env: 'ECHO_CONTROLS', default: 'true', help: 'honour the echo_* response controls', parse: parseBoolean },
+  { key: 'maxDelayMs', flag: 'max-delay', env: 'ECHO_MAX_DELAY', default: '30s', help: 'longest delay the delay control may ask for', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'maxGeneratedSize', flag: 'max-generated-size', env: 'ECHO_MAX_GENERATED_SIZE', default: '100MiB', help: 'largest body the size control may generate', parse: (t) => parseSize(t, 64 * GIB) },
+  { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add', parse: (t) => parseInteger(t, 0, 1000) },
+  { key: 'healthControl', flag: 'health-control', env: 'ECHO_HEALTH_CONTROL', default: 'false', help: 'let clients fail the health endpoints (failover tests)', parse: parseBoolean },
+  { key: 'identity', flag: 'identity', env: 'ECHO_IDENTITY', default: 'true', help: 'echo the server hostname and interface addresses', parse: parseBoolean },
+  { key: 'metrics', flag: 'metrics', env: 'ECHO_METRICS', default: 'true', help: 'collect and serve Prometheus metrics', parse: parseBoolean },
+  { key: 'echoEnv', flag: 'echo-env', env: 'ECHO_ECHO_ENV', default: '', help: 'environment variables to echo: names or prefixes like APP_* (none by default)', parse: envPatterns },
+  { key: 'livenessPath', flag: 'liveness-path', env: 'ECHO_LIVENESS_PATH', default: '/livez', help: 'liveness endpoint path (empty disables)', parse: endpointPath },
+  { key: 'readinessPath', flag: 'readiness-path', env: 'ECHO_READINESS_PATH', default: '/readyz', help: 'readiness endpoint path (empty disables)', parse: endpointPath },
+  { key: 'metricsPath', flag: 'metrics-path', env: 'ECHO_METRICS_PATH', default: '/metrics', help: 'Prometheus metrics path (empty disables)', parse: endpointPath },
+  { key: 'versionPath', flag: 'version-path', env: 'ECHO_VERSION_PATH', default: '/version', help: 'version and build info path (empty disables)', parse: endpointPath },
+  { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'how long `echo-server healthcheck` waits', parse: (t) => parseDuration(t, 60_000) },
+];
+
+/** A bad setting: names it, says why; the CLI turns it into exit status 2. */
+export class ConfigError extends Error {}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The defaults, parsed. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const config = {} as Record<keyof Config, unknown>;
+  for (const s of SETTINGS) config[s.key] = s.parse(s.default);
+  return { ...(config as unknown as Config), ...overrides };
+}
+
+/** Settings from environment variables and flags; flags win over the environment. */
+export function loadConfig(flags: ReadonlyMap<string, string>, env: Env): Config {
+  const config = defaultConfig() as unknown as Record<keyof Config, unknown>;
+  const known = new Set(SETTINGS.map((s) => s.flag));
+  for (const name of flags.keys()) {
+    if (!known.has(name)) throw new ConfigError(`unknown flag --${name} (see --help)`);
+  }
+  for (const s of SETTINGS) {
+    const fromFlag = flags.get(s.flag);
+    const fromEnv = env[s.env];
+    const [text, source] = fromFlag !== undefined ? [fromFlag, `--${s.flag}`] : [fromEnv, s.env];
+    if (text === undefined) continue;
+    try {
+      config[s.key] = s.parse(text);
+    } catch (err) {
+      if (err instanceof ParseError) throw new ConfigError(`invalid ${source}: ${err.message}`);
+      throw err;
+    }
+  }
+  const result = config as unknown as Config;
+  checkConsistency(result);
+  return result;
+}
+
+function checkConsistency(c: Config): void {
+  if (c.requestTimeoutMs > 0 && c.headersTimeoutMs > c.requestTimeoutMs) {
+    throw new ConfigError('invalid --headers-timeout: it must not exceed --request-timeout');
+  }
+  if (c.idleTimeoutMs > 0 && c.maxDelayMs >= c.idleTimeoutMs) {
+    throw new ConfigError('invalid --max-delay: it must be shorter than --idle-timeout, or delayed requests would be cut off');
+  }
+  const paths = [c.livenessPath, c.readinessPath, c.metricsPath, c.versionPath].filter((p) => p !== '');
+  if (new Set(paths).size !== paths.length) throw new ConfigError('invalid endpoint paths: liveness, readiness, metrics and version paths must differ');
+}
+
+/** The effective configuration as plain data, for the startup log line. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const v = c[s.key];
+    out[s.key] = v instanceof NetworkSet ? v.entries : v;
+  }
+  return out;
+}

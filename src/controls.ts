@@ -1,0 +1,141 @@
+// Response controls: what a client may ask of the response, on any path.
+// One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
+// (the query parameter wins when both are given). Every value goes through a bounded
+// parser; a bad one is a ControlError, which the app answers with 400.
+import { ParseError, clip, parseDuration, parseInteger, parseSize } from './parse.ts';
+
+export const QUERY_PREFIX = 'echo_';
+export const HEADER_PREFIX = 'x-echo-';
+
+export type HealthAction = 'fail' | 'fail-once' | 'ok';
+
+export interface StatusChoice {
+  code: number;
+  weight: number;
+}
+
+export interface Controls {
+  /** Final status, or a weighted random choice among several. */
+  status: StatusChoice[] | null;
+  delayMs: number;
+  headers: [string, string][];
+  /** Generate a body of this many bytes instead of the echo. */
+  size: number | null;
+  health: HealthAction | null;
+}
+
+export interface ControlLimits {
+  maxDelayMs: number;
+  maxGeneratedSize: number;
+  maxResponseHeaders: number;
+}
+
+export class ControlError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Raw control values by name (without prefix), each with the name the client used. */
+export type ControlInput = Map<string, { source: string; values: string[] }>;
+
+export function addControlInput(input: ControlInput, name: string, source: string, value: string): void {
+  const entry = input.get(name);
+  if (entry === undefined) input.set(name, { source, values: [value] });
+  else entry.values.push(value);
+}
+
+const KNOWN = new Set(['status', 'delay', 'header', 'size', 'health', 'format']);
+
+export function parseControls(input: ControlInput, limits: ControlLimits): Controls {
+  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
+  for (const [name, { source, values }] of input) {
+    if (!KNOWN.has(name)) throw new ControlError(`unknown control ${source}; known: ${[...KNOWN].map((k) => QUERY_PREFIX + k).join(', ')}`);
+    const first = values[0]!;
+    try {
+      switch (name) {
+        case 'status': controls.status = parseStatus(first); break;
+        case 'delay': controls.delayMs = parseDuration(first, limits.maxDelayMs); break;
+        case 'size': controls.size = parseSize(first, limits.maxGeneratedSize); break;
+        case 'health': controls.health = parseHealth(first); break;
+        case 'header':
+          if (values.length > limits.maxResponseHeaders) throw new ParseError(`at most ${limits.maxResponseHeaders} headers may be set`);
+          controls.headers = values.map(parseHeader);
+          break;
+        default: break; // format is read by the renderer choice
+      }
+    } catch (err) {
+      if (err instanceof ParseError) throw new ControlError(`invalid ${source}: ${err.message}`);
+      throw err;
+    }
+  }
+  return controls;
+}
+
+/** Interim codes Node can send before the final response. */
+export const INTERIM_CODES = new Set([100, 102, 103]);
+const MAX_CHOICES = 20;
+
+/** `503`, or a weighted choice such as `200:3,503:1`. */
+export function parseStatus(text: string): StatusChoice[] {
+  const parts = text.split(',');
+  if (parts.length > MAX_CHOICES) throw new ParseError(`at most ${MAX_CHOICES} choices`);
+  return parts.map((part) => {
+    const [codeText = '', weightText] = part.split(':');
+    const code = parseInteger(codeText, 100, 599);
+    if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
+    const weight = weightText === undefined ? 1 : parseInteger(weightText, 1, 1000);
+    return { code, weight };
+  });
+}
+
+/** Pick a status from weighted choices; `random` returns [0, 1). */
+export function pickStatus(choices: readonly StatusChoice[], random: () => number): number {
+  if (choices.length === 1) return choices[0]!.code;
+  let total = 0;
+  for (const c of choices) total += c.weight;
+  let r = random() * total;
+  for (const c of choices) {
+    r -= c.weight;
+    if (r < 0) return c.code;
+  }
+  return choices[choices.length - 1]!.code;
+}
+
+function parseHealth(text: string): HealthAction {
+  const s = text.trim().toLowerCase();
+  if (s === 'fail' || s === 'fail-once' || s === 'ok') return s;
+  throw new ParseError(`"${clip(text)}" is not one of fail, fail-once, ok`);
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const SAFE_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Headers no client may set: framing and connection headers would corrupt the
+ * exchange, and content-type / sniffing / CSP / cookies / refresh would let a
+ * link make this origin serve attacker-chosen active content or state.
+ */
+export const FORBIDDEN_HEADERS = new Set([
+  'content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive',
+  'upgrade', 'te', 'trailer', 'x-content-type-options', 'content-security-policy',
+  'content-security-policy-report-only', 'set-cookie', 'refresh', 'x-request-id', 'date',
+]);
+
+/** `Name: value`. A Location must be a same-origin path, so no open redirect. */
+export function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new ParseError(`"${clip(text)}" is not of the form Name: value`);
+  const name = text.slice(0, colon).trim();
+  const value = text.slice(colon + 1).trim();
+  if (!TOKEN.test(name)) throw new ParseError(`"${clip(name)}" is not a valid header name`);
+  if (!SAFE_VALUE.test(value) || value.length > 4096) throw new ParseError(`the value of ${clip(name)} has control characters or is longer than 4096`);
+  const lower = name.toLowerCase();
+  if (FORBIDDEN_HEADERS.has(lower)) throw new ParseError(`${name} cannot be set by a client`);
+  if (lower === 'location' && (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\'))) {
+    throw new ParseError('Location must be a path on this server, such as /next');
+  }
+  return [name, value];
+}

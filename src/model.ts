@@ -1,0 +1,172 @@
+// The request model: what arrived, independent of the transport that carried it.
+// Listeners fill a RequestInfo; renderers only ever see the Echo built from it.
+import { isUtf8 } from 'node:buffer';
+import { resolveClient, type ClientInfo } from './client-ip.ts';
+import { formatHostPort, normalizeIp, type NetworkSet } from './addresses.ts';
+import type { Identity } from './identity.ts';
+
+/** A body as read: the first bytes kept for the echo, and the real count. */
+export interface BodyResult {
+  bytes: number;
+  kept: Buffer;
+  truncated: boolean;
+}
+
+export const EMPTY_BODY: BodyResult = Object.freeze({ bytes: 0, kept: Buffer.alloc(0), truncated: false });
+
+export interface RequestInfo {
+  remoteAddress: string;
+  remotePort: number | undefined;
+  method: string;
+  /** The request target exactly as sent. */
+  uri: string;
+  /** `HTTP/1.1`, `HTTP/2.0`, ... */
+  proto: string;
+  /** Flat [name, value, name, value, ...] in the order and letter case received. */
+  rawHeaders: readonly string[];
+  /** The declared Content-Length, or -1 when unknown (chunked); 0 without a body. */
+  contentLength: number;
+  body: BodyResult;
+  requestId: string;
+}
+
+export interface EchoBody {
+  bytes: number;
+  truncated: boolean;
+  encoding: 'utf8' | 'base64';
+  data: string;
+}
+
+/** The echo: stable, documented field names (see README, "JSON fields"). */
+export interface Echo {
+  remoteAddr: string;
+  method: string;
+  requestURI: string;
+  proto: string;
+  contentLength: number;
+  headers: Record<string, string[]>;
+  rawHeaders: [string, string][];
+  path: string;
+  query: Record<string, string[]>;
+  cookies: Record<string, string>;
+  body: EchoBody;
+  client: ClientInfo;
+  requestId: string;
+  server: Identity | null;
+  env: Record<string, string> | null;
+}
+
+export interface EchoContext {
+  trustedProxies: NetworkSet;
+  identity: Identity | null;
+  env: Record<string, string> | null;
+}
+
+export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
+  const headers: Record<string, string[]> = {};
+  const rawHeaders: [string, string][] = [];
+  let forwarded: string | null = null;
+  let xForwardedFor: string | null = null;
+  let xRealIp: string | null = null;
+  let cookie: string | null = null;
+  const raw = info.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    rawHeaders.push([name, value]);
+    (headers[name] ??= []).push(value);
+    // Only names of the right length are lower-cased: most headers skip the work.
+    const len = name.length;
+    if (len === 6 || len === 9 || len === 15) {
+      const lower = name.toLowerCase();
+      if (lower === 'cookie') cookie = join(cookie, value, '; ');
+      else if (lower === 'forwarded') forwarded = join(forwarded, value, ', ');
+      else if (lower === 'x-real-ip') xRealIp ??= value;
+      else if (lower === 'x-forwarded-for') xForwardedFor = join(xForwardedFor, value, ', ');
+    }
+  }
+  const { path, query } = splitTarget(info.uri);
+  return {
+    remoteAddr: formatHostPort(normalizeIp(info.remoteAddress), info.remotePort),
+    method: info.method,
+    requestURI: info.uri,
+    proto: info.proto,
+    contentLength: info.contentLength,
+    headers,
+    rawHeaders,
+    path,
+    query,
+    cookies: cookie === null ? {} : parseCookies(cookie),
+    body: describeBody(info.body),
+    client: resolveClient(info.remoteAddress, { forwarded, xForwardedFor, xRealIp }, ctx.trustedProxies),
+    requestId: info.requestId,
+    server: ctx.identity,
+    env: ctx.env,
+  };
+}
+
+function join(prev: string | null, value: string, sep: string): string {
+  return prev === null ? value : prev + sep + value;
+}
+
+/** Path (percent-decoded where valid) and query of a request target, origin- or absolute-form. */
+export function splitTarget(uri: string): { path: string; query: Record<string, string[]> } {
+  let target = uri;
+  if (!target.startsWith('/')) {
+    try {
+      const u = new URL(target);
+      target = u.pathname + u.search;
+    } catch {
+      return { path: uri, query: {} }; // asterisk-form (OPTIONS *) or authority-form (CONNECT)
+    }
+  }
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  const query: Record<string, string[]> = {};
+  if (q >= 0) {
+    for (const [k, v] of new URLSearchParams(target.slice(q + 1))) (query[k] ??= []).push(v);
+  }
+  let path = rawPath;
+  if (rawPath.includes('%')) {
+    try { path = decodeURIComponent(rawPath); } catch { /* keep it as sent */ }
+  }
+  return { path, query };
+}
+
+export function parseCookies(header: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (name === '' || Object.hasOwn(out, name)) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** UTF-8 text when the bytes are text, base64 otherwise. */
+export function describeBody(body: BodyResult): EchoBody {
+  const { kept } = body;
+  if (kept.length === 0) return { bytes: body.bytes, truncated: body.truncated, encoding: 'utf8', data: '' };
+  const end = body.truncated ? completeUtf8End(kept) : kept.length;
+  const text = kept.subarray(0, end);
+  if (isUtf8(text) && !text.includes(0)) {
+    return { bytes: body.bytes, truncated: body.truncated, encoding: 'utf8', data: text.toString('utf8') };
+  }
+  return { bytes: body.bytes, truncated: body.truncated, encoding: 'base64', data: kept.toString('base64') };
+}
+
+/** Where a cut buffer ends without splitting a multi-byte UTF-8 sequence. */
+function completeUtf8End(buf: Buffer): number {
+  for (let back = 1; back <= 3 && back <= buf.length; back++) {
+    const b = buf[buf.length - back]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: look further back
+    if (b < 0x80) return buf.length;
+    const len = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+    return len > back ? buf.length - back : buf.length;
+  }
+  return buf.length;
+}

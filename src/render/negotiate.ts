@@ -1,0 +1,86 @@
+// Choose a rendering from the Accept header (with q-values), or from the explicit
+// echo_format override. Results are cached per distinct Accept value, because
+// load generators send the same one millions of times.
+import { HTML_TYPE, renderHtml } from './html.ts';
+import { JSON_TYPE, renderJson } from './json.ts';
+import { TEXT_TYPE, renderText } from './text.ts';
+import type { Echo } from '../model.ts';
+
+export type Format = 'text' | 'json' | 'html';
+export const FORMATS: readonly Format[] = ['text', 'json', 'html'];
+
+export interface Renderer {
+  contentType: string;
+  render(e: Echo): string;
+}
+
+export const RENDERERS: Record<Format, Renderer> = {
+  text: { contentType: TEXT_TYPE, render: renderText },
+  json: { contentType: JSON_TYPE, render: renderJson },
+  html: { contentType: HTML_TYPE, render: renderHtml },
+};
+
+/** Media ranges each format answers to, most specific first. */
+const MEDIA: [Format, string][] = [
+  ['text', 'text/plain'], ['json', 'application/json'], ['html', 'text/html'], ['html', 'application/xhtml+xml'],
+];
+
+const cache = new Map<string, Format>();
+const CACHE_LIMIT = 256;
+
+export function negotiate(accept: string | undefined): Format {
+  if (accept === undefined || accept === '' || accept === '*/*') return 'text';
+  const hit = cache.get(accept);
+  if (hit !== undefined) return hit;
+  const chosen = choose(accept);
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(accept, chosen);
+  return chosen;
+}
+
+/**
+ * Highest q wins; at equal q an exact media type beats `type/*`, which beats `*\/*`;
+ * then the earlier entry in the header wins. Without a usable match: text.
+ */
+function choose(accept: string): Format {
+  let best: Format = 'text';
+  let bestQ = 0;
+  let bestSpecificity = -1;
+  for (const part of accept.slice(0, 4096).split(',')) {
+    const [rangeRaw = '', ...params] = part.split(';');
+    const range = rangeRaw.trim().toLowerCase();
+    let q = 1;
+    for (const p of params) {
+      const [k, v] = p.split('=');
+      if (k?.trim().toLowerCase() === 'q' && v !== undefined) {
+        const n = Number(v.trim());
+        q = Number.isFinite(n) ? Math.min(Math.max(n, 0), 1) : 0;
+      }
+    }
+    if (q <= 0) continue;
+    const match = matchRange(range);
+    if (match === null) continue;
+    const [format, specificity] = match;
+    if (q > bestQ || (q === bestQ && specificity > bestSpecificity)) {
+      best = format;
+      bestQ = q;
+      bestSpecificity = specificity;
+    }
+  }
+  return best;
+}
+
+function matchRange(range: string): [Format, number] | null {
+  if (range === '*/*') return ['text', 0];
+  for (const [format, media] of MEDIA) {
+    if (range === media) return [format, 2];
+  }
+  if (range === 'text/*') return ['text', 1];
+  if (range === 'application/*') return ['json', 1];
+  return null;
+}
+
+export function parseFormat(text: string): Format | null {
+  const s = text.trim().toLowerCase();
+  return (FORMATS as readonly string[]).includes(s) ? (s as Format) : null;
+}

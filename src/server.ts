@@ -1,0 +1,47 @@
+// The library entry point: build a server from a Config and injected side effects.
+import { createApp, type App } from './app.ts';
+import type { Config, Env } from './config.ts';
+import { readIdentity, type Identity } from './identity.ts';
+import { listen, type Listener } from './listener.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+
+export interface ServerDeps {
+  logger?: Logger;
+  random?: () => number;
+  identity?: Identity;
+  env?: Env;
+}
+
+export interface EchoServer {
+  app: App;
+  listener: Listener;
+  logger: Logger;
+  url: string;
+  /** Graceful stop: readiness fails, no new connections, in-flight requests drain. */
+  shutdown(): Promise<boolean>;
+}
+
+export async function startServer(config: Config, deps: ServerDeps = {}): Promise<EchoServer> {
+  const logger = deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const metrics = config.metrics ? createMetrics() : null;
+  const app = createApp(config, {
+    logger,
+    metrics,
+    random: deps.random ?? Math.random,
+    identity: config.identity ? (deps.identity ?? readIdentity()) : null,
+    env: deps.env ?? {},
+  });
+  const listener = await listen(app, config, { logger, metrics });
+  let stopping: Promise<boolean> | undefined;
+  return {
+    app,
+    listener,
+    logger,
+    url: listener.url,
+    shutdown() {
+      app.health.beginDrain();
+      return (stopping ??= listener.shutdown(config.drainTimeoutMs));
+    },
+  };
+}
