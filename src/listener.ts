@@ -33,6 +33,9 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   front.on('drop', (data?: { remoteAddress?: string }) => deps.logger.warn({ peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached'));
 
   const address = await bind(front, config.port, config.host);
+  // node:http starts its connection tracking (headers/request timeouts, idle
+  // connection closing) on 'listening'. The front owns the port, so tell it here.
+  http.emit('listening');
   const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
   return {
     address,
@@ -47,6 +50,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       ]);
       clearTimeout(timer);
       http.closeAllConnections();
+      http.close(); // stops node:http's connection checker
       return drained;
     },
   };

@@ -1,0 +1,73 @@
+// Test helpers: a real server on an ephemeral loopback port, real clients.
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { defaultConfig, type Config } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { startServer, type EchoServer, type ServerDeps } from '../src/server.ts';
+
+/** Collects log lines as parsed objects. */
+export class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    done();
+  }
+  messages(msg: string): Record<string, unknown>[] {
+    return this.lines.filter((l) => l.msg === msg);
+  }
+}
+
+export interface TestServer {
+  server: EchoServer;
+  url: string;
+  port: number;
+  logs: LogCapture;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(overrides: Partial<Config> = {}, deps: ServerDeps = {}): Promise<TestServer> {
+  const config = defaultConfig({ port: 0, host: '127.0.0.1', ...overrides });
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'info', format: 'json', destination: logs });
+  const server = await startServer(config, { logger, identity: { hostname: 'test-host', addresses: ['192.0.2.10'] }, ...deps });
+  return {
+    server,
+    url: server.url,
+    port: server.listener.address.port,
+    logs,
+    close: async () => { await server.shutdown(); },
+  };
+}
+
+/** Sends raw bytes over TCP and returns everything received until the server closes or `waitMs` passes. */
+export function rawRequest(port: number, payload: string | Buffer, waitMs = 2000, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => socket.destroy(), waitMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1'));
+      else reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+    socket.write(payload);
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` returns true, or fails after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from '../helpers.ts';
+
+describe('response controls', () => {
+  let t: TestServer;
+  let nextRandom = 0;
+  before(async () => {
+    t = await startTestServer({ maxDelayMs: 2000, maxGeneratedSize: 8 * 1024 * 1024, maxResponseHeaders: 3, healthControl: true }, { random: () => nextRandom });
+  });
+  after(() => t.close());
+
+  it('sets the status by query parameter or header, on any path', async () => {
+    assert.equal((await fetch(`${t.url}/a/b?echo_status=418`)).status, 418);
+    assert.equal((await fetch(`${t.url}/c`, { headers: { 'X-Echo-Status': '503' } })).status, 503);
+  });
+
+  it('prefers the query parameter over the header', async () => {
+    assert.equal((await fetch(`${t.url}/?echo_status=201`, { headers: { 'X-Echo-Status': '503' } })).status, 201);
+  });
+
+  it('picks a weighted random status', async () => {
+    nextRandom = 0.1;
+    assert.equal((await fetch(`${t.url}/?echo_status=200:3,503:1`)).status, 200);
+    nextRandom = 0.9;
+    assert.equal((await fetch(`${t.url}/?echo_status=200:3,503:1`)).status, 503);
+  });
+
+  it('sends 1xx codes as interim responses before the echo', async () => {
+    const res = await fetch(`${t.url}/?echo_status=103`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /^Method: GET$/m);
+  });
+
+  it('delays the answer', async () => {
+    const start = performance.now();
+    const res = await fetch(`${t.url}/?echo_delay=300ms`);
+    assert.equal(res.status, 200);
+    assert.ok(performance.now() - start >= 290, 'answer came no sooner than asked');
+  });
+
+  it('adds response headers, repeatable', async () => {
+    const res = await fetch(`${t.url}/?echo_header=X-One:%201&echo_header=Cache-Tag:%20a`, { headers: { 'X-Echo-Header': 'X-Two: 2' } });
+    assert.equal(res.headers.get('x-one'), '1');
+    assert.equal(res.headers.get('cache-tag'), 'a');
+    assert.equal(res.headers.get('x-two'), null, 'the query set the header control, so the header is not mixed in');
+    const h = await fetch(`${t.url}/`, { headers: { 'X-Echo-Header': 'X-Two: 2' } });
+    assert.equal(h.headers.get('x-two'), '2');
+  });
+
+  it('composes status, delay and headers', async () => {
+    const res = await fetch(`${t.url}/x?echo_status=202&echo_delay=10ms&echo_header=X-A:b&echo_format=json`);
+    assert.equal(res.status, 202);
+    assert.equal(res.headers.get('x-a'), 'b');
+    assert.equal((await res.json() as { path: string }).path, '/x');
+  });
+
+  it('streams a generated body of the asked size', async () => {
+    const res = await fetch(`${t.url}/?echo_size=5MiB`);
+    assert.equal(res.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(res.headers.get('content-length'), String(5 * 1024 * 1024));
+    const buf = new Uint8Array(await res.arrayBuffer());
+    assert.equal(buf.length, 5 * 1024 * 1024);
+  });
+
+  it('answers out-of-range and malformed controls with 400 naming the parameter', async () => {
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['/?echo_status=600', {}, /invalid echo_status: 600 is out of range 100\.\.599/],
+      ['/?echo_status=abc', {}, /invalid echo_status/],
+      ['/?echo_delay=1h', {}, /invalid echo_delay: 1h exceeds the maximum of 2s/],
+      ['/?echo_size=1GiB', {}, /invalid echo_size/],
+      ['/', { 'X-Echo-Delay': 'soon' }, /invalid X-Echo-Delay: "soon" is not a duration/],
+      ['/?echo_header=Content-Type:text/html', {}, /invalid echo_header: Content-Type cannot be set by a client/],
+      ['/?echo_header=A:1&echo_header=B:2&echo_header=C:3&echo_header=D:4', {}, /at most 3 headers/],
+      ['/?echo_nope=1', {}, /unknown control echo_nope/],
+    ];
+    for (const [path, headers, message] of cases) {
+      const res = await fetch(t.url + path, { headers });
+      assert.equal(res.status, 400, path);
+      assert.equal(res.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.match(await res.text(), message);
+    }
+    assert.equal((await fetch(t.url)).status, 200, 'still serving');
+  });
+
+  it('can never make the server reflect content as HTML, script or SVG', async () => {
+    const attempts = [
+      '/?echo_header=Content-Type:%20text/html',
+      '/?echo_header=content-type:image/svg%2Bxml',
+      '/?echo_header=X-Content-Type-Options:%20none',
+      '/?echo_header=Content-Security-Policy:%20default-src%20*',
+      '/?echo_format=html&echo_header=Content-Type:application/javascript',
+    ];
+    for (const path of attempts) {
+      const res = await fetch(t.url + path);
+      assert.equal(res.status, 400, path);
+      assert.match(res.headers.get('content-type')!, /^text\/plain/);
+    }
+    const body = '<script>alert(1)</script>';
+    const res = await fetch(`${t.url}/?echo_format=html`, { method: 'POST', body, headers: { 'content-type': 'text/html' } });
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.ok(!(await res.text()).includes(body));
+  });
+
+  it('fails the health endpoints once, or until told otherwise', async () => {
+    assert.equal((await fetch(`${t.url}/livez`)).status, 200);
+    await fetch(`${t.url}/?echo_health=fail-once`);
+    assert.equal((await fetch(`${t.url}/livez`)).status, 503);
+    assert.equal((await fetch(`${t.url}/livez`)).status, 200);
+    await fetch(`${t.url}/`, { headers: { 'X-Echo-Health': 'fail' } });
+    assert.equal((await fetch(`${t.url}/livez`)).status, 503);
+    assert.equal((await fetch(`${t.url}/readyz`)).status, 503);
+    assert.equal((await fetch(`${t.url}/livez`)).status, 503);
+    await fetch(`${t.url}/?echo_health=ok`);
+    assert.equal((await fetch(`${t.url}/livez`)).status, 200);
+    assert.equal((await fetch(`${t.url}/readyz`)).status, 200);
+  });
+});
+
+describe('controls switched off', () => {
+  it('ignores controls when the operator disables them, but still echoes them', async () => {
+    const t = await startTestServer({ controls: false });
+    try {
+      const res = await fetch(`${t.url}/?echo_status=503&echo_delay=abc`, { headers: { 'X-Echo-Status': '500' } });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /echo_status/);
+      assert.match(text, /"X-Echo-Status":\["500"\]/);
+      assert.equal((await fetch(`${t.url}/?echo_format=json`)).headers.get('content-type'), 'application/json; charset=utf-8', 'format is not a control');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses the health control unless the operator enables it', async () => {
+    const t = await startTestServer();
+    try {
+      const res = await fetch(`${t.url}/?echo_health=fail`);
+      assert.equal(res.status, 403);
+      assert.match(await res.text(), /--health-control/);
+      assert.equal((await fetch(`${t.url}/livez`)).status, 200);
+    } finally {
+      await t.close();
+    }
+  });
+});

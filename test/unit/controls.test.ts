@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/controls.ts';
+
+const limits = { maxDelayMs: 1000, maxGeneratedSize: 1024, maxResponseHeaders: 2 };
+
+function input(pairs: [string, string][]): ControlInput {
+  const m: ControlInput = new Map();
+  for (const [k, v] of pairs) addControlInput(m, k, `echo_${k}`, v);
+  return m;
+}
+
+describe('controls', () => {
+  it('parses every control', () => {
+    const c = parseControls(input([['status', '418'], ['delay', '20ms'], ['header', 'X-A: 1'], ['size', '1KiB'], ['health', 'fail-once']]), limits);
+    assert.deepEqual(c.status, [{ code: 418, weight: 1 }]);
+    assert.equal(c.delayMs, 20);
+    assert.deepEqual(c.headers, [['X-A', '1']]);
+    assert.equal(c.size, 1024);
+    assert.equal(c.health, 'fail-once');
+  });
+
+  const bad: [string, [string, string][], RegExp][] = [
+    ['status below range', [['status', '99']], /echo_status: 99 is out of range 100\.\.599/],
+    ['status above range', [['status', '600']], /out of range/],
+    ['status not a number', [['status', 'abc']], /not a whole number/],
+    ['101 cannot be final', [['status', '101']], /only 100, 102 and 103/],
+    ['weight zero', [['status', '200:0']], /out of range 1\.\.1000/],
+    ['delay above max', [['delay', '2s']], /echo_delay: 2s exceeds the maximum of 1s/],
+    ['size above max', [['size', '2KiB']], /echo_size: 2KiB exceeds/],
+    ['too many headers', [['header', 'A: 1'], ['header', 'B: 2'], ['header', 'C: 3']], /at most 2 headers/],
+    ['health word', [['health', 'explode']], /not one of fail, fail-once, ok/],
+    ['unknown control', [['colour', 'red']], /unknown control echo_colour/],
+  ];
+  for (const [name, pairs, message] of bad) {
+    it(`rejects ${name}`, () => assert.throws(() => parseControls(input(pairs), limits), (e: Error) => e instanceof ControlError && message.test(e.message)));
+  }
+
+  it('parses weighted status choices', () => {
+    assert.deepEqual(parseStatus('200:3,503:1'), [{ code: 200, weight: 3 }, { code: 503, weight: 1 }]);
+  });
+
+  it('picks by weight', () => {
+    const choices = parseStatus('200:3,503:1');
+    assert.equal(pickStatus(choices, () => 0), 200);
+    assert.equal(pickStatus(choices, () => 0.74), 200);
+    assert.equal(pickStatus(choices, () => 0.75), 503);
+    assert.equal(pickStatus(choices, () => 0.9999), 503);
+  });
+
+  const forbidden = ['Content-Type: text/html', 'content-length: 5', 'Set-Cookie: a=b', 'Transfer-Encoding: chunked',
+    'Content-Security-Policy: none', 'X-Content-Type-Options: sniff', 'Refresh: 0;url=https://evil.example'];
+  for (const h of forbidden) {
+    it(`refuses to set ${h.split(':')[0]}`, () => assert.throws(() => parseHeader(h), /cannot be set by a client/));
+  }
+  it('allows only same-origin Location', () => {
+    assert.deepEqual(parseHeader('Location: /next'), ['Location', '/next']);
+    assert.throws(() => parseHeader('Location: https://evil.example/'), /path on this server/);
+    assert.throws(() => parseHeader('Location: //evil.example/'), /path on this server/);
+  });
+  it('refuses malformed headers', () => {
+    assert.throws(() => parseHeader('no colon'), /Name: value/);
+    assert.throws(() => parseHeader('Bad Name: x'), /not a valid header name/);
+    assert.throws(() => parseHeader('X-A: a\u0000b'), /control characters/);
+  });
+});
