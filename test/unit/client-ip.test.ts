@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NetworkSet } from '../../src/addresses.ts';
-import { forwardedFor, hopAddress, resolveClient } from '../../src/client-ip.ts';
+import { forwardedFor, hopAddress, resolveClient, type ForwardingHeaders } from '../../src/client-ip.ts';
 
 const trusted = new NetworkSet(['10.0.0.0/8', 'loopback']);
-const none = { forwarded: null, xForwardedFor: null, xRealIp: null };
+const none: ForwardingHeaders = { forwarded: null, xForwardedFor: null, xRealIp: null };
 
 describe('client IP resolution', () => {
-  const cases: { name: string; peer: string; h: Partial<typeof none>; set?: NetworkSet; ip: string; source: string }[] = [
+  const cases: { name: string; peer: string; h: Partial<ForwardingHeaders>; set?: NetworkSet; ip: string; source: string }[] = [
     { name: 'no proxy headers', peer: '203.0.113.5', h: {}, ip: '203.0.113.5', source: 'peer' },
     { name: 'mapped IPv4 peer', peer: '::ffff:203.0.113.5', h: {}, ip: '203.0.113.5', source: 'peer' },
     { name: 'untrusted peer cannot spoof XFF', peer: '203.0.113.5', h: { xForwardedFor: '1.2.3.4' }, ip: '203.0.113.5', source: 'peer' },

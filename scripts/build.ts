@@ -1,0 +1,50 @@
+// Production build: one bundled ES module with every dependency inside, so the
+// image needs no node_modules. Flags: --outfile <path>, --no-minify, --sourcemap,
+// --metafile (prints what the bundle is made of).
+import { execFileSync } from 'node:child_process';
+import { build, analyzeMetafile } from 'esbuild';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const outIndex = args.indexOf('--outfile');
+const outfile = outIndex >= 0 ? args[outIndex + 1]! : 'dist/echo-server.mjs';
+const known = new Set(['--outfile', outfile, '--no-minify', '--sourcemap', '--metafile']);
+const unknown = args.filter((a) => !known.has(a));
+if (unknown.length > 0) {
+  console.error(`build: unknown argument(s) ${unknown.join(' ')}`);
+  process.exit(2);
+}
+
+/** Build metadata: from the environment (the image build passes it), else from git. */
+function fromGit(gitArgs: string[]): string {
+  try {
+    return execFileSync('git', gitArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+const commit = process.env.COMMIT_HASH ?? fromGit(['rev-parse', 'HEAD']);
+const created = process.env.CREATED_DATE ?? fromGit(['show', '-s', '--format=%cI', 'HEAD']);
+
+const result = await build({
+  entryPoints: ['src/main.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  target: 'node22',
+  format: 'esm',
+  minify: !flag('--no-minify'),
+  sourcemap: flag('--sourcemap'),
+  metafile: true,
+  legalComments: 'linked',
+  define: {
+    __BUILD_COMMIT__: JSON.stringify(commit),
+    __BUILD_DATE__: JSON.stringify(created),
+  },
+  // CommonJS dependencies (pino, prom-client) call require() for Node built-ins.
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
+if (flag('--metafile')) console.log(await analyzeMetafile(result.metafile));
+const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+console.log(`built ${outfile} (${(bytes / 1024).toFixed(0)} KiB, commit ${commit || 'unknown'})`);

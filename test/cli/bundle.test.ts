@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { waitFor } from '../helpers.ts';
+
+const run = promisify(execFile);
+
+describe('production bundle', () => {
+  it('builds one self-contained file that serves and reports its build', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'echo-bundle-'));
+    try {
+      const outfile = join(dir, 'echo-server.mjs');
+      await run(process.execPath, ['scripts/build.ts', '--outfile', outfile], { env: { ...process.env, COMMIT_HASH: 'abc123', CREATED_DATE: '2026-01-02T03:04:05Z' } });
+      // Run from an empty directory: nothing from node_modules can be reached.
+      const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      try {
+        await waitFor(() => out.includes('echo-server started'), 10_000);
+        const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
+        const version = await (await fetch(`${url}/version`)).json() as Record<string, unknown>;
+        assert.equal(version.commit, 'abc123');
+        assert.equal(version.created, '2026-01-02T03:04:05Z');
+        assert.match(await (await fetch(url)).text(), /^Proto: HTTP\/1\.1$/m);
+      } finally {
+        child.kill('SIGTERM');
+        assert.equal((await once(child, 'exit'))[0], 0);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

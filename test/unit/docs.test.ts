@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { SETTINGS } from '../../src/config.ts';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+describe('README', () => {
+  it('documents every setting with its environment twin and true default', () => {
+    for (const s of SETTINGS) {
+      const def = s.default === '' ? '(empty)' : `\`${s.default}\``;
+      assert.ok(readme.includes(`| \`--${s.flag}\` | \`${s.env}\` | ${def} |`), `README row for --${s.flag}`);
+    }
+  });
+  it('starts with the set-up and test commands', () => {
+    assert.match(readme, /npm ci && npm start/);
+    assert.match(readme, /^npm test /m);
+  });
+});
