@@ -1,0 +1,100 @@
+# echo-server production image.
+#
+#   deps -> lint -> test -> build      (builder: Node 24 with npm and a shell)
+#   users                              (passwd/group with the unprivileged user)
+#   final                              (runtime: no shell, no npm, no curl)
+#
+# Each builder stage starts FROM the previous one, so the final image cannot be
+# produced without lint and tests having passed: BuildKit cannot skip them.
+# Build with `npm run image` (fills the label arguments from git and package.json);
+# `npm run image -- --airgap` builds against locally produced base images.
+
+ARG BUILDER_IMAGE=node:24-trixie-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
+
+FROM ${RUNTIME_IMAGE} AS runtime-base
+
+# --- dependencies: only the manifest and lockfile, so edits elsewhere keep this layer
+FROM ${BUILDER_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+# The npm cache survives between builds. A CA bundle for a TLS-intercepting proxy
+# can be passed as the optional secret `npm_ca`; it never lands in a layer.
+RUN --mount=type=cache,target=/root/.npm,sharing=locked \
+    --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi; \
+    npm ci --no-audit --no-fund --loglevel=warn
+
+# --- type check and lint (the article's `go vet`)
+FROM deps AS lint
+COPY tsconfig.json eslint.config.js ./
+COPY scripts/build.ts ./scripts/
+COPY src ./src
+COPY test ./test
+ARG LINT_FLAGS=""
+RUN npm run --silent lint -- $LINT_FLAGS
+
+# --- tests (the article's `go test`): a failing test fails the build
+FROM lint AS test
+ARG TEST_FLAGS=""
+RUN npm run --silent test:code -- $TEST_FLAGS
+
+# --- the production bundle (the article's `go build`)
+FROM test AS build
+ARG BUILD_FLAGS=""
+ARG COMMIT_HASH=""
+ARG CREATED_DATE=""
+RUN COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- $BUILD_FLAGS
+
+# --- passwd and group: the runtime base's entries plus the unprivileged user
+FROM ${BUILDER_IMAGE} AS users
+ARG UID=8080
+ARG USER=docker-app
+COPY --from=runtime-base /etc/passwd /etc/group /out/etc/
+RUN case "$UID" in ''|*[!0-9]*) echo "UID must be numeric, got '$UID'" >&2; exit 1;; esac; \
+    case "$USER" in ''|*[!a-z0-9_-]*) echo "USER must match [a-z0-9_-]+, got '$USER'" >&2; exit 1;; esac; \
+    echo "${USER}:x:${UID}:${UID}:echo-server:/nonexistent:/sbin/nologin" >> /out/etc/passwd; \
+    echo "${USER}:x:${UID}:" >> /out/etc/group
+
+# --- runtime
+FROM runtime-base
+ARG RUNTIME_IMAGE
+ARG UID=8080
+ARG PORT=8080
+ARG VERSION=""
+ARG ENVIRONMENT="production"
+ARG BRANCH=""
+ARG COMMIT_HASH=""
+ARG CREATED_DATE=""
+
+COPY --from=users /out/etc/passwd /out/etc/group /etc/
+# Owned by root and read-only to the server's user: it cannot change its own code.
+COPY --from=build /src/dist/echo-server.mjs /app/echo-server.mjs
+
+ENV NODE_ENV=production \
+    ECHO_PORT=${PORT}
+EXPOSE ${PORT}
+WORKDIR /app
+# Numeric UID:GID, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
+USER ${UID}:${UID}
+STOPSIGNAL SIGTERM
+# The server probes itself: no curl, no shell. The article's timings.
+HEALTHCHECK --interval=30s --timeout=30s --start-period=5s --retries=3 \
+    CMD ["/nodejs/bin/node", "/app/echo-server.mjs", "healthcheck"]
+# node is PID 1 and receives SIGTERM itself; never started through npm or a shell.
+ENTRYPOINT ["/nodejs/bin/node", "/app/echo-server.mjs"]
+
+LABEL org.opencontainers.image.title="echo-server" \
+      org.opencontainers.image.description="A production-grade HTTP echo server: shows exactly what reaches a backend behind proxies, load balancers and meshes." \
+      org.opencontainers.image.url="https://github.com/echo-server/echo-server" \
+      org.opencontainers.image.source="https://github.com/echo-server/echo-server" \
+      org.opencontainers.image.documentation="https://github.com/echo-server/echo-server#readme" \
+      org.opencontainers.image.authors="echo-server contributors" \
+      org.opencontainers.image.vendor="echo-server contributors" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT_HASH}" \
+      org.opencontainers.image.created="${CREATED_DATE}" \
+      org.opencontainers.image.ref.name="${BRANCH}" \
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}" \
+      io.github.echo-server.environment="${ENVIRONMENT}"
