@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -195,17 +195,36 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     await waitForStatus(name, 'healthy', 5000);
   });
 
-  it('fails the build when a test fails', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'echo-failing-build-'));
+  /** A copy of the build context in a temporary directory, for builds the tests alter. */
+  async function contextCopy(prefix: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'eslint.config.js', 'Dockerfile', '.dockerignore', 'README.md', 'src', 'test', 'scripts']) {
+      await cp(p, join(dir, p), { recursive: true });
+    }
+    return dir;
+  }
+  const baseArgs = () => ['--build-arg', `BUILDER_IMAGE=${bases.BUILDER_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${bases.RUNTIME_IMAGE}`];
+
+  it('keeps the dependency layer cached when README, Dockerfile comments or .dockerignore change', async () => {
+    const dir = await contextCopy('echo-cache-');
     try {
-      for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'eslint.config.js', 'Dockerfile', '.dockerignore', 'src', 'test', 'scripts']) {
-        await cp(p, join(dir, p), { recursive: true });
-      }
+      await appendFile(join(dir, 'README.md'), '\nan edit\n');
+      await appendFile(join(dir, 'Dockerfile'), '\n# an edit\n');
+      await appendFile(join(dir, '.dockerignore'), '\n# an edit\n');
+      const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'deps', ...baseArgs(), dir], { ...process.env, DOCKER_BUILDKIT: '1' });
+      assert.equal(code, 0, output);
+      assert.match(output, /npm ci[^\n]*\n(#\d+ sha256:[^\n]*\n)?#\d+ CACHED/, 'npm ci was not re-run');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the build when a test fails', async () => {
+    const dir = await contextCopy('echo-failing-build-');
+    try {
       await writeFile(join(dir, 'test/unit/deliberately-failing.test.ts'),
         "import assert from 'node:assert/strict';\nimport { it } from 'node:test';\nit('deliberately fails', () => assert.equal(1, 2));\n");
-      const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'build',
-        '--build-arg', `BUILDER_IMAGE=${bases.BUILDER_IMAGE}`, '--build-arg', `RUNTIME_IMAGE=${bases.RUNTIME_IMAGE}`, dir],
-      { ...process.env, DOCKER_BUILDKIT: '1' });
+      const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'build', ...baseArgs(), dir], { ...process.env, DOCKER_BUILDKIT: '1' });
       assert.notEqual(code, 0, 'the build must fail');
       assert.match(output, /deliberately fails/);
       assert.match(output, /npm run --silent test:code/);
