@@ -69,7 +69,7 @@ ARG CREATED_DATE=""
 
 COPY --from=users /out/etc/passwd /out/etc/group /etc/
 # Owned by root and read-only to the server's user: it cannot change its own code.
-COPY --from=build /src/dist/echo-server.mjs /app/echo-server.mjs
+COPY --from=build /src/dist/echo-server.cjs /app/echo-server.cjs
 
 ENV NODE_ENV=production \
     ECHO_PORT=${PORT}
@@ -80,9 +80,9 @@ USER ${UID}:${UID}
 STOPSIGNAL SIGTERM
 # The server probes itself: no curl, no shell. The article's timings.
 HEALTHCHECK --interval=30s --timeout=30s --start-period=5s --retries=3 \
-    CMD ["/nodejs/bin/node", "/app/echo-server.mjs", "healthcheck"]
+    CMD ["/nodejs/bin/node", "/app/echo-server.cjs", "healthcheck"]
 # node is PID 1 and receives SIGTERM itself; never started through npm or a shell.
-ENTRYPOINT ["/nodejs/bin/node", "/app/echo-server.mjs"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/echo-server.cjs"]
 
 LABEL org.opencontainers.image.title="echo-server" \
       org.opencontainers.image.description="A production-grade HTTP echo server: shows exactly what reaches a backend behind proxies, load balancers and meshes." \

@@ -17,7 +17,7 @@ import { cpus, totalmem } from 'node:os';
 const DURATION = Number(process.env.BENCH_DURATION ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const BUNDLE = 'dist/echo-server.mjs';
+const BUNDLE = 'dist/echo-server.cjs';
 const HOST = '127.0.0.1';
 
 type Target = 'echo' | 'baseline';

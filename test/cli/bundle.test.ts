@@ -14,7 +14,7 @@ describe('production bundle', () => {
   it('builds one self-contained file that serves and reports its build', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'echo-bundle-'));
     try {
-      const outfile = join(dir, 'echo-server.mjs');
+      const outfile = join(dir, 'echo-server.cjs');
       await run(process.execPath, ['scripts/build.ts', '--outfile', outfile], { env: { ...process.env, COMMIT_HASH: 'abc123', CREATED_DATE: '2026-01-02T03:04:05Z' } });
       // Run from an empty directory: nothing from node_modules can be reached.
       const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });

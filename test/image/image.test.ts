@@ -100,10 +100,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.equal(config.User, '8080:8080');
     assert.deepEqual(config.ExposedPorts, { '8080/tcp': {} });
     assert.ok((config.Env as string[]).includes('NODE_ENV=production'));
-    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '/app/echo-server.mjs']);
+    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '/app/echo-server.cjs']);
     assert.equal(config.StopSignal, 'SIGTERM');
     const hc = config.Healthcheck as { Test: string[]; Interval: number; Timeout: number; StartPeriod: number; Retries: number };
-    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '/app/echo-server.mjs', 'healthcheck'], 'exec form, no shell, no curl');
+    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '/app/echo-server.cjs', 'healthcheck'], 'exec form, no shell, no curl');
     assert.deepEqual([hc.Interval, hc.Timeout, hc.StartPeriod, hc.Retries], [30e9, 30e9, 5e9, 3], 'the article\'s timings');
   });
 
@@ -127,8 +127,8 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     }
     const setuid = files.filter((f) => /^[^l].{2}[sS]|^[^l].{5}[sS]/.test(f.mode));
     assert.deepEqual(setuid.map((f) => f.path), []);
-    assert.ok(names.includes('/app/echo-server.mjs'));
-    const app = files.find((f) => f.path === '/app/echo-server.mjs')!;
+    assert.ok(names.includes('/app/echo-server.cjs'));
+    const app = files.find((f) => f.path === '/app/echo-server.cjs')!;
     assert.ok(app.mode[5] !== 'w' && app.mode[8] !== 'w', `the bundle (${app.mode}, owned by root) is not writable by the server user`);
   });
 
@@ -246,7 +246,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     };
     const ldd = await docker('run', '--rm', '--entrypoint', 'ldd', bases.BUILDER_IMAGE, '/usr/local/bin/node');
     const libs = [...ldd.matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
-    let floor = byPath.get('/nodejs/bin/node')!.size + byPath.get('/app/echo-server.mjs')!.size;
+    let floor = byPath.get('/nodejs/bin/node')!.size + byPath.get('/app/echo-server.cjs')!.size;
     for (const lib of libs) {
       const entry = resolve(lib);
       assert.ok(entry, `${lib} is in the image`);

@@ -1,0 +1,40 @@
+// One pass over the raw request headers collects everything the handler needs,
+// so the hot path never builds Node's lower-cased `req.headers` object.
+import { HEADER_PREFIX } from './controls.ts';
+
+export interface HeaderScan {
+  accept: string | undefined;
+  requestId: string | undefined;
+  contentLength: string | undefined;
+  userAgent: string | undefined;
+  chunked: boolean;
+  /** `X-Echo-*` headers as [name without prefix, value]; null when there are none. */
+  controls: [string, string][] | null;
+}
+
+export function scanHeaders(raw: readonly string[], controls: boolean): HeaderScan {
+  const scan: HeaderScan = { accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false, controls: null };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const len = name.length;
+    // Compare lengths first: most headers are rejected without lower-casing.
+    if (len === 6) {
+      if (name.toLowerCase() === 'accept') scan.accept = raw[i + 1];
+    } else if (len === 10) {
+      if (name.toLowerCase() === 'user-agent') scan.userAgent = raw[i + 1];
+    } else if (len === 12) {
+      if (name.toLowerCase() === 'x-request-id') scan.requestId = raw[i + 1];
+    } else if (len === 14) {
+      if (name.toLowerCase() === 'content-length') scan.contentLength = raw[i + 1];
+    } else if (len === 17) {
+      if (name.toLowerCase() === 'transfer-encoding') scan.chunked = true;
+    }
+    if (len > HEADER_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 /* x */) {
+      const lower = name.toLowerCase();
+      if (lower.startsWith(HEADER_PREFIX) && (controls || lower === 'x-echo-format')) {
+        (scan.controls ??= []).push([lower.slice(HEADER_PREFIX.length), raw[i + 1]!]);
+      }
+    }
+  }
+  return scan;
+}
