@@ -4,7 +4,7 @@
 // through the ES module loader (measured with the benchmark's idle-RSS figure). Flags: --outfile <path>, --no-minify, --sourcemap,
 // --metafile (prints what the bundle is made of).
 import { execFileSync } from 'node:child_process';
-import { build, analyzeMetafile } from 'esbuild';
+import { build, analyzeMetafile, type Plugin } from 'esbuild';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -28,6 +28,30 @@ function fromGit(gitArgs: string[]): string {
 const commit = process.env.COMMIT_HASH ?? fromGit(['rev-parse', 'HEAD']);
 const created = process.env.CREATED_DATE ?? fromGit(['show', '-s', '--format=%cI', 'HEAD']);
 
+/**
+ * Library parts the server never uses, replaced by stubs that throw if ever called:
+ * prom-client's Pushgateway (loads https, tls and zlib) and cluster aggregation
+ * (loads cluster), and pino's worker-thread transports. Loading them cost about
+ * 4 MB of resident memory at idle, measured with the benchmark.
+ */
+const UNUSED: [importer: RegExp, path: RegExp][] = [
+  [/prom-client[\\/]index\.js$/, /^\.\/lib\/(pushgateway|cluster)$/],
+  [/pino[\\/]lib[\\/]tools\.js$/, /^\.\/transport$/],
+];
+const stubUnused: Plugin = {
+  name: 'stub-unused',
+  setup(b) {
+    b.onResolve({ filter: /^\.\// }, (args) => {
+      const hit = UNUSED.some(([importer, path]) => importer.test(args.importer) && path.test(args.path));
+      return hit ? { path: args.path, namespace: 'unused' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'unused' }, (args) => ({
+      contents: `module.exports = function unused() { throw new Error(${JSON.stringify(`${args.path} is not part of the echo-server bundle`)}); };`,
+      loader: 'js',
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: ['src/main.ts'],
   outfile,
@@ -39,6 +63,7 @@ const result = await build({
   sourcemap: flag('--sourcemap'),
   metafile: true,
   legalComments: 'linked',
+  plugins: [stubUnused],
   define: {
     __BUILD_COMMIT__: JSON.stringify(commit),
     __BUILD_DATE__: JSON.stringify(created),

@@ -6,6 +6,7 @@ const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
 /** An IPv4-mapped IPv6 address (what a dual-stack socket reports) as plain IPv4. */
 export function normalizeIp(ip: string): string {
+  if (!ip.startsWith('::ffff:') && !ip.startsWith('::FFFF:')) return ip;
   const m = MAPPED_V4.exec(ip);
   return m ? m[1]! : ip;
 }

@@ -97,6 +97,32 @@ describe('access log', () => {
     }
   });
 
+  it('escapes client text in the access line, which stays one valid JSON object', async () => {
+    const t = await startTestServer();
+    try {
+      const ua = 'evil "agent" \\ \u00e9';
+      await fetch(`${t.url}/p%22q?x="y"`, { headers: { 'user-agent': ua } });
+      await waitFor(() => t.logs.messages('request').length === 1);
+      const line = t.logs.messages('request')[0]!;
+      assert.equal(line.userAgent, ua);
+      assert.equal(line.uri, '/p%22q?x=%22y%22');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('obeys the log level', async () => {
+    const t = await startTestServer();
+    try {
+      t.server.logger.level = 'warn';
+      await fetch(t.url);
+      await sleep(50);
+      assert.equal(t.logs.messages('request').length, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('can be turned off', async () => {
     const t = await startTestServer({ accessLog: false });
     try {
