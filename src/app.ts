@@ -15,10 +15,16 @@ import { Health } from './health.ts';
 import type { Identity } from './identity.ts';
 import { createAccessLog, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { EMPTY_BODY, buildEcho, type BodyResult, type EchoContext } from './model.ts';
+import { EMPTY_BODY, buildEcho, type BodyResult, type Echo, type EchoContext, type RequestInfo } from './model.ts';
 import { HTML_CSP } from './render/html.ts';
 import { RENDERERS, negotiate, parseFormat, type Format } from './render/negotiate.ts';
 import { scanHeaders, type HeaderScan } from './request-head.ts';
+import { connectionSocket, proxyInfoOf } from './connection.ts';
+import { describeTls } from './tls.ts';
+import { createWebSocketEcho } from './websocket.ts';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { BUILD_INFO } from './version.ts';
 
 export interface AppDeps {
@@ -31,7 +37,12 @@ export interface AppDeps {
 }
 
 export interface App {
+  /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
   handle(this: void, req: IncomingMessage, res: ServerResponse): void;
+  /** Takes over a WebSocket upgrade. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Readiness fails, SSE streams end, WebSockets close with 1001. */
+  beginShutdown(): void;
   health: Health;
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;
@@ -68,6 +79,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   };
   const generated = new GeneratedBody();
   const accessLog = createAccessLog(logger);
+  const websockets = config.websocket ? createWebSocketEcho(config, logger) : null;
+  /** Open SSE streams, each with the function that ends it cleanly. */
+  const streams = new Set<() => void>();
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
 
@@ -129,7 +143,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       accessLog({
         reqId: x.requestId, method: req.method ?? '', uri: x.uri, status: res.statusCode, bytesIn: x.bytesIn,
         bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000,
-        clientIp: normalizeIp(req.socket.remoteAddress ?? ''), userAgent: x.scan.userAgent, aborted,
+        clientIp: normalizeIp(req.socket?.remoteAddress ?? ''), userAgent: x.scan.userAgent, aborted,
       });
     }
     if (inFlight === 0 && idleWaiters.length > 0) {
@@ -168,7 +182,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     let controls: Controls | null = null;
     try {
       const input = controlInput(uri, q, scan.controls);
-      format = pickFormat(input, scan.accept);
+      format = pickFormat(input, scan.accept, config.sse);
       if (input !== null && config.controls) {
         input.delete('format');
         controls = parseControls(input, config);
@@ -219,10 +233,11 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   function sendEcho(x: Exchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
     const { req, res } = x;
-    const echo = buildEcho({
-      remoteAddress: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort, method: req.method ?? '',
-      uri: x.uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders, contentLength: declared, body, requestId: x.requestId,
-    }, echoContext);
+    const echo = buildEcho(requestInfo(req, x.uri, declared, body, x.requestId), echoContext);
+    if (format === 'sse') {
+      sendEvents(x, echo);
+      return;
+    }
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
     const length = Buffer.byteLength(out);
@@ -236,6 +251,41 @@ export function createApp(config: Config, deps: AppDeps): App {
     res.writeHead(status, headers as string[]);
     x.bytesOut = req.method === 'HEAD' ? 0 : length;
     res.end(out);
+  }
+
+  /** Server-Sent Events: the echo first, then ticks at the configured interval and count. */
+  function sendEvents(x: Exchange, echo: Echo): void {
+    const { res } = x;
+    res.writeHead(200, [
+      'Content-Type', 'text/event-stream; charset=utf-8', 'Cache-Control', 'no-store', 'X-Request-Id', x.requestId,
+      'X-Content-Type-Options', 'nosniff', 'X-Accel-Buffering', 'no',
+    ]);
+    const send = (event: string, id: number, data: unknown) => {
+      const chunk = `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+      x.bytesOut += Buffer.byteLength(chunk);
+      res.write(chunk);
+    };
+    send('echo', 0, echo);
+    let n = 0;
+    const end = (reason: 'done' | 'shutdown') => {
+      clearInterval(timer);
+      streams.delete(stop);
+      if (res.writableEnded) return;
+      send(reason, n + 1, { ticks: n });
+      res.end();
+    };
+    const stop = () => end('shutdown');
+    const timer = setInterval(() => {
+      n++;
+      send('tick', n, { n, time: new Date().toISOString() });
+      if (n >= config.sseCount) end('done');
+    }, config.sseIntervalMs);
+    streams.add(stop);
+    res.once('close', () => {
+      clearInterval(timer);
+      streams.delete(stop);
+    });
+    if (config.sseCount === 0) end('done');
   }
 
   function sendGenerated(x: Exchange, controls: Controls, size: number): void {
@@ -271,13 +321,62 @@ export function createApp(config: Config, deps: AppDeps): App {
     text(x, 413, `request body exceeds the limit of ${config.maxBodySize} bytes (--max-body-size)\n`);
   }
 
+  /** WebSocket: the handshake is echoed as the first message; accounted for when it closes. */
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const start = performance.now();
+    const scan = scanHeaders(req.rawHeaders, false);
+    const requestId = scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
+    if (websockets === null || health.draining) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    inFlight++;
+    metrics?.requestStarted();
+    const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
+    websockets.handleUpgrade(req, socket, head, describe, (summary) => {
+      const seconds = (performance.now() - start) / 1000;
+      inFlight--;
+      metrics?.requestFinished(req.method ?? 'GET', 101, seconds);
+      metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
+      if (config.accessLog) {
+        logger.info({
+          reqId: requestId, method: req.method, uri: req.url, status: 101, bytesIn: summary.bytesIn, messagesIn: summary.messagesIn,
+          messagesOut: summary.messagesOut, closeCode: summary.closeCode, durationMs: Math.round(seconds * 1e6) / 1000,
+          clientIp: normalizeIp(connectionSocket(req).remoteAddress ?? ''), userAgent: scan.userAgent,
+        }, 'websocket');
+      }
+      if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
+    });
+  }
+
   return {
     handle,
+    upgrade,
+    beginShutdown() {
+      health.beginDrain();
+      for (const stop of [...streams]) stop();
+      websockets?.closeAll();
+    },
     health,
     idle: () => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve))),
     get inFlight() {
       return inFlight;
     },
+  };
+}
+
+/** What the transport knows about a request: peer, TLS, PROXY header. */
+function requestInfo(req: IncomingMessage, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
+  const socket = connectionSocket(req);
+  const proxy = proxyInfoOf(socket);
+  const relayed = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null;
+  const tls = (socket as Partial<TLSSocket>).encrypted === true ? describeTls(socket as TLSSocket) : null;
+  return {
+    remoteAddress: relayed ? proxy.sourceAddress! : socket.remoteAddress ?? '',
+    remotePort: relayed ? proxy.sourcePort ?? undefined : socket.remotePort,
+    method: req.method ?? '', uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders,
+    contentLength: declared, body, requestId, tls, proxy,
+    peerAddress: socket.remoteAddress ?? '', peerPort: socket.remotePort,
   };
 }
 
@@ -299,11 +398,11 @@ function controlInput(uri: string, q: number, headers: [string, string][] | null
   return input;
 }
 
-function pickFormat(input: ControlInput | null, accept: string | undefined): Format {
+function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
   const requested = input?.get('format');
-  if (requested === undefined) return negotiate(accept);
+  if (requested === undefined) return negotiate(accept, sse);
   const format = parseFormat(requested.values[0]!);
-  if (format === null) throw new ControlError(`invalid ${requested.source}: use text, json or html`);
+  if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
   return format;
 }
 

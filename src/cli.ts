@@ -121,12 +121,17 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   try {
     server = await startServer(config, { logger, env: io.env });
   } catch (err) {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`echo-server: ${err.message}\n`);
+      return 2;
+    }
     const e = err as NodeJS.ErrnoException;
     logger.fatal({ code: e.code }, `cannot listen on ${config.host} port ${config.port}: ${e.message}`);
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
   }
-  logger.info({ ...BUILD_INFO, listeners: [server.url], config: describeConfig(config) }, 'echo-server started');
+  const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
+  logger.info({ ...BUILD_INFO, listeners, tlsCertificate: server.tlsSource ?? undefined, config: describeConfig(config) }, 'echo-server started');
   io.onListening?.(server.url);
 
   return new Promise<ExitCode>((resolve) => {

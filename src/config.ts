@@ -9,6 +9,10 @@ import {
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const TLS_CLIENT_AUTH = ['none', 'request', 'require'] as const;
+export type TlsClientAuth = (typeof TLS_CLIENT_AUTH)[number];
+export const PROXY_PROTOCOL_LISTENERS = ['http', 'https'] as const;
+export type ProxyProtocolListener = (typeof PROXY_PROTOCOL_LISTENERS)[number];
 export const LOG_FORMATS = ['json', 'text'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
@@ -42,6 +46,21 @@ export interface Config {
   metricsPath: string;
   versionPath: string;
   healthcheckTimeoutMs: number;
+  h2c: boolean;
+  https: boolean;
+  httpsPort: number;
+  tlsCert: string;
+  tlsKey: string;
+  tlsClientAuth: TlsClientAuth;
+  tlsClientCa: string;
+  proxyProtocol: ProxyProtocolListener[];
+  websocket: boolean;
+  wsMaxMessage: number;
+  wsMaxRate: number;
+  wsIdleTimeoutMs: number;
+  sse: boolean;
+  sseIntervalMs: number;
+  sseCount: number;
 }
 
 export interface Setting<K extends keyof Config = keyof Config> {
@@ -72,6 +91,14 @@ function endpointPath(text: string): string {
   if (s === '') return '';
   if (!s.startsWith('/') || /[?#\s]/.test(s)) throw new ParseError(`"${clip(text)}" must be an absolute path such as /livez, or empty to disable`);
   return s;
+}
+
+function proxyListeners(text: string): ProxyProtocolListener[] {
+  const list = parseList(text.toLowerCase());
+  for (const l of list) {
+    if (!(PROXY_PROTOCOL_LISTENERS as readonly string[]).includes(l)) throw new ParseError(`"${clip(l)}" is not one of ${PROXY_PROTOCOL_LISTENERS.join(', ')}`);
+  }
+  return list as ProxyProtocolListener[];
 }
 
 function bindAddress(text: string): string {
@@ -121,6 +148,21 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'metricsPath', flag: 'metrics-path', env: 'ECHO_METRICS_PATH', default: '/metrics', help: 'Prometheus metrics path (empty disables)', parse: endpointPath },
   { key: 'versionPath', flag: 'version-path', env: 'ECHO_VERSION_PATH', default: '/version', help: 'version and build info path (empty disables)', parse: endpointPath },
   { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'how long `echo-server healthcheck` waits', parse: (t) => parseDuration(t, 60_000) },
+  { key: 'h2c', flag: 'h2c', env: 'ECHO_H2C', default: 'true', help: 'accept cleartext HTTP/2 (prior knowledge or Upgrade: h2c) on the HTTP port', parse: parseBoolean },
+  { key: 'https', flag: 'https', env: 'ECHO_HTTPS', default: 'false', help: 'serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) on --https-port', parse: parseBoolean },
+  { key: 'httpsPort', flag: 'https-port', env: 'ECHO_HTTPS_PORT', default: '8443', help: 'TCP port of the HTTPS listener', parse: (t) => parseInteger(t, 0, 65535) },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'ECHO_TLS_CERT', default: '', help: 'PEM certificate chain file; reloaded when it changes. Empty: a self-signed one made in memory', parse: (t) => t.trim() },
+  { key: 'tlsKey', flag: 'tls-key', env: 'ECHO_TLS_KEY', default: '', help: 'PEM private key file for --tls-cert', parse: (t) => t.trim() },
+  { key: 'tlsClientAuth', flag: 'tls-client-auth', env: 'ECHO_TLS_CLIENT_AUTH', default: 'none', help: 'client certificates: none, request (echo if sent) or require', parse: oneOf(TLS_CLIENT_AUTH) },
+  { key: 'tlsClientCa', flag: 'tls-client-ca', env: 'ECHO_TLS_CLIENT_CA', default: '', help: 'PEM CA bundle client certificates are verified against', parse: (t) => t.trim() },
+  { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https', parse: proxyListeners },
+  { key: 'websocket', flag: 'websocket', env: 'ECHO_WEBSOCKET', default: 'true', help: 'echo WebSocket messages on any path', parse: parseBoolean },
+  { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
+  { key: 'wsMaxRate', flag: 'ws-max-rate', env: 'ECHO_WS_MAX_RATE', default: '100', help: 'WebSocket messages per second per connection (close 1008 above)', parse: (t) => parseInteger(t, 1, 100_000) },
+  { key: 'wsIdleTimeoutMs', flag: 'ws-idle-timeout', env: 'ECHO_WS_IDLE_TIMEOUT', default: '60s', help: 'close a WebSocket with no message or pong for this long', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
+  { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000) },
+  { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends', parse: (t) => parseInteger(t, 0, 10_000) },
 ];
 
 /** A bad setting: names it, says why; the CLI turns it into exit status 2. */
@@ -166,6 +208,9 @@ function checkConsistency(c: Config): void {
   if (c.idleTimeoutMs > 0 && c.maxDelayMs >= c.idleTimeoutMs) {
     throw new ConfigError('invalid --max-delay: it must be shorter than --idle-timeout, or delayed requests would be cut off');
   }
+  if ((c.tlsCert === '') !== (c.tlsKey === '')) throw new ConfigError('invalid --tls-cert/--tls-key: give both files, or neither for a self-signed certificate');
+  if (c.tlsClientAuth === 'require' && c.tlsClientCa === '') throw new ConfigError('invalid --tls-client-auth: require needs --tls-client-ca to verify against');
+  if (c.https && c.httpsPort === c.port && c.port !== 0) throw new ConfigError('invalid --https-port: it must differ from --port');
   const paths = [c.livenessPath, c.readinessPath, c.metricsPath, c.versionPath].filter((p) => p !== '');
   if (new Set(paths).size !== paths.length) throw new ConfigError('invalid endpoint paths: liveness, readiness, metrics and version paths must differ');
 }

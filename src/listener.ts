@@ -1,18 +1,28 @@
-// Listeners: a plain TCP front accepts each connection and hands the socket to the
-// HTTP server. The front is where a PROXY-protocol reader or an HTTP/2 preface sniffer
-// sits before the hand-over; the HTTP server never owns the port itself.
-import { STATUS_CODES, createServer, type Server as HttpServer } from 'node:http';
+// Listeners. A plain TCP front owns each port and runs the front stage for every
+// connection: an optional PROXY protocol header, then the protocol choice (HTTP/2
+// preface or HTTP/1.1 on the plain port; TLS with ALPN on the HTTPS port). Sockets
+// are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
+// limits, timeouts, routes, metrics and logs are the same whatever the transport.
+import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { formatHostPort } from './addresses.ts';
 import type { App } from './app.ts';
 import type { Config } from './config.ts';
+import { acceptProxyHeader, sniffHttp2Preface } from './connection.ts';
+import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { formatHostPort } from './addresses.ts';
+import type { TlsMaterial } from './tls.ts';
 
 export interface Listener {
   readonly address: AddressInfo;
   /** e.g. http://127.0.0.1:8080 */
   readonly url: string;
+  readonly httpsAddress: AddressInfo | null;
+  readonly httpsUrl: string | null;
   /** Stop accepting, let in-flight requests finish within `drainMs`, close the rest. Resolves true when drained in time. */
   shutdown(drainMs: number): Promise<boolean>;
 }
@@ -20,37 +30,97 @@ export interface Listener {
 export interface ListenerDeps {
   logger: Logger;
   metrics: Metrics | null;
+  tls: TlsMaterial | null;
 }
 
 export async function listen(app: App, config: Config, deps: ListenerDeps): Promise<Listener> {
-  const http = createHttpServer(app, config, deps);
-  const front = createTcpServer({ noDelay: true }, (socket) => {
-    deps.metrics?.connectionOpened();
-    socket.once('close', () => deps.metrics?.connectionClosed());
-    http.emit('connection', socket);
+  const { logger, metrics } = deps;
+  const http1 = createHttpServer(app, config, deps);
+  const h2 = createH2Server(app, config);
+  const sessions = new Set<ServerHttp2Session>();
+  h2.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
   });
-  front.maxConnections = config.maxConnections;
-  front.on('drop', (data?: { remoteAddress?: string }) => deps.logger.warn({ peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached'));
 
-  const address = await bind(front, config.port, config.host);
+  http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (wantsH2cUpgrade(req)) {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+      h2.emit('connection', bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req)));
+    } else {
+      app.upgrade(req, socket, head);
+    }
+  });
+
+  /** The front stage, shared by both ports; failures close the connection and are logged. */
+  const front = (name: 'http' | 'https', next: (socket: Socket) => Promise<void> | void) => {
+    const proxy = config.proxyProtocol.includes(name);
+    const server = createTcpServer({ noDelay: true }, (socket) => {
+      metrics?.connectionOpened();
+      socket.once('close', () => metrics?.connectionClosed());
+      socket.on('error', () => socket.destroy());
+      const start = proxy ? acceptProxyHeader(socket, config.headersTimeoutMs) : null;
+      (start === null ? Promise.resolve(next(socket)) : start.then(() => next(socket))).catch((err: Error) => {
+        logger.warn({ listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
+        socket.destroy();
+      });
+    });
+    server.maxConnections = config.maxConnections;
+    server.on('drop', (data?: { remoteAddress?: string }) => logger.warn({ listener: name, peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached'));
+    return server;
+  };
+
+  const plain = front('http', async (socket) => {
+    if (config.h2c && await sniffHttp2Preface(socket, config.headersTimeoutMs)) h2.emit('connection', socket);
+    else http1.emit('connection', socket);
+    socket.resume();
+  });
+
+  let tlsFront: TcpServer | null = null;
+  let stopWatching = () => {};
+  if (config.https && deps.tls !== null) {
+    const tlsServer = createTlsServer({
+      ...deps.tls.context,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      requestCert: config.tlsClientAuth !== 'none',
+      rejectUnauthorized: config.tlsClientAuth === 'require',
+      handshakeTimeout: config.headersTimeoutMs,
+    });
+    tlsServer.on('secureConnection', (s: TLSSocket) => {
+      if (s.alpnProtocol === 'h2') h2.emit('connection', s);
+      else http1.emit('connection', s);
+    });
+    tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed'));
+    stopWatching = deps.tls.watch((context) => tlsServer.setSecureContext(context), logger);
+    tlsFront = front('https', (socket) => { tlsServer.emit('connection', socket); });
+  }
+
+  const address = await bind(plain, config.port, config.host);
+  const httpsAddress = tlsFront === null ? null : await bind(tlsFront, config.httpsPort, config.host);
   // node:http starts its connection tracking (headers/request timeouts, idle
-  // connection closing) on 'listening'. The front owns the port, so tell it here.
-  http.emit('listening');
-  const host = address.address === '::' || address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  // connection closing) on 'listening'. The fronts own the ports, so tell it here.
+  http1.emit('listening');
+  const urlOf = (scheme: string, a: AddressInfo) => `${scheme}://${formatHostPort(a.address === '::' || a.address === '0.0.0.0' ? '127.0.0.1' : a.address, a.port)}`;
   return {
     address,
-    url: `http://${formatHostPort(host, address.port)}`,
+    url: urlOf('http', address),
+    httpsAddress,
+    httpsUrl: httpsAddress === null ? null : urlOf('https', httpsAddress),
     async shutdown(drainMs) {
-      front.close();
-      http.closeIdleConnections();
+      plain.close();
+      tlsFront?.close();
+      stopWatching();
+      http1.closeIdleConnections();
+      for (const s of sessions) s.close(); // GOAWAY: running streams finish, no new ones
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         app.idle().then(() => true),
         new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), drainMs); }),
       ]);
       clearTimeout(timer);
-      http.closeAllConnections();
-      http.close(); // stops node:http's connection checker
+      http1.closeAllConnections();
+      for (const s of sessions) s.destroy();
+      http1.close(); // stops node:http's connection checker
       return drained;
     },
   };
@@ -65,10 +135,22 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
     keepAliveTimeout: config.keepAliveTimeoutMs,
     // Node checks the two timeouts above on this period; keep it well under them.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
+    // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
+    shouldUpgradeCallback: (req: IncomingMessage) =>
+      (config.h2c && wantsH2cUpgrade(req)) || (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
   }, app.handle);
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, deps.logger));
   return http;
+}
+
+function createH2Server(app: App, config: Config): Http2Server {
+  const h2 = createHttp2Server({
+    settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
+    maxSessionMemory: 32,
+  }, app.handle as unknown as Parameters<typeof createHttp2Server>[1]);
+  h2.setTimeout(config.idleTimeoutMs);
+  return h2;
 }
 
 /** A request Node could not parse, or one too slow or too large: answer plainly and close. */

@@ -6,6 +6,7 @@ export interface Metrics {
   registry: Registry;
   requestStarted(): void;
   requestFinished(method: string, status: number, seconds: number): void;
+  websocketMessages(received: number, sent: number): void;
   connectionOpened(): void;
   connectionClosed(): void;
 }
@@ -38,6 +39,10 @@ export function createMetrics(): Metrics {
     collect() { this.set(connections); },
   });
 
+  const wsMessages = new Counter({
+    name: 'echo_websocket_messages_total', help: 'WebSocket messages, by direction.',
+    labelNames: ['direction'] as const, registers: [registry],
+  });
   // Labelled children are looked up once per method/status pair, not per request.
   const counterChildren = new Map<string, Counter.Internal>();
   const histogramChildren = new Map<string, Histogram.Internal<'method'>>();
@@ -54,6 +59,10 @@ export function createMetrics(): Metrics {
       let h = histogramChildren.get(m);
       if (h === undefined) histogramChildren.set(m, (h = duration.labels(m)));
       h.observe(seconds);
+    },
+    websocketMessages(received, sent) {
+      wsMessages.inc({ direction: 'received' }, received);
+      wsMessages.inc({ direction: 'sent' }, sent);
     },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },

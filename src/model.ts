@@ -4,6 +4,8 @@ import { isUtf8 } from 'node:buffer';
 import { resolveClient, type ClientInfo } from './client-ip.ts';
 import { formatHostPort, normalizeIp, type NetworkSet } from './addresses.ts';
 import type { Identity } from './identity.ts';
+import type { ProxyInfo } from './proxy-protocol.ts';
+import type { TlsInfo } from './tls.ts';
 
 /** A body as read: the first bytes kept for the echo, and the real count. */
 export interface BodyResult {
@@ -28,6 +30,13 @@ export interface RequestInfo {
   contentLength: number;
   body: BodyResult;
   requestId: string;
+  /** TLS details when the connection is encrypted. */
+  tls: TlsInfo | null;
+  /** The PROXY protocol header, when the listener takes one. */
+  proxy: ProxyInfo | null;
+  /** The TCP peer: the proxy when a PROXY header named the original client. */
+  peerAddress: string;
+  peerPort: number | undefined;
 }
 
 export interface EchoBody {
@@ -45,6 +54,8 @@ export interface Echo {
   proto: string;
   contentLength: number;
   headers: Record<string, string[]>;
+  /** HTTP/2 pseudo-headers (`:method`, `:path`, ...); empty for HTTP/1.x. */
+  pseudoHeaders: Record<string, string>;
   rawHeaders: [string, string][];
   path: string;
   query: Record<string, string[]>;
@@ -54,6 +65,8 @@ export interface Echo {
   requestId: string;
   server: Identity | null;
   env: Record<string, string> | null;
+  tls: TlsInfo | null;
+  proxy: (ProxyInfo & { peer: string }) | null;
 }
 
 export interface EchoContext {
@@ -64,6 +77,7 @@ export interface EchoContext {
 
 export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
   const headers: Record<string, string[]> = {};
+  let pseudoHeaders: Record<string, string> | null = null;
   const rawHeaders: [string, string][] = [];
   let forwarded: string | null = null;
   let xForwardedFor: string | null = null;
@@ -74,6 +88,10 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     rawHeaders.push([name, value]);
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      (pseudoHeaders ??= {})[name] = value;
+      continue;
+    }
     (headers[name] ??= []).push(value);
     // Only names of the right length are lower-cased: most headers skip the work.
     const len = name.length;
@@ -93,6 +111,7 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     proto: info.proto,
     contentLength: info.contentLength,
     headers,
+    pseudoHeaders: pseudoHeaders ?? {},
     rawHeaders,
     path,
     query,
@@ -102,6 +121,8 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     requestId: info.requestId,
     server: ctx.identity,
     env: ctx.env,
+    tls: info.tls,
+    proxy: info.proxy === null ? null : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
   };
 }
 

@@ -5,6 +5,7 @@ import { readIdentity, type Identity } from './identity.ts';
 import { listen, type Listener } from './listener.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { loadTlsMaterial } from './tls.ts';
 
 export interface ServerDeps {
   logger?: Logger;
@@ -18,6 +19,8 @@ export interface EchoServer {
   listener: Listener;
   logger: Logger;
   url: string;
+  /** Where the HTTPS certificate came from, when HTTPS is on. */
+  tlsSource: string | null;
   /** Graceful stop: readiness fails, no new connections, in-flight requests drain. */
   shutdown(): Promise<boolean>;
 }
@@ -32,15 +35,17 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     identity: config.identity ? (deps.identity ?? readIdentity()) : null,
     env: deps.env ?? {},
   });
-  const listener = await listen(app, config, { logger, metrics });
+  const tls = config.https ? await loadTlsMaterial(config) : null;
+  const listener = await listen(app, config, { logger, metrics, tls });
   let stopping: Promise<boolean> | undefined;
   return {
     app,
     listener,
     logger,
     url: listener.url,
+    tlsSource: tls?.source ?? null,
     shutdown() {
-      app.health.beginDrain();
+      app.beginShutdown();
       return (stopping ??= listener.shutdown(config.drainTimeoutMs));
     },
   };

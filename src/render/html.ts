@@ -48,17 +48,29 @@ export function renderHtml(e: Echo): string {
   const body: [string, string][] = e.body.bytes > 0
     ? [['Bytes', String(e.body.bytes)], ['Truncated', String(e.body.truncated)], ['Encoding', e.body.encoding], ['Data', e.body.data]]
     : [];
+  const tls: [string, string][] = e.tls === null ? [] : [
+    ['Version', e.tls.version ?? ''], ['Cipher', e.tls.cipher ?? ''], ['SNI', e.tls.sni ?? ''], ['ALPN', e.tls.alpn ?? ''],
+    ...(e.tls.clientCertificate === null ? [] : Object.entries(e.tls.clientCertificate).map(([k, v]): [string, string] => [`Client certificate ${k}`, String(v)])),
+  ];
+  const proxy: [string, string][] = e.proxy === null ? [] : [
+    ['Version', String(e.proxy.version)], ['Command', e.proxy.command], ['Transport', e.proxy.transport],
+    ['Source', `${e.proxy.sourceAddress ?? ''}:${e.proxy.sourcePort ?? ''}`], ['Destination', `${e.proxy.destinationAddress ?? ''}:${e.proxy.destinationPort ?? ''}`],
+    ['Proxy (TCP peer)', e.proxy.peer], ['TLVs', JSON.stringify(e.proxy.tlvs)],
+  ];
   const server: [string, string][] = e.server === null ? [] : [['Hostname', e.server.hostname], ['Addresses', e.server.addresses.join(', ')]];
   return '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">' +
     '<meta name="viewport" content="width=device-width,initial-scale=1">' +
     `<title>echo-server: ${escapeHtml(e.method)} ${escapeHtml(e.path)}</title><style>${STYLE}</style></head><body>` +
     `<h1>${escapeHtml(e.method)} ${escapeHtml(e.requestURI)} ${escapeHtml(e.proto)}</h1>` +
     section('Request', request) +
-    section('Headers', e.rawHeaders) +
+    section('Pseudo-headers', Object.entries(e.pseudoHeaders)) +
+    section('Headers', e.rawHeaders.filter(([n]) => !n.startsWith(':'))) +
     section('Query', query) +
     section('Cookies', Object.entries(e.cookies)) +
     section('Body', body) +
     section('Client', client) +
+    section('TLS', tls) +
+    section('PROXY protocol', proxy) +
     section('Server', server) +
     section('Environment', e.env === null ? [] : Object.entries(e.env)) +
     '</body></html>\n';

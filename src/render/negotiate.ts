@@ -6,15 +6,16 @@ import { JSON_TYPE, renderJson } from './json.ts';
 import { TEXT_TYPE, renderText } from './text.ts';
 import type { Echo } from '../model.ts';
 
-export type Format = 'text' | 'json' | 'html';
-export const FORMATS: readonly Format[] = ['text', 'json', 'html'];
+/** `sse` is not a rendering but a stream of events, each carrying the JSON echo. */
+export type Format = 'text' | 'json' | 'html' | 'sse';
+export const FORMATS: readonly Format[] = ['text', 'json', 'html', 'sse'];
 
 export interface Renderer {
   contentType: string;
   render(e: Echo): string;
 }
 
-export const RENDERERS: Record<Format, Renderer> = {
+export const RENDERERS: Record<Exclude<Format, 'sse'>, Renderer> = {
   text: { contentType: TEXT_TYPE, render: renderText },
   json: { contentType: JSON_TYPE, render: renderJson },
   html: { contentType: HTML_TYPE, render: renderHtml },
@@ -23,16 +24,18 @@ export const RENDERERS: Record<Format, Renderer> = {
 /** Media ranges each format answers to, most specific first. */
 const MEDIA: [Format, string][] = [
   ['text', 'text/plain'], ['json', 'application/json'], ['html', 'text/html'], ['html', 'application/xhtml+xml'],
+  ['sse', 'text/event-stream'],
 ];
 
 const cache = new Map<string, Format>();
 const CACHE_LIMIT = 256;
 
-export function negotiate(accept: string | undefined): Format {
+export function negotiate(accept: string | undefined, sse = true): Format {
   if (accept === undefined || accept === '' || accept === '*/*') return 'text';
   const hit = cache.get(accept);
-  if (hit !== undefined) return hit;
-  const chosen = choose(accept);
+  if (hit !== undefined) return hit === 'sse' && !sse ? choose(accept, false) : hit;
+  const chosen = choose(accept, true);
+  if (chosen === 'sse' && !sse) return choose(accept, false);
   if (cache.size >= CACHE_LIMIT) cache.clear();
   cache.set(accept, chosen);
   return chosen;
@@ -42,7 +45,7 @@ export function negotiate(accept: string | undefined): Format {
  * Highest q wins; at equal q an exact media type beats `type/*`, which beats `*\/*`;
  * then the earlier entry in the header wins. Without a usable match: text.
  */
-function choose(accept: string): Format {
+function choose(accept: string, sse: boolean): Format {
   let best: Format = 'text';
   let bestQ = 0;
   let bestSpecificity = -1;
@@ -59,7 +62,7 @@ function choose(accept: string): Format {
     }
     if (q <= 0) continue;
     const match = matchRange(range);
-    if (match === null) continue;
+    if (match === null || (match[0] === 'sse' && !sse)) continue;
     const [format, specificity] = match;
     if (q > bestQ || (q === bestQ && specificity > bestSpecificity)) {
       best = format;
@@ -80,6 +83,7 @@ function matchRange(range: string): [Format, number] | null {
   return null;
 }
 
+/** An explicit `echo_format` value. */
 export function parseFormat(text: string): Format | null {
   const s = text.trim().toLowerCase();
   return (FORMATS as readonly string[]).includes(s) ? (s as Format) : null;

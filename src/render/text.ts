@@ -14,6 +14,10 @@ export function renderText(e: Echo): string {
     `Headers: ${JSON.stringify(e.headers)}\n` +
     `Path: ${JSON.stringify(e.path)}\n` +
     `Query: ${JSON.stringify(e.query)}\n`;
+  for (const _ in e.pseudoHeaders) {
+    out += `PseudoHeaders: ${JSON.stringify(e.pseudoHeaders)}\n`;
+    break;
+  }
   const cookies = JSON.stringify(e.cookies);
   if (cookies !== '{}') out += `Cookies: ${cookies}\n`;
   if (e.body.bytes > 0 || e.contentLength !== 0) {
@@ -26,6 +30,8 @@ export function renderText(e: Echo): string {
   if (c.forwarded !== null) out += `Forwarded: ${JSON.stringify(c.forwarded)}\n`;
   if (c.xForwardedFor !== null) out += `X-Forwarded-For: ${JSON.stringify(c.xForwardedFor)}\n`;
   if (c.xRealIp !== null) out += `X-Real-IP: ${JSON.stringify(c.xRealIp)}\n`;
+  if (e.tls !== null) out += `TLS: ${JSON.stringify(e.tls)}\n`;
+  if (e.proxy !== null) out += `ProxyProtocol: ${JSON.stringify(e.proxy)}\n`;
   out += `RequestID: ${e.requestId}\n`;
   if (e.server !== null) {
     out += `Hostname: ${e.server.hostname}\n`;

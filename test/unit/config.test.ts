@@ -17,7 +17,7 @@ describe('configuration', () => {
 
   it('every setting has a distinct flag and ECHO_ variable', () => {
     assert.equal(new Set(SETTINGS.map((s) => s.flag)).size, SETTINGS.length);
-    for (const s of SETTINGS) assert.match(s.env, /^ECHO_[A-Z_]+$/);
+    for (const s of SETTINGS) assert.match(s.env, /^ECHO_[A-Z0-9_]+$/);
   });
 
   it('reads environment variables', () => {

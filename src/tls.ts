@@ -1,0 +1,138 @@
+// TLS material and the TLS details of a connection.
+// With certificate files, they are read at start and re-read when they change on
+// disk (cert-manager style rotation) without dropping connections. Without them, a
+// self-signed certificate is made in memory at start-up: never baked into an image,
+// never written to disk, so no two deployments share a private key.
+import { watchFile, unwatchFile, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { TLSSocket, SecureContextOptions } from 'node:tls';
+import type { Config } from './config.ts';
+import { ConfigError } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export interface TlsMaterial {
+  /** Options for tls.createServer / setSecureContext. */
+  context: SecureContextOptions;
+  /** Describes where the certificate came from, for the startup log. */
+  source: string;
+  /** Starts watching the files; calls `apply` with fresh options after a change. */
+  watch(apply: (context: SecureContextOptions) => void, logger: Logger): () => void;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`invalid ${what}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
+  const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: read(config.tlsClientCa, '--tls-client-ca') };
+  if (config.tlsCert === '') {
+    const { cert, key } = await selfSigned([...new Set(['localhost', hostname()])]);
+    return { context: { cert, key, ...clientAuth }, source: 'self-signed, in memory', watch: () => () => {} };
+  }
+  const load = (): SecureContextOptions => ({ cert: read(config.tlsCert, '--tls-cert'), key: read(config.tlsKey, '--tls-key'), ...clientAuth });
+  return {
+    context: load(),
+    source: config.tlsCert,
+    watch(apply, logger) {
+      let timer: NodeJS.Timeout | undefined;
+      const changed = () => {
+        // Both files usually change together; wait for the second before reading.
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          try {
+            apply(load());
+            logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
+          } catch (err) {
+            logger.error({ err: (err as Error).message }, 'TLS certificate reload failed; keeping the previous one');
+          }
+        }, 200);
+      };
+      const files = [config.tlsCert, config.tlsKey];
+      for (const f of files) watchFile(f, { interval: 1000, persistent: false }, changed);
+      return () => {
+        clearTimeout(timer);
+        for (const f of files) unwatchFile(f, changed);
+      };
+    },
+  };
+}
+
+/** A fresh ECDSA P-256 key and a self-signed certificate for `names`, valid 90 days. */
+export async function selfSigned(names: string[]): Promise<{ cert: string; key: string }> {
+  // Loaded only when needed: the X.509 library is the largest piece of the bundle.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  const { webcrypto, randomBytes } = await import('node:crypto');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
+    name: `CN=${names[0] ?? 'localhost'}, O=echo-server self-signed`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 90 * 86_400_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        ...names.map((value) => ({ type: 'dns' as const, value })),
+        { type: 'ip' as const, value: '127.0.0.1' },
+        { type: 'ip' as const, value: '::1' },
+      ]),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
+  return { cert: cert.toString('pem'), key };
+}
+
+export interface ClientCertificate {
+  subject: string;
+  issuer: string;
+  subjectAltName: string | null;
+  validFrom: string;
+  validTo: string;
+  serialNumber: string;
+  fingerprint256: string;
+  /** Whether it verified against --tls-client-ca. */
+  verified: boolean;
+  verifyError: string | null;
+}
+
+export interface TlsInfo {
+  version: string | null;
+  cipher: string | null;
+  sni: string | null;
+  alpn: string | null;
+  clientCertificate: ClientCertificate | null;
+}
+
+export function describeTls(socket: TLSSocket): TlsInfo {
+  const cert = socket.getPeerX509Certificate();
+  const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+  return {
+    version: socket.getProtocol(),
+    cipher: socket.getCipher()?.name ?? null,
+    sni: typeof servername === 'string' ? servername : null,
+    alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
+    clientCertificate: cert === undefined ? null : {
+      subject: cert.subject.replace(/\n/g, ', '),
+      issuer: cert.issuer.replace(/\n/g, ', '),
+      subjectAltName: cert.subjectAltName ?? null,
+      validFrom: new Date(cert.validFrom).toISOString(),
+      validTo: new Date(cert.validTo).toISOString(),
+      serialNumber: cert.serialNumber,
+      fingerprint256: cert.fingerprint256,
+      verified: socket.authorized,
+      verifyError: socket.authorized ? null : String(socket.authorizationError ?? 'not verified'),
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// WebSocket echo on any path, framed by `ws`. The first message describes the
+// handshake request (the same JSON as an HTTP echo); after that every text or binary
+// message comes back as it came. Message size, message rate and idle time are
+// bounded; the server pings and answers pings; shutdown closes with 1001.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export interface WebSocketEcho {
+  /** Takes over an upgrade request; `describe` renders the handshake as JSON. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, describe: () => string, done: (summary: WebSocketSummary) => void): void;
+  /** Closes every connection with 1001 (going away). */
+  closeAll(): void;
+  readonly open: number;
+}
+
+export interface WebSocketSummary {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  closeCode: number;
+}
+
+export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEcho {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.wsMaxMessage, perMessageDeflate: false, clientTracking: true });
+  wss.on('error', (err) => logger.warn({ err: err.message }, 'websocket server error'));
+
+  function serve(ws: WebSocket, describe: () => string, done: (s: WebSocketSummary) => void): void {
+    const summary: WebSocketSummary = { messagesIn: 0, messagesOut: 0, bytesIn: 0, closeCode: 0 };
+    // A token bucket: wsMaxRate messages a second, bursts up to the same number.
+    let tokens = config.wsMaxRate;
+    let last = performance.now();
+    let idle: NodeJS.Timeout | undefined;
+    const touch = () => {
+      clearTimeout(idle);
+      if (config.wsIdleTimeoutMs > 0) idle = setTimeout(() => ws.close(1000, 'idle timeout'), config.wsIdleTimeoutMs);
+    };
+    const pinger = setInterval(() => ws.ping(), Math.max(1000, Math.floor((config.wsIdleTimeoutMs || 60_000) / 2)));
+    pinger.unref();
+    touch();
+    ws.send(describe());
+    summary.messagesOut++;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const now = performance.now();
+      tokens = Math.min(config.wsMaxRate, tokens + ((now - last) / 1000) * config.wsMaxRate);
+      last = now;
+      if (tokens < 1) {
+        ws.close(1008, `more than ${config.wsMaxRate} messages per second`);
+        return;
+      }
+      tokens--;
+      touch();
+      summary.messagesIn++;
+      summary.bytesIn += data.length;
+      ws.send(data, { binary: isBinary });
+      summary.messagesOut++;
+    });
+    ws.on('pong', touch);
+    ws.on('error', (err) => logger.debug({ err: err.message }, 'websocket error'));
+    ws.on('close', (code) => {
+      clearTimeout(idle);
+      clearInterval(pinger);
+      summary.closeCode = code;
+      done(summary);
+    });
+  }
+
+  return {
+    handleUpgrade(req, socket, head, describe, done) {
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, describe, done));
+    },
+    closeAll() {
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+    },
+    get open() {
+      return wss.clients.size;
+    },
+  };
+}
