@@ -22,7 +22,6 @@ import { scanHeaders, type HeaderScan } from './request-head.ts';
 import { connectionSocket, proxyInfoOf } from './connection.ts';
 import { describeTls } from './tls.ts';
 import { createWebSocketEcho } from './websocket.ts';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { BUILD_INFO } from './version.ts';
