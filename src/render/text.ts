@@ -14,10 +14,8 @@ export function renderText(e: Echo): string {
     `Headers: ${JSON.stringify(e.headers)}\n` +
     `Path: ${JSON.stringify(e.path)}\n` +
     `Query: ${JSON.stringify(e.query)}\n`;
-  for (const _ in e.pseudoHeaders) {
-    out += `PseudoHeaders: ${JSON.stringify(e.pseudoHeaders)}\n`;
-    break;
-  }
+  const pseudo = JSON.stringify(e.pseudoHeaders);
+  if (pseudo !== '{}') out += `PseudoHeaders: ${pseudo}\n`;
   const cookies = JSON.stringify(e.cookies);
   if (cookies !== '{}') out += `Cookies: ${cookies}\n`;
   if (e.body.bytes > 0 || e.contentLength !== 0) {
