@@ -197,7 +197,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return;
     }
 
-    const declared = scan.contentLength === undefined ? (scan.chunked ? -1 : 0) : Number(scan.contentLength);
+    const declared = scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || mayHaveBody(req) ? -1 : 0;
     if (declared > config.maxBodySize) {
       rejectLargeBody(x);
       complete(x, false);
@@ -362,6 +362,11 @@ export function createApp(config: Config, deps: AppDeps): App {
       return inFlight;
     },
   };
+}
+
+/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
+function mayHaveBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
 }
 
 /** What the transport knows about a request: peer, TLS, PROXY header. */

@@ -1,4 +1,5 @@
 // Test helpers: a real server on an ephemeral loopback port, real clients.
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { defaultConfig, type Config } from '../src/config.ts';
@@ -70,4 +71,29 @@ export async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<v
     if (Date.now() > until) throw new Error('condition not met in time');
     await sleep(10);
   }
+}
+
+/**
+ * An external client program (curl, nghttp, h2load, openssl). Missing locally it
+ * skips the test with a message; in CI (CI=true) a missing tool is a failure.
+ */
+export function requireTool(ctx: { skip(msg: string): void }, name: string): boolean {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+  if (found) return true;
+  if (process.env.CI === 'true') throw new Error(`${name} is not installed; .ci/run installs it`);
+  ctx.skip(`${name} is not installed`);
+  return false;
+}
+
+/** Runs a program to completion with a time limit; resolves with its exit code and output. */
+export function runTool(cmd: string, args: string[], input?: string, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('latin1'); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('latin1'); });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
 }

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { connect as h2connect } from 'node:http2';
+import { after, before, describe, it } from 'node:test';
+import type { Echo } from '../../src/model.ts';
+import { rawRequest, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
+
+function h2c(url: string, path: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(url);
+    session.on('error', reject);
+    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json' });
+    let status = 0;
+    let body = '';
+    req.on('response', (h) => { status = Number(h[':status']); });
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => { session.close(); resolve({ status, body }); });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe('h2c on the plain port', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ maxBodySize: 1024 }); });
+  after(() => t.close());
+
+  it('serves HTTP/2 with prior knowledge next to HTTP/1.1', async () => {
+    const { status, body } = await h2c(t.url, '/h2?x=1');
+    assert.equal(status, 200);
+    const e = JSON.parse(body) as Echo;
+    assert.equal(e.proto, 'HTTP/2.0');
+    assert.equal(e.pseudoHeaders[':scheme'], 'http');
+    assert.equal(e.path, '/h2');
+    assert.equal(e.tls, null);
+    assert.match(await (await fetch(t.url)).text(), /^Proto: HTTP\/1\.1$/m);
+  });
+
+  it('reads bodies and applies limits on HTTP/2 streams', async () => {
+    const ok = JSON.parse((await h2c(t.url, '/', { method: 'POST', body: 'hello' })).body) as Echo;
+    assert.equal(ok.body.data, 'hello');
+    assert.equal((await h2c(t.url, '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
+  });
+
+  it('answers curl --http2-prior-knowledge and upgrades curl --http2 (Upgrade: h2c)', async (ctx) => {
+    if (!requireTool(ctx, 'curl')) return;
+    const prior = await runTool('curl', ['-s', '-D', '-', '--http2-prior-knowledge', `${t.url}/prior`]);
+    assert.match(prior.stdout, /^HTTP\/2 200/m);
+    const pseudo = JSON.parse(/^PseudoHeaders: (.*)$/m.exec(prior.stdout)![1]!) as Record<string, string>;
+    assert.deepEqual(pseudo, { ':method': 'GET', ':path': '/prior', ':scheme': 'http', ':authority': new URL(t.url).host });
+    const up = await runTool('curl', ['-s', '-D', '-', '--http2', `${t.url}/upgraded?q=1`, '-H', 'X-Custom: yes']);
+    assert.match(up.stdout, /^HTTP\/1\.1 101 Switching Protocols/m);
+    assert.match(up.stdout, /^HTTP\/2 200/m);
+    assert.match(up.stdout, /^Proto: HTTP\/2\.0$/m);
+    assert.match(up.stdout, /^RequestURI: \/upgraded\?q=1$/m);
+    assert.match(up.stdout, /"x-custom":\["yes"\]/);
+    assert.doesNotMatch(up.stdout, /"http2-settings"|"upgrade"/, 'connection headers of the upgrade are not part of the request');
+    // The next request on the same upgraded connection goes out as stream 3.
+    const two = await runTool('curl', ['-s', '--http2', `${t.url}/a`, `${t.url}/b`]);
+    assert.match(two.stdout, /RequestURI: \/a[\s\S]*RequestURI: \/b/);
+  });
+
+  it('serves nghttp with prior knowledge and with Upgrade', async (ctx) => {
+    if (!requireTool(ctx, 'nghttp')) return;
+    const prior = await runTool('nghttp', ['-v', `${t.url}/nghttp`]);
+    assert.equal(prior.code, 0, prior.stderr);
+    assert.match(prior.stdout, /Proto: HTTP\/2\.0/);
+    assert.match(prior.stdout, /:status: 200/);
+    const up = await runTool('nghttp', ['-u', '-v', `${t.url}/nghttp-upgrade`]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /HTTP Upgrade response/);
+    assert.match(up.stdout, /RequestURI: \/nghttp-upgrade/);
+  });
+
+  it('holds up under h2load, every stream answered', async (ctx) => {
+    if (!requireTool(ctx, 'h2load')) return;
+    const r = await runTool('h2load', ['-n', '400', '-c', '4', '-m', '10', `${t.url}/load`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /requests: 400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored/);
+    assert.match(r.stdout, /status codes: 400 2xx/);
+  });
+
+  it('can be turned off: the preface is then just a bad HTTP/1 request', async () => {
+    const off = await startTestServer({ h2c: false });
+    try {
+      const res = await rawRequest(off.port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      assert.match(res, /^HTTP\/1\.1 (400|505) /);
+      const up = await rawRequest(off.port, 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n', 1000);
+      assert.match(up, /^HTTP\/1\.1 200 OK/, 'the Upgrade header is ignored and the request echoed');
+    } finally {
+      await off.close();
+    }
+  });
+});
