@@ -68,8 +68,10 @@ ARG COMMIT_HASH=""
 ARG CREATED_DATE=""
 
 COPY --from=users /out/etc/passwd /out/etc/group /etc/
-# Owned by root and read-only to the server's user: it cannot change its own code.
-COPY --from=build /src/dist/echo-server.cjs /app/echo-server.cjs
+# The bundle, the on-demand self-signed certificate module and the licences of
+# bundled code. Owned by root, read-only to the server's user: it cannot change
+# its own code.
+COPY --from=build /src/dist/ /app/
 
 ENV NODE_ENV=production \
     ECHO_PORT=${PORT}

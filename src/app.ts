@@ -21,7 +21,7 @@ import { RENDERERS, negotiate, parseFormat, type Format } from './render/negotia
 import { scanHeaders, type HeaderScan } from './request-head.ts';
 import { connectionSocket, proxyInfoOf } from './connection.ts';
 import { describeTls } from './tls.ts';
-import { createWebSocketEcho } from './websocket.ts';
+import type { WebSocketEcho } from './websocket.ts';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { BUILD_INFO } from './version.ts';
@@ -78,7 +78,10 @@ export function createApp(config: Config, deps: AppDeps): App {
   };
   const generated = new GeneratedBody();
   const accessLog = createAccessLog(logger);
-  const websockets = config.websocket ? createWebSocketEcho(config, logger) : null;
+  // Loaded on the first upgrade: `ws` and what it pulls in cost about 10 MB of
+  // resident memory that a server nobody opens a WebSocket to should not carry.
+  let websockets: Promise<WebSocketEcho> | null = null;
+  const websocketEcho = () => (websockets ??= import('./websocket.ts').then((m) => m.createWebSocketEcho(config, logger)));
   /** Open SSE streams, each with the function that ends it cleanly. */
   const streams = new Set<() => void>();
   let inFlight = 0;
@@ -208,9 +211,9 @@ export function createApp(config: Config, deps: AppDeps): App {
       if (controls?.size != null) sendGenerated(x, controls, controls.size);
       else sendEcho(x, body, declared, format, controls);
     };
-    // The common case, a request without body or delay, is answered and accounted
+    // The common case, a request without body, delay or event stream, is answered and accounted
     // for right here; everything slower completes when its response closes.
-    if (declared === 0 && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
+    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
       answer(EMPTY_BODY);
       complete(x, false);
       return;
@@ -325,14 +328,14 @@ export function createApp(config: Config, deps: AppDeps): App {
     const start = performance.now();
     const scan = scanHeaders(req.rawHeaders, false);
     const requestId = scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
-    if (websockets === null || health.draining) {
+    if (!config.websocket || health.draining) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     inFlight++;
     metrics?.requestStarted();
     const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
-    websockets.handleUpgrade(req, socket, head, describe, (summary) => {
+    const accepted = (echo: WebSocketEcho) => echo.handleUpgrade(req, socket, head, describe, (summary) => {
       const seconds = (performance.now() - start) / 1000;
       inFlight--;
       metrics?.requestFinished(req.method ?? 'GET', 101, seconds);
@@ -346,6 +349,10 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
       if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
     });
+    websocketEcho().then(accepted, (err: unknown) => {
+      logger.error({ err }, 'websocket support failed to load');
+      socket.destroy();
+    });
   }
 
   return {
@@ -354,7 +361,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     beginShutdown() {
       health.beginDrain();
       for (const stop of [...streams]) stop();
-      websockets?.closeAll();
+      void websockets?.then((echo) => echo.closeAll());
     },
     health,
     idle: () => (inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve))),

@@ -159,7 +159,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'websocket', flag: 'websocket', env: 'ECHO_WEBSOCKET', default: 'true', help: 'echo WebSocket messages on any path', parse: parseBoolean },
   { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
   { key: 'wsMaxRate', flag: 'ws-max-rate', env: 'ECHO_WS_MAX_RATE', default: '100', help: 'WebSocket messages per second per connection (close 1008 above)', parse: (t) => parseInteger(t, 1, 100_000) },
-  { key: 'wsIdleTimeoutMs', flag: 'ws-idle-timeout', env: 'ECHO_WS_IDLE_TIMEOUT', default: '60s', help: 'close a WebSocket with no message or pong for this long', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'wsIdleTimeoutMs', flag: 'ws-idle-timeout', env: 'ECHO_WS_IDLE_TIMEOUT', default: '60s', help: 'close a WebSocket that sends no message for this long', parse: (t) => parseDuration(t, HOUR) },
   { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
   { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000) },
   { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends', parse: (t) => parseInteger(t, 0, 10_000) },

@@ -4,10 +4,10 @@
 // are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
 // limits, timeouts, routes, metrics and logs are the same whatever the transport.
 import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from './addresses.ts';
 import type { App } from './app.ts';
 import type { Config } from './config.ts';
@@ -36,17 +36,24 @@ export interface ListenerDeps {
 export async function listen(app: App, config: Config, deps: ListenerDeps): Promise<Listener> {
   const { logger, metrics } = deps;
   const http1 = createHttpServer(app, config, deps);
-  const h2 = createH2Server(app, config);
+  // node:http2 and node:tls are loaded when first needed: together they cost about
+  // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   const sessions = new Set<ServerHttp2Session>();
-  h2.on('session', (s: ServerHttp2Session) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-  });
+  let h2Server: Http2Server | null = null;
+  const h2 = () => {
+    if (h2Server !== null) return h2Server;
+    h2Server = createH2Server(app, config);
+    h2Server.on('session', (s: ServerHttp2Session) => {
+      sessions.add(s);
+      s.once('close', () => sessions.delete(s));
+    });
+    return h2Server;
+  };
 
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (wantsH2cUpgrade(req)) {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
-      h2.emit('connection', bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req)));
+      h2().emit('connection', bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req)));
     } else {
       app.upgrade(req, socket, head);
     }
@@ -71,7 +78,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   };
 
   const plain = front('http', async (socket) => {
-    if (config.h2c && await sniffHttp2Preface(socket, config.headersTimeoutMs)) h2.emit('connection', socket);
+    if (config.h2c && await sniffHttp2Preface(socket, config.headersTimeoutMs)) h2().emit('connection', socket);
     else http1.emit('connection', socket);
     socket.resume();
   });
@@ -79,7 +86,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   let tlsFront: TcpServer | null = null;
   let stopWatching = () => {};
   if (config.https && deps.tls !== null) {
-    const tlsServer = createTlsServer({
+    const tlsServer = process.getBuiltinModule('node:tls').createServer({
       ...deps.tls.context,
       ALPNProtocols: ['h2', 'http/1.1'],
       requestCert: config.tlsClientAuth !== 'none',
@@ -87,7 +94,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       handshakeTimeout: config.headersTimeoutMs,
     });
     tlsServer.on('secureConnection', (s: TLSSocket) => {
-      if (s.alpnProtocol === 'h2') h2.emit('connection', s);
+      if (s.alpnProtocol === 'h2') h2().emit('connection', s);
       else http1.emit('connection', s);
     });
     tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed'));
@@ -145,6 +152,7 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
 }
 
 function createH2Server(app: App, config: Config): Http2Server {
+  const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   const h2 = createHttp2Server({
     settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
     maxSessionMemory: 32,

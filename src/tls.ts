@@ -30,6 +30,9 @@ function read(path: string, what: string): Buffer {
 export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
   const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: read(config.tlsClientCa, '--tls-client-ca') };
   if (config.tlsCert === '') {
+    // A module of its own (and a file of its own in the bundle): the X.509 library
+    // is most of the code, and only a server without certificate files needs it.
+    const { selfSigned } = await import('./self-signed.ts');
     const { cert, key } = await selfSigned([...new Set(['localhost', hostname()])]);
     return { context: { cert, key, ...clientAuth }, source: 'self-signed, in memory', watch: () => () => {} };
   }
@@ -59,39 +62,6 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
       };
     },
   };
-}
-
-/** A fresh ECDSA P-256 key and a self-signed certificate for `names`, valid 90 days. */
-export async function selfSigned(names: string[]): Promise<{ cert: string; key: string }> {
-  // Loaded only when needed: the X.509 library is the largest piece of the bundle.
-  await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
-  const { webcrypto, randomBytes } = await import('node:crypto');
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
-    name: `CN=${names[0] ?? 'localhost'}, O=echo-server self-signed`,
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + 90 * 86_400_000),
-    keys,
-    signingAlgorithm: alg,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        ...names.map((value) => ({ type: 'dns' as const, value })),
-        { type: 'ip' as const, value: '127.0.0.1' },
-        { type: 'ip' as const, value: '::1' },
-      ]),
-    ],
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
-  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
-  return { cert: cert.toString('pem'), key };
 }
 
 export interface ClientCertificate {

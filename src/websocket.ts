@@ -1,7 +1,8 @@
 // WebSocket echo on any path, framed by `ws`. The first message describes the
 // handshake request (the same JSON as an HTTP echo); after that every text or binary
 // message comes back as it came. Message size, message rate and idle time are
-// bounded; the server pings and answers pings; shutdown closes with 1001.
+// bounded; the server pings (and drops peers that stop answering) and answers
+// pings; shutdown closes with 1001.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -37,7 +38,16 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       clearTimeout(idle);
       if (config.wsIdleTimeoutMs > 0) idle = setTimeout(() => ws.close(1000, 'idle timeout'), config.wsIdleTimeoutMs);
     };
-    const pinger = setInterval(() => ws.ping(), Math.max(1000, Math.floor((config.wsIdleTimeoutMs || 60_000) / 2)));
+    // Heartbeat: a peer that has not answered the previous ping is gone.
+    let alive = true;
+    const pinger = setInterval(() => {
+      if (!alive) {
+        ws.terminate();
+        return;
+      }
+      alive = false;
+      ws.ping();
+    }, 30_000);
     pinger.unref();
     touch();
     ws.send(describe());
@@ -57,7 +67,7 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       ws.send(data, { binary: isBinary });
       summary.messagesOut++;
     });
-    ws.on('pong', touch);
+    ws.on('pong', () => { alive = true; });
     ws.on('error', (err) => logger.debug({ err: err.message }, 'websocket error'));
     ws.on('close', (code) => {
       clearTimeout(idle);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { get } from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ describe('production bundle', () => {
       const outfile = join(dir, 'echo-server.cjs');
       await run(process.execPath, ['scripts/build.ts', '--outfile', outfile], { env: { ...process.env, COMMIT_HASH: 'abc123', CREATED_DATE: '2026-01-02T03:04:05Z' } });
       // Run from an empty directory: nothing from node_modules can be reached.
-      const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1', '--https', '--https-port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
       try {
@@ -27,6 +28,17 @@ describe('production bundle', () => {
         assert.equal(version.commit, 'abc123');
         assert.equal(version.created, '2026-01-02T03:04:05Z');
         assert.match(await (await fetch(url)).text(), /^Proto: HTTP\/1\.1$/m);
+        // HTTPS without certificate files loads the self-signed module from beside the bundle.
+        const httpsUrl = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[1]!;
+        assert.match(httpsUrl, /^https:/);
+        const text = await new Promise<string>((resolve, reject) => {
+          get(`${httpsUrl}/bundled`, { rejectUnauthorized: false }, (res) => {
+            let s = '';
+            res.on('data', (c: Buffer) => { s += c.toString(); });
+            res.on('end', () => resolve(s));
+          }).on('error', reject);
+        });
+        assert.match(text, /^TLS: \{"version":"TLSv1\.3"/m);
       } finally {
         child.kill('SIGTERM');
         assert.equal((await once(child, 'exit'))[0], 0);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { Echo } from '../../src/model.ts';
-import { selfSigned } from '../../src/tls.ts';
+import { selfSigned } from '../../src/self-signed.ts';
 import { requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** Handshake only: the certificate and the negotiated ALPN. */
