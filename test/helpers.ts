@@ -94,6 +94,7 @@ export function runTool(cmd: string, args: string[], input?: string, timeoutMs =
     child.stdout.on('data', (c: Buffer) => { stdout += c.toString('latin1'); });
     child.stderr.on('data', (c: Buffer) => { stderr += c.toString('latin1'); });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.on('error', () => {}); // a program that never reads its input closes the pipe early
     child.stdin.end(input ?? '');
   });
 }
