@@ -36,8 +36,9 @@ RUN npm run --silent lint -- $LINT_FLAGS
 
 # --- tests (the article's `go test`): a failing test fails the build
 FROM lint AS test
+# The test:code script puts $TEST_FLAGS before the test files, where node reads options.
 ARG TEST_FLAGS=""
-RUN npm run --silent test:code -- $TEST_FLAGS
+RUN npm run --silent test:code
 
 # --- the production bundle (the article's `go build`)
 FROM test AS build

@@ -202,7 +202,12 @@ function dockerRunToHealthy(): string {
   const docker = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
   const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
   const image = process.env.BENCH_IMAGE ?? `echo-server:${version}`;
-  if (spawnSync(docker, ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) return `skipped (no image ${image}; run npm run image)`;
+  if (spawnSync(docker, ['info'], { stdio: 'ignore' }).status !== 0) return 'skipped (no Docker engine)';
+  if (spawnSync(docker, ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) {
+    // Build it against the local stand-in bases, as the image tests do.
+    const built = spawnSync(process.execPath, ['scripts/image.ts', '--airgap', '--tag', image], { stdio: 'ignore', env: { ...process.env, DOCKER: docker } });
+    if (built.status !== 0) return `skipped (building ${image} failed)`;
+  }
   const name = `echo-bench-${process.pid}`;
   const start = performance.now();
   execFileSync(docker, ['run', '-d', '--rm', '--name', name, '--health-interval', '100ms', image], { stdio: 'ignore' });

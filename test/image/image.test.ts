@@ -49,15 +49,17 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
   let files: TarEntry[];
   let config: Record<string, unknown>;
   let buildSeconds = 0;
+  let buildOutput = '';
 
   before(async () => {
     assert.ok(available, `CI needs a Docker engine (client ${DOCKER})`);
     const out = execFileSync('bash', ['scripts/airgap-bases.sh'], { encoding: 'utf8', env: { ...process.env, DOCKER }, stdio: ['ignore', 'pipe', 'inherit'] });
     bases = Object.fromEntries(out.trim().split('\n').map((l) => l.split('='))) as typeof bases;
     const start = performance.now();
-    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', IMAGE], { ...process.env, DOCKER });
+    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', IMAGE, '--', '--progress=plain', '--build-arg', 'BUILD_FLAGS=--metafile'], { ...process.env, DOCKER });
     buildSeconds = (performance.now() - start) / 1000;
     assert.equal(build.code, 0, build.output);
+    buildOutput = build.output;
     config = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config}}', IMAGE)) as Record<string, unknown>;
     files = await listImageFiles(IMAGE);
   });
@@ -94,6 +96,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.match(labels['org.opencontainers.image.ref.name']!, /^[A-Za-z0-9._/-]+$/);
     assert.match(pkg.license, /^[A-Za-z0-9.\-+]+( (AND|OR) [A-Za-z0-9.\-+]+)*$/, 'SPDX expression');
     for (const v of Object.values(labels)) assert.doesNotMatch(String(v), /my-repo|unknown|placeholder|TODO/i);
+  });
+
+  it('passes BUILD_FLAGS to the production build', () => {
+    assert.match(buildOutput, /src\/app\.ts/, 'the --metafile analysis lists the bundled sources');
   });
 
   it('runs as a numeric non-root user, in production mode, on port 8080, in exec form', () => {
@@ -224,13 +230,59 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     try {
       await writeFile(join(dir, 'test/unit/deliberately-failing.test.ts'),
         "import assert from 'node:assert/strict';\nimport { it } from 'node:test';\nit('deliberately fails', () => assert.equal(1, 2));\n");
-      const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'build', ...baseArgs(), dir], { ...process.env, DOCKER_BUILDKIT: '1' });
+      const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'build', ...baseArgs(),
+        '--build-arg', 'LINT_FLAGS=--format=json', '--build-arg', 'TEST_FLAGS=--test-reporter=tap', dir], { ...process.env, DOCKER_BUILDKIT: '1' });
       assert.notEqual(code, 0, 'the build must fail');
-      assert.match(output, /deliberately fails/);
-      assert.match(output, /npm run --silent test:code/);
+      assert.match(output, /"filePath":"\/src\/src\/app\.ts"/, 'LINT_FLAGS reached eslint');
+      assert.match(output, /not ok \d+ - deliberately fails/, 'TEST_FLAGS reached the test runner, and the test failed');
+      assert.match(output, /ERROR|error/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('takes UID, USER and PORT as build arguments', async () => {
+    const tag = `${IMAGE}-args`;
+    const { code, output } = await runCommand(DOCKER, ['build', '--tag', tag, ...baseArgs(),
+      '--build-arg', 'UID=12000', '--build-arg', 'USER=echo-user', '--build-arg', 'PORT=9090', '.'], { ...process.env, DOCKER_BUILDKIT: '1' });
+    assert.equal(code, 0, output);
+    try {
+      const c = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config}}', tag)) as { User: string; ExposedPorts: object; Env: string[] };
+      assert.equal(c.User, '12000:12000');
+      assert.deepEqual(c.ExposedPorts, { '9090/tcp': {} });
+      assert.ok(c.Env.includes('ECHO_PORT=9090'));
+      const name = await run('-p', '127.0.0.1::9090', '--health-interval', '500ms', tag);
+      await waitForStatus(name, 'healthy', 5000);
+      const mapping = await docker('port', name, '9090/tcp');
+      const port = Number(/:(\d+)$/m.exec(mapping)![1]);
+      assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /^Method: GET$/m);
+    } finally {
+      await docker('image', 'rm', '-f', tag).catch(() => '');
+    }
+  });
+
+  it('builds faithful stand-ins for both bases', async () => {
+    const runtime = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config}}', bases.RUNTIME_IMAGE)) as { Entrypoint: string[]; User: string };
+    assert.deepEqual(runtime.Entrypoint, ['/nodejs/bin/node']);
+    assert.equal(runtime.User, '65532:65532');
+    const rfiles = await listImageFiles(bases.RUNTIME_IMAGE);
+    const at = (p: string) => rfiles.find((f) => f.path === p);
+    assert.equal(at('/bin/sh'), undefined, 'no shell');
+    assert.match(at('/tmp')!.mode, /^drwxrwxrwt/, '/tmp is 1777');
+    assert.ok(at('/etc/ssl/certs/ca-certificates.crt')!.size > 1000, 'a CA bundle');
+    assert.ok(at('/usr/share/zoneinfo/Europe/Paris') ?? at('/usr/share/zoneinfo/UTC'), 'tzdata');
+    const id = await docker('create', bases.RUNTIME_IMAGE);
+    try {
+      const passwd = (await pipeDocker(['cp', `${id}:/etc/passwd`, '-'], 'tar', ['-xOf', '-'])).toString();
+      const group = (await pipeDocker(['cp', `${id}:/etc/group`, '-'], 'tar', ['-xOf', '-'])).toString();
+      assert.match(passwd, /^nonroot:x:65532:65532:/m);
+      assert.match(group, /^nonroot:x:65532:$/m);
+    } finally {
+      await docker('rm', id);
+    }
+    assert.equal(await docker('run', '--rm', bases.RUNTIME_IMAGE, '-p', 'process.versions.node.split(".")[0]'), '24');
+    const slim = await docker('run', '--rm', '--entrypoint', 'sh', bases.BUILDER_IMAGE, '-c', 'node --version && npm --version && echo shell');
+    assert.match(slim, /^v24\.\d+\.\d+\n\d+\.\d+\.\d+\nshell$/);
   });
 
   it('stays within 10% of the floor: the Node binary, its shared libraries and the bundle', async () => {

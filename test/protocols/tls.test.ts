@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as h2connect } from 'node:http2';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -100,6 +100,20 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
     const e = JSON.parse(body) as Echo;
     assert.equal(e.proto, 'HTTP/1.1');
     assert.equal(e.tls!.alpn, null, 'the client offered no ALPN');
+  });
+
+  it('shows the TLS details in the HTML view too', async () => {
+    const res = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/?echo_format=html', rejectUnauthorized: false, servername: 'localhost', agent: false, ALPNProtocols: ['http/1.1'] } as RequestOptions & { ALPNProtocols: string[] }, (r) => {
+        let b = '';
+        r.on('data', (c: Buffer) => { b += c.toString(); });
+        r.on('end', () => resolve(b));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.match(res, /<h2>TLS<\/h2><table><tr><th>Version<\/th><td>TLSv1\.3<\/td>/);
+    assert.match(res, /<th>ALPN<\/th><td>http\/1\.1<\/td>/);
   });
 
   it('applies the controls and limits to HTTP/2 streams', async () => {
