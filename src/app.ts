@@ -138,7 +138,6 @@ export function createApp(config: Config, deps: AppDeps): App {
     if (x.done) return;
     x.done = true;
     const seconds = (performance.now() - x.start) / 1000;
-    inFlight--;
     const { req, res } = x;
     metrics?.requestFinished(req.method ?? 'OTHER', res.statusCode, seconds);
     if (x.logged) {
@@ -148,11 +147,22 @@ export function createApp(config: Config, deps: AppDeps): App {
         clientIp: normalizeIp(req.socket?.remoteAddress ?? ''), userAgent: x.scan.userAgent, aborted,
       });
     }
+    leave();
+  }
+
+  /** One request fewer in flight; wakes a drain waiting for none. */
+  function leave(): void {
+    inFlight--;
     if (inFlight === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** The client's request id when it is sane, else a fresh UUID. */
+  function requestIdOf(scan: HeaderScan): string {
+    return scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
   }
 
   /** For answers that finish later: complete when the response closes, however it ends. */
@@ -170,7 +180,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const scan = scanHeaders(req.rawHeaders, config.controls);
     const x: Exchange = {
       req, res, start, uri, scan,
-      requestId: scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID(),
+      requestId: requestIdOf(scan),
       bytesIn: 0, bytesOut: 0, logged: config.accessLog && (ops === undefined || config.logOpsRequests), done: false,
     };
     if (health.draining) res.shouldKeepAlive = false;
@@ -327,7 +337,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const start = performance.now();
     const scan = scanHeaders(req.rawHeaders, false);
-    const requestId = scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
+    const requestId = requestIdOf(scan);
     if (!config.websocket || health.draining) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -337,7 +347,6 @@ export function createApp(config: Config, deps: AppDeps): App {
     const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
     const accepted = (echo: WebSocketEcho) => echo.handleUpgrade(req, socket, head, describe, (summary) => {
       const seconds = (performance.now() - start) / 1000;
-      inFlight--;
       metrics?.requestFinished(req.method ?? 'GET', 101, seconds);
       metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
       if (config.accessLog) {
@@ -347,11 +356,13 @@ export function createApp(config: Config, deps: AppDeps): App {
           clientIp: normalizeIp(connectionSocket(req).remoteAddress ?? ''), userAgent: scan.userAgent,
         }, 'websocket');
       }
-      if (inFlight === 0) for (const w of idleWaiters.splice(0)) w();
+      leave();
     });
     websocketEcho().then(accepted, (err: unknown) => {
       logger.error({ err }, 'websocket support failed to load');
       socket.destroy();
+      metrics?.requestFinished(req.method ?? 'GET', 500, (performance.now() - start) / 1000);
+      leave();
     });
   }
 
