@@ -37,7 +37,11 @@ apt_uris() {
 
 build_rootfs() {
   have_image "$ROOTFS_IMAGE" && return
-  command -v mmdebstrap >/dev/null || { log "installing mmdebstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2; }
+  if ! command -v mmdebstrap >/dev/null; then
+    log "installing mmdebstrap"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
+  fi
   local uris main security
   uris=$(apt_uris)
   main=$(echo "$uris" | grep -v security | head -n1)
