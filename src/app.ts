@@ -170,6 +170,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     x.res.once('close', () => complete(x, !x.res.writableFinished));
   }
 
+  /**
+   * The handler. An unexpected error answers 500 (or drops the connection if the
+   * answer had begun), is logged, and never takes the server down.
+   */
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
     inFlight++;
@@ -184,12 +188,25 @@ export function createApp(config: Config, deps: AppDeps): App {
       bytesIn: 0, bytesOut: 0, logged: config.accessLog && (ops === undefined || config.logOpsRequests), done: false,
     };
     if (health.draining) res.shouldKeepAlive = false;
-    if (ops !== undefined) {
-      if (ops(x)) complete(x, false);
+    try {
+      if (ops === undefined) serveEcho(x, q);
+      else if (ops(x)) complete(x, false);
       else completeOnClose(x);
-      return;
+    } catch (err) {
+      fail(x, err);
     }
+  }
 
+  function fail(x: Exchange, err: unknown): void {
+    logger.error({ err: (err as Error).message, reqId: x.requestId, uri: x.uri }, 'request failed');
+    const begun = x.res.headersSent;
+    if (begun) x.res.destroy();
+    else text(x, 500, 'internal error\n');
+    complete(x, begun);
+  }
+
+  function serveEcho(x: Exchange, q: number): void {
+    const { req, res, uri, scan } = x;
     let format: Format;
     let controls: Controls | null = null;
     try {
@@ -218,8 +235,12 @@ export function createApp(config: Config, deps: AppDeps): App {
     }
     const answer = (body: BodyResult) => {
       x.bytesIn = body.bytes;
-      if (controls?.size != null) sendGenerated(x, controls, controls.size);
-      else sendEcho(x, body, declared, format, controls);
+      try {
+        if (controls?.size != null) sendGenerated(x, controls, controls.size);
+        else sendEcho(x, body, declared, format, controls);
+      } catch (err) {
+        fail(x, err); // answers run from timers and promises too, outside handle's guard
+      }
     };
     // The common case, a request without body, delay or event stream, is answered and accounted
     // for right here; everything slower completes when its response closes.
@@ -321,9 +342,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     if (controls.status === null) return 200;
     const code = pickStatus(controls.status, deps.random);
     if (!INTERIM_CODES.has(code)) return code;
-    if (code === 100) res.writeContinue();
-    else if (code === 102) res.writeProcessing();
-    else res.writeEarlyHints({});
+    sendInterim(res, code);
     return 200;
   }
 
@@ -385,6 +404,19 @@ export function createApp(config: Config, deps: AppDeps): App {
 /** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
 function mayHaveBody(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/**
+ * A 1xx response ahead of the final one. node:http has a method per code; the
+ * HTTP/2 compatibility response lacks writeProcessing, so HTTP/2 sends the
+ * informational HEADERS frame on the stream directly.
+ */
+function sendInterim(res: ServerResponse, code: number): void {
+  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
+  if (h2stream !== undefined) h2stream.additionalHeaders({ ':status': code });
+  else if (code === 100) res.writeContinue();
+  else if (code === 102) res.writeProcessing();
+  else res.writeEarlyHints({});
 }
 
 /** What the transport knows about a request: peer, TLS, PROXY header. */

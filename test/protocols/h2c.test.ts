@@ -41,6 +41,24 @@ describe('h2c on the plain port', () => {
     assert.equal((await h2c(t.url, '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
   });
 
+  it('sends 1xx controls as HTTP/2 informational responses', async () => {
+    for (const code of [100, 102, 103]) {
+      const informational = await new Promise<number[]>((resolve, reject) => {
+        const session = h2connect(t.url);
+        const seen: number[] = [];
+        const req = session.request({ ':path': `/?echo_status=${code}` });
+        req.on('headers', (h) => seen.push(Number(h[':status'])));
+        req.on('response', (h) => seen.push(Number(h[':status'])));
+        req.on('end', () => { session.close(); resolve(seen); });
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+      assert.deepEqual(informational, [code, 200], `status ${code}`);
+    }
+    assert.equal((await h2c(t.url, '/')).status, 200, 'still serving');
+  });
+
   it('answers curl --http2-prior-knowledge and upgrades curl --http2 (Upgrade: h2c)', async (ctx) => {
     if (!requireTool(ctx, 'curl')) return;
     const prior = await runTool('curl', ['-s', '-D', '-', '--http2-prior-knowledge', `${t.url}/prior`]);

@@ -144,3 +144,27 @@ describe('controls switched off', () => {
     }
   });
 });
+
+describe('unexpected errors', () => {
+  it('answer 500, are logged, and never take the server down, on every path', async () => {
+    // The weighted status choice calls the injected random source; make it fail.
+    const t = await startTestServer({}, { random: () => { throw new Error('boom'); } });
+    try {
+      const cases: [string, RequestInit][] = [
+        ['/?echo_status=200:1,503:1', {}],
+        ['/?echo_status=200:1,503:1&echo_delay=10ms', {}],
+        ['/?echo_status=200:1,503:1', { method: 'POST', body: 'with a body' }],
+      ];
+      for (const [path, init] of cases) {
+        const res = await fetch(t.url + path, init);
+        assert.equal(res.status, 500, path);
+        assert.equal(await res.text(), 'internal error\n');
+      }
+      assert.equal(t.logs.messages('request failed').length, 3);
+      assert.equal((await fetch(t.url)).status, 200, 'still serving');
+      assert.equal(t.server.app.inFlight, 0, 'nothing left in flight');
+    } finally {
+      await t.close();
+    }
+  });
+});
