@@ -199,9 +199,13 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   function fail(x: Exchange, err: unknown): void {
     logger.error({ err: (err as Error).message, reqId: x.requestId, uri: x.uri }, 'request failed');
-    const begun = x.res.headersSent;
+    let begun = x.res.headersSent;
+    try {
+      if (!begun) text(x, 500, 'internal error\n');
+    } catch {
+      begun = true; // the response object itself is unusable
+    }
     if (begun) x.res.destroy();
-    else text(x, 500, 'internal error\n');
     complete(x, begun);
   }
 
@@ -281,6 +285,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     ];
     if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
     const status = controlledStatus(res, controls, headers);
+    if (isBodiless(status)) {
+      endWithoutBody(res, status, headers);
+      return;
+    }
     res.writeHead(status, headers as string[]);
     x.bytesOut = req.method === 'HEAD' ? 0 : length;
     res.end(out);
@@ -327,6 +335,10 @@ export function createApp(config: Config, deps: AppDeps): App {
       'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
     ];
     const status = controlledStatus(x.res, controls, headers);
+    if (isBodiless(status)) {
+      endWithoutBody(x.res, status, headers);
+      return;
+    }
     x.res.writeHead(status, headers as string[]);
     if (x.req.method === 'HEAD') {
       x.res.end();
@@ -404,6 +416,20 @@ export function createApp(config: Config, deps: AppDeps): App {
 /** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
 function mayHaveBody(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
+function isBodiless(status: number): boolean {
+  return status === 204 || status === 304;
+}
+
+function endWithoutBody(res: ServerResponse, status: number, headers: OutgoingHttpHeader[]): void {
+  const kept: OutgoingHttpHeader[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Type') kept.push(headers[i]!, headers[i + 1]!);
+  }
+  res.writeHead(status, kept as string[]);
+  res.end();
 }
 
 /**

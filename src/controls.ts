@@ -120,7 +120,7 @@ const SAFE_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  */
 export const FORBIDDEN_HEADERS = new Set([
   'content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive',
-  'upgrade', 'te', 'trailer', 'x-content-type-options', 'content-security-policy',
+  'proxy-connection', 'upgrade', 'te', 'trailer', 'x-content-type-options', 'content-security-policy',
   'content-security-policy-report-only', 'set-cookie', 'refresh', 'x-request-id', 'date',
 ]);
 

@@ -59,6 +59,16 @@ describe('h2c on the plain port', () => {
     assert.equal((await h2c(t.url, '/')).status, 200, 'still serving');
   });
 
+  it('answers 204 and 304 without a body over HTTP/2 and HTTP/1.1', async () => {
+    for (const code of [204, 304]) {
+      const h2 = await h2c(t.url, `/?echo_status=${code}&echo_header=X-A:1`);
+      assert.deepEqual([h2.status, h2.body], [code, '']);
+      const h1 = await rawRequest(t.port, `GET /?echo_status=${code} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`);
+      assert.match(h1, new RegExp(`^HTTP/1\\.1 ${code} `));
+      assert.doesNotMatch(h1, /Content-Length/i);
+    }
+  });
+
   it('answers curl --http2-prior-knowledge and upgrades curl --http2 (Upgrade: h2c)', async (ctx) => {
     if (!requireTool(ctx, 'curl')) return;
     const prior = await runTool('curl', ['-s', '-D', '-', '--http2-prior-knowledge', `${t.url}/prior`]);

@@ -48,7 +48,7 @@ describe('controls', () => {
     assert.equal(pickStatus(choices, () => 0.9999), 503);
   });
 
-  const forbidden = ['Content-Type: text/html', 'content-length: 5', 'Set-Cookie: a=b', 'Transfer-Encoding: chunked',
+  const forbidden = ['Content-Type: text/html', 'content-length: 5', 'Proxy-Connection: keep-alive', 'Set-Cookie: a=b', 'Transfer-Encoding: chunked',
     'Content-Security-Policy: none', 'X-Content-Type-Options: sniff', 'Refresh: 0;url=https://evil.example'];
   for (const h of forbidden) {
     it(`refuses to set ${h.split(':')[0]}`, () => assert.throws(() => parseHeader(h), /cannot be set by a client/));
