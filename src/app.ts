@@ -6,24 +6,21 @@ import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:h
 import { normalizeIp } from './addresses.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import type { Config, Env } from './config.ts';
-import {
-  ControlError, INTERIM_CODES, QUERY_PREFIX, addControlInput, parseControls, pickStatus,
-  type ControlInput, type Controls,
-} from './controls.ts';
+import { ControlError, INTERIM_CODES, controlInput, parseControls, pickFormat, pickStatus, type Controls } from './controls.ts';
 import { GeneratedBody } from './generate.ts';
 import { Health } from './health.ts';
 import type { Identity } from './identity.ts';
 import { createAccessLog, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { EMPTY_BODY, buildEcho, type BodyResult, type Echo, type EchoContext, type RequestInfo } from './model.ts';
+import { EMPTY_BODY, buildEcho, type BodyResult, type Echo, type EchoContext } from './model.ts';
 import { HTML_CSP } from './render/html.ts';
-import { RENDERERS, negotiate, parseFormat, type Format } from './render/negotiate.ts';
+import { RENDERERS, type Format } from './render/negotiate.ts';
+import { mayHaveBody, requestInfo } from './request-info.ts';
+import { delay, endWithoutBody, isBodiless, sendInterim } from './response.ts';
 import { scanHeaders, type HeaderScan } from './request-head.ts';
-import { connectionSocket, proxyInfoOf } from './connection.ts';
-import { describeTls } from './tls.ts';
+import { connectionSocket } from './connection.ts';
 import type { WebSocketEcho } from './websocket.ts';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import { BUILD_INFO } from './version.ts';
 
 export interface AppDeps {
@@ -411,89 +408,6 @@ export function createApp(config: Config, deps: AppDeps): App {
       return inFlight;
     },
   };
-}
-
-/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
-function mayHaveBody(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
-}
-
-/** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
-function isBodiless(status: number): boolean {
-  return status === 204 || status === 304;
-}
-
-function endWithoutBody(res: ServerResponse, status: number, headers: OutgoingHttpHeader[]): void {
-  const kept: OutgoingHttpHeader[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Type') kept.push(headers[i]!, headers[i + 1]!);
-  }
-  res.writeHead(status, kept as string[]);
-  res.end();
-}
-
-/**
- * A 1xx response ahead of the final one. node:http has a method per code; the
- * HTTP/2 compatibility response lacks writeProcessing, so HTTP/2 sends the
- * informational HEADERS frame on the stream directly.
- */
-function sendInterim(res: ServerResponse, code: number): void {
-  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
-  if (h2stream !== undefined) h2stream.additionalHeaders({ ':status': code });
-  else if (code === 100) res.writeContinue();
-  else if (code === 102) res.writeProcessing();
-  else res.writeEarlyHints({});
-}
-
-/** What the transport knows about a request: peer, TLS, PROXY header. */
-function requestInfo(req: IncomingMessage, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
-  const socket = connectionSocket(req);
-  const proxy = proxyInfoOf(socket);
-  const relayed = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null;
-  const tls = (socket as Partial<TLSSocket>).encrypted === true ? describeTls(socket as TLSSocket) : null;
-  return {
-    remoteAddress: relayed ? proxy.sourceAddress! : socket.remoteAddress ?? '',
-    remotePort: relayed ? proxy.sourcePort ?? undefined : socket.remotePort,
-    method: req.method ?? '', uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders,
-    contentLength: declared, body, requestId, tls, proxy,
-    peerAddress: socket.remoteAddress ?? '', peerPort: socket.remotePort,
-  };
-}
-
-/** Control values from the query (`echo_*`) and headers (`X-Echo-*`); null when there are none. */
-function controlInput(uri: string, q: number, headers: [string, string][] | null): ControlInput | null {
-  let input: ControlInput | null = null;
-  if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
-    for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
-      if (k.startsWith(QUERY_PREFIX)) addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
-    }
-  }
-  if (headers !== null) {
-    for (const [name, value] of headers) {
-      // The query wins: a header only fills a control the query did not set.
-      if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
-      addControlInput((input ??= new Map() as ControlInput), name, `X-Echo-${name[0]!.toUpperCase()}${name.slice(1)}`, value);
-    }
-  }
-  return input;
-}
-
-function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
-  const requested = input?.get('format');
-  if (requested === undefined) return negotiate(accept, sse);
-  const format = parseFormat(requested.values[0]!);
-  if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
-  return format;
-}
-
-/** Waits, unless the client leaves first. */
-function delay(res: ServerResponse, ms: number, then: () => void): void {
-  const timer = setTimeout(() => {
-    res.off('close', cancel);
-    then();
-  }, ms);
-  const cancel = () => clearTimeout(timer);
-  res.once('close', cancel);
 }
 
 /** Only variables matching the operator's allowlist, read once at start-up. */

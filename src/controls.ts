@@ -3,6 +3,7 @@
 // (the query parameter wins when both are given). Every value goes through a bounded
 // parser; a bad one is a ControlError, which the app answers with 400.
 import { ParseError, clip, parseDuration, parseInteger, parseSize } from './parse.ts';
+import { negotiate, parseFormat, type Format } from './render/negotiate.ts';
 
 export const QUERY_PREFIX = 'echo_';
 export const HEADER_PREFIX = 'x-echo-';
@@ -138,4 +139,31 @@ export function parseHeader(text: string): [string, string] {
     throw new ParseError('Location must be a path on this server, such as /next');
   }
   return [name, value];
+}
+
+/** Control values from the query (`echo_*`) and headers (`X-Echo-*`); null when there are none. */
+export function controlInput(uri: string, q: number, headers: [string, string][] | null): ControlInput | null {
+  let input: ControlInput | null = null;
+  if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
+    for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
+      if (k.startsWith(QUERY_PREFIX)) addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
+    }
+  }
+  if (headers !== null) {
+    for (const [name, value] of headers) {
+      // The query wins: a header only fills a control the query did not set.
+      if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
+      addControlInput((input ??= new Map() as ControlInput), name, `X-Echo-${name[0]!.toUpperCase()}${name.slice(1)}`, value);
+    }
+  }
+  return input;
+}
+
+/** The rendering: an explicit echo_format / X-Echo-Format, else the Accept header. */
+export function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
+  const requested = input?.get('format');
+  if (requested === undefined) return negotiate(accept, sse);
+  const format = parseFormat(requested.values[0]!);
+  if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
+  return format;
 }
