@@ -63,6 +63,17 @@ interface Exchange {
 type OpsHandler = (x: Exchange) => boolean;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The headers every answer carries, as one flat array (node:http's fastest path to
+ * the wire); controls may append to it. Content-Type is always the server's choice.
+ */
+function answerHeaders(contentType: string, length: number, requestId: string): OutgoingHttpHeader[] {
+  return [
+    'Content-Type', contentType, 'Content-Length', String(length), 'X-Request-Id', requestId,
+    'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
+  ];
+}
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 export function createApp(config: Config, deps: AppDeps): App {
@@ -87,10 +98,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   /** A short plain-text answer (operations endpoints, errors). */
   function text(x: Exchange, status: number, body: string): void {
     x.bytesOut = Buffer.byteLength(body);
-    x.res.writeHead(status, [
-      'Content-Type', TEXT_TYPE, 'Content-Length', String(x.bytesOut), 'X-Request-Id', x.requestId,
-      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
-    ]);
+    x.res.writeHead(status, answerHeaders(TEXT_TYPE, x.bytesOut, x.requestId) as string[]);
     x.res.end(body);
   }
 
@@ -275,11 +283,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
     const length = Buffer.byteLength(out);
-    // Headers as one flat array: node:http's fastest path to the wire.
-    const headers: OutgoingHttpHeader[] = [
-      'Content-Type', renderer.contentType, 'Content-Length', String(length), 'X-Request-Id', x.requestId,
-      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
-    ];
+    const headers = answerHeaders(renderer.contentType, length, x.requestId);
     if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
     const status = controlledStatus(res, controls, headers);
     if (isBodiless(status)) {
@@ -327,10 +331,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   function sendGenerated(x: Exchange, controls: Controls, size: number): void {
-    const headers: OutgoingHttpHeader[] = [
-      'Content-Type', 'application/octet-stream', 'Content-Length', String(size), 'X-Request-Id', x.requestId,
-      'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store',
-    ];
+    const headers = answerHeaders('application/octet-stream', size, x.requestId);
     const status = controlledStatus(x.res, controls, headers);
     if (isBodiless(status)) {
       endWithoutBody(x.res, status, headers);

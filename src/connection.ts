@@ -2,7 +2,7 @@
 // and the first bytes (to tell an HTTP/2 preface from HTTP/1.1). The front stage
 // reads them, puts back whatever belongs to the next protocol, and hands on.
 import type { Socket } from 'node:net';
-import { ProxyProtocolError, parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
+import { parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
 
 // Kept as a property of the socket (not in a WeakMap) so it is also reachable
 // through the proxy object HTTP/2 puts in front of a session's socket.
@@ -87,4 +87,3 @@ export function sniffHttp2Preface(socket: Socket, timeoutMs: number): Promise<bo
   });
 }
 
-export { ProxyProtocolError };

@@ -1,5 +1,6 @@
 // Test helpers: a real server on an ephemeral loopback port, real clients.
 import { spawn, spawnSync } from 'node:child_process';
+import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { defaultConfig, type Config } from '../src/config.ts';
@@ -96,5 +97,21 @@ export function runTool(cmd: string, args: string[], input?: string, timeoutMs =
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.on('error', () => {}); // a program that never reads its input closes the pipe early
     child.stdin.end(input ?? '');
+  });
+}
+
+/** One HTTP/2 request on a fresh session (h2c for http:, TLS without verification for https:). */
+export function h2request(origin: string, path: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(origin, { rejectUnauthorized: false });
+    session.on('error', reject);
+    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json' });
+    let status = 0;
+    let body = '';
+    req.on('response', (hd) => { status = Number(hd[':status']); });
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => { session.close(); resolve({ status, body }); });
+    req.on('error', reject);
+    req.end(opts.body);
   });
 }

@@ -2,22 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { Echo } from '../../src/model.ts';
-import { rawRequest, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
-
-function h2c(url: string, path: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(url);
-    session.on('error', reject);
-    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json' });
-    let status = 0;
-    let body = '';
-    req.on('response', (h) => { status = Number(h[':status']); });
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { session.close(); resolve({ status, body }); });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+import { h2request, rawRequest, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('h2c on the plain port', () => {
   let t: TestServer;
@@ -25,7 +10,7 @@ describe('h2c on the plain port', () => {
   after(() => t.close());
 
   it('serves HTTP/2 with prior knowledge next to HTTP/1.1', async () => {
-    const { status, body } = await h2c(t.url, '/h2?x=1');
+    const { status, body } = await h2request(t.url, '/h2?x=1');
     assert.equal(status, 200);
     const e = JSON.parse(body) as Echo;
     assert.equal(e.proto, 'HTTP/2.0');
@@ -36,9 +21,9 @@ describe('h2c on the plain port', () => {
   });
 
   it('reads bodies and applies limits on HTTP/2 streams', async () => {
-    const ok = JSON.parse((await h2c(t.url, '/', { method: 'POST', body: 'hello' })).body) as Echo;
+    const ok = JSON.parse((await h2request(t.url, '/', { method: 'POST', body: 'hello' })).body) as Echo;
     assert.equal(ok.body.data, 'hello');
-    assert.equal((await h2c(t.url, '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
+    assert.equal((await h2request(t.url, '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
   });
 
   it('sends 1xx controls as HTTP/2 informational responses', async () => {
@@ -56,12 +41,12 @@ describe('h2c on the plain port', () => {
       });
       assert.deepEqual(informational, [code, 200], `status ${code}`);
     }
-    assert.equal((await h2c(t.url, '/')).status, 200, 'still serving');
+    assert.equal((await h2request(t.url, '/')).status, 200, 'still serving');
   });
 
   it('answers 204 and 304 without a body over HTTP/2 and HTTP/1.1', async () => {
     for (const code of [204, 304]) {
-      const h2 = await h2c(t.url, `/?echo_status=${code}&echo_header=X-A:1`);
+      const h2 = await h2request(t.url, `/?echo_status=${code}&echo_header=X-A:1`);
       assert.deepEqual([h2.status, h2.body], [code, '']);
       const h1 = await rawRequest(t.port, `GET /?echo_status=${code} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`);
       assert.match(h1, new RegExp(`^HTTP/1\\.1 ${code} `));

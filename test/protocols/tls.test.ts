@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { Echo } from '../../src/model.ts';
 import { selfSigned } from '../../src/self-signed.ts';
-import { requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { h2request, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** Handshake only: the certificate and the negotiated ALPN. */
 function handshake(port: number, opts: { alpn?: string[]; cert?: string; key?: string; servername?: string } = {}) {
@@ -18,21 +18,6 @@ function handshake(port: number, opts: { alpn?: string[]; cert?: string; key?: s
       s.end();
     });
     s.on('error', reject);
-  });
-}
-
-function h2get(origin: string, path: string, ca?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(origin, { rejectUnauthorized: false, ca });
-    session.on('error', reject);
-    const req = session.request({ ':path': path, accept: 'application/json' });
-    let body = '';
-    let status = 0;
-    req.on('response', (h) => { status = Number(h[':status']); });
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { session.close(); resolve({ status, body }); });
-    req.on('error', reject);
-    req.end();
   });
 }
 
@@ -80,7 +65,7 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
   });
 
   it('echoes TLS details and HTTP/2 pseudo-headers over h2', async () => {
-    const { status, body } = await h2get(`https://localhost:${port}`, '/secure?a=1');
+    const { status, body } = await h2request(`https://localhost:${port}`, '/secure?a=1');
     assert.equal(status, 200);
     const e = JSON.parse(body) as Echo;
     assert.equal(e.proto, 'HTTP/2.0');
@@ -117,8 +102,8 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
   });
 
   it('applies the controls and limits to HTTP/2 streams', async () => {
-    assert.equal((await h2get(`https://localhost:${port}`, '/?echo_status=418')).status, 418);
-    assert.equal((await h2get(`https://localhost:${port}`, '/?echo_delay=abc')).status, 400);
+    assert.equal((await h2request(`https://localhost:${port}`, '/?echo_status=418')).status, 418);
+    assert.equal((await h2request(`https://localhost:${port}`, '/?echo_delay=abc')).status, 400);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     assert.match(metrics, /echo_http_requests_total\{method="GET",status="418"\} 1/);
   });
