@@ -122,7 +122,7 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       wss.handleUpgrade(req, socket, head, (ws) => {
         pending.delete(socket);
         events.opened();
-        serve(ws, describe, events.closed);
+        serve(ws, describe, (summary) => events.closed(summary));
       });
     },
     closeAll() {
