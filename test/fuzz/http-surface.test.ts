@@ -643,7 +643,11 @@ async function h2Case(url: string, rng: Rng, caseNo: number): Promise<void> {
   const session = h2connect(url);
   let sessionError: string | null = null;
   session.on('error', (err: NodeJS.ErrnoException) => { sessionError = `${err.code ?? ''} ${err.message}`; });
-  const timer = setTimeout(() => session.destroy(), CASE_TIMEOUT_MS);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    session.destroy();
+  }, CASE_TIMEOUT_MS);
   const runs: Promise<void>[] = [];
   for (let i = 1 + rng.int(5); i > 0; i--) {
     const id = `fz-${caseNo}-h2-${i}`;
@@ -654,7 +658,7 @@ async function h2Case(url: string, rng: Rng, caseNo: number): Promise<void> {
     const pending = runStream(session, headers, data);
     if (pending === null) continue;
     stats.h2Streams++;
-    runs.push(pending.then((o) => checkStream(o, allowed, id, caseNo, sent)));
+    runs.push(pending.then((o) => checkStream(o, allowed, id, caseNo, sent, timedOut)));
   }
   await Promise.all(runs);
   clearTimeout(timer);
@@ -666,18 +670,28 @@ function clientRefused(code: string | undefined): void {
   stats.h2ClientRefused[code ?? '?'] = (stats.h2ClientRefused[code ?? '?'] ?? 0) + 1;
 }
 
-function checkStream(o: StreamOutcome, allowed: Set<number>, id: string, caseNo: number, sent: string): void {
+function checkStream(o: StreamOutcome, allowed: Set<number>, id: string, caseNo: number, sent: string, timedOut: boolean): void {
   if (o.status !== null) {
     countStatus(o.status, allowed);
     if (o.status >= 500 && !allowed.has(o.status)) fail(`HTTP/2: unrequested ${o.status}`, caseNo, `stream ${id} got ${o.status}`, sent);
     if (o.requestId !== id) fail('HTTP/2: answer does not belong to its request', caseNo, `stream ${id} answered with X-Request-Id ${o.requestId}`, sent);
   }
   if (o.ended && o.rstCode === 0) return;
+  if (timedOut) {
+    fail('HTTP/2: no answer in time', caseNo, `stream ${id}: status ${o.status}, not finished within ${CASE_TIMEOUT_MS} ms`, sent);
+    return;
+  }
   if (o.error !== null && /ERR_HTTP2_INVALID|ERR_INVALID_/.test(o.error)) {
     clientRefused(o.error.split(' ')[0]); // refused by node:http2 itself before it went out
     return;
   }
+  if (o.status !== null && o.rstCode !== null && o.rstCode !== 0) {
+    // The client sent nothing wrong enough to be answered at all: a reset now cuts a response short.
+    fail('HTTP/2: stream reset after its answer began', caseNo, `stream ${id}: status ${o.status}, rst ${o.rstCode} (${o.error})`, sent);
+    return;
+  }
   if (o.rstCode !== null && o.rstCode !== 0) {
+    // Refused by the server's HTTP/2 layer before any answer: a protocol violation (space or raw bytes in :path, NUL/CR/LF in a value).
     if (stats.h2Resets.length < 10) stats.h2Resets.push(`${REPLAY(caseNo)} stream ${id}: rst ${o.rstCode} after status ${o.status} (${o.error}) ${show(sent, 300)}`);
     else stats.h2Resets.push('');
     return;
