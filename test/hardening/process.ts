@@ -41,13 +41,15 @@ export interface SpawnOptions {
   /** stdout: 'read' parses log lines; 'pipe' makes a pipe nobody reads; or a file descriptor. */
   stdout?: 'read' | 'pipe' | number;
   cwd?: string;
+  /** Extra environment variables (PATH is always set). */
+  env?: Record<string, string>;
 }
 
 /** Starts `cmd args` with Node 24 first on PATH; stderr is always collected. */
 export function spawnServer(cmd: string, args: string[], opts: SpawnOptions = {}): Server {
   const out = opts.stdout ?? 'read';
   const stdio: StdioOptions = ['ignore', typeof out === 'number' ? out : 'pipe', 'pipe'];
-  const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: { PATH }, stdio });
+  const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: { ...opts.env, PATH }, stdio });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
   const lines: Record<string, unknown>[] = [];
