@@ -114,7 +114,7 @@ describe('certificate files are read safely', () => {
     assert.match((await refused(t, big)).stderr, /larger than \d+ bytes/);
   });
 
-  it('reload: a certificate replaced by a FIFO is refused with a log line; HTTPS keeps the previous certificate', async (t) => {
+  it('reload: a certificate replaced by a FIFO is refused with a log line; HTTPS keeps the previous certificate, and loads the next valid one', async (t) => {
     if (!await makeCertificate(t)) return;
     const s = spawnMain(['--port', '0', '--host', '127.0.0.1', '--https', '--https-port', '0', '--tls-cert', cert, '--tls-key', key]);
     t.after(() => s.kill());
@@ -134,5 +134,12 @@ describe('certificate files are read safely', () => {
     assert.match(String(s.lines.find((l) => /reload failed/.test(String(l.msg)))!.err), /not a regular file/);
     assert.deepEqual(await presented(httpsPort), before, 'the previous certificate is still served');
     assert.equal(await httpsStatus(httpsPort, '/after-reload'), 200);
+
+    // The watch survives the failure: a valid certificate put back is loaded.
+    await rm(cert);
+    const r = await runTool('openssl', ['req', '-x509', '-key', key, '-out', cert, '-subj', '/CN=echo-reload-next', '-days', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    await until(() => s.lines.some((l) => l.msg === 'TLS certificate reloaded'), 8000, 'the next certificate is loaded');
+    assert.equal((await presented(httpsPort)).cn, 'echo-reload-next');
   });
 });
