@@ -57,6 +57,7 @@ for (const s of sessions) s.destroy();
 console.log(`HTTP/2: ${SESSIONS} sessions x ${STREAMS} delayed streams: answered ${outcomes.answered}, refused (REFUSED_STREAM) ${outcomes.refused}, other resets ${outcomes.other}; server RSS idle ${idle.toFixed(0)} MiB, peak ${peakH2.toFixed(0)} MiB`);
 await sleep(2000);
 
+if (process.env.SKIP_WS) { child.kill("SIGTERM"); await once(child, "exit"); process.exit(0); }
 // 2. A WebSocket client that never reads.
 const before = rss(pid);
 const { port } = new URL(url);

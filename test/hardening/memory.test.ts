@@ -21,7 +21,7 @@ function rssMiB(pid: number): number {
 async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   await waitFor(() => out.includes('echo-server started'), 10_000);
   const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
   return { child, port: Number(new URL(url).port) };
