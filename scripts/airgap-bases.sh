@@ -27,6 +27,12 @@ FORCE=0
 
 log() { echo "airgap-bases: $*" >&2; }
 have_image() { [ "$FORCE" = 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+# The distroless stand-in's Dockerfile revision: an older stand-in (without the dpkg
+# status files the SBOM reads) is rebuilt rather than reused.
+DISTROLESS_REVISION=2
+have_distroless() {
+  have_image "$DISTROLESS" && [ "$("$DOCKER" image inspect --format '{{index .Config.Labels "io.github.echo-server.airgap-base-revision"}}' "$DISTROLESS")" = "$DISTROLESS_REVISION" ]
+}
 
 # Debian mirror URIs from the apt sources of this machine (deb822 or one-line style).
 apt_uris() {
@@ -76,7 +82,7 @@ if ! have_image "$SLIM"; then
   DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "$SLIM" --build-arg "ROOTFS=$ROOTFS_IMAGE" \
     --build-arg "NODE_VERSION=$NODE_VERSION" -f docker/bases/slim.Dockerfile "$CACHE/slim" >/dev/null
 fi
-if ! have_image "$DISTROLESS"; then
+if ! have_distroless; then
   log "building $DISTROLESS"
   DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "$DISTROLESS" --build-arg "SOURCE=$SLIM" \
     -f docker/bases/distroless.Dockerfile docker/bases >/dev/null
