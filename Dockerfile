@@ -66,7 +66,8 @@ RUN epoch="${CREATED_DATE:-1970-01-01T00:00:00Z}"; \
     COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- --metafile-out /tmp/meta.json $BUILD_FLAGS \
  && node scripts/sbom.ts --metafile /tmp/meta.json --lock package-lock.json --package package.json --base /sbom-base \
       --created "$epoch" --commit "${COMMIT_HASH:-unknown}" --out dist/sbom.cdx.json \
- && chmod -R u=rwX,go=rX dist && find dist -exec touch -h -d "$epoch" {} +
+ && rm -rf /out && mkdir /out && cp -a dist /out/app && chmod -R u=rwX,go=rX /out/app \
+ && find /out -exec touch -h -d "$epoch" {} +
 
 # --- passwd and group: the runtime base's entries plus the unprivileged user
 FROM ${BUILDER_IMAGE} AS users
@@ -93,7 +94,8 @@ COPY --from=users /out/etc/passwd /out/etc/group /etc/
 # The bundle, the on-demand self-signed certificate module, the licences of
 # bundled code and the SBOM (/app/sbom.cdx.json). Owned by root, read-only to the
 # server's user: it cannot change its own code.
-COPY --from=build /src/dist/ /app/
+# Copied as /out/app so that the directory itself keeps its fixed time too.
+COPY --from=build /out/ /
 
 ENV NODE_ENV=production \
     ECHO_PORT=${PORT}

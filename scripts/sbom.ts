@@ -140,7 +140,7 @@ const h = createHash('sha256').update(draft).digest('hex');
 bom.serialNumber = `urn:uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 const json = serializer.serialize(bom, { sortLists: true, space: 2 });
 
-const invalid = await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(json);
+const invalid: unknown = await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(json);
 if (invalid !== null) {
   console.error(`sbom: the document does not validate against the CycloneDX 1.6 schema: ${JSON.stringify(invalid)}`);
   process.exit(1);

@@ -30,8 +30,8 @@ async function startProcess(cmd: string, args: string[], dir: string, ready: Reg
       const m = ready.exec(output);
       if (m) { clearTimeout(timer); resolve(m); }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited ${code}:\n${output}`)); });
   });
