@@ -75,6 +75,12 @@ fetch_node_and_npm() {
   rm -rf "$ctx/package" "$ctx"/*.tgz
 }
 
+# Several test files may call this at once (node --test runs files in parallel): one at
+# a time, so a second caller reuses the first one's images instead of racing it.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+
 build_rootfs
 if ! have_image "$SLIM"; then
   fetch_node_and_npm
