@@ -27,11 +27,13 @@ FORCE=0
 
 log() { echo "airgap-bases: $*" >&2; }
 have_image() { [ "$FORCE" = 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
-# The distroless stand-in's Dockerfile revision: an older stand-in (without the dpkg
-# status files the SBOM reads) is rebuilt rather than reused.
-DISTROLESS_REVISION=2
+# The distroless stand-in is reused only if it was built from the current
+# docker/bases/distroless.Dockerfile (a stamp file pairs its hash with the image ID), so
+# an older stand-in (say, without the dpkg status files the SBOM reads) is rebuilt. A
+# label would do, but the final image would inherit it.
+distroless_stamp() { echo "$(sha256sum docker/bases/distroless.Dockerfile | cut -c1-64) $("$DOCKER" image inspect --format '{{.Id}}' "$DISTROLESS" 2>/dev/null)"; }
 have_distroless() {
-  have_image "$DISTROLESS" && [ "$("$DOCKER" image inspect --format '{{index .Config.Labels "io.github.echo-server.airgap-base-revision"}}' "$DISTROLESS")" = "$DISTROLESS_REVISION" ]
+  have_image "$DISTROLESS" && [ -f "$CACHE/distroless.stamp" ] && [ "$(cat "$CACHE/distroless.stamp")" = "$(distroless_stamp)" ]
 }
 
 # Debian mirror URIs from the apt sources of this machine (deb822 or one-line style).
@@ -92,6 +94,7 @@ if ! have_distroless; then
   log "building $DISTROLESS"
   DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "$DISTROLESS" --build-arg "SOURCE=$SLIM" \
     -f docker/bases/distroless.Dockerfile docker/bases >/dev/null
+  distroless_stamp > "$CACHE/distroless.stamp"
 fi
 echo "BUILDER_IMAGE=$SLIM"
 echo "RUNTIME_IMAGE=$DISTROLESS"

@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'release-'));
     const recordFile = join(dir, 'record.json');
-    const built = `echo-server:${tag}`;
+    const built = `${repository}:${tag}`; // the local name mirrors the repository
     try {
       const imageArgs = ['scripts/image.ts', '--tag', built, '--record', recordFile, ...(opts.has('--airgap') ? ['--airgap'] : [])];
       execFileSync(process.execPath, imageArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DOCKER: docker } });

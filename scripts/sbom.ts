@@ -120,7 +120,6 @@ const app = new Models.Component(Enums.ComponentType.Application, pkg.name, {
   version: pkg.version,
   bomRef: `app:${pkg.name}@${pkg.version}`,
   description: pkg.description,
-  purl: new PackageURL('npm', undefined, pkg.name, pkg.version, undefined, undefined).toString(),
 });
 app.licenses.add(new Models.SpdxLicense(pkg.license));
 app.properties.add(new Models.Property('org.opencontainers.image.revision', opt('--commit')));

@@ -29,7 +29,6 @@ RUN set -eu; \
     chmod 1777 /out/tmp; chown 65532:65532 /out/home/nonroot
 
 FROM scratch
-LABEL io.github.echo-server.airgap-base-revision="2"
 COPY --from=source /out/ /
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532

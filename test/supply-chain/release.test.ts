@@ -215,6 +215,16 @@ describe('release: signed by digest, with SBOM and provenance, against a real re
     assert.equal(r.last, `verify: VERIFIED ${ref}`);
   });
 
+  it('without --image, npm run release builds the image itself (cached here) and releases it', async () => {
+    const r = await release(['--registry', registry.host, '--repository', 'es11/built', '--tag', 'b1', '--key', keyFile, '--airgap']);
+    localTags.push('es11/built:b1', `${registry.host}/es11/built:b1`);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /image: .* build --tag es11\/built:b1 /, 'built through npm run image');
+    assert.match(r.last, /^127\.0\.0\.1:\d+\/es11\/built@sha256:[a-f0-9]{64}$/);
+    const v = await verify(r.last);
+    assert.equal(v.code, 0, v.output);
+  });
+
   describe('refusals (each must exit non-zero with a clear message)', () => {
     const refusals: string[] = [];
     after(() => { process.stdout.write(refusals.map((l) => `# refusal: ${l}\n`).join('')); });
