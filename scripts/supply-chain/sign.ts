@@ -141,7 +141,13 @@ async function rollbackIndex(registry: Registry, repository: string, tag: string
     return;
   }
   const now = await registry.manifest(repository, tag);
-  if (now) await registry.deleteManifest(repository, now.digest);
+  if (!now) return;
+  try {
+    await registry.deleteManifest(repository, now.digest);
+  } catch {
+    // A registry with deletes disabled: an empty index lists no referrer either.
+    await registry.putManifest(repository, tag, MEDIA.ociIndex, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [] })));
+  }
 }
 
 export { RegistryError };

@@ -14,7 +14,7 @@ import { Spec, Validation } from '@cyclonedx/cyclonedx-library';
 import { DOCKER, docker, engineAvailable, pipeDocker, runCommand } from '../image/docker.ts';
 import { loadPrivateKey, loadPublicKey } from '../../scripts/supply-chain/keys.ts';
 import { digestTag, MEDIA, Registry, type Descriptor, type Manifest } from '../../scripts/supply-chain/registry.ts';
-import { dsseBundle, PREDICATE, SIGNATURE_ANNOTATION, statement, type Statement } from '../../scripts/supply-chain/sign.ts';
+import { dsseBundle, PREDICATE, SIGNATURE_ANNOTATION, signAndAttach, statement, type Statement } from '../../scripts/supply-chain/sign.ts';
 import { bundleVerifier, verifyBundle } from '../../scripts/supply-chain/verify.ts';
 import { startNotary, startRegistry, type NotaryService, type Service } from './services.ts';
 
@@ -351,6 +351,27 @@ describe('release: signed by digest, with SBOM and provenance, against a real re
       assert.equal(r.output.trim(), `release: key file ${join(work, 'absent.key')} not found (make one with npm run keygen)`);
       assert.equal(await tagsOf('es11/nokey'), 404, 'nothing was pushed');
       process.stdout.write(`# bad input: ${r.last}\n`);
+    });
+
+    it('a failure at the last step leaves nothing tagged as signed', async () => {
+      // The real registry, with one fault injected: it refuses the final `.sig` manifest,
+      // as a registry that goes down at that moment would.
+      class FailingAtSignature extends Registry {
+        override putManifest(repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<string> {
+          if (reference.endsWith('.sig')) return Promise.reject(new Error('injected: the registry went away'));
+          return super.putManifest(repository, reference, mediaType, bytes);
+        }
+      }
+      const d = await pushPlain(`es11/tiny:${process.pid}-a`, `${registry.host}/es11/halfway:h1`);
+      const image = (await api.manifest('es11/halfway', d))!;
+      const key = loadPrivateKey(await readFile(keyFile, 'utf8'), PASSWORD);
+      const bundle = await dsseBundle(key, statement(`${registry.host}/es11/halfway`, d, PREDICATE.sign, {}));
+      await assert.rejects(signAndAttach(new FailingAtSignature(registry.host), 'es11/halfway', image, key, [{ predicateType: PREDICATE.sign, bundle }], new Date().toISOString()), /injected/);
+      assert.equal(await api.manifest('es11/halfway', `${digestTag(d)}.sig`), null, 'no signature tag');
+      assert.equal(await api.manifest('es11/halfway', digestTag(d)), null, 'the referrers index was taken back');
+      const r = await verify(`${registry.host}/es11/halfway@${d}`);
+      assert.equal(r.code, 1);
+      assert.match(r.output, /FAIL +no signature/);
     });
 
     it('a passphrase given any way but the environment is not taken', async () => {
