@@ -85,7 +85,8 @@ function debianLicense(name: string): string | undefined {
 
 const deb: Models.Component[] = [];
 const statusDir = join(base, 'status.d');
-for (const file of readdirSync(statusDir).filter((f) => !f.includes('.')).sort()) {
+// distroless also keeps <package>.md5sums files there; every other file is one package.
+for (const file of readdirSync(statusDir).filter((f) => !f.endsWith('.md5sums')).sort()) {
   const fields = Object.fromEntries(readFileSync(join(statusDir, file), 'utf8').split('\n')
     .map((l) => /^([A-Za-z-]+):\s*(.*)$/.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, m[2]!]));
   const name = fields.Package ?? file;
