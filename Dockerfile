@@ -77,7 +77,8 @@ COPY --from=runtime-base /etc/passwd /etc/group /out/etc/
 RUN case "$UID" in ''|*[!0-9]*) echo "UID must be numeric, got '$UID'" >&2; exit 1;; esac; \
     case "$USER" in ''|*[!a-z0-9_-]*) echo "USER must match [a-z0-9_-]+, got '$USER'" >&2; exit 1;; esac; \
     echo "${USER}:x:${UID}:${UID}:echo-server:/nonexistent:/sbin/nologin" >> /out/etc/passwd; \
-    echo "${USER}:x:${UID}:" >> /out/etc/group
+    echo "${USER}:x:${UID}:" >> /out/etc/group; \
+    touch -d 1970-01-01T00:00:00Z /out/etc /out/etc/passwd /out/etc/group
 
 # --- runtime
 FROM runtime-base
@@ -90,7 +91,8 @@ ARG BRANCH=""
 ARG COMMIT_HASH=""
 ARG CREATED_DATE=""
 
-COPY --from=users /out/etc/passwd /out/etc/group /etc/
+# Copied as /out/etc with fixed times, so this layer is the same on every build.
+COPY --from=users /out/ /
 # The bundle, the on-demand self-signed certificate module, the licences of
 # bundled code and the SBOM (/app/sbom.cdx.json). Owned by root, read-only to the
 # server's user: it cannot change its own code.
