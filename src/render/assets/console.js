@@ -200,9 +200,12 @@
     $('rq-body-out').textContent = '';
   }
 
+  var finished = 0;
   function busy(on) {
     $('rq-send').disabled = on;
     $('rq-repeat').disabled = on;
+    // A counter of finished sends, so a script driving the page knows when one is done.
+    if (!on) root.setAttribute('data-finished', String(++finished));
   }
 
   form.addEventListener('submit', async function (ev) {
