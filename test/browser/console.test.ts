@@ -65,7 +65,7 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
 
     const weighted = await sendRequest(page, { status: '201:1,202:1' }, '#rq-repeat');
     assert.match(weighted.tally, /^20 requests: /);
-    const counts = Object.fromEntries([...weighted.tally.matchAll(/(\d{3}) ×(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    const counts: Record<string, number> = Object.fromEntries([...weighted.tally.matchAll(/(\d{3}) ×(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
     assert.equal((counts['201'] ?? 0) + (counts['202'] ?? 0), 20, weighted.tally);
     assert.ok(counts['201']! > 0 && counts['202']! > 0, `both statuses come up in 20 tries: ${weighted.tally}`);
 
@@ -124,7 +124,7 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     });
     await page.click('#rq-copy');
     await page.waitForSelector('#rq-copied:has-text("Copied.")');
-    const copied = await page.evaluate('navigator.clipboard.readText()') as string;
+    const copied = await page.evaluate<string>('navigator.clipboard.readText()');
     assert.equal(copied, await page.locator('#rq-curl').textContent());
     assert.match(copied, /^curl -i -X POST /);
     const out = await runTool('sh', ['-c', copied]);
