@@ -58,7 +58,7 @@ describe('HTML summary', () => {
 
   it('names a PROXY protocol header', () => {
     const proxy = { version: 2 as const, command: 'PROXY' as const, transport: 'TCP4', sourceAddress: '192.0.2.1', sourcePort: 1, destinationAddress: '192.0.2.2', destinationPort: 2, tlvs: {} };
-    const e = buildEcho(info({ remoteAddress: '192.0.2.1', proxy: proxy as RequestInfo['proxy'], peerAddress: '10.1.1.1' }), ctx());
+    const e = buildEcho(info({ remoteAddress: '192.0.2.1', proxy: proxy, peerAddress: '10.1.1.1' }), ctx());
     assert.match(card(renderHtml(e), 'summary-client'), /original client from a PROXY protocol v2 header sent by 10\.1\.1\.1:5000$/);
   });
 
