@@ -88,7 +88,7 @@ const pageAssets: Plugin = {
 const common = {
   bundle: true,
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   format: 'cjs',
   minify: !flag('--no-minify'),
   sourcemap: flag('--sourcemap'),
