@@ -1,31 +1,80 @@
 // Browser-test helpers: Debian's Chromium, driven headless by playwright-core, and a
 // watch on every page for anything that must never happen (a CSP violation, a
 // console error, an uncaught exception, a dialog, a call to the payloads' hook).
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const WRAPPER = new URL('./netns-chromium.sh', import.meta.url).pathname;
+const RELAY = new URL('./netns-relay.ts', import.meta.url).pathname;
+
+function missing(ctx: { skip(msg: string): void }, what: string, install: string): null {
+  if (process.env.CI === 'true') throw new Error(`${what} is not available; .ci/run installs ${install}`);
+  ctx.skip(`SKIPPED: ${what} is not available (apt-get install ${install}); browser tests did not run`);
+  console.warn(`browser tests skipped: ${what} is not available`);
+  return null;
+}
+
+/** Passes connections from the browser's namespace (Unix sockets in `dir`) to the servers on loopback. */
+async function hostRelays(dir: string, ports: number[]): Promise<Server[]> {
+  return Promise.all(ports.map((port) => new Promise<Server>((resolve, reject) => {
+    const server = createServer((inbound) => {
+      const outbound = connect({ port, host: '127.0.0.1' });
+      inbound.pipe(outbound).pipe(inbound);
+      for (const [a, b] of [[inbound, outbound], [outbound, inbound]] as const) {
+        a.on('error', () => b.destroy());
+        a.on('close', () => b.destroy());
+      }
+    });
+    server.once('error', reject);
+    server.listen(join(dir, `${port}.sock`), () => resolve(server));
+  })));
+}
 
 /**
- * The system Chromium, or null when it is not installed: then the test is skipped
- * with a message, except in CI (CI=true), where a missing browser is a failure.
+ * The system Chromium in a network namespace of its own (netns-chromium.sh), able to
+ * reach only the test servers on `ports` (as localhost or 127.0.0.1, on the same port
+ * numbers). Null when Chromium or the namespace tools are missing: the test is then
+ * skipped with a message, except in CI (CI=true), where that is a failure.
  * playwright-core gives every launch a fresh temporary profile (user data dir).
  */
-export async function launchChromium(ctx: { skip(msg: string): void }, extraArgs: string[] = []): Promise<Browser | null> {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') throw new Error(`${CHROMIUM} is not installed; .ci/run installs Debian's chromium`);
-    ctx.skip(`SKIPPED: ${CHROMIUM} is not installed (apt-get install chromium); browser tests did not run`);
-    console.warn(`browser tests skipped: ${CHROMIUM} is not installed`);
-    return null;
+export async function launchChromium(ctx: { skip(msg: string): void }, ports: number[], extraArgs: string[] = []): Promise<Browser | null> {
+  if (!existsSync(CHROMIUM)) return missing(ctx, CHROMIUM, 'chromium');
+  for (const tool of ['unshare', 'ip']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) return missing(ctx, tool, tool === 'ip' ? 'iproute2' : 'util-linux');
   }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 60_000,
-    // Nothing may leave the machine: no QUIC, no component or sync traffic, no GPU probing.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', ...extraArgs],
-  });
+  const dir = await mkdtemp(join(tmpdir(), 'echo-browser-'));
+  const relays = await hostRelays(dir, ports);
+  const cleanup = async () => {
+    for (const r of relays) r.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const browser = await chromium.launch({
+      executablePath: WRAPPER,
+      env: {
+        ...process.env, ECHO_CHROMIUM: CHROMIUM, ECHO_NODE: process.execPath, ECHO_RELAY: RELAY, ECHO_RELAY_DIR: dir,
+        ECHO_RELAY_PORTS: ports.join(','),
+        // Root makes the namespace directly; anyone else through a user namespace.
+        ECHO_UNSHARE_FLAGS: process.getuid?.() === 0 ? '--net' : '--map-root-user --net',
+      },
+      headless: true,
+      timeout: 60_000,
+      // No QUIC, no component or sync traffic, no GPU probing (there is no network anyway).
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', ...extraArgs],
+    });
+    browser.once('disconnected', () => { void cleanup(); });
+    return browser;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 }
 
 /** Everything a page did that a safe page never does. */

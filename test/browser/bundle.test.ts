@@ -16,9 +16,6 @@ const run = promisify(execFile);
 
 describe('the production bundle in Chromium', () => {
   it('serves a page whose console works under the CSP', async (ctx) => {
-    const browser = await launchChromium(ctx);
-    if (browser === null) return;
-    ctx.after(() => browser.close());
     const dir = await mkdtemp(join(tmpdir(), 'echo-bundle-browser-'));
     ctx.after(() => rm(dir, { recursive: true, force: true }));
     const outfile = join(dir, 'echo-server.cjs');
@@ -35,6 +32,9 @@ describe('the production bundle in Chromium', () => {
     child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
     await waitFor(() => out.includes('echo-server started'), 15_000);
     const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
+    const browser = await launchChromium(ctx, [Number(new URL(url).port)]);
+    if (browser === null) return;
+    ctx.after(() => browser.close());
 
     const { page, watch } = await watchedPage(browser);
     await openPage(page, `${url}/bundled`);

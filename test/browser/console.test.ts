@@ -15,9 +15,10 @@ let t: TestServer;
 let httpsOrigin: string;
 
 before(async () => {
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, ['--ignore-certificate-errors']);
   t = await startTestServer({ https: true, httpsPort: 0, sseIntervalMs: 40, sseCount: 3, wsMaxMessage: 64 });
-  httpsOrigin = `https://localhost:${t.server.listener.httpsAddress!.port}`;
+  const httpsPort = t.server.listener.httpsAddress!.port;
+  httpsOrigin = `https://localhost:${httpsPort}`;
+  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port, httpsPort], ['--ignore-certificate-errors']);
 });
 after(async () => {
   await browser?.close();
@@ -222,7 +223,7 @@ describe('the HTML page in Chromium over HTTPS with HTTP/2', () => {
     assert.match(r.timing, /over h2$/, JSON.stringify(r));
     assert.match(r.tally, /^20 requests: /);
     const json = await sendRequest(page, { responseHeaders: 'X-H2: yes', delay: '50ms' });
-    assert.equal(json.code, '200');
+    assert.equal(json.code, '200', json.reason);
     assert.equal(json.headers.get('x-h2'), 'yes');
     assert.equal((JSON.parse(json.body) as Echo).proto, 'HTTP/2.0');
 

@@ -29,9 +29,9 @@ let dir: string;
 let ownDir = false;
 
 before(async () => {
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } });
   // What a replica behind an ingress sees: a trusted proxy in a private network.
   t = await startTestServer({ trustedProxies: new NetworkSet(['loopback', 'private']) }, { identity: { hostname: 'echo-7d9c5b8f4-x2k4p', addresses: ['10.42.0.17', 'fd00:42::17'] } });
+  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port]);
   if (process.env.ECHO_SCREENSHOTS_DIR) {
     dir = process.env.ECHO_SCREENSHOTS_DIR;
     await mkdir(dir, { recursive: true });

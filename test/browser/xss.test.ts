@@ -26,8 +26,8 @@ let skipReason = '';
 let t: TestServer;
 
 before(async () => {
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } });
   t = await startTestServer({ sseIntervalMs: 20, sseCount: 1 });
+  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port]);
 });
 after(async () => {
   await browser?.close();
