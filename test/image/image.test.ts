@@ -114,10 +114,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.equal(config.User, '8080:8080');
     assert.deepEqual(config.ExposedPorts, { '8080/tcp': {} });
     assert.ok((config.Env as string[]).includes('NODE_ENV=production'));
-    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '/app/echo-server.cjs']);
+    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs'], 'no inspector by SIGUSR1');
     assert.equal(config.StopSignal, 'SIGTERM');
     const hc = config.Healthcheck as { Test: string[]; Interval: number; Timeout: number; StartPeriod: number; Retries: number };
-    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '/app/echo-server.cjs', 'healthcheck'], 'exec form, no shell, no curl');
+    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs', 'healthcheck'], 'exec form, no shell, no curl');
     assert.deepEqual([hc.Interval, hc.Timeout, hc.StartPeriod, hc.Retries], [30e9, 30e9, 5e9, 3], 'the article\'s timings');
   });
 
