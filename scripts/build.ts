@@ -6,6 +6,7 @@
 // inputs of both output files as JSON: the SBOM lists exactly these).
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build, analyzeMetafile, type Plugin } from 'esbuild';
 
@@ -70,6 +71,24 @@ const sideModule: Plugin = {
   },
 };
 
+/**
+ * The HTML page's stylesheet and console script are files that src/render/assets.ts
+ * reads at start-up; the bundle has no files beside it, so that module is replaced
+ * by one that holds the same text.
+ */
+const pageAssets: Plugin = {
+  name: 'page-assets',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/assets\.ts$/ }, (args) => (/src[\\/]render[\\/]html\.ts$/.test(args.importer)
+      ? { path: join(args.resolveDir, args.path), namespace: 'page-assets' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'page-assets' }, (args) => {
+      const dir = join(dirname(args.path), 'assets');
+      const text = (name: string) => JSON.stringify(readFileSync(join(dir, name), 'utf8'));
+      return { contents: `export const PAGE_CSS = ${text('page.css')};\nexport const CONSOLE_JS = ${text('console.js')};\n`, loader: 'js', watchFiles: [join(dir, 'page.css'), join(dir, 'console.js')] };
+    });
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -87,7 +106,7 @@ const result = await build({
   ...common,
   entryPoints: ['src/main.ts'],
   outfile,
-  plugins: [stubUnused, sideModule],
+  plugins: [stubUnused, sideModule, pageAssets],
   define: {
     __BUILD_COMMIT__: JSON.stringify(commit),
     __BUILD_DATE__: JSON.stringify(created),

@@ -7,6 +7,8 @@ import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CONSOLE_JS } from '../../src/render/assets.ts';
+import { HTML_CSP } from '../../src/render/html.ts';
 import { rawRequest } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, listImageFiles, pipeDocker, runCommand, waitForStatus, type TarEntry } from './docker.ts';
 
@@ -161,6 +163,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.deepEqual(lines.slice(1, 6), ['Method: GET', 'RequestURI: /', 'Proto: HTTP/1.1', 'ContentLength: 0',
       `Headers: {"Host":["localhost:${port}"],"User-Agent":["curl/7.88.1"],"Accept":["*/*"],"Connection":["close"]}`]);
     assert.match(res, /^Hostname: [0-9a-f]{12}$/m, 'the container answers with its own hostname');
+    // The browser page carries its console script and stylesheet, pinned by the CSP.
+    const page = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: 'text/html' } });
+    assert.equal(page.headers.get('content-security-policy'), HTML_CSP);
+    assert.ok((await page.text()).includes(`<script>${CONSOLE_JS}</script>`));
   });
 
   it('turns healthy within the start period, and unhealthy when the liveness probe fails', async () => {
