@@ -81,6 +81,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const { logger, metrics } = deps;
   const echoContext: EchoContext = {
     trustedProxies: config.trustedProxies,
+    clientIpHeader: config.clientIpHeader,
     identity: config.identity ? deps.identity : null,
     env: allowedEnv(deps.env, config.echoEnv),
   };

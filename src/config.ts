@@ -3,6 +3,7 @@
 // so `--help`, the README test and the running server can never disagree.
 import { isIP } from 'node:net';
 import { NetworkSet } from './addresses.ts';
+import { CLIENT_IP_HEADERS, type ClientIpHeader } from './client-ip.ts';
 import {
   ParseError, clip, parseBoolean, parseDuration, parseInteger, parseList, parseSize,
 } from './parse.ts';
@@ -30,6 +31,8 @@ export interface Config {
   maxInFlight: number;
   drainTimeoutMs: number;
   trustedProxies: NetworkSet;
+  clientIpHeader: ClientIpHeader;
+  allowedOrigins: string[];
   logLevel: LogLevel;
   logFormat: LogFormat;
   accessLog: boolean;
@@ -108,6 +111,24 @@ function bindAddress(text: string): string {
   return s;
 }
 
+/** `*` alone, or exact origins: scheme://host[:port], as browsers send them. */
+function originList(text: string): string[] {
+  const list = parseList(text);
+  if (list.length === 1 && list[0] === '*') return list;
+  return list.map((o) => {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ParseError(`"${clip(o)}" is not an origin such as https://app.example (or * alone)`);
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== o.toLowerCase().replace(/\/$/, '')) {
+      throw new ParseError(`"${clip(o)}" is not an origin such as https://app.example (or * alone)`);
+    }
+    return u.origin;
+  });
+}
+
 const ENV_PATTERN = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
 
 function envPatterns(text: string): string[] {
@@ -133,6 +154,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: '1000', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
+  { key: 'clientIpHeader', flag: 'client-ip-header', env: 'ECHO_CLIENT_IP_HEADER', default: 'x-forwarded-for', help: `the one forwarding header a trusted proxy maintains: ${CLIENT_IP_HEADERS.join(', ')}; others are shown, never believed`, parse: oneOf(CLIENT_IP_HEADERS) },
+  { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ECHO_ALLOWED_ORIGINS', default: '', help: 'browser origins (https://app.example) allowed to open WebSockets and event streams; requests with no Origin or this server\'s own are always allowed; * allows all', parse: originList },
   { key: 'logLevel', flag: 'log-level', env: 'ECHO_LOG_LEVEL', default: 'info', help: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) },
   { key: 'logFormat', flag: 'log-format', env: 'ECHO_LOG_FORMAT', default: 'json', help: 'log format: json (one object per line) or text', parse: oneOf(LOG_FORMATS) },
   { key: 'accessLog', flag: 'access-log', env: 'ECHO_ACCESS_LOG', default: 'true', help: 'log one line per request', parse: parseBoolean },
