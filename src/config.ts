@@ -28,6 +28,7 @@ export interface Config {
   idleTimeoutMs: number;
   maxConnections: number;
   drainTimeoutMs: number;
+  shutdownDelayMs: number;
   trustedProxies: NetworkSet;
   logLevel: LogLevel;
   logFormat: LogFormat;
@@ -130,6 +131,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
   { key: 'logLevel', flag: 'log-level', env: 'ECHO_LOG_LEVEL', default: 'info', help: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) },
   { key: 'logFormat', flag: 'log-format', env: 'ECHO_LOG_FORMAT', default: 'json', help: 'log format: json (one object per line) or text', parse: oneOf(LOG_FORMATS) },

@@ -3,7 +3,7 @@
 // preface or HTTP/1.1 on the plain port; TLS with ALPN on the HTTPS port). Sockets
 // are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
 // limits, timeouts, routes, metrics and logs are the same whatever the transport.
-import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -50,6 +50,14 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
     return h2Server;
   };
 
+  // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
+  const http1Sockets = new Set<Socket>();
+  const toHttp1 = (socket: Socket) => {
+    http1Sockets.add(socket);
+    socket.once('close', () => http1Sockets.delete(socket));
+    http1.emit('connection', socket);
+  };
+
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (wantsH2cUpgrade(req)) {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
@@ -79,7 +87,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
 
   const plain = front('http', async (socket) => {
     if (config.h2c && await sniffHttp2Preface(socket, config.headersTimeoutMs)) h2().emit('connection', socket);
-    else http1.emit('connection', socket);
+    else toHttp1(socket);
     socket.resume();
   });
 
@@ -95,7 +103,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
     });
     tlsServer.on('secureConnection', (s: TLSSocket) => {
       if (s.alpnProtocol === 'h2') h2().emit('connection', s);
-      else http1.emit('connection', s);
+      else toHttp1(s);
     });
     tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed'));
     stopWatching = deps.tls.watch((context) => tlsServer.setSecureContext(context), logger);
@@ -118,6 +126,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       tlsFront?.close();
       stopWatching();
       http1.closeIdleConnections();
+      for (const s of http1Sockets) endAfterAnswer(s);
       for (const s of sessions) s.close(); // GOAWAY: running streams finish, no new ones
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
@@ -149,6 +158,17 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, deps.logger));
   return http;
+}
+
+/**
+ * The answer being prepared on an HTTP/1.1 connection goes out with `Connection: close`,
+ * so the client does not reuse a connection that the drain is about to cut. (Requests
+ * that arrive during the drain get it from the app, which sees readiness failed.)
+ */
+function endAfterAnswer(socket: Socket): void {
+  // node:http keeps the response in progress here; its own closeIdleConnections reads it too.
+  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (res != null && !res.headersSent) res.shouldKeepAlive = false;
 }
 
 function createH2Server(app: App, config: Config): Http2Server {
