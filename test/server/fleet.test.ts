@@ -167,3 +167,19 @@ describe('health control states', () => {
     await stopping;
   });
 });
+
+describe('healthcheck behind the PROXY protocol', () => {
+  it('sends a v2 LOCAL header when the HTTP listener requires one', async () => {
+    const t = await startTestServer({ proxyProtocol: ['http'] });
+    try {
+      const { probe } = await import('../../src/healthcheck.ts');
+      const { defaultConfig } = await import('../../src/config.ts');
+      const withHeader = await probe(defaultConfig({ port: t.port, host: '127.0.0.1', proxyProtocol: ['http'] }));
+      assert.equal(withHeader.ok, true, withHeader.detail);
+      const without = await probe(defaultConfig({ port: t.port, host: '127.0.0.1', healthcheckTimeoutMs: 2000 }));
+      assert.equal(without.ok, false, 'the listener refuses a probe without the header');
+    } finally {
+      await t.close();
+    }
+  });
+});
