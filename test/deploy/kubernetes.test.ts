@@ -172,12 +172,37 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
       }
     }],
   ];
+  // For each rule, in the same order, a change that breaks it: every check must reject
+  // its violation, so none of them can pass by looking at nothing.
+  const VIOLATIONS: ((p: IPodSpec, c: IContainer, annotations: Record<string, string>) => void)[] = [
+    (_p, c) => { c.securityContext!.windowsOptions = { hostProcess: true }; },
+    (p) => { p.hostPID = true; },
+    (_p, c) => { c.securityContext!.privileged = true; },
+    (p) => { p.volumes = [{ name: 'root', hostPath: { path: '/' } }]; },
+    (_p, c) => { c.ports![0]!.hostPort = 8080; },
+    (_p, _c, a) => { a['container.apparmor.security.beta.kubernetes.io/echo-server'] = 'unconfined'; },
+    (p) => { p.securityContext!.seLinuxOptions = { user: 'system_u' }; },
+    (_p, c) => { c.securityContext!.procMount = 'Unmasked'; },
+    (_p, c) => { c.securityContext!.seccompProfile = { type: 'Unconfined' }; },
+    (p) => { p.securityContext!.sysctls = [{ name: 'kernel.msgmax', value: '65536' }]; },
+    (p) => { p.volumes = [{ name: 'share', nfs: { server: 'nfs.example', path: '/' } }]; },
+    (_p, c) => { delete c.securityContext!.allowPrivilegeEscalation; },
+    (_p, c) => { c.securityContext!.runAsNonRoot = false; },
+    (p) => { p.securityContext!.runAsUser = 0; },
+    (p, c) => { delete p.securityContext!.seccompProfile; delete c.securityContext!.seccompProfile; },
+    (_p, c) => { c.securityContext!.capabilities = { drop: ['ALL'], add: ['NET_ADMIN'] }; },
+  ];
   describe('Pod Security "restricted", rule by rule, on every variant', () => {
-    for (const [name, check] of RULES) {
+    assert.equal(VIOLATIONS.length, RULES.length);
+    RULES.forEach(([name, check], i) => {
       it(name, () => {
         for (const v of Object.keys(VARIANTS) as Variant[]) check(podSpec(v), deployment(v).spec!.template.metadata?.annotations);
+        const bad = structuredClone(podSpec('base'));
+        const annotations: Record<string, string> = {};
+        VIOLATIONS[i]!(bad, bad.containers[0]!, annotations);
+        assert.throws(() => check(bad, annotations), assert.AssertionError, 'the check rejects a pod that breaks the rule');
       });
-    }
+    });
   });
 
   it('the Deployment has what the issue asks beyond Pod Security', () => {
