@@ -25,7 +25,7 @@ async function probes(t: TestServer): Promise<[number, number]> {
 
 describe('shutdown a load balancer can follow', () => {
   it('fails readiness at once, keeps accepting and serving for the delay, then refuses', async () => {
-    const t = await startTestServer({ shutdownDelayMs: 700, drainTimeoutMs: 2000 });
+    const t = await startTestServer({ shutdownDelayMs: 1500, drainTimeoutMs: 2000 });
     const start = performance.now();
     const stopping = t.server.shutdown();
     const ready = await get(t.port, '/readyz');
@@ -39,9 +39,9 @@ describe('shutdown a load balancer can follow', () => {
       assert.match(echo, /\r\nConnection: close\r\n/i);
       assert.match(echo, new RegExp(`RequestURI: /during-delay-${i}`));
     }
-    assert.ok(performance.now() - start < 700, 'those answers came within the delay');
+    assert.ok(performance.now() - start < 1500, 'those answers came within the delay');
     assert.equal(await stopping, true);
-    assert.ok(performance.now() - start >= 690, `stopped accepting only after the delay (${Math.round(performance.now() - start)} ms)`);
+    assert.ok(performance.now() - start >= 1490, `stopped accepting only after the delay (${Math.round(performance.now() - start)} ms)`);
     await assert.rejects(fetch(t.url), 'no new connections after the delay');
     assert.equal(t.logs.messages('shutdown delay: still serving, readiness failed').length, 1);
   });
