@@ -60,8 +60,8 @@ describe('a health-checking balancer and the shutdown delay', { skip: dockerSkip
   const containers: string[] = [];
   const backends: Backend[] = [];
 
-  before(() => {
-    image = buildHaproxyImage();
+  before(async () => {
+    image = await buildHaproxyImage();
     dir = mkdtempSync(join(tmpdir(), `${PREFIX}-lb-`));
   });
   after(async () => {

@@ -1,6 +1,5 @@
 // Helpers for the deployment tests: the image built once per run (shared by the test
 // files through a lock), free fixed ports where Docker needs one, a bounded load loop.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
@@ -21,12 +20,11 @@ export function dockerSkip(): string | false {
 }
 
 /**
- * Builds the production image (`npm run image -- --airgap`) once per run: the test
- * files run in parallel processes, so a lock directory serialises the builds and the
- * later ones are BuildKit cache hits.
+ * Runs `fn` holding a lock directory: the test files run in parallel processes, and
+ * two builds of the same thing (an mmdebstrap into one cache file) must not overlap.
  */
-export async function buildEchoImage(): Promise<string> {
-  const lock = join(tmpdir(), `${PREFIX}-image.lock`);
+async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(tmpdir(), `${PREFIX}-${name}.lock`);
   const until = Date.now() + 20 * 60_000;
   for (;;) {
     try {
@@ -37,24 +35,34 @@ export async function buildEchoImage(): Promise<string> {
       try {
         if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
       } catch { /* released meanwhile */ }
-      if (Date.now() > until) throw new Error(`image build lock ${lock} never released`);
+      if (Date.now() > until) throw new Error(`lock ${lock} never released`);
       await sleep(1000);
     }
   }
   try {
-    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', ECHO_IMAGE], { ...process.env, DOCKER });
-    if (build.code !== 0) throw new Error(`image build failed:\n${build.output.slice(-4000)}`);
+    return await fn();
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
-  return ECHO_IMAGE;
+}
+
+/** Builds the production image (`npm run image -- --airgap`); after the first, builds are BuildKit cache hits. */
+export function buildEchoImage(): Promise<string> {
+  return withLock('image', async () => {
+    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', ECHO_IMAGE], { ...process.env, DOCKER });
+    if (build.code !== 0) throw new Error(`image build failed:\n${build.output.slice(-4000)}`);
+    return ECHO_IMAGE;
+  });
 }
 
 /** The HAProxy image of deploy/swarm, built air-gapped like the stand-in bases. */
-export function buildHaproxyImage(): string {
+export function buildHaproxyImage(): Promise<string> {
   const tag = `${PREFIX}-haproxy:test`;
-  execFileSync('bash', ['scripts/airgap-haproxy.sh', tag], { env: { ...process.env, DOCKER }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return tag;
+  return withLock('haproxy', async () => {
+    const build = await runCommand('bash', ['scripts/airgap-haproxy.sh', tag], { ...process.env, DOCKER });
+    if (build.code !== 0) throw new Error(`HAProxy image build failed:\n${build.output.slice(-4000)}`);
+    return tag;
+  });
 }
 
 /**

@@ -48,7 +48,7 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     const state = await docker('info', '--format', '{{.Swarm.LocalNodeState}}');
     // A swarm this test did not make belongs to someone else: never join, change or leave it.
     assert.equal(state, 'inactive', `this engine is already in a swarm (state "${state}"); the Swarm test makes its own and will not touch an existing one`);
-    const [echoImage, haproxyImage] = [await buildEchoImage(), buildHaproxyImage()];
+    const [echoImage, haproxyImage] = await Promise.all([buildEchoImage(), buildHaproxyImage()]);
     await docker('tag', echoImage, V1);
     await docker('tag', echoImage, V2);
     await docker('swarm', 'init', '--advertise-addr', '127.0.0.1');
