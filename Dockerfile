@@ -83,9 +83,9 @@ USER ${UID}:${UID}
 STOPSIGNAL SIGTERM
 # The server probes itself: no curl, no shell. The article's timings.
 HEALTHCHECK --interval=30s --timeout=30s --start-period=5s --retries=3 \
-    CMD ["/nodejs/bin/node", "/app/echo-server.cjs", "healthcheck"]
+    CMD ["/nodejs/bin/node", "--disable-sigusr1", "/app/echo-server.cjs", "healthcheck"]
 # node is PID 1 and receives SIGTERM itself; never started through npm or a shell.
-ENTRYPOINT ["/nodejs/bin/node", "/app/echo-server.cjs"]
+ENTRYPOINT ["/nodejs/bin/node", "--disable-sigusr1", "/app/echo-server.cjs"]
 
 LABEL org.opencontainers.image.title="echo-server" \
       org.opencontainers.image.description="A production-grade HTTP echo server: shows exactly what reaches a backend behind proxies, load balancers and meshes." \

@@ -69,7 +69,7 @@ const sideModule: Plugin = {
 const common = {
   bundle: true,
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   format: 'cjs',
   minify: !flag('--no-minify'),
   sourcemap: flag('--sourcemap'),

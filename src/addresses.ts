@@ -32,7 +32,7 @@ export class NetworkSet {
   constructor(specs: readonly string[]) {
     const entries: string[] = [];
     for (const spec of specs) {
-      const expanded = NAMED_NETWORKS[spec.toLowerCase()] ?? [spec];
+      const expanded = Object.hasOwn(NAMED_NETWORKS, spec.toLowerCase()) ? NAMED_NETWORKS[spec.toLowerCase()]! : [spec];
       for (const cidr of expanded) {
         this.#add(cidr);
         entries.push(cidr);

@@ -12,14 +12,14 @@ import { Health, healthControlAnswer } from './health.ts';
 import type { Identity } from './identity.ts';
 import { createAccessLog, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { EMPTY_BODY, buildEcho, type BodyResult, type Echo, type EchoContext } from './model.ts';
+import { EMPTY_BODY, buildEcho, clientKeyed, type BodyResult, type Echo, type EchoContext } from './model.ts';
 import { HTML_CSP } from './render/html.ts';
 import { RENDERERS, type Format } from './render/negotiate.ts';
 import { mayHaveBody, requestInfo } from './request-info.ts';
-import { delay, endWithoutBody, isBodiless, sendInterim } from './response.ts';
+import { delay, endWithoutBody, headerListSize, isBodiless, plainAnswer, refuseStream, sendInterim, stopReading as stopReadingRequest } from './response.ts';
 import { scanHeaders, type HeaderScan } from './request-head.ts';
 import { connectionSocket } from './connection.ts';
-import type { WebSocketEcho } from './websocket.ts';
+import { websocketHandshakeProblem, type WebSocketEcho } from './websocket-handshake.ts';
 import type { Duplex } from 'node:stream';
 import { BUILD_INFO } from './version.ts';
 
@@ -96,10 +96,12 @@ export function createApp(config: Config, deps: AppDeps): App {
   let idleWaiters: (() => void)[] = [];
 
   /** A short plain-text answer (operations endpoints, errors). */
-  function text(x: Exchange, status: number, body: string): void {
+  function text(x: Exchange, status: number, body: string, extra?: string[]): void {
     x.bytesOut = Buffer.byteLength(body);
-    x.res.writeHead(status, answerHeaders(TEXT_TYPE, x.bytesOut, x.requestId) as string[]);
-    x.res.end(body);
+    const headers = answerHeaders(TEXT_TYPE, x.bytesOut, x.requestId);
+    if (extra !== undefined) headers.push(...extra);
+    x.res.writeHead(status, headers as string[]);
+    x.res.end(x.req.method === 'HEAD' ? undefined : body);
   }
 
   // The route table: operations endpoints by exact path; everything else echoes.
@@ -178,6 +180,11 @@ export function createApp(config: Config, deps: AppDeps): App {
     return scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
   }
 
+  /** The rest of the request body is not wanted: it is not read, and the connection or stream ends with the answer. */
+  function stopReading(x: Exchange): void {
+    stopReadingRequest(x.req, x.res);
+  }
+
   /** For answers that finish later: complete when the response closes, however it ends. */
   function completeOnClose(x: Exchange): void {
     x.res.once('close', () => complete(x, !x.res.writableFinished));
@@ -202,12 +209,53 @@ export function createApp(config: Config, deps: AppDeps): App {
     };
     if (health.draining) res.shouldKeepAlive = false;
     try {
-      if (ops === undefined) serveEcho(x, q);
-      else if (ops(x)) complete(x, false);
-      else completeOnClose(x);
+      if (inFlight > config.maxInFlight) refuse(x);
+      else if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) rejectLargeHead(x);
+      else if (ops === undefined) serveEcho(x, q);
+      else serveOps(x, ops);
     } catch (err) {
       fail(x, err);
     }
+  }
+
+  /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
+  function refuse(x: Exchange): void {
+    metrics?.requestRefused();
+    if (x.req.httpVersionMajor === 2) {
+      x.res.statusCode = 503;
+      refuseStream(x.res);
+      complete(x, true);
+      return;
+    }
+    x.res.shouldKeepAlive = false;
+    text(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress\n`, ['Retry-After', '1']);
+    stopReading(x);
+    complete(x, false);
+  }
+
+  /** HTTP/2 has no parser limit of its own for this: the same 431 as HTTP/1.1. */
+  function rejectLargeHead(x: Exchange): void {
+    text(x, 431, `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`);
+    stopReading(x);
+    complete(x, false);
+  }
+
+  /** Operations endpoints take no body: a declared one above the limit is refused, any other is not read. */
+  function serveOps(x: Exchange, ops: OpsHandler): void {
+    const declared = declaredLength(x);
+    if (declared > config.maxBodySize) {
+      rejectLargeBody(x);
+      complete(x, false);
+      return;
+    }
+    if (declared !== 0) stopReading(x);
+    if (ops(x)) complete(x, false);
+    else completeOnClose(x);
+  }
+
+  function declaredLength(x: Exchange): number {
+    const { scan, req } = x;
+    return scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || mayHaveBody(req) ? -1 : 0;
   }
 
   function fail(x: Exchange, err: unknown): void {
@@ -244,7 +292,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return;
     }
 
-    const declared = scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || mayHaveBody(req) ? -1 : 0;
+    const declared = declaredLength(x);
     if (declared > config.maxBodySize) {
       rejectLargeBody(x);
       complete(x, false);
@@ -365,41 +413,73 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   function rejectLargeBody(x: Exchange): void {
-    // The rest of the upload is not worth reading: answer and close the connection.
-    x.res.shouldKeepAlive = false;
     text(x, 413, `request body exceeds the limit of ${config.maxBodySize} bytes (--max-body-size)\n`);
+    stopReading(x);
   }
 
-  /** WebSocket: the handshake is echoed as the first message; accounted for when it closes. */
+  /**
+   * WebSocket: the handshake is echoed as the first message. Every upgrade is one
+   * exchange: counted in flight from arrival, and finished exactly once (refused,
+   * failed, aborted before the handshake, or closed), whatever `ws` does with it.
+   */
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const start = performance.now();
-    const scan = scanHeaders(req.rawHeaders, false);
-    const requestId = requestIdOf(scan);
-    if (!config.websocket || health.draining) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
     inFlight++;
     metrics?.requestStarted();
-    const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
-    const accepted = (echo: WebSocketEcho) => echo.handleUpgrade(req, socket, head, describe, (summary) => {
+    const scan = scanHeaders(req.rawHeaders, false);
+    const requestId = requestIdOf(scan);
+    let settled = false;
+    const finish = (status: number, fields: object) => {
+      if (settled) return;
+      settled = true;
+      socket.off('close', onEarlyClose);
       const seconds = (performance.now() - start) / 1000;
-      metrics?.requestFinished(req.method ?? 'GET', 101, seconds);
-      metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
+      metrics?.requestFinished(req.method ?? 'GET', status, seconds);
       if (config.accessLog) {
         logger.info({
-          reqId: requestId, method: req.method, uri: req.url, status: 101, bytesIn: summary.bytesIn, messagesIn: summary.messagesIn,
-          messagesOut: summary.messagesOut, closeCode: summary.closeCode, durationMs: Math.round(seconds * 1e6) / 1000,
+          reqId: requestId, method: req.method, uri: req.url, status, ...fields, durationMs: Math.round(seconds * 1e6) / 1000,
           clientIp: normalizeIp(connectionSocket(req).remoteAddress ?? ''), userAgent: scan.userAgent,
         }, 'websocket');
       }
       leave();
-    });
-    websocketEcho().then(accepted, (err: unknown) => {
-      logger.error({ err }, 'websocket support failed to load');
-      socket.destroy();
-      metrics?.requestFinished(req.method ?? 'GET', 500, (performance.now() - start) / 1000);
-      leave();
+    };
+    /** The client left before the handshake was answered (nginx's 499). */
+    const onEarlyClose = () => finish(499, { aborted: true });
+    socket.once('close', onEarlyClose);
+    const reject = (status: number, reason: string, extra = '') => {
+      if (socket.writable) socket.end(plainAnswer(status, `${reason}\n`, extra));
+      else socket.destroy();
+      finish(status, { reason });
+    };
+    try {
+      const problem = health.draining ? [503, 'server shutting down'] as const
+        : inFlight > config.maxInFlight ? [503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`] as const
+        : websocketHandshakeProblem(req);
+      if (problem !== null) {
+        if (problem[0] === 503) metrics?.requestRefused();
+        reject(problem[0], problem[1], problem[0] === 405 ? 'Allow: GET\r\n' : problem[0] === 426 ? 'Sec-WebSocket-Version: 13\r\n' : problem[0] === 503 ? 'Retry-After: 1\r\n' : '');
+        return;
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error).message, reqId: requestId }, 'websocket upgrade failed');
+      reject(500, 'internal error');
+      return;
+    }
+    const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
+    const accepted = (echo: WebSocketEcho) => {
+      if (settled) return; // the client left while the module loaded
+      echo.handleUpgrade(req, socket, head, describe, {
+        opened: () => socket.off('close', onEarlyClose),
+        closed: (summary) => {
+          metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
+          finish(101, { bytesIn: summary.bytesIn, messagesIn: summary.messagesIn, messagesOut: summary.messagesOut, closeCode: summary.closeCode });
+        },
+        refused: (reason) => reject(400, `bad WebSocket handshake: ${reason}`),
+      });
+    };
+    websocketEcho().then(accepted).catch((err: unknown) => {
+      logger.error({ err: (err as Error).message, reqId: requestId }, 'websocket upgrade failed');
+      if (!settled) reject(500, 'internal error');
     });
   }
 
@@ -423,7 +503,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 export function allowedEnv(env: Env, patterns: readonly string[]): Record<string, string> | null {
   if (patterns.length === 0) return null;
   const regexes = patterns.map((p) => new RegExp(`^${p.replace(/\*/g, '.*')}$`));
-  const out: Record<string, string> = {};
+  const out = clientKeyed<string>();
   for (const name of Object.keys(env).sort()) {
     const value = env[name];
     if (value !== undefined && regexes.some((r) => r.test(name))) out[name] = value;

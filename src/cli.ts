@@ -11,13 +11,19 @@ export interface CliIo {
   env: Env;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
-  /** Register a handler for SIGTERM and SIGINT. */
+  /** Register a handler for every signal in SIGNALS. */
   onSignal(handler: (signal: string) => void): void;
   /** Log destination for the server (standard output when absent). */
   logDestination?: NodeJS.WritableStream;
   /** Called once the server listens, with its URL (tests use it to find the port). */
   onListening?(url: string): void;
 }
+
+/** Signals that drain and stop the server (like nginx, SIGQUIT is a graceful stop too). */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
+/** Signals that are logged and otherwise ignored. */
+export const IGNORED_SIGNALS = ['SIGUSR1', 'SIGUSR2'] as const;
+export const SIGNALS = [...STOP_SIGNALS, ...IGNORED_SIGNALS];
 
 /** Exit status: 0 success, 1 failure (unhealthy, forced stop), 2 bad usage or configuration. */
 export type ExitCode = 0 | 1 | 2;
@@ -137,6 +143,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   return new Promise<ExitCode>((resolve) => {
     let signals = 0;
     io.onSignal((signal) => {
+      if ((IGNORED_SIGNALS as readonly string[]).includes(signal)) {
+        logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
+        return;
+      }
       signals++;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');

@@ -27,6 +27,7 @@ export interface Config {
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  maxInFlight: number;
   drainTimeoutMs: number;
   shutdownDelayMs: number;
   trustedProxies: NetworkSet;
@@ -122,15 +123,16 @@ function envPatterns(text: string): string[] {
 export const SETTINGS: readonly AnySetting[] = [
   { key: 'port', flag: 'port', env: 'ECHO_PORT', default: '8080', help: 'TCP port of the HTTP listener (0 picks a free one)', parse: (t) => parseInteger(t, 0, 65535) },
   { key: 'host', flag: 'host', env: 'ECHO_HOST', default: '::', help: 'bind address; :: listens on IPv4 and IPv6', parse: bindAddress },
-  { key: 'maxBodySize', flag: 'max-body-size', env: 'ECHO_MAX_BODY_SIZE', default: '10MiB', help: 'largest request body accepted (413 above)', parse: (t) => parseSize(t, GIB) },
-  { key: 'maxEchoBody', flag: 'max-echo-body', env: 'ECHO_MAX_ECHO_BODY', default: '64KiB', help: 'how much of the body is echoed; the rest is counted, not kept', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
-  { key: 'maxHeaderSize', flag: 'max-header-size', env: 'ECHO_MAX_HEADER_SIZE', default: '64KiB', help: 'largest request head, request line and headers (431 above)', parse: (t) => parseSize(t, 1024 ** 2) },
-  { key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'ECHO_HEADERS_TIMEOUT', default: '10s', help: 'time allowed to receive the request head (408 after)', parse: (t) => parseDuration(t, HOUR) },
-  { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR) },
-  { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'maxBodySize', flag: 'max-body-size', env: 'ECHO_MAX_BODY_SIZE', default: '10MiB', help: 'largest request body accepted, on every path and protocol (413 above; 0 = no body at all)', parse: (t) => parseSize(t, GIB) },
+  { key: 'maxEchoBody', flag: 'max-echo-body', env: 'ECHO_MAX_ECHO_BODY', default: '64KiB', help: 'how much of the body is echoed; the rest is counted, not kept (0 = count only)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
+  { key: 'maxHeaderSize', flag: 'max-header-size', env: 'ECHO_MAX_HEADER_SIZE', default: '64KiB', help: 'largest request head, request line and headers, on every protocol (431 above; at least 1KiB)', parse: (t) => parseSize(t, 1024 ** 2, 1024) },
+  { key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'ECHO_HEADERS_TIMEOUT', default: '10s', help: 'time from connect to a complete first request head: PROXY header, TLS handshake and headers together (408 or close after)', parse: (t) => parseDuration(t, HOUR, 1) },
+  { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR, 1) },
+  { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
-  { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: '1000', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
   { key: 'logLevel', flag: 'log-level', env: 'ECHO_LOG_LEVEL', default: 'info', help: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) },
@@ -138,9 +140,9 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'accessLog', flag: 'access-log', env: 'ECHO_ACCESS_LOG', default: 'true', help: 'log one line per request', parse: parseBoolean },
   { key: 'logOpsRequests', flag: 'log-ops-requests', env: 'ECHO_LOG_OPS_REQUESTS', default: 'false', help: 'also log requests to the health, metrics and version endpoints', parse: parseBoolean },
   { key: 'controls', flag: 'controls', env: 'ECHO_CONTROLS', default: 'true', help: 'honour the echo_* response controls', parse: parseBoolean },
-  { key: 'maxDelayMs', flag: 'max-delay', env: 'ECHO_MAX_DELAY', default: '30s', help: 'longest delay the delay control may ask for', parse: (t) => parseDuration(t, HOUR) },
-  { key: 'maxGeneratedSize', flag: 'max-generated-size', env: 'ECHO_MAX_GENERATED_SIZE', default: '100MiB', help: 'largest body the size control may generate', parse: (t) => parseSize(t, 64 * GIB) },
-  { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add', parse: (t) => parseInteger(t, 0, 1000) },
+  { key: 'maxDelayMs', flag: 'max-delay', env: 'ECHO_MAX_DELAY', default: '30s', help: 'longest delay the delay control may ask for (0 = no delays)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'maxGeneratedSize', flag: 'max-generated-size', env: 'ECHO_MAX_GENERATED_SIZE', default: '100MiB', help: 'largest body the size control may generate (0 = empty bodies only)', parse: (t) => parseSize(t, 64 * GIB) },
+  { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add (0 = none)', parse: (t) => parseInteger(t, 0, 1000) },
   { key: 'healthControl', flag: 'health-control', env: 'ECHO_HEALTH_CONTROL', default: 'false', help: 'let clients fail the health endpoints (failover tests)', parse: parseBoolean },
   { key: 'identity', flag: 'identity', env: 'ECHO_IDENTITY', default: 'true', help: 'echo the server hostname and interface addresses', parse: parseBoolean },
   { key: 'metrics', flag: 'metrics', env: 'ECHO_METRICS', default: 'true', help: 'collect and serve Prometheus metrics', parse: parseBoolean },
@@ -149,7 +151,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'readinessPath', flag: 'readiness-path', env: 'ECHO_READINESS_PATH', default: '/readyz', help: 'readiness endpoint path (empty disables)', parse: endpointPath },
   { key: 'metricsPath', flag: 'metrics-path', env: 'ECHO_METRICS_PATH', default: '/metrics', help: 'Prometheus metrics path (empty disables)', parse: endpointPath },
   { key: 'versionPath', flag: 'version-path', env: 'ECHO_VERSION_PATH', default: '/version', help: 'version and build info path (empty disables)', parse: endpointPath },
-  { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'how long `echo-server healthcheck` waits', parse: (t) => parseDuration(t, 60_000) },
+  { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'how long `echo-server healthcheck` waits', parse: (t) => parseDuration(t, 60_000, 1) },
   { key: 'h2c', flag: 'h2c', env: 'ECHO_H2C', default: 'true', help: 'accept cleartext HTTP/2 (prior knowledge or Upgrade: h2c) on the HTTP port', parse: parseBoolean },
   { key: 'https', flag: 'https', env: 'ECHO_HTTPS', default: 'false', help: 'serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) on --https-port', parse: parseBoolean },
   { key: 'httpsPort', flag: 'https-port', env: 'ECHO_HTTPS_PORT', default: '8443', help: 'TCP port of the HTTPS listener', parse: (t) => parseInteger(t, 0, 65535) },
@@ -159,12 +161,12 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'tlsClientCa', flag: 'tls-client-ca', env: 'ECHO_TLS_CLIENT_CA', default: '', help: 'PEM CA bundle client certificates are verified against', parse: (t) => t.trim() },
   { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https', parse: proxyListeners },
   { key: 'websocket', flag: 'websocket', env: 'ECHO_WEBSOCKET', default: 'true', help: 'echo WebSocket messages on any path', parse: parseBoolean },
-  { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
+  { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2, 1) },
   { key: 'wsMaxRate', flag: 'ws-max-rate', env: 'ECHO_WS_MAX_RATE', default: '100', help: 'WebSocket messages per second per connection (close 1008 above)', parse: (t) => parseInteger(t, 1, 100_000) },
-  { key: 'wsIdleTimeoutMs', flag: 'ws-idle-timeout', env: 'ECHO_WS_IDLE_TIMEOUT', default: '60s', help: 'close a WebSocket that sends no message for this long', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'wsIdleTimeoutMs', flag: 'ws-idle-timeout', env: 'ECHO_WS_IDLE_TIMEOUT', default: '60s', help: 'close a WebSocket that sends no message for this long (0 = never; pings still drop dead peers)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
-  { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000) },
-  { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends', parse: (t) => parseInteger(t, 0, 10_000) },
+  { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000, 10) },
+  { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends (0 = the echo event only)', parse: (t) => parseInteger(t, 0, 10_000) },
 ];
 
 /** A bad setting: names it, says why; the CLI turns it into exit status 2. */
@@ -204,7 +206,7 @@ export function loadConfig(flags: ReadonlyMap<string, string>, env: Env): Config
 }
 
 function checkConsistency(c: Config): void {
-  if (c.requestTimeoutMs > 0 && c.headersTimeoutMs > c.requestTimeoutMs) {
+  if (c.headersTimeoutMs > c.requestTimeoutMs) {
     throw new ConfigError('invalid --headers-timeout: it must not exceed --request-timeout');
   }
   if (c.idleTimeoutMs > 0 && c.maxDelayMs >= c.idleTimeoutMs) {

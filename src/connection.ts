@@ -4,13 +4,60 @@
 import type { Socket } from 'node:net';
 import { parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
 
-// Kept as a property of the socket (not in a WeakMap) so it is also reachable
-// through the proxy object HTTP/2 puts in front of a session's socket.
-const PROXY_INFO = Symbol('echo-server.proxyInfo');
+/**
+ * What the front stage knows about one connection, kept as a property of every
+ * socket object that stands for it (the TCP socket, the TLS socket over it, the h2c
+ * bridge), so it is also reachable through the proxy object HTTP/2 puts in front of
+ * a session's socket.
+ */
+export interface FrontState {
+  /** The PROXY protocol header, when the listener takes one. */
+  proxy: ProxyInfo | null;
+  /**
+   * One deadline for the whole front stage: PROXY header, TLS handshake and the
+   * first request (or first HTTP/2 stream) must all arrive within --headers-timeout
+   * of the connect, so no stage can restart the clock. Null once it has passed.
+   */
+  deadline: NodeJS.Timeout | null;
+  /** Whether the deadline fired; the connection is being closed. */
+  expired: boolean;
+}
+
+const FRONT = Symbol('echo-server.front');
 /** Set on the stand-in for a socket that was upgraded to h2c; points to the real one. */
 export const UPGRADED_FROM = Symbol('echo-server.upgradedFrom');
 
-type Tagged = Socket & { [PROXY_INFO]?: ProxyInfo; [UPGRADED_FROM]?: Socket; _parent?: Tagged; stream?: Tagged };
+type Tagged = Socket & { [FRONT]?: FrontState; [UPGRADED_FROM]?: Socket; stream?: Tagged };
+
+/** Starts the front stage of a new connection; `expire` runs if its deadline passes. */
+export function beginFront(socket: Socket, timeoutMs: number, expire: () => void): FrontState {
+  const front: FrontState = { proxy: null, deadline: null, expired: false };
+  front.deadline = setTimeout(() => {
+    front.deadline = null;
+    front.expired = true;
+    expire();
+  }, timeoutMs);
+  socket.once('close', () => clearTimeout(front.deadline ?? undefined));
+  (socket as Tagged)[FRONT] = front;
+  return front;
+}
+
+/** Marks another socket object (TLS socket, h2c bridge) as the same connection. */
+export function shareFront(from: FrontState, to: object): void {
+  (to as Tagged)[FRONT] = from;
+}
+
+export function frontOf(socket: object): FrontState | undefined {
+  return (socket as Tagged)[FRONT];
+}
+
+/** The first request or stream has arrived: the front stage is over. */
+export function frontDone(front: FrontState | undefined): void {
+  if (front?.deadline != null) {
+    clearTimeout(front.deadline);
+    front.deadline = null;
+  }
+}
 
 /**
  * The socket a request really arrived on (net.Socket or TLSSocket), for HTTP/1.1,
@@ -21,21 +68,20 @@ export function connectionSocket(req: { socket: Socket; stream?: { session?: { s
   return s.stream?.[UPGRADED_FROM] ?? s[UPGRADED_FROM] ?? s;
 }
 
-/** The PROXY header of a connection; works for the raw socket and a TLS socket over it. */
+/** The PROXY header of a connection, from any socket object that stands for it. */
 export function proxyInfoOf(socket: Socket): ProxyInfo | null {
-  const s = socket as Tagged;
-  return s[PROXY_INFO] ?? s._parent?.[PROXY_INFO] ?? null;
+  return (socket as Tagged)[FRONT]?.proxy ?? null;
 }
 
 /**
  * Reads from `socket` until `parse` returns a result, then puts the unused bytes
- * back and leaves the socket paused. Fails after `timeoutMs` or if the peer closes.
+ * back and leaves the socket paused. Fails if the peer closes, or when more than
+ * `maxBytes` arrive without a result; the front deadline bounds the time.
  */
-export function readPrefix<T>(socket: Socket, timeoutMs: number, parse: (buf: Buffer) => { value: T; used: number } | null): Promise<T> {
+export function readPrefix<T>(socket: Socket, maxBytes: number, parse: (buf: Buffer) => { value: T; used: number } | null): Promise<T> {
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const done = (err: Error | null, value?: T) => {
-      clearTimeout(timer);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.off('error', onClose);
@@ -51,13 +97,15 @@ export function readPrefix<T>(socket: Socket, timeoutMs: number, parse: (buf: Bu
         done(err as Error);
         return;
       }
-      if (result === null) return;
+      if (result === null) {
+        if (buf.length > maxBytes) done(new Error(`no usable header within the first ${maxBytes} bytes`));
+        return;
+      }
       socket.pause();
       if (result.used < buf.length) socket.unshift(buf.subarray(result.used));
       done(null, result.value);
     };
     const onClose = () => done(new Error('connection closed before its first bytes arrived'));
-    const timer = setTimeout(() => done(new Error(`nothing usable received within ${timeoutMs} ms`)), timeoutMs);
     socket.on('data', onData);
     socket.once('close', onClose);
     socket.once('error', onClose);
@@ -65,21 +113,21 @@ export function readPrefix<T>(socket: Socket, timeoutMs: number, parse: (buf: Bu
   });
 }
 
-/** Reads and records a PROXY protocol header. */
-export async function acceptProxyHeader(socket: Socket, timeoutMs: number): Promise<ProxyInfo> {
-  const info = await readPrefix(socket, timeoutMs, (buf) => {
+/** Reads and records a PROXY protocol header (v2 is at most 16 + 65535 bytes). */
+export async function acceptProxyHeader(socket: Socket, front: FrontState): Promise<ProxyInfo> {
+  const info = await readPrefix(socket, 16 + 65_535, (buf) => {
     const r = parseProxyHeader(buf);
     return r === null ? null : { value: r.info, used: r.length };
   });
-  (socket as Tagged)[PROXY_INFO] = info;
+  front.proxy = info;
   return info;
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** Whether the connection starts with the HTTP/2 client preface (h2c with prior knowledge). */
-export function sniffHttp2Preface(socket: Socket, timeoutMs: number): Promise<boolean> {
-  return readPrefix(socket, timeoutMs, (buf) => {
+export function sniffHttp2Preface(socket: Socket): Promise<boolean> {
+  return readPrefix(socket, PREFACE.length, (buf) => {
     const n = Math.min(buf.length, PREFACE.length);
     const matches = buf.subarray(0, n).equals(PREFACE.subarray(0, n));
     if (!matches) return { value: false, used: 0 };

@@ -110,7 +110,14 @@ export function bridgeWithInjection(socket: Socket, head: Buffer, inject: Buffer
     pending = pending === null || pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     // Wait for the preface (24 bytes) and the complete first frame (a SETTINGS frame).
     if (pending.length < PREFACE_LENGTH + 9) return;
-    const firstFrameEnd = PREFACE_LENGTH + 9 + pending.readUIntBE(PREFACE_LENGTH, 3);
+    const firstFrameLength = pending.readUIntBE(PREFACE_LENGTH, 3);
+    // Nothing larger than the default maximum frame size may come before SETTINGS
+    // are agreed, so this bounds what is held here (and the copies above) to 16 KiB.
+    if (firstFrameLength > MAX_FRAME) {
+      socket.destroy();
+      return;
+    }
+    const firstFrameEnd = PREFACE_LENGTH + 9 + firstFrameLength;
     if (pending.length < firstFrameEnd) return;
     injected = true;
     push(pending.subarray(0, firstFrameEnd));

@@ -3,7 +3,7 @@
 // preface or HTTP/1.1 on the plain port; TLS with ALPN on the HTTPS port). Sockets
 // are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
 // limits, timeouts, routes, metrics and logs are the same whatever the transport.
-import { STATUS_CODES, createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -11,11 +11,12 @@ import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from './addresses.ts';
 import type { App } from './app.ts';
 import type { Config } from './config.ts';
-import { acceptProxyHeader, sniffHttp2Preface } from './connection.ts';
+import { acceptProxyHeader, beginFront, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './connection.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { TlsMaterial } from './tls.ts';
+import { plainAnswer } from './response.ts';
 
 export interface Listener {
   readonly address: AddressInfo;
@@ -40,43 +41,69 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   const sessions = new Set<ServerHttp2Session>();
   let h2Server: Http2Server | null = null;
+  // node:http2 creates the session synchronously inside emit('connection'); the
+  // front state of the connection being handed over is parked here for that moment.
+  let handingOver: FrontState | undefined;
   const h2 = () => {
     if (h2Server !== null) return h2Server;
-    h2Server = createH2Server(app, config);
+    h2Server = createH2Server(app, config, logger);
     h2Server.on('session', (s: ServerHttp2Session) => {
       sessions.add(s);
       s.once('close', () => sessions.delete(s));
+      const front = handingOver;
+      s.once('stream', () => frontDone(front));
+      s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
     });
     return h2Server;
   };
-
-  // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
-  const http1Sockets = new Set<Socket>();
-  const toHttp1 = (socket: Socket) => {
-    http1Sockets.add(socket);
-    socket.once('close', () => http1Sockets.delete(socket));
-    http1.emit('connection', socket);
+  const toH2 = (socket: Duplex, front: FrontState | undefined) => {
+    handingOver = front;
+    try {
+      h2().emit('connection', socket);
+    } finally {
+      handingOver = undefined;
+    }
   };
 
+  // The first request on a connection ends its front stage.
+  http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
+  // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
+  const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (wantsH2cUpgrade(req)) {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
-      h2().emit('connection', bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req)));
-    } else {
-      app.upgrade(req, socket, head);
+    const front = frontOf(req.socket);
+    frontDone(front);
+    try {
+      if (wantsH2cUpgrade(req)) {
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+        const bridge = bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req));
+        if (front !== undefined) shareFront(front, bridge);
+        toH2(bridge, undefined); // its first stream is the upgrading request itself
+      } else {
+        app.upgrade(req, socket, head);
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'upgrade failed');
+      socket.destroy();
     }
   });
 
   /** The front stage, shared by both ports; failures close the connection and are logged. */
-  const front = (name: 'http' | 'https', next: (socket: Socket) => Promise<void> | void) => {
+  const front = (name: 'http' | 'https', next: (socket: Socket, front: FrontState) => Promise<void> | void) => {
     const proxy = config.proxyProtocol.includes(name);
     const server = createTcpServer({ noDelay: true }, (socket) => {
       metrics?.connectionOpened();
       socket.once('close', () => metrics?.connectionClosed());
       socket.on('error', () => socket.destroy());
-      const start = proxy ? acceptProxyHeader(socket, config.headersTimeoutMs) : null;
-      (start === null ? Promise.resolve(next(socket)) : start.then(() => next(socket))).catch((err: Error) => {
-        logger.warn({ listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
+      const state = beginFront(socket, config.headersTimeoutMs, () => {
+        logger.info({ listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
+        // On HTTP/1.1 the client gets a 408 (unless a response is already on its way).
+        const http = httpSocketOf(socket);
+        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, logger);
+        else socket.destroy();
+      });
+      const start = proxy ? acceptProxyHeader(socket, state) : null;
+      (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).catch((err: Error) => {
+        if (!state.expired) logger.warn({ listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
         socket.destroy();
       });
     });
@@ -85,9 +112,19 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
     return server;
   };
 
-  const plain = front('http', async (socket) => {
-    if (config.h2c && await sniffHttp2Preface(socket, config.headersTimeoutMs)) h2().emit('connection', socket);
-    else toHttp1(socket);
+  /** The socket node:http reads a connection from, once the front stage handed it over. */
+  const httpSockets = new WeakMap<Socket, Socket>();
+  const httpSocketOf = (raw: Socket) => httpSockets.get(raw) ?? null;
+  const toHttp1 = (raw: Socket, socket: Socket) => {
+    httpSockets.set(raw, socket);
+    http1Sockets.add(socket);
+    socket.once('close', () => http1Sockets.delete(socket));
+    http1.emit('connection', socket);
+  };
+
+  const plain = front('http', async (socket, state) => {
+    if (config.h2c && await sniffHttp2Preface(socket)) toH2(socket, state);
+    else toHttp1(socket, socket);
     socket.resume();
   });
 
@@ -102,10 +139,18 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       handshakeTimeout: config.headersTimeoutMs,
     });
     tlsServer.on('secureConnection', (s: TLSSocket) => {
-      if (s.alpnProtocol === 'h2') h2().emit('connection', s);
-      else toHttp1(s);
+      // node:tls keeps the TCP socket it wraps as `_parent`; it is the only way back to it.
+      const raw = (s as TLSSocket & { _parent?: Socket })._parent;
+      const state = raw === undefined ? undefined : frontOf(raw);
+      if (state !== undefined) shareFront(state, s);
+      if (s.alpnProtocol === 'h2') toH2(s, state);
+      else if (raw !== undefined) toHttp1(raw, s);
+      else http1.emit('connection', s);
     });
-    tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed'));
+    tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => {
+      logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
+      s.destroy(); // a listener for this event owns the socket: without this it stays open
+    });
     stopWatching = deps.tls.watch((context) => tlsServer.setSecureContext(context), logger);
     tlsFront = front('https', (socket) => { tlsServer.emit('connection', socket); });
   }
@@ -166,26 +211,55 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
  * that arrive during the drain get it from the app, which sees readiness failed.)
  */
 function endAfterAnswer(socket: Socket): void {
-  // node:http keeps the response in progress here; its own closeIdleConnections reads it too.
-  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (res != null && !res.headersSent) res.shouldKeepAlive = false;
+  const res = responseInProgress(socket);
+  if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
 }
 
-function createH2Server(app: App, config: Config): Http2Server {
+function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   const h2 = createHttp2Server({
+    // Advertised so well-behaved peers stay under it; node:http2 does not enforce
+    // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
     settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
     maxSessionMemory: 32,
   }, app.handle as unknown as Parameters<typeof createHttp2Server>[1]);
   h2.setTimeout(config.idleTimeoutMs);
+  h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   return h2;
 }
 
-/** A request Node could not parse, or one too slow or too large: answer plainly and close. */
-function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
-  const peer = socket.remoteAddress;
+/**
+ * The response node:http is writing on a socket, if any. node:http keeps it as
+ * `_httpMessage` and its own client-error handler consults it for the same reason:
+ * bytes written while a response is under way would corrupt that response.
+ */
+function responseInProgress(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/**
+ * A request Node could not parse, or one too slow or too large: answer plainly and
+ * close. A malformed request can arrive pipelined behind one still being answered;
+ * then the answer waits until every earlier response is complete, so the client
+ * never finds an error in the middle of a body.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
+    return;
+  }
+  const current = responseInProgress(socket);
+  // A timeout concerns the request being read now: answer it unless its response has begun.
+  const mine = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && current !== null && !current.headersSent;
+  if (current !== null && !mine) {
+    if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
+    const retry = () => setImmediate(() => answerClientError(err, socket, logger));
+    current.once('finish', retry);
+    current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
+    return;
+  }
+  if (err.code === 'HPE_CLOSED_CONNECTION') {
+    socket.destroySoon();
     return;
   }
   let status = 400;
@@ -197,12 +271,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: L
     status = 408;
     reason = 'request not received in time (--headers-timeout, --request-timeout)';
   }
-  logger.warn({ peer, code: err.code, status }, `bad request: ${reason}`);
-  const body = `${reason}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
-  );
+  logger.warn({ peer: socket.remoteAddress, code: err.code, status }, `bad request: ${reason}`);
+  socket.end(plainAnswer(status, `${reason}\n`));
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. */

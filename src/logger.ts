@@ -2,6 +2,7 @@
 // people at a terminal. The destination is injected so tests read real log lines.
 import { Writable } from 'node:stream';
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { LogSink } from './log-sink.ts';
 import type { LogFormat, LogLevel } from './config.ts';
 
 export type { Logger };
@@ -14,49 +15,29 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  const base: DestinationStream = (opts.destination as DestinationStream | undefined) ?? new LineBuffer(pino.destination({ dest: 1, sync: true }));
+  const base: DestinationStream = (opts.destination as DestinationStream | undefined) ?? new LogSink(1, { reporter: stderrSink() });
   const dest = opts.format === 'text' ? textStream(base) : base;
-  return pino({
+  const logger = pino({
     level: opts.level,
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   }, dest);
+  if (base instanceof LogSink) sinks.set(logger, base);
+  return logger;
 }
 
-/**
- * Standard output, batched: lines are appended to one string and handed to
- * sonic-boom (synchronous, so nothing is lost at exit) in writes of at least 4 KiB,
- * or every 250 ms. Measured with the benchmark: an asynchronous write per line cost a
- * thread-pool round trip per request, and sonic-boom's own batching re-measures the
- * whole pending buffer on every line; a string append costs neither.
- */
-class LineBuffer {
-  readonly #out: DestinationStream & { flush?(cb?: (err?: Error) => void): void };
-  #pending = '';
+const sinks = new WeakMap<Logger, LogSink>();
 
-  constructor(out: DestinationStream) {
-    this.#out = out;
-    setInterval(() => this.flush(), 250).unref();
-    process.once('exit', () => this.flush());
-  }
+/** Log lines the logger's destination could not take (0 for an injected destination). */
+export function droppedLogLines(logger: Logger): number {
+  return sinks.get(logger)?.dropped ?? 0;
+}
 
-  write(line: string): boolean {
-    this.#pending += line;
-    if (this.#pending.length >= 4096) this.flush();
-    return true;
-  }
-
-  flush(cb?: (err?: Error) => void): void {
-    if (this.#pending !== '') {
-      const text = this.#pending;
-      this.#pending = '';
-      this.#out.write(text);
-    }
-    if (cb === undefined) return;
-    if (this.#out.flush) this.#out.flush(cb);
-    else cb();
-  }
+let stderr: LogSink | undefined;
+/** Standard error, for reports about the log itself; bounded and non-blocking too. */
+function stderrSink(): LogSink {
+  return (stderr ??= new LogSink(2, { limit: 64 * 1024, reporter: null }));
 }
 
 /** Re-format pino's JSON lines as `time LEVEL msg key=value ...`. */

@@ -1,14 +1,17 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --disable-sigusr1
 // The echo-server binary: wires the CLI to the real process.
-import { main } from './cli.ts';
+import { SIGNALS, main } from './cli.ts';
 
 main(process.argv.slice(2), {
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
   onSignal(handler) {
-    process.on('SIGTERM', () => handler('SIGTERM'));
-    process.on('SIGINT', () => handler('SIGINT'));
+    // Every catchable signal a process manager or terminal sends gets a handler:
+    // without one, SIGHUP, SIGQUIT and SIGUSR2 would end the process on the spot,
+    // and SIGUSR1 would open Node's inspector, letting any process in the network
+    // namespace run code here. (--disable-sigusr1, set by every launcher, does too.)
+    for (const signal of SIGNALS) process.on(signal, () => handler(signal));
   },
 }).then((code) => process.exit(code), (err: unknown) => {
   console.error(err);

@@ -7,6 +7,8 @@ export interface Metrics {
   requestStarted(): void;
   requestFinished(method: string, status: number, seconds: number): void;
   websocketMessages(received: number, sent: number): void;
+  /** A request or stream turned away by the in-flight budget. */
+  requestRefused(): void;
   connectionOpened(): void;
   connectionClosed(): void;
 }
@@ -14,7 +16,12 @@ export interface Metrics {
 /** Methods outside this set are counted as OTHER, keeping label cardinality bounded. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']);
 
-export function createMetrics(): Metrics {
+export interface MetricsSources {
+  /** Log lines dropped because the log destination was slow, gone or full. */
+  droppedLogLines(): number;
+}
+
+export function createMetrics(sources: MetricsSources = { droppedLogLines: () => 0 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -37,6 +44,24 @@ export function createMetrics(): Metrics {
   new Gauge({
     name: 'echo_open_connections', help: 'Open client connections.', registers: [registry],
     collect() { this.set(connections); },
+  });
+
+  new Counter({
+    name: 'echo_log_lines_dropped_total', help: 'Log lines dropped because the log destination was slow, gone or full.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.droppedLogLines());
+    },
+  });
+  let refused = 0;
+  new Counter({
+    name: 'echo_requests_refused_total', help: 'Requests and streams refused because --max-in-flight was reached.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(refused);
+    },
   });
 
   const wsMessages = new Counter({
@@ -64,6 +89,7 @@ export function createMetrics(): Metrics {
       wsMessages.inc({ direction: 'received' }, received);
       wsMessages.inc({ direction: 'sent' }, sent);
     },
+    requestRefused: () => { refused++; },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
   };

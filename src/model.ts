@@ -75,8 +75,17 @@ export interface EchoContext {
   env: Record<string, string> | null;
 }
 
+/**
+ * A map keyed by names a client chooses. Without a prototype, `__proto__`,
+ * `constructor` and `toString` are ordinary keys: nothing inherited can be read
+ * back as if the client had sent it, and assigning `__proto__` stores a value.
+ */
+export function clientKeyed<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
 export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
-  const headers: Record<string, string[]> = {};
+  const headers = clientKeyed<string[]>();
   let pseudoHeaders: Record<string, string> | null = null;
   const rawHeaders: [string, string][] = [];
   let forwarded: string | null = null;
@@ -89,7 +98,7 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     const value = raw[i + 1]!;
     rawHeaders.push([name, value]);
     if (name.charCodeAt(0) === 0x3a /* : */) {
-      (pseudoHeaders ??= {})[name] = value;
+      (pseudoHeaders ??= clientKeyed())[name] = value;
       continue;
     }
     (headers[name] ??= []).push(value);
@@ -111,11 +120,11 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     proto: info.proto,
     contentLength: info.contentLength,
     headers,
-    pseudoHeaders: pseudoHeaders ?? {},
+    pseudoHeaders: pseudoHeaders ?? clientKeyed(),
     rawHeaders,
     path,
     query,
-    cookies: cookie === null ? {} : parseCookies(cookie),
+    cookies: cookie === null ? clientKeyed() : parseCookies(cookie),
     body: describeBody(info.body),
     client: resolveClient(info.remoteAddress, { forwarded, xForwardedFor, xRealIp }, ctx.trustedProxies),
     requestId: info.requestId,
@@ -138,12 +147,12 @@ export function splitTarget(uri: string): { path: string; query: Record<string, 
       const u = new URL(target);
       target = u.pathname + u.search;
     } catch {
-      return { path: uri, query: {} }; // asterisk-form (OPTIONS *) or authority-form (CONNECT)
+      return { path: uri, query: clientKeyed() }; // asterisk-form (OPTIONS *) or authority-form (CONNECT)
     }
   }
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
-  const query: Record<string, string[]> = {};
+  const query = clientKeyed<string[]>();
   if (q >= 0) {
     for (const [k, v] of new URLSearchParams(target.slice(q + 1))) (query[k] ??= []).push(v);
   }
@@ -155,7 +164,7 @@ export function splitTarget(uri: string): { path: string; query: Record<string, 
 }
 
 export function parseCookies(header: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = clientKeyed<string>();
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0) continue;

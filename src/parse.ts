@@ -19,11 +19,12 @@ const DURATION = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A duration such as `250ms`, `1.5s`, `2m`; a bare number means milliseconds. Result in ms. */
-export function parseDuration(text: string, maxMs: number): number {
+export function parseDuration(text: string, maxMs: number, minMs = 0): number {
   const m = DURATION.exec(text.trim());
   if (!m) throw new ParseError(`"${clip(text)}" is not a duration (examples: 250ms, 2s, 1m)`);
   const ms = Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1));
   if (!Number.isFinite(ms) || ms > maxMs) throw new ParseError(`${clip(text)} exceeds the maximum of ${formatDuration(maxMs)}`);
+  if (ms < minMs) throw new ParseError(`${clip(text)} is below the minimum of ${formatDuration(minMs)}`);
   return ms;
 }
 
@@ -34,11 +35,12 @@ const SIZE_UNITS: Record<string, number> = {
 };
 
 /** A byte size such as `512`, `64KiB`, `10MB`, `1g`. Result in bytes. */
-export function parseSize(text: string, maxBytes: number): number {
+export function parseSize(text: string, maxBytes: number, minBytes = 0): number {
   const m = SIZE.exec(text.trim());
   if (!m) throw new ParseError(`"${clip(text)}" is not a size (examples: 1024, 64KiB, 10MB)`);
   const bytes = Math.floor(Number(m[1]) * (SIZE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
   if (!Number.isFinite(bytes) || bytes > maxBytes) throw new ParseError(`${clip(text)} exceeds the maximum of ${formatSize(maxBytes)}`);
+  if (bytes < minBytes) throw new ParseError(`${clip(text)} is below the minimum of ${formatSize(minBytes)}`);
   return bytes;
 }
 

@@ -1,6 +1,6 @@
 // Response helpers shared by every answer: bodiless statuses, interim (1xx)
 // responses on HTTP/1.1 and HTTP/2, and a delay that a leaving client cancels.
-import type { OutgoingHttpHeader, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
 
 /** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
 export function isBodiless(status: number): boolean {
@@ -37,4 +37,49 @@ export function delay(res: ServerResponse, ms: number, then: () => void): void {
   }, ms);
   const cancel = () => clearTimeout(timer);
   res.once('close', cancel);
+}
+
+/**
+ * A complete HTTP/1.1 answer as bytes, for sockets node:http no longer (or not yet)
+ * owns: parser errors, refused upgrades. It always closes the connection.
+ */
+export function plainAnswer(status: number, body: string, extra = ''): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`;
+}
+
+type H2Stream = { close(code?: number): void; destroyed: boolean };
+const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;
+const NGHTTP2_NO_ERROR = 0;
+const NGHTTP2_REFUSED_STREAM = 7;
+
+/**
+ * The answer does not need the rest of the request body, so none of it is read:
+ * HTTP/1.1 closes the connection after the answer (node:http would otherwise read
+ * and discard the body to keep the connection), HTTP/2 ends the stream with
+ * RST_STREAM(NO_ERROR) after the answer, which tells the client to stop sending and
+ * stops granting it flow-control window.
+ */
+export function stopReading(req: IncomingMessage, res: ServerResponse): void {
+  const stream = streamOf(res);
+  req.pause();
+  if (stream === undefined) {
+    res.shouldKeepAlive = false;
+    return;
+  }
+  const close = () => { if (!stream.destroyed) stream.close(NGHTTP2_NO_ERROR); };
+  if (res.writableFinished) close();
+  else res.once('finish', close);
+}
+
+/** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */
+export function refuseStream(res: ServerResponse): void {
+  streamOf(res)?.close(NGHTTP2_REFUSED_STREAM);
+}
+
+/** The size of a header list as the HTTP/1.1 head it stands for: `name: value\r\n` per field. */
+export function headerListSize(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) n += raw[i]!.length + 2;
+  return n;
 }

@@ -3,7 +3,7 @@ import { createApp, type App } from './app.ts';
 import type { Config, Env } from './config.ts';
 import { readIdentity, type Identity } from './identity.ts';
 import { listen, type Listener } from './listener.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, droppedLogLines, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { loadTlsMaterial } from './tls.ts';
 
@@ -27,7 +27,7 @@ export interface EchoServer {
 
 export async function startServer(config: Config, deps: ServerDeps = {}): Promise<EchoServer> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const metrics = config.metrics ? createMetrics() : null;
+  const metrics = config.metrics ? createMetrics({ droppedLogLines: () => droppedLogLines(logger) }) : null;
   const app = createApp(config, {
     logger,
     metrics,

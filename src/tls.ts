@@ -3,7 +3,8 @@
 // disk (cert-manager style rotation) without dropping connections. Without them, a
 // self-signed certificate is made in memory at start-up: never baked into an image,
 // never written to disk, so no two deployments share a private key.
-import { watchFile, unwatchFile, readFileSync } from 'node:fs';
+import { constants, watchFile, unwatchFile } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { Config } from './config.ts';
@@ -19,16 +20,40 @@ export interface TlsMaterial {
   watch(apply: (context: SecureContextOptions) => void, logger: Logger): () => void;
 }
 
-function read(path: string, what: string): Buffer {
+/** PEM files are a few KiB; a chain with many intermediates stays far below this. */
+export const MAX_PEM_FILE = 1024 * 1024;
+
+/**
+ * Reads a certificate or key file without trusting what the path points to: it is
+ * opened non-blocking (a FIFO would otherwise block the whole process in open()),
+ * must be a regular file (not /dev/zero or a directory), and at most MAX_PEM_FILE
+ * bytes, read asynchronously.
+ */
+async function read(path: string, what: string): Promise<Buffer> {
+  let handle: FileHandle | undefined;
   try {
-    return readFileSync(path);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = await handle.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_PEM_FILE) throw new Error(`larger than ${MAX_PEM_FILE} bytes`);
+    const buf = Buffer.alloc(MAX_PEM_FILE + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > MAX_PEM_FILE) throw new Error(`larger than ${MAX_PEM_FILE} bytes`);
+    }
+    return Buffer.from(buf.subarray(0, n));
   } catch (err) {
     throw new ConfigError(`invalid ${what}: cannot read ${path}: ${(err as Error).message}`);
+  } finally {
+    await handle?.close().catch(() => {});
   }
 }
 
 export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
-  const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: read(config.tlsClientCa, '--tls-client-ca') };
+  const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: await read(config.tlsClientCa, '--tls-client-ca') };
   if (config.tlsCert === '') {
     // A module of its own (and a file of its own in the bundle): the X.509 library
     // is most of the code, and only a server without certificate files needs it.
@@ -36,9 +61,9 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
     const { cert, key } = await selfSigned([...new Set(['localhost', hostname()])]);
     return { context: { cert, key, ...clientAuth }, source: 'self-signed, in memory', watch: () => () => {} };
   }
-  const load = (): SecureContextOptions => ({ cert: read(config.tlsCert, '--tls-cert'), key: read(config.tlsKey, '--tls-key'), ...clientAuth });
+  const load = async (): Promise<SecureContextOptions> => ({ cert: await read(config.tlsCert, '--tls-cert'), key: await read(config.tlsKey, '--tls-key'), ...clientAuth });
   return {
-    context: load(),
+    context: await load(),
     source: config.tlsCert,
     watch(apply, logger) {
       let timer: NodeJS.Timeout | undefined;
@@ -46,12 +71,12 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
         // Both files usually change together; wait for the second before reading.
         clearTimeout(timer);
         timer = setTimeout(() => {
-          try {
-            apply(load());
+          load().then((context) => {
+            apply(context);
             logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
-          } catch (err) {
+          }).catch((err: unknown) => {
             logger.error({ err: (err as Error).message }, 'TLS certificate reload failed; keeping the previous one');
-          }
+          });
         }, 200);
       };
       const files = [config.tlsCert, config.tlsKey];

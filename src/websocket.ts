@@ -9,9 +9,18 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 
+export interface WebSocketEvents {
+  /** The handshake succeeded; the connection is a WebSocket now. */
+  opened(): void;
+  /** The WebSocket closed; called once. */
+  closed(summary: WebSocketSummary): void;
+  /** `ws` refused the handshake; the caller answers and closes the socket. */
+  refused(reason: string): void;
+}
+
 export interface WebSocketEcho {
   /** Takes over an upgrade request; `describe` renders the handshake as JSON. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, describe: () => string, done: (summary: WebSocketSummary) => void): void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, describe: () => string, events: WebSocketEvents): void;
   /** Closes every connection with 1001 (going away). */
   closeAll(): void;
   readonly open: number;
@@ -27,6 +36,18 @@ export interface WebSocketSummary {
 export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEcho {
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.wsMaxMessage, perMessageDeflate: false, clientTracking: true });
   wss.on('error', (err) => logger.warn({ err: err.message }, 'websocket server error'));
+  // With a listener for this event `ws` leaves the answer to us, so a refused
+  // handshake is answered, logged and counted like every other request.
+  const pending = new WeakMap<Duplex, WebSocketEvents>();
+  wss.on('wsClientError', (err: Error, socket: Duplex) => {
+    const events = pending.get(socket);
+    if (events === undefined) socket.destroy();
+    else events.refused(err.message);
+  });
+  // Echoes wait in the send buffer while the peer does not read; past this many
+  // bytes the connection stops reading the peer's messages until the buffer drains,
+  // so a client that sends without reading holds this much memory, not more.
+  const sendBufferLimit = config.wsMaxMessage;
 
   function serve(ws: WebSocket, describe: () => string, done: (s: WebSocketSummary) => void): void {
     const summary: WebSocketSummary = { messagesIn: 0, messagesOut: 0, bytesIn: 0, closeCode: 0 };
@@ -50,8 +71,27 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
     }, 30_000);
     pinger.unref();
     touch();
-    ws.send(describe());
-    summary.messagesOut++;
+    let paused = false;
+    const sent = () => {
+      if (paused && ws.bufferedAmount <= sendBufferLimit / 2) {
+        paused = false;
+        ws.resume();
+      }
+    };
+    const send = (data: Buffer | string, binary: boolean) => {
+      ws.send(data, { binary }, sent);
+      summary.messagesOut++;
+      if (!paused && ws.bufferedAmount > sendBufferLimit) {
+        paused = true;
+        ws.pause();
+      }
+    };
+    try {
+      send(describe(), false);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'websocket echo failed');
+      ws.close(1011, 'internal error');
+    }
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const now = performance.now();
       tokens = Math.min(config.wsMaxRate, tokens + ((now - last) / 1000) * config.wsMaxRate);
@@ -64,8 +104,7 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       touch();
       summary.messagesIn++;
       summary.bytesIn += data.length;
-      ws.send(data, { binary: isBinary });
-      summary.messagesOut++;
+      send(data, isBinary);
     });
     ws.on('pong', () => { alive = true; });
     ws.on('error', (err) => logger.debug({ err: err.message }, 'websocket error'));
@@ -78,8 +117,13 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
   }
 
   return {
-    handleUpgrade(req, socket, head, describe, done) {
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, describe, done));
+    handleUpgrade(req, socket, head, describe, events) {
+      pending.set(socket, events);
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        pending.delete(socket);
+        events.opened();
+        serve(ws, describe, (summary) => events.closed(summary));
+      });
     },
     closeAll() {
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');

@@ -68,7 +68,6 @@ describe('PROXY protocol', () => {
     ['a missing header', GET('/'), /no PROXY protocol header/],
     ['a malformed v1 header', 'PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n', /port/],
     ['a malformed v2 header', Buffer.concat([encodeProxyV2({}).subarray(0, 12), Buffer.from([0x21, 0x99, 0, 0])]), /family/],
-    ['a header that never arrives', 'PROXY TCP4 1.2.3.4', /nothing usable received/],
   ];
   for (const [name, payload, reason] of broken) {
     it(`closes the connection on ${name}, logs why, and keeps serving`, async () => {
@@ -78,6 +77,13 @@ describe('PROXY protocol', () => {
       assert.equal(body(await rawRequest(t.port, `PROXY TCP4 1.1.1.1 2.2.2.2 1 2\r\n${GET('/after')}`)).requestURI, '/after');
     });
   }
+
+  it('closes a connection whose PROXY header never completes at the front deadline, and keeps serving', async () => {
+    const res = await rawRequest(t.port, 'PROXY TCP4 1.2.3.4', 3000);
+    assert.equal(res, '', 'no answer');
+    await waitFor(() => t.logs.messages('connection closed: no complete request within --headers-timeout').length > 0);
+    assert.equal(body(await rawRequest(t.port, `PROXY TCP4 1.1.1.1 2.2.2.2 1 2\r\n${GET('/after')}`)).requestURI, '/after');
+  });
 
   it('takes curl --haproxy-protocol, over HTTP/1.1 and h2c', async (ctx) => {
     if (!requireTool(ctx, 'curl')) return;

@@ -2,21 +2,34 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeBody, parseCookies, splitTarget } from '../../src/model.ts';
 
+/** The model's maps have no prototype; compare their contents. */
+const plain = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;
+
 describe('request model', () => {
   it('splits origin-form targets', () => {
-    assert.deepEqual(splitTarget('/a%20b?x=1&x=2&y'), { path: '/a b', query: { x: ['1', '2'], y: [''] } });
+    assert.deepEqual(plain(splitTarget('/a%20b?x=1&x=2&y')), { path: '/a b', query: { x: ['1', '2'], y: [''] } });
   });
   it('keeps undecodable paths as sent', () => {
     assert.equal(splitTarget('/bad%zz').path, '/bad%zz');
   });
   it('splits absolute-form targets', () => {
-    assert.deepEqual(splitTarget('http://example.com/p?q=1'), { path: '/p', query: { q: ['1'] } });
+    assert.deepEqual(plain(splitTarget('http://example.com/p?q=1')), { path: '/p', query: { q: ['1'] } });
   });
   it('keeps asterisk-form as is', () => {
     assert.equal(splitTarget('*').path, '*');
   });
   it('parses cookies, first one wins', () => {
-    assert.deepEqual(parseCookies('a=1; b="two"; a=3; junk'), { a: '1', b: 'two' });
+    assert.deepEqual(plain(parseCookies('a=1; b="two"; a=3; junk')), { a: '1', b: 'two' });
+  });
+  it('keeps client-chosen names that are Object.prototype members as ordinary keys', () => {
+    const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+    const cookies = parseCookies(names.map((n, i) => `${n}=${i}`).join('; '));
+    const { query } = splitTarget(`/?${names.map((n, i) => `${n}=${i}`).join('&')}`);
+    names.forEach((n, i) => {
+      assert.equal(Object.getOwnPropertyDescriptor(cookies, n)?.value, String(i), `cookie ${n}`);
+      assert.deepEqual(Object.getOwnPropertyDescriptor(query, n)?.value, [String(i)], `query ${n}`);
+    });
+    assert.equal(JSON.stringify(cookies), '{"__proto__":"0","constructor":"1","toString":"2","hasOwnProperty":"3","valueOf":"4"}');
   });
 
   const bodies: [string, Buffer, boolean, string, string][] = [
