@@ -2,6 +2,7 @@
 #
 #   deps -> lint -> test -> build      (builder: Node 24 with npm and a shell)
 #   users                              (passwd/group with the unprivileged user)
+#   runtime-facts                      (the runtime base's Node version, for the SBOM)
 #   final                              (runtime: no shell, no npm, no curl)
 #
 # Each builder stage starts FROM the previous one, so the final image cannot be
@@ -13,6 +14,10 @@ ARG BUILDER_IMAGE=node:24-trixie-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
 
 FROM ${RUNTIME_IMAGE} AS runtime-base
+
+# --- what the SBOM needs to know about the runtime base: its own Node binary's version
+FROM runtime-base AS runtime-facts
+RUN ["/nodejs/bin/node", "-e", "require('fs').writeFileSync('/tmp/node.json', JSON.stringify({ version: process.version }))"]
 
 # --- dependencies: only the manifest and lockfile, so edits elsewhere keep this layer
 FROM ${BUILDER_IMAGE} AS deps
@@ -40,12 +45,29 @@ FROM lint AS test
 ARG TEST_FLAGS=""
 RUN npm run --silent test:code
 
-# --- the production bundle (the article's `go build`)
+# --- the production bundle (the article's `go build`) and its SBOM
 FROM test AS build
 ARG BUILD_FLAGS=""
 ARG COMMIT_HASH=""
 ARG CREATED_DATE=""
-RUN COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- $BUILD_FLAGS
+# Only makes this stage run again when changed (the reproducibility test rebuilds the
+# application layer this way); it reaches no file.
+ARG REBUILD=""
+# The SBOM lists the Debian packages of the runtime base from its dpkg status files.
+COPY --from=runtime-base /var/lib/dpkg/status.d/ /sbom-base/status.d/
+COPY --from=runtime-base /usr/share/doc/ /sbom-base/doc/
+COPY --from=runtime-base /etc/os-release /sbom-base/os-release
+COPY --from=runtime-facts /tmp/node.json /sbom-base/node.json
+COPY scripts/sbom.ts ./scripts/
+# Reproducible: no clock reaches a file (the dates are the commit's), and every file
+# and the directory get the commit time as mtime, so the application layer has the
+# same digest on every build of the same commit.
+RUN epoch="${CREATED_DATE:-1970-01-01T00:00:00Z}"; \
+    COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- --metafile-out /tmp/meta.json $BUILD_FLAGS \
+ && node scripts/sbom.ts --metafile /tmp/meta.json --lock package-lock.json --package package.json --base /sbom-base \
+      --created "$epoch" --commit "${COMMIT_HASH:-unknown}" --out dist/sbom.cdx.json \
+ && rm -rf /out && mkdir /out && cp -a dist /out/app && chmod -R u=rwX,go=rX /out/app \
+ && find /out -exec touch -h -d "$epoch" {} +
 
 # --- passwd and group: the runtime base's entries plus the unprivileged user
 FROM ${BUILDER_IMAGE} AS users
@@ -55,7 +77,8 @@ COPY --from=runtime-base /etc/passwd /etc/group /out/etc/
 RUN case "$UID" in ''|*[!0-9]*) echo "UID must be numeric, got '$UID'" >&2; exit 1;; esac; \
     case "$USER" in ''|*[!a-z0-9_-]*) echo "USER must match [a-z0-9_-]+, got '$USER'" >&2; exit 1;; esac; \
     echo "${USER}:x:${UID}:${UID}:echo-server:/nonexistent:/sbin/nologin" >> /out/etc/passwd; \
-    echo "${USER}:x:${UID}:" >> /out/etc/group
+    echo "${USER}:x:${UID}:" >> /out/etc/group; \
+    touch -d 1970-01-01T00:00:00Z /out/etc /out/etc/passwd /out/etc/group
 
 # --- runtime
 FROM runtime-base
@@ -68,11 +91,13 @@ ARG BRANCH=""
 ARG COMMIT_HASH=""
 ARG CREATED_DATE=""
 
-COPY --from=users /out/etc/passwd /out/etc/group /etc/
-# The bundle, the on-demand self-signed certificate module and the licences of
-# bundled code. Owned by root, read-only to the server's user: it cannot change
-# its own code.
-COPY --from=build /src/dist/ /app/
+# Copied as /out/etc with fixed times, so this layer is the same on every build.
+COPY --from=users /out/ /
+# The bundle, the on-demand self-signed certificate module, the licences of
+# bundled code and the SBOM (/app/sbom.cdx.json). Owned by root, read-only to the
+# server's user: it cannot change its own code.
+# Copied as /out/app so that the directory itself keeps its fixed time too.
+COPY --from=build /out/ /
 
 ENV NODE_ENV=production \
     ECHO_PORT=${PORT}

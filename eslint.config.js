@@ -26,6 +26,15 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
+    // The HTML page's console: plain browser script, inlined into the page.
+    files: ['src/render/assets/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(['window', 'document', 'location', 'navigator', 'fetch', 'Headers', 'URL', 'performance',
+        'TextDecoder', 'TextEncoder', 'WebSocket', 'EventSource'].map((name) => [name, 'readonly'])),
+    },
+  },
+  {
     files: ['**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', console: 'readonly' } },
   },

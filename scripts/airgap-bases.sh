@@ -27,6 +27,14 @@ FORCE=0
 
 log() { echo "airgap-bases: $*" >&2; }
 have_image() { [ "$FORCE" = 0 ] && "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+# The distroless stand-in is reused only if it was built from the current
+# docker/bases/distroless.Dockerfile (a stamp file pairs its hash with the image ID), so
+# an older stand-in (say, without the dpkg status files the SBOM reads) is rebuilt. A
+# label would do, but the final image would inherit it.
+distroless_stamp() { echo "$(sha256sum docker/bases/distroless.Dockerfile | cut -c1-64) $("$DOCKER" image inspect --format '{{.Id}}' "$DISTROLESS" 2>/dev/null)"; }
+have_distroless() {
+  have_image "$DISTROLESS" && [ -f "$CACHE/distroless.stamp" ] && [ "$(cat "$CACHE/distroless.stamp")" = "$(distroless_stamp)" ]
+}
 
 # Debian mirror URIs from the apt sources of this machine (deb822 or one-line style).
 apt_uris() {
@@ -69,6 +77,12 @@ fetch_node_and_npm() {
   rm -rf "$ctx/package" "$ctx"/*.tgz
 }
 
+# Several test files may call this at once (node --test runs files in parallel): one at
+# a time, so a second caller reuses the first one's images instead of racing it.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+
 build_rootfs
 if ! have_image "$SLIM"; then
   fetch_node_and_npm
@@ -76,10 +90,11 @@ if ! have_image "$SLIM"; then
   DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "$SLIM" --build-arg "ROOTFS=$ROOTFS_IMAGE" \
     --build-arg "NODE_VERSION=$NODE_VERSION" -f docker/bases/slim.Dockerfile "$CACHE/slim" >/dev/null
 fi
-if ! have_image "$DISTROLESS"; then
+if ! have_distroless; then
   log "building $DISTROLESS"
   DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "$DISTROLESS" --build-arg "SOURCE=$SLIM" \
     -f docker/bases/distroless.Dockerfile docker/bases >/dev/null
+  distroless_stamp > "$CACHE/distroless.stamp"
 fi
 echo "BUILDER_IMAGE=$SLIM"
 echo "RUNTIME_IMAGE=$DISTROLESS"

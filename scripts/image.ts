@@ -2,13 +2,15 @@
 // arguments from package.json and git. `created` is the commit's time (UTC), so
 // rebuilding the same commit gives the same labels.
 //
-//   npm run image -- [--airgap] [--tag NAME] [--environment ENV] [-- extra docker build args]
+//   npm run image -- [--airgap] [--tag NAME] [--environment ENV] [--record FILE] [-- extra docker build args]
 //
+// --record FILE writes what the build used (build arguments, both base images, times)
+// as JSON, for the release's provenance statement.
 // --airgap builds (or reuses) the local stand-in bases and builds against them.
 // The docker client comes from $DOCKER (default `docker`); it must support BuildKit.
 // When $NODE_EXTRA_CA_CERTS names a file, it is passed as the build secret npm_ca.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
 const dashdash = args.indexOf('--');
@@ -58,5 +60,21 @@ if (ca !== undefined && ca !== '' && existsSync(ca)) cmd.push('--secret', `id=np
 cmd.push(...passthrough, '.');
 
 console.error(`image: ${docker} ${cmd.join(' ')}`);
+const startedOn = new Date().toISOString();
 const result = spawnSync(docker, cmd, { stdio: 'inherit', env: { ...process.env, DOCKER_BUILDKIT: '1' } });
+const record = option('--record', '');
+if (record !== '' && result.status === 0) {
+  // The Dockerfile's own defaults apply to the bases that were not overridden.
+  const dockerfile = readFileSync('Dockerfile', 'utf8');
+  const argDefault = (name: string): string => new RegExp(`^ARG ${name}=(\\S+)`, 'm').exec(dockerfile)?.[1] ?? '';
+  writeFileSync(record, JSON.stringify({
+    tag,
+    buildArgs,
+    builderImage: buildArgs.BUILDER_IMAGE ?? argDefault('BUILDER_IMAGE'),
+    runtimeImage: buildArgs.RUNTIME_IMAGE ?? argDefault('RUNTIME_IMAGE'),
+    extraArgs: passthrough,
+    startedOn,
+    finishedOn: new Date().toISOString(),
+  }, null, 2));
+}
 process.exit(result.status ?? 1);

@@ -227,30 +227,45 @@ export function createApp(config: Config, deps: AppDeps): App {
       complete(x, true);
       return;
     }
-    x.res.shouldKeepAlive = false;
-    text(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress\n`, ['Retry-After', '1']);
     stopReading(x);
+    text(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress\n`, ['Retry-After', '1']);
     complete(x, false);
   }
 
   /** HTTP/2 has no parser limit of its own for this: the same 431 as HTTP/1.1. */
   function rejectLargeHead(x: Exchange): void {
-    text(x, 431, `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`);
     stopReading(x);
+    text(x, 431, `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`);
     complete(x, false);
   }
 
-  /** Operations endpoints take no body: a declared one above the limit is refused, any other is not read. */
+  /**
+   * Operations endpoints take no body, but a client may send one: it is read and
+   * discarded within --max-body-size (413 above), like the echo's, before the answer.
+   */
   function serveOps(x: Exchange, ops: OpsHandler): void {
     const declared = declaredLength(x);
+    const run = () => {
+      if (ops(x)) complete(x, false);
+      else completeOnClose(x);
+    };
+    if (declared === 0) {
+      run();
+      return;
+    }
     if (declared > config.maxBodySize) {
       rejectLargeBody(x);
       complete(x, false);
       return;
     }
-    if (declared !== 0) stopReading(x);
-    if (ops(x)) complete(x, false);
-    else completeOnClose(x);
+    completeOnClose(x);
+    readBody(x.req, config.maxBodySize, 0).then((body) => {
+      x.bytesIn = body.bytes;
+      if (ops(x)) complete(x, false);
+    }).catch((err: unknown) => {
+      if (err instanceof BodyTooLarge) rejectLargeBody(x);
+      else x.res.destroy();
+    });
   }
 
   function declaredLength(x: Exchange): number {
@@ -394,6 +409,10 @@ export function createApp(config: Config, deps: AppDeps): App {
       return;
     }
     x.res.writeHead(status, headers as string[]);
+    // The head goes out now, as a string: node:http would put it in front of an
+    // interim response still queued behind a pipelined request when the first body
+    // write is a Buffer, and the 1xx would land inside the body.
+    x.res.flushHeaders();
     if (x.req.method === 'HEAD') {
       x.res.end();
       return;
@@ -413,8 +432,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   function rejectLargeBody(x: Exchange): void {
+    stopReading(x); // first: on HTTP/1.1 it decides the Connection header
     text(x, 413, `request body exceeds the limit of ${config.maxBodySize} bytes (--max-body-size)\n`);
-    stopReading(x);
   }
 
   /**

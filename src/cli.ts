@@ -21,7 +21,7 @@ export interface CliIo {
 
 /** Signals that drain and stop the server (like nginx, SIGQUIT is a graceful stop too). */
 export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
-/** Signals that are logged and otherwise ignored. */
+/** Signals that are logged and otherwise ignored (SIGUSR1 never arrives under --disable-sigusr1). */
 export const IGNORED_SIGNALS = ['SIGUSR1', 'SIGUSR2'] as const;
 export const SIGNALS = [...STOP_SIGNALS, ...IGNORED_SIGNALS];
 

@@ -249,9 +249,15 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
     return;
   }
   const current = responseInProgress(socket);
-  // A timeout concerns the request being read now: answer it unless its response has begun.
-  const mine = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && current !== null && !current.headersSent;
-  if (current !== null && !mine) {
+  if (current !== null && !current.req.complete) {
+    // The error is about the request being answered (its body was malformed, cut or
+    // too slow): answer it now, unless its response has begun; then only closing is left.
+    if (current.headersSent) {
+      socket.destroy();
+      return;
+    }
+  } else if (current !== null) {
+    // About a later, pipelined request: its answer waits for every earlier one.
     if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
     const retry = () => setImmediate(() => answerClientError(err, socket, logger));
     current.once('finish', retry);

@@ -8,9 +8,11 @@ main(process.argv.slice(2), {
   stderr: process.stderr,
   onSignal(handler) {
     // Every catchable signal a process manager or terminal sends gets a handler:
-    // without one, SIGHUP, SIGQUIT and SIGUSR2 would end the process on the spot,
-    // and SIGUSR1 would open Node's inspector, letting any process in the network
-    // namespace run code here. (--disable-sigusr1, set by every launcher, does too.)
+    // without one, SIGHUP, SIGQUIT and SIGUSR2 would end the process on the spot.
+    // SIGUSR1 would open Node's inspector, letting any process in the network
+    // namespace run code here: every launcher passes --disable-sigusr1, under which
+    // Node blocks the signal (so it is not even logged); started without the flag,
+    // this handler keeps the inspector closed and logs the signal.
     for (const signal of SIGNALS) process.on(signal, () => handler(signal));
   },
 }).then((code) => process.exit(code), (err: unknown) => {

@@ -48,17 +48,20 @@ export function plainAnswer(status: number, body: string, extra = ''): string {
     `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n${extra}Connection: close\r\n\r\n${body}`;
 }
 
-type H2Stream = { close(code?: number): void; destroyed: boolean };
+type H2Stream = { close(code?: number): void; destroyed: boolean; writableFinished: boolean; once(event: 'finish', f: () => void): void };
 const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;
-const NGHTTP2_NO_ERROR = 0;
+// RFC 9113 suggests NO_ERROR for "stop sending, the answer is complete", but
+// node:http2 then keeps the stream open until the client finishes its side; CANCEL
+// ends it at once on both ends, after the complete answer has gone out.
+const NGHTTP2_CANCEL = 8;
 const NGHTTP2_REFUSED_STREAM = 7;
 
 /**
  * The answer does not need the rest of the request body, so none of it is read:
  * HTTP/1.1 closes the connection after the answer (node:http would otherwise read
  * and discard the body to keep the connection), HTTP/2 ends the stream with
- * RST_STREAM(NO_ERROR) after the answer, which tells the client to stop sending and
- * stops granting it flow-control window.
+ * RST_STREAM after the answer, which tells the client to stop sending; until then
+ * no flow-control window is granted, as nothing is read.
  */
 export function stopReading(req: IncomingMessage, res: ServerResponse): void {
   const stream = streamOf(res);
@@ -67,9 +70,11 @@ export function stopReading(req: IncomingMessage, res: ServerResponse): void {
     res.shouldKeepAlive = false;
     return;
   }
-  const close = () => { if (!stream.destroyed) stream.close(NGHTTP2_NO_ERROR); };
-  if (res.writableFinished) close();
-  else res.once('finish', close);
+  // The stream's own 'finish' (our side done): the compatibility response's 'finish'
+  // waits for the client's side too, which is what must not be waited for here.
+  const close = () => { if (!stream.destroyed) stream.close(NGHTTP2_CANCEL); };
+  if (stream.writableFinished) close();
+  else stream.once('finish', close);
 }
 
 /** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */

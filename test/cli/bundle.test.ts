@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { CONSOLE_JS, PAGE_CSS } from '../../src/render/assets.ts';
+import { HTML_CSP } from '../../src/render/html.ts';
 import { waitFor } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -28,6 +30,11 @@ describe('production bundle', () => {
         assert.equal(version.commit, 'abc123');
         assert.equal(version.created, '2026-01-02T03:04:05Z');
         assert.match(await (await fetch(url)).text(), /^Proto: HTTP\/1\.1$/m);
+        // The page's stylesheet and console script are inside the bundle, pinned by the CSP.
+        const page = await fetch(url, { headers: { accept: 'text/html' } });
+        const html = await page.text();
+        assert.ok(html.includes(`<script>${CONSOLE_JS}</script>`) && html.includes(`<style>${PAGE_CSS}</style>`));
+        assert.equal(page.headers.get('content-security-policy'), HTML_CSP);
         // HTTPS without certificate files loads the self-signed module from beside the bundle.
         const httpsUrl = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[1]!;
         assert.match(httpsUrl, /^https:/);

@@ -60,7 +60,7 @@ describe('Compose: the hardened run', { skip: dockerSkip(), timeout: 10 * 60_000
     assert.equal(host.NanoCpus, 1e9);
     assert.equal(host.PidsLimit, 64);
     assert.equal(config.StopTimeout, 20);
-    assert.deepEqual((config.Healthcheck as { Test: string[] }).Test, ['CMD', '/nodejs/bin/node', '/app/echo-server.cjs', 'healthcheck']);
+    assert.deepEqual((config.Healthcheck as { Test: string[] }).Test, ['CMD', '/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs', 'healthcheck']);
   });
 
   it('and the process really has exactly that: its IDs, no capabilities, no new privileges, nowhere to write', async () => {

@@ -7,6 +7,8 @@ import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CONSOLE_JS } from '../../src/render/assets.ts';
+import { HTML_CSP } from '../../src/render/html.ts';
 import { rawRequest } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, listImageFiles, pipeDocker, runCommand, waitForStatus, type TarEntry } from './docker.ts';
 
@@ -112,10 +114,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.equal(config.User, '8080:8080');
     assert.deepEqual(config.ExposedPorts, { '8080/tcp': {} });
     assert.ok((config.Env as string[]).includes('NODE_ENV=production'));
-    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '/app/echo-server.cjs']);
+    assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs'], 'no inspector by SIGUSR1');
     assert.equal(config.StopSignal, 'SIGTERM');
     const hc = config.Healthcheck as { Test: string[]; Interval: number; Timeout: number; StartPeriod: number; Retries: number };
-    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '/app/echo-server.cjs', 'healthcheck'], 'exec form, no shell, no curl');
+    assert.deepEqual(hc.Test, ['CMD', '/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs', 'healthcheck'], 'exec form, no shell, no curl');
     assert.deepEqual([hc.Interval, hc.Timeout, hc.StartPeriod, hc.Retries], [30e9, 30e9, 5e9, 3], 'the article\'s timings');
   });
 
@@ -133,7 +135,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
 
   it('has no shell, package manager, npm, corepack, curl or setuid file', () => {
     const names = files.map((f) => f.path);
-    for (const banned of [/\/(ba|da|z|a)?sh$/, /\/busybox$/, /\/npm(-cli\.js)?$/, /\/npx$/, /\/corepack$/, /\/curl$/, /\/wget$/, /\/apt(-get)?$/, /\/dpkg$/, /\/node_modules(\/|$)/]) {
+    for (const banned of [/\/(ba|da|z|a)?sh$/, /\/busybox$/, /\/npm(-cli\.js)?$/, /\/npx$/, /\/corepack$/, /\/curl$/, /\/wget$/, /\/apt(-get)?$/, /\/bin\/dpkg$/, /\/node_modules(\/|$)/]) {
       const hit = names.find((n) => banned.test(n));
       assert.equal(hit, undefined, `found ${hit}`);
     }
@@ -161,6 +163,10 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     assert.deepEqual(lines.slice(1, 6), ['Method: GET', 'RequestURI: /', 'Proto: HTTP/1.1', 'ContentLength: 0',
       `Headers: {"Host":["localhost:${port}"],"User-Agent":["curl/7.88.1"],"Accept":["*/*"],"Connection":["close"]}`]);
     assert.match(res, /^Hostname: [0-9a-f]{12}$/m, 'the container answers with its own hostname');
+    // The browser page carries its console script and stylesheet, pinned by the CSP.
+    const page = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: 'text/html' } });
+    assert.equal(page.headers.get('content-security-policy'), HTML_CSP);
+    assert.ok((await page.text()).includes(`<script>${CONSOLE_JS}</script>`));
   });
 
   it('turns healthy within the start period, and unhealthy when the liveness probe fails', async () => {

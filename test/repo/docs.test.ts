@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { SETTINGS } from '../../src/config.ts';
+import { HTML_CSP } from '../../src/render/html.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
@@ -11,6 +12,11 @@ describe('README', () => {
       const def = s.default === '' ? '(empty)' : `\`${s.default}\``;
       assert.ok(readme.includes(`| \`--${s.flag}\` | \`${s.env}\` | ${def} |`), `README row for --${s.flag}`);
     }
+  });
+  it('lists the CSP the HTML page is served with', () => {
+    const documented = HTML_CSP.replace(/'sha256-[^']+'; style-src 'sha256-[^']+'/, "'sha256-<console.js>'; style-src 'sha256-<page.css>'");
+    assert.notEqual(documented, HTML_CSP);
+    assert.ok(readme.includes('\n' + documented + '\n'), documented);
   });
   it('starts with the set-up and test commands', () => {
     assert.match(readme, /npm ci && npm start/);

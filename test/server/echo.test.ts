@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { NetworkSet } from '../../src/addresses.ts';
@@ -112,12 +113,18 @@ describe('echo over HTTP/1.1', () => {
     assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
     const csp = res.headers.get('content-security-policy')!;
     assert.match(csp, /default-src 'none'/);
-    assert.match(csp, /style-src 'sha256-[A-Za-z0-9+/=]+'/);
-    assert.doesNotMatch(csp, /unsafe-inline|script-src/);
+    assert.match(csp, /style-src 'sha256-[A-Za-z0-9+/=]+';/);
+    assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/=]+';/);
+    assert.doesNotMatch(csp, /unsafe-|strict-dynamic|\*/);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     const html = await res.text();
     assert.ok(html.startsWith('<!DOCTYPE html>'));
-    assert.doesNotMatch(html, /<script|<img/i);
+    // One script, the console, and it is the one the CSP names by hash.
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)];
+    assert.equal(scripts.length, 1);
+    assert.equal(html.match(/<script/gi)?.length, 1);
+    assert.ok(csp.includes(`'sha256-${createHash('sha256').update(scripts[0]![1]!).digest('base64')}'`));
+    assert.doesNotMatch(html, /<img/i);
     assert.match(html, /&lt;script&gt;alert\(2\)&lt;\/script&gt;/);
     assert.doesNotMatch(html, /<[^>]*\s(src|href)=/i, 'no external assets');
   });

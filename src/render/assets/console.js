@@ -1,0 +1,390 @@
+// The console on echo-server's HTML page: a request builder for the response
+// controls, a WebSocket panel and an SSE panel, all talking to this same origin.
+// Plain browser JavaScript, inlined into the page and pinned by its sha256 in the
+// Content-Security-Policy. Everything received is shown through textContent and
+// form values, never parsed as HTML, so an echoed payload stays text.
+(function () {
+  'use strict';
+
+  var $ = function (id) { return document.getElementById(id); };
+  var root = $('console');
+  if (root === null || typeof fetch !== 'function') return;
+
+  var LOG_LIMIT = 200; // entries kept per log: a long session must not grow the page forever
+  var SHOW_CHARS = 65536; // text shown of a response body
+  var REPEAT = 20; // requests of "Send 20x", for watching a weighted status
+
+  function el(tag, className, text) {
+    var e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function clip(s, n) {
+    return s.length > n ? s.slice(0, n) + '\u2026 (' + s.length + ' characters)' : s;
+  }
+
+  function hex(bytes, n) {
+    var out = [];
+    for (var i = 0; i < Math.min(bytes.length, n); i++) out.push((bytes[i] < 16 ? '0' : '') + bytes[i].toString(16));
+    return out.join(' ') + (bytes.length > n ? ' \u2026' : '');
+  }
+
+  /** `Name: value` lines; blank lines are skipped, a line without a colon is an error. */
+  function headerLines(text, what) {
+    var out = [];
+    text.split('\n').forEach(function (line) {
+      if (line.trim() === '') return;
+      var colon = line.indexOf(':');
+      if (colon <= 0) throw new Error(what + ': "' + clip(line, 60) + '" is not Name: value');
+      out.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+    });
+    return out;
+  }
+
+  /** A URL on this origin from a path the user typed; anything else is refused. */
+  function sameOrigin(path, scheme) {
+    var p = path.trim() === '' ? '/' : path.trim();
+    if (p.charAt(0) !== '/') p = '/' + p;
+    var url = new URL(p, location.origin);
+    if (url.origin !== location.origin) throw new Error('the path must stay on this server');
+    if (scheme) url.protocol = scheme;
+    return url;
+  }
+
+  function logTo(list, kind, dir, text) {
+    var li = el('li', kind);
+    li.appendChild(el('span', 'dir', dir));
+    li.appendChild(document.createTextNode(text));
+    list.appendChild(li);
+    while (list.children.length > LOG_LIMIT) list.removeChild(list.firstChild);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function describeEcho(json) {
+    try {
+      var e = JSON.parse(json);
+      return e.proto + ', client ' + e.client.ip + ', request id ' + e.requestId + ': ';
+    } catch {
+      return '';
+    }
+  }
+
+  // --- tabs
+  var tabs = ['request', 'ws', 'sse'];
+  tabs.forEach(function (name) {
+    $('tab-' + name).addEventListener('click', function () {
+      tabs.forEach(function (other) {
+        $('tab-' + other).setAttribute('aria-selected', String(other === name));
+        $('panel-' + other).hidden = other !== name;
+      });
+    });
+  });
+
+  // --- request builder
+  var form = $('rq-form');
+  var fields = ['method', 'path', 'status', 'delay', 'size', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
+  var input = {};
+  fields.forEach(function (f) { input[f] = $('rq-' + f); });
+  input.path.value = location.pathname;
+
+  /** What the form asks for: method, URL, headers and body, exactly as fetch and curl will send it. */
+  function spec() {
+    var method = input.method.value;
+    var url = sameOrigin(input.path.value);
+    var headers = headerLines(input['req-headers'].value, 'request headers');
+    var controls = [];
+    if (input.status.value.trim()) controls.push(['status', input.status.value.trim()]);
+    if (input.delay.value.trim()) controls.push(['delay', input.delay.value.trim()]);
+    if (input.size.value.trim()) controls.push(['size', input.size.value.trim()]);
+    if (input.format.value) controls.push(['format', input.format.value]);
+    var extra = headerLines(input['resp-headers'].value, 'response headers').map(function (h) { return h[0] + ': ' + h[1]; });
+    // Several X-Echo-Header values would be joined into one by the browser, so more
+    // than one always travels as echo_header query parameters.
+    var headerVia = extra.length > 1 ? 'query' : input.via.value;
+    extra.forEach(function (h) { controls.push(['header', h, headerVia]); });
+    controls.forEach(function (c) {
+      var via = c[2] || input.via.value;
+      if (via === 'query') url.searchParams.append('echo_' + c[0], c[1]);
+      else headers.push(['X-Echo-' + c[0].charAt(0).toUpperCase() + c[0].slice(1), c[1]]);
+    });
+    var body = method === 'GET' || method === 'HEAD' ? null : input.body.value;
+    if (body !== null && body !== '' && !headers.some(function (h) { return h[0].toLowerCase() === 'content-type'; })) {
+      headers.push(['Content-Type', 'text/plain;charset=UTF-8']); // what fetch would send for a string
+    }
+    return { method: method, url: url.href, headers: headers, body: body === '' ? null : body };
+  }
+
+  function shellQuote(s) {
+    return /^[A-Za-z0-9_\-.,:/=@%+]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\\''") + "'";
+  }
+
+  function curlOf(s) {
+    var parts = ['curl', '-i'];
+    if (s.method === 'HEAD') parts.push('--head');
+    else if (s.method !== 'GET') parts.push('-X', s.method);
+    s.headers.forEach(function (h) { parts.push('-H', shellQuote(h[0] + ': ' + h[1])); });
+    if (s.body !== null) parts.push('--data-binary', shellQuote(s.body));
+    parts.push(shellQuote(s.url));
+    return parts.join(' ');
+  }
+
+  function refreshCurl() {
+    var m = input.method.value;
+    $('rq-body-label').hidden = m === 'GET' || m === 'HEAD';
+    try {
+      $('rq-curl').textContent = curlOf(spec());
+    } catch (err) {
+      $('rq-curl').textContent = String(err.message);
+    }
+  }
+  form.addEventListener('input', refreshCurl);
+  form.addEventListener('change', refreshCurl);
+  refreshCurl();
+
+  async function send(s) {
+    var headers = new Headers();
+    s.headers.forEach(function (h) { headers.append(h[0], h[1]); });
+    var t0 = performance.now();
+    var res = await fetch(s.url, { method: s.method, headers: headers, body: s.body, cache: 'no-store', credentials: 'same-origin' });
+    var tHead = performance.now();
+    var bytes = new Uint8Array(await res.arrayBuffer());
+    var tEnd = performance.now();
+    var entries = performance.getEntriesByName(res.url || s.url);
+    var last = entries[entries.length - 1];
+    performance.clearResourceTimings();
+    return { res: res, bytes: bytes, headMs: tHead - t0, totalMs: tEnd - t0, protocol: last ? last.nextHopProtocol : '' };
+  }
+
+  function showBody(r) {
+    var type = r.res.headers.get('content-type') || '';
+    if (r.bytes.length === 0) return '(no body)';
+    if (/^(text\/|application\/json)/.test(type)) {
+      var text = new TextDecoder().decode(r.bytes);
+      if (type.indexOf('application/json') === 0) {
+        try { text = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as it came */ }
+      }
+      return clip(text, SHOW_CHARS);
+    }
+    return r.bytes.length + ' bytes of ' + (type || 'unknown type') + '; the first ones in hex:\n' + hex(r.bytes, 64);
+  }
+
+  function showResult(r) {
+    var code = r.res.status;
+    $('rq-result').hidden = false;
+    var codeEl = $('rq-code');
+    codeEl.textContent = String(code);
+    codeEl.className = 'code s' + Math.floor(code / 100);
+    $('rq-reason').textContent = r.res.statusText + (r.res.redirected ? ' (redirected to ' + r.res.url + ')' : '');
+    $('rq-timing').textContent = 'headers after ' + r.headMs.toFixed(1) + ' ms, complete after ' + r.totalMs.toFixed(1) +
+      ' ms, ' + r.bytes.length + ' bytes' + (r.protocol ? ', over ' + r.protocol : '');
+    var tbody = $('rq-headers-out');
+    tbody.textContent = '';
+    r.res.headers.forEach(function (value, name) {
+      var tr = el('tr');
+      tr.appendChild(el('th', '', name));
+      tr.appendChild(el('td', '', value));
+      tbody.appendChild(tr);
+    });
+    $('rq-body-out').textContent = showBody(r);
+  }
+
+  function showError(err) {
+    $('rq-result').hidden = false;
+    $('rq-code').textContent = 'failed';
+    $('rq-code').className = 'code s0';
+    $('rq-reason').textContent = String(err && err.message ? err.message : err);
+    $('rq-timing').textContent = '';
+    $('rq-headers-out').textContent = '';
+    $('rq-body-out').textContent = '';
+  }
+
+  var finished = 0;
+  function busy(on) {
+    $('rq-send').disabled = on;
+    $('rq-repeat').disabled = on;
+    // A counter of finished sends, so a script driving the page knows when one is done.
+    if (!on) root.setAttribute('data-finished', String(++finished));
+  }
+
+  form.addEventListener('submit', async function (ev) {
+    ev.preventDefault();
+    busy(true);
+    $('rq-tally').hidden = true;
+    try {
+      showResult(await send(spec()));
+    } catch (err) {
+      showError(err);
+    } finally {
+      busy(false);
+    }
+  });
+
+  $('rq-repeat').addEventListener('click', async function () {
+    busy(true);
+    var tally = {};
+    var tallyEl = $('rq-tally');
+    try {
+      var s = spec();
+      for (var i = 1; i <= REPEAT; i++) {
+        var r = await send(s);
+        tally[r.res.status] = (tally[r.res.status] || 0) + 1;
+        showResult(r);
+        tallyEl.hidden = false;
+        tallyEl.textContent = i + ' requests: ' + Object.keys(tally).map(function (k) { return k + ' \u00d7' + tally[k]; }).join(', ');
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      busy(false);
+    }
+  });
+
+  $('rq-copy').addEventListener('click', function () {
+    var text = $('rq-curl').textContent;
+    var done = function (msg) { $('rq-copied').textContent = msg; };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { done('Copied.'); }, function () { selectCurl(); done('Selected: press Ctrl+C to copy.'); });
+    } else {
+      selectCurl();
+      done('Selected: press Ctrl+C to copy.');
+    }
+  });
+
+  function selectCurl() {
+    var range = document.createRange();
+    range.selectNodeContents($('rq-curl'));
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // --- WebSocket
+  var ws = null;
+  var wsLog = $('ws-log');
+  $('ws-path').value = location.pathname;
+
+  function wsButtons(open) {
+    $('ws-connect').disabled = open;
+    $('ws-close').disabled = !open;
+    $('ws-send-text').disabled = !open;
+    $('ws-send-binary').disabled = !open;
+  }
+
+  $('ws-connect').addEventListener('click', function () {
+    var url;
+    try {
+      url = sameOrigin($('ws-path').value, location.protocol === 'https:' ? 'wss:' : 'ws:').href;
+      ws = new WebSocket(url);
+    } catch (err) {
+      logTo(wsLog, 'sys err', '!', String(err.message));
+      return;
+    }
+    var socket = ws;
+    var first = true;
+    socket.binaryType = 'arraybuffer';
+    wsButtons(true);
+    $('ws-state').textContent = 'Connecting to ' + url + '\u2026';
+    socket.addEventListener('open', function () {
+      $('ws-state').textContent = 'Connected to ' + url + '.';
+      logTo(wsLog, 'sys', '\u2022', 'open');
+    });
+    socket.addEventListener('message', function (ev) {
+      if (typeof ev.data === 'string') {
+        var label = first ? 'echo of the handshake, ' + describeEcho(ev.data) : '';
+        logTo(wsLog, 'in', '\u2190', label + clip(ev.data, 2000));
+      } else {
+        var bytes = new Uint8Array(ev.data);
+        logTo(wsLog, 'in', '\u2190', 'binary, ' + bytes.length + ' bytes: ' + hex(bytes, 48));
+      }
+      first = false;
+    });
+    socket.addEventListener('error', function () {
+      logTo(wsLog, 'sys err', '!', 'connection error');
+    });
+    socket.addEventListener('close', function (ev) {
+      var text = 'closed: code ' + ev.code + (ev.reason ? ', reason "' + ev.reason + '"' : ', no reason') + (ev.wasClean ? '' : ', not clean');
+      logTo(wsLog, 'sys', '\u2022', text);
+      $('ws-state').textContent = 'Closed (code ' + ev.code + ').';
+      if (ws === socket) {
+        ws = null;
+        wsButtons(false);
+      }
+    });
+  });
+
+  $('ws-close').addEventListener('click', function () {
+    if (ws !== null) ws.close(1000, 'closed from the console');
+  });
+  $('ws-send-text').addEventListener('click', function () {
+    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
+    var text = $('ws-message').value;
+    ws.send(text);
+    logTo(wsLog, 'out', '\u2192', text);
+  });
+  $('ws-send-binary').addEventListener('click', function () {
+    if (ws === null || ws.readyState !== WebSocket.OPEN) return;
+    var bytes = new TextEncoder().encode($('ws-message').value);
+    ws.send(bytes);
+    logTo(wsLog, 'out', '\u2192', 'binary, ' + bytes.length + ' bytes: ' + hex(bytes, 48));
+  });
+
+  // --- Server-Sent Events
+  var es = null;
+  var sseLog = $('sse-log');
+  $('sse-path').value = location.pathname;
+
+  function sseButtons(open) {
+    $('sse-open').disabled = open;
+    $('sse-stop').disabled = !open;
+  }
+
+  function sseEnd(state) {
+    if (es !== null) es.close();
+    es = null;
+    sseButtons(false);
+    $('sse-state').textContent = state;
+  }
+
+  $('sse-open').addEventListener('click', function () {
+    var url;
+    try {
+      url = sameOrigin($('sse-path').value).href;
+      es = new EventSource(url);
+    } catch (err) {
+      logTo(sseLog, 'sys err', '!', String(err.message));
+      return;
+    }
+    var ticks = 0;
+    sseButtons(true);
+    $('sse-state').textContent = 'Opening ' + url + '\u2026';
+    es.addEventListener('open', function () { $('sse-state').textContent = 'Open: ' + url; });
+    es.addEventListener('echo', function (ev) {
+      logTo(sseLog, 'in', '\u2190', 'echo #' + ev.lastEventId + ', ' + describeEcho(ev.data) + clip(ev.data, 2000));
+    });
+    es.addEventListener('tick', function (ev) {
+      ticks++;
+      logTo(sseLog, 'in', '\u2190', 'tick #' + ev.lastEventId + ': ' + ev.data);
+    });
+    ['done', 'shutdown'].forEach(function (name) {
+      es.addEventListener(name, function (ev) {
+        logTo(sseLog, 'in', '\u2190', name + ' #' + ev.lastEventId + ': ' + ev.data);
+        sseEnd('Ended by the server (' + name + ') after ' + ticks + ' ticks.');
+      });
+    });
+    // EventSource would reconnect for ever; the console stops at the first error instead.
+    es.addEventListener('error', function () {
+      logTo(sseLog, 'sys err', '!', 'stream failed or was cut');
+      sseEnd('Failed.');
+    });
+  });
+  $('sse-stop').addEventListener('click', function () {
+    logTo(sseLog, 'sys', '\u2022', 'stopped');
+    sseEnd('Stopped.');
+  });
+
+  root.hidden = false;
+  document.body.classList.add('with-console');
+  document.documentElement.setAttribute('data-console', 'ready');
+})();

@@ -1,0 +1,139 @@
+// Buffers a client fills are bounded: a WebSocket peer that never reads, an h2c
+// upgrade whose first frame claims 16 MiB, and the in-flight budget across protocols.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect as h2connect } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { sleep, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+/** The real binary in a child process, so its memory can be measured apart from the test's. */
+async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  await waitFor(() => out.includes('echo-server started'), 10_000);
+  const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
+  return { child, port: Number(new URL(url).port) };
+}
+
+/** A WebSocket client on a raw socket: handshake, then frames, and it never reads. */
+async function rawWebSocket(port: number): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1' });
+  await once(s, 'connect');
+  s.write('GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const [first] = await once(s, 'data') as [Buffer];
+  assert.match(first.toString('latin1'), /^HTTP\/1\.1 101 /);
+  s.pause(); // from here on nothing is read: the server's echoes pile up on its side
+  return s;
+}
+
+/** One masked binary frame; a zero masking key leaves the payload as is. */
+function binaryFrame(payload: Buffer): Buffer {
+  const head = Buffer.alloc(14);
+  head[0] = 0x82;
+  head[1] = 0x80 | 127;
+  head.writeBigUInt64BE(BigInt(payload.length), 2);
+  return Buffer.concat([head, payload]); // bytes 10..13: the zero key
+}
+
+describe('memory bounds', () => {
+  let proc: { child: ChildProcess; port: number };
+  before(async () => { proc = await spawnServer([]); });
+  after(async () => {
+    proc.child.kill('SIGTERM');
+    await once(proc.child, 'exit');
+  });
+
+  it('holds a WebSocket peer that sends 1 MB messages and never reads to a bounded buffer', async () => {
+    const before = rssMiB(proc.child.pid!);
+    const s = await rawWebSocket(proc.port);
+    s.on('error', () => {});
+    const frame = binaryFrame(Buffer.alloc(1_000_000, 0x61));
+    // 50 messages a second (under the default limit of 100) for 4 seconds, writing
+    // only when the socket takes more, so the test itself holds nothing.
+    let offered = 0;
+    const until = performance.now() + 4000;
+    while (performance.now() < until && !s.destroyed) {
+      if (s.writableLength === 0) {
+        s.write(frame);
+        offered += frame.length;
+      }
+      await sleep(20);
+    }
+    const grown = rssMiB(proc.child.pid!) - before;
+    s.destroy();
+    assert.ok(offered >= 4_000_000, `the peer could send ${offered} bytes`);
+    assert.ok(grown < 48, `server RSS grew by ${grown.toFixed(1)} MiB while the peer offered ${(offered / 1e6).toFixed(0)} MB`);
+  });
+
+  it('closes an h2c upgrade whose first frame claims 16 MiB instead of buffering it', async () => {
+    const s = connect({ port: proc.port, host: '127.0.0.1' });
+    await once(s, 'connect');
+    s.on('error', () => {});
+    s.write('GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
+    const [head] = await once(s, 'data') as [Buffer];
+    assert.match(head.toString('latin1'), /^HTTP\/1\.1 101 /);
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0x04, 0, 0, 0, 0, 0])]));
+    for (let i = 0; i < 16 && !s.destroyed; i++) s.write(Buffer.alloc(256 * 1024));
+    const timeout = sleep(3000).then(() => 'open');
+    assert.notEqual(await Promise.race([closed.then(() => 'closed'), timeout]), 'open', 'the server must close the connection');
+    s.destroy();
+  });
+});
+
+describe('the in-flight budget', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ maxInFlight: 3, maxDelayMs: 2000 }); });
+  after(() => t.close());
+
+  it('answers 503 with Retry-After over HTTP/1.1 beyond --max-in-flight', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) =>
+      fetch(`${t.url}/held-${i}?echo_delay=600ms`).then(async (r) => ({ status: r.status, retry: r.headers.get('retry-after'), body: await r.text() }))));
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 200, 503, 503]);
+    const refused = results.find((r) => r.status === 503)!;
+    assert.equal(refused.retry, '1');
+    assert.match(refused.body, /--max-in-flight/);
+    assert.equal((await fetch(`${t.url}/after`)).status, 200);
+  });
+
+  it('refuses HTTP/2 streams beyond --max-in-flight with REFUSED_STREAM', async () => {
+    const session = h2connect(t.url);
+    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => new Promise<string>((resolve) => {
+      const req = session.request({ ':path': `/h2-${i}?echo_delay=600ms` });
+      req.on('response', (h) => resolve(String(h[':status'])));
+      req.on('close', () => resolve(`rst ${req.rstCode}`));
+      req.on('error', () => {});
+      req.resume();
+      req.end();
+    })));
+    session.close();
+    assert.deepEqual(outcomes.sort(), ['200', '200', '200', 'rst 7', 'rst 7']);
+  });
+
+  it('counts WebSocket connections against the same budget', async () => {
+    const held = await Promise.all(Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=800ms`).then((r) => r.status)));
+    assert.deepEqual(held, [200, 200, 200]);
+    const blockers = Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=800ms`));
+    await waitFor(() => t.server.app.inFlight >= 3);
+    const s = connect({ port: t.port, host: '127.0.0.1' });
+    s.write('GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const [answer] = await once(s, 'data') as [Buffer];
+    assert.match(answer.toString('latin1'), /^HTTP\/1\.1 503 /);
+    s.destroy();
+    await Promise.all(blockers);
+  });
+});
