@@ -8,7 +8,7 @@ import { BodyTooLarge, readBody } from './body.ts';
 import type { Config, Env } from './config.ts';
 import { ControlError, INTERIM_CODES, controlInput, parseControls, pickFormat, pickStatus, type Controls } from './controls.ts';
 import { GeneratedBody } from './generate.ts';
-import { Health } from './health.ts';
+import { Health, healthControlAnswer } from './health.ts';
 import type { Identity } from './identity.ts';
 import { createAccessLog, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -110,12 +110,20 @@ export function createApp(config: Config, deps: AppDeps): App {
   const addRoute = (path: string, handler: OpsHandler) => {
     if (path !== '') routes.set(path, handler);
   };
+  /** `?echo_health=` on a probe path sets the state instead of checking it. */
+  const healthControl = (x: Exchange): boolean => {
+    const answer = healthControlAnswer(x.uri, x.req.rawHeaders, config.healthControl, health);
+    if (answer !== null) text(x, answer.status, answer.body);
+    return answer !== null;
+  };
   addRoute(config.livenessPath, (x) => {
+    if (healthControl(x)) return true;
     if (health.checkLive()) text(x, 200, 'ok\n');
     else text(x, 503, 'unhealthy\n');
     return true;
   });
   addRoute(config.readinessPath, (x) => {
+    if (healthControl(x)) return true;
     if (health.checkReady()) text(x, 200, 'ready\n');
     else text(x, 503, health.draining ? 'draining\n' : 'not ready\n');
     return true;

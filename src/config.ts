@@ -30,6 +30,7 @@ export interface Config {
   maxConnections: number;
   maxInFlight: number;
   drainTimeoutMs: number;
+  shutdownDelayMs: number;
   trustedProxies: NetworkSet;
   clientIpHeader: ClientIpHeader;
   allowedOrigins: string[];
@@ -153,6 +154,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: '1000', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
   { key: 'clientIpHeader', flag: 'client-ip-header', env: 'ECHO_CLIENT_IP_HEADER', default: 'x-forwarded-for', help: `the one forwarding header a trusted proxy maintains: ${CLIENT_IP_HEADERS.join(', ')}; others are shown, never believed`, parse: oneOf(CLIENT_IP_HEADERS) },
   { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ECHO_ALLOWED_ORIGINS', default: '', help: 'browser origins (https://app.example) allowed to open WebSockets and event streams; requests with no Origin or this server\'s own are always allowed; * allows all', parse: originList },

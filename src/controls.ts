@@ -8,7 +8,7 @@ import { negotiate, parseFormat, type Format } from './render/negotiate.ts';
 export const QUERY_PREFIX = 'echo_';
 export const HEADER_PREFIX = 'x-echo-';
 
-export type HealthAction = 'fail' | 'fail-once' | 'ok';
+export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'ok';
 
 export interface StatusChoice {
   code: number;
@@ -107,10 +107,12 @@ export function pickStatus(choices: readonly StatusChoice[], random: () => numbe
   return choices[choices.length - 1]!.code;
 }
 
-function parseHealth(text: string): HealthAction {
-  const s = text.trim().toLowerCase();
-  if (s === 'fail' || s === 'fail-once' || s === 'ok') return s;
-  throw new ParseError(`"${clip(text)}" is not one of fail, fail-once, ok`);
+const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'unready'];
+
+export function parseHealth(text: string): HealthAction {
+  const s = text.trim().toLowerCase() as HealthAction;
+  if (HEALTH_ACTIONS.includes(s)) return s;
+  throw new ParseError(`"${clip(text)}" is not one of ${HEALTH_ACTIONS.join(', ')}`);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -1,7 +1,9 @@
 // `echo-server healthcheck`: the image's HEALTHCHECK. It asks the local server's
 // liveness endpoint with Node's own HTTP client, so the image needs no curl or shell.
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import type { Config } from './config.ts';
+import { encodeProxyV2 } from './proxy-protocol.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -13,10 +15,17 @@ export function probeTarget(config: Config): { host: string; port: number; path:
   return { host: wildcard ? '127.0.0.1' : config.host, port: config.port, path: config.livenessPath };
 }
 
+const LOCAL_HEADER = encodeProxyV2({ command: 'LOCAL' });
+
 export function probe(config: Config): Promise<ProbeResult> {
   const { host, port, path } = probeTarget(config);
   return new Promise((resolve) => {
-    const req = request({ host, port, path, method: 'GET', timeout: config.healthcheckTimeoutMs, headers: { 'User-Agent': 'echo-server-healthcheck' } }, (res) => {
+    // A listener that requires the PROXY protocol gets a v2 LOCAL header first: the
+    // command a proxy uses for its own health checks, carrying no client address.
+    const viaProxyProtocol = config.proxyProtocol.includes('http')
+      ? { createConnection: () => { const s = connect({ host, port }); s.write(LOCAL_HEADER); return s; } }
+      : {};
+    const req = request({ host, port, path, method: 'GET', timeout: config.healthcheckTimeoutMs, headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
       res.resume();
       const ok = res.statusCode === 200;
       resolve({ ok, detail: `GET http://${host.includes(':') ? `[${host}]` : host}:${port}${path} answered ${res.statusCode}` });

@@ -67,6 +67,8 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
 
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
+  // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
+  const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
     frontDone(front);
@@ -115,6 +117,8 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   const httpSocketOf = (raw: Socket) => httpSockets.get(raw) ?? null;
   const toHttp1 = (raw: Socket, socket: Socket) => {
     httpSockets.set(raw, socket);
+    http1Sockets.add(socket);
+    socket.once('close', () => http1Sockets.delete(socket));
     http1.emit('connection', socket);
   };
 
@@ -167,6 +171,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       tlsFront?.close();
       stopWatching();
       http1.closeIdleConnections();
+      for (const s of http1Sockets) endAfterAnswer(s);
       for (const s of sessions) s.close(); // GOAWAY: running streams finish, no new ones
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
@@ -198,6 +203,16 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, deps.logger));
   return http;
+}
+
+/**
+ * The answer being prepared on an HTTP/1.1 connection goes out with `Connection: close`,
+ * so the client does not reuse a connection that the drain is about to cut. (Requests
+ * that arrive during the drain get it from the app, which sees readiness failed.)
+ */
+function endAfterAnswer(socket: Socket): void {
+  const res = responseInProgress(socket);
+  if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
 }
 
 function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
