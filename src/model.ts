@@ -137,7 +137,7 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
   };
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex -- exactly the ASCII range
 
 /**
  * Header values arrive as bytes, which Node hands over one character per byte

@@ -5,6 +5,7 @@ import type { Echo } from '../model.ts';
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 
 /** Line breaks and other controls, including C1 and the Unicode line separators. */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
 /**
