@@ -23,6 +23,7 @@ export interface Config {
   maxBodySize: number;
   maxEchoBody: number;
   maxHeaderSize: number;
+  maxHeaderCount: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -147,6 +148,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxBodySize', flag: 'max-body-size', env: 'ECHO_MAX_BODY_SIZE', default: '10MiB', help: 'largest request body accepted, on every path and protocol (413 above; 0 = no body at all)', parse: (t) => parseSize(t, GIB) },
   { key: 'maxEchoBody', flag: 'max-echo-body', env: 'ECHO_MAX_ECHO_BODY', default: '64KiB', help: 'how much of the body is echoed; the rest is counted, not kept (0 = count only)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'ECHO_MAX_HEADER_SIZE', default: '64KiB', help: 'largest request head, request line and headers, on every protocol (431 above; at least 1KiB)', parse: (t) => parseSize(t, 1024 ** 2, 1024) },
+  { key: 'maxHeaderCount', flag: 'max-header-count', env: 'ECHO_MAX_HEADER_COUNT', default: '200', help: 'most header fields in a request, on every protocol (431 above; node:http refuses more than 1000 itself)', parse: (t) => parseInteger(t, 1, 1000) },
   { key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'ECHO_HEADERS_TIMEOUT', default: '10s', help: 'time from connect to a complete first request head: PROXY header, TLS handshake and headers together (408 or close after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR, 1) },
