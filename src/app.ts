@@ -223,7 +223,8 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   /** For answers that finish later: complete when the response closes, however it ends. */
   function completeOnClose(x: Exchange): void {
-    x.res.once('close', () => complete(x, !x.res.writableFinished));
+    // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
+    x.res.once('close', () => complete(x, !x.res.writableEnded || !x.res.writableFinished));
   }
 
   /**

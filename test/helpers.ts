@@ -10,9 +10,13 @@ import { startServer, type EchoServer, type ServerDeps } from '../src/server.ts'
 /** Collects log lines as parsed objects. */
 export class LogCapture extends Writable {
   readonly lines: Record<string, unknown>[] = [];
+  /** The same lines as written, before parsing. */
+  readonly raw: string[] = [];
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     for (const line of chunk.toString('utf8').split('\n')) {
-      if (line !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      if (line === '') continue;
+      this.raw.push(line);
+      this.lines.push(JSON.parse(line) as Record<string, unknown>);
     }
     done();
   }

@@ -1,0 +1,186 @@
+// The echo and the records tell the truth: no field can forge another line, bytes
+// are decoded as they were meant, only the chosen forwarding header is believed,
+// and every outcome is logged and counted with its real status and client.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect as h2connect } from 'node:http2';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { NetworkSet } from '../../src/addresses.ts';
+import type { Echo } from '../../src/model.ts';
+import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+
+/** A PROXY v2 header for AF_UNIX with the given (108-byte, NUL-padded) paths. */
+function proxyV2Unix(source: string, destination: string): Buffer {
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const body = Buffer.alloc(216);
+  body.write(source, 0, 'latin1');
+  body.write(destination, 108, 'latin1');
+  const head = Buffer.from([0x21, 0x31, 0, 0]);
+  head.writeUInt16BE(body.length, 2);
+  return Buffer.concat([sig, head, body]);
+}
+
+/** The body of a raw answer (read as latin1 bytes), decoded as the UTF-8 it is. */
+const bodyOf = (raw: string) => Buffer.from(raw.slice(raw.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8');
+
+describe('an echo that cannot be made to lie', () => {
+  let t: TestServer;
+  let proxied: TestServer;
+  let realIp: TestServer;
+  before(async () => {
+    t = await startTestServer({ trustedProxies: new NetworkSet(['loopback']) });
+    proxied = await startTestServer({ proxyProtocol: ['http'] });
+    realIp = await startTestServer({ trustedProxies: new NetworkSet(['loopback']), clientIpHeader: 'x-real-ip' });
+  });
+  after(async () => {
+    await t.close();
+    await proxied.close();
+    await realIp.close();
+  });
+
+  it('keeps a PROXY v2 AF_UNIX path with newlines from forging lines of the text echo', async () => {
+    const forged = 'x\nMethod: FAKE\nClientIP: 6.6.6.6 (peer)';
+    const raw = await rawRequest(proxied.port, Buffer.concat([proxyV2Unix(forged, '/run/y'), Buffer.from('GET /u HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')]));
+    const text = bodyOf(raw);
+    assert.equal(text.match(/^Method: /gm)?.length, 1, text);
+    assert.doesNotMatch(text, /^Method: FAKE/m);
+    assert.doesNotMatch(text, /^ClientIP: 6\.6\.6\.6/m);
+    assert.match(text, /^RemoteAddr: 127\.0\.0\.1:\d+$/m, 'the UNIX path is not taken as the client address');
+    assert.match(text, /^ProxyProtocol: .*"transport":"UNIX"/m);
+  });
+
+  it('decodes header and cookie values as UTF-8, as path and query are', async () => {
+    const raw = await rawRequest(t.port, Buffer.concat([
+      Buffer.from('GET /caf%C3%A9?q=%E2%9C%93 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nConnection: close\r\nX-Word: '),
+      Buffer.from('café ✓', 'utf8'), Buffer.from('\r\nCookie: name='), Buffer.from('naïve', 'utf8'),
+      Buffer.from('\r\nX-Bytes: a'), Buffer.from([0xff, 0xfe]), Buffer.from('b\r\n\r\n'),
+    ]));
+    const echo = JSON.parse(bodyOf(raw)) as Echo;
+    assert.equal(echo.path, '/café');
+    assert.deepEqual(echo.query.q, ['✓']);
+    assert.deepEqual(echo.headers['X-Word'], ['café ✓']);
+    assert.equal(echo.cookies.name, 'naïve');
+    assert.deepEqual(echo.headers['X-Bytes'], ['a\\xff\\xfeb'], 'bytes that are not UTF-8 are shown escaped');
+  });
+
+  it('believes only the chosen header: Forwarded for=unknown cannot hide X-Forwarded-For', async () => {
+    const res = await fetch(t.url, { headers: { forwarded: 'for=unknown;proto=https', 'x-forwarded-for': '203.0.113.9' } });
+    assert.match(await res.text(), /^ClientIP: 203\.0\.113\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1; trusted header x-forwarded-for\)$/m);
+  });
+
+  it("behind a proxy that sets X-Real-IP, a client's own X-Forwarded-For does not win", async () => {
+    const res = await fetch(realIp.url, { headers: { 'x-real-ip': '192.0.2.9', 'x-forwarded-for': '6.6.6.6' } });
+    const text = await res.text();
+    assert.match(text, /^ClientIP: 192\.0\.2\.9 \(x-real-ip via trusted peer 127\.0\.0\.1; trusted header x-real-ip\)$/m);
+    assert.match(text, /^X-Forwarded-For: "6\.6\.6\.6"$/m, 'still shown');
+  });
+});
+
+describe('one record for every outcome', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ maxDelayMs: 5000, wsMaxMessage: 1024 }); });
+  after(() => t.close());
+
+  const requests = () => t.logs.messages('request');
+
+  it('records an HTTP/1.1 request the client abandoned as 499 with its client IP', async () => {
+    const s = connect({ port: t.port, host: '127.0.0.1' });
+    await once(s, 'connect');
+    s.write('GET /abandoned?echo_delay=2s HTTP/1.1\r\nHost: h\r\n\r\n');
+    await waitFor(() => t.server.app.inFlight === 1);
+    s.destroy();
+    await waitFor(() => requests().some((l) => l.uri === '/abandoned?echo_delay=2s'));
+    const line = requests().find((l) => l.uri === '/abandoned?echo_delay=2s')!;
+    assert.equal(line.status, 499);
+    assert.equal(line.clientIp, '127.0.0.1');
+    assert.equal(line.aborted, true);
+  });
+
+  it('records an HTTP/2 stream the client reset as aborted', async () => {
+    const session = h2connect(t.url);
+    session.on('error', () => {});
+    const req = session.request({ ':path': '/h2-abandoned?echo_delay=2s' });
+    req.on('error', () => {});
+    await waitFor(() => t.server.app.inFlight === 1);
+    req.close();
+    await waitFor(() => requests().some((l) => l.uri === '/h2-abandoned?echo_delay=2s'));
+    session.close();
+    const line = requests().find((l) => l.uri === '/h2-abandoned?echo_delay=2s')!;
+    assert.equal(line.aborted, true);
+    assert.equal(line.status, 499);
+    assert.equal(line.clientIp, '127.0.0.1');
+  });
+
+  it('records a WebSocket closed for a message above --ws-max-message with 1009', async () => {
+    const ws = new WebSocket(`${t.url.replace('http', 'ws')}/too-big`);
+    await once(ws, 'message');
+    ws.send(Buffer.alloc(4096));
+    const [code] = await once(ws, 'close') as [number];
+    assert.equal(code, 1009);
+    await waitFor(() => t.logs.messages('websocket').some((l) => l.uri === '/too-big'));
+    assert.equal(t.logs.messages('websocket').find((l) => l.uri === '/too-big')!.closeCode, 1009);
+  });
+
+  it('answers, logs and counts CONNECT (405) and an unsupported Expect (417)', async () => {
+    assert.match(await rawRequest(t.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'), /^HTTP\/1\.1 405 /);
+    assert.match(await rawRequest(t.port, 'GET /expect HTTP/1.1\r\nHost: h\r\nExpect: magic\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 417 /);
+    await waitFor(() => requests().some((l) => l.method === 'CONNECT') && requests().some((l) => l.uri === '/expect'));
+    assert.equal(requests().find((l) => l.method === 'CONNECT')!.status, 405);
+    assert.equal(requests().find((l) => l.uri === '/expect')!.status, 417);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    assert.match(metrics, /^echo_http_requests_total\{method="CONNECT",status="405"\} 1$/m);
+  });
+
+  it('counts malformed requests from the parser', async () => {
+    await rawRequest(t.port, 'HELLO\r\n\r\n');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    assert.match(metrics, /^echo_http_requests_total\{method="OTHER",status="400"\} [1-9]/m);
+  });
+});
+
+describe('log lines a client cannot inflate or poison', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer(); });
+  after(() => t.close());
+
+  it('caps logged client text and flags the cut, over HTTP/2 with a 4 KB User-Agent from the HPACK table', async () => {
+    const session = h2connect(t.url);
+    const ua = 'u'.repeat(4096);
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = session.request({ ':path': `/ua-${i}`, 'user-agent': ua });
+        req.on('error', reject);
+        req.resume();
+        req.on('end', () => resolve());
+        req.end();
+      });
+    }
+    session.close();
+    await waitFor(() => t.logs.messages('request').filter((l) => String(l.uri).startsWith('/ua-')).length === 3);
+    for (const l of t.logs.messages('request').filter((x) => String(x.uri).startsWith('/ua-'))) {
+      assert.equal((l.userAgent as string).length, 256);
+      assert.equal(l.truncated, true);
+      assert.ok(JSON.stringify(l).length < 700, 'a 45-byte request buys a bounded line');
+    }
+  });
+
+  it('escapes C1 control characters (0x85, 0x9b) in logged client text', async () => {
+    await rawRequest(t.port, Buffer.concat([Buffer.from('GET /c1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nUser-Agent: a'), Buffer.from([0x85, 0x9b]), Buffer.from('b\r\n\r\n')]));
+    await waitFor(() => t.logs.messages('request').some((l) => l.uri === '/c1'));
+    const line = t.logs.raw.find((l) => l.includes('"uri":"/c1"'))!;
+    assert.ok(line.includes('"userAgent":"a\\u0085\\u009bb"'), line);
+    assert.doesNotMatch(line, /[\u0080-\u009f]/);
+  });
+
+  it('rate-limits warnings about malformed requests', async () => {
+    const before = t.logs.messages('bad request: malformed request').length;
+    await Promise.all(Array.from({ length: 200 }, () => rawRequest(t.port, 'HELLO\r\n\r\n')));
+    const logged = t.logs.messages('bad request: malformed request').length - before;
+    assert.ok(logged <= 30, `${logged} warning lines for 200 malformed requests`);
+    await new Promise((r) => setTimeout(r, 400));
+    await rawRequest(t.port, 'HELLO\r\n\r\n');
+    assert.ok(t.logs.messages('bad request: malformed request').some((l) => typeof l.suppressedBefore === 'number' && l.suppressedBefore > 0), 'the held-back count is reported');
+  });
+});
