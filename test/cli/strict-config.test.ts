@@ -131,6 +131,12 @@ describe('strict configuration (issue 9)', () => {
     });
   }
 
+  it('--bogus alone says "unknown flag --bogus", not "needs a value"', async () => {
+    const r = await cli(['--bogus']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /^echo-server: unknown flag --bogus; did you mean --/);
+  });
+
   it('accepts --echo-env names and prefixes with one trailing *', async () => {
     const r = await serve(['--echo-env', 'APP_*,HOSTNAME'], { APP_COLOUR: 'blue', HOSTNAME: 'pod-1', SECRET: 'x' }, async (url) => {
       const echo = await (await fetch(url, { headers: { accept: 'application/json' } })).json() as { env?: Record<string, string> };
