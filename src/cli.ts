@@ -89,6 +89,8 @@ export function usage(): string {
     '',
     'Every flag has an environment twin; a flag wins over its variable. Booleans take',
     '--flag, --flag=false or --no-flag. Durations: 500ms, 10s, 2m. Sizes: 1024, 64KiB, 10MB.',
+    'Each flag may be given once. ECHO_* variables that are not settings (typos, Kubernetes',
+    'service links) are ignored with a warning in the log.',
     '',
     'Flags:',
   ];

@@ -155,13 +155,17 @@ describe('strict configuration (issue 9)', () => {
 
   it('healthcheck works against a server that requires the PROXY protocol (it sends a v2 LOCAL header)', async () => {
     let result: Outcome | undefined;
+    let viaEnv: Outcome | undefined;
     const r = await serve(['--proxy-protocol', 'http'], {}, async (url) => {
       const port = new URL(url).port;
       result = await cli(['healthcheck', '--port', port, '--proxy-protocol', 'http', '--healthcheck-timeout', '3s']);
+      // The image's HEALTHCHECK shares the server's environment: the same through variables.
+      viaEnv = await cli(['healthcheck'], { ECHO_PORT: port, ECHO_PROXY_PROTOCOL: 'http', ECHO_HEALTHCHECK_TIMEOUT: '3s' });
     });
     assert.equal(r.code, 'served');
     assert.equal(result?.code, 0, result?.err);
     assert.match(result.out, /healthy: .*answered 200/);
+    assert.equal(viaEnv?.code, 0, viaEnv?.err);
   });
 
   it('a busy HTTPS port is blamed on the HTTPS listener and its port, not the HTTP one', async (t: TestContext) => {
