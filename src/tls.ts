@@ -88,7 +88,8 @@ function checkMaterial(context: SecureContextOptions, config: Config): void {
     const [leaf] = certificates(context.cert as Buffer, '--tls-cert', config.tlsCert);
     const key = privateKey(context.key as Buffer, config.tlsKey);
     if (!leaf!.checkPrivateKey(key)) {
-      throw new ConfigError(`invalid --tls-key: ${config.tlsKey} is not the private key of the first certificate in ${config.tlsCert} (a ${key.asymmetricKeyType} key for a ${leaf!.publicKey.asymmetricKeyType} certificate${key.asymmetricKeyType === leaf!.publicKey.asymmetricKeyType ? ' of another key pair' : ''})`);
+      const [k, c] = [key.asymmetricKeyType, leaf!.publicKey.asymmetricKeyType];
+      throw new ConfigError(`invalid --tls-key: ${config.tlsKey} is not the private key of the first certificate in ${config.tlsCert} (${k === c ? `both ${k}, but of different key pairs` : `key type ${k}, certificate key type ${c}`})`);
     }
   }
   try {

@@ -14,7 +14,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { main } from '../../src/cli.ts';
 import { loadConfig, type ConfigWarning } from '../../src/config.ts';
 import { selfSigned } from '../../src/self-signed.ts';
-import { startTestServer, waitFor } from '../helpers.ts';
+import { requireTool, runTool, startTestServer, waitFor } from '../helpers.ts';
 import { exitWithin, spawnMain, startedUrl } from '../hardening/process.ts';
 
 const LOOPBACK = ['--port', '0', '--host', '127.0.0.1'];
@@ -203,8 +203,8 @@ describe('strict configuration: certificate material (issue 9)', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   const bad: [name: string, args: () => string[], message: RegExp][] = [
-    ['a certificate and key of different types (EC certificate, RSA key)', () => ['--tls-cert', file('a.crt'), '--tls-key', file('rsa.key')], /invalid --tls-key: .*not the private key .*\(a rsa key for a ec certificate\)/],
-    ['a certificate and key of the same type that do not match', () => ['--tls-cert', file('a.crt'), '--tls-key', file('b.key')], /invalid --tls-key: .*not the private key .*of another key pair/],
+    ['a certificate and key of different types (EC certificate, RSA key)', () => ['--tls-cert', file('a.crt'), '--tls-key', file('rsa.key')], /invalid --tls-key: .*not the private key .*\(key type rsa, certificate key type ec\)/],
+    ['a certificate and key of the same type that do not match', () => ['--tls-cert', file('a.crt'), '--tls-key', file('b.key')], /invalid --tls-key: .*not the private key .*\(both ec, but of different key pairs\)/],
     ['an encrypted key', () => ['--tls-cert', file('a.crt'), '--tls-key', file('enc.key')], /invalid --tls-key: .*is encrypted/],
     ['a --tls-client-ca file with no certificate in it', () => ['--tls-client-auth', 'request', '--tls-client-ca', file('empty-ca.pem')], /invalid --tls-client-ca: no PEM certificate/],
     ['a --tls-client-ca file holding a key, not a certificate', () => ['--tls-client-auth', 'request', '--tls-client-ca', file('key-as-ca.pem')], /invalid --tls-client-ca: no PEM certificate/],
@@ -216,6 +216,15 @@ describe('strict configuration: certificate material (issue 9)', () => {
       assert.match(r.err, message);
     });
   }
+
+  it('refuses an RSA certificate with an EC key (the pair of the report) with exit status 2', async (t: TestContext) => {
+    if (!requireTool(t, 'openssl')) return;
+    const made = await runTool('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('rsa-own.key'), '-out', file('rsa.crt'), '-subj', '/CN=localhost', '-days', '2']);
+    assert.equal(made.code, 0, made.stderr);
+    const r = await serve(['--https', '--https-port', '0', '--tls-cert', file('rsa.crt'), '--tls-key', file('a.key')]);
+    assert.equal(r.code, 2, 'accepted an RSA certificate with an EC key');
+    assert.match(r.err, /invalid --tls-key: .*\(key type ec, certificate key type rsa\)/);
+  });
 
   it('accepts a matching pair and a CA bundle', async () => {
     const r = await serve(['--https', '--https-port', '0', '--tls-cert', file('a.crt'), '--tls-key', file('a.key'), '--tls-client-auth', 'request', '--tls-client-ca', file('ca.pem')]);
