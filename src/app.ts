@@ -6,11 +6,13 @@ import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:h
 import { normalizeIp } from './addresses.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import type { Config, Env } from './config.ts';
+import { clip } from './parse.ts';
+import { limitedLog } from './log-limit.ts';
 import { ControlError, INTERIM_CODES, controlInput, parseControls, pickFormat, pickStatus, type Controls } from './controls.ts';
 import { GeneratedBody } from './generate.ts';
-import { Health } from './health.ts';
+import { Health, healthControlAnswer } from './health.ts';
 import type { Identity } from './identity.ts';
-import { createAccessLog, type Logger } from './logger.ts';
+import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { EMPTY_BODY, buildEcho, clientKeyed, type BodyResult, type Echo, type EchoContext } from './model.ts';
 import { HTML_CSP } from './render/html.ts';
@@ -37,6 +39,8 @@ export interface App {
   handle(this: void, req: IncomingMessage, res: ServerResponse): void;
   /** Takes over a WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
+  refuseTunnel(req: IncomingMessage, socket: Duplex): void;
   /** Readiness fails, SSE streams end, WebSockets close with 1001. */
   beginShutdown(): void;
   health: Health;
@@ -57,6 +61,8 @@ interface Exchange {
   bytesOut: number;
   logged: boolean;
   done: boolean;
+  /** The TCP peer, read at arrival: once a client aborts, its socket no longer knows. */
+  peer: string;
 }
 
 /** An operations endpoint answers now (returns true) or later (false: it ends on 'close'). */
@@ -76,11 +82,22 @@ function answerHeaders(contentType: string, length: number, requestId: string): 
 }
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 
+/** uri-host [":" port]: a registered name, an IPv4 address or a bracketed IP literal. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]{0,5})?$/;
+
+/** HTTP/1.1 needs exactly one Host (RFC 9112, section 3.2); HTTP/1.0 at most one. */
+function hostValid(req: IncomingMessage, scan: HeaderScan): boolean {
+  if (scan.hosts > 1) return false;
+  if (scan.hosts === 0) return req.httpVersionMinor === 0;
+  return HOST.test(scan.host!);
+}
+
 export function createApp(config: Config, deps: AppDeps): App {
   const health = new Health();
   const { logger, metrics } = deps;
   const echoContext: EchoContext = {
     trustedProxies: config.trustedProxies,
+    clientIpHeader: config.clientIpHeader,
     identity: config.identity ? deps.identity : null,
     env: allowedEnv(deps.env, config.echoEnv),
   };
@@ -109,12 +126,20 @@ export function createApp(config: Config, deps: AppDeps): App {
   const addRoute = (path: string, handler: OpsHandler) => {
     if (path !== '') routes.set(path, handler);
   };
+  /** `?echo_health=` on a probe path sets the state instead of checking it. */
+  const healthControl = (x: Exchange): boolean => {
+    const answer = healthControlAnswer(x.uri, x.req.rawHeaders, config.healthControl, health);
+    if (answer !== null) text(x, answer.status, answer.body);
+    return answer !== null;
+  };
   addRoute(config.livenessPath, (x) => {
+    if (healthControl(x)) return true;
     if (health.checkLive()) text(x, 200, 'ok\n');
     else text(x, 503, 'unhealthy\n');
     return true;
   });
   addRoute(config.readinessPath, (x) => {
+    if (healthControl(x)) return true;
     if (health.checkReady()) text(x, 200, 'ready\n');
     else text(x, 503, health.draining ? 'draining\n' : 'not ready\n');
     return true;
@@ -146,16 +171,35 @@ export function createApp(config: Config, deps: AppDeps): App {
     x.done = true;
     const seconds = (performance.now() - x.start) / 1000;
     const { req, res } = x;
-    metrics?.requestFinished(req.method ?? 'OTHER', res.statusCode, seconds);
+    // A client that left before any answer was sent is recorded as 499 (nginx's
+    // "client closed request"), not as the 200 node:http would report.
+    const status = aborted && !res.headersSent ? 499 : res.statusCode;
+    metrics?.requestFinished(req.method ?? 'OTHER', status, seconds);
     if (x.logged) {
       accessLog({
-        reqId: x.requestId, method: req.method ?? '', uri: x.uri, status: res.statusCode, bytesIn: x.bytesIn,
+        reqId: x.requestId, method: req.method ?? '', uri: x.uri, status, bytesIn: x.bytesIn,
         bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000,
-        clientIp: normalizeIp(req.socket?.remoteAddress ?? ''), userAgent: x.scan.userAgent, aborted,
+        clientIp: normalizeIp(x.peer), userAgent: x.scan.userAgent, aborted,
       });
     }
     leave();
   }
+
+  /**
+   * Browsers send Origin with WebSocket handshakes and EventSource requests: a page
+   * of another site must not read the echo (cookies included) through them. No
+   * Origin (curl, ws, servers) or this server's own origin is always allowed.
+   */
+  function originAllowed(scan: HeaderScan): boolean {
+    const origin = scan.origin;
+    if (origin === undefined || config.allowedOrigins.includes('*')) return true;
+    const o = origin.trim().toLowerCase();
+    if (config.allowedOrigins.includes(o)) return true;
+    const slash = o.indexOf('://');
+    return slash > 0 && scan.host !== undefined && o.slice(slash + 3) === scan.host.trim().toLowerCase();
+  }
+
+  const logLimited = limitedLog(logger);
 
   /** One request fewer in flight; wakes a drain waiting for none. */
   function leave(): void {
@@ -198,11 +242,15 @@ export function createApp(config: Config, deps: AppDeps): App {
       req, res, start, uri, scan,
       requestId: requestIdOf(scan),
       bytesIn: 0, bytesOut: 0, logged: config.accessLog && (ops === undefined || config.logOpsRequests), done: false,
+      peer: req.socket?.remoteAddress ?? '',
     };
     if (health.draining) res.shouldKeepAlive = false;
     try {
       if (inFlight > config.maxInFlight) refuse(x);
-      else if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) rejectLargeHead(x);
+      else if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) rejectLargeHead(x, '--max-header-size');
+      else if (req.rawHeaders.length > 2 * config.maxHeaderCount) rejectLargeHead(x, '--max-header-count');
+      else if (req.httpVersionMajor === 1 && !hostValid(req, scan)) reject(x, 400, 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)');
+      else if (scan.expect !== undefined && req.httpVersionMajor === 1 && scan.expect.trim().toLowerCase() !== '100-continue') reject(x, 417, `expectation "${clip(scan.expect)}" is not supported; only 100-continue is\n`.trimEnd());
       else if (ops === undefined) serveEcho(x, q);
       else serveOps(x, ops);
     } catch (err) {
@@ -224,10 +272,20 @@ export function createApp(config: Config, deps: AppDeps): App {
     complete(x, false);
   }
 
-  /** HTTP/2 has no parser limit of its own for this: the same 431 as HTTP/1.1. */
-  function rejectLargeHead(x: Exchange): void {
+  /** A 4xx about the request itself: the body is not read, the exchange is recorded. */
+  function reject(x: Exchange, status: number, reason: string): void {
     stopReading(x);
-    text(x, 431, `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`);
+    text(x, status, `${reason}\n`);
+    complete(x, false);
+  }
+
+  /** Over a head limit (node:http2 enforces neither): the same 431 on every protocol, naming the limit. */
+  function rejectLargeHead(x: Exchange, limit: '--max-header-size' | '--max-header-count'): void {
+    logLimited('warn', { peer: x.peer, limit }, 'bad request: request header fields too large');
+    stopReading(x);
+    text(x, 431, limit === '--max-header-size'
+      ? `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`
+      : `too many header fields (--max-header-count ${config.maxHeaderCount})\n`);
     complete(x, false);
   }
 
@@ -284,6 +342,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     try {
       const input = controlInput(uri, q, scan.controls);
       format = pickFormat(input, scan.accept, config.sse);
+      if (format === 'sse' && !originAllowed(scan)) throw new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       if (input !== null && config.controls) {
         input.delete('format');
         controls = parseControls(input, config);
@@ -340,7 +399,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const { req, res } = x;
     const echo = buildEcho(requestInfo(req, x.uri, declared, body, x.requestId), echoContext);
     if (format === 'sse') {
-      sendEvents(x, echo);
+      sendEvents(x, echo, controls);
       return;
     }
     const renderer = RENDERERS[format];
@@ -348,7 +407,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const length = Buffer.byteLength(out);
     const headers = answerHeaders(renderer.contentType, length, x.requestId);
     if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
-    const status = controlledStatus(res, controls, headers);
+    const status = controlledStatus(x, controls, headers);
     if (isBodiless(status)) {
       endWithoutBody(res, status, headers);
       return;
@@ -359,12 +418,19 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   /** Server-Sent Events: the echo first, then ticks at the configured interval and count. */
-  function sendEvents(x: Exchange, echo: Echo): void {
+  function sendEvents(x: Exchange, echo: Echo, controls: Controls | null): void {
     const { res } = x;
-    res.writeHead(200, [
+    const headers: OutgoingHttpHeader[] = [
       'Content-Type', 'text/event-stream; charset=utf-8', 'Cache-Control', 'no-store', 'X-Request-Id', x.requestId,
       'X-Content-Type-Options', 'nosniff', 'X-Accel-Buffering', 'no',
-    ]);
+    ];
+    // The controls apply to a stream as to any answer: extra headers, interim and final status.
+    const status = controlledStatus(x, controls, headers);
+    if (isBodiless(status)) {
+      endWithoutBody(res, status, headers);
+      return;
+    }
+    res.writeHead(status, headers as string[]);
     const send = (event: string, id: number, data: unknown) => {
       const chunk = `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
       x.bytesOut += Buffer.byteLength(chunk);
@@ -395,7 +461,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   function sendGenerated(x: Exchange, controls: Controls, size: number): void {
     const headers = answerHeaders('application/octet-stream', size, x.requestId);
-    const status = controlledStatus(x.res, controls, headers);
+    const status = controlledStatus(x, controls, headers);
     if (isBodiless(status)) {
       endWithoutBody(x.res, status, headers);
       return;
@@ -413,13 +479,14 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   /** Adds the control's extra headers and sends interim responses; returns the final status. */
-  function controlledStatus(res: ServerResponse, controls: Controls | null, headers: OutgoingHttpHeader[]): number {
+  function controlledStatus(x: Exchange, controls: Controls | null, headers: OutgoingHttpHeader[]): number {
     if (controls === null) return 200;
     for (const [name, value] of controls.headers) headers.push(name, value);
     if (controls.status === null) return 200;
     const code = pickStatus(controls.status, deps.random);
     if (!INTERIM_CODES.has(code)) return code;
-    sendInterim(res, code);
+    // RFC 9110, section 15.2: no 1xx to an HTTP/1.0 client; the final answer still comes.
+    if (x.req.httpVersionMajor > 1 || x.req.httpVersionMinor >= 1) sendInterim(x.res, code);
     return 200;
   }
 
@@ -439,6 +506,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     metrics?.requestStarted();
     const scan = scanHeaders(req.rawHeaders, false);
     const requestId = requestIdOf(scan);
+    const peer = connectionSocket(req).remoteAddress ?? '';
     let settled = false;
     const finish = (status: number, fields: object) => {
       if (settled) return;
@@ -448,8 +516,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       metrics?.requestFinished(req.method ?? 'GET', status, seconds);
       if (config.accessLog) {
         logger.info({
-          reqId: requestId, method: req.method, uri: req.url, status, ...fields, durationMs: Math.round(seconds * 1e6) / 1000,
-          clientIp: normalizeIp(connectionSocket(req).remoteAddress ?? ''), userAgent: scan.userAgent,
+          reqId: requestId, method: req.method, uri: logField(req.url, LOG_URI_MAX), status, ...fields, durationMs: Math.round(seconds * 1e6) / 1000,
+          clientIp: normalizeIp(peer), userAgent: logField(scan.userAgent, LOG_USER_AGENT_MAX),
         }, 'websocket');
       }
       leave();
@@ -465,6 +533,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     try {
       const problem = health.draining ? [503, 'server shutting down'] as const
         : inFlight > config.maxInFlight ? [503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`] as const
+        : !originAllowed(scan) ? [403, `origin ${clip(scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
         : websocketHandshakeProblem(req);
       if (problem !== null) {
         if (problem[0] === 503) metrics?.requestRefused();
@@ -494,9 +563,26 @@ export function createApp(config: Config, deps: AppDeps): App {
     });
   }
 
+  function refuseTunnel(req: IncomingMessage, socket: Duplex): void {
+    const start = performance.now();
+    const scan = scanHeaders(req.rawHeaders, false);
+    const body = 'CONNECT is not supported: this is an echo server, not a proxy\n';
+    socket.on('error', () => socket.destroy());
+    socket.end(plainAnswer(405, body, 'Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n'));
+    const seconds = (performance.now() - start) / 1000;
+    metrics?.requestFinished('CONNECT', 405, seconds);
+    if (config.accessLog) {
+      accessLog({
+        reqId: requestIdOf(scan), method: 'CONNECT', uri: req.url ?? '', status: 405, bytesIn: 0, bytesOut: Buffer.byteLength(body),
+        durationMs: Math.round(seconds * 1e6) / 1000, clientIp: normalizeIp(req.socket?.remoteAddress ?? ''), userAgent: scan.userAgent, aborted: false,
+      });
+    }
+  }
+
   return {
     handle,
     upgrade,
+    refuseTunnel,
     beginShutdown() {
       health.beginDrain();
       for (const stop of [...streams]) stop();

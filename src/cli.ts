@@ -170,7 +170,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
         void flush(logger).then(() => resolve(1));
         return;
       }
-      logger.info({ signal, inFlight: server.app.inFlight, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
+      logger.info({ signal, inFlight: server.app.inFlight, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
       server.shutdown().then((drained) => {
         if (drained) logger.info('shutdown complete');
         else logger.warn({ inFlight: server.app.inFlight }, 'drain timeout: closed remaining connections');

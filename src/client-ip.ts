@@ -5,6 +5,9 @@ import type { NetworkSet } from './addresses.ts';
 import { normalizeIp } from './addresses.ts';
 
 export type ClientIpSource = 'peer' | 'forwarded' | 'x-forwarded-for' | 'x-real-ip';
+export const CLIENT_IP_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
+/** The forwarding header the trusted proxy maintains (--client-ip-header). */
+export type ClientIpHeader = (typeof CLIENT_IP_HEADERS)[number];
 
 export interface ClientInfo {
   /** The best guess at the originating client. */
@@ -15,6 +18,8 @@ export interface ClientInfo {
   peer: string;
   /** Whether the peer is in the trusted-proxy list. */
   peerTrusted: boolean;
+  /** The one header believed from a trusted peer (--client-ip-header). */
+  trustedHeader: ClientIpHeader;
   /** Raw forwarding headers as received, so every hop is visible. Absent ones are null. */
   forwarded: string | null;
   xForwardedFor: string | null;
@@ -27,17 +32,22 @@ export interface ForwardingHeaders {
   xRealIp: string | null;
 }
 
-export function resolveClient(peerAddress: string, h: ForwardingHeaders, trusted: NetworkSet): ClientInfo {
+/**
+ * Only the header the operator named is read: a trusted proxy maintains one of
+ * them, and any other is whatever the client sent, passed along. So `Forwarded:
+ * for=unknown` cannot hide the real X-Forwarded-For, and a client's own
+ * X-Forwarded-For cannot beat the X-Real-IP a proxy set.
+ */
+export function resolveClient(peerAddress: string, h: ForwardingHeaders, trusted: NetworkSet, header: ClientIpHeader = 'x-forwarded-for'): ClientInfo {
   const peer = normalizeIp(peerAddress);
   const peerTrusted = trusted.has(peer);
-  const info: ClientInfo = { ip: peer, source: 'peer', peer, peerTrusted, ...h };
+  const info: ClientInfo = { ip: peer, source: 'peer', peer, peerTrusted, trustedHeader: header, ...h };
   if (!peerTrusted) return info;
-
-  if (h.forwarded !== null) {
-    return pick(info, forwardedFor(h.forwarded), 'forwarded', trusted);
+  if (header === 'forwarded') {
+    return h.forwarded === null ? info : pick(info, forwardedFor(h.forwarded), 'forwarded', trusted);
   }
-  if (h.xForwardedFor !== null) {
-    return pick(info, h.xForwardedFor.split(',').map((s) => s.trim()), 'x-forwarded-for', trusted);
+  if (header === 'x-forwarded-for') {
+    return h.xForwardedFor === null ? info : pick(info, h.xForwardedFor.split(',').map((s) => s.trim()), 'x-forwarded-for', trusted);
   }
   if (h.xRealIp !== null) {
     const ip = hopAddress(h.xRealIp.trim());

@@ -3,6 +3,7 @@
 // so `--help`, the README test and the running server can never disagree.
 import { isIP } from 'node:net';
 import { NetworkSet } from './addresses.ts';
+import { CLIENT_IP_HEADERS, type ClientIpHeader } from './client-ip.ts';
 import {
   ParseError, clip, parseBoolean, parseDuration, parseInteger, parseList, parseSize,
 } from './parse.ts';
@@ -22,6 +23,7 @@ export interface Config {
   maxBodySize: number;
   maxEchoBody: number;
   maxHeaderSize: number;
+  maxHeaderCount: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -29,7 +31,10 @@ export interface Config {
   maxConnections: number;
   maxInFlight: number;
   drainTimeoutMs: number;
+  shutdownDelayMs: number;
   trustedProxies: NetworkSet;
+  clientIpHeader: ClientIpHeader;
+  allowedOrigins: string[];
   logLevel: LogLevel;
   logFormat: LogFormat;
   accessLog: boolean;
@@ -108,6 +113,24 @@ function bindAddress(text: string): string {
   return s;
 }
 
+/** `*` alone, or exact origins: scheme://host[:port], as browsers send them. */
+function originList(text: string): string[] {
+  const list = parseList(text);
+  if (list.length === 1 && list[0] === '*') return list;
+  return list.map((o) => {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ParseError(`"${clip(o)}" is not an origin such as https://app.example (or * alone)`);
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== o.toLowerCase().replace(/\/$/, '')) {
+      throw new ParseError(`"${clip(o)}" is not an origin such as https://app.example (or * alone)`);
+    }
+    return u.origin;
+  });
+}
+
 // A literal name, or a literal prefix with one trailing `*`: nothing that could
 // match more than its author can read off it (`**`, `*_*` or `*A*` match secrets too).
 const ENV_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*\*?$/;
@@ -127,6 +150,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxBodySize', flag: 'max-body-size', env: 'ECHO_MAX_BODY_SIZE', default: '10MiB', help: 'largest request body accepted, on every path and protocol (413 above; 0 = no body at all)', parse: (t) => parseSize(t, GIB) },
   { key: 'maxEchoBody', flag: 'max-echo-body', env: 'ECHO_MAX_ECHO_BODY', default: '64KiB', help: 'how much of the body is echoed; the rest is counted, not kept (0 = count only)', parse: (t) => parseSize(t, 64 * 1024 ** 2) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'ECHO_MAX_HEADER_SIZE', default: '64KiB', help: 'largest request head, request line and headers, on every protocol (431 above; at least 1KiB)', parse: (t) => parseSize(t, 1024 ** 2, 1024) },
+  { key: 'maxHeaderCount', flag: 'max-header-count', env: 'ECHO_MAX_HEADER_COUNT', default: '200', help: 'most header fields in a request, on every protocol (431 above; node:http refuses more than 1000 itself)', parse: (t) => parseInteger(t, 1, 1000) },
   { key: 'headersTimeoutMs', flag: 'headers-timeout', env: 'ECHO_HEADERS_TIMEOUT', default: '10s', help: 'time from connect to a complete first request head: PROXY header, TLS handshake and headers together (408 or close after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR, 1) },
@@ -134,7 +158,10 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: '1000', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
+  { key: 'clientIpHeader', flag: 'client-ip-header', env: 'ECHO_CLIENT_IP_HEADER', default: 'x-forwarded-for', help: `the one forwarding header a trusted proxy maintains: ${CLIENT_IP_HEADERS.join(', ')}; others are shown, never believed`, parse: oneOf(CLIENT_IP_HEADERS) },
+  { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ECHO_ALLOWED_ORIGINS', default: '', help: 'browser origins (https://app.example) allowed to open WebSockets and event streams; requests with no Origin or this server\'s own are always allowed; * allows all', parse: originList },
   { key: 'logLevel', flag: 'log-level', env: 'ECHO_LOG_LEVEL', default: 'info', help: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) },
   { key: 'logFormat', flag: 'log-format', env: 'ECHO_LOG_FORMAT', default: 'json', help: 'log format: json (one object per line) or text', parse: oneOf(LOG_FORMATS) },
   { key: 'accessLog', flag: 'access-log', env: 'ECHO_ACCESS_LOG', default: 'true', help: 'log one line per request', parse: parseBoolean },

@@ -8,7 +8,7 @@ import { negotiate, parseFormat, type Format } from './render/negotiate.ts';
 export const QUERY_PREFIX = 'echo_';
 export const HEADER_PREFIX = 'x-echo-';
 
-export type HealthAction = 'fail' | 'fail-once' | 'ok';
+export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'ok';
 
 export interface StatusChoice {
   code: number;
@@ -84,7 +84,9 @@ export function parseStatus(text: string): StatusChoice[] {
   const parts = text.split(',');
   if (parts.length > MAX_CHOICES) throw new ParseError(`at most ${MAX_CHOICES} choices`);
   return parts.map((part) => {
-    const [codeText = '', weightText] = part.split(':');
+    const pieces = part.split(':');
+    if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a code or code:weight`);
+    const [codeText = '', weightText] = pieces;
     const code = parseInteger(codeText, 100, 599);
     if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
     const weight = weightText === undefined ? 1 : parseInteger(weightText, 1, 1000);
@@ -105,27 +107,46 @@ export function pickStatus(choices: readonly StatusChoice[], random: () => numbe
   return choices[choices.length - 1]!.code;
 }
 
-function parseHealth(text: string): HealthAction {
-  const s = text.trim().toLowerCase();
-  if (s === 'fail' || s === 'fail-once' || s === 'ok') return s;
-  throw new ParseError(`"${clip(text)}" is not one of fail, fail-once, ok`);
+const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'unready'];
+
+export function parseHealth(text: string): HealthAction {
+  const s = text.trim().toLowerCase() as HealthAction;
+  if (HEALTH_ACTIONS.includes(s)) return s;
+  throw new ParseError(`"${clip(text)}" is not one of ${HEALTH_ACTIONS.join(', ')}`);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const SAFE_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Visible ASCII, spaces and obs-text; no control character anywhere (a tab included). */
+const SAFE_VALUE = /^[\x20-\x7e\x80-\xff]*$/;
 
 /**
- * Headers no client may set: framing and connection headers would corrupt the
- * exchange, and content-type / sniffing / CSP / cookies / refresh would let a
- * link make this origin serve attacker-chosen active content or state.
+ * Which response headers a client may set, by allowlist: a short list of standard
+ * headers that change nothing about how a browser, a cache or another origin treats
+ * the response, plus extension headers (`X-…`) except those that browsers, proxies
+ * or caches act on. Everything else (CORS, CSP, HSTS, cookies, authentication
+ * challenges, redirects, downloads, site data, alternative services, Link
+ * preloads and stylesheets, cache controls for browsers, CDNs and surrogates,
+ * Expires, Age, Vary, cross-origin policies, framing, framing of the exchange
+ * itself) is refused with 400.
  */
-export const FORBIDDEN_HEADERS = new Set([
-  'content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive',
-  'proxy-connection', 'upgrade', 'te', 'trailer', 'x-content-type-options', 'content-security-policy',
-  'content-security-policy-report-only', 'set-cookie', 'refresh', 'x-request-id', 'date',
+export const ALLOWED_HEADERS = new Set([
+  'accept-patch', 'accept-post', 'accept-ranges', 'allow', 'content-language', 'deprecation', 'etag',
+  'last-modified', 'location', 'retry-after', 'server', 'sunset', 'via', 'warning',
+]);
+/** Extension headers with an effect in browsers, proxies or servers in front of us. */
+export const FORBIDDEN_X_HEADERS = new Set([
+  'x-content-type-options', 'x-frame-options', 'x-xss-protection', 'x-dns-prefetch-control',
+  'x-permitted-cross-domain-policies', 'x-download-options', 'x-ua-compatible', 'x-request-id',
+  'x-sendfile', 'x-lighttpd-send-file', 'x-accel-redirect', 'x-accel-buffering', 'x-accel-expires',
+  'x-accel-limit-rate', 'x-accel-charset', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
 ]);
 
-/** `Name: value`. A Location must be a same-origin path, so no open redirect. */
+export function headerAllowed(lower: string): boolean {
+  if (ALLOWED_HEADERS.has(lower)) return true;
+  return lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !lower.startsWith('x-accel-') && !lower.startsWith('x-echo-');
+}
+
+/** `Name: value`. A Location must be a path on this server, so no open redirect. */
 export function parseHeader(text: string): [string, string] {
   const colon = text.indexOf(':');
   if (colon <= 0) throw new ParseError(`"${clip(text)}" is not of the form Name: value`);
@@ -134,8 +155,12 @@ export function parseHeader(text: string): [string, string] {
   if (!TOKEN.test(name)) throw new ParseError(`"${clip(name)}" is not a valid header name`);
   if (!SAFE_VALUE.test(value) || value.length > 4096) throw new ParseError(`the value of ${clip(name)} has control characters or is longer than 4096`);
   const lower = name.toLowerCase();
-  if (FORBIDDEN_HEADERS.has(lower)) throw new ParseError(`${name} cannot be set by a client`);
-  if (lower === 'location' && (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\'))) {
+  if (!headerAllowed(lower)) {
+    throw new ParseError(`${name} cannot be set by a client: only X-… extension headers and ${[...ALLOWED_HEADERS].join(', ')} (see README, "Response controls")`);
+  }
+  // A path: one slash, then anything but a second slash or a backslash (browsers
+  // read `/\evil.com` as `//evil.com`). Control characters are already refused.
+  if (lower === 'location' && !/^\/(?![/\\])[^\\]*$/.test(value)) {
     throw new ParseError('Location must be a path on this server, such as /next');
   }
   return [name, value];

@@ -17,6 +17,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { TlsMaterial } from './tls.ts';
 import { plainAnswer } from './response.ts';
+import { limitedLog, type LimitedLog } from './log-limit.ts';
 
 export interface Listener {
   readonly address: AddressInfo;
@@ -36,7 +37,8 @@ export interface ListenerDeps {
 
 export async function listen(app: App, config: Config, deps: ListenerDeps): Promise<Listener> {
   const { logger, metrics } = deps;
-  const http1 = createHttpServer(app, config, deps);
+  const log = limitedLog(logger);
+  const http1 = createHttpServer(app, config, deps, log);
   // node:http2 and node:tls are loaded when first needed: together they cost about
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   const sessions = new Set<ServerHttp2Session>();
@@ -67,6 +69,8 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
 
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
+  // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
+  const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
     frontDone(front);
@@ -93,20 +97,20 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       socket.once('close', () => metrics?.connectionClosed());
       socket.on('error', () => socket.destroy());
       const state = beginFront(socket, config.headersTimeoutMs, () => {
-        logger.info({ listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
+        log('info', { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
         // On HTTP/1.1 the client gets a 408 (unless a response is already on its way).
         const http = httpSocketOf(socket);
-        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, logger);
+        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, log, metrics);
         else socket.destroy();
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
       (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).catch((err: Error) => {
-        if (!state.expired) logger.warn({ listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
+        if (!state.expired) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
         socket.destroy();
       });
     });
     server.maxConnections = config.maxConnections;
-    server.on('drop', (data?: { remoteAddress?: string }) => logger.warn({ listener: name, peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached'));
+    server.on('drop', (data?: { remoteAddress?: string }) => log('warn', { listener: name, peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached'));
     return server;
   };
 
@@ -115,6 +119,8 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   const httpSocketOf = (raw: Socket) => httpSockets.get(raw) ?? null;
   const toHttp1 = (raw: Socket, socket: Socket) => {
     httpSockets.set(raw, socket);
+    http1Sockets.add(socket);
+    socket.once('close', () => http1Sockets.delete(socket));
     http1.emit('connection', socket);
   };
 
@@ -144,7 +150,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       else http1.emit('connection', s);
     });
     tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => {
-      logger.info({ peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
+      log('info', { peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
       s.destroy(); // a listener for this event owns the socket: without this it stays open
     });
     stopWatching = deps.tls.watch((context) => tlsServer.setSecureContext(context), logger);
@@ -171,6 +177,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       tlsFront?.close();
       stopWatching();
       http1.closeIdleConnections();
+      for (const s of http1Sockets) endAfterAnswer(s);
       for (const s of sessions) s.close(); // GOAWAY: running streams finish, no new ones
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
@@ -186,7 +193,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   };
 }
 
-function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpServer {
+function createHttpServer(app: App, config: Config, deps: ListenerDeps, log: LimitedLog): HttpServer {
   const shortest = Math.min(...[config.headersTimeoutMs, config.requestTimeoutMs].filter((t) => t > 0), 30_000);
   const http = createServer({
     maxHeaderSize: config.maxHeaderSize,
@@ -200,8 +207,22 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps): HttpSer
       (config.h2c && wantsH2cUpgrade(req)) || (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
   }, app.handle);
   http.timeout = config.idleTimeoutMs;
-  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, deps.logger));
+  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, log, deps.metrics));
+  // An Expect other than 100-continue: the app answers 417 and records it like any request.
+  http.on('checkExpectation', app.handle);
+  // CONNECT asks for a tunnel; this is not a proxy. Answered 405 and recorded.
+  http.on('connect', (req: IncomingMessage, socket: Socket) => app.refuseTunnel(req, socket));
   return http;
+}
+
+/**
+ * The answer being prepared on an HTTP/1.1 connection goes out with `Connection: close`,
+ * so the client does not reuse a connection that the drain is about to cut. (Requests
+ * that arrive during the drain get it from the app, which sees readiness failed.)
+ */
+function endAfterAnswer(socket: Socket): void {
+  const res = responseInProgress(socket);
+  if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
 }
 
 function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
@@ -210,6 +231,9 @@ function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
     // Advertised so well-behaved peers stay under it; node:http2 does not enforce
     // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
     settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
+    // Room above --max-header-count, so the app sees such a request and answers 431
+    // with a log line; node:http2 would otherwise reset the stream silently.
+    maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
     maxSessionMemory: 32,
   }, app.handle as unknown as Parameters<typeof createHttp2Server>[1]);
   h2.setTimeout(config.idleTimeoutMs);
@@ -232,7 +256,7 @@ function responseInProgress(socket: Socket): ServerResponse | null {
  * then the answer waits until every earlier response is complete, so the client
  * never finds an error in the middle of a body.
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, log: LimitedLog, metrics: Metrics | null): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -248,7 +272,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
   } else if (current !== null) {
     // About a later, pipelined request: its answer waits for every earlier one.
     if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
-    const retry = () => setImmediate(() => answerClientError(err, socket, logger));
+    const retry = () => setImmediate(() => answerClientError(err, socket, log, metrics));
     current.once('finish', retry);
     current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
     return;
@@ -266,7 +290,8 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
     status = 408;
     reason = 'request not received in time (--headers-timeout, --request-timeout)';
   }
-  logger.warn({ peer: socket.remoteAddress, code: err.code, status }, `bad request: ${reason}`);
+  log('warn', { peer: socket.remoteAddress, code: err.code, status }, `bad request: ${reason}`);
+  metrics?.requestFinished('OTHER', status, 0);
   socket.end(plainAnswer(status, `${reason}\n`));
 }
 

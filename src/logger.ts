@@ -40,6 +40,32 @@ function stderrSink(): LogSink {
   return (stderr ??= new LogSink(2, { limit: 64 * 1024, reporter: null }));
 }
 
+/** What cannot stand unquoted in a text log line: spaces, quotes, = and every control, C1 and line separators included. */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const UNSAFE_PLAIN = /[\s"=\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+const C1_AND_SEPARATORS = /[\x7f-\x9f\u2028\u2029]/g;
+
+/** JSON, with the controls JSON leaves raw (DEL, C1, U+2028/9) escaped too: a terminal reading the log obeys none of them. */
+export function logJson(v: unknown): string {
+  return JSON.stringify(v).replace(C1_AND_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Client text in a log line: at most `max` characters, so a short request cannot buy a long line. */
+export function logText(s: string, max: number): string {
+  return logJson(s.length > max ? s.slice(0, max) : s);
+}
+
+/** Client text for a pino field: capped, and with C1 controls and line separators spelled out, as pino's JSON leaves them raw. */
+export function logField(s: string | undefined, max: number): string | undefined {
+  if (s === undefined) return undefined;
+  const cut = s.length > max ? s.slice(0, max) : s;
+  return cut.replace(C1_AND_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The caps on logged client text. */
+export const LOG_URI_MAX = 2048;
+export const LOG_USER_AGENT_MAX = 256;
+
 /** Re-format pino's JSON lines as `time LEVEL msg key=value ...`. */
 function textStream(out: DestinationStream): Writable {
   return new Writable({
@@ -47,7 +73,7 @@ function textStream(out: DestinationStream): Writable {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line === '') continue;
         const { time, level, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
-        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !/[\s"=]/.test(v) ? v : JSON.stringify(v)}`);
+        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !UNSAFE_PLAIN.test(v) ? v : logJson(v)}`);
         out.write(`${String(time)} ${String(level).toUpperCase()} ${typeof msg === 'string' ? msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}\n`);
       }
       done();
@@ -91,9 +117,10 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     // reqId (validated or generated), method (an HTTP token) and clientIp (an
     // address) never need JSON escaping; the URI and user agent are client text.
     stream.write(
-      `{"level":"info","time":"${lastIso}","reqId":"${e.reqId}","method":"${e.method}","uri":${JSON.stringify(e.uri)},` +
+      `{"level":"info","time":"${lastIso}","reqId":"${e.reqId}","method":"${e.method}","uri":${logText(e.uri, LOG_URI_MAX)},` +
       `"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${e.durationMs},"clientIp":"${e.clientIp}"` +
-      `${e.userAgent === undefined ? '' : `,"userAgent":${JSON.stringify(e.userAgent)}`}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+      `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
+      `${e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
     );
   };
 }

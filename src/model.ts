@@ -1,7 +1,7 @@
 // The request model: what arrived, independent of the transport that carried it.
 // Listeners fill a RequestInfo; renderers only ever see the Echo built from it.
 import { isUtf8 } from 'node:buffer';
-import { resolveClient, type ClientInfo } from './client-ip.ts';
+import { resolveClient, type ClientInfo, type ClientIpHeader } from './client-ip.ts';
 import { formatHostPort, normalizeIp, type NetworkSet } from './addresses.ts';
 import type { Identity } from './identity.ts';
 import type { ProxyInfo } from './proxy-protocol.ts';
@@ -71,6 +71,8 @@ export interface Echo {
 
 export interface EchoContext {
   trustedProxies: NetworkSet;
+  /** The one forwarding header the trusted hop maintains. */
+  clientIpHeader: ClientIpHeader;
   identity: Identity | null;
   env: Record<string, string> | null;
 }
@@ -95,7 +97,7 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
   const raw = info.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const value = raw[i + 1]!;
+    const value = headerText(raw[i + 1]!);
     rawHeaders.push([name, value]);
     if (name.charCodeAt(0) === 0x3a /* : */) {
       (pseudoHeaders ??= clientKeyed())[name] = value;
@@ -126,13 +128,28 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     query,
     cookies: cookie === null ? clientKeyed() : parseCookies(cookie),
     body: describeBody(info.body),
-    client: resolveClient(info.remoteAddress, { forwarded, xForwardedFor, xRealIp }, ctx.trustedProxies),
+    client: resolveClient(info.remoteAddress, { forwarded, xForwardedFor, xRealIp }, ctx.trustedProxies, ctx.clientIpHeader),
     requestId: info.requestId,
     server: ctx.identity,
     env: ctx.env,
     tls: info.tls,
     proxy: info.proxy === null ? null : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
   };
+}
+
+const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex -- exactly the ASCII range
+
+/**
+ * Header values arrive as bytes, which Node hands over one character per byte
+ * (Latin-1). Path and query are UTF-8, so header values are read the same way when
+ * their bytes are valid UTF-8; otherwise each byte above 0x7f is shown as `\xNN`,
+ * so nothing is silently turned into other characters.
+ */
+export function headerText(value: string): string {
+  if (!NON_ASCII.test(value)) return value; // the common case: ASCII, already right
+  const bytes = Buffer.from(value, 'latin1');
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  return value.replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function join(prev: string | null, value: string, sep: string): string {

@@ -8,18 +8,34 @@ export interface HeaderScan {
   contentLength: string | undefined;
   userAgent: string | undefined;
   chunked: boolean;
+  origin: string | undefined;
+  /** The Host header's value, and how many Host headers there were. */
+  host: string | undefined;
+  hosts: number;
+  expect: string | undefined;
   /** `X-Echo-*` headers as [name without prefix, value]; null when there are none. */
   controls: [string, string][] | null;
 }
 
 export function scanHeaders(raw: readonly string[], controls: boolean): HeaderScan {
-  const scan: HeaderScan = { accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false, controls: null };
+  const scan: HeaderScan = {
+    accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false,
+    origin: undefined, host: undefined, hosts: 0, expect: undefined, controls: null,
+  };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const len = name.length;
     // Compare lengths first: most headers are rejected without lower-casing.
-    if (len === 6) {
-      if (name.toLowerCase() === 'accept') scan.accept = raw[i + 1];
+    if (len === 4) {
+      if (name.toLowerCase() === 'host') {
+        scan.host = raw[i + 1];
+        scan.hosts++;
+      }
+    } else if (len === 6) {
+      const lower = name.toLowerCase();
+      if (lower === 'accept') scan.accept = raw[i + 1];
+      else if (lower === 'origin') scan.origin = raw[i + 1];
+      else if (lower === 'expect') scan.expect = raw[i + 1];
     } else if (len === 10) {
       if (name.toLowerCase() === 'user-agent') scan.userAgent = raw[i + 1];
     } else if (len === 12) {

@@ -1,6 +1,7 @@
 // What the transport knows about a request, whatever carried it: the peer (or the
 // original client named by a PROXY header), TLS details, and whether a body follows.
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { connectionSocket, proxyInfoOf } from './connection.ts';
 import type { BodyResult, RequestInfo } from './model.ts';
@@ -15,7 +16,9 @@ export function mayHaveBody(req: IncomingMessage): boolean {
 export function requestInfo(req: IncomingMessage, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
   const socket = connectionSocket(req);
   const proxy = proxyInfoOf(socket);
-  const relayed = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null;
+  // Only an IP source names the original client; a UNIX socket path (AF_UNIX) is
+  // shown in the PROXY section, never taken as the remote address.
+  const relayed = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0;
   const tls = (socket as Partial<TLSSocket>).encrypted === true ? describeTls(socket as TLSSocket) : null;
   return {
     remoteAddress: relayed ? proxy.sourceAddress! : socket.remoteAddress ?? '',

@@ -26,7 +26,9 @@ export function sendInterim(res: ServerResponse, code: number): void {
   if (h2stream !== undefined) h2stream.additionalHeaders({ ':status': code });
   else if (code === 100) res.writeContinue();
   else if (code === 102) res.writeProcessing();
-  else res.writeEarlyHints({});
+  // node:http sends a 103 only with a Link hint; a preconnect to this same origin
+  // is the one hint that changes nothing for a browser (it is connected already).
+  else res.writeEarlyHints({ link: '</>; rel=preconnect' });
 }
 
 /** Waits, unless the client leaves first. */

@@ -21,7 +21,7 @@ export interface EchoServer {
   url: string;
   /** Where the HTTPS certificate came from, when HTTPS is on. */
   tlsSource: string | null;
-  /** Graceful stop: readiness fails, no new connections, in-flight requests drain. */
+  /** Graceful stop: readiness fails, serving goes on for --shutdown-delay, then no new connections and in-flight requests drain. */
   shutdown(): Promise<boolean>;
 }
 
@@ -45,8 +45,22 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     url: listener.url,
     tlsSource: tls?.source ?? null,
     shutdown() {
-      app.beginShutdown();
-      return (stopping ??= listener.shutdown(config.drainTimeoutMs));
+      return (stopping ??= stop());
     },
   };
+
+  /**
+   * Readiness fails at once (and HTTP/1.1 answers say Connection: close); for
+   * --shutdown-delay the server keeps accepting and serving, so a load balancer has
+   * time to notice and deregister it; then it stops accepting and drains.
+   */
+  async function stop(): Promise<boolean> {
+    app.health.beginDrain();
+    if (config.shutdownDelayMs > 0) {
+      logger.info({ shutdownDelayMs: config.shutdownDelayMs }, 'shutdown delay: still serving, readiness failed');
+      await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
+    }
+    app.beginShutdown();
+    return listener.shutdown(config.drainTimeoutMs);
+  }
 }

@@ -33,6 +33,12 @@ export interface WebSocketSummary {
   closeCode: number;
 }
 
+/** Close codes `ws` sends for its receive errors (RFC 6455, section 7.4.1). */
+const WS_ERROR_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_INVALID_UTF8: 1007,
+};
+
 export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEcho {
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.wsMaxMessage, perMessageDeflate: false, clientTracking: true });
   wss.on('error', (err) => logger.warn({ err: err.message }, 'websocket server error'));
@@ -107,11 +113,18 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       send(data, isBinary);
     });
     ws.on('pong', () => { alive = true; });
-    ws.on('error', (err) => logger.debug({ err: err.message }, 'websocket error'));
+    // When the server ends a connection over a protocol error (a message above
+    // --ws-max-message: 1009), `ws` closes the socket itself and reports 1006 to
+    // 'close'; the code the server sent is the one worth recording.
+    let sentCode = 0;
+    ws.on('error', (err: Error & { code?: string }) => {
+      sentCode = WS_ERROR_CODES[err.code ?? ''] ?? 1002;
+      logger.debug({ err: err.message }, 'websocket error');
+    });
     ws.on('close', (code) => {
       clearTimeout(idle);
       clearInterval(pinger);
-      summary.closeCode = code;
+      summary.closeCode = sentCode !== 0 && code === 1006 ? sentCode : code;
       done(summary);
     });
   }

@@ -55,8 +55,9 @@ function clientCard(e: Echo): string {
   } else if (sent.length > 0 && !c.peerTrusted) {
     lines.push(`the TCP peer; <span class="flag">${sent.join(', ')} ignored</span>: peer ${escapeHtml(c.peer)} is not a trusted proxy (--trusted-proxies)`);
   } else {
-    lines.push(`the TCP peer${c.peerTrusted ? ' (a trusted proxy that named no client)' : ', no forwarding headers'}`);
+    lines.push(`the TCP peer${c.peerTrusted ? ` (a trusted proxy that named no client in ${SOURCE_NAMES[c.trustedHeader] ?? ''})` : ', no forwarding headers'}`);
   }
+  if (c.peerTrusted) lines.push(`only ${SOURCE_NAMES[c.trustedHeader] ?? ''} is believed from a trusted proxy (--client-ip-header)`);
   if (e.proxy !== null) lines.push(`original client from a PROXY protocol v${e.proxy.version} header sent by ${escapeHtml(e.proxy.peer)}`);
   return card('summary-client', 'Client IP', c.ip, lines);
 }
@@ -92,7 +93,7 @@ export function renderHtml(e: Echo): string {
     ['Protocol', e.proto], ['Content length', String(e.contentLength)], ['Path', e.path],
     ['Request ID', e.requestId],
   ];
-  const client: [string, string][] = [['Client IP', c.ip], ['Source', c.source], ['Peer', c.peer], ['Peer trusted', String(c.peerTrusted)]];
+  const client: [string, string][] = [['Client IP', c.ip], ['Source', c.source], ['Peer', c.peer], ['Peer trusted', String(c.peerTrusted)], ['Trusted header', c.trustedHeader]];
   if (c.forwarded !== null) client.push(['Forwarded', c.forwarded]);
   if (c.xForwardedFor !== null) client.push(['X-Forwarded-For', c.xForwardedFor]);
   if (c.xRealIp !== null) client.push(['X-Real-IP', c.xRealIp]);

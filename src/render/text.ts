@@ -4,12 +4,24 @@ import type { Echo } from '../model.ts';
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 
+/** Line breaks and other controls, including C1 and the Unicode line separators. */
+// eslint-disable-next-line no-control-regex -- control characters are what this finds
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/**
+ * A value as it goes on its line: unchanged when it is plain, else JSON-quoted, so
+ * no value (a PROXY header's address, a hostname) can end its line and forge the next.
+ */
+function oneLine(v: string): string {
+  return CONTROL.test(v) ? JSON.stringify(v).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : v;
+}
+
 export function renderText(e: Echo): string {
   let out =
-    `RemoteAddr: ${e.remoteAddr}\n` +
-    `Method: ${e.method}\n` +
-    `RequestURI: ${e.requestURI}\n` +
-    `Proto: ${e.proto}\n` +
+    `RemoteAddr: ${oneLine(e.remoteAddr)}\n` +
+    `Method: ${oneLine(e.method)}\n` +
+    `RequestURI: ${oneLine(e.requestURI)}\n` +
+    `Proto: ${oneLine(e.proto)}\n` +
     `ContentLength: ${e.contentLength}\n` +
     `Headers: ${JSON.stringify(e.headers)}\n` +
     `Path: ${JSON.stringify(e.path)}\n` +
@@ -24,16 +36,16 @@ export function renderText(e: Echo): string {
     out += b.encoding === 'utf8' ? `Body: ${JSON.stringify(b.data)}\n` : `BodyBase64: ${b.data}\n`;
   }
   const c = e.client;
-  out += `ClientIP: ${c.ip} (${c.source === 'peer' ? 'peer' : `${c.source} via trusted peer ${c.peer}`})\n`;
+  out += `ClientIP: ${oneLine(c.ip)} (${c.source === 'peer' ? 'peer' : `${c.source} via trusted peer ${oneLine(c.peer)}`}; trusted header ${c.trustedHeader})\n`;
   if (c.forwarded !== null) out += `Forwarded: ${JSON.stringify(c.forwarded)}\n`;
   if (c.xForwardedFor !== null) out += `X-Forwarded-For: ${JSON.stringify(c.xForwardedFor)}\n`;
   if (c.xRealIp !== null) out += `X-Real-IP: ${JSON.stringify(c.xRealIp)}\n`;
   if (e.tls !== null) out += `TLS: ${JSON.stringify(e.tls)}\n`;
   if (e.proxy !== null) out += `ProxyProtocol: ${JSON.stringify(e.proxy)}\n`;
-  out += `RequestID: ${e.requestId}\n`;
+  out += `RequestID: ${oneLine(e.requestId)}\n`;
   if (e.server !== null) {
-    out += `Hostname: ${e.server.hostname}\n`;
-    out += `Addresses: ${e.server.addresses.join(', ')}\n`;
+    out += `Hostname: ${oneLine(e.server.hostname)}\n`;
+    out += `Addresses: ${oneLine(e.server.addresses.join(', '))}\n`;
   }
   if (e.env !== null) out += `Env: ${JSON.stringify(e.env)}\n`;
   return out;

@@ -12,7 +12,7 @@ function info(over: Partial<RequestInfo> = {}): RequestInfo {
     contentLength: 0, body: EMPTY_BODY, requestId: 'rid-1', tls: null, proxy: null, peerAddress: '127.0.0.1', peerPort: 5000, ...over,
   };
 }
-const ctx = (over: Partial<EchoContext> = {}): EchoContext => ({ trustedProxies: new NetworkSet([]), identity: { hostname: 'replica-1', addresses: ['10.0.0.5'] }, env: null, ...over });
+const ctx = (over: Partial<EchoContext> = {}): EchoContext => ({ trustedProxies: new NetworkSet([]), clientIpHeader: 'x-forwarded-for', identity: { hostname: 'replica-1', addresses: ['10.0.0.5'] }, env: null, ...over });
 /** The visible text of one summary card, tags stripped. */
 function card(html: string, id: string): string {
   const m = new RegExp(`<div class="card" id="${id}">(.*?)</div>`).exec(html);
@@ -52,8 +52,8 @@ describe('HTML summary', () => {
   });
 
   it('names the header the client IP came from behind a trusted proxy', () => {
-    const e = buildEcho(info({ rawHeaders: ['Forwarded', 'for=198.51.100.4'] }), ctx({ trustedProxies: new NetworkSet(['loopback']) }));
-    assert.equal(card(renderHtml(e), 'summary-client'), 'Client IP 198.51.100.4 from Forwarded, believed because peer 127.0.0.1 is a trusted proxy');
+    const e = buildEcho(info({ rawHeaders: ['Forwarded', 'for=198.51.100.4'] }), ctx({ trustedProxies: new NetworkSet(['loopback']), clientIpHeader: 'forwarded' }));
+    assert.equal(card(renderHtml(e), 'summary-client'), 'Client IP 198.51.100.4 from Forwarded, believed because peer 127.0.0.1 is a trusted proxy only Forwarded is believed from a trusted proxy (--client-ip-header)');
   });
 
   it('names a PROXY protocol header', () => {
