@@ -1,7 +1,7 @@
 // The command line, thin over the library. Everything it touches (arguments,
 // environment, output streams, signals) comes in through `CliIo`, so tests run it
 // in-process exactly as the binary does.
-import { ConfigError, SETTINGS, describeConfig, loadConfig, type Env } from './config.ts';
+import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type ConfigWarning, type Env } from './config.ts';
 import { probe } from './healthcheck.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { startServer } from './server.ts';
@@ -36,6 +36,11 @@ interface ParsedArgs {
 }
 
 const BOOLEAN_FLAGS = new Set(SETTINGS.filter((s) => s.default === 'true' || s.default === 'false').map((s) => s.flag));
+const FLAGS = SETTINGS.map((s) => s.flag);
+
+// A hand parser rather than node:util parseArgs: that one cannot take a boolean as
+// --flag, --flag=false, --flag false and --no-flag alike, silently keeps the last
+// of a repeated option, and words its own errors; here every error names the flag.
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const out: ParsedArgs = { command: 'serve', help: false, version: false, flags: new Map() };
@@ -54,7 +59,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       } else if (value === undefined && BOOLEAN_FLAGS.has(name)) {
         const next = argv[i + 1];
         value = next !== undefined && /^(true|false)$/i.test(next) ? (i++, next) : 'true';
-      } else if (value === undefined) {
+      }
+      // Known before any value is taken: `--bogus 1` is an unknown flag, not a value.
+      if (!FLAGS.includes(name)) throw new ConfigError(`unknown flag --${name}; did you mean --${closest(name, FLAGS)}? (see --help)`);
+      if (out.flags.has(name)) throw new ConfigError(`--${name} is given more than once; give each flag once`);
+      if (value === undefined) {
         value = argv[++i];
         if (value === undefined) throw new ConfigError(`--${name} needs a value`);
       }
@@ -80,6 +89,8 @@ export function usage(): string {
     '',
     'Every flag has an environment twin; a flag wins over its variable. Booleans take',
     '--flag, --flag=false or --no-flag. Durations: 500ms, 10s, 2m. Sizes: 1024, 64KiB, 10MB.',
+    'Each flag may be given once. ECHO_* variables that are not settings (typos, Kubernetes',
+    'service links) are ignored with a warning in the log.',
     '',
     'Flags:',
   ];
@@ -93,6 +104,9 @@ export function usage(): string {
 export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
   let args: ParsedArgs;
   let config;
+  const warnings: ConfigWarning[] = [];
+  // Docker reserves exit status 2 of a HEALTHCHECK command: there, any failure is 1.
+  const usageError: ExitCode = argv.includes('healthcheck') ? 1 : 2;
   try {
     args = parseArgs(argv);
     if (args.help) {
@@ -103,18 +117,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       io.stdout.write(`${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`);
       return 0;
     }
-    config = loadConfig(args.flags, io.env);
+    config = loadConfig(args.flags, io.env, (w) => warnings.push(w));
     if (args.command === 'healthcheck' && config.livenessPath === '') {
       throw new ConfigError('healthcheck needs a liveness endpoint, but --liveness-path is empty');
     }
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     io.stderr.write(`echo-server: ${err.message}\nRun "echo-server --help" for the list of settings.\n`);
-    return 2;
+    return usageError;
   }
 
   if (args.command === 'healthcheck') {
-    const result = await probe(config);
+    // The server logged the configuration warnings at start; a probe every 30 s need not repeat them.
+    const result = await probe(config).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
     (result.ok ? io.stdout : io.stderr).write(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
     return result.ok ? 0 : 1;
   }
@@ -123,6 +138,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     level: config.logLevel, format: config.logFormat,
     ...(io.logDestination ? { destination: io.logDestination } : {}),
   });
+  for (const w of warnings) logger.warn({ variable: w.variable }, w.message);
   let server;
   try {
     server = await startServer(config, { logger, env: io.env });
@@ -131,8 +147,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       io.stderr.write(`echo-server: ${err.message}\n`);
       return 2;
     }
-    const e = err as NodeJS.ErrnoException;
-    logger.fatal({ code: e.code }, `cannot listen on ${config.host} port ${config.port}: ${e.message}`);
+    const e = err as NodeJS.ErrnoException & { listener?: string; port?: number };
+    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' ? 'https-port' : 'port'})`;
+    logger.fatal({ code: e.code, listener: e.listener }, `cannot listen on ${what}: ${e.message}`);
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
   }

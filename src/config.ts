@@ -131,13 +131,15 @@ function originList(text: string): string[] {
   });
 }
 
-const ENV_PATTERN = /^[A-Za-z_*][A-Za-z0-9_*]*$/;
+// A literal name, or a literal prefix with one trailing `*`: nothing that could
+// match more than its author can read off it (`**`, `*_*` or `*A*` match secrets too).
+const ENV_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*\*?$/;
 
 function envPatterns(text: string): string[] {
   const list = parseList(text);
   for (const p of list) {
-    if (!ENV_PATTERN.test(p)) throw new ParseError(`"${clip(p)}" is not a variable name or pattern (letters, digits, _ and *)`);
     if (p === '*') throw new ParseError('"*" would echo every variable, secrets included; list names or prefixes such as APP_*');
+    if (!ENV_PATTERN.test(p)) throw new ParseError(`"${clip(p)}" is not a variable name or a prefix with one trailing * (such as HOSTNAME or APP_*)`);
   }
   return list;
 }
@@ -206,18 +208,37 @@ export function defaultConfig(overrides: Partial<Config> = {}): Config {
   return { ...(config as unknown as Config), ...overrides };
 }
 
-/** Settings from environment variables and flags; flags win over the environment. */
-export function loadConfig(flags: ReadonlyMap<string, string>, env: Env): Config {
+/** Something in the environment that was ignored; the server still starts. */
+export interface ConfigWarning {
+  variable: string;
+  message: string;
+}
+
+/**
+ * Settings from environment variables and flags; flags win over the environment.
+ * Ignored environment variables (service links, unknown ECHO_* names) are reported
+ * through `warn`; everything else that is wrong throws ConfigError.
+ */
+export function loadConfig(flags: ReadonlyMap<string, string>, env: Env, warn: (w: ConfigWarning) => void = () => {}): Config {
   const config = defaultConfig() as unknown as Record<keyof Config, unknown>;
   const known = new Set(SETTINGS.map((s) => s.flag));
   for (const name of flags.keys()) {
     if (!known.has(name)) throw new ConfigError(`unknown flag --${name} (see --help)`);
   }
+  for (const w of unknownVariables(env)) warn(w);
+  /** Where each explicitly given setting came from, to name it in messages. */
+  const given = new Map<keyof Config, string>();
   for (const s of SETTINGS) {
     const fromFlag = flags.get(s.flag);
-    const fromEnv = env[s.env];
+    let fromEnv = env[s.env];
+    // Warned about even when a flag wins: the variable is there, and ignored, either way.
+    if (fromEnv !== undefined && SERVICE_LINK_VALUE.test(fromEnv.trim())) {
+      warn({ variable: s.env, message: `ignored ${s.env}=${clip(fromEnv)}: a Kubernetes service link for a Service named like the variable, not a setting (set enableServiceLinks: false in the pod spec, or give the setting as a flag)` });
+      fromEnv = undefined;
+    }
     const [text, source] = fromFlag !== undefined ? [fromFlag, `--${s.flag}`] : [fromEnv, s.env];
     if (text === undefined) continue;
+    given.set(s.key, source);
     try {
       config[s.key] = s.parse(text);
     } catch (err) {
@@ -226,8 +247,72 @@ export function loadConfig(flags: ReadonlyMap<string, string>, env: Env): Config
     }
   }
   const result = config as unknown as Config;
+  checkNeedsHttps(result, given);
   checkConsistency(result);
   return result;
+}
+
+// Kubernetes service links: for every Service in the namespace (unless the pod sets
+// enableServiceLinks: false) each container gets <NAME>_SERVICE_HOST, <NAME>_PORT=tcp://ip:port,
+// <NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR], ... A Service named `echo` or `echo-*`
+// lands in our ECHO_ namespace.
+const SERVICE_LINK_VALUE = /^(?:tcp|udp|sctp):\/\//i;
+const SERVICE_LINK_NAME = [
+  /^ECHO_(?:[A-Z0-9_]+_)?SERVICE_(?:HOST|PORT)(?:_[A-Z0-9_]+)?$/,
+  /^ECHO_(?:[A-Z0-9_]+_)?PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?$/,
+];
+
+/** ECHO_* variables that are neither settings nor service links: most likely typos. */
+function unknownVariables(env: Env): ConfigWarning[] {
+  const settings = new Set(SETTINGS.map((s) => s.env));
+  const out: ConfigWarning[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('ECHO_') || settings.has(name) || value === undefined) continue;
+    if (SERVICE_LINK_NAME.some((re) => re.test(name)) || SERVICE_LINK_VALUE.test(value.trim())) continue;
+    out.push({ variable: name, message: `ignored ${name}: not a setting; did you mean ${closest(name, [...settings])}? (see --help)` });
+  }
+  return out;
+}
+
+/** The candidate nearest to `name` by edit distance (ties: the first). */
+export function closest(name: string, candidates: readonly string[]): string {
+  let best = candidates[0] ?? '';
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance, two rows; the names compared are short. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** Settings that only mean something on the HTTPS listener are refused without it, not silently ignored. */
+function checkNeedsHttps(c: Config, given: ReadonlyMap<keyof Config, string>): void {
+  if (c.https) return;
+  const ignored: [keyof Config, boolean][] = [
+    ['tlsCert', c.tlsCert !== ''],
+    ['tlsKey', c.tlsKey !== ''],
+    ['tlsClientAuth', c.tlsClientAuth !== 'none'],
+    ['tlsClientCa', c.tlsClientCa !== ''],
+    ['httpsPort', true],
+    ['proxyProtocol', c.proxyProtocol.includes('https')],
+  ];
+  for (const [key, set] of ignored) {
+    const source = given.get(key);
+    if (set && source !== undefined) throw new ConfigError(`invalid ${source}: it needs --https (or ECHO_HTTPS=true), which is off`);
+  }
 }
 
 function checkConsistency(c: Config): void {

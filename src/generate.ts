@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 
-const BLOCK_SIZE = 1024 * 1024;
+export const BLOCK_SIZE = 1024 * 1024;
 
 export class GeneratedBody {
   #block: Buffer | undefined;

@@ -157,8 +157,12 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
     tlsFront = front('https', (socket) => { tlsServer.emit('connection', socket); });
   }
 
-  const address = await bind(plain, config.port, config.host);
-  const httpsAddress = tlsFront === null ? null : await bind(tlsFront, config.httpsPort, config.host);
+  const address = await bind(plain, config.port, config.host, 'http');
+  const httpsAddress = tlsFront === null ? null : await bind(tlsFront, config.httpsPort, config.host, 'https').catch((err: unknown) => {
+    plain.close();
+    stopWatching();
+    throw err;
+  });
   // node:http starts its connection tracking (headers/request timeouts, idle
   // connection closing) on 'listening'. The fronts own the ports, so tell it here.
   http1.emit('listening');
@@ -291,8 +295,8 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
   socket.end(plainAnswer(status, `${reason}\n`));
 }
 
-/** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. */
-function bind(server: TcpServer, port: number, host: string): Promise<AddressInfo> {
+/** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */
+function bind(server: TcpServer, port: number, host: string, listener: string): Promise<AddressInfo> {
   const attempt = (h: string) => new Promise<AddressInfo>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -304,5 +308,5 @@ function bind(server: TcpServer, port: number, host: string): Promise<AddressInf
   return attempt(host).catch((err: NodeJS.ErrnoException) => {
     if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) return attempt('0.0.0.0');
     throw err;
-  });
+  }).catch((err: unknown) => { throw Object.assign(err as Error, { listener, port }); });
 }

@@ -3,6 +3,7 @@
 // disk (cert-manager style rotation) without dropping connections. Without them, a
 // self-signed certificate is made in memory at start-up: never baked into an image,
 // never written to disk, so no two deployments share a private key.
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { constants, watchFile, unwatchFile } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -52,16 +53,74 @@ async function read(path: string, what: string): Promise<Buffer> {
   }
 }
 
+/** Every PEM certificate in a file; a file with none (or an unreadable one) is refused. */
+function certificates(pem: Buffer, what: string, path: string): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new ConfigError(`invalid ${what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in ${path}`);
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError(`invalid ${what}: certificate ${i + 1} in ${path} cannot be parsed: ${(err as Error).message}`);
+    }
+  });
+}
+
+function privateKey(pem: Buffer, path: string): KeyObject {
+  // OpenSSL reports a missing passphrase as "interrupted or cancelled": say what it is.
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/.test(pem.toString('latin1'))) {
+    throw new ConfigError(`invalid --tls-key: ${path} is encrypted; give an unencrypted key (for example: openssl pkey -in ${path} -out plain.key)`);
+  }
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
+    throw new ConfigError(`invalid --tls-key: ${path} holds no readable PEM private key: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Checks certificate, key and CA before they are used, so a bad pair is refused at
+ * start (exit 2, naming the setting) or on reload (the previous pair stays), instead
+ * of being accepted and failing every handshake, or failing later as "cannot listen".
+ */
+function checkMaterial(context: SecureContextOptions, config: Config): void {
+  if (context.cert !== undefined && config.tlsCert !== '') {
+    const [leaf] = certificates(context.cert as Buffer, '--tls-cert', config.tlsCert);
+    const key = privateKey(context.key as Buffer, config.tlsKey);
+    if (!leaf!.checkPrivateKey(key)) {
+      const [k, c] = [key.asymmetricKeyType, leaf!.publicKey.asymmetricKeyType];
+      throw new ConfigError(`invalid --tls-key: ${config.tlsKey} is not the private key of the first certificate in ${config.tlsCert} (${k === c ? `both ${k}, but of different key pairs` : `key type ${k}, certificate key type ${c}`})`);
+    }
+  }
+  try {
+    process.getBuiltinModule('node:tls').createSecureContext(context);
+  } catch (err) {
+    const what = context.ca !== undefined && config.tlsCert === '' ? '--tls-client-ca' : '--tls-cert/--tls-key/--tls-client-ca';
+    throw new ConfigError(`invalid ${what}: OpenSSL refuses the material: ${(err as Error).message}`);
+  }
+}
+
+async function readCa(path: string): Promise<Buffer> {
+  const ca = await read(path, '--tls-client-ca');
+  certificates(ca, '--tls-client-ca', path);
+  return ca;
+}
+
 export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
-  const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: await read(config.tlsClientCa, '--tls-client-ca') };
+  const clientAuth: SecureContextOptions = config.tlsClientCa === '' ? {} : { ca: await readCa(config.tlsClientCa) };
   if (config.tlsCert === '') {
     // A module of its own (and a file of its own in the bundle): the X.509 library
     // is most of the code, and only a server without certificate files needs it.
     const { selfSigned } = await import('./self-signed.ts');
     const { cert, key } = await selfSigned([...new Set(['localhost', hostname()])]);
+    checkMaterial({ cert, key, ...clientAuth }, config);
     return { context: { cert, key, ...clientAuth }, source: 'self-signed, in memory', watch: () => () => {} };
   }
-  const load = async (): Promise<SecureContextOptions> => ({ cert: await read(config.tlsCert, '--tls-cert'), key: await read(config.tlsKey, '--tls-key'), ...clientAuth });
+  const load = async (): Promise<SecureContextOptions> => {
+    const context = { cert: await read(config.tlsCert, '--tls-cert'), key: await read(config.tlsKey, '--tls-key'), ...clientAuth };
+    checkMaterial(context, config);
+    return context;
+  };
   return {
     context: await load(),
     source: config.tlsCert,

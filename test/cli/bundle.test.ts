@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { get } from 'node:https';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -19,6 +19,11 @@ describe('production bundle', () => {
     try {
       const outfile = join(dir, 'echo-server.cjs');
       await run(process.execPath, ['scripts/build.ts', '--outfile', outfile], { env: { ...process.env, COMMIT_HASH: 'abc123', CREATED_DATE: '2026-01-02T03:04:05Z' } });
+      // The README's figure may not drift more than 15% from the real size (it had gone stale).
+      const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+      const documented = Number(/Only the bundle is added \((\d+) KiB/.exec(readme)?.[1]);
+      const kib = (await stat(outfile)).size / 1024;
+      assert.ok(Math.abs(kib - documented) / documented < 0.15, `README says ${documented} KiB, the bundle is ${Math.round(kib)} KiB`);
       // Run from an empty directory: nothing from node_modules can be reached.
       const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1', '--https', '--https-port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { SETTINGS } from '../../src/config.ts';
+import { BLOCK_SIZE } from '../../src/generate.ts';
 import { HTML_CSP } from '../../src/render/html.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -17,6 +18,9 @@ describe('README', () => {
     const documented = HTML_CSP.replace(/'sha256-[^']+'; style-src 'sha256-[^']+'/, "'sha256-<console.js>'; style-src 'sha256-<page.css>'");
     assert.notEqual(documented, HTML_CSP);
     assert.ok(readme.includes('\n' + documented + '\n'), documented);
+  });
+  it('states the real size of the generated-body block', () => {
+    assert.ok(readme.includes(`streamed from one ${BLOCK_SIZE / 1024 ** 2} MiB random block`));
   });
   it('starts with the set-up and test commands', () => {
     assert.match(readme, /npm ci && npm start/);
