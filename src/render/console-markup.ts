@@ -22,7 +22,7 @@ export const CONSOLE_MARKUP = `<section id="console" class="console" hidden aria
 <label>Controls as<select id="rq-via"><option value="query">echo_* query</option><option value="header">X-Echo-* headers</option></select></label>
 </div>
 <div class="fields">
-<label>Add response headers (Name: value per line)<textarea id="rq-resp-headers" spellcheck="false" placeholder="Cache-Control: max-age=60"></textarea></label>
+<label>Add response headers (Name: value per line)<textarea id="rq-resp-headers" spellcheck="false" placeholder="X-Debug: on"></textarea></label>
 <label>Send request headers (Name: value per line)<textarea id="rq-req-headers" spellcheck="false" placeholder="X-Forwarded-For: 203.0.113.7"></textarea></label>
 </div>
 <label id="rq-body-label">Request body<textarea id="rq-body" spellcheck="false"></textarea></label>

@@ -65,7 +65,7 @@ describe('screenshots of the page', () => {
       // Readable on a phone: nothing wider than the screen, so no sideways scrolling.
       assert.ok(await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth'), 'no horizontal scrolling');
       if (!shot.isMobile) {
-        const r = await sendRequest(page, { path: '/api/orders', status: '201', delay: '120ms', responseHeaders: 'Cache-Control: max-age=60\nLocation: /api/orders/43' });
+        const r = await sendRequest(page, { path: '/api/orders', status: '201', delay: '120ms', responseHeaders: 'X-Order-Id: 43\nLocation: /api/orders/43' });
         assert.equal(r.code, '201');
       }
       await page.mouse.move(0, 0);
