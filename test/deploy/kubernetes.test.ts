@@ -346,7 +346,8 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
       // Deletion: SIGTERM; readiness fails at once while serving goes on; exit 0 within the grace period.
       const sent = performance.now();
       await docker('kill', '--signal', 'TERM', name);
-      assert.equal((await get(`http://127.0.0.1:${http}${c.readinessProbe!.httpGet!.path}`)).status, 503);
+      // `docker kill` returns once the signal is sent, not handled: wait for the first 503.
+      await until('readiness fails', 5000, async () => (await get(`http://127.0.0.1:${http}${c.readinessProbe!.httpGet!.path}`)).status === 503, 20);
       assert.equal((await get(`http://127.0.0.1:${http}/`)).status, 200);
       await until('exited', grace * 1000, async () => (await docker('inspect', name, '--format', '{{.State.Status}}')) === 'exited', 200);
       assert.equal(await docker('inspect', name, '--format', '{{.State.ExitCode}}'), '0');
