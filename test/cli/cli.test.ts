@@ -48,6 +48,16 @@ async function spawnServer(args: string[] = [], env: Record<string, string> = {}
   return { child, url: (started.listeners as string[])[0]!, lines, exit };
 }
 
+/** Waits until `n` requests besides the metrics scrape itself are in flight, as the server counts them. */
+async function inFlight(url: string, n: number): Promise<void> {
+  for (const until = Date.now() + 5000; Date.now() < until;) {
+    const m = /^echo_http_requests_in_flight (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text());
+    if (Number(m?.[1]) - 1 >= n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${n} request(s) never in flight`);
+}
+
 describe('CLI', () => {
   it('prints help listing every setting with its environment twin and default', async () => {
     const { code, out } = await run(['--help']);
@@ -99,7 +109,7 @@ describe('CLI', () => {
     const p = await spawnServer(['--drain-timeout', '5s']);
     assert.equal((await fetch(p.url)).status, 200);
     const inflight = fetch(`${p.url}/?echo_delay=500ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    await inFlight(p.url, 1);
     p.child.kill('SIGTERM');
     const res = await inflight;
     assert.equal(res.status, 200);
@@ -111,10 +121,10 @@ describe('CLI', () => {
   it('exits at once on a second signal', async () => {
     const p = await spawnServer(['--drain-timeout', '20s']);
     const inflight = fetch(`${p.url}/?echo_delay=10s`).catch(() => 'closed');
-    await new Promise((r) => setTimeout(r, 100));
+    await inFlight(p.url, 1);
     const start = performance.now();
     p.child.kill('SIGINT');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => p.lines.some((l) => l.msg === 'shutting down: draining'), 5000);
     p.child.kill('SIGINT');
     assert.equal(await p.exit, 1);
     assert.ok(performance.now() - start < 3000);
