@@ -41,6 +41,8 @@ export interface App {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
   refuseTunnel(req: IncomingMessage, socket: Duplex): void;
+  /** The transport answered this request itself (its body was malformed or cut) with `status`. */
+  answeredByTransport(res: ServerResponse, status: number): void;
   /** Readiness fails, SSE streams end, WebSockets close with 1001. */
   beginShutdown(): void;
   health: Health;
@@ -173,7 +175,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const { req, res } = x;
     // A client that left before any answer was sent is recorded as 499 (nginx's
     // "client closed request"), not as the 200 node:http would report.
-    const status = aborted && !res.headersSent ? 499 : res.statusCode;
+    const status = transportAnswers.get(res) ?? (aborted && !res.headersSent ? 499 : res.statusCode);
     metrics?.requestFinished(req.method ?? 'OTHER', status, seconds);
     if (x.logged) {
       accessLog({
@@ -200,6 +202,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   const logLimited = limitedLog(logger);
+
+  /** Requests the transport answered itself (a malformed or cut body): the status it sent. */
+  const transportAnswers = new WeakMap<ServerResponse, number>();
 
   /** One request fewer in flight; wakes a drain waiting for none. */
   function leave(): void {
@@ -247,7 +252,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     };
     if (health.draining) res.shouldKeepAlive = false;
     try {
-      if (inFlight > config.maxInFlight) refuse(x);
+      // The operations endpoints are cheap and never refused: a full budget must not
+      // fail liveness (the orchestrator would restart a healthy replica) or hide /metrics.
+      if (ops === undefined && inFlight > config.maxInFlight) refuse(x);
       else if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) rejectLargeHead(x, '--max-header-size');
       else if (req.rawHeaders.length > 2 * config.maxHeaderCount) rejectLargeHead(x, '--max-header-count');
       else if (req.httpVersionMajor === 1 && !hostValid(req, scan)) reject(x, 400, 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)');
@@ -271,6 +278,28 @@ export function createApp(config: Config, deps: AppDeps): App {
     stopReading(x);
     text(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress\n`, ['Retry-After', '1']);
     complete(x, false);
+  }
+
+  /**
+   * --request-timeout for HTTP/2: node:http enforces it for HTTP/1.1 only, and an
+   * HTTP/2 body that trickles (or never ends) would otherwise hold its stream, and a
+   * place in the in-flight budget, for as long as the session lives.
+   */
+  function bodyDeadline(x: Exchange): void {
+    if (x.req.httpVersionMajor !== 2) return;
+    const timer = setTimeout(() => {
+      if (x.req.complete) return;
+      logLimited('warn', { peer: x.peer, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
+      if (x.res.headersSent) {
+        x.res.destroy();
+        return;
+      }
+      stopReading(x);
+      text(x, 408, 'request not received in time (--request-timeout)\n');
+    }, Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)));
+    const clear = () => clearTimeout(timer);
+    x.req.once('end', clear);
+    x.res.once('close', clear);
   }
 
   /** A 4xx about the request itself: the body is not read, the exchange is recorded. */
@@ -310,6 +339,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       return;
     }
     completeOnClose(x);
+    bodyDeadline(x);
     readBody(x.req, config.maxBodySize, 0).then((body) => {
       x.bytesIn = body.bytes;
       if (ops(x)) complete(x, false);
@@ -390,6 +420,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       afterBody(EMPTY_BODY);
       return;
     }
+    bodyDeadline(x);
     readBody(req, config.maxBodySize, config.maxEchoBody).then(afterBody, (err: unknown) => {
       if (err instanceof BodyTooLarge) rejectLargeBody(x);
       else res.destroy(); // the client went away mid-body: nobody to answer
@@ -571,6 +602,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     socket.on('error', () => socket.destroy());
     socket.end(plainAnswer(405, body, 'Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n'));
     const seconds = (performance.now() - start) / 1000;
+    metrics?.requestStarted();
     metrics?.requestFinished('CONNECT', 405, seconds);
     if (config.accessLog) {
       accessLog({
@@ -584,6 +616,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     handle,
     upgrade,
     refuseTunnel,
+    answeredByTransport: (res, status) => { transportAnswers.set(res, status); },
     beginShutdown() {
       health.beginDrain();
       for (const stop of [...streams]) stop();

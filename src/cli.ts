@@ -3,6 +3,7 @@
 // in-process exactly as the binary does.
 import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type ConfigWarning, type Env } from './config.ts';
 import { probe } from './healthcheck.ts';
+import { fdLimitWarning } from './fd-limit.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { startServer } from './server.ts';
 import { BUILD_INFO } from './version.ts';
@@ -155,6 +156,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   }
   const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
   logger.info({ ...BUILD_INFO, listeners, tlsCertificate: server.tlsSource ?? undefined, config: describeConfig(config) }, 'echo-server started');
+  const fdWarning = fdLimitWarning(config.maxConnections);
+  if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
   io.onListening?.(server.url);
 
   return new Promise<ExitCode>((resolve) => {

@@ -138,12 +138,20 @@ export const FORBIDDEN_X_HEADERS = new Set([
   'x-content-type-options', 'x-frame-options', 'x-xss-protection', 'x-dns-prefetch-control',
   'x-permitted-cross-domain-policies', 'x-download-options', 'x-ua-compatible', 'x-request-id',
   'x-sendfile', 'x-lighttpd-send-file', 'x-accel-redirect', 'x-accel-buffering', 'x-accel-expires',
-  'x-accel-limit-rate', 'x-accel-charset', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
+  'x-accel-limit-rate', 'x-accel-charset', 'x-real-ip', 'x-content-security-policy', 'x-webkit-csp',
 ]);
+
+/**
+ * Families of extension headers that proxies and servers in front act on: nginx
+ * (X-Accel-*), Envoy/Istio (X-Envoy-*: an immediate-health-check-fail would eject
+ * the replica), LiteSpeed, lighttpd and mod_xsendfile, the forwarding headers, and
+ * Next.js middleware; and our own controls.
+ */
+const FORBIDDEN_X_PREFIXES = ['x-accel-', 'x-envoy-', 'x-litespeed-', 'x-lighttpd-', 'x-sendfile', 'x-forwarded-', 'x-middleware-', 'x-echo-'];
 
 export function headerAllowed(lower: string): boolean {
   if (ALLOWED_HEADERS.has(lower)) return true;
-  return lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !lower.startsWith('x-accel-') && !lower.startsWith('x-echo-');
+  return lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !FORBIDDEN_X_PREFIXES.some((p) => lower.startsWith(p));
 }
 
 /** `Name: value`. A Location must be a path on this server, so no open redirect. */

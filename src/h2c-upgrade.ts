@@ -19,6 +19,8 @@ const MAX_FRAME = 16_384;
 export function wantsH2cUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade?.toLowerCase();
   if (upgrade !== 'h2c' || req.headers['http2-settings'] === undefined) return false;
+  // Only an origin-form target becomes an HTTP/2 :path; anything else is answered over HTTP/1.1.
+  if (!req.url?.startsWith('/')) return false;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
 }

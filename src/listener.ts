@@ -4,7 +4,7 @@
 // are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
 // limits, timeouts, routes, metrics and logs are the same whatever the transport.
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -54,6 +54,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       s.once('close', () => sessions.delete(s));
       const front = handingOver;
       s.once('stream', () => frontDone(front));
+      closeWhenIdle(s, config.keepAliveTimeoutMs);
       s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
     });
     return h2Server;
@@ -73,14 +74,18 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
-    frontDone(front);
     try {
       if (wantsH2cUpgrade(req)) {
+        // The front stage goes on until the client's HTTP/2 preface arrives (the
+        // upgrading request becomes stream 1 only then), and an expiry now closes
+        // the connection: it is no longer HTTP/1.1, so no 408 is written.
+        httpSockets.delete(req.socket);
         socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
         const bridge = bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req));
         if (front !== undefined) shareFront(front, bridge);
-        toH2(bridge, undefined); // its first stream is the upgrading request itself
+        toH2(bridge, front);
       } else {
+        frontDone(front);
         app.upgrade(req, socket, head);
       }
     } catch (err) {
@@ -100,7 +105,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
         log('info', { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
         // On HTTP/1.1 the client gets a 408 (unless a response is already on its way).
         const http = httpSocketOf(socket);
-        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, log, metrics);
+        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, log, metrics, app);
         else socket.destroy();
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
@@ -204,10 +209,12 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps, log: Lim
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
     // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
     shouldUpgradeCallback: (req: IncomingMessage) =>
-      (config.h2c && wantsH2cUpgrade(req)) || (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
+      // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
+      (config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req)) ||
+      (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
   }, app.handle);
   http.timeout = config.idleTimeoutMs;
-  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, log, deps.metrics));
+  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, log, deps.metrics, app));
   // An Expect other than 100-continue: the app answers 417 and records it like any request.
   http.on('checkExpectation', app.handle);
   // CONNECT asks for a tunnel; this is not a proxy. Answered 405 and recorded.
@@ -223,6 +230,28 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps, log: Lim
 function endAfterAnswer(socket: Socket): void {
   const res = responseInProgress(socket);
   if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
+}
+
+/**
+ * A session with no open stream is closed (GOAWAY, then close) after `ms`, as an
+ * idle HTTP/1.1 keep-alive connection is: otherwise each idle session would hold a
+ * --max-connections slot for the whole --idle-timeout.
+ */
+function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { if (open === 0 && !session.closed) session.close(); }, ms);
+  };
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once('close', () => {
+      if (--open === 0) arm();
+    });
+  });
+  session.once('close', () => clearTimeout(timer));
 }
 
 function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
@@ -256,7 +285,7 @@ function responseInProgress(socket: Socket): ServerResponse | null {
  * then the answer waits until every earlier response is complete, so the client
  * never finds an error in the middle of a body.
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, log: LimitedLog, metrics: Metrics | null): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, log: LimitedLog, metrics: Metrics | null, app: Pick<App, 'answeredByTransport'>): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -272,7 +301,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
   } else if (current !== null) {
     // About a later, pipelined request: its answer waits for every earlier one.
     if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
-    const retry = () => setImmediate(() => answerClientError(err, socket, log, metrics));
+    const retry = () => setImmediate(() => answerClientError(err, socket, log, metrics, app));
     current.once('finish', retry);
     current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
     return;
@@ -291,7 +320,13 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
     reason = 'request not received in time (--headers-timeout, --request-timeout)';
   }
   log('warn', { peer: socket.remoteAddress, code: err.code, status }, `bad request: ${reason}`);
-  metrics?.requestFinished('OTHER', status, 0);
+  if (current !== null) app.answeredByTransport(current, status);
+  if (current === null) {
+    // A request the app never saw is counted here, started and finished, so the
+    // in-flight gauge stays true; one the app is answering is counted by the app.
+    metrics?.requestStarted();
+    metrics?.requestFinished('OTHER', status, 0);
+  }
   socket.end(plainAnswer(status, `${reason}\n`));
 }
 

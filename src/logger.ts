@@ -64,6 +64,8 @@ export function logField(s: string | undefined, max: number): string | undefined
 
 /** The caps on logged client text. */
 export const LOG_URI_MAX = 2048;
+/** A method is a token (nothing to escape) but may be long over HTTP/2. */
+export const LOG_METHOD_MAX = 32;
 export const LOG_USER_AGENT_MAX = 256;
 
 /** Re-format pino's JSON lines as `time LEVEL msg key=value ...`. */
@@ -117,10 +119,10 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     // reqId (validated or generated), method (an HTTP token) and clientIp (an
     // address) never need JSON escaping; the URI and user agent are client text.
     stream.write(
-      `{"level":"info","time":"${lastIso}","reqId":"${e.reqId}","method":"${e.method}","uri":${logText(e.uri, LOG_URI_MAX)},` +
+      `{"level":"info","time":"${lastIso}","reqId":"${e.reqId}","method":"${e.method.length > LOG_METHOD_MAX ? e.method.slice(0, LOG_METHOD_MAX) : e.method}","uri":${logText(e.uri, LOG_URI_MAX)},` +
       `"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${e.durationMs},"clientIp":"${e.clientIp}"` +
       `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
-      `${e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+      `${e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
     );
   };
 }

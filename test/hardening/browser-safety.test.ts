@@ -32,6 +32,13 @@ const REFUSED: [string, string][] = [
   ['X-Accel-Redirect', '/internal'],
   ['Refresh', '0; url=https://evil.com'],
   ['X-Custom', 'a\u0001b'],
+  ['X-Envoy-Immediate-Health-Check-Fail', 'true'],
+  ['X-Envoy-Degraded', '1'],
+  ['X-LiteSpeed-Location', '/etc/passwd'],
+  ['X-Sendfile2', '/etc/passwd 0-'],
+  ['X-Forwarded-Prefix', '/admin'],
+  ['X-Content-Security-Policy', 'default-src *'],
+  ['X-Middleware-Rewrite', '/admin'],
 ];
 
 const ACCEPTED: [string, string][] = [['X-Custom', 'yes'], ['Retry-After', '5'], ['Location', '/next?a=b'], ['Server', 'test'], ['ETag', '"v1"']];
