@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-HOST_ARCH=$(dpkg --print-architecture)
+HOST_ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 
 # Per architecture: the names (the amd64 ones keep their unsuffixed names), the npm
 # package of its Node binary, and its cache files.
