@@ -82,6 +82,8 @@ ensure_emulation() {
   fi
   [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
   [ -e "/proc/sys/fs/binfmt_misc/$qemu" ] || update-binfmts --enable "$qemu" >&2 || true
+  # Registered but switched off (echo 0 > the entry): switch it back on.
+  grep -q '^disabled' "/proc/sys/fs/binfmt_misc/$qemu" 2>/dev/null && { echo 1 > "/proc/sys/fs/binfmt_misc/$qemu"; } || true
   if ! grep -q '^enabled' "/proc/sys/fs/binfmt_misc/$qemu" 2>/dev/null; then
     log "cannot run $ARCH code here: binfmt_misc has no enabled $qemu entry (the kernel refused it?)"
     exit 3
