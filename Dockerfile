@@ -1,12 +1,17 @@
 # echo-server production image.
 #
-#   deps -> lint -> test -> build      (builder: Node 24 with npm and a shell)
+#   deps -> lint -> test -> bundle -> build   (builder: Node 24 with npm and a shell)
 #   users                              (passwd/group with the unprivileged user)
 #   runtime-facts                      (the runtime base's Node version, for the SBOM)
 #   final                              (runtime: no shell, no npm, no curl)
 #
 # Each builder stage starts FROM the previous one, so the final image cannot be
 # produced without lint and tests having passed: BuildKit cannot skip them.
+# Multi-arch (`--platform linux/arm64`): every builder stage runs on the build
+# machine's own platform ($BUILDPLATFORM), so nothing is emulated and deps, lint,
+# test and bundle are shared from the cache between the per-platform builds; only
+# the SBOM (which lists the target base's packages) and the final stage, which runs
+# nothing, are per target platform.
 # Build with `npm run image` (fills the label arguments from git and package.json);
 # `npm run image -- --airgap` builds against locally produced base images.
 
@@ -15,12 +20,15 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
 
 FROM ${RUNTIME_IMAGE} AS runtime-base
 
-# --- what the SBOM needs to know about the runtime base: its own Node binary's version
-FROM runtime-base AS runtime-facts
-RUN ["/nodejs/bin/node", "-e", "require('fs').writeFileSync('/tmp/node.json', JSON.stringify({ version: process.version }))"]
+# --- what the SBOM needs to know about the runtime base: its Node binary's version and
+# architecture, read from the file (the target platform's binary is never run)
+FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS runtime-facts
+COPY scripts/runtime-facts.ts /tmp/
+RUN --mount=type=bind,from=runtime-base,target=/runtime-base \
+    node /tmp/runtime-facts.ts /runtime-base/nodejs/bin/node /tmp/node.json
 
 # --- dependencies: only the manifest and lockfile, so edits elsewhere keep this layer
-FROM ${BUILDER_IMAGE} AS deps
+FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
 # The npm cache survives between builds. A CA bundle for a TLS-intercepting proxy
@@ -45,14 +53,20 @@ FROM lint AS test
 ARG TEST_FLAGS=""
 RUN npm run --silent test:code
 
-# --- the production bundle (the article's `go build`) and its SBOM
-FROM test AS build
+# --- the production bundle (the article's `go build`): the same for every platform
+FROM test AS bundle
 ARG BUILD_FLAGS=""
 ARG COMMIT_HASH=""
 ARG CREATED_DATE=""
 # Only makes this stage run again when changed (the reproducibility test rebuilds the
 # application layer this way); it reaches no file.
 ARG REBUILD=""
+RUN COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- --metafile-out /tmp/meta.json $BUILD_FLAGS
+
+# --- its SBOM, per target platform
+FROM bundle AS build
+ARG COMMIT_HASH=""
+ARG CREATED_DATE=""
 # The SBOM lists the Debian packages of the runtime base from its dpkg status files.
 COPY --from=runtime-base /var/lib/dpkg/status.d/ /sbom-base/status.d/
 COPY --from=runtime-base /usr/share/doc/ /sbom-base/doc/
@@ -63,14 +77,13 @@ COPY scripts/sbom.ts ./scripts/
 # and the directory get the commit time as mtime, so the application layer has the
 # same digest on every build of the same commit.
 RUN epoch="${CREATED_DATE:-1970-01-01T00:00:00Z}"; \
-    COMMIT_HASH="$COMMIT_HASH" CREATED_DATE="$CREATED_DATE" npm run --silent build -- --metafile-out /tmp/meta.json $BUILD_FLAGS \
- && node scripts/sbom.ts --metafile /tmp/meta.json --lock package-lock.json --package package.json --base /sbom-base \
+    node scripts/sbom.ts --metafile /tmp/meta.json --lock package-lock.json --package package.json --base /sbom-base \
       --created "$epoch" --commit "${COMMIT_HASH:-unknown}" --out dist/sbom.cdx.json \
  && rm -rf /out && mkdir /out && cp -a dist /out/app && chmod -R u=rwX,go=rX /out/app \
  && find /out -exec touch -h -d "$epoch" {} +
 
 # --- passwd and group: the runtime base's entries plus the unprivileged user
-FROM ${BUILDER_IMAGE} AS users
+FROM --platform=$BUILDPLATFORM ${BUILDER_IMAGE} AS users
 ARG UID=8080
 ARG USER=docker-app
 COPY --from=runtime-base /etc/passwd /etc/group /out/etc/

@@ -4,12 +4,17 @@
 //
 //   npm run release -- --registry HOST:PORT [--repository NAME] [--tag TAG] [--key FILE]
 //                      [--image LOCAL --record FILE] [--airgap] [--content-trust] [--no-sign]
+//                      [--platform linux/amd64,linux/arm64]
 //
 // --key         cosign-format private key (default cosign.key); passphrase from $COSIGN_PASSWORD
 // --image       release an image already built by `npm run image -- --record FILE`
 // --content-trust  push with DOCKER_CONTENT_TRUST=1: the Docker client signs the tag
 //               through the Notary server in $DOCKER_CONTENT_TRUST_SERVER (the article's way)
 // --no-sign     skip the cosign-style signatures (with --content-trust: the article only)
+// --platform    several platforms under one reference: each image is pushed (as TAG-ARCH)
+//               signed and attested, then an OCI image index listing them is put at TAG
+//               and signed; the last line is then the index's digest. With --image, the
+//               record written by `npm run image -- --platform …` says which images.
 //
 // Everything that can fail without a push is checked first (key, passphrase, registry).
 import { execFileSync, spawn } from 'node:child_process';
@@ -18,15 +23,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyError, loadPrivateKey, passphraseFromEnv } from './supply-chain/keys.ts';
-import { Registry, RegistryError } from './supply-chain/registry.ts';
+import { Registry, RegistryError, type Manifest } from './supply-chain/registry.ts';
 import { dsseBundle, PREDICATE, signAndAttach, statement } from './supply-chain/sign.ts';
+import { platformName, publishIndex } from './supply-chain/image-index.ts';
 
 class ReleaseError extends Error {}
 
 const docker = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
 const args = process.argv.slice(2);
 const FLAGS = new Set(['--airgap', '--content-trust', '--no-sign']);
-const VALUED = new Set(['--registry', '--repository', '--tag', '--key', '--image', '--record']);
+const VALUED = new Set(['--registry', '--repository', '--tag', '--key', '--image', '--record', '--platform']);
 const opts = new Map<string, string>();
 for (let i = 0; i < args.length; i++) {
   const a = args[i]!;
@@ -48,6 +54,13 @@ interface BuildRecord {
   extraArgs: string[];
   startedOn: string;
   finishedOn: string;
+  platform?: string;
+}
+
+/** What `npm run image -- --platform a,b --record FILE` writes: one record per platform. */
+interface MultiRecord {
+  tag: string;
+  platforms: BuildRecord[];
 }
 
 const git = (...a: string[]): string => {
@@ -106,6 +119,7 @@ function provenance(record: BuildRecord, target: string): Record<string, unknown
         buildArgs: record.buildArgs,
         extraDockerArgs: record.extraArgs,
         image: target,
+        ...(record.platform ? { platform: record.platform } : {}),
       },
       internalParameters: { dockerClient: docker, workingTreeModified: dirty },
       resolvedDependencies: [
@@ -157,6 +171,7 @@ async function main(): Promise<void> {
       throw new ReleaseError(`${keyFile}: ${(e as Error).message}`);
     }
   }
+  if (contentTrust && opts.has('--platform')) throw new ReleaseError('--content-trust signs the one tag a push names; it cannot sign a multi-platform index (use the cosign-style signatures)');
   if (contentTrust) {
     for (const v of ['DOCKER_CONTENT_TRUST_SERVER', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE']) {
       if (!process.env[v]) throw new ReleaseError(`--content-trust needs ${v} in the environment`);
@@ -169,21 +184,35 @@ async function main(): Promise<void> {
   let record: BuildRecord;
   const local = opts.get('--image');
   if (local !== undefined) {
-    try { dockerOut('image', 'inspect', local); } catch { throw new ReleaseError(`local image ${local} not found`); }
     const recordFile = opts.get('--record') ?? fail('--image needs --record FILE (written by npm run image -- --record FILE) for the provenance', 2);
-    record = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord;
+    const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;
+    if ('platforms' in read) {
+      await releasePlatforms(registry, registryHost, repository, tag, key, read.platforms);
+      return;
+    }
+    try { dockerOut('image', 'inspect', local); } catch { throw new ReleaseError(`local image ${local} not found`); }
+    record = read;
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'release-'));
     const recordFile = join(dir, 'record.json');
+    let multi: BuildRecord[] | undefined;
     const built = `${repository}:${tag}`; // the local name mirrors the repository
     try {
       const imageArgs = ['scripts/image.ts', '--tag', built, '--record', recordFile, ...(opts.has('--airgap') ? ['--airgap'] : [])];
+      const platforms = opts.get('--platform');
+      if (platforms !== undefined) imageArgs.push('--platform', platforms);
       execFileSync(process.execPath, imageArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DOCKER: docker } });
-      record = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord;
+      const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;
+      if ('platforms' in read) multi = read.platforms;
+      record = 'platforms' in read ? read.platforms[0]! : read;
     } catch (e) {
       throw new ReleaseError(`the image build failed${e instanceof Error && 'status' in e ? ` (exit ${String((e as { status: unknown }).status)})` : ''}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+    if (multi) {
+      await releasePlatforms(registry, registryHost, repository, tag, key, multi);
+      return;
     }
   }
   const source = local ?? record.tag;
@@ -202,18 +231,64 @@ async function main(): Promise<void> {
   const name = `${registryHost}/${repository}`;
 
   // 4. sign and attest the digest
-  if (key) {
-    const created = new Date().toISOString();
-    const attachments = [
-      { predicateType: PREDICATE.sign, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sign, {})) },
-      { predicateType: PREDICATE.sbom, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sbom, sbomFromImage(source))) },
-      { predicateType: PREDICATE.provenance, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.provenance, provenance(record, target))) },
-    ];
-    const result = await signAndAttach(registry, repository, image, key, attachments, created);
-    console.error(`release: signed ${name}@${image.digest} (${result.signatureTag}); attested ${result.referrers.map((r) => r.predicateType).join(', ')} as referrers`);
-  }
+  if (key) await signImage(registry, repository, name, image, key, source, record, target);
   if (contentTrust) console.error(`release: tag ${tag} signed through Notary (${process.env.DOCKER_CONTENT_TRUST_SERVER})`);
   console.log(`${name}@${image.digest}`);
+}
+
+/** Signs `image` and attests its SBOM (read from the local image `source`) and provenance. */
+async function signImage(registry: Registry, repository: string, name: string, image: Manifest, key: KeyObject, source: string, record: BuildRecord, target: string): Promise<void> {
+  const created = new Date().toISOString();
+  const attachments = [
+    { predicateType: PREDICATE.sign, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sign, {})) },
+    { predicateType: PREDICATE.sbom, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sbom, sbomFromImage(source))) },
+    { predicateType: PREDICATE.provenance, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.provenance, provenance(record, target))) },
+  ];
+  const result = await signAndAttach(registry, repository, image, key, attachments, created);
+  console.error(`release: signed ${name}@${image.digest} (${result.signatureTag}); attested ${result.referrers.map((r) => r.predicateType).join(', ')} as referrers`);
+}
+
+/**
+ * Several platforms under one reference: each image is pushed as TAG-ARCH, then the index
+ * listing them goes to TAG. Each platform's manifest is signed with its own SBOM and
+ * provenance, and the index is signed last, so the reference users pull is signed only
+ * once everything it points to is.
+ */
+async function releasePlatforms(registry: Registry, registryHost: string, repository: string, tag: string, key: KeyObject | undefined, records: BuildRecord[]): Promise<void> {
+  const name = `${registryHost}/${repository}`;
+  const pushed: { record: BuildRecord; image: Manifest; target: string }[] = [];
+  for (const record of records) {
+    if (!record.platform) throw new ReleaseError(`the record of ${record.tag} names no platform`);
+    try { dockerOut('image', 'inspect', record.tag); } catch { throw new ReleaseError(`local image ${record.tag} (${record.platform}) not found`); }
+    const perTag = `${tag}-${record.platform.split('/')[1]!}`;
+    const target = `${name}:${perTag}`;
+    dockerOut('tag', record.tag, target);
+    const out = await dockerRun(['push', target], { ...process.env });
+    const image = await registry.manifest(repository, perTag);
+    if (!image) throw new ReleaseError(`${target} is not in the registry after the push`);
+    const pushedDigest = /digest: (sha256:[a-f0-9]{64})/.exec(out)?.[1];
+    if (pushedDigest && pushedDigest !== image.digest) throw new ReleaseError(`the tag moved during the release: pushed ${pushedDigest}, the registry now has ${image.digest}`);
+    pushed.push({ record, image, target });
+  }
+  const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+  const revision = records[0]!.buildArgs.COMMIT_HASH ?? '';
+  const index = await publishIndex(registry, repository, tag, pushed.map((p) => p.image), {
+    'org.opencontainers.image.version': version,
+    ...(revision ? { 'org.opencontainers.image.revision': revision } : {}),
+  });
+  const listed = (index.json.manifests as { digest: string; platform: { os: string; architecture: string; variant?: string } }[]);
+  for (const p of pushed) {
+    const entry = listed.find((m) => m.digest === p.image.digest)!;
+    if (platformName(entry.platform) !== p.record.platform) throw new ReleaseError(`${p.record.tag} was built for ${p.record.platform} but its config says ${platformName(entry.platform)}`);
+    console.error(`release: ${platformName(entry.platform)} ${name}@${p.image.digest}`);
+  }
+  if (key) {
+    for (const p of pushed) await signImage(registry, repository, name, p.image, key, p.record.tag, p.record, p.target);
+    const stmt = statement(name, index.digest, PREDICATE.sign, {});
+    const result = await signAndAttach(registry, repository, index, key, [{ predicateType: PREDICATE.sign, bundle: await dsseBundle(key, stmt) }], new Date().toISOString());
+    console.error(`release: signed the index ${name}@${index.digest} (${result.signatureTag})`);
+  }
+  console.log(`${name}@${index.digest}`);
 }
 
 main().catch((e: unknown) => {

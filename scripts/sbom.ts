@@ -106,12 +106,13 @@ if (deb.length === 0) throw new Error(`sbom: no package status files in ${status
 
 // --- the operating system and the Node.js runtime
 const os = new Models.Component(Enums.ComponentType.OperatingSystem, osRelease.ID ?? 'debian', { version: osRelease.VERSION_ID, bomRef: `os:${distro}` });
-const nodeInfo = JSON.parse(readFileSync(join(base, 'node.json'), 'utf8')) as { version: string };
+// arch: the binary's own (scripts/runtime-facts.ts); x64 when an older record lacks it.
+const nodeInfo = JSON.parse(readFileSync(join(base, 'node.json'), 'utf8')) as { version: string; arch?: string };
 const nodeVersion = nodeInfo.version.replace(/^v/, '');
 const node = new Models.Component(Enums.ComponentType.Platform, 'node', {
   version: nodeVersion,
   bomRef: `node:${nodeVersion}`,
-  purl: new PackageURL('generic', undefined, 'node', nodeVersion, { download_url: `https://nodejs.org/dist/v${nodeVersion}/node-v${nodeVersion}-linux-x64.tar.xz` }, undefined).toString(),
+  purl: new PackageURL('generic', undefined, 'node', nodeVersion, { download_url: `https://nodejs.org/dist/v${nodeVersion}/node-v${nodeVersion}-linux-${nodeInfo.arch ?? 'x64'}.tar.xz` }, undefined).toString(),
   description: 'Node.js runtime at /nodejs/bin/node',
 });
 node.licenses.add(new Models.SpdxLicense('MIT'));

@@ -2,11 +2,12 @@
 // the digest, the identity in the signed payload, and every attestation's signature and
 // subject; prints each check; exits 0 only when all hold (1 when refused, 2 on bad usage).
 // A tag is accepted too, but it is resolved to a digest first and that digest is what
-// gets verified: deploy by the digest that this prints.
+// gets verified: deploy by the digest that this prints. A multi-platform index is
+// verified with every platform image it lists.
 import { existsSync, readFileSync } from 'node:fs';
 import { KeyError, loadPublicKey } from './supply-chain/keys.ts';
 import { parseRef, Registry, RegistryError } from './supply-chain/registry.ts';
-import { verifyImage } from './supply-chain/verify.ts';
+import { verifyReference } from './supply-chain/verify.ts';
 
 const args = process.argv.slice(2);
 const k = args.indexOf('--key');
@@ -23,7 +24,7 @@ try {
   const ref = parseRef(positional[0]!);
   const registry = new Registry(ref.host);
   await registry.ping();
-  const outcome = await verifyImage(registry, ref, publicKey);
+  const outcome = await verifyReference(registry, ref, publicKey);
   for (const c of outcome.checked) console.log(`ok    ${c}`);
   for (const f of outcome.failures) console.log(`FAIL  ${f}`);
   if (outcome.failures.length > 0) {

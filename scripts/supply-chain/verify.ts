@@ -6,6 +6,7 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { digestTag, formatRef, MEDIA, RegistryError, type Descriptor, type ImageRef, type Registry } from './registry.ts';
 import { IN_TOTO_PAYLOAD_TYPE, PREDICATE, SIGNATURE_ANNOTATION, type Statement } from './sign.ts';
+import { indexPlatforms, isIndex, platformName } from './image-index.ts';
 
 export interface Outcome {
   digest: string;
@@ -106,4 +107,25 @@ export async function verifyImage(registry: Registry, ref: ImageRef, publicKey: 
   }
   for (const p of required) if (!seen.has(p)) failures.push(`missing: no verified ${p} bundle refers to ${digest}`);
   return { digest, checked, failures, statements };
+}
+
+/**
+ * A multi-platform reference: the index itself must be signed (its digest covers the
+ * digests it lists), then every platform it lists must pass verifyImage in full
+ * (signature, SBOM, provenance). A single image is verified as before.
+ */
+export async function verifyReference(registry: Registry, ref: ImageRef, publicKey: KeyObject): Promise<Outcome> {
+  const top = await registry.manifest(ref.repository, ref.digest ?? ref.tag ?? 'latest');
+  if (!top || !isIndex(top)) return verifyImage(registry, ref, publicKey);
+  const outcome = await verifyImage(registry, ref, publicKey, [PREDICATE.sign]);
+  const platforms = indexPlatforms(top);
+  if (platforms.length === 0) outcome.failures.push(`the index ${outcome.digest} lists no platform image`);
+  else outcome.checked.push(`index ${outcome.digest} lists ${platforms.map((p) => platformName(p.platform)).join(', ')}`);
+  for (const p of platforms) {
+    const label = `[${platformName(p.platform)}]`;
+    const child = await verifyImage(registry, { host: ref.host, repository: ref.repository, digest: p.digest }, publicKey);
+    outcome.checked.push(...child.checked.map((c) => `${label} ${c}`));
+    outcome.failures.push(...child.failures.map((f) => `${label} ${f}`));
+  }
+  return outcome;
 }
