@@ -14,7 +14,8 @@
 // Environment: BENCH_DURATION (seconds per round, default 4), BENCH_ROUNDS (3),
 // BENCH_CONNECTIONS (50), BENCH_PINNED (0 to skip the pinned mode), BENCH_MIX_SECONDS
 // (mixed-load length and idle wait, 30), BENCH_IMAGE (an existing image for the
-// docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing).
+// docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
+// (only the pinned small GETs, printed: the loop for optimising the hot path).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -480,6 +481,12 @@ async function main(): Promise<void> {
   console.log(`bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}, ` +
     `${PINNED ? `pinned (server on CPU ${SERVER_CPUS}, load on ${LOAD_CPUS})` : 'unpinned only'}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
+  if (process.env.BENCH_QUICK === '1') {
+    // Development loop: only the pinned small GETs, printed, nothing written.
+    console.log(table(await compare(PINNED_SCENARIOS.slice(0, 3), PINNED), true).join('\n'));
+    console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    return;
+  }
   const startup: Record<Target, number[]> = { echo: [], baseline: [] };
   const idle: Record<Target, number> = { echo: 0, baseline: 0 };
   for (let i = 0; i < 5; i++) {

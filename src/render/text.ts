@@ -34,6 +34,7 @@ export function renderText(e: Echo): string {
   if (e.server !== null) {
     out += `Hostname: ${e.server.hostname}\n`;
     out += `Addresses: ${e.server.addresses.join(', ')}\n`;
+    if (e.server.worker !== undefined) out += `Worker: ${e.server.worker}\n`; // --workers: which process answered
   }
   if (e.env !== null) out += `Env: ${JSON.stringify(e.env)}\n`;
   return out;
