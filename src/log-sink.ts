@@ -10,6 +10,8 @@ import { Socket } from 'node:net';
 /** Log lines waiting for the destination, at most (UTF-16 units, about bytes for log text). */
 export const LOG_BUFFER_LIMIT = 1024 * 1024;
 const REPORT_INTERVAL_MS = 10_000;
+/** Linux's PIPE_BUF: the largest write to a pipe that is never split. */
+const PIPE_BUF = 4096;
 
 type Done = (err: NodeJS.ErrnoException | null | undefined) => void;
 
@@ -31,6 +33,7 @@ function writerFor(fd: number): Writer {
     // A closed descriptor: every write fails with EBADF and is counted as dropped.
   }
   if (kind === 'stream') {
+    const shared = process.env.ECHO_WORKER_ID !== undefined;
     const socket = new Socket({ fd, readable: false, writable: true });
     socket.unref(); // pending log lines must not keep a finished process alive
     let failed: NodeJS.ErrnoException | null = null;
@@ -40,7 +43,33 @@ function writerFor(fd: number): Writer {
         done(failed ?? Object.assign(new Error('log stream closed'), { code: 'EPIPE' }));
         return;
       }
-      socket.write(text, (err) => done(err ?? failed));
+      if (!shared || Buffer.byteLength(text) <= PIPE_BUF) {
+        socket.write(text, (err) => done(err ?? failed));
+        return;
+      }
+      // --workers: several processes write to one pipe. A write of at most PIPE_BUF
+      // bytes to a pipe is atomic, so batches go out in pieces of whole lines within
+      // that size, and lines from different workers never interleave mid-line (a
+      // single line longer than PIPE_BUF cannot be kept whole).
+      const pieces: string[] = [];
+      let piece = '';
+      let bytes = 0;
+      for (let from = 0; from < text.length;) {
+        const nl = text.indexOf('\n', from);
+        const to = nl < 0 ? text.length : nl + 1;
+        const line = text.slice(from, to);
+        const n = Buffer.byteLength(line);
+        if (bytes + n > PIPE_BUF && piece !== '') {
+          pieces.push(piece);
+          piece = '';
+          bytes = 0;
+        }
+        piece += line;
+        bytes += n;
+        from = to;
+      }
+      if (piece !== '') pieces.push(piece);
+      pieces.forEach((p, i) => socket.write(p, i === pieces.length - 1 ? (err) => done(err ?? failed) : undefined));
     };
   }
   return (text, done) => {

@@ -75,6 +75,8 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
   const ready = new Set<number>();
   let restarts = 0;
   let stopping = false;
+  /** The exit status once every worker is gone: 0 after a drain, else why they stopped. */
+  let failure: 0 | 1 | 2 = 0;
   let started = false;
   let urls: string[] = [];
   let resolveExit!: (code: 0 | 1 | 2) => void;
@@ -131,7 +133,7 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
       if (live.get(slot) === w) live.delete(slot);
       const wasReady = ready.delete(slot);
       if (stopping) {
-        if (live.size === 0) resolveExit(0);
+        if (live.size === 0) resolveExit(failure);
         return;
       }
       if (!started && !wasReady) {
@@ -139,9 +141,9 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
         // do better the next time: stop everything with its status.
         logger.fatal({ worker: slot, code, signal }, 'worker failed to start');
         stopping = true;
+        failure = code === 2 ? 2 : 1;
         for (const other of live.values()) other.kill('SIGKILL');
-        if (live.size === 0) resolveExit(code === 2 ? 2 : 1);
-        else void Promise.all([...live.values()].map((o) => new Promise((r) => o.once('exit', r)))).then(() => resolveExit(code === 2 ? 2 : 1));
+        if (live.size === 0) resolveExit(failure);
         return;
       }
       restarts++;
@@ -166,6 +168,7 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
       stopping = true;
+      failure = 1;
       for (const w of live.values()) w.kill('SIGKILL');
       void io.flush().then(() => resolveExit(1));
       return;
