@@ -43,6 +43,9 @@ function ownerOf(marks: { line: number; owner: string }[], line: number): string
   return owner;
 }
 
+/** Self time of each function, for the echo-server run's table of hottest functions. */
+const functions = new Map<string, number>();
+
 async function profile(args: string[], bundleName: string | null, marks: { line: number; owner: string }[], path: string): Promise<Map<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'echo-prof-'));
   // The access log goes to a file, as in the bench.
@@ -71,8 +74,13 @@ async function profile(args: string[], bundleName: string | null, marks: { line:
     else if (f.url.startsWith('node:') || !f.url.includes('/')) owner = 'node internals (JS)';
     else owner = f.url.split('/').pop()!;
     self.set(owner, (self.get(owner) ?? 0) + 1);
+    if (bundleName !== null) {
+      const fn = `${owner}: ${f.functionName || '(anonymous)'}${f.url.startsWith('node:') ? ` (${f.url})` : ''}`;
+      functions.set(fn, (functions.get(fn) ?? 0) + 1);
+    }
   }
   for (const [k, v] of self) self.set(k, v / busy);
+  if (bundleName !== null) for (const [k, v] of functions) functions.set(k, v / busy);
   return self;
 }
 
@@ -92,3 +100,7 @@ for (const o of owners) {
   if (e < 0.003 && b < 0.003) continue;
   console.log(`| ${o} | ${(e * 100).toFixed(1)}% | ${(b * 100).toFixed(1)}% |`);
 }
+
+console.log('\nHottest echo-server functions (self time, share of busy samples):\n');
+console.log('| function | self |\n|---|---|');
+for (const [fn, share] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`| ${fn} | ${(share * 100).toFixed(1)}% |`);

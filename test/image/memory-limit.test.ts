@@ -10,7 +10,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DOCKER, docker, engineAvailable, runCommand } from '../image/docker.ts';
+import { DOCKER, docker, engineAvailable, runCommand } from './docker.ts';
 
 const available = engineAvailable();
 const NAME = `es13-memory-${process.pid}`;
