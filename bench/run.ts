@@ -15,7 +15,8 @@
 // BENCH_CONNECTIONS (50), BENCH_PINNED (0 to skip the pinned mode), BENCH_MIX_SECONDS
 // (mixed-load length and idle wait, 30), BENCH_IMAGE (an existing image for the
 // docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
-// (only the pinned small GETs, printed: the loop for optimising the hot path).
+// (only the pinned small GETs, printed: the loop for optimising the hot path; with
+// BENCH_QUICK_SCENARIOS=n, BENCH_ECHO_ARGS='--no-access-log ...', BENCH_BUNDLE=path).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,9 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const MIX_SECONDS = Number(process.env.BENCH_MIX_SECONDS ?? 30);
-const BUNDLE = 'dist/echo-server.cjs';
+const BUNDLE = process.env.BENCH_BUNDLE ?? 'dist/echo-server.cjs';
+/** Extra echo-server flags for BENCH_QUICK runs (what a feature costs). */
+const ECHO_ARGS = (process.env.BENCH_ECHO_ARGS ?? '').split(' ').filter(Boolean);
 const HOST = '127.0.0.1';
 const NCPU = cpus().length;
 const PINNED = NCPU >= 2 && process.env.BENCH_PINNED !== '0' && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
@@ -268,8 +271,8 @@ function aggregate(xs: Sample[]): Sample {
 interface Row { scenario: string; echo: Sample; baseline: Sample }
 
 /** Every scenario, echo-server and the baseline interleaved round by round. */
-async function compare(scenarios: Scenario[], pin: boolean): Promise<Row[]> {
-  const echo = await startServer('echo', { pin, traceGc: true });
+async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = []): Promise<Row[]> {
+  const echo = await startServer('echo', { pin, traceGc: true, args: echoArgs });
   const baseline = await startServer('baseline', { pin, traceGc: true });
   await sleep(300);
   const rows: Row[] = [];
@@ -475,7 +478,7 @@ interface Report {
 
 async function main(): Promise<void> {
   ensureWrk();
-  execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
+  if (process.env.BENCH_BUNDLE === undefined) execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
   const started = new Date();
   const loadBefore = loadavg();
   console.log(`bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}, ` +
@@ -483,7 +486,7 @@ async function main(): Promise<void> {
 
   if (process.env.BENCH_QUICK === '1') {
     // Development loop: only the pinned small GETs, printed, nothing written.
-    console.log(table(await compare(PINNED_SCENARIOS.slice(0, 3), PINNED), true).join('\n'));
+    console.log(table(await compare(PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)), PINNED, ECHO_ARGS), true).join('\n'));
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     return;
   }
