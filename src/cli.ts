@@ -35,6 +35,9 @@ export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
 export const IGNORED_SIGNALS = ['SIGUSR1', 'SIGUSR2'] as const;
 export const SIGNALS = [...STOP_SIGNALS, ...IGNORED_SIGNALS];
 
+/** What a --workers worker's drain was started by when the primary asked for it (not a signal). */
+const FROM_PRIMARY = 'primary';
+
 /** Exit status: 0 success, 1 failure (unhealthy, forced stop), 2 bad usage or configuration. */
 export type ExitCode = 0 | 1 | 2;
 
@@ -156,8 +159,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       nodeArgs: proc.nodeArgs, onListening: (url) => io.onListening?.(url),
     });
   }
+  // In-flight budget for a single process, from the same limits that sized the heap.
+  if (autoInFlight && worker === null) config = { ...config, maxInFlight: sizeFor(limits, 1).maxInFlight };
   const deps: ServerDeps = { logger, env: io.env };
   let stop: (signal: string) => void = () => {};
+  let draining = false;
   let joined: ReturnType<typeof joinPrimary> | undefined;
   if (worker !== null) {
     const perWorker = io.env[WORKER_ENV.maxInFlight];
@@ -169,7 +175,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     }
     deps.worker = {
       id: worker, reusePort: config.workerBalance === 'reuseport',
-      attachMetrics: (m) => { joined = joinPrimary(m, () => stop('SIGTERM')); },
+      // The primary's word to drain is not a second signal: after Ctrl-C in a terminal
+      // the worker gets the SIGINT itself as well, and must still drain, not exit at once.
+      attachMetrics: (m) => { joined = joinPrimary(m, () => stop(FROM_PRIMARY)); },
     };
   }
   let server;
@@ -208,12 +216,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
         logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
         return;
       }
-      signals++;
+      if (signal !== FROM_PRIMARY) signals++;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');
         void flush(logger).then(() => resolve(1));
         return;
       }
+      if (draining) return;
+      draining = true;
       logger.info({ signal, inFlight: server.app.inFlight, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
       server.shutdown().then((drained) => {
         if (drained) logger.info('shutdown complete');

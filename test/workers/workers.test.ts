@@ -1,10 +1,12 @@
 // --workers: the real binary as a child process, observed from outside (its log
 // lines, its exit, real HTTP clients on loopback).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { readCgroupLimits, autoWorkers } from '../../src/resources.ts';
-import { exitWithin, spawnMain, until, type Server } from '../hardening/process.ts';
+import { MAIN, exitWithin, spawnMain, until, type Server } from '../hardening/process.ts';
 
 function get(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -137,5 +139,44 @@ describe('--workers', { timeout: 120_000 }, () => {
     servers.push(s);
     const exit = await exitWithin(s, 30_000);
     assert.equal(exit?.code, 2, s.stderr() + JSON.stringify(s.lines));
+  });
+});
+
+describe('--workers, more', { timeout: 120_000 }, () => {
+  after(() => { for (const s of servers) s.kill(); });
+
+  it('drains (does not drop) requests when Ctrl-C reaches the primary and every worker at once', async () => {
+    const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--workers', '2'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await until(() => out.includes('echo-server started'), 30_000, 'started');
+      const url = ((JSON.parse(out.split('\n').find((l) => l.includes('echo-server started'))!) as { listeners: string[] }).listeners)[0]!;
+      const held = Array.from({ length: 4 }, () => get(url, '/?echo_delay=1s'));
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(-child.pid!, 'SIGINT'); // the whole process group, as a terminal does
+      assert.deepEqual((await Promise.all(held)).map((a) => a.status), [200, 200, 200, 200]);
+      assert.equal(await exit, 0);
+      assert.doesNotMatch(out, /second signal/);
+    } finally {
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
+    }
+  });
+
+  it('serves every worker\'s figures on --metrics-port from the primary', async () => {
+    const metricsPort = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
+    });
+    const { url } = await start(['--workers', '2', '--metrics-port', String(metricsPort)]);
+    for (let i = 0; i < 10; i++) await get(url, '/x');
+    const metrics = (await get(`http://127.0.0.1:${metricsPort}`, '/metrics')).body;
+    assert.equal(sum(metrics, 'echo_http_requests_total{method="GET",status="200"}'), 10, metrics);
+    assert.match(metrics, /^echo_workers 2$/m);
+    // The echo port echoes /metrics like any path.
+    assert.match((await get(url, '/metrics')).body, /^Method: GET$/m);
   });
 });
