@@ -58,8 +58,8 @@ export function autoWorkers(limits: CgroupLimits, cpus = availableParallelism())
 export const PROCESS_RESERVE = 64 * MIB;
 /** Budgeted per request in flight: a delayed request holds about 46 KiB, garbage and buffers round it up. */
 export const PER_REQUEST = 96 * 1024;
-/** A --workers primary holds no requests; this much is left for it. */
-export const PRIMARY_RESERVE = 40 * MIB;
+/** A --workers primary holds no requests, but loads the same code: about 60 MB resident. */
+export const PRIMARY_RESERVE = 64 * MIB;
 export const DEFAULT_IN_FLIGHT = 1000;
 const MIN_IN_FLIGHT = 10;
 

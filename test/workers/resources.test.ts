@@ -56,8 +56,8 @@ describe('cgroup limits', () => {
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxInFlight, 1000);
     // Two workers share the limit, less what the primary keeps.
     const two = sizeFor({ memoryBytes: 512 * MIB, cpuQuota: null }, 2);
-    assert.equal(two.shareBytes, 236 * MIB);
-    assert.equal(two.heapMiB, 118);
+    assert.equal(two.shareBytes, 224 * MIB);
+    assert.equal(two.heapMiB, 112);
     assert.equal(sizeFor({ memoryBytes: 64 * MIB, cpuQuota: null }, 1).maxInFlight, 10, 'never below 10');
   });
 
