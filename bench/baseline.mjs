@@ -2,12 +2,18 @@
 // It renders the article's six lines (or the same fields as JSON), echoes bodies,
 // streams 1 MiB and holds delayed requests, with no limits, logs or metrics.
 // Its figures are the ceiling for Node on the machine running the benchmark.
+// For the mixed-load memory figure it also answers Server-Sent Events (`/sse`),
+// WebSocket upgrades (the `ws` library, as echo-server) and cleartext HTTP/2 on a
+// second port (argv[3]), the least each protocol needs.
 import { createServer } from 'node:http';
+import { createServer as createH2 } from 'node:http2';
+import { clearInterval, setInterval } from 'node:timers';
 
 const port = Number(process.argv[2] ?? 8081);
+const h2port = Number(process.argv[3] ?? 0);
 const MIB = Buffer.alloc(1024 * 1024, 'x');
 
-createServer((req, res) => {
+function handle(req, res) {
   const url = req.url ?? '/';
   if (url.startsWith('/livez')) {
     res.end('ok\n');
@@ -16,6 +22,17 @@ createServer((req, res) => {
   if (url.startsWith('/1mib')) {
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': MIB.length });
     res.end(MIB);
+    return;
+  }
+  if (url.startsWith('/sse')) {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.write(`event: echo\ndata: ${JSON.stringify({ url, headers: req.headers })}\n\n`);
+    let n = 0;
+    const timer = setInterval(() => {
+      res.write(`event: tick\nid: ${++n}\ndata: {"n":${n}}\n\n`);
+      if (n >= 10) { clearInterval(timer); res.end(); }
+    }, 1000);
+    res.on('close', () => clearInterval(timer));
     return;
   }
   let bytes = 0;
@@ -37,4 +54,18 @@ createServer((req, res) => {
     if (url.startsWith('/delay')) setTimeout(answer, 5000);
     else answer();
   });
-}).listen(port, '127.0.0.1');
+}
+
+const server = createServer(handle).listen(port, '127.0.0.1');
+if (h2port > 0) {
+  createH2(handle).listen(h2port, '127.0.0.1');
+  // Loaded only for the mixed load, as echo-server loads it on the first upgrade.
+  server.on('upgrade', async (req, socket, head) => {
+    const { WebSocketServer } = await import('ws');
+    const wss = (globalThis.wss ??= new WebSocketServer({ noServer: true }));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.send(JSON.stringify({ url: req.url, headers: req.headers }));
+      ws.on('message', (data, binary) => ws.send(data, { binary }));
+    });
+  });
+}

@@ -4,12 +4,22 @@
 // library, Node's JavaScript internals, native calls (socket writes are most of
 // these) and the garbage collector. Loopback only; each run lasts DURATION seconds.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const PORT = 18_480;
+const PATH = process.env.BENCH_PATH ?? '/bench?x=1';
+/** Pinned like the bench: the server on CPU 0, wrk on CPU 1 (when there are two). */
+const PIN = cpus().length >= 2;
+const freePort = () => new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address() as { port: number };
+    s.close(() => resolve(port));
+  });
+});
+const PORT = await freePort();
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[] }
@@ -33,13 +43,21 @@ function ownerOf(marks: { line: number; owner: string }[], line: number): string
   return owner;
 }
 
+/** Self time of each function, for the echo-server run's table of hottest functions. */
+const functions = new Map<string, number>();
+
 async function profile(args: string[], bundleName: string | null, marks: { line: number; owner: string }[], path: string): Promise<Map<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'echo-prof-'));
-  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir, ...args], { stdio: 'ignore' });
+  // The access log goes to a file, as in the bench.
+  const log = openSync(join(dir, 'stdout.log'), 'a');
+  const argv = [...(PIN ? ['taskset', '-c', '0'] : []), process.execPath, '--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, 'ignore'] });
   await new Promise((r) => setTimeout(r, 700));
-  execFileSync('wrk', ['-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${PORT}${path}`], { stdio: 'ignore' });
+  const load = [...(PIN ? ['taskset', '-c', '1'] : []), 'wrk', '-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${PORT}${path}`];
+  execFileSync(load[0]!, load.slice(1), { stdio: 'ignore' });
   child.kill('SIGINT');
   await new Promise((r) => child.once('exit', r));
+  closeSync(log);
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
   const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -56,8 +74,13 @@ async function profile(args: string[], bundleName: string | null, marks: { line:
     else if (f.url.startsWith('node:') || !f.url.includes('/')) owner = 'node internals (JS)';
     else owner = f.url.split('/').pop()!;
     self.set(owner, (self.get(owner) ?? 0) + 1);
+    if (bundleName !== null) {
+      const fn = `${owner}: ${f.functionName || '(anonymous)'}${f.url.startsWith('node:') ? ` (${f.url})` : ''}`;
+      functions.set(fn, (functions.get(fn) ?? 0) + 1);
+    }
   }
   for (const [k, v] of self) self.set(k, v / busy);
+  if (bundleName !== null) for (const [k, v] of functions) functions.set(k, v / busy);
   return self;
 }
 
@@ -65,11 +88,11 @@ const out = join(mkdtempSync(join(tmpdir(), 'echo-prof-build-')), 'echo-server.c
 execFileSync(process.execPath, ['scripts/build.ts', '--no-minify', '--outfile', out], { stdio: 'ignore' });
 const marks = moduleMap(readFileSync(out, 'utf8'));
 // The baseline exits on SIGINT without a handler, which would lose its profile.
-const echo = await profile([out, '--port', String(PORT), '--host', '127.0.0.1'], 'echo-server.cjs', marks, '/');
-const base = await profile(['--import', 'data:text/javascript,process.on("SIGINT",()=>process.exit(0))', 'bench/baseline.mjs', String(PORT)], null, [], '/');
+const echo = await profile([out, '--port', String(PORT), '--host', '127.0.0.1'], 'echo-server.cjs', marks, PATH);
+const base = await profile(['--import', 'data:text/javascript,process.on("SIGINT",()=>process.exit(0))', 'bench/baseline.mjs', String(PORT)], null, [], PATH);
 
 const owners = [...new Set([...echo.keys(), ...base.keys()])].sort((a, b) => (echo.get(b) ?? 0) - (echo.get(a) ?? 0));
-console.log(`Self time of busy samples under wrk -c50 (${DURATION}s), small GET, access log on:\n`);
+console.log(`Self time of busy samples under wrk -c50 (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`);
 console.log('| owner | echo-server | baseline |\n|---|---|---|');
 for (const o of owners) {
   const e = echo.get(o) ?? 0;
@@ -77,3 +100,7 @@ for (const o of owners) {
   if (e < 0.003 && b < 0.003) continue;
   console.log(`| ${o} | ${(e * 100).toFixed(1)}% | ${(b * 100).toFixed(1)}% |`);
 }
+
+console.log('\nHottest echo-server functions (self time, share of busy samples):\n');
+console.log('| function | self |\n|---|---|');
+for (const [fn, share] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`| ${fn} | ${(share * 100).toFixed(1)}% |`);

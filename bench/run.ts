@@ -4,28 +4,64 @@
 // ratio to the baseline measured in the same run. Traffic goes to 127.0.0.1 only;
 // every load loop is bounded in time and count.
 //
-// Load comes from wrk (Debian's package; installed when missing and running as
-// root), one thread, so the generator and the server each get one of two cores.
+// Pinned (the default with 2 or more CPUs and `taskset`): each server runs on CPU 0
+// and wrk on the others, so Node's helper threads (GC, libuv) cannot borrow a second
+// core and the figures are what a container with a one-CPU limit sees. Unpinned
+// figures are kept for the small GETs. Both servers write their stdout to a file
+// (echo-server's access log, the way a container's log driver takes it) and run
+// with --trace-gc-nvp, whose `allocated=` counts give allocations per request.
+//
 // Environment: BENCH_DURATION (seconds per round, default 4), BENCH_ROUNDS (3),
-// BENCH_CONNECTIONS (50), BENCH_IMAGE (image for the docker-run-to-healthy figure).
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// BENCH_CONNECTIONS (50), BENCH_PINNED (0 to skip the pinned mode), BENCH_MIX_SECONDS
+// (mixed-load length and idle wait, 30), BENCH_IMAGE (an existing image for the
+// docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
+// (only the pinned small GETs, printed: the loop for optimising the hot path; with
+// BENCH_QUICK_SCENARIOS=n, BENCH_ECHO_ARGS='--no-access-log ...', BENCH_BUNDLE=path).
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { MAX_REQUEST_SERIES } from '../src/metrics.ts';
+import { mixedLoad, type MixCounts } from './mixed-load.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const BUNDLE = 'dist/echo-server.cjs';
+const MIX_SECONDS = Number(process.env.BENCH_MIX_SECONDS ?? 30);
+const BUNDLE = process.env.BENCH_BUNDLE ?? 'dist/echo-server.cjs';
+/** Extra echo-server flags for BENCH_QUICK runs (what a feature costs). */
+const ECHO_ARGS = (process.env.BENCH_ECHO_ARGS ?? '').split(' ').filter(Boolean);
 const HOST = '127.0.0.1';
+const NCPU = cpus().length;
+const PINNED = NCPU >= 2 && process.env.BENCH_PINNED !== '0' && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
+/** CPU sets: the server on CPU 0, the load generator on the rest. */
+const SERVER_CPUS = '0';
+const LOAD_CPUS = NCPU > 2 ? `1-${NCPU - 1}` : '1';
+const TMP = mkdtempSync(join(tmpdir(), 'echo-bench-'));
 
 type Target = 'echo' | 'baseline';
+
+interface StartOptions {
+  pin?: boolean;
+  /** Extra echo-server flags. */
+  args?: string[];
+  traceGc?: boolean;
+  /** Cleartext HTTP/2 port for the baseline (mixed load). */
+  h2?: boolean;
+}
 
 interface Server {
   target: Target;
   child: ChildProcess;
   port: number;
+  h2port: number;
+  logFile: string;
+  logFd: number;
+  /** performance.now() at spawn: --trace-gc lines count ms from about then. */
+  spawnedAt: number;
 }
 
 interface Sample {
@@ -34,9 +70,9 @@ interface Sample {
   p99: number;
   p999: number;
   errors: number;
-  mbps: number;
   rssMb: number;
-  cpuMsPerKReq: number;
+  cpuUsPerReq: number;
+  allocKbPerReq: number | null;
 }
 
 interface Scenario {
@@ -55,49 +91,100 @@ function freePort(): Promise<number> {
   });
 }
 
-function get(port: number, path: string): Promise<number> {
+function get(port: number, path: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request({ host: HOST, port, path, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+    const req = request({ host: HOST, port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('error', () => resolve(0));
+    req.on('error', () => resolve({ status: 0, body: '' }));
     req.end();
   });
 }
 
+let serial = 0;
 /** Process start to the first 200 from the liveness endpoint, in ms. */
-async function startServer(target: Target): Promise<Server & { startMs: number }> {
+async function startServer(target: Target, opts: StartOptions = {}): Promise<Server & { startMs: number }> {
   const port = await freePort();
+  const h2port = target === 'echo' ? port : opts.h2 ? await freePort() : 0;
+  const logFile = join(TMP, `${target}-${serial++}.log`);
+  // O_APPEND, so truncating the file between measurements keeps later lines at its start.
+  const logFd = openSync(logFile, 'a');
+  const node = [process.execPath, ...(opts.traceGc ? ['--trace-gc-nvp'] : [])];
+  const args = target === 'echo'
+    ? [...node, BUNDLE, '--port', String(port), '--host', HOST, ...(opts.args ?? [])]
+    : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
+  const argv = PINNED ? ['taskset', '-c', opts.pin ? SERVER_CPUS : `0-${NCPU - 1}`, ...args] : args;
   const start = performance.now();
-  const args = target === 'echo' ? [BUNDLE, '--port', String(port), '--host', HOST] : ['bench/baseline.mjs', String(port)];
-  // Access logging stays on (the default); its lines go to /dev/null.
-  const child = spawn(process.execPath, args, { stdio: 'ignore' });
+  // taskset execs node: the child's pid is the server's.
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', logFd, 'inherit'] });
   for (;;) {
-    if ((await get(port, '/livez')) === 200) break;
-    if (performance.now() - start > 10_000) throw new Error(`${target} did not start`);
+    if ((await get(port, '/livez')).status === 200) break;
+    if (performance.now() - start > 15_000) throw new Error(`${target} did not start`);
     await sleep(2);
   }
-  return { target, child, port, startMs: performance.now() - start };
+  return { target, child, port, h2port, logFile, logFd, spawnedAt: start, startMs: performance.now() - start };
 }
 
 function stopServer(s: Server): Promise<void> {
   return new Promise((resolve) => {
-    s.child.once('exit', () => resolve());
+    s.child.once('exit', () => {
+      closeSync(s.logFd);
+      rmSync(s.logFile, { force: true });
+      resolve();
+    });
     s.child.kill('SIGTERM');
   });
 }
 
 function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
-/** CPU time (user + system) of a process, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks * 10; // USER_HZ is 100 on Linux
+/** The process and its children (a --workers primary and its workers). */
+function tree(pid: number): number[] {
+  const out = [pid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU time (user + system) of a process and its children, in µs. */
+function cpuUs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* gone */ }
+  }
+  return ticks * 10_000; // USER_HZ is 100 on Linux
+}
+
+const rssOf = (pids: number[]) => pids.reduce((n, p) => n + rssMb(p), 0);
+
+/** Bytes V8 allocated between two moments (server-relative ms), from --trace-gc-nvp lines. */
+function allocatedBetween(s: Server, fromMs: number, toMs: number): number {
+  let bytes = 0;
+  const text = readFileSync(s.logFile, 'latin1');
+  for (const m of text.matchAll(/^\[\d+:[^\]]*\]\s+(\d+) ms: .*? allocated=(\d+)/gm)) {
+    const t = Number(m[1]);
+    if (t >= fromMs && t <= toMs) bytes += Number(m[2]);
+  }
+  return bytes;
 }
 
 interface LoadShape {
@@ -110,12 +197,14 @@ interface LoadShape {
   duration?: number;
 }
 
-/** One bounded wrk run against loopback. */
-function wrk(port: number, shape: LoadShape) {
-  const out = execFileSync('wrk', [
-    '-t1', `-c${shape.connections ?? CONNECTIONS}`, `-d${shape.duration ?? DURATION}s`, '--timeout', '10s',
+/** One bounded wrk run against loopback (asynchronous: a scraper can run beside it). */
+async function wrk(port: number, shape: LoadShape, pin: boolean) {
+  const args = [
+    'wrk', '-t1', `-c${shape.connections ?? CONNECTIONS}`, `-d${shape.duration ?? DURATION}s`, '--timeout', '10s',
     '-s', 'bench/wrk.lua', `http://${HOST}:${port}${shape.path ?? '/'}`,
-  ], {
+  ];
+  const argv = pin && PINNED ? ['taskset', '-c', LOAD_CPUS, ...args] : args;
+  const { stdout: out } = await promisify(execFile)(argv[0]!, argv.slice(1), {
     encoding: 'utf8',
     env: {
       ...process.env, BENCH_METHOD: shape.method ?? 'GET', BENCH_BODY: String(shape.body ?? 0),
@@ -125,10 +214,7 @@ function wrk(port: number, shape: LoadShape) {
   const line = out.trim().split('\n').pop()!;
   const r = JSON.parse(line) as { requests: number; durationUs: number; bytes: number; errors: number; p50: number; p99: number; p999: number };
   const seconds = r.durationUs / 1e6;
-  return {
-    rps: r.requests / seconds, p50: r.p50 / 1000, p99: r.p99 / 1000, p999: r.p999 / 1000,
-    errors: r.errors, mbps: r.bytes / seconds / 1e6, requests: r.requests,
-  };
+  return { rps: r.requests / seconds, p50: r.p50 / 1000, p99: r.p99 / 1000, p999: r.p999 / 1000, errors: r.errors, requests: r.requests };
 }
 
 function ensureWrk(): void {
@@ -142,23 +228,183 @@ function ensureWrk(): void {
   throw new Error('bench needs wrk: apt-get install wrk');
 }
 
-const SCENARIOS: Scenario[] = [
-  { name: 'GET, text', shape: () => ({}) },
-  { name: 'GET, JSON', shape: () => ({ accept: 'application/json' }) },
+const HEADLINE = 'GET /bench?x=1, text';
+const PINNED_SCENARIOS: Scenario[] = [
+  { name: HEADLINE, shape: () => ({ path: '/bench?x=1' }) },
+  { name: 'GET /bench?x=1, JSON', shape: () => ({ path: '/bench?x=1', accept: 'application/json' }) },
+  { name: 'GET /, text', shape: () => ({}) },
   { name: 'POST 64 KiB body', shape: () => ({ method: 'POST', body: 64 * 1024 }) },
   { name: 'GET, new connection per request', shape: () => ({ close: true }) },
   { name: 'generated 1 MiB response', shape: (t) => ({ path: t === 'echo' ? '/?echo_size=1MiB' : '/1mib', connections: 10 }) },
 ];
+const UNPINNED_SCENARIOS = PINNED_SCENARIOS.slice(0, 3);
 
-function measure(server: Server, scenario: Scenario): Sample {
-  const pid = server.child.pid!;
-  let peak = rssMb(pid);
-  const sampler = setInterval(() => { peak = Math.max(peak, rssMb(pid)); }, 100);
-  const cpu0 = cpuMs(pid);
-  const r = wrk(server.port, scenario.shape(server.target));
+async function measure(server: Server, scenario: Scenario, pin: boolean): Promise<Sample> {
+  const pids = tree(server.child.pid!);
+  let peak = rssOf(pids);
+  const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pids)); }, 100);
+  ftruncateSync(server.logFd, 0);
+  const cpu0 = cpuUs(pids);
+  const t0 = performance.now() - server.spawnedAt;
+  const r = await wrk(server.port, scenario.shape(server.target), pin);
+  const t1 = performance.now() - server.spawnedAt;
+  const cpu = cpuUs(pids) - cpu0;
   clearInterval(sampler);
-  const cpu = cpuMs(pid) - cpu0;
-  return { ...r, rssMb: peak, cpuMsPerKReq: r.requests > 0 ? (cpu / r.requests) * 1000 : 0 };
+  const allocated = pids.length === 1 ? allocatedBetween(server, t0, t1) : 0;
+  return {
+    ...r, rssMb: peak, cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0,
+    allocKbPerReq: pids.length === 1 && r.requests > 0 ? allocated / r.requests / 1024 : null,
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function aggregate(xs: Sample[]): Sample {
+  const allocs = xs.map((x) => x.allocKbPerReq).filter((x): x is number => x !== null);
+  return {
+    rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)),
+    p999: median(xs.map((x) => x.p999)), errors: xs.reduce((n, x) => n + x.errors, 0),
+    rssMb: Math.max(...xs.map((x) => x.rssMb)), cpuUsPerReq: median(xs.map((x) => x.cpuUsPerReq)),
+    allocKbPerReq: allocs.length > 0 ? median(allocs) : null,
+  };
+}
+
+interface Row { scenario: string; echo: Sample; baseline: Sample }
+
+/** Every scenario, echo-server and the baseline interleaved round by round. */
+async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = []): Promise<Row[]> {
+  const echo = await startServer('echo', { pin, traceGc: true, args: echoArgs });
+  const baseline = await startServer('baseline', { pin, traceGc: true });
+  await sleep(300);
+  const rows: Row[] = [];
+  try {
+    for (const scenario of scenarios) {
+      const samples: Record<Target, Sample[]> = { echo: [], baseline: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const server of [echo, baseline]) {
+          if (round === 0) await wrk(server.port, { ...scenario.shape(server.target), duration: 1 }, pin); // warm-up
+          samples[server.target].push(await measure(server, scenario, pin));
+        }
+      }
+      const row = { scenario: scenario.name, echo: aggregate(samples.echo), baseline: aggregate(samples.baseline) };
+      rows.push(row);
+      console.log(`  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs ${row.baseline.rps.toFixed(0)} req/s (${(row.echo.rps / row.baseline.rps).toFixed(2)}), ` +
+        `CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.baseline.cpuUsPerReq.toFixed(1)} µs/req`);
+    }
+  } finally {
+    await stopServer(echo);
+    await stopServer(baseline);
+  }
+  return rows;
+}
+
+interface WorkerRow { name: string; sample: Sample }
+
+/** echo-server with 1 and 2 workers (both balance modes), unpinned: the load generator shares the two cores. */
+async function workersCompare(): Promise<WorkerRow[]> {
+  const configs: { name: string; args: string[] }[] = [
+    { name: '1 process (default)', args: [] },
+    { name: '--workers 2 (primary hands out connections)', args: ['--workers', '2', '--worker-balance', 'primary'] },
+    { name: '--workers 2 --worker-balance reuseport', args: ['--workers', '2', '--worker-balance', 'reuseport'] },
+  ];
+  const servers = [];
+  for (const c of configs) servers.push(await startServer('echo', { args: c.args }));
+  await sleep(300);
+  const samples: Sample[][] = configs.map(() => []);
+  const scenario = PINNED_SCENARIOS[0]!;
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, s] of servers.entries()) {
+        if (round === 0) await wrk(s.port, { ...scenario.shape('echo'), duration: 1 }, false);
+        samples[i]!.push(await measure(s, scenario, false));
+      }
+    }
+  } finally {
+    for (const s of servers) await stopServer(s);
+  }
+  const rows = configs.map((c, i) => ({ name: c.name, sample: aggregate(samples[i]!) }));
+  for (const r of rows) console.log(`  workers ${r.name}: ${r.sample.rps.toFixed(0)} req/s, CPU ${r.sample.cpuUsPerReq.toFixed(1)} µs/req`);
+  return rows;
+}
+
+interface ScrapeFigures {
+  series: number;
+  bytes: number;
+  scrapeMs: number;
+  cpuUsPerScrape: number;
+  p99Quiet: number;
+  p99Scraped: number;
+  scrapes: number;
+}
+
+/**
+ * The cost of /metrics with every request series in use (each method with every
+ * status slot, as `echo_status` across methods would make): time and CPU of one
+ * scrape, and the p99 of normal requests with and without a scraper hammering it.
+ */
+async function scrapeCost(): Promise<ScrapeFigures> {
+  const s = await startServer('echo', { pin: true });
+  try {
+    const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND'];
+    const statuses = [];
+    for (let code = 200; code < 600; code++) statuses.push(code);
+    let jobs: Promise<unknown>[] = [];
+    for (const method of methods) {
+      for (const code of statuses) {
+        jobs.push(new Promise((resolve) => {
+          const req = request({ host: HOST, port: s.port, method, path: `/?echo_status=${code}`, agent }, (res) => { res.resume(); res.on('end', resolve); });
+          req.on('error', resolve);
+          req.end();
+        }));
+        if (jobs.length >= 8) { await Promise.all(jobs); jobs = []; }
+      }
+    }
+    await Promise.all(jobs);
+    const first = await get(s.port, '/metrics', agent);
+    const series = first.body.split('\n').filter((l) => l.startsWith('echo_http_requests_total{')).length;
+    const pids = [s.child.pid!];
+    const n = 200;
+    const cpu0 = cpuUs(pids);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await get(s.port, '/metrics', agent);
+    const scrapeMs = (performance.now() - t0) / n;
+    const cpuUsPerScrape = (cpuUs(pids) - cpu0) / n;
+    const scenario = PINNED_SCENARIOS[0]!;
+    const quiet = await wrk(s.port, scenario.shape('echo'), true);
+    let scraping = true;
+    let scrapes = 0;
+    const scraper = (async () => { while (scraping) { await get(s.port, '/metrics', agent); scrapes++; } })();
+    const loud = await wrk(s.port, scenario.shape('echo'), true);
+    scraping = false;
+    await scraper;
+    agent.destroy();
+    return { series, bytes: Buffer.byteLength(first.body), scrapeMs, cpuUsPerScrape, p99Quiet: quiet.p99, p99Scraped: loud.p99, scrapes };
+  } finally {
+    await stopServer(s);
+  }
+}
+
+interface MixFigures { plateauMb: number; peakMb: number; idleAfterMb: number; beforeMb: number; counts: MixCounts }
+
+/** The mixed load for MIX_SECONDS, then as long idle: RSS plateau (median of the last third), peak, and after. */
+async function mixed(target: Target): Promise<MixFigures> {
+  const s = await startServer(target, { pin: true, h2: true });
+  try {
+    await sleep(300);
+    const pid = s.child.pid!;
+    const beforeMb = rssMb(pid);
+    const samples: { t: number; mb: number }[] = [];
+    const t0 = performance.now();
+    const sampler = setInterval(() => samples.push({ t: performance.now() - t0, mb: rssMb(pid) }), 250);
+    const counts = await mixedLoad({ port: s.port, h2port: s.h2port, ssePath: target === 'echo' ? '/mix' : '/sse' }, MIX_SECONDS);
+    clearInterval(sampler);
+    const last = samples.filter((x) => x.t >= (MIX_SECONDS * 1000 * 2) / 3).map((x) => x.mb);
+    await sleep(MIX_SECONDS * 1000);
+    return { plateauMb: median(last), peakMb: Math.max(...samples.map((x) => x.mb)), idleAfterMb: rssMb(pid), beforeMb, counts };
+  } finally {
+    await stopServer(s);
+  }
 }
 
 /** 1,000 requests held open by a 5 s delay: RSS while they wait. */
@@ -197,14 +443,13 @@ async function heldOn(target: Target) {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 function dockerRunToHealthy(): string {
   const docker = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
   const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
   const image = process.env.BENCH_IMAGE ?? `echo-server:${version}`;
   if (spawnSync(docker, ['info'], { stdio: 'ignore' }).status !== 0) return 'skipped (no Docker engine)';
   if (spawnSync(docker, ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) {
+    if (process.env.BENCH_BUILD_IMAGE !== '1') return `skipped (no image ${image}; BENCH_BUILD_IMAGE=1 builds it)`;
     // Build it against the local stand-in bases, as the image tests do.
     const built = spawnSync(process.execPath, ['scripts/image.ts', '--airgap', '--tag', image], { stdio: 'ignore', env: { ...process.env, DOCKER: docker } });
     if (built.status !== 0) return `skipped (building ${image} failed)`;
@@ -223,87 +468,121 @@ function dockerRunToHealthy(): string {
   }
 }
 
+interface Report {
+  date: string; node: string; cpus: number; cpuModel: string; memoryGb: number; durationSeconds: number; rounds: number; connections: number;
+  pinned: boolean; loadBefore: number[]; loadAfter: number[]; benchSeconds: number;
+  pinnedRows: Row[]; unpinnedRows: Row[]; workers: WorkerRow[]; scrape: ScrapeFigures;
+  mix: Record<Target, MixFigures>; mixSeconds: number;
+  startupMs: Record<Target, number>; idleRssMb: Record<Target, number>;
+  held: Record<Target, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>; dockerRunToHealthy: string;
+}
+
 async function main(): Promise<void> {
   ensureWrk();
-  execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
+  if (process.env.BENCH_BUNDLE === undefined) execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
   const started = new Date();
-  console.log(`bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}`);
+  const loadBefore = loadavg();
+  console.log(`bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}, ` +
+    `${PINNED ? `pinned (server on CPU ${SERVER_CPUS}, load on ${LOAD_CPUS})` : 'unpinned only'}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
+  if (process.env.BENCH_QUICK === '1') {
+    // Development loop: only the pinned small GETs, printed, nothing written.
+    console.log(table(await compare(PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)), PINNED, ECHO_ARGS), true).join('\n'));
+    console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    return;
+  }
   const startup: Record<Target, number[]> = { echo: [], baseline: [] };
+  const idle: Record<Target, number> = { echo: 0, baseline: 0 };
   for (let i = 0; i < 5; i++) {
     for (const target of ['echo', 'baseline'] as const) {
       const s = await startServer(target);
       startup[target].push(s.startMs);
+      if (i === 4) {
+        await sleep(500);
+        idle[target] = rssMb(s.child.pid!);
+      }
       await stopServer(s);
     }
   }
 
-  const echo = await startServer('echo');
-  const baseline = await startServer('baseline');
-  await sleep(500);
-  const idle = { echo: rssMb(echo.child.pid!), baseline: rssMb(baseline.child.pid!) };
-
-  const results: { scenario: string; echo: Sample; baseline: Sample }[] = [];
-  for (const scenario of SCENARIOS) {
-    const samples: Record<Target, Sample[]> = { echo: [], baseline: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const server of [echo, baseline]) {
-        wrk(server.port, { ...scenario.shape(server.target), duration: 1 }); // warm-up, not recorded
-        samples[server.target].push(measure(server, scenario));
-      }
-    }
-    const agg = (xs: Sample[]): Sample => ({
-      rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)),
-      p999: median(xs.map((x) => x.p999)), errors: xs.reduce((n, x) => n + x.errors, 0), mbps: median(xs.map((x) => x.mbps)),
-      rssMb: Math.max(...xs.map((x) => x.rssMb)), cpuMsPerKReq: median(xs.map((x) => x.cpuMsPerKReq)),
-    });
-    const row = { scenario: scenario.name, echo: agg(samples.echo), baseline: agg(samples.baseline) };
-    results.push(row);
-    console.log(`  ${row.scenario}: ${row.echo.rps.toFixed(0)} vs ${row.baseline.rps.toFixed(0)} req/s (${(row.echo.rps / row.baseline.rps).toFixed(2)})`);
-  }
-
-  await stopServer(echo);
-  await stopServer(baseline);
+  const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true) : [];
+  const unpinnedRows = await compare(UNPINNED_SCENARIOS, false);
+  const workers = await workersCompare();
+  const scrape = await scrapeCost();
+  console.log(`  scrape: ${scrape.series} series, ${scrape.scrapeMs.toFixed(2)} ms, ${scrape.cpuUsPerScrape.toFixed(0)} µs CPU; p99 ${scrape.p99Quiet.toFixed(1)} -> ${scrape.p99Scraped.toFixed(1)} ms with ${scrape.scrapes} scrapes`);
+  // The mixed load is generated in this process: it goes to the load CPUs meanwhile.
+  const pinSelf = (cpuList: string) => { if (PINNED) execFileSync('taskset', ['-pc', cpuList, String(process.pid)], { stdio: 'ignore' }); };
+  pinSelf(LOAD_CPUS);
+  const mix = { echo: await mixed('echo'), baseline: await mixed('baseline') };
+  pinSelf(`0-${NCPU - 1}`);
+  console.log(`  mixed load: plateau ${mix.echo.plateauMb.toFixed(0)} vs ${mix.baseline.plateauMb.toFixed(0)} MB`);
   // Fresh processes, so the heap grown by the load above does not hide the cost.
   const held = { echo: await heldOn('echo'), baseline: await heldOn('baseline') };
   const docker = dockerRunToHealthy();
 
-  const report = {
-    date: started.toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '',
+  const report: Report = {
+    date: started.toISOString(), node: process.version, cpus: NCPU, cpuModel: cpus()[0]?.model ?? '',
     memoryGb: Math.round(totalmem() / 1024 ** 3), durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS,
+    pinned: PINNED, loadBefore, loadAfter: loadavg(), benchSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    pinnedRows, unpinnedRows, workers, scrape, mix, mixSeconds: MIX_SECONDS,
     startupMs: { echo: median(startup.echo), baseline: median(startup.baseline) }, idleRssMb: idle, held, dockerRunToHealthy: docker,
-    scenarios: results,
   };
   const md = markdown(report);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n');
   writeFileSync('bench/results/latest.md', md);
   updateReadme(md);
+  rmSync(TMP, { recursive: true, force: true });
   console.log('\n' + md);
 }
 
 const f = (n: number, d = 0) => n.toFixed(d);
 const ratio = (a: number, b: number) => (b === 0 ? '-' : (a / b).toFixed(2));
 
-function markdown(r: {
-  date: string; node: string; cpus: number; cpuModel: string; memoryGb: number; durationSeconds: number; rounds: number; connections: number;
-  startupMs: Record<Target, number>; idleRssMb: Record<Target, number>; held: Record<Target, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>;
-  dockerRunToHealthy: string; scenarios: { scenario: string; echo: Sample; baseline: Sample }[];
-}): string {
+function table(rows: Row[], withAlloc: boolean): string[] {
   const lines = [
-    `Measured ${r.date.slice(0, 10)} on ${r.cpus} × ${r.cpuModel.trim()}, ${r.memoryGb} GiB, Node ${r.node}; wrk (1 thread), ${r.connections} connections, ` +
-    `${r.rounds} interleaved rounds of ${r.durationSeconds} s (medians). echo-server runs its production bundle with default settings, access log on (to /dev/null). ` +
-    'Ratios are echo-server ÷ bare node:http baseline from the same run.',
-    '',
-    '| scenario | req/s | ratio | p50 ms | p99 ms | ratio | p99.9 ms | errors | MB/s | peak RSS MB | CPU ms / 1k req | ratio |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| scenario | req/s | ratio | p50 ms | p99 ms | ratio | p99.9 ms | CPU µs / req | ratio |${withAlloc ? ' alloc KiB / req | ratio |' : ''} errors |`,
+    `|---|---|---|---|---|---|---|---|---|${withAlloc ? '---|---|' : ''}---|`,
   ];
-  for (const s of r.scenarios) {
+  for (const s of rows) {
     const e = s.echo;
     const b = s.baseline;
-    lines.push(`| ${s.scenario} | ${f(e.rps)} (base ${f(b.rps)}) | ${ratio(e.rps, b.rps)} | ${f(e.p50, 1)} (${f(b.p50, 1)}) | ${f(e.p99, 1)} (${f(b.p99, 1)}) | ${ratio(e.p99, b.p99)} | ` +
-      `${f(e.p999, 1)} (${f(b.p999, 1)}) | ${e.errors} (${b.errors}) | ${f(e.mbps, 1)} (${f(b.mbps, 1)}) | ${f(e.rssMb)} (${f(b.rssMb)}) | ${f(e.cpuMsPerKReq)} (${f(b.cpuMsPerKReq)}) | ${ratio(e.cpuMsPerKReq, b.cpuMsPerKReq)} |`);
+    const alloc = withAlloc ? ` ${e.allocKbPerReq === null ? '-' : f(e.allocKbPerReq, 1)} (${b.allocKbPerReq === null ? '-' : f(b.allocKbPerReq, 1)}) | ${e.allocKbPerReq !== null && b.allocKbPerReq !== null ? ratio(e.allocKbPerReq, b.allocKbPerReq) : '-'} |` : '';
+    lines.push(`| ${s.scenario} | ${f(e.rps)} (base ${f(b.rps)}) | **${ratio(e.rps, b.rps)}** | ${f(e.p50, 2)} (${f(b.p50, 2)}) | ${f(e.p99, 2)} (${f(b.p99, 2)}) | ${ratio(e.p99, b.p99)} | ` +
+      `${f(e.p999, 1)} (${f(b.p999, 1)}) | ${f(e.cpuUsPerReq, 1)} (${f(b.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, b.cpuUsPerReq)} |${alloc} ${e.errors} (${b.errors}) |`);
   }
+  return lines;
+}
+
+function markdown(r: Report): string {
+  const lines = [
+    `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${r.cpus} × ${r.cpuModel.trim()}, ${r.memoryGb} GiB, Node ${r.node}; load average ${r.loadBefore.map((l) => f(l, 2)).join(' ')} before, ` +
+    `${r.loadAfter.map((l) => f(l, 2)).join(' ')} after (the machine is shared: compare ratios, not absolute figures); wrk (1 thread), ${r.connections} connections, ` +
+    `${r.rounds} interleaved rounds of ${r.durationSeconds} s (medians); the whole bench took ${r.benchSeconds} s. echo-server runs its production bundle with default settings, ` +
+    'access log on, written to a file; both servers write their stdout to a file. Values in parentheses and every ratio are against the bare node:http baseline of the same run.',
+    '',
+  ];
+  if (r.pinned) {
+    lines.push(`**Per core (pinned):** each server on CPU ${SERVER_CPUS}, wrk on CPU ${LOAD_CPUS}. CPU µs / req is user + system time of the server process (from /proc); ` +
+      'allocations per request are V8\'s `allocated=` counts from `--trace-gc-nvp`. The first row is the headline.', '', ...table(r.pinnedRows, true), '');
+  }
+  lines.push('**Unpinned:** servers and wrk share both cores, so Node\'s GC and libuv threads can use the second one.', '', ...table(r.unpinnedRows, false), '');
+  const w1 = r.workers[0]!.sample;
+  lines.push(`**Workers** (unpinned, ${HEADLINE}): on ${r.cpus} cores shared with the load generator the gain is bounded; on a host with spare cores it is larger.`, '',
+    '| echo-server | req/s | vs 1 process | p99 ms | CPU µs / req (all processes) |', '|---|---|---|---|---|');
+  for (const w of r.workers) lines.push(`| ${w.name} | ${f(w.sample.rps)} | ${ratio(w.sample.rps, w1.rps)} | ${f(w.sample.p99, 2)} | ${f(w.sample.cpuUsPerReq, 1)} |`);
+  const s = r.scrape;
+  lines.push('', `**Scrape cost** with every \`echo_http_requests_total\` series in use (9 methods × every status 200-599): ${s.series} series in use (at most ${MAX_REQUEST_SERIES} can exist), ` +
+    `${f(s.bytes / 1024, 1)} KiB of text, ${f(s.scrapeMs, 2)} ms and ${f(s.cpuUsPerScrape)} µs of server CPU per scrape; p99 of the headline load ${f(s.p99Quiet, 2)} ms without scrapes, ` +
+    `${f(s.p99Scraped, 2)} ms with a scraper fetching /metrics back to back (${s.scrapes} scrapes in ${r.durationSeconds} s).`);
+  const m = r.mix;
+  const mc = m.echo.counts;
+  lines.push('', `**Memory under a mixed load** (${r.mixSeconds} s of 8 lanes of small GETs, 4 of 16 KiB POSTs, 4 of HTTP/2 streams, 2 of WebSocket churn, 8 of SSE churn; ` +
+    `echo-server answered ${mc.gets} GETs, ${mc.posts} POSTs, ${mc.h2} HTTP/2 streams, ${mc.websockets} WebSockets, ${mc.sse} SSE streams, ${mc.errors} errors):`, '',
+    '| figure | echo-server | baseline | ratio | target |', '|---|---|---|---|---|',
+    `| RSS plateau (median of the last third) | ${f(m.echo.plateauMb)} MB | ${f(m.baseline.plateauMb)} MB | ${ratio(m.echo.plateauMb, m.baseline.plateauMb)} | ≤ 1.2 |`,
+    `| RSS peak | ${f(m.echo.peakMb)} MB | ${f(m.baseline.peakMb)} MB | ${ratio(m.echo.peakMb, m.baseline.peakMb)} | |`,
+    `| RSS after ${r.mixSeconds} s idle | ${f(m.echo.idleAfterMb)} MB | ${f(m.baseline.idleAfterMb)} MB | ${ratio(m.echo.idleAfterMb, m.baseline.idleAfterMb)} | |`);
   const h = r.held;
   lines.push('',
     '| figure | echo-server | baseline | target |',

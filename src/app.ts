@@ -146,11 +146,11 @@ export function createApp(config: Config, deps: AppDeps): App {
     else text(x, 503, health.draining ? 'draining\n' : 'not ready\n');
     return true;
   });
-  if (metrics !== null) {
+  if (metrics !== null && config.metricsPort === 0) { // else on its own listener (metrics-listener.ts)
     addRoute(config.metricsPath, (x) => {
-      metrics.registry.metrics().then((body) => {
+      metrics.scrape().then((body) => {
         x.bytesOut = Buffer.byteLength(body);
-        x.res.writeHead(200, { 'Content-Type': metrics.registry.contentType, 'Content-Length': x.bytesOut, 'Cache-Control': 'no-store' });
+        x.res.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': x.bytesOut, 'Cache-Control': 'no-store' });
         x.res.end(body);
       }, (err: unknown) => {
         logger.error({ err }, 'metrics collection failed');

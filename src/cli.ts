@@ -1,11 +1,13 @@
 // The command line, thin over the library. Everything it touches (arguments,
 // environment, output streams, signals) comes in through `CliIo`, so tests run it
 // in-process exactly as the binary does.
-import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type ConfigWarning, type Env } from './config.ts';
+import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type Config, type ConfigWarning, type Env } from './config.ts';
 import { probe } from './healthcheck.ts';
 import { fdLimitWarning } from './fd-limit.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { startServer } from './server.ts';
+import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type CgroupLimits } from './resources.ts';
+import { startServer, type ServerDeps } from './server.ts';
+import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './version.ts';
 
 export interface CliIo {
@@ -18,6 +20,14 @@ export interface CliIo {
   logDestination?: NodeJS.WritableStream;
   /** Called once the server listens, with its URL (tests use it to find the port). */
   onListening?(url: string): void;
+  /**
+   * The real binary only: its script (for --workers, which starts more of it) and a
+   * way to restart itself in place with extra Node flags (the V8 heap sized from a
+   * container memory limit). In-process callers leave them out.
+   */
+  process?: { entry: string; nodeArgs: string[]; relaunch(nodeArgs: string[]): void };
+  /** The cgroup limits; read from /sys/fs/cgroup when absent. */
+  limits?: CgroupLimits;
 }
 
 /** Signals that drain and stop the server (like nginx, SIGQUIT is a graceful stop too). */
@@ -25,6 +35,9 @@ export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
 /** Signals that are logged and otherwise ignored (SIGUSR1 never arrives under --disable-sigusr1). */
 export const IGNORED_SIGNALS = ['SIGUSR1', 'SIGUSR2'] as const;
 export const SIGNALS = [...STOP_SIGNALS, ...IGNORED_SIGNALS];
+
+/** What a --workers worker's drain was started by when the primary asked for it (not a signal). */
+const FROM_PRIMARY = 'primary';
 
 /** Exit status: 0 success, 1 failure (unhealthy, forced stop), 2 bad usage or configuration. */
 export type ExitCode = 0 | 1 | 2;
@@ -104,7 +117,7 @@ export function usage(): string {
 
 export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
   let args: ParsedArgs;
-  let config;
+  let config: Config;
   const warnings: ConfigWarning[] = [];
   // Docker reserves exit status 2 of a HEALTHCHECK command: there, any failure is 1.
   const usageError: ExitCode = argv.includes('healthcheck') ? 1 : 2;
@@ -135,14 +148,58 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     return result.ok ? 0 : 1;
   }
 
+  // --- resources and workers (issue 13)
+  const limits = io.limits ?? readCgroupLimits();
+  const worker = workerId();
+  const workers = worker !== null ? 1 : config.workers === 0 ? autoWorkers(limits) : config.workers;
+  if (workers > 1 && io.process === undefined) {
+    io.stderr.write('echo-server: --workers above 1 needs the echo-server binary (it starts more of itself)\n');
+    return 2;
+  }
+  const autoInFlight = config.maxInFlight === 0;
+  if (worker === null && workers === 1 && io.process !== undefined) {
+    // Under a memory limit V8 would size its heap from the limit itself, but about
+    // twice as large as a limited container can hold (259 MiB in 128 MiB): restart
+    // once, in place (same PID), with a heap that fits, unless the operator chose one.
+    const heap = sizeFor(limits, 1).heapMiB;
+    if (heap !== null && !heapChosen(io.process.nodeArgs, io.env.NODE_OPTIONS)) io.process.relaunch([`--max-old-space-size=${heap}`]);
+  }
   const logger: Logger = createLogger({
     level: config.logLevel, format: config.logFormat,
     ...(io.logDestination ? { destination: io.logDestination } : {}),
   });
-  for (const w of warnings) logger.warn({ variable: w.variable }, w.message);
+  if (worker === null) for (const w of warnings) logger.warn({ variable: w.variable }, w.message);
+  if (workers > 1 && io.process !== undefined) {
+    const proc = io.process;
+    return runPrimary(config, workers, limits, {
+      argv, logger, describe: describeConfig(config), onSignal: (h) => io.onSignal(h), flush: () => flush(logger),
+      nodeArgs: proc.nodeArgs, onListening: (url) => io.onListening?.(url),
+    });
+  }
+  // In-flight budget for a single process, from the same limits that sized the heap.
+  if (autoInFlight && worker === null) config = { ...config, maxInFlight: sizeFor(limits, 1).maxInFlight };
+  const deps: ServerDeps = { logger, env: io.env };
+  let stop: (signal: string) => void = () => {};
+  let draining = false;
+  let joined: ReturnType<typeof joinPrimary> | undefined;
+  if (worker !== null) {
+    const perWorker = io.env[WORKER_ENV.maxInFlight];
+    if (autoInFlight && perWorker !== undefined) config = { ...config, maxInFlight: Number(perWorker) };
+    const ports = io.env[WORKER_ENV.ports];
+    if (ports !== undefined) {
+      const [http, https] = ports.split(',').map(Number);
+      config = { ...config, port: http!, httpsPort: https! };
+    }
+    deps.worker = {
+      id: worker, reusePort: config.workerBalance === 'reuseport',
+      // The primary's word to drain is not a second signal: after Ctrl-C in a terminal
+      // the worker gets the SIGINT itself as well, and must still drain, not exit at once.
+      attachMetrics: (m) => { joined = joinPrimary(m, () => stop(FROM_PRIMARY)); },
+    };
+  }
   let server;
   try {
-    server = await startServer(config, { logger, env: io.env });
+    server = await startServer(config, deps);
   } catch (err) {
     if (err instanceof ConfigError) {
       io.stderr.write(`echo-server: ${err.message}\n`);
@@ -155,24 +212,38 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
   }
   const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
-  logger.info({ ...BUILD_INFO, listeners, tlsCertificate: server.tlsSource ?? undefined, config: describeConfig(config) }, 'echo-server started');
-  const fdWarning = fdLimitWarning(config.maxConnections);
-  if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
-  io.onListening?.(server.url);
+  const resources = {
+    memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
+    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, heapLimitMiB: heapLimitMiB(),
+  };
+  if (worker !== null) {
+    logger.info({ worker, pid: process.pid, listeners, resources }, 'worker started');
+    joined?.listening(listeners);
+  } else {
+    logger.info({
+      ...BUILD_INFO, listeners, ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
+      tlsCertificate: server.tlsSource ?? undefined, resources, config: describeConfig(server.config),
+    }, 'echo-server started');
+    const fdWarning = fdLimitWarning(config.maxConnections);
+    if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
+    io.onListening?.(server.url);
+  }
 
   return new Promise<ExitCode>((resolve) => {
     let signals = 0;
-    io.onSignal((signal) => {
+    io.onSignal(stop = (signal) => {
       if ((IGNORED_SIGNALS as readonly string[]).includes(signal)) {
         logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
         return;
       }
-      signals++;
+      if (signal !== FROM_PRIMARY) signals++;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');
         void flush(logger).then(() => resolve(1));
         return;
       }
+      if (draining) return;
+      draining = true;
       logger.info({ signal, inFlight: server.app.inFlight, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
       server.shutdown().then((drained) => {
         if (drained) logger.info('shutdown complete');

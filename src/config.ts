@@ -14,6 +14,8 @@ export const TLS_CLIENT_AUTH = ['none', 'request', 'require'] as const;
 export type TlsClientAuth = (typeof TLS_CLIENT_AUTH)[number];
 export const PROXY_PROTOCOL_LISTENERS = ['http', 'https'] as const;
 export type ProxyProtocolListener = (typeof PROXY_PROTOCOL_LISTENERS)[number];
+export const WORKER_BALANCE = ['primary', 'reuseport'] as const;
+export type WorkerBalance = (typeof WORKER_BALANCE)[number];
 export const LOG_FORMATS = ['json', 'text'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
@@ -29,6 +31,7 @@ export interface Config {
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
   drainTimeoutMs: number;
   shutdownDelayMs: number;
@@ -67,6 +70,13 @@ export interface Config {
   sse: boolean;
   sseIntervalMs: number;
   sseCount: number;
+  // --- workers and metrics listener (issue 13)
+  /** Worker processes; 0 = `auto` (the CPUs this container may use), resolved at start-up. */
+  workers: number;
+  /** Port of a separate metrics listener; 0 = /metrics is served on the HTTP port. */
+  metricsPort: number;
+  /** How connections reach workers: the primary hands them out, or the kernel (SO_REUSEPORT). */
+  workerBalance: WorkerBalance;
 }
 
 export interface Setting<K extends keyof Config = keyof Config> {
@@ -89,6 +99,11 @@ function oneOf<T extends string>(allowed: readonly T[]) {
     if (!allowed.includes(s)) throw new ParseError(`"${clip(text)}" is not one of ${allowed.join(', ')}`);
     return s;
   };
+}
+
+/** `auto` (stored as 0, resolved at start-up) or what `parse` accepts. */
+function autoOr(parse: (text: string) => number) {
+  return (text: string): number => (text.trim().toLowerCase() === 'auto' ? 0 : parse(text));
 }
 
 /** An endpoint path: absolute, no query, or empty to turn the endpoint off. */
@@ -156,7 +171,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
-  { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: '1000', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
@@ -194,6 +209,10 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
   { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000, 10) },
   { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends (0 = the echo event only)', parse: (t) => parseInteger(t, 0, 10_000) },
+  // --- workers and the metrics listener (issue 13)
+  { key: 'workers', flag: 'workers', env: 'ECHO_WORKERS', default: '1', help: 'processes sharing the listening ports; auto: one per CPU the container may use', parse: autoOr((t) => parseInteger(t, 1, 256)) },
+  { key: 'metricsPort', flag: 'metrics-port', env: 'ECHO_METRICS_PORT', default: '0', help: 'serve --metrics-path on this port only, away from the echo (0: on the HTTP port)', parse: (t) => parseInteger(t, 0, 65535) },
+  { key: 'workerBalance', flag: 'worker-balance', env: 'ECHO_WORKER_BALANCE', default: 'primary', help: 'with --workers: primary (the primary hands connections out in turn) or reuseport (each worker binds; the kernel spreads them)', parse: oneOf(WORKER_BALANCE) },
 ];
 
 /** A bad setting: names it, says why; the CLI turns it into exit status 2. */
@@ -325,6 +344,7 @@ function checkConsistency(c: Config): void {
   if ((c.tlsCert === '') !== (c.tlsKey === '')) throw new ConfigError('invalid --tls-cert/--tls-key: give both files, or neither for a self-signed certificate');
   if (c.tlsClientAuth === 'require' && c.tlsClientCa === '') throw new ConfigError('invalid --tls-client-auth: require needs --tls-client-ca to verify against');
   if (c.https && c.httpsPort === c.port && c.port !== 0) throw new ConfigError('invalid --https-port: it must differ from --port');
+  if (c.metricsPort !== 0 && (c.metricsPort === c.port || (c.https && c.metricsPort === c.httpsPort))) throw new ConfigError('invalid --metrics-port: it must differ from --port and --https-port');
   const paths = [c.livenessPath, c.readinessPath, c.metricsPath, c.versionPath].filter((p) => p !== '');
   if (new Set(paths).size !== paths.length) throw new ConfigError('invalid endpoint paths: liveness, readiness, metrics and version paths must differ');
 }

@@ -5,6 +5,8 @@ import { hostname, networkInterfaces } from 'node:os';
 export interface Identity {
   hostname: string;
   addresses: string[];
+  /** With --workers: which worker process answered (1..N). */
+  worker?: number;
 }
 
 export function readIdentity(): Identity {

@@ -33,6 +33,8 @@ export interface ListenerDeps {
   logger: Logger;
   metrics: Metrics | null;
   tls: TlsMaterial | null;
+  /** A --workers worker with --worker-balance reuseport: bind a socket of its own (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 export async function listen(app: App, config: Config, deps: ListenerDeps): Promise<Listener> {
@@ -162,8 +164,9 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
     tlsFront = front('https', (socket) => { tlsServer.emit('connection', socket); });
   }
 
-  const address = await bind(plain, config.port, config.host, 'http');
-  const httpsAddress = tlsFront === null ? null : await bind(tlsFront, config.httpsPort, config.host, 'https').catch((err: unknown) => {
+  const own = deps.reusePort === true;
+  const address = await bind(plain, config.port, config.host, 'http', own);
+  const httpsAddress = tlsFront === null ? null : await bind(tlsFront, config.httpsPort, config.host, 'https', own).catch((err: unknown) => {
     plain.close();
     stopWatching();
     throw err;
@@ -331,11 +334,12 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, lo
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */
-function bind(server: TcpServer, port: number, host: string, listener: string): Promise<AddressInfo> {
+function bind(server: TcpServer, port: number, host: string, listener: string, reusePort: boolean): Promise<AddressInfo> {
   const attempt = (h: string) => new Promise<AddressInfo>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen({ port, host: h, ipv6Only: false }, () => {
+    // reusePort needs `exclusive`: in a cluster worker the socket is then its own, not the primary's.
+    server.listen({ port, host: h, ipv6Only: false, ...(reusePort ? { reusePort: true, exclusive: true } : {}) }, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });

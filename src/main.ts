@@ -15,6 +15,12 @@ main(process.argv.slice(2), {
     // this handler keeps the inspector closed and logs the signal.
     for (const signal of SIGNALS) process.on(signal, () => handler(signal));
   },
+  process: {
+    entry: process.argv[1]!,
+    nodeArgs: process.execArgv,
+    // Same PID (PID 1 in a container stays PID 1), same descriptors; nothing is listening yet.
+    relaunch: (nodeArgs) => process.execve!(process.execPath, [process.execPath, ...nodeArgs, ...process.execArgv, ...process.argv.slice(1)], process.env),
+  },
 }).then((code) => process.exit(code), (err: unknown) => {
   console.error(err);
   process.exit(1);

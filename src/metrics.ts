@@ -1,9 +1,65 @@
-// Prometheus metrics on a registry of our own (not prom-client's global one), so
-// several servers in one process (the tests) never share counters.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics. The per-request figures live in typed arrays indexed by a
+// small, fixed set of labels, so an update costs a few array writes and no object;
+// Prometheus text is written only when scraped. The label sets are closed: a
+// method outside the list counts as OTHER, and a status outside the short list of
+// exact codes counts as its class (1xx..5xx), so no client can grow the number of
+// series (issue 9 measured 3,600 series from `echo_status` across methods before).
+// The process_* / nodejs_* metrics come from prom-client on a registry of our own
+// (never the global one, so several servers in one process never share anything).
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+type PromMetric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT', 'OTHER'] as const;
+/**
+ * Status codes kept exact in the `status` label; every other code is counted under
+ * its class, `1xx` to `5xx`. These are the codes the server itself answers with,
+ * plus the ones load tests commonly ask for through `echo_status`.
+ */
+export const EXACT_STATUSES = [
+  101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308,
+  400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 426, 429, 431, 499,
+  500, 501, 502, 503, 504,
+] as const;
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** Label values of `status`, by slot: the exact codes, then the classes. */
+const STATUS_LABELS: readonly string[] = [...EXACT_STATUSES.map(String), ...CLASSES];
+const STATUS_SLOTS = STATUS_LABELS.length;
+/** The most `echo_http_requests_total` series there can ever be. */
+export const MAX_REQUEST_SERIES = METHODS.length * STATUS_SLOTS;
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+const NB = DURATION_BUCKETS.length + 1; // the last slot is +Inf
+
+const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
+const OTHER = METHODS.length - 1;
+/** status code (100..599) -> slot; anything outside that range is a 5xx. */
+const STATUS_SLOT = new Uint8Array(600).fill(STATUS_SLOTS - 1);
+for (let code = 100; code < 600; code++) STATUS_SLOT[code] = EXACT_STATUSES.length + Math.floor(code / 100) - 1;
+EXACT_STATUSES.forEach((code, i) => { STATUS_SLOT[code] = i; });
+
+/** The echo_* figures of one process. */
+interface Counted {
+  requests: ArrayLike<number>;
+  buckets: ArrayLike<number>;
+  sums: ArrayLike<number>;
+  inFlight: number;
+  connections: number;
+  refused: number;
+  droppedLogLines: number;
+  wsReceived: number;
+  wsSent: number;
+}
+
+/** Everything a worker counts, as plain data (it crosses the IPC channel): what the primary adds up. */
+export interface MetricsSnapshot extends Counted {
+  requests: number[];
+  buckets: number[];
+  sums: number[];
+  /** prom-client's process_* / nodejs_* metrics, as its JSON. */
+  defaults: PromMetric[];
+}
 
 export interface Metrics {
-  registry: Registry;
   requestStarted(): void;
   requestFinished(method: string, status: number, seconds: number): void;
   websocketMessages(received: number, sent: number): void;
@@ -11,86 +67,189 @@ export interface Metrics {
   requestRefused(): void;
   connectionOpened(): void;
   connectionClosed(): void;
+  /** This process's counters, for aggregation by a --workers primary. */
+  snapshot(): Promise<MetricsSnapshot>;
+  /**
+   * The Prometheus text a scrape gets. Set by a --workers worker to ask the primary
+   * for every worker's figures; by default this process's own.
+   */
+  scrape: () => Promise<string>;
+  readonly contentType: string;
 }
-
-/** Methods outside this set are counted as OTHER, keeping label cardinality bounded. */
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 export interface MetricsSources {
   /** Log lines dropped because the log destination was slow, gone or full. */
   droppedLogLines(): number;
 }
 
+export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
 export function createMetrics(sources: MetricsSources = { droppedLogLines: () => 0 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
-    name: 'echo_http_requests_total', help: 'HTTP requests answered, by method and status code.',
-    labelNames: ['method', 'status'] as const, registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'echo_http_request_duration_seconds', help: 'Time from request start to the end of the response, by method.',
-    labelNames: ['method'] as const, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  });
-  // The two gauges are plain counters read at scrape time: cheaper per request
-  // than updating a prom-client gauge twice.
+  const requests = new Float64Array(METHODS.length * STATUS_SLOTS);
+  const buckets = new Float64Array(METHODS.length * NB);
+  const sums = new Float64Array(METHODS.length);
   let inFlight = 0;
   let connections = 0;
-  new Gauge({
-    name: 'echo_http_requests_in_flight', help: 'Requests being handled now.', registers: [registry],
-    collect() { this.set(inFlight); },
-  });
-  new Gauge({
-    name: 'echo_open_connections', help: 'Open client connections.', registers: [registry],
-    collect() { this.set(connections); },
-  });
-
-  new Counter({
-    name: 'echo_log_lines_dropped_total', help: 'Log lines dropped because the log destination was slow, gone or full.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(sources.droppedLogLines());
-    },
-  });
   let refused = 0;
-  new Counter({
-    name: 'echo_requests_refused_total', help: 'Requests and streams refused because --max-in-flight was reached.',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(refused);
-    },
-  });
+  let wsReceived = 0;
+  let wsSent = 0;
 
-  const wsMessages = new Counter({
-    name: 'echo_websocket_messages_total', help: 'WebSocket messages, by direction.',
-    labelNames: ['direction'] as const, registers: [registry],
+  const snapshot = async (): Promise<MetricsSnapshot> => ({
+    requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
+    inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+    defaults: await registry.getMetricsAsJSON(),
   });
-  // Labelled children are looked up once per method/status pair, not per request.
-  const counterChildren = new Map<string, Counter.Internal>();
-  const histogramChildren = new Map<string, Histogram.Internal<'method'>>();
-  return {
-    registry,
+  const metrics: Metrics = {
     requestStarted: () => { inFlight++; },
     requestFinished(method, status, seconds) {
       inFlight--;
-      const m = METHODS.has(method) ? method : 'OTHER';
-      const key = m + status;
-      let c = counterChildren.get(key);
-      if (c === undefined) counterChildren.set(key, (c = requests.labels(m, String(status))));
-      c.inc();
-      let h = histogramChildren.get(m);
-      if (h === undefined) histogramChildren.set(m, (h = duration.labels(m)));
-      h.observe(seconds);
+      const m = METHOD_INDEX.get(method) ?? OTHER;
+      requests[m * STATUS_SLOTS + (status >= 100 && status < 600 ? STATUS_SLOT[status]! : STATUS_SLOTS - 1)]!++;
+      let b = 0;
+      while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
+      buckets[m * NB + b]!++;
+      sums[m]! += seconds;
     },
     websocketMessages(received, sent) {
-      wsMessages.inc({ direction: 'received' }, received);
-      wsMessages.inc({ direction: 'sent' }, sent);
+      wsReceived += received;
+      wsSent += sent;
     },
     requestRefused: () => { refused++; },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
+    snapshot,
+    // One process: its own counters straight from the arrays, no copy.
+    scrape: async () => renderCounters([{
+      requests, buckets, sums, inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+    }]) + await registry.metrics(),
+    contentType: CONTENT_TYPE,
   };
+  return metrics;
+}
+
+/** Extra lines a --workers primary adds about the workers themselves. */
+export interface WorkerFigures {
+  workers: number;
+  restarts: number;
+}
+
+/** The echo_* metrics as Prometheus text: one snapshot's, or the sum of several. */
+export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFigures): string {
+  const requests = new Float64Array(MAX_REQUEST_SERIES);
+  const buckets = new Float64Array(METHODS.length * NB);
+  const sums = new Float64Array(METHODS.length);
+  let inFlight = 0;
+  let connections = 0;
+  let refused = 0;
+  let dropped = 0;
+  let wsReceived = 0;
+  let wsSent = 0;
+  for (const s of snapshots) {
+    addInto(requests, s.requests);
+    addInto(buckets, s.buckets);
+    addInto(sums, s.sums);
+    inFlight += s.inFlight;
+    connections += s.connections;
+    refused += s.refused;
+    dropped += s.droppedLogLines;
+    wsReceived += s.wsReceived;
+    wsSent += s.wsSent;
+  }
+  let out = '';
+  const head = (name: string, help: string, type: string) => { out += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`; };
+
+  head('echo_http_requests_total', 'HTTP requests answered, by method and status (exact for common codes, else the class such as 4xx).', 'counter');
+  for (let m = 0; m < METHODS.length; m++) {
+    for (let s = 0; s < STATUS_SLOTS; s++) {
+      const n = requests[m * STATUS_SLOTS + s]!;
+      if (n > 0) out += `echo_http_requests_total{method="${METHODS[m]}",status="${STATUS_LABELS[s]}"} ${n}\n`;
+    }
+  }
+  head('echo_http_request_duration_seconds', 'Time from request start to the end of the response, by method.', 'histogram');
+  for (let m = 0; m < METHODS.length; m++) {
+    let total = 0;
+    for (let b = 0; b < NB; b++) total += buckets[m * NB + b]!;
+    if (total === 0) continue;
+    let cumulative = 0;
+    for (let b = 0; b < NB; b++) {
+      cumulative += buckets[m * NB + b]!;
+      const le = b < DURATION_BUCKETS.length ? String(DURATION_BUCKETS[b]) : '+Inf';
+      out += `echo_http_request_duration_seconds_bucket{le="${le}",method="${METHODS[m]}"} ${cumulative}\n`;
+    }
+    out += `echo_http_request_duration_seconds_sum{method="${METHODS[m]}"} ${sums[m]}\n`;
+    out += `echo_http_request_duration_seconds_count{method="${METHODS[m]}"} ${total}\n`;
+  }
+  head('echo_http_requests_in_flight', 'Requests being handled now.', 'gauge');
+  out += `echo_http_requests_in_flight ${inFlight}\n`;
+  head('echo_open_connections', 'Open client connections.', 'gauge');
+  out += `echo_open_connections ${connections}\n`;
+  head('echo_log_lines_dropped_total', 'Log lines dropped because the log destination was slow, gone or full.', 'counter');
+  out += `echo_log_lines_dropped_total ${dropped}\n`;
+  head('echo_requests_refused_total', 'Requests and streams refused because --max-in-flight was reached.', 'counter');
+  out += `echo_requests_refused_total ${refused}\n`;
+  head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
+  out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
+  out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;
+  if (workers !== undefined) {
+    head('echo_workers', 'Worker processes serving now (--workers).', 'gauge');
+    out += `echo_workers ${workers.workers}\n`;
+    head('echo_worker_restarts_total', 'Workers that died and were replaced.', 'counter');
+    out += `echo_worker_restarts_total ${workers.restarts}\n`;
+  }
+  return out;
+}
+
+/** Prometheus text for the sum of several snapshots (one per worker), process metrics included. */
+export function renderMetrics(snapshots: readonly MetricsSnapshot[], workers?: WorkerFigures): Promise<string> {
+  return Promise.resolve(renderCounters(snapshots, workers) + aggregateDefaults(snapshots.map((s) => s.defaults)));
+}
+
+/**
+ * process_* and nodejs_* across workers, by each metric's own aggregation rule
+ * (prom-client sets it: CPU, memory and handles add up; versions and start times
+ * take the first worker's; event-loop lag averages). Written here rather than with
+ * prom-client's cluster module, which the bundle leaves out (it loads node:cluster
+ * and costs memory in every single-process server).
+ */
+function aggregateDefaults(perWorker: readonly PromMetric[][]): string {
+  const byName = new Map<string, PromMetric[]>();
+  for (const list of perWorker) {
+    for (const m of list) {
+      const group = byName.get(m.name);
+      if (group === undefined) byName.set(m.name, [m]);
+      else group.push(m);
+    }
+  }
+  let out = '';
+  for (const [name, group] of byName) {
+    const rule = (group[0] as { aggregator?: string }).aggregator ?? 'sum';
+    if (rule === 'omit') continue;
+    const series = new Map<string, { line: string; values: number[] }>();
+    for (const m of group) {
+      for (const v of m.values as { metricName?: string; labels: Record<string, string | number>; value: number }[]) {
+        const labels = Object.entries(v.labels).map(([k, l]) => `${k}="${String(l).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+        const line = `${v.metricName ?? name}${labels === '' ? '' : `{${labels}}`}`;
+        const entry = series.get(line);
+        if (entry === undefined) series.set(line, { line, values: [v.value] });
+        else entry.values.push(v.value);
+      }
+    }
+    out += `# HELP ${name} ${group[0]!.help}\n# TYPE ${name} ${group[0]!.type}\n`;
+    for (const { line, values } of series.values()) {
+      const value = rule === 'first' ? values[0]!
+        : rule === 'min' ? Math.min(...values)
+        : rule === 'max' ? Math.max(...values)
+        : rule === 'average' ? values.reduce((a, b) => a + b, 0) / values.length
+        : values.reduce((a, b) => a + b, 0);
+      out += `${line} ${value}\n`;
+    }
+  }
+  return out;
+}
+
+function addInto(target: Float64Array, values: ArrayLike<number>): void {
+  const n = Math.min(target.length, values.length);
+  for (let i = 0; i < n; i++) target[i]! += values[i]!;
 }

@@ -4,7 +4,9 @@ import type { Config, Env } from './config.ts';
 import { readIdentity, type Identity } from './identity.ts';
 import { listen, type Listener } from './listener.ts';
 import { createLogger, droppedLogLines, type Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { serveMetrics, type MetricsListener } from './metrics-listener.ts';
+import { readCgroupLimits, sizeFor } from './resources.ts';
 import { loadTlsMaterial } from './tls.ts';
 
 export interface ServerDeps {
@@ -12,6 +14,13 @@ export interface ServerDeps {
   random?: () => number;
   identity?: Identity;
   env?: Env;
+  /** A --workers worker: its number (shown in the echo) and how it joins the primary. */
+  worker?: {
+    id: number;
+    reusePort: boolean;
+    /** Called with the metrics before any request can arrive (a worker's /metrics asks the primary). */
+    attachMetrics(metrics: Metrics | null): void;
+  };
 }
 
 export interface EchoServer {
@@ -19,29 +28,52 @@ export interface EchoServer {
   listener: Listener;
   logger: Logger;
   url: string;
+  /** The configuration in effect: `auto` settings resolved. */
+  config: Config;
+  /** The separate metrics listener (--metrics-port), when there is one. */
+  metricsListener: MetricsListener | null;
   /** Where the HTTPS certificate came from, when HTTPS is on. */
   tlsSource: string | null;
   /** Graceful stop: readiness fails, serving goes on for --shutdown-delay, then no new connections and in-flight requests drain. */
   shutdown(): Promise<boolean>;
 }
 
-export async function startServer(config: Config, deps: ServerDeps = {}): Promise<EchoServer> {
+/** `auto` settings a server resolves itself when the caller did not (a library user, the tests). */
+export function resolveAuto(config: Config): Config {
+  if (config.maxInFlight !== 0) return config;
+  return { ...config, maxInFlight: sizeFor(readCgroupLimits(), 1).maxInFlight };
+}
+
+export async function startServer(given: Config, deps: ServerDeps = {}): Promise<EchoServer> {
+  const config = resolveAuto(given);
   const logger = deps.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const metrics = config.metrics ? createMetrics({ droppedLogLines: () => droppedLogLines(logger) }) : null;
+  deps.worker?.attachMetrics(metrics);
+  let identity = config.identity ? (deps.identity ?? readIdentity()) : null;
+  if (identity !== null && deps.worker !== undefined) identity = { ...identity, worker: deps.worker.id };
   const app = createApp(config, {
     logger,
     metrics,
     random: deps.random ?? Math.random,
-    identity: config.identity ? (deps.identity ?? readIdentity()) : null,
+    identity,
     env: deps.env ?? {},
   });
   const tls = config.https ? await loadTlsMaterial(config) : null;
-  const listener = await listen(app, config, { logger, metrics, tls });
+  const listener = await listen(app, config, { logger, metrics, tls, reusePort: deps.worker?.reusePort ?? false });
+  // A worker leaves --metrics-port to the primary, which serves every worker's figures there.
+  const metricsListener = metrics !== null && config.metricsPort !== 0 && config.metricsPath !== '' && deps.worker === undefined
+    ? await serveMetrics(config, () => metrics.scrape(), metrics.contentType, logger).catch(async (err: unknown) => {
+      await listener.shutdown(0);
+      throw err;
+    })
+    : null;
   let stopping: Promise<boolean> | undefined;
   return {
     app,
     listener,
     logger,
+    config,
+    metricsListener,
     url: listener.url,
     tlsSource: tls?.source ?? null,
     shutdown() {
@@ -61,6 +93,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
     }
     app.beginShutdown();
-    return listener.shutdown(config.drainTimeoutMs);
+    const drained = await listener.shutdown(config.drainTimeoutMs);
+    await metricsListener?.close(); // metrics stay scrapeable while requests drain
+    return drained;
   }
 }

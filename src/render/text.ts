@@ -54,6 +54,7 @@ export function renderText(e: Echo): string {
   if (e.server !== null) {
     out += `Hostname: ${oneLine(e.server.hostname)}\n`;
     out += `Addresses: ${oneLine(e.server.addresses.join(', '))}\n`;
+    if (e.server.worker !== undefined) out += `Worker: ${e.server.worker}\n`; // --workers: which process answered
   }
   if (e.env !== null) out += `Env: ${json(e.env)}\n`;
   return out;

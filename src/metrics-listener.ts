@@ -1,0 +1,49 @@
+// --metrics-port: /metrics on a listener of its own, so operators can keep it off
+// the port clients reach (and away from the echo's load). It answers GET and HEAD
+// on --metrics-path and 404 elsewhere; it is bound to --host like the echo.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export interface MetricsListener {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function serveMetrics(config: Config, scrape: () => Promise<string>, contentType: string, logger: Logger): Promise<MetricsListener> {
+  const server = createServer({ maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5000 }, (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== config.metricsPath || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(`not found: this port serves only GET ${config.metricsPath}\n`);
+      return;
+    }
+    scrape().then((body) => {
+      res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    }, (err: unknown) => {
+      logger.error({ err: (err as Error).message }, 'metrics collection failed');
+      res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('metrics collection failed\n');
+    });
+  });
+  server.maxConnections = 64; // scrapers, not clients
+  await new Promise<void>((resolve, reject) => {
+    const listen = (host: string) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) listen('0.0.0.0');
+        else reject(Object.assign(err, { message: `metrics port ${config.metricsPort}: ${err.message}` }));
+      });
+      server.listen({ port: config.metricsPort, host, ipv6Only: false, exclusive: true }, () => resolve());
+    };
+    listen(config.host);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}

@@ -1,0 +1,110 @@
+// Bounded metrics and --metrics-port, through a real server and real HTTP clients.
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/cli.ts';
+import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/metrics.ts';
+import { startTestServer, type TestServer } from '../helpers.ts';
+
+function send(port: number, method: string, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const series = (text: string) => text.split('\n').filter((l) => l.startsWith('echo_http_requests_total{'));
+
+describe('bounded metrics', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ accessLog: false }); });
+  after(() => t.close());
+
+  it('keeps echo_http_requests_total within a fixed number of series whatever statuses and methods clients ask for', async () => {
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND', 'MKCOL', 'SEARCH'];
+    const codes = [200, 201, 203, 204, 226, 299, 301, 305, 399, 404, 418, 420, 451, 499, 500, 503, 507, 599];
+    for (const method of methods) {
+      await Promise.all(codes.map((code) => send(t.port, method, `/?echo_status=${code}`)));
+    }
+    const text = (await send(t.port, 'GET', '/metrics')).body;
+    const lines = series(text);
+    assert.ok(lines.length <= MAX_REQUEST_SERIES, `${lines.length} series`);
+    assert.equal(MAX_REQUEST_SERIES, METHODS.length * (EXACT_STATUSES.length + 5));
+    // Exact where the code is on the list, its class otherwise; unknown methods are OTHER.
+    assert.ok(lines.some((l) => l.startsWith('echo_http_requests_total{method="GET",status="404"} 1')), text);
+    assert.ok(lines.some((l) => l.startsWith('echo_http_requests_total{method="GET",status="4xx"} 3')), 'GET 418, 420, 451 share 4xx');
+    assert.ok(lines.some((l) => l.startsWith('echo_http_requests_total{method="OTHER",status="5xx"} 6')), '507 and 599 from PROPFIND, MKCOL, SEARCH');
+    assert.ok(!lines.some((l) => /status="(418|420|451|507|599|226)"/.test(l)), 'no series for codes off the list');
+    assert.ok(!lines.some((l) => /method="(PROPFIND|MKCOL|SEARCH)"/.test(l)), 'no series for methods off the list');
+    // Each of the 9 × 18 requests was counted once.
+    const total = lines.reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    assert.equal(total, methods.length * codes.length);
+  });
+
+  it('renders the duration histogram, gauges and process metrics in Prometheus text', async () => {
+    const res = await send(t.port, 'GET', '/metrics');
+    assert.equal(res.status, 200);
+    assert.match(res.type, /^text\/plain; version=0\.0\.4/);
+    assert.match(res.body, /^# TYPE echo_http_request_duration_seconds histogram$/m);
+    assert.match(res.body, /^echo_http_request_duration_seconds_bucket\{le="\+Inf",method="GET"\} \d+$/m);
+    assert.match(res.body, /^echo_http_request_duration_seconds_count\{method="GET"\} \d+$/m);
+    assert.match(res.body, /^echo_http_requests_in_flight 1$/m, 'the scrape itself is in flight');
+    assert.match(res.body, /^echo_open_connections \d+$/m);
+    assert.match(res.body, /^echo_requests_refused_total 0$/m);
+    assert.match(res.body, /^process_resident_memory_bytes \d+/m);
+    assert.match(res.body, /^nodejs_version_info\{/m);
+  });
+});
+
+describe('--metrics-port', () => {
+  let t: TestServer;
+  let metricsPort = 0;
+  before(async () => {
+    metricsPort = await freePort();
+    t = await startTestServer({ metricsPort });
+  });
+  after(() => t.close());
+
+  it('serves /metrics on its own port, and the echo port then echoes /metrics like any path', async () => {
+    await send(t.port, 'GET', '/hello');
+    assert.equal(t.server.metricsListener?.port, metricsPort);
+    const scraped = await send(metricsPort, 'GET', '/metrics');
+    assert.equal(scraped.status, 200);
+    assert.match(scraped.body, /^echo_http_requests_total\{method="GET",status="200"\} \d+$/m);
+    const echoed = await send(t.port, 'GET', '/metrics');
+    assert.equal(echoed.status, 200);
+    assert.match(echoed.body, /^Method: GET$/m);
+    assert.doesNotMatch(echoed.body, /echo_http_requests_total/);
+  });
+
+  it('answers 404 on the metrics port for any other path', async () => {
+    const res = await send(metricsPort, 'GET', '/');
+    assert.equal(res.status, 404);
+  });
+
+  it('refuses a metrics port equal to the HTTP port (exit 2)', async () => {
+    const stderr = new PassThrough();
+    let err = '';
+    stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    const code = await main(['--port', '47611', '--metrics-port', '47611'], { env: {}, stdout: new PassThrough(), stderr, onSignal: () => {} });
+    assert.equal(code, 2);
+    assert.match(err, /--metrics-port/);
+  });
+});
