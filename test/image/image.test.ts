@@ -233,16 +233,16 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
       // Compared by result, not by BuildKit's progress text (which omits steps another
       // build running at the same moment shares): `npm ci` run again would give the
       // dependency stage a new layer, so a different image ID.
-      const idOf = async (context: string) => {
+      const idOf = async (context: string, edited: boolean) => {
         const iid = join(context, '.iid');
         const { code, output } = await runCommand(DOCKER, ['build', '--progress=plain', '--target', 'deps', '--iidfile', iid, ...baseArgs(), context], { ...process.env, DOCKER_BUILDKIT: '1' });
         assert.equal(code, 0, output);
         // And where the step does show, it shows as cached, not as running (timed output lines).
-        assert.doesNotMatch(output, /RUN [^\n]*npm ci[^\n]*\n(#\d+ sha256:[^\n]*\n)?#\d+ \d+\.\d+ /, 'npm ci ran');
+        if (edited) assert.doesNotMatch(output, /RUN [^\n]*npm ci[^\n]*\n(#\d+ sha256:[^\n]*\n)?#\d+ \d+\.\d+ /, 'npm ci ran');
         return readFileSync(iid, 'utf8').trim();
       };
-      const original = await idOf(before);
-      assert.equal(await idOf(dir), original, 'npm ci was not re-run: the dependency stage is the same image');
+      const original = await idOf(before, false);
+      assert.equal(await idOf(dir, true), original, 'npm ci was not re-run: the dependency stage is the same image');
     } finally {
       await rm(dir, { recursive: true, force: true });
       await rm(before, { recursive: true, force: true });
