@@ -3,6 +3,7 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { LogSink } from './log-sink.ts';
+import { escapeRawControls, safeJson } from './escape.ts';
 import type { LogFormat, LogLevel } from './config.ts';
 
 export type { Logger };
@@ -43,23 +44,18 @@ function stderrSink(): LogSink {
 /** What cannot stand unquoted in a text log line: spaces, quotes, = and every control, C1 and line separators included. */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
 const UNSAFE_PLAIN = /[\s"=\x00-\x1f\x7f-\x9f\u2028\u2029]/;
-const C1_AND_SEPARATORS = /[\x7f-\x9f\u2028\u2029]/g;
 
-/** JSON, with the controls JSON leaves raw (DEL, C1, U+2028/9) escaped too: a terminal reading the log obeys none of them. */
-export function logJson(v: unknown): string {
-  return JSON.stringify(v).replace(C1_AND_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 /** Client text in a log line: at most `max` characters, so a short request cannot buy a long line. */
 export function logText(s: string, max: number): string {
-  return logJson(s.length > max ? s.slice(0, max) : s);
+  return safeJson(s.length > max ? s.slice(0, max) : s);
 }
 
 /** Client text for a pino field: capped, and with C1 controls and line separators spelled out, as pino's JSON leaves them raw. */
 export function logField(s: string | undefined, max: number): string | undefined {
   if (s === undefined) return undefined;
   const cut = s.length > max ? s.slice(0, max) : s;
-  return cut.replace(C1_AND_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeRawControls(cut);
 }
 
 /** The caps on logged client text. */
@@ -75,7 +71,7 @@ function textStream(out: DestinationStream): Writable {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line === '') continue;
         const { time, level, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
-        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !UNSAFE_PLAIN.test(v) ? v : logJson(v)}`);
+        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !UNSAFE_PLAIN.test(v) ? v : safeJson(v)}`);
         out.write(`${String(time)} ${String(level).toUpperCase()} ${typeof msg === 'string' ? msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}\n`);
       }
       done();

@@ -105,11 +105,11 @@ export function runTool(cmd: string, args: string[], input?: string, timeoutMs =
 }
 
 /** One HTTP/2 request on a fresh session (h2c for http:, TLS without verification for https:). */
-export function h2request(origin: string, path: string, opts: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
+export function h2request(origin: string, path: string, opts: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const session = h2connect(origin, { rejectUnauthorized: false });
     session.on('error', reject);
-    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json' });
+    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json', ...opts.headers });
     let status = 0;
     let body = '';
     req.on('response', (hd) => { status = Number(hd[':status']); });
