@@ -175,7 +175,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     const { req, res } = x;
     // A client that left before any answer was sent is recorded as 499 (nginx's
     // "client closed request"), not as the 200 node:http would report.
-    const status = transportAnswers.get(res) ?? (aborted && !res.headersSent ? 499 : res.statusCode);
+    // Looked up only for the rare abort: a request the transport answered never ends its response.
+    const status = !aborted ? res.statusCode : transportAnswers.get(res) ?? (res.headersSent ? res.statusCode : 499);
     metrics?.requestFinished(req.method ?? 'OTHER', status, seconds);
     if (x.logged) {
       accessLog({
@@ -258,7 +259,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       else if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) rejectLargeHead(x, '--max-header-size');
       else if (req.rawHeaders.length > 2 * config.maxHeaderCount) rejectLargeHead(x, '--max-header-count');
       else if (req.httpVersionMajor === 1 && !hostValid(req, scan)) reject(x, 400, 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)');
-      else if (scan.expect !== undefined && req.httpVersionMajor === 1 && scan.expect.trim().toLowerCase() !== '100-continue') reject(x, 417, `expectation "${clip(scan.expect)}" is not supported; only 100-continue is\n`.trimEnd());
+      else if (scan.expect !== undefined && req.httpVersionMajor === 1 && scan.expect.trim().toLowerCase() !== '100-continue') reject(x, 417, `expectation "${clip(scan.expect)}" is not supported; only 100-continue is`);
       else if (ops === undefined) serveEcho(x, q);
       else serveOps(x, ops);
     } catch (err) {
@@ -275,9 +276,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       complete(x, true);
       return;
     }
-    stopReading(x);
-    text(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress\n`, ['Retry-After', '1']);
-    complete(x, false);
+    reject(x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`, ['Retry-After', '1']);
   }
 
   /**
@@ -303,20 +302,18 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   /** A 4xx about the request itself: the body is not read, the exchange is recorded. */
-  function reject(x: Exchange, status: number, reason: string): void {
-    stopReading(x);
-    text(x, status, `${reason}\n`);
+  function reject(x: Exchange, status: number, reason: string, extra?: string[]): void {
+    stopReading(x); // first: on HTTP/1.1 it decides the Connection header
+    text(x, status, `${reason}\n`, extra);
     complete(x, false);
   }
 
   /** Over a head limit (node:http2 enforces neither): the same 431 on every protocol, naming the limit. */
   function rejectLargeHead(x: Exchange, limit: '--max-header-size' | '--max-header-count'): void {
     logLimited('warn', { peer: x.peer, limit }, 'bad request: request header fields too large');
-    stopReading(x);
-    text(x, 431, limit === '--max-header-size'
-      ? `request header fields too large (--max-header-size ${config.maxHeaderSize})\n`
-      : `too many header fields (--max-header-count ${config.maxHeaderCount})\n`);
-    complete(x, false);
+    reject(x, 431, limit === '--max-header-size'
+      ? `request header fields too large (--max-header-size ${config.maxHeaderSize})`
+      : `too many header fields (--max-header-count ${config.maxHeaderCount})`);
   }
 
   /**
