@@ -3,6 +3,26 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * One no-restricted-imports rule per stage folder of src/: the stages it may not
+ * import, and any top-level module (cli, server, workers, healthcheck, main),
+ * which only wires the stages together.
+ */
+function stageRules(stages) {
+  return Object.entries(stages).map(([stage, { not, modules = [] }]) => ({
+    files: [`src/${stage}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: modules,
+        patterns: [
+          ...not.map((other) => ({ regex: `(^|/)${other}/`, message: `src/${stage}/ may not import src/${other}/ (README, "Architecture")` })),
+          { regex: String.raw`^(\.\./)+(cli|healthcheck|main|server|workers)\.ts$`, message: `src/${stage}/ may not import the top-level modules; they wire the stages` },
+        ],
+      }],
+    },
+  }));
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.cache/'] },
   js.configs.recommended,
@@ -21,13 +41,34 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
+  // The stages of src/ and the directions imports may run (README, "Architecture"):
+  // top level (cli, server, workers) -> transport -> http -> echo -> config -> util;
+  // ops/ is used by all but uses only config/ and util/. Facts flow one way: the
+  // transport hands ConnectionFacts to the HTTP stage, which builds the echo.
+  ...stageRules({
+    util: { not: ['config', 'echo', 'http', 'ops', 'transport'] },
+    config: { not: ['echo', 'http', 'ops', 'transport'] },
+    ops: { not: ['echo', 'http', 'transport'] },
+    echo: {
+      not: ['http', 'ops', 'transport'],
+      // The echo model and renderers are transport-free: no sockets, no servers.
+      modules: [
+        { name: 'node:http', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
+        { name: 'node:http2', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
+        { name: 'node:tls', message: 'echo/ is transport-free: TLS facts arrive as ConnectionFacts' },
+        { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'echo/ is transport-free' },
+      ],
+    },
+    http: { not: ['transport'] },
+    transport: { not: ['http'] },
+  }),
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
   {
     // The HTML page's console: plain browser script, inlined into the page.
-    files: ['src/render/assets/*.js'],
+    files: ['src/echo/render/assets/*.js'],
     languageOptions: {
       sourceType: 'script',
       globals: Object.fromEntries(['window', 'document', 'location', 'navigator', 'fetch', 'Headers', 'URL', 'performance',

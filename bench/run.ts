@@ -24,7 +24,7 @@ import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { MAX_REQUEST_SERIES } from '../src/metrics.ts';
+import { MAX_REQUEST_SERIES } from '../src/ops/metrics.ts';
 import { mixedLoad, type MixCounts } from './mixed-load.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 4);

@@ -79,7 +79,7 @@ const sideModule: Plugin = {
 const pageAssets: Plugin = {
   name: 'page-assets',
   setup(b) {
-    b.onResolve({ filter: /^\.\/assets\.ts$/ }, (args) => (/src[\\/]render[\\/]html\.ts$/.test(args.importer)
+    b.onResolve({ filter: /^\.\/assets\.ts$/ }, (args) => (/src[\\/]echo[\\/]render[\\/]html\.ts$/.test(args.importer)
       ? { path: join(args.resolveDir, args.path), namespace: 'page-assets' } : undefined));
     b.onLoad({ filter: /.*/, namespace: 'page-assets' }, (args) => {
       const dir = join(dirname(args.path), 'assets');
@@ -101,7 +101,7 @@ const common = {
   logLevel: 'warning',
 } as const;
 
-const side = await build({ ...common, entryPoints: ['src/self-signed.ts'], outfile: join(dirname(outfile), SIDE_FILE) });
+const side = await build({ ...common, entryPoints: ['src/transport/self-signed.ts'], outfile: join(dirname(outfile), SIDE_FILE) });
 const result = await build({
   ...common,
   entryPoints: ['src/main.ts'],

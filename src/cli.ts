@@ -1,14 +1,14 @@
 // The command line, thin over the library. Everything it touches (arguments,
 // environment, output streams, signals) comes in through `CliIo`, so tests run it
 // in-process exactly as the binary does.
-import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type Config, type ConfigWarning, type Env } from './config.ts';
+import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type Config, type ConfigWarning, type Env } from './config/settings.ts';
 import { probe } from './healthcheck.ts';
-import { fdLimitWarning } from './fd-limit.ts';
-import { createLogger, type Logger } from './logger.ts';
-import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type CgroupLimits } from './resources.ts';
+import { fdLimitWarning } from './config/fd-limit.ts';
+import { createLogger, type Logger } from './ops/logger.ts';
+import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type CgroupLimits } from './config/resources.ts';
 import { startServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
-import { BUILD_INFO } from './version.ts';
+import { BUILD_INFO } from './ops/version.ts';
 
 export interface CliIo {
   env: Env;

@@ -2,8 +2,8 @@
 // liveness endpoint with Node's own HTTP client, so the image needs no curl or shell.
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { Config } from './config.ts';
-import { encodeProxyV2 } from './proxy-protocol.ts';
+import type { Config } from './config/settings.ts';
+import { encodeProxyV2 } from './transport/proxy-protocol.ts';
 
 export interface ProbeResult {
   ok: boolean;

@@ -1,13 +1,13 @@
 // The library entry point: build a server from a Config and injected side effects.
-import { createApp, type App } from './app.ts';
-import type { Config, Env } from './config.ts';
-import { readIdentity, type Identity } from './identity.ts';
-import { listen, type Listener } from './listener.ts';
-import { createLogger, droppedLogLines, type Logger } from './logger.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
-import { serveMetrics, type MetricsListener } from './metrics-listener.ts';
-import { readCgroupLimits, sizeFor } from './resources.ts';
-import { loadTlsMaterial } from './tls.ts';
+import { createApp, type App } from './http/app.ts';
+import type { Config, Env } from './config/settings.ts';
+import { readIdentity, type Identity } from './echo/identity.ts';
+import { listen, type Listener } from './transport/listener.ts';
+import { createLogger, droppedLogLines, type Logger } from './ops/logger.ts';
+import { createMetrics, type Metrics } from './ops/metrics.ts';
+import { serveMetrics, type MetricsListener } from './ops/metrics-listener.ts';
+import { readCgroupLimits, sizeFor } from './config/resources.ts';
+import { loadTlsMaterial } from './transport/tls.ts';
 
 export interface ServerDeps {
   logger?: Logger;

@@ -14,11 +14,11 @@
 //   reuseport every worker binds its own socket with SO_REUSEPORT and the kernel
 //             spreads connections by a hash of their addresses.
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
-import { renderMetrics, type Metrics, type MetricsSnapshot } from './metrics.ts';
-import { serveMetrics, type MetricsListener } from './metrics-listener.ts';
-import { sizeFor, type CgroupLimits } from './resources.ts';
+import type { Config } from './config/settings.ts';
+import type { Logger } from './ops/logger.ts';
+import { renderMetrics, type Metrics, type MetricsSnapshot } from './ops/metrics.ts';
+import { serveMetrics, type MetricsListener } from './ops/metrics-listener.ts';
+import { sizeFor, type CgroupLimits } from './config/resources.ts';
 
 /** Environment the primary hands a worker. */
 export const WORKER_ENV = {

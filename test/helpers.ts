@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
-import { defaultConfig, type Config } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { defaultConfig, type Config } from '../src/config/settings.ts';
+import { createLogger } from '../src/ops/logger.ts';
 import { startServer, type EchoServer, type ServerDeps } from '../src/server.ts';
 
 /** Collects log lines as parsed objects. */

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Browser } from 'playwright-core';
-import type { Echo } from '../../src/model.ts';
-import { HTML_CSP } from '../../src/render/html.ts';
+import type { Echo } from '../../src/echo/model.ts';
+import { HTML_CSP } from '../../src/echo/render/html.ts';
 import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 import { launchChromium, watchedPage } from './browser.ts';
 import { completeMs, fillRequest, logEntries, openPage, problems, sendRequest } from './console.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { NetworkSet } from '../../src/addresses.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
 import { startTestServer, type TestServer } from '../helpers.ts';
 import { launchChromium, watchedPage } from './browser.ts';
 import { openPage, problems, sendRequest } from './console.ts';

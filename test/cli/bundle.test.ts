@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CONSOLE_JS, PAGE_CSS } from '../../src/render/assets.ts';
-import { HTML_CSP } from '../../src/render/html.ts';
+import { CONSOLE_JS, PAGE_CSS } from '../../src/echo/render/assets.ts';
+import { HTML_CSP } from '../../src/echo/render/html.ts';
 import { waitFor } from '../helpers.ts';
 
 const run = promisify(execFile);

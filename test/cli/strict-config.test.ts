@@ -12,8 +12,8 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { main } from '../../src/cli.ts';
-import { loadConfig, type ConfigWarning } from '../../src/config.ts';
-import { selfSigned } from '../../src/self-signed.ts';
+import { loadConfig, type ConfigWarning } from '../../src/config/settings.ts';
+import { selfSigned } from '../../src/transport/self-signed.ts';
 import { requireTool, runTool, startTestServer, waitFor } from '../helpers.ts';
 import { exitWithin, spawnMain, startedUrl } from '../hardening/process.ts';
 

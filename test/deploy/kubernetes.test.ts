@@ -18,7 +18,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IService } from 'kubernetes-models/v1/Service';
 import { parseAllDocuments } from 'yaml';
-import { parseDuration, parseSize } from '../../src/parse.ts';
+import { parseDuration, parseSize } from '../../src/util/parse.ts';
 import { PREFIX, buildEchoImage, docker, dockerSkip, get, until } from './fleet.ts';
 
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';

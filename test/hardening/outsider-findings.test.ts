@@ -10,7 +10,7 @@ import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { fdLimitWarning } from '../../src/fd-limit.ts';
+import { fdLimitWarning } from '../../src/config/fd-limit.ts';
 import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import type { Echo } from '../../src/model.ts';
+import type { Echo } from '../../src/echo/model.ts';
 import { h2request, rawRequest, startTestServer, type TestServer } from '../helpers.ts';
 
 const NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];

@@ -7,8 +7,8 @@ import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { NetworkSet } from '../../src/addresses.ts';
-import type { Echo } from '../../src/model.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
+import type { Echo } from '../../src/echo/model.ts';
 import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** A PROXY v2 header for AF_UNIX with the given (108-byte, NUL-padded) paths. */

@@ -7,8 +7,8 @@ import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CONSOLE_JS } from '../../src/render/assets.ts';
-import { HTML_CSP } from '../../src/render/html.ts';
+import { CONSOLE_JS } from '../../src/echo/render/assets.ts';
+import { HTML_CSP } from '../../src/echo/render/html.ts';
 import { rawRequest } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, listImageFiles, pipeDocker, runCommand, waitForStatus, type TarEntry } from './docker.ts';
 

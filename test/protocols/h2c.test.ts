@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import type { Echo } from '../../src/model.ts';
+import type { Echo } from '../../src/echo/model.ts';
 import { h2request, rawRequest, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('h2c on the plain port', () => {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { NetworkSet } from '../../src/addresses.ts';
-import type { Echo } from '../../src/model.ts';
-import { encodeProxyV2 } from '../../src/proxy-protocol.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
+import type { Echo } from '../../src/echo/model.ts';
+import { encodeProxyV2 } from '../../src/transport/proxy-protocol.ts';
 import { rawRequest, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nConnection: close\r\n\r\n`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Echo } from '../../src/model.ts';
+import type { Echo } from '../../src/echo/model.ts';
 import { startTestServer, waitFor } from '../helpers.ts';
 
 interface Event { event: string; id: string; data: unknown }

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import type { Echo } from '../../src/model.ts';
-import { selfSigned } from '../../src/self-signed.ts';
+import type { Echo } from '../../src/echo/model.ts';
+import { selfSigned } from '../../src/transport/self-signed.ts';
 import { h2request, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** Handshake only: the certificate and the negotiated ALPN. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import type { Echo } from '../../src/model.ts';
+import type { Echo } from '../../src/echo/model.ts';
 import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** Opens a client and collects what it receives. */

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { SETTINGS } from '../../src/config.ts';
-import { BLOCK_SIZE } from '../../src/generate.ts';
-import { HTML_CSP } from '../../src/render/html.ts';
+import { SETTINGS } from '../../src/config/settings.ts';
+import { BLOCK_SIZE } from '../../src/http/generate.ts';
+import { HTML_CSP } from '../../src/echo/render/html.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 

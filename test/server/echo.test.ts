@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { NetworkSet } from '../../src/addresses.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
 import { rawRequest, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('echo over HTTP/1.1', () => {

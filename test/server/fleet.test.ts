@@ -173,7 +173,7 @@ describe('healthcheck behind the PROXY protocol', () => {
     const t = await startTestServer({ proxyProtocol: ['http'] });
     try {
       const { probe } = await import('../../src/healthcheck.ts');
-      const { defaultConfig } = await import('../../src/config.ts');
+      const { defaultConfig } = await import('../../src/config/settings.ts');
       const withHeader = await probe(defaultConfig({ port: t.port, host: '127.0.0.1', proxyProtocol: ['http'] }));
       assert.equal(withHeader.ok, true, withHeader.detail);
       const without = await probe(defaultConfig({ port: t.port, host: '127.0.0.1', healthcheckTimeoutMs: 2000 }));

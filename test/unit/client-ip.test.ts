@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NetworkSet } from '../../src/addresses.ts';
-import { forwardedFor, hopAddress, resolveClient, type ClientIpHeader, type ForwardingHeaders } from '../../src/client-ip.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
+import { forwardedFor, hopAddress, resolveClient, type ClientIpHeader, type ForwardingHeaders } from '../../src/echo/client-ip.ts';
 
 const trusted = new NetworkSet(['10.0.0.0/8', 'loopback']);
 const none: ForwardingHeaders = { forwarded: null, xForwardedFor: null, xRealIp: null };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, SETTINGS, defaultConfig, loadConfig } from '../../src/config.ts';
+import { ConfigError, SETTINGS, defaultConfig, loadConfig } from '../../src/config/settings.ts';
 import { parseArgs } from '../../src/cli.ts';
 
 const load = (argv: string[], env: Record<string, string> = {}) => loadConfig(parseArgs(argv).flags, env);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/controls.ts';
+import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/http/controls.ts';
 
 const limits = { maxDelayMs: 1000, maxGeneratedSize: 1024, maxResponseHeaders: 2 };
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { NetworkSet } from '../../src/addresses.ts';
-import { EMPTY_BODY, buildEcho, type EchoContext, type RequestInfo } from '../../src/model.ts';
-import { CONSOLE_JS, PAGE_CSS } from '../../src/render/assets.ts';
-import { HTML_CSP, renderHtml } from '../../src/render/html.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
+import { EMPTY_BODY, buildEcho, type EchoContext, type RequestInfo } from '../../src/echo/model.ts';
+import { CONSOLE_JS, PAGE_CSS } from '../../src/echo/render/assets.ts';
+import { HTML_CSP, renderHtml } from '../../src/echo/render/html.ts';
 
 function info(over: Partial<RequestInfo> = {}): RequestInfo {
   return {

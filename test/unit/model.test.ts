@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeBody, parseCookies, splitTarget } from '../../src/model.ts';
+import { describeBody, parseCookies, splitTarget } from '../../src/echo/model.ts';
 
 /** The model's maps have no prototype; compare their contents. */
 const plain = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { negotiate } from '../../src/render/negotiate.ts';
+import { negotiate } from '../../src/echo/render/negotiate.ts';
 
 describe('Accept negotiation', () => {
   const cases: [string | undefined, string][] = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ParseError, parseBoolean, parseDuration, parseInteger, parseSize } from '../../src/parse.ts';
+import { ParseError, parseBoolean, parseDuration, parseInteger, parseSize } from '../../src/util/parse.ts';
 
 describe('bounded parsers', () => {
   const ok: [string, () => unknown, unknown][] = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ProxyProtocolError, V2_SIGNATURE, encodeProxyV2, parseProxyHeader } from '../../src/proxy-protocol.ts';
+import { ProxyProtocolError, V2_SIGNATURE, encodeProxyV2, parseProxyHeader } from '../../src/transport/proxy-protocol.ts';
 
 const ok = (text: string | Buffer) => {
   const buf = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
-import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/metrics.ts';
+import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/ops/metrics.ts';
 import { startTestServer, type TestServer } from '../helpers.ts';
 
 function send(port: number, method: string, path: string): Promise<{ status: number; body: string; type: string }> {

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { autoWorkers, heapChosen, readCgroupLimits, sizeFor } from '../../src/resources.ts';
+import { autoWorkers, heapChosen, readCgroupLimits, sizeFor } from '../../src/config/resources.ts';
 
 const MIB = 1024 * 1024;
 const dirs: string[] = [];

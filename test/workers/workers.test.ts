@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { readCgroupLimits, autoWorkers } from '../../src/resources.ts';
+import { readCgroupLimits, autoWorkers } from '../../src/config/resources.ts';
 import { MAIN, exitWithin, spawnMain, until, type Server } from '../hardening/process.ts';
 
 function get(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {

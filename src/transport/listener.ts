@@ -8,16 +8,16 @@ import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:ht
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { formatHostPort } from './addresses.ts';
-import type { App } from './app.ts';
-import type { Config } from './config.ts';
-import { acceptProxyHeader, beginFront, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './connection.ts';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import { formatHostPort } from '../util/addresses.ts';
+import type { Config } from '../config/settings.ts';
+import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
-import type { Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
-import type { TlsMaterial } from './tls.ts';
-import { plainAnswer } from './response.ts';
-import { limitedLog, type LimitedLog } from './log-limit.ts';
+import type { Logger } from '../ops/logger.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { describeTls, type TlsMaterial } from './tls.ts';
+import { answerClientError, responseInProgress, type ClientErrorAnswer } from './client-error.ts';
+import { limitedLog } from '../ops/log-limit.ts';
 
 export interface Listener {
   readonly address: AddressInfo;
@@ -29,6 +29,21 @@ export interface Listener {
   shutdown(drainMs: number): Promise<boolean>;
 }
 
+/**
+ * Where the listener hands what arrives (http/app.ts implements it). The transport
+ * never imports the HTTP stage: it calls these, and nothing flows back but answers.
+ */
+export interface Handlers extends ClientErrorAnswer {
+  /** A request, on HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
+  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /** A WebSocket upgrade. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
+  /** A CONNECT (a tunnel request). */
+  refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void;
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void>;
+}
+
 export interface ListenerDeps {
   logger: Logger;
   metrics: Metrics | null;
@@ -37,10 +52,10 @@ export interface ListenerDeps {
   reusePort?: boolean;
 }
 
-export async function listen(app: App, config: Config, deps: ListenerDeps): Promise<Listener> {
+export async function listen(app: Handlers, config: Config, deps: ListenerDeps): Promise<Listener> {
   const { logger, metrics } = deps;
   const log = limitedLog(logger);
-  const http1 = createHttpServer(app, config, deps, log);
+  const http1 = createHttpServer(app, config);
   // node:http2 and node:tls are loaded when first needed: together they cost about
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   const sessions = new Set<ServerHttp2Session>();
@@ -88,7 +103,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
         toH2(bridge, front);
       } else {
         frontDone(front);
-        app.upgrade(req, socket, head);
+        app.upgrade(req, socket, head, factsOf(req));
       }
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'upgrade failed');
@@ -107,7 +122,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
         log('info', { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
         // On HTTP/1.1 the client gets a 408 (unless a response is already on its way).
         const http = httpSocketOf(socket);
-        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, log, metrics, app);
+        if (http !== null) answerClientError(Object.assign(new Error('front deadline'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), http, app);
         else socket.destroy();
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
@@ -151,7 +166,10 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
       // node:tls keeps the TCP socket it wraps as `_parent`; it is the only way back to it.
       const raw = (s as TLSSocket & { _parent?: Socket })._parent;
       const state = raw === undefined ? undefined : frontOf(raw);
-      if (state !== undefined) shareFront(state, s);
+      if (state !== undefined) {
+        shareFront(state, s);
+        state.facts.tls = describeTls(s);
+      }
       if (s.alpnProtocol === 'h2') toH2(s, state);
       else if (raw !== undefined) toHttp1(raw, s);
       else http1.emit('connection', s);
@@ -201,7 +219,7 @@ export async function listen(app: App, config: Config, deps: ListenerDeps): Prom
   };
 }
 
-function createHttpServer(app: App, config: Config, deps: ListenerDeps, log: LimitedLog): HttpServer {
+function createHttpServer(app: Handlers, config: Config): HttpServer {
   const shortest = Math.min(...[config.headersTimeoutMs, config.requestTimeoutMs].filter((t) => t > 0), 30_000);
   const http = createServer({
     maxHeaderSize: config.maxHeaderSize,
@@ -215,13 +233,13 @@ function createHttpServer(app: App, config: Config, deps: ListenerDeps, log: Lim
       // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
       (config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req)) ||
       (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
-  }, app.handle);
+  }, (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)));
   http.timeout = config.idleTimeoutMs;
-  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, log, deps.metrics, app));
+  http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, app));
   // An Expect other than 100-continue: the app answers 417 and records it like any request.
-  http.on('checkExpectation', app.handle);
+  http.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)));
   // CONNECT asks for a tunnel; this is not a proxy. Answered 405 and recorded.
-  http.on('connect', (req: IncomingMessage, socket: Socket) => app.refuseTunnel(req, socket));
+  http.on('connect', (req: IncomingMessage, socket: Socket) => app.refuseTunnel(req, socket, factsOf(req)));
   return http;
 }
 
@@ -257,7 +275,7 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   session.once('close', () => clearTimeout(timer));
 }
 
-function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
+function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   const h2 = createHttp2Server({
     // Advertised so well-behaved peers stay under it; node:http2 does not enforce
@@ -267,70 +285,10 @@ function createH2Server(app: App, config: Config, logger: Logger): Http2Server {
     // with a log line; node:http2 would otherwise reset the stream silently.
     maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
     maxSessionMemory: 32,
-  }, app.handle as unknown as Parameters<typeof createHttp2Server>[1]);
+  }, (req, res) => app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req)));
   h2.setTimeout(config.idleTimeoutMs);
   h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   return h2;
-}
-
-/**
- * The response node:http is writing on a socket, if any. node:http keeps it as
- * `_httpMessage` and its own client-error handler consults it for the same reason:
- * bytes written while a response is under way would corrupt that response.
- */
-function responseInProgress(socket: Socket): ServerResponse | null {
-  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-}
-
-/**
- * A request Node could not parse, or one too slow or too large: answer plainly and
- * close. A malformed request can arrive pipelined behind one still being answered;
- * then the answer waits until every earlier response is complete, so the client
- * never finds an error in the middle of a body.
- */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, log: LimitedLog, metrics: Metrics | null, app: Pick<App, 'answeredByTransport'>): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const current = responseInProgress(socket);
-  if (current !== null && !current.req.complete) {
-    // The error is about the request being answered (its body was malformed, cut or
-    // too slow): answer it now, unless its response has begun; then only closing is left.
-    if (current.headersSent) {
-      socket.destroy();
-      return;
-    }
-  } else if (current !== null) {
-    // About a later, pipelined request: its answer waits for every earlier one.
-    if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
-    const retry = () => setImmediate(() => answerClientError(err, socket, log, metrics, app));
-    current.once('finish', retry);
-    current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
-    return;
-  }
-  if (err.code === 'HPE_CLOSED_CONNECTION') {
-    socket.destroySoon();
-    return;
-  }
-  let status = 400;
-  let reason = 'malformed request';
-  if (err.code === 'HPE_HEADER_OVERFLOW') {
-    status = 431;
-    reason = 'request header fields too large (--max-header-size)';
-  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408;
-    reason = 'request not received in time (--headers-timeout, --request-timeout)';
-  }
-  log('warn', { peer: socket.remoteAddress, code: err.code, status }, `bad request: ${reason}`);
-  if (current !== null) app.answeredByTransport(current, status);
-  if (current === null) {
-    // A request the app never saw is counted here, started and finished, so the
-    // in-flight gauge stays true; one the app is answering is counted by the app.
-    metrics?.requestStarted();
-    metrics?.requestFinished('OTHER', status, 0);
-  }
-  socket.end(plainAnswer(status, `${reason}\n`));
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */

@@ -1,6 +1,6 @@
 // Version and build information. The bundler replaces the BUILD_* constants with
 // values from the build (git commit, commit time); run from source they stay null.
-import pkg from '../package.json' with { type: 'json' };
+import pkg from '../../package.json' with { type: 'json' };
 
 declare const __BUILD_COMMIT__: string | undefined;
 declare const __BUILD_DATE__: string | undefined;

@@ -2,6 +2,7 @@
 // and the first bytes (to tell an HTTP/2 preface from HTTP/1.1). The front stage
 // reads them, puts back whatever belongs to the next protocol, and hands on.
 import type { Socket } from 'node:net';
+import type { ConnectionFacts } from '../echo/facts.ts';
 import { parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
 
 /**
@@ -11,8 +12,8 @@ import { parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
  * a session's socket.
  */
 export interface FrontState {
-  /** The PROXY protocol header, when the listener takes one. */
-  proxy: ProxyInfo | null;
+  /** What the HTTP stage is told about the connection; filled in by the stages below. */
+  facts: ConnectionFacts;
   /**
    * One deadline for the whole front stage: PROXY header, TLS handshake and the
    * first request (or first HTTP/2 stream) must all arrive within --headers-timeout
@@ -24,14 +25,16 @@ export interface FrontState {
 }
 
 const FRONT = Symbol('echo-server.front');
-/** Set on the stand-in for a socket that was upgraded to h2c; points to the real one. */
-export const UPGRADED_FROM = Symbol('echo-server.upgradedFrom');
 
-type Tagged = Socket & { [FRONT]?: FrontState; [UPGRADED_FROM]?: Socket; stream?: Tagged };
+type Tagged = { [FRONT]?: FrontState; remoteAddress?: string | undefined; remotePort?: number | undefined };
 
 /** Starts the front stage of a new connection; `expire` runs if its deadline passes. */
 export function beginFront(socket: Socket, timeoutMs: number, expire: () => void): FrontState {
-  const front: FrontState = { proxy: null, deadline: null, expired: false };
+  const front: FrontState = {
+    facts: { peerAddress: socket.remoteAddress ?? '', peerPort: socket.remotePort, proxy: null, tls: null },
+    deadline: null,
+    expired: false,
+  };
   front.deadline = setTimeout(() => {
     front.deadline = null;
     front.expired = true;
@@ -60,17 +63,14 @@ export function frontDone(front: FrontState | undefined): void {
 }
 
 /**
- * The socket a request really arrived on (net.Socket or TLSSocket), for HTTP/1.1,
- * HTTP/2 (through the session), and h2c upgraded through a bridge.
+ * The facts of the connection a request arrived on: the socket of an HTTP/1.1
+ * request, or the session's socket for HTTP/2 (a TLS socket, a TCP socket or the
+ * h2c bridge, all tagged by the front stage). A socket the front stage never saw
+ * (none in production) gets facts from its own addresses.
  */
-export function connectionSocket(req: { socket: Socket; stream?: { session?: { socket?: Socket } } }): Socket {
+export function factsOf(req: { socket: object; stream?: { session?: { socket?: object } } }): ConnectionFacts {
   const s = (req.stream?.session?.socket ?? req.socket) as Tagged;
-  return s.stream?.[UPGRADED_FROM] ?? s[UPGRADED_FROM] ?? s;
-}
-
-/** The PROXY header of a connection, from any socket object that stands for it. */
-export function proxyInfoOf(socket: Socket): ProxyInfo | null {
-  return (socket as Tagged)[FRONT]?.proxy ?? null;
+  return s[FRONT]?.facts ?? { peerAddress: s.remoteAddress ?? '', peerPort: s.remotePort, proxy: null, tls: null };
 }
 
 /**
@@ -119,7 +119,7 @@ export async function acceptProxyHeader(socket: Socket, front: FrontState): Prom
     const r = parseProxyHeader(buf);
     return r === null ? null : { value: r.info, used: r.length };
   });
-  front.proxy = info;
+  front.facts.proxy = info;
   return info;
 }
 

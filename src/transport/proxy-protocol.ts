@@ -3,40 +3,11 @@
 // bounded: it needs at most 107 bytes for v1 and 16 + 65535 for v2, and never
 // throws anything but ProxyProtocolError.
 import { isIP } from 'node:net';
+import type { ProxyInfo, ProxyTlvs } from '../echo/facts.ts';
+
+export type { ProxyInfo, ProxyTlvs };
 
 export class ProxyProtocolError extends Error {}
-
-export interface ProxyTlvs {
-  alpn?: string;
-  authority?: string;
-  uniqueId?: string;
-  netns?: string;
-  crc32c?: string;
-  ssl?: {
-    client: number;
-    verified: boolean;
-    version?: string;
-    cn?: string;
-    cipher?: string;
-    sigAlg?: string;
-    keyAlg?: string;
-  };
-  /** Types this parser does not name, as hex. */
-  other?: { type: number; value: string }[];
-}
-
-export interface ProxyInfo {
-  version: 1 | 2;
-  /** PROXY (a relayed connection) or LOCAL (the proxy's own, e.g. a health check). */
-  command: 'PROXY' | 'LOCAL';
-  /** TCP4, TCP6, UDP4, UDP6, UNIX, UNKNOWN... */
-  transport: string;
-  sourceAddress: string | null;
-  sourcePort: number | null;
-  destinationAddress: string | null;
-  destinationPort: number | null;
-  tlvs: ProxyTlvs;
-}
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const V1_PREFIX = Buffer.from('PROXY ');

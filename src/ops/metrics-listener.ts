@@ -3,7 +3,7 @@
 // on --metrics-path and 404 elsewhere; it is bound to --host like the echo.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.ts';
+import type { Config } from '../config/settings.ts';
 import type { Logger } from './logger.ts';
 
 export interface MetricsListener {

@@ -3,27 +3,28 @@
 // are injected, so tests drive exactly the code that runs in production.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import { normalizeIp } from './addresses.ts';
+import { normalizeIp } from '../util/addresses.ts';
 import { BodyTooLarge, readBody } from './body.ts';
-import type { Config, Env } from './config.ts';
-import { clip } from './parse.ts';
-import { limitedLog } from './log-limit.ts';
+import type { Config, Env } from '../config/settings.ts';
+import { clip } from '../util/parse.ts';
+import { limitedLog } from '../ops/log-limit.ts';
 import { ControlError, INTERIM_CODES, controlInput, parseControls, pickFormat, pickStatus, type Controls } from './controls.ts';
 import { GeneratedBody } from './generate.ts';
-import { Health, healthControlAnswer } from './health.ts';
-import type { Identity } from './identity.ts';
-import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from './logger.ts';
-import type { Metrics } from './metrics.ts';
-import { EMPTY_BODY, buildEcho, clientKeyed, type BodyResult, type Echo, type EchoContext } from './model.ts';
-import { HTML_CSP } from './render/html.ts';
-import { RENDERERS, type Format } from './render/negotiate.ts';
+import { Health } from '../ops/health.ts';
+import { healthControlAnswer } from './health-control.ts';
+import type { Identity } from '../echo/identity.ts';
+import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { EMPTY_BODY, buildEcho, clientKeyed, type BodyResult, type Echo, type EchoContext } from '../echo/model.ts';
+import { HTML_CSP } from '../echo/render/html.ts';
+import { RENDERERS, type Format } from '../echo/render/negotiate.ts';
 import { mayHaveBody, requestInfo } from './request-info.ts';
 import { delay, endWithoutBody, headerListSize, isBodiless, plainAnswer, refuseStream, sendInterim, stopReading as stopReadingRequest } from './response.ts';
 import { scanHeaders, type HeaderScan } from './request-head.ts';
-import { connectionSocket } from './connection.ts';
 import { websocketHandshakeProblem, type WebSocketEcho } from './websocket-handshake.ts';
 import type { Duplex } from 'node:stream';
-import { BUILD_INFO } from './version.ts';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import { BUILD_INFO } from '../ops/version.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -36,13 +37,13 @@ export interface AppDeps {
 
 export interface App {
   /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
-  handle(this: void, req: IncomingMessage, res: ServerResponse): void;
+  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
   /** Takes over a WebSocket upgrade. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
-  refuseTunnel(req: IncomingMessage, socket: Duplex): void;
-  /** The transport answered this request itself (its body was malformed or cut) with `status`. */
-  answeredByTransport(res: ServerResponse, status: number): void;
+  refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void;
+  /** The answer to a request the HTTP/1.1 parser refused (see transport/client-error.ts). */
+  clientError(code: string | undefined, current: ServerResponse | null, peer: string): string;
   /** Readiness fails, SSE streams end, WebSockets close with 1001. */
   beginShutdown(): void;
   health: Health;
@@ -63,8 +64,8 @@ interface Exchange {
   bytesOut: number;
   logged: boolean;
   done: boolean;
-  /** The TCP peer, read at arrival: once a client aborts, its socket no longer knows. */
-  peer: string;
+  /** What the transport knows about the connection (the TCP peer, PROXY header, TLS). */
+  facts: ConnectionFacts;
 }
 
 /** An operations endpoint answers now (returns true) or later (false: it ends on 'close'). */
@@ -182,7 +183,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       accessLog({
         reqId: x.requestId, method: req.method ?? '', uri: x.uri, status, bytesIn: x.bytesIn,
         bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000,
-        clientIp: normalizeIp(x.peer), userAgent: x.scan.userAgent, aborted,
+        clientIp: normalizeIp(x.facts.peerAddress), userAgent: x.scan.userAgent, aborted,
       });
     }
     leave();
@@ -237,7 +238,7 @@ export function createApp(config: Config, deps: AppDeps): App {
    * The handler. An unexpected error answers 500 (or drops the connection if the
    * answer had begun), is logged, and never takes the server down.
    */
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     const start = performance.now();
     inFlight++;
     metrics?.requestStarted();
@@ -249,7 +250,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       req, res, start, uri, scan,
       requestId: requestIdOf(scan),
       bytesIn: 0, bytesOut: 0, logged: config.accessLog && (ops === undefined || config.logOpsRequests), done: false,
-      peer: req.socket?.remoteAddress ?? '',
+      facts,
     };
     if (health.draining) res.shouldKeepAlive = false;
     try {
@@ -288,7 +289,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     if (x.req.httpVersionMajor !== 2) return;
     const timer = setTimeout(() => {
       if (x.req.complete) return;
-      logLimited('warn', { peer: x.peer, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
+      logLimited('warn', { peer: x.facts.peerAddress, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
       if (x.res.headersSent) {
         x.res.destroy();
         return;
@@ -310,7 +311,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   /** Over a head limit (node:http2 enforces neither): the same 431 on every protocol, naming the limit. */
   function rejectLargeHead(x: Exchange, limit: '--max-header-size' | '--max-header-count'): void {
-    logLimited('warn', { peer: x.peer, limit }, 'bad request: request header fields too large');
+    logLimited('warn', { peer: x.facts.peerAddress, limit }, 'bad request: request header fields too large');
     reject(x, 431, limit === '--max-header-size'
       ? `request header fields too large (--max-header-size ${config.maxHeaderSize})`
       : `too many header fields (--max-header-count ${config.maxHeaderCount})`);
@@ -426,7 +427,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   function sendEcho(x: Exchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
     const { req, res } = x;
-    const echo = buildEcho(requestInfo(req, x.uri, declared, body, x.requestId), echoContext);
+    const echo = buildEcho(requestInfo(req, x.facts, x.uri, declared, body, x.requestId), echoContext);
     if (format === 'sse') {
       sendEvents(x, echo, controls);
       return;
@@ -529,13 +530,13 @@ export function createApp(config: Config, deps: AppDeps): App {
    * exchange: counted in flight from arrival, and finished exactly once (refused,
    * failed, aborted before the handshake, or closed), whatever `ws` does with it.
    */
-  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
     const start = performance.now();
     inFlight++;
     metrics?.requestStarted();
     const scan = scanHeaders(req.rawHeaders, false);
     const requestId = requestIdOf(scan);
-    const peer = connectionSocket(req).remoteAddress ?? '';
+    const peer = facts.peerAddress;
     let settled = false;
     const finish = (status: number, fields: object) => {
       if (settled) return;
@@ -574,7 +575,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       reject(500, 'internal error');
       return;
     }
-    const describe = () => JSON.stringify(buildEcho(requestInfo(req, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
+    const describe = () => JSON.stringify(buildEcho(requestInfo(req, facts, req.url ?? '/', 0, EMPTY_BODY, requestId), echoContext));
     const accepted = (echo: WebSocketEcho) => {
       if (settled) return; // the client left while the module loaded
       echo.handleUpgrade(req, socket, head, describe, {
@@ -592,7 +593,29 @@ export function createApp(config: Config, deps: AppDeps): App {
     });
   }
 
-  function refuseTunnel(req: IncomingMessage, socket: Duplex): void {
+  function clientError(code: string | undefined, current: ServerResponse | null, peer: string): string {
+    let status = 400;
+    let reason = 'malformed request';
+    if (code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      reason = 'request header fields too large (--max-header-size)';
+    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      reason = 'request not received in time (--headers-timeout, --request-timeout)';
+    }
+    logLimited('warn', { peer, code, status }, `bad request: ${reason}`);
+    if (current !== null) {
+      transportAnswers.set(current, status); // the app is answering it: its exchange records this status
+    } else {
+      // A request the app never saw is counted here, started and finished, so the
+      // in-flight gauge stays true.
+      metrics?.requestStarted();
+      metrics?.requestFinished('OTHER', status, 0);
+    }
+    return plainAnswer(status, `${reason}\n`);
+  }
+
+  function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
     const start = performance.now();
     const scan = scanHeaders(req.rawHeaders, false);
     const body = 'CONNECT is not supported: this is an echo server, not a proxy\n';
@@ -604,7 +627,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     if (config.accessLog) {
       accessLog({
         reqId: requestIdOf(scan), method: 'CONNECT', uri: req.url ?? '', status: 405, bytesIn: 0, bytesOut: Buffer.byteLength(body),
-        durationMs: Math.round(seconds * 1e6) / 1000, clientIp: normalizeIp(req.socket?.remoteAddress ?? ''), userAgent: scan.userAgent, aborted: false,
+        durationMs: Math.round(seconds * 1e6) / 1000, clientIp: normalizeIp(facts.peerAddress), userAgent: scan.userAgent, aborted: false,
       });
     }
   }
@@ -613,7 +636,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     handle,
     upgrade,
     refuseTunnel,
-    answeredByTransport: (res, status) => { transportAnswers.set(res, status); },
+    clientError,
     beginShutdown() {
       health.beginDrain();
       for (const stop of [...streams]) stop();

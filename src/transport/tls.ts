@@ -8,9 +8,10 @@ import { constants, watchFile, unwatchFile } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
-import type { Config } from './config.ts';
-import { ConfigError } from './config.ts';
-import type { Logger } from './logger.ts';
+import type { Config } from '../config/settings.ts';
+import { ConfigError } from '../config/settings.ts';
+import type { TlsInfo } from '../echo/facts.ts';
+import type { Logger } from '../ops/logger.ts';
 
 export interface TlsMaterial {
   /** Options for tls.createServer / setSecureContext. */
@@ -146,27 +147,6 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
       };
     },
   };
-}
-
-export interface ClientCertificate {
-  subject: string;
-  issuer: string;
-  subjectAltName: string | null;
-  validFrom: string;
-  validTo: string;
-  serialNumber: string;
-  fingerprint256: string;
-  /** Whether it verified against --tls-client-ca. */
-  verified: boolean;
-  verifyError: string | null;
-}
-
-export interface TlsInfo {
-  version: string | null;
-  cipher: string | null;
-  sni: string | null;
-  alpn: string | null;
-  clientCertificate: ClientCertificate | null;
 }
 
 export function describeTls(socket: TLSSocket): TlsInfo {

@@ -1,13 +1,13 @@
 // Who the client really is, behind proxies. Forwarding headers are only believed
 // when the direct peer is a trusted proxy; otherwise anyone could claim any address.
 import { isIP } from 'node:net';
-import type { NetworkSet } from './addresses.ts';
-import { normalizeIp } from './addresses.ts';
+import type { NetworkSet } from '../util/addresses.ts';
+import { normalizeIp } from '../util/addresses.ts';
+import type { ClientIpHeader } from '../config/settings.ts';
+
+export type { ClientIpHeader };
 
 export type ClientIpSource = 'peer' | 'forwarded' | 'x-forwarded-for' | 'x-real-ip';
-export const CLIENT_IP_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
-/** The forwarding header the trusted proxy maintains (--client-ip-header). */
-export type ClientIpHeader = (typeof CLIENT_IP_HEADERS)[number];
 
 export interface ClientInfo {
   /** The best guess at the originating client. */

@@ -2,11 +2,15 @@
 // Defaults are written once, as text, and go through the same parser as user input,
 // so `--help`, the README test and the running server can never disagree.
 import { isIP } from 'node:net';
-import { NetworkSet } from './addresses.ts';
-import { CLIENT_IP_HEADERS, type ClientIpHeader } from './client-ip.ts';
+import { NetworkSet } from '../util/addresses.ts';
 import {
   ParseError, clip, parseBoolean, parseDuration, parseInteger, parseList, parseSize,
-} from './parse.ts';
+} from '../util/parse.ts';
+
+/** The forwarding headers --client-ip-header may name; echo/client-ip.ts reads each. */
+export const CLIENT_IP_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
+/** The forwarding header the trusted proxy maintains (--client-ip-header). */
+export type ClientIpHeader = (typeof CLIENT_IP_HEADERS)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -2,13 +2,12 @@
 // One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
 // (the query parameter wins when both are given). Every value goes through a bounded
 // parser; a bad one is a ControlError, which the app answers with 400.
-import { ParseError, clip, parseDuration, parseInteger, parseSize } from './parse.ts';
-import { negotiate, parseFormat, type Format } from './render/negotiate.ts';
+import { ParseError, clip, parseDuration, parseInteger, parseSize } from '../util/parse.ts';
+import { parseHealth, type HealthAction } from '../ops/health.ts';
+import { negotiate, parseFormat, type Format } from '../echo/render/negotiate.ts';
 
 export const QUERY_PREFIX = 'echo_';
 export const HEADER_PREFIX = 'x-echo-';
-
-export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'ok';
 
 export interface StatusChoice {
   code: number;
@@ -105,14 +104,6 @@ export function pickStatus(choices: readonly StatusChoice[], random: () => numbe
     if (r < 0) return c.code;
   }
   return choices[choices.length - 1]!.code;
-}
-
-const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'unready'];
-
-export function parseHealth(text: string): HealthAction {
-  const s = text.trim().toLowerCase() as HealthAction;
-  if (HEALTH_ACTIONS.includes(s)) return s;
-  throw new ParseError(`"${clip(text)}" is not one of ${HEALTH_ACTIONS.join(', ')}`);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

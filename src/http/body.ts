@@ -1,7 +1,7 @@
 // Request bodies are streamed and counted; only the first `keep` bytes are held for
 // the echo, so a large upload costs a counter, not memory.
 import type { Readable } from 'node:stream';
-import type { BodyResult } from './model.ts';
+import type { BodyResult } from '../echo/model.ts';
 
 export class BodyTooLarge extends Error {
   readonly limit: number;

@@ -3,9 +3,18 @@
 // failover tests: `unready` fails readiness only (an orchestrator takes the replica out
 // of rotation but does not restart it), `fail` fails both (it restarts it), `fail-once`
 // fails the next check of each once, `ok` restores both.
-import { controlInput, parseHealth, type HealthAction } from './controls.ts';
-import { ParseError } from './parse.ts';
-import { scanHeaders } from './request-head.ts';
+import { ParseError, clip } from '../util/parse.ts';
+
+/** What the health control (`echo_health=`) may set. */
+export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'ok';
+
+const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'unready'];
+
+export function parseHealth(text: string): HealthAction {
+  const s = text.trim().toLowerCase() as HealthAction;
+  if (HEALTH_ACTIONS.includes(s)) return s;
+  throw new ParseError(`"${clip(text)}" is not one of ${HEALTH_ACTIONS.join(', ')}`);
+}
 
 export class Health {
   #draining = false;
@@ -46,28 +55,5 @@ export class Health {
       return false;
     }
     return !this.#readyFail && !this.#draining;
-  }
-}
-
-/**
- * The health control on a request to the liveness or readiness path (`?echo_health=`
- * or `X-Echo-Health`), so the state can be set where only the operations paths are
- * reachable (a port-forward to one pod, a probe-only route). It sets the state and
- * acknowledges without running the check; null when the request carries no such
- * control, and the path answers its check as usual. Gated by --health-control alone.
- */
-export function healthControlAnswer(uri: string, rawHeaders: readonly string[], enabled: boolean, health: Health): { status: number; body: string } | null {
-  const q = uri.indexOf('?');
-  const input = controlInput(uri, q, scanHeaders(rawHeaders, true).controls);
-  const entry = input?.get('health');
-  if (entry === undefined) return null;
-  if (!enabled) return { status: 403, body: 'the health control is disabled on this server (--health-control)\n' };
-  try {
-    const action = parseHealth(entry.values[0]!);
-    health.apply(action);
-    return { status: 200, body: `health: ${action}\n` };
-  } catch (err) {
-    if (err instanceof ParseError) return { status: 400, body: `invalid ${entry.source}: ${err.message}\n` };
-    throw err;
   }
 }

@@ -8,7 +8,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { UPGRADED_FROM } from './connection.ts';
 
 /** Headers that describe the HTTP/1.1 connection, not the request (RFC 7540 8.1.2.2). */
 const CONNECTION_HEADERS = new Set(['connection', 'upgrade', 'http2-settings', 'host', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te']);
@@ -143,7 +142,6 @@ export function bridgeWithInjection(socket: Socket, head: Buffer, inject: Buffer
     localAddress: { get: () => socket.localAddress },
     localPort: { get: () => socket.localPort },
     encrypted: { value: false },
-    [UPGRADED_FROM]: { value: socket },
   });
   socket.resume();
   return bridge;

@@ -2,10 +2,9 @@
 // Listeners fill a RequestInfo; renderers only ever see the Echo built from it.
 import { isUtf8 } from 'node:buffer';
 import { resolveClient, type ClientInfo, type ClientIpHeader } from './client-ip.ts';
-import { formatHostPort, normalizeIp, type NetworkSet } from './addresses.ts';
+import { formatHostPort, normalizeIp, type NetworkSet } from '../util/addresses.ts';
 import type { Identity } from './identity.ts';
-import type { ProxyInfo } from './proxy-protocol.ts';
-import type { TlsInfo } from './tls.ts';
+import type { ProxyInfo, TlsInfo } from './facts.ts';
 
 /** A body as read: the first bytes kept for the echo, and the real count. */
 export interface BodyResult {

@@ -1,6 +1,6 @@
 // The default rendering: the article's six lines, byte for byte in its layout,
 // then one `Name: value` line for each thing the article does not show.
-import { safeJson } from '../escape.ts';
+import { safeJson } from '../../util/escape.ts';
 import type { Echo } from '../model.ts';
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';

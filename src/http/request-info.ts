@@ -1,0 +1,27 @@
+// What the transport told the HTTP stage about a request, whatever carried it, put
+// together with the request itself as the echo model's input. Nothing here reads a
+// socket: the connection's facts (peer, PROXY header, TLS) arrive as data.
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import type { BodyResult, RequestInfo } from '../echo/model.ts';
+
+/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
+export function mayHaveBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/** The echo model's input: the request, its body as read, and its connection's facts. */
+export function requestInfo(req: IncomingMessage, facts: ConnectionFacts, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
+  const { proxy } = facts;
+  // Only an IP source names the original client; a UNIX socket path (AF_UNIX) is
+  // shown in the PROXY section, never taken as the remote address.
+  const relayed = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0;
+  return {
+    remoteAddress: relayed ? proxy.sourceAddress! : facts.peerAddress,
+    remotePort: relayed ? proxy.sourcePort ?? undefined : facts.peerPort,
+    method: req.method ?? '', uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders,
+    contentLength: declared, body, requestId, tls: facts.tls, proxy,
+    peerAddress: facts.peerAddress, peerPort: facts.peerPort,
+  };
+}
