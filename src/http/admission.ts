@@ -1,0 +1,48 @@
+// Whether a request is taken at all: the checks made before any work, the same on
+// every protocol. node:http enforces the head limits on HTTP/1.1 (its parser answers
+// 431); node:http2 enforces neither, so they are checked here for every request.
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/settings.ts';
+import { clip } from '../util/parse.ts';
+import type { HeaderScan } from './request-head.ts';
+
+export interface Refusal {
+  status: number;
+  reason: string;
+  /** The setting that refused it, when a limit did (logged, rate-limited). */
+  limit?: string;
+}
+
+/** uri-host [":" port]: a registered name, an IPv4 address or a bracketed IP literal. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]{0,5})?$/;
+
+/** HTTP/1.1 needs exactly one Host (RFC 9112, section 3.2); HTTP/1.0 at most one. */
+function hostValid(req: IncomingMessage, scan: HeaderScan): boolean {
+  if (scan.hosts > 1) return false;
+  if (scan.hosts === 0) return req.httpVersionMinor === 0;
+  return HOST.test(scan.host!);
+}
+
+/** The size of a header list as the HTTP/1.1 head it stands for: `name: value\r\n` per field. */
+export function headerListSize(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) n += raw[i]!.length + 2;
+  return n;
+}
+
+/** Null when the request may be served; else the answer that refuses it. */
+export function admissionProblem(req: IncomingMessage, scan: HeaderScan, config: Config): Refusal | null {
+  if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) {
+    return { status: 431, reason: `request header fields too large (--max-header-size ${config.maxHeaderSize})`, limit: '--max-header-size' };
+  }
+  if (req.rawHeaders.length > 2 * config.maxHeaderCount) {
+    return { status: 431, reason: `too many header fields (--max-header-count ${config.maxHeaderCount})`, limit: '--max-header-count' };
+  }
+  if (req.httpVersionMajor === 1 && !hostValid(req, scan)) {
+    return { status: 400, reason: 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)' };
+  }
+  if (scan.expect !== undefined && req.httpVersionMajor === 1 && scan.expect.trim().toLowerCase() !== '100-continue') {
+    return { status: 417, reason: `expectation "${clip(scan.expect)}" is not supported; only 100-continue is` };
+  }
+  return null;
+}

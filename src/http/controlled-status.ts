@@ -1,0 +1,17 @@
+// The controls that shape any answer, whatever its body: extra response headers,
+// interim (1xx) responses, and the final status (a weighted choice when several).
+import type { OutgoingHttpHeader } from 'node:http';
+import { INTERIM_CODES, pickStatus, type Controls } from './controls.ts';
+import type { HttpExchange } from './exchange.ts';
+import { sendInterim } from './respond.ts';
+
+/** Appends the control's extra headers to `headers` and sends interim responses; returns the final status. */
+export function controlledStatus(x: HttpExchange, controls: Controls | null, headers: OutgoingHttpHeader[], random: () => number): number {
+  if (controls === null) return 200;
+  for (const [name, value] of controls.headers) headers.push(name, value);
+  if (controls.status === null) return 200;
+  const code = pickStatus(controls.status, random);
+  if (!INTERIM_CODES.has(code)) return code;
+  sendInterim(x, code);
+  return 200;
+}

@@ -1,0 +1,112 @@
+// The echo: every request that is not an operations endpoint. Controls are read
+// first (a bad one is a 400 before the body is touched), then the body within its
+// limits, then the answer: the echo rendered in the negotiated format, an event
+// stream, or a generated body of the requested size.
+import { HTML_CSP } from '../echo/render/html.ts';
+import { RENDERERS, type Format } from '../echo/render/negotiate.ts';
+import { EMPTY_BODY, buildEcho, type BodyResult } from '../echo/model.ts';
+import { clip } from '../util/parse.ts';
+import type { HttpContext } from './context.ts';
+import { controlledStatus } from './controlled-status.ts';
+import { ControlError, controlInput, parseControls, pickFormat, type Controls } from './controls.ts';
+import type { EventStreams } from './events.ts';
+import type { HttpExchange } from './exchange.ts';
+import { delay } from './flow.ts';
+import { GeneratedBody } from './generate.ts';
+import { originAllowed } from './origin.ts';
+import { fail } from './refusals.ts';
+import { declaredLength, readRequestBody } from './request-body.ts';
+import { requestInfo } from './request-info.ts';
+import { answerHeaders, beginBody, sendText, sendWith } from './respond.ts';
+
+/** What the controls asked for, or the answer refusing them. */
+type Asked = { format: Format; controls: Controls | null } | ControlError;
+
+export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HttpExchange, q: number) => void {
+  const { config, health } = ctx;
+  const generated = new GeneratedBody();
+
+  function readControls(x: HttpExchange, q: number): Asked {
+    const { scan } = x;
+    try {
+      const input = controlInput(x.uri, q, scan.controls);
+      const format = pickFormat(input, scan.accept, config.sse);
+      if (format === 'sse' && !originAllowed(scan, config.allowedOrigins)) {
+        return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
+      }
+      let controls: Controls | null = null;
+      if (input !== null && config.controls) {
+        input.delete('format');
+        controls = parseControls(input, config);
+        if (controls.health !== null) {
+          if (!config.healthControl) return new ControlError('the health control is disabled on this server (--health-control)', 403);
+          health.apply(controls.health);
+        }
+      }
+      return { format, controls };
+    } catch (err) {
+      if (err instanceof ControlError) return err;
+      throw err;
+    }
+  }
+
+  function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
+    const echo = buildEcho(requestInfo(x.req, x.facts, x.uri, declared, body, x.requestId), ctx.echoContext);
+    if (format === 'sse') {
+      events.send(x, echo, controls);
+      return;
+    }
+    const renderer = RENDERERS[format];
+    const out = renderer.render(echo);
+    const length = Buffer.byteLength(out);
+    const headers = answerHeaders(renderer.contentType, length, x.requestId);
+    if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
+    sendWith(x, controlledStatus(x, controls, headers, ctx.deps.random), headers, out, length);
+  }
+
+  function sendGenerated(x: HttpExchange, controls: Controls, size: number): void {
+    const headers = answerHeaders('application/octet-stream', size, x.requestId);
+    if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+    if (x.req.method === 'HEAD') {
+      x.res.end();
+      return;
+    }
+    generated.pipe(x.res, size, (n) => { x.bytesOut = n; });
+  }
+
+  return function serveEcho(x, q) {
+    const asked = readControls(x, q);
+    if (asked instanceof ControlError) {
+      sendText(x, asked.status, asked.message + '\n');
+      ctx.complete(x, false);
+      return;
+    }
+    const { format, controls } = asked;
+    const declared = declaredLength(x);
+    const answer = (body: BodyResult) => {
+      if (controls?.size != null) sendGenerated(x, controls, controls.size);
+      else sendEcho(x, body, declared, format, controls);
+    };
+    // The common case, a request without body, delay, event stream or generated body,
+    // is answered and accounted for right here; everything slower completes when its
+    // response closes.
+    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
+      answer(EMPTY_BODY);
+      ctx.complete(x, false);
+      return;
+    }
+    readRequestBody(ctx, x, declared, config.maxEchoBody, (body) => {
+      if (controls === null || controls.delayMs === 0) {
+        answer(body);
+        return;
+      }
+      delay(x.res, controls.delayMs, () => {
+        try {
+          answer(body);
+        } catch (err) {
+          fail(ctx, x, err); // runs from a timer, outside every other guard
+        }
+      });
+    });
+  };
+}

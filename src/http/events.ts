@@ -1,0 +1,59 @@
+// Server-Sent Events: the echo as the first event, then ticks at --sse-interval up
+// to --sse-count, then a `done` event. Shutdown ends every open stream with a
+// `shutdown` event, so clients know it was not the end of the test.
+import type { Echo } from '../echo/model.ts';
+import type { HttpContext } from './context.ts';
+import { controlledStatus } from './controlled-status.ts';
+import type { Controls } from './controls.ts';
+import type { HttpExchange } from './exchange.ts';
+import { answerHeaders, beginBody } from './respond.ts';
+
+export interface EventStreams {
+  send(x: HttpExchange, echo: Echo, controls: Controls | null): void;
+  /** Ends every open stream (shutdown). */
+  endAll(): void;
+}
+
+export function createEventStreams(ctx: HttpContext): EventStreams {
+  const { config } = ctx;
+  /** Open streams, each with the function that ends it cleanly. */
+  const streams = new Set<() => void>();
+  return {
+    send(x, echo, controls) {
+      const { res } = x;
+      const headers = answerHeaders('text/event-stream; charset=utf-8', null, x.requestId);
+      headers.push('X-Accel-Buffering', 'no'); // nginx would otherwise buffer the stream
+      // The controls apply to a stream as to any answer: extra headers, interim and final status.
+      if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+      const write = (event: string, id: number, data: unknown) => {
+        const chunk = `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+        x.bytesOut += Buffer.byteLength(chunk);
+        res.write(chunk);
+      };
+      write('echo', 0, echo);
+      let n = 0;
+      const end = (reason: 'done' | 'shutdown') => {
+        clearInterval(timer);
+        streams.delete(stop);
+        if (res.writableEnded) return;
+        write(reason, n + 1, { ticks: n });
+        res.end();
+      };
+      const stop = () => end('shutdown');
+      const timer = setInterval(() => {
+        n++;
+        write('tick', n, { n, time: new Date().toISOString() });
+        if (n >= config.sseCount) end('done');
+      }, config.sseIntervalMs);
+      streams.add(stop);
+      res.once('close', () => {
+        clearInterval(timer);
+        streams.delete(stop);
+      });
+      if (config.sseCount === 0) end('done');
+    },
+    endAll() {
+      for (const stop of [...streams]) stop();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// The accounting of every exchange, whatever carried it: an HTTP request and its
+// answer (HTTP/1.1 or HTTP/2, SSE included), a WebSocket from handshake to close, a
+// refused tunnel. Each is begun and finished here, exactly once: in-flight count,
+// metrics and the access-log line come from this one place, and the client address
+// always comes from the connection's facts (so a client that left early is still
+// recorded with its address and a 499, never as a 200 from nobody).
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import { normalizeIp } from '../util/addresses.ts';
+import type { HeaderScan } from './request-head.ts';
+
+/** One exchange, from arrival to its access-log line. */
+export interface Exchange {
+  req: IncomingMessage;
+  /** node:http's response object; null for a WebSocket or a tunnel, answered on the raw socket. */
+  res: ServerResponse | null;
+  start: number;
+  /** The request target as sent. */
+  uri: string;
+  scan: HeaderScan;
+  requestId: string;
+  facts: ConnectionFacts;
+  bytesIn: number;
+  bytesOut: number;
+  /** Whether it gets an access-log line (operations requests may not). */
+  logged: boolean;
+  done: boolean;
+}
+
+/** An exchange answered through node:http's response object. */
+export type HttpExchange = Exchange & { res: ServerResponse };
+
+/** What a WebSocket's log line says beyond an HTTP one (its reason, or its traffic). */
+export type WebSocketDetail = { reason: string } | { aborted: true } | { bytesIn: number; messagesIn: number; messagesOut: number; closeCode: number };
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The client's request id when it is sane, else a fresh UUID. */
+function requestIdOf(scan: HeaderScan): string {
+  return scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
+}
+
+export class Ledger {
+  #inFlight = 0;
+  #idleWaiters: (() => void)[] = [];
+  readonly #logger: Logger;
+  readonly #metrics: Metrics | null;
+  readonly #accessLog: ReturnType<typeof createAccessLog>;
+  readonly #logRequests: boolean;
+
+  constructor(logger: Logger, metrics: Metrics | null, accessLog: boolean) {
+    this.#logger = logger;
+    this.#metrics = metrics;
+    this.#accessLog = createAccessLog(logger);
+    this.#logRequests = accessLog;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** A new exchange, counted in flight from now. `logged` is false for unlogged operations requests. */
+  begin<R extends ServerResponse | null>(req: IncomingMessage, res: R, facts: ConnectionFacts, scan: HeaderScan, logged = true): Exchange & { res: R } {
+    this.#inFlight++;
+    this.#metrics?.requestStarted();
+    return {
+      req, res, start: performance.now(), uri: req.url ?? '/', scan, requestId: requestIdOf(scan), facts,
+      bytesIn: 0, bytesOut: 0, logged: logged && this.#logRequests, done: false,
+    };
+  }
+
+  /**
+   * The exchange is over: metrics, the access-log line, one fewer in flight. Only the
+   * first call counts. A WebSocket passes its detail and gets its own line shape.
+   */
+  finish(x: Exchange, status: number, aborted: boolean, websocket?: WebSocketDetail): void {
+    if (x.done) return;
+    x.done = true;
+    const seconds = (performance.now() - x.start) / 1000;
+    const method = x.req.method ?? 'OTHER';
+    this.#metrics?.requestFinished(method, status, seconds);
+    if (x.logged) {
+      const durationMs = Math.round(seconds * 1e6) / 1000;
+      const clientIp = normalizeIp(x.facts.peerAddress);
+      if (websocket === undefined) {
+        this.#accessLog({
+          reqId: x.requestId, method, uri: x.uri, status, bytesIn: x.bytesIn, bytesOut: x.bytesOut,
+          durationMs, clientIp, userAgent: x.scan.userAgent, aborted,
+        });
+      } else {
+        this.#logger.info({
+          reqId: x.requestId, method, uri: logField(x.uri, LOG_URI_MAX), status, ...websocket, durationMs,
+          clientIp, userAgent: logField(x.scan.userAgent, LOG_USER_AGENT_MAX),
+        }, 'websocket');
+      }
+    }
+    this.#inFlight--;
+    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** A request the parser refused before the app saw it: counted (started and finished), not logged as access. */
+  refusedByParser(status: number): void {
+    this.#metrics?.requestStarted();
+    this.#metrics?.requestFinished('OTHER', status, 0);
+  }
+
+  /** Over the in-flight budget: counted as refused, then finished like any exchange. */
+  refused(): void {
+    this.#metrics?.requestRefused();
+  }
+
+  /** Resolves once nothing is in flight. */
+  idle(): Promise<void> {
+    return this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,74 @@
+// Reading a request body within the limits, for the echo and the operations
+// endpoints alike: --max-body-size (413 above it, declared or counted), and
+// --request-timeout on HTTP/2 too.
+import type { BodyResult } from '../echo/model.ts';
+import { EMPTY_BODY } from '../echo/model.ts';
+import { BodyTooLarge, readBody } from './body.ts';
+import type { HttpContext } from './context.ts';
+import type { HttpExchange } from './exchange.ts';
+import { stopReading } from './flow.ts';
+import { fail, rejectLargeBody } from './refusals.ts';
+import { mayHaveBody } from './request-info.ts';
+import { sendText } from './respond.ts';
+
+/** The declared body length: Content-Length, -1 when unknown (chunked, or an HTTP/2 stream left open), 0 for none. */
+export function declaredLength(x: HttpExchange): number {
+  const { scan, req } = x;
+  return scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || mayHaveBody(req) ? -1 : 0;
+}
+
+/**
+ * Reads the body (keeping its first `keep` bytes), then runs `then`; the exchange
+ * completes when its response closes. A body declared over the limit is refused
+ * before anything is read, and the exchange completes at once.
+ */
+export function readRequestBody(ctx: HttpContext, x: HttpExchange, declared: number, keep: number, then: (body: BodyResult) => void): void {
+  if (declared > ctx.config.maxBodySize) {
+    rejectLargeBody(ctx, x);
+    ctx.complete(x, false);
+    return;
+  }
+  ctx.completeOnClose(x);
+  const run = (body: BodyResult) => {
+    try {
+      then(body);
+    } catch (err) {
+      fail(ctx, x, err); // `then` runs from a promise, outside the handler's guard
+    }
+  };
+  if (declared === 0) {
+    run(EMPTY_BODY);
+    return;
+  }
+  bodyDeadline(ctx, x);
+  readBody(x.req, ctx.config.maxBodySize, keep).then((body) => {
+    x.bytesIn = body.bytes;
+    run(body);
+  }, (err: unknown) => {
+    if (err instanceof BodyTooLarge) rejectLargeBody(ctx, x);
+    else x.res.destroy(); // the client went away mid-body: nobody to answer
+  });
+}
+
+/**
+ * --request-timeout for HTTP/2: node:http enforces it for HTTP/1.1 only, and an
+ * HTTP/2 body that trickles (or never ends) would otherwise hold its stream, and a
+ * place in the in-flight budget, for as long as the session lives.
+ */
+function bodyDeadline(ctx: HttpContext, x: HttpExchange): void {
+  if (x.req.httpVersionMajor !== 2) return;
+  const { config } = ctx;
+  const timer = setTimeout(() => {
+    if (x.req.complete) return;
+    ctx.log('warn', { peer: x.facts.peerAddress, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
+    if (x.res.headersSent) {
+      x.res.destroy();
+      return;
+    }
+    stopReading(x.req, x.res);
+    sendText(x, 408, 'request not received in time (--request-timeout)\n');
+  }, Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)));
+  const clear = () => clearTimeout(timer);
+  x.req.once('end', clear);
+  x.res.once('close', clear);
+}

@@ -1,0 +1,112 @@
+// The one response writer. Every answer the server gives goes through here: the
+// echo, the operations endpoints, errors, event streams, generated bodies, and the
+// raw answers written on sockets node:http does not own (parser errors, refused
+// upgrades, CONNECT). It owns the headers every answer carries, HEAD, the bodiless
+// statuses (204, 304), interim (1xx) responses, and the byte count of the exchange.
+import { STATUS_CODES, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
+import type { HttpExchange } from './exchange.ts';
+
+export const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+/**
+ * The head of an answer as one flat array (node:http's fastest path to the wire),
+ * with the headers every answer carries; the caller may append to it. Content-Type
+ * is always the server's choice, and nosniff keeps browsers to it.
+ */
+export function answerHeaders(contentType: string, length: number | null, requestId: string): OutgoingHttpHeader[] {
+  return length === null
+    ? ['Content-Type', contentType, 'X-Request-Id', requestId, 'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store']
+    : ['Content-Type', contentType, 'Content-Length', String(length), 'X-Request-Id', requestId,
+        'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store'];
+}
+
+/** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
+export function isBodiless(status: number): boolean {
+  return status === 204 || status === 304;
+}
+
+/** Ends a bodiless answer: the head without Content-Length or Content-Type. */
+function endWithoutBody(res: ServerResponse, status: number, headers: OutgoingHttpHeader[]): void {
+  const kept: OutgoingHttpHeader[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Type') kept.push(headers[i]!, headers[i + 1]!);
+  }
+  res.writeHead(status, kept as string[]);
+  res.end();
+}
+
+/** A complete answer: `headers` from answerHeaders (plus any extra), then the body unless HEAD or bodiless. */
+export function sendWith(x: HttpExchange, status: number, headers: OutgoingHttpHeader[], body: string, length: number): void {
+  if (isBodiless(status)) {
+    endWithoutBody(x.res, status, headers);
+    return;
+  }
+  x.res.writeHead(status, headers as string[]);
+  if (x.req.method === 'HEAD') {
+    x.res.end();
+    return;
+  }
+  x.bytesOut = length;
+  x.res.end(body);
+}
+
+/** A complete answer with the common headers, plus `extra` [name, value, ...]. */
+export function send(x: HttpExchange, status: number, contentType: string, body: string, extra?: readonly string[]): void {
+  const length = Buffer.byteLength(body);
+  const headers = answerHeaders(contentType, length, x.requestId);
+  if (extra !== undefined) headers.push(...extra);
+  sendWith(x, status, headers, body, length);
+}
+
+/** A short plain-text answer (operations endpoints, errors). */
+export function sendText(x: HttpExchange, status: number, text: string, extra?: readonly string[]): void {
+  send(x, status, TEXT_TYPE, text, extra);
+}
+
+/**
+ * The head of an answer whose body follows in pieces (an event stream, a generated
+ * body). False when the status is bodiless: the answer is then complete already.
+ * The caller counts the bytes it writes.
+ */
+export function beginBody(x: HttpExchange, status: number, headers: OutgoingHttpHeader[]): boolean {
+  if (isBodiless(status)) {
+    endWithoutBody(x.res, status, headers);
+    return false;
+  }
+  x.res.writeHead(status, headers as string[]);
+  // The head goes out now, as a string: node:http would put it in front of an
+  // interim response still queued behind a pipelined request when the first body
+  // write is a Buffer, and the 1xx would land inside the body.
+  x.res.flushHeaders();
+  return true;
+}
+
+/**
+ * A 1xx response ahead of the final one. node:http has a method per code; the
+ * HTTP/2 compatibility response lacks writeProcessing, so HTTP/2 sends the
+ * informational HEADERS frame on the stream directly. RFC 9110, section 15.2: no
+ * 1xx to an HTTP/1.0 client (the final answer still comes).
+ */
+export function sendInterim(x: HttpExchange, code: number): void {
+  const { req, res } = x;
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return;
+  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
+  if (h2stream !== undefined) h2stream.additionalHeaders({ ':status': code });
+  else if (code === 100) res.writeContinue();
+  else if (code === 102) res.writeProcessing();
+  // node:http sends a 103 only with a Link hint; a preconnect to this same origin
+  // is the one hint that changes nothing for a browser (it is connected already).
+  else res.writeEarlyHints({ link: '</>; rel=preconnect' });
+}
+
+/**
+ * A complete HTTP/1.1 answer as bytes, for sockets node:http no longer (or not yet)
+ * owns: parser errors, refused upgrades, CONNECT. The same common headers; it always
+ * closes the connection. `extra` is [name, value, ...].
+ */
+export function rawAnswer(status: number, body: string, extra: readonly string[] = []): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: ${TEXT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n`;
+  for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
+  return `${head}Connection: close\r\n\r\n${body}`;
+}

@@ -1,0 +1,92 @@
+// WebSocket upgrades: the handshake is checked here (so every refusal is answered,
+// logged and counted), then `ws` takes the socket and echoes messages (websocket.ts).
+// Every upgrade is one exchange, counted in flight from arrival and finished exactly
+// once: refused, failed, aborted before the handshake (499), or closed.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
+import { clip } from '../util/parse.ts';
+import type { HttpContext } from './context.ts';
+import type { WebSocketDetail } from './exchange.ts';
+import { originAllowed } from './origin.ts';
+import { scanHeaders } from './request-head.ts';
+import { requestInfo } from './request-info.ts';
+import { rawAnswer } from './respond.ts';
+import { websocketHandshakeProblem, type WebSocketEcho } from './websocket-handshake.ts';
+
+export interface Upgrades {
+  upgrade(this: void, req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
+  /** Closes every WebSocket with 1001 (going away). */
+  closeAll(): void;
+}
+
+/** The extra header each refusal carries: what to do differently. */
+const REFUSAL_HEADERS: Record<number, readonly string[]> = {
+  405: ['Allow', 'GET'],
+  426: ['Sec-WebSocket-Version', '13'],
+  503: ['Retry-After', '1'],
+};
+
+export function createUpgrades(ctx: HttpContext): Upgrades {
+  const { config, ledger, health } = ctx;
+  const { logger, metrics } = ctx.deps;
+  // Loaded on the first upgrade: `ws` and what it pulls in cost about 10 MB of
+  // resident memory that a server nobody opens a WebSocket to should not carry.
+  let websockets: Promise<WebSocketEcho> | null = null;
+  const websocketEcho = () => (websockets ??= import('./websocket.ts').then((m) => m.createWebSocketEcho(config, logger)));
+
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
+    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders, false));
+    const finish = (status: number, detail: WebSocketDetail) => {
+      socket.off('close', onEarlyClose);
+      ledger.finish(x, status, false, detail);
+    };
+    /** The client left before the handshake was answered (nginx's 499). */
+    const onEarlyClose = () => finish(499, { aborted: true });
+    socket.once('close', onEarlyClose);
+    const reject = (status: number, reason: string) => {
+      if (socket.writable) socket.end(rawAnswer(status, `${reason}\n`, REFUSAL_HEADERS[status]));
+      else socket.destroy();
+      finish(status, { reason });
+    };
+    try {
+      const problem = health.draining ? [503, 'server shutting down'] as const
+        : ledger.inFlight > config.maxInFlight ? [503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`] as const
+        : !originAllowed(x.scan, config.allowedOrigins) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
+        : websocketHandshakeProblem(req);
+      if (problem !== null) {
+        if (problem[0] === 503) ledger.refused();
+        reject(problem[0], problem[1]);
+        return;
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error).message, reqId: x.requestId }, 'websocket upgrade failed');
+      reject(500, 'internal error');
+      return;
+    }
+    const describe = () => JSON.stringify(buildEcho(requestInfo(req, facts, x.uri, 0, EMPTY_BODY, x.requestId), ctx.echoContext));
+    const accepted = (echo: WebSocketEcho) => {
+      if (x.done) return; // the client left while the module loaded
+      echo.handleUpgrade(req, socket, head, describe, {
+        opened: () => socket.off('close', onEarlyClose),
+        closed: (summary) => {
+          metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
+          finish(101, { bytesIn: summary.bytesIn, messagesIn: summary.messagesIn, messagesOut: summary.messagesOut, closeCode: summary.closeCode });
+        },
+        refused: (reason) => reject(400, `bad WebSocket handshake: ${reason}`),
+      });
+    };
+    websocketEcho().then(accepted).catch((err: unknown) => {
+      logger.error({ err: (err as Error).message, reqId: x.requestId }, 'websocket upgrade failed');
+      if (!x.done) reject(500, 'internal error');
+    });
+  }
+
+  return {
+    upgrade,
+    closeAll() {
+      void websockets?.then((echo) => echo.closeAll());
+    },
+  };
+}
