@@ -4,20 +4,22 @@
 // are then handed to one shared HTTP/1.1 server and one shared HTTP/2 server, so
 // limits, timeouts, routes, metrics and logs are the same whatever the transport.
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { ConnectionFacts } from '../echo/facts.ts';
-import { formatHostPort } from '../util/addresses.ts';
 import type { Config } from '../config/settings.ts';
-import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
-import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
+import { limitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
+import { formatHostPort } from '../util/addresses.ts';
+import { answerClientError, responseInProgress } from './client-error.ts';
+import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { createH2Stage, type H2Stage } from './h2.ts';
+import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
+import type { Handlers } from './handlers.ts';
 import { describeTls, type TlsMaterial } from './tls.ts';
-import { answerClientError, responseInProgress, type ClientErrorAnswer } from './client-error.ts';
-import { limitedLog } from '../ops/log-limit.ts';
+
+export type { Handlers };
 
 export interface Listener {
   readonly address: AddressInfo;
@@ -27,21 +29,6 @@ export interface Listener {
   readonly httpsUrl: string | null;
   /** Stop accepting, let in-flight requests finish within `drainMs`, close the rest. Resolves true when drained in time. */
   shutdown(drainMs: number): Promise<boolean>;
-}
-
-/**
- * Where the listener hands what arrives (http/app.ts implements it). The transport
- * never imports the HTTP stage: it calls these, and nothing flows back but answers.
- */
-export interface Handlers extends ClientErrorAnswer {
-  /** A request, on HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
-  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
-  /** A WebSocket upgrade. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
-  /** A CONNECT (a tunnel request). */
-  refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void;
-  /** Resolves once no request is in flight. */
-  idle(): Promise<void>;
 }
 
 export interface ListenerDeps {
@@ -58,32 +45,8 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const http1 = createHttpServer(app, config);
   // node:http2 and node:tls are loaded when first needed: together they cost about
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
-  const sessions = new Set<ServerHttp2Session>();
-  let h2Server: Http2Server | null = null;
-  // node:http2 creates the session synchronously inside emit('connection'); the
-  // front state of the connection being handed over is parked here for that moment.
-  let handingOver: FrontState | undefined;
-  const h2 = () => {
-    if (h2Server !== null) return h2Server;
-    h2Server = createH2Server(app, config, logger);
-    h2Server.on('session', (s: ServerHttp2Session) => {
-      sessions.add(s);
-      s.once('close', () => sessions.delete(s));
-      const front = handingOver;
-      s.once('stream', () => frontDone(front));
-      closeWhenIdle(s, config.keepAliveTimeoutMs);
-      s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
-    });
-    return h2Server;
-  };
-  const toH2 = (socket: Duplex, front: FrontState | undefined) => {
-    handingOver = front;
-    try {
-      h2().emit('connection', socket);
-    } finally {
-      handingOver = undefined;
-    }
-  };
+  let h2Stage: H2Stage | null = null;
+  const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
 
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
@@ -204,7 +167,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       stopWatching();
       http1.closeIdleConnections();
       for (const s of http1Sockets) endAfterAnswer(s);
-      for (const s of sessions) s.close(); // GOAWAY: running streams finish, no new ones
+      h2Stage?.closeAll();
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         app.idle().then(() => true),
@@ -212,7 +175,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       ]);
       clearTimeout(timer);
       http1.closeAllConnections();
-      for (const s of sessions) s.destroy();
+      h2Stage?.destroyAll();
       http1.close(); // stops node:http's connection checker
       return drained;
     },
@@ -251,44 +214,6 @@ function createHttpServer(app: Handlers, config: Config): HttpServer {
 function endAfterAnswer(socket: Socket): void {
   const res = responseInProgress(socket);
   if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
-}
-
-/**
- * A session with no open stream is closed (GOAWAY, then close) after `ms`, as an
- * idle HTTP/1.1 keep-alive connection is: otherwise each idle session would hold a
- * --max-connections slot for the whole --idle-timeout.
- */
-function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
-  let open = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => { if (open === 0 && !session.closed) session.close(); }, ms);
-  };
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    open++;
-    clearTimeout(timer);
-    stream.once('close', () => {
-      if (--open === 0) arm();
-    });
-  });
-  session.once('close', () => clearTimeout(timer));
-}
-
-function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
-  const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
-  const h2 = createHttp2Server({
-    // Advertised so well-behaved peers stay under it; node:http2 does not enforce
-    // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
-    settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
-    // Room above --max-header-count, so the app sees such a request and answers 431
-    // with a log line; node:http2 would otherwise reset the stream silently.
-    maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
-    maxSessionMemory: 32,
-  }, (req, res) => app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req)));
-  h2.setTimeout(config.idleTimeoutMs);
-  h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
-  return h2;
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */

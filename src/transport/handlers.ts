@@ -1,0 +1,19 @@
+// The transport's one way into the HTTP stage. The transport never imports http/:
+// it calls these (http/app.ts implements them) with each request and the facts of
+// its connection, and nothing flows back but the answers.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ClientErrorAnswer } from './client-error.ts';
+
+export interface Handlers extends ClientErrorAnswer {
+  /** A request, on HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
+  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /** A WebSocket upgrade. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
+  /** A CONNECT (a tunnel request). */
+  refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void;
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void>;
+}
+
