@@ -1,0 +1,82 @@
+// The architecture as the README draws it: the lint rule refuses every import that
+// runs the wrong way between the stage folders of src/ (checked with the project's
+// own ESLint configuration, on real files' paths), and the README lists every file.
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ESLint } from 'eslint';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/** [file the import is written in, the import line, whether the rule must refuse it]. */
+const IMPORTS: [string, string, boolean][] = [
+  ['src/echo/model.ts', "import { listen } from '../transport/listener.ts';", true],
+  ['src/echo/render/text.ts', "import { createServer } from 'node:http';", true],
+  ['src/echo/render/json.ts', "import { connect } from 'node:tls';", true],
+  ['src/echo/client-ip.ts', "import { Socket } from 'node:net';", true],
+  ['src/echo/model.ts', "import { createApp } from '../http/app.ts';", true],
+  ['src/echo/model.ts', "import { Health } from '../ops/health.ts';", true],
+  ['src/ops/metrics.ts', "import { createApp } from '../http/app.ts';", true],
+  ['src/ops/logger.ts', "import { listen } from '../transport/listener.ts';", true],
+  ['src/ops/health.ts', "import { buildEcho } from '../echo/model.ts';", true],
+  ['src/transport/front.ts', "import { createApp } from '../http/app.ts';", true],
+  ['src/http/app.ts', "import { factsOf } from '../transport/front.ts';", true],
+  ['src/config/settings.ts', "import { buildEcho } from '../echo/model.ts';", true],
+  ['src/util/parse.ts', "import { SETTINGS } from '../config/settings.ts';", true],
+  ['src/http/app.ts', "import { startServer } from '../server.ts';", true],
+  ['src/echo/render/html.ts', "import { main } from '../../cli.ts';", true],
+  // The directions the README allows.
+  ['src/http/app.ts', "import { buildEcho } from '../echo/model.ts';", false],
+  ['src/transport/listener.ts', "import { EMPTY_BODY } from '../echo/model.ts';", false],
+  ['src/transport/listener.ts', "import { createMetrics } from '../ops/metrics.ts';", false],
+  ['src/echo/client-ip.ts', "import { isIP } from 'node:net';", false],
+  ['src/echo/render/text.ts', "import { buildEcho } from '../model.ts';", false],
+  ['src/ops/logger.ts', "import { SETTINGS } from '../config/settings.ts';", false],
+  ['src/config/settings.ts', "import { clip } from '../util/parse.ts';", false],
+];
+
+describe('architecture', () => {
+  it('refuses, by lint, every import that runs the wrong way between the stages', async () => {
+    const eslint = new ESLint({ cwd: REPO });
+    for (const [file, line, refused] of IMPORTS) {
+      const [result] = await eslint.lintText(`${line}\nexport const used = [${line.match(/\{ (\w+) \}/)![1]}];\n`, { filePath: join(REPO, file) });
+      const hits = result!.messages.filter((m) => m.ruleId === 'no-restricted-imports');
+      if (refused) {
+        assert.equal(hits.length, 1, `${file}: ${line} must be refused`);
+        assert.match(hits[0]!.message, /may not import|transport-free/);
+      } else {
+        assert.deepEqual(hits.map((m) => m.message), [], `${file}: ${line} is allowed`);
+      }
+    }
+  });
+
+  it('lists every source file in the README, and no file that is gone', () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Architecture'), readme.indexOf('\n## ', readme.indexOf('## Architecture') + 3));
+    const tree = section.slice(section.indexOf('```\nsrc/'));
+    const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? (e.name === 'assets' ? [] : files(join(dir, e.name))) : [relative(join(REPO, 'src'), join(dir, e.name))]);
+    // Lines of the tree: two spaces in, a top-level file or a folder; four, a file of that folder.
+    const listed = new Set<string>();
+    let folder = '';
+    for (const line of tree.split('\n').slice(2)) { // after the fence and `src/`
+      const m = /^( +)(\S.*?)(?: {2,}.*)?$/.exec(line);
+      if (m === null) break; // the tree of src/ ends where test/ begins
+      const names = m[2]!;
+      if (names.endsWith('/')) {
+        if (m[1]!.length === 2) folder = names;
+        continue;
+      }
+      for (const name of names.split(' ')) listed.add(m[1]!.length === 2 ? name : folder + name);
+    }
+    for (const f of files(join(REPO, 'src'))) {
+      if (f.startsWith('echo/render/')) continue; // listed as a folder
+      assert.ok(listed.has(f), `README "Architecture" lists src/${f}`);
+    }
+    for (const f of listed) {
+      assert.ok(files(join(REPO, 'src')).includes(f), `README lists src/${f}, which does not exist`);
+    }
+  });
+});
