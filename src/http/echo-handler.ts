@@ -3,7 +3,7 @@
 // limits, then the answer: the echo rendered in the negotiated format, an event
 // stream, or a generated body of the requested size.
 import { HTML_CSP } from '../echo/render/html.ts';
-import { RENDERERS, type Format } from '../echo/render/negotiate.ts';
+import { RENDERERS, type Format } from '../echo/render/renderers.ts';
 import { EMPTY_BODY, buildEcho, type BodyResult } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';

@@ -1,25 +1,9 @@
 // Choose a rendering from the Accept header (with q-values), or from the explicit
 // echo_format override. Results are cached per distinct Accept value, because
 // load generators send the same one millions of times.
-import { HTML_TYPE, renderHtml } from './html.ts';
-import { JSON_TYPE, renderJson } from './json.ts';
-import { TEXT_TYPE, renderText } from './text.ts';
-import type { Echo } from '../model.ts';
+import { FORMATS, type Format } from './renderers.ts';
 
-/** `sse` is not a rendering but a stream of events, each carrying the JSON echo. */
-export type Format = 'text' | 'json' | 'html' | 'sse';
-export const FORMATS: readonly Format[] = ['text', 'json', 'html', 'sse'];
-
-export interface Renderer {
-  contentType: string;
-  render(e: Echo): string;
-}
-
-export const RENDERERS: Record<Exclude<Format, 'sse'>, Renderer> = {
-  text: { contentType: TEXT_TYPE, render: renderText },
-  json: { contentType: JSON_TYPE, render: renderJson },
-  html: { contentType: HTML_TYPE, render: renderHtml },
-};
+export type { Format };
 
 /** Media ranges each format answers to, most specific first. */
 const MEDIA: [Format, string][] = [
