@@ -5,7 +5,7 @@ import { readIdentity, type Identity } from './echo/identity.ts';
 import { listen, type Listener } from './transport/listener.ts';
 import { createLogger, droppedLogLines, type Logger } from './ops/logger.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
-import { serveMetrics, type MetricsListener } from './ops/metrics-listener.ts';
+import { serveMetrics, type MetricsListener } from './http/metrics-listener.ts';
 import { readCgroupLimits, sizeFor } from './config/resources.ts';
 import { loadTlsMaterial } from './transport/tls.ts';
 

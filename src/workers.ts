@@ -17,7 +17,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/settings.ts';
 import type { Logger } from './ops/logger.ts';
 import { renderMetrics, type Metrics, type MetricsSnapshot } from './ops/metrics.ts';
-import { serveMetrics, type MetricsListener } from './ops/metrics-listener.ts';
+import { serveMetrics, type MetricsListener } from './http/metrics-listener.ts';
 import { sizeFor, type CgroupLimits } from './config/resources.ts';
 
 /** Environment the primary hands a worker. */

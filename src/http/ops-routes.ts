@@ -39,7 +39,7 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
     else sendText(x, 503, health.draining ? 'draining\n' : 'not ready\n');
     return true;
   });
-  if (metrics !== null && config.metricsPort === 0) { // else on its own listener (ops/metrics-listener.ts)
+  if (metrics !== null && config.metricsPort === 0) { // else on its own listener (metrics-listener.ts)
     route(config.metricsPath, (x) => {
       metrics.scrape().then((body) => send(x, 200, metrics.contentType, body), (err: unknown) => {
         logger.error({ err }, 'metrics collection failed');

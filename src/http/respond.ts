@@ -3,7 +3,7 @@
 // raw answers written on sockets node:http does not own (parser errors, refused
 // upgrades, CONNECT). It owns the headers every answer carries, HEAD, the bodiless
 // statuses (204, 304), interim (1xx) responses, and the byte count of the exchange.
-import { STATUS_CODES, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
 import type { HttpExchange } from './exchange.ts';
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -35,19 +35,27 @@ function endWithoutBody(res: ServerResponse, status: number, headers: OutgoingHt
   res.end();
 }
 
-/** A complete answer: `headers` from answerHeaders (plus any extra), then the body unless HEAD or bodiless. */
-export function sendWith(x: HttpExchange, status: number, headers: OutgoingHttpHeader[], body: string, length: number): void {
+/**
+ * Writes a complete answer: `headers` from answerHeaders (plus any extra), then the
+ * body unless the request is HEAD or the status bodiless. Returns the body bytes sent.
+ */
+export function writeAnswer(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeader[], body: string, length: number): number {
   if (isBodiless(status)) {
-    endWithoutBody(x.res, status, headers);
-    return;
+    endWithoutBody(res, status, headers);
+    return 0;
   }
-  x.res.writeHead(status, headers as string[]);
-  if (x.req.method === 'HEAD') {
-    x.res.end();
-    return;
+  res.writeHead(status, headers as string[]);
+  if (req.method === 'HEAD') {
+    res.end();
+    return 0;
   }
-  x.bytesOut = length;
-  x.res.end(body);
+  res.end(body);
+  return length;
+}
+
+/** A complete answer on an exchange, counted in its bytes out. */
+export function sendWith(x: HttpExchange, status: number, headers: OutgoingHttpHeader[], body: string, length: number): void {
+  x.bytesOut = writeAnswer(x.req, x.res, status, headers, body, length);
 }
 
 /** A complete answer with the common headers, plus `extra` [name, value, ...]. */
