@@ -369,11 +369,10 @@ export function createApp(config: Config, deps: AppDeps): App {
     let format: Format;
     let controls: Controls | null = null;
     try {
-      const input = controlInput(uri, q, scan.controls);
+      const input = controlInput(uri, q, scan.controls, config.controls);
       format = pickFormat(input, scan.accept, config.sse);
       if (format === 'sse' && !originAllowed(scan)) throw new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
-      if (input !== null && config.controls) {
-        input.delete('format');
+      if (input !== null) {
         controls = parseControls(input, config);
         if (controls.health !== null) {
           if (!config.healthControl) throw new ControlError('the health control is disabled on this server (--health-control)', 403);
