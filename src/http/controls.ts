@@ -149,13 +149,16 @@ export const CONTROLS: readonly ControlSpec[] = [
 const BY_NAME = new Map(CONTROLS.map((c) => [c.name, c]));
 const FORMAT = BY_NAME.get('format')!;
 const KNOWN = CONTROLS.map((c) => c.query).join(', ');
-/** The --no-controls rule, in both forms: only these are read with controls off. */
-const QUERY_WITH_CONTROLS_OFF = new Set(CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query));
-const HEADERS_WITH_CONTROLS_OFF = new Set(CONTROLS.filter((c) => c.withControlsOff).map((c) => c.header.toLowerCase()));
+/**
+ * The --no-controls rule, in both forms: only these are read with controls off. Short
+ * arrays, not Sets: a Set would hash each fresh header string, an array compares lengths first.
+ */
+const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
+const HEADERS_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.header.toLowerCase());
 
 /** Whether a lower-cased `x-echo-*` request header is read, with controls on or off. */
 export function headerControlRead(lower: string, controlsOn: boolean): boolean {
-  return controlsOn || HEADERS_WITH_CONTROLS_OFF.has(lower);
+  return controlsOn || HEADERS_WITH_CONTROLS_OFF.includes(lower);
 }
 
 /** The upper end of a bound, with the operator's limits. */
@@ -211,7 +214,7 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
   let input: ControlInput | null = null;
   if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
     for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
-      if (!k.startsWith(QUERY_PREFIX) || !(controlsOn || QUERY_WITH_CONTROLS_OFF.has(k))) continue;
+      if (!k.startsWith(QUERY_PREFIX) || !(controlsOn || QUERY_WITH_CONTROLS_OFF.includes(k))) continue;
       addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
     }
   }
