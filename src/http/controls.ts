@@ -161,7 +161,7 @@ export function headerControlRead(lower: string, controlsOn: boolean): boolean {
   return controlsOn || HEADERS_WITH_CONTROLS_OFF.includes(lower);
 }
 
-/** The upper end of a bound, with the operator's limits. */
+/** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
 export function boundMax(bound: Bound, limits: ControlLimits): number {
   switch (bound.kind) {
     case 'range': return bound.max;
