@@ -1,18 +1,26 @@
 // Response controls: what a client may ask of the response, on any path.
 // One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
-// (the query parameter wins when both are given). Every value goes through a bounded
-// parser; a bad one is a ControlError, which the app answers with 400.
-import { ParseError, clip, parseDuration, parseInteger, parseSize } from '../util/parse.ts';
+// (the query parameter wins when both are given). Every control is one row of
+// CONTROLS: how its value is read, its bound, whether it works with --no-controls,
+// where it applies. parseControls, controlInput, scanHeaders and the README table
+// (checked by test/repo/docs.test.ts) all read that table. A bad value is a
+// ControlError, which the app answers with 400.
+import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
-import { negotiate, parseFormat, type Format } from '../echo/render/negotiate.ts';
+import { negotiate, parseFormat } from '../echo/render/negotiate.ts';
+import { FORMATS, type Format } from '../echo/render/renderers.ts';
+import type { Config } from '../config/settings.ts';
+import {
+  MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
+} from './control-values.ts';
+
+// app.ts and the tests take these from here.
+export {
+  ALLOWED_HEADERS, FORBIDDEN_X_HEADERS, INTERIM_CODES, headerAllowed, parseHeader, parseStatus, pickStatus, type StatusChoice,
+} from './control-values.ts';
 
 export const QUERY_PREFIX = 'echo_';
 export const HEADER_PREFIX = 'x-echo-';
-
-export interface StatusChoice {
-  code: number;
-  weight: number;
-}
 
 export interface Controls {
   /** Final status, or a weighted random choice among several. */
@@ -24,10 +32,143 @@ export interface Controls {
   health: HealthAction | null;
 }
 
-export interface ControlLimits {
-  maxDelayMs: number;
-  maxGeneratedSize: number;
-  maxResponseHeaders: number;
+/** The operator's limits on controls: settings (src/config/settings.ts), by their Config key. */
+export type ControlLimits = Pick<Config, 'maxDelayMs' | 'maxGeneratedSize' | 'maxResponseHeaders'>;
+
+/** What a control's value may be; parseControls enforces it and the README shows it. */
+export type Bound =
+  /** A whole number between fixed ends. */
+  | { kind: 'range'; min: number; max: number }
+  /** At most the operator's limit: a duration, a size, or a number of values (the control repeats). */
+  | { kind: 'limit'; limit: keyof ControlLimits; unit: 'duration' | 'size' | 'count' }
+  /** One word of a fixed list. */
+  | { kind: 'one-of'; words: readonly string[] };
+
+/** Where a control can be read: the echo over each protocol and rendering, and the probe paths. */
+export const ANSWERS = ['HTTP/1.1', 'HTTP/2', 'HTML', 'SSE', 'WebSocket', 'probes'] as const;
+export type Answer = (typeof ANSWERS)[number];
+
+export interface ControlSpec {
+  /** Without prefix: `status` is `echo_status` and `X-Echo-Status`. */
+  readonly name: string;
+  readonly query: string;
+  readonly header: string;
+  /** A value within the default bounds (README, tests). */
+  readonly example: string;
+  /** What a value looks like (README). */
+  readonly values: string;
+  readonly bound: Bound;
+  /** Still read under --no-controls. */
+  readonly withControlsOff: boolean;
+  /** A setting that must also be on, else 403. */
+  readonly gate: 'healthControl' | null;
+  readonly appliesTo: readonly Answer[];
+  /** One line for the README. */
+  readonly description: string;
+  /**
+   * Reads the values into `into` within `max` (the bound's upper end); throws ParseError.
+   * Only a repeatable control (a `count` bound) looks past the first value. Null: read
+   * elsewhere (echo_format chooses the renderer, see pickFormat).
+   */
+  readonly read: ((into: Controls, values: readonly string[], max: number) => void) | null;
+}
+
+/** The echo itself: every protocol and rendering but WebSocket, whose first message is always the JSON echo. */
+const ECHO: readonly Answer[] = ['HTTP/1.1', 'HTTP/2', 'HTML', 'SSE'];
+const HEALTH_WORDS: readonly HealthAction[] = ['unready', 'fail', 'fail-once', 'ok'];
+
+function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
+  return { ...spec, query: QUERY_PREFIX + spec.name, header: headerForm(spec.name) };
+}
+
+/** `X-Echo-Status` for `status`: how messages name a control given as a header. */
+function headerForm(name: string): string {
+  return `X-Echo-${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+}
+
+/** Every control, in the order error messages and the README list them. */
+export const CONTROLS: readonly ControlSpec[] = [
+  control({
+    name: 'status',
+    example: '503',
+    values: `a code, or weighted choices \`200:3,503:1\` (weight 1–${MAX_STATUS_WEIGHT}, at most ${MAX_STATUS_CHOICES})`,
+    bound: { kind: 'range', min: STATUS_CODES.min, max: STATUS_CODES.max },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'final status, or a weighted random choice; 100, 102 and 103 are sent as interim responses before a 200',
+    read: (into, values) => { into.status = parseStatus(values[0]!); },
+  }),
+  control({
+    name: 'delay',
+    example: '1.5s',
+    values: 'a duration: `250ms`, `2s`; bare numbers are ms',
+    bound: { kind: 'limit', limit: 'maxDelayMs', unit: 'duration' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'wait this long before answering',
+    read: (into, values, max) => { into.delayMs = parseDuration(values[0]!, max); },
+  }),
+  control({
+    name: 'header',
+    example: 'X-Debug: on',
+    values: '`Name: value`, from the allowlist below; repeatable',
+    bound: { kind: 'limit', limit: 'maxResponseHeaders', unit: 'count' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'add a response header',
+    read: (into, values, max) => {
+      if (values.length > max) throw new ParseError(`at most ${max} headers may be set`);
+      into.headers = values.map(parseHeader);
+    },
+  }),
+  control({
+    name: 'size',
+    example: '1KiB',
+    values: 'a size: `1000`, `64KiB`, `10MB`',
+    bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'answer with this many generated bytes (`application/octet-stream`) instead of the echo, whatever the rendering',
+    read: (into, values, max) => { into.size = parseSize(values[0]!, max); },
+  }),
+  control({
+    name: 'health',
+    example: 'unready',
+    values: 'a health state',
+    bound: { kind: 'one-of', words: HEALTH_WORDS },
+    withControlsOff: false, gate: 'healthControl', appliesTo: [...ECHO, 'probes'],
+    description: 'set the state the liveness and readiness checks report',
+    read: (into, values) => { into.health = parseHealth(values[0]!); },
+  }),
+  control({
+    name: 'format',
+    example: 'json',
+    values: 'a rendering; `sse` only with `--sse`',
+    bound: { kind: 'one-of', words: FORMATS },
+    withControlsOff: true, gate: null, appliesTo: ECHO,
+    description: 'choose the rendering, instead of the `Accept` header',
+    read: null,
+  }),
+];
+
+const BY_NAME = new Map(CONTROLS.map((c) => [c.name, c]));
+const FORMAT = BY_NAME.get('format')!;
+const KNOWN = CONTROLS.map((c) => c.query).join(', ');
+/**
+ * The --no-controls rule, in both forms: only these are read with controls off. Short
+ * arrays, not Sets: a Set would hash each fresh header string, an array compares lengths first.
+ */
+const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
+const HEADERS_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.header.toLowerCase());
+
+/** Whether a lower-cased `x-echo-*` request header is read, with controls on or off. */
+export function headerControlRead(lower: string, controlsOn: boolean): boolean {
+  return controlsOn || HEADERS_WITH_CONTROLS_OFF.includes(lower);
+}
+
+/** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
+export function boundMax(bound: Bound, limits: ControlLimits): number {
+  switch (bound.kind) {
+    case 'range': return bound.max;
+    case 'limit': return limits[bound.limit];
+    case 'one-of': return bound.words.length;
+  }
 }
 
 export class ControlError extends Error {
@@ -47,25 +188,15 @@ export function addControlInput(input: ControlInput, name: string, source: strin
   else entry.values.push(value);
 }
 
-const KNOWN = new Set(['status', 'delay', 'header', 'size', 'health', 'format']);
-
+/** The controls asked for; echo_format is left to pickFormat. */
 export function parseControls(input: ControlInput, limits: ControlLimits): Controls {
   const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
   for (const [name, { source, values }] of input) {
-    if (!KNOWN.has(name)) throw new ControlError(`unknown control ${source}; known: ${[...KNOWN].map((k) => QUERY_PREFIX + k).join(', ')}`);
-    const first = values[0]!;
+    const spec = BY_NAME.get(name);
+    if (spec === undefined) throw new ControlError(`unknown control ${source}; known: ${KNOWN}`);
+    if (spec.read === null) continue;
     try {
-      switch (name) {
-        case 'status': controls.status = parseStatus(first); break;
-        case 'delay': controls.delayMs = parseDuration(first, limits.maxDelayMs); break;
-        case 'size': controls.size = parseSize(first, limits.maxGeneratedSize); break;
-        case 'health': controls.health = parseHealth(first); break;
-        case 'header':
-          if (values.length > limits.maxResponseHeaders) throw new ParseError(`at most ${limits.maxResponseHeaders} headers may be set`);
-          controls.headers = values.map(parseHeader);
-          break;
-        default: break; // format is read by the renderer choice
-      }
+      spec.read(controls, values, boundMax(spec.bound, limits));
     } catch (err) {
       if (err instanceof ParseError) throw new ControlError(`invalid ${source}: ${err.message}`);
       throw err;
@@ -74,110 +205,25 @@ export function parseControls(input: ControlInput, limits: ControlLimits): Contr
   return controls;
 }
 
-/** Interim codes Node can send before the final response. */
-export const INTERIM_CODES = new Set([100, 102, 103]);
-const MAX_CHOICES = 20;
-
-/** `503`, or a weighted choice such as `200:3,503:1`. */
-export function parseStatus(text: string): StatusChoice[] {
-  const parts = text.split(',');
-  if (parts.length > MAX_CHOICES) throw new ParseError(`at most ${MAX_CHOICES} choices`);
-  return parts.map((part) => {
-    const pieces = part.split(':');
-    if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a code or code:weight`);
-    const [codeText = '', weightText] = pieces;
-    const code = parseInteger(codeText, 100, 599);
-    if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
-    const weight = weightText === undefined ? 1 : parseInteger(weightText, 1, 1000);
-    return { code, weight };
-  });
-}
-
-/** Pick a status from weighted choices; `random` returns [0, 1). */
-export function pickStatus(choices: readonly StatusChoice[], random: () => number): number {
-  if (choices.length === 1) return choices[0]!.code;
-  let total = 0;
-  for (const c of choices) total += c.weight;
-  let r = random() * total;
-  for (const c of choices) {
-    r -= c.weight;
-    if (r < 0) return c.code;
-  }
-  return choices[choices.length - 1]!.code;
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Visible ASCII, spaces and obs-text; no control character anywhere (a tab included). */
-const SAFE_VALUE = /^[\x20-\x7e\x80-\xff]*$/;
-
 /**
- * Which response headers a client may set, by allowlist: a short list of standard
- * headers that change nothing about how a browser, a cache or another origin treats
- * the response, plus extension headers (`X-…`) except those that browsers, proxies
- * or caches act on. Everything else (CORS, CSP, HSTS, cookies, authentication
- * challenges, redirects, downloads, site data, alternative services, Link
- * preloads and stylesheets, cache controls for browsers, CDNs and surrogates,
- * Expires, Age, Vary, cross-origin policies, framing, framing of the exchange
- * itself) is refused with 400.
+ * Control values from the query (`echo_*`) and headers (`X-Echo-*`, as collected by
+ * scanHeaders); null when there are none, so a request without controls allocates
+ * nothing here. With `controlsOn` false only the controls declared `withControlsOff`
+ * are taken.
  */
-export const ALLOWED_HEADERS = new Set([
-  'accept-patch', 'accept-post', 'accept-ranges', 'allow', 'content-language', 'deprecation', 'etag',
-  'last-modified', 'location', 'retry-after', 'server', 'sunset', 'via', 'warning',
-]);
-/** Extension headers with an effect in browsers, proxies or servers in front of us. */
-export const FORBIDDEN_X_HEADERS = new Set([
-  'x-content-type-options', 'x-frame-options', 'x-xss-protection', 'x-dns-prefetch-control',
-  'x-permitted-cross-domain-policies', 'x-download-options', 'x-ua-compatible', 'x-request-id',
-  'x-sendfile', 'x-lighttpd-send-file', 'x-accel-redirect', 'x-accel-buffering', 'x-accel-expires',
-  'x-accel-limit-rate', 'x-accel-charset', 'x-real-ip', 'x-content-security-policy', 'x-webkit-csp',
-]);
-
-/**
- * Families of extension headers that proxies and servers in front act on: nginx
- * (X-Accel-*), Envoy/Istio (X-Envoy-*: an immediate-health-check-fail would eject
- * the replica), LiteSpeed, lighttpd and mod_xsendfile, the forwarding headers, and
- * Next.js middleware; and our own controls.
- */
-const FORBIDDEN_X_PREFIXES = ['x-accel-', 'x-envoy-', 'x-litespeed-', 'x-lighttpd-', 'x-sendfile', 'x-forwarded-', 'x-middleware-', 'x-echo-'];
-
-export function headerAllowed(lower: string): boolean {
-  if (ALLOWED_HEADERS.has(lower)) return true;
-  return lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !FORBIDDEN_X_PREFIXES.some((p) => lower.startsWith(p));
-}
-
-/** `Name: value`. A Location must be a path on this server, so no open redirect. */
-export function parseHeader(text: string): [string, string] {
-  const colon = text.indexOf(':');
-  if (colon <= 0) throw new ParseError(`"${clip(text)}" is not of the form Name: value`);
-  const name = text.slice(0, colon).trim();
-  const value = text.slice(colon + 1).trim();
-  if (!TOKEN.test(name)) throw new ParseError(`"${clip(name)}" is not a valid header name`);
-  if (!SAFE_VALUE.test(value) || value.length > 4096) throw new ParseError(`the value of ${clip(name)} has control characters or is longer than 4096`);
-  const lower = name.toLowerCase();
-  if (!headerAllowed(lower)) {
-    throw new ParseError(`${name} cannot be set by a client: only X-… extension headers and ${[...ALLOWED_HEADERS].join(', ')} (see README, "Response controls")`);
-  }
-  // A path: one slash, then anything but a second slash or a backslash (browsers
-  // read `/\evil.com` as `//evil.com`). Control characters are already refused.
-  if (lower === 'location' && !/^\/(?![/\\])[^\\]*$/.test(value)) {
-    throw new ParseError('Location must be a path on this server, such as /next');
-  }
-  return [name, value];
-}
-
-/** Control values from the query (`echo_*`) and headers (`X-Echo-*`); null when there are none. */
-export function controlInput(uri: string, q: number, headers: [string, string][] | null): ControlInput | null {
+export function controlInput(uri: string, q: number, headers: [string, string][] | null, controlsOn: boolean): ControlInput | null {
   let input: ControlInput | null = null;
   if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
     for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
-      if (k.startsWith(QUERY_PREFIX)) addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
+      if (!k.startsWith(QUERY_PREFIX) || !(controlsOn || QUERY_WITH_CONTROLS_OFF.includes(k))) continue;
+      addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
     }
   }
   if (headers !== null) {
     for (const [name, value] of headers) {
       // The query wins: a header only fills a control the query did not set.
       if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
-      addControlInput((input ??= new Map() as ControlInput), name, `X-Echo-${name[0]!.toUpperCase()}${name.slice(1)}`, value);
+      addControlInput((input ??= new Map() as ControlInput), name, BY_NAME.get(name)?.header ?? headerForm(name), value);
     }
   }
   return input;
@@ -185,7 +231,7 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
 
 /** The rendering: an explicit echo_format / X-Echo-Format, else the Accept header. */
 export function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
-  const requested = input?.get('format');
+  const requested = input?.get(FORMAT.name);
   if (requested === undefined) return negotiate(accept, sse);
   const format = parseFormat(requested.values[0]!);
   if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);

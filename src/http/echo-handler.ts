@@ -29,14 +29,13 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   function readControls(x: HttpExchange, q: number): Asked {
     const { scan } = x;
     try {
-      const input = controlInput(x.uri, q, scan.controls);
+      const input = controlInput(x.uri, q, scan.controls, config.controls);
       const format = pickFormat(input, scan.accept, config.sse);
       if (format === 'sse' && !originAllowed(scan, config.allowedOrigins)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
       let controls: Controls | null = null;
-      if (input !== null && config.controls) {
-        input.delete('format');
+      if (input !== null) {
         controls = parseControls(input, config);
         if (controls.health !== null) {
           if (!config.healthControl) return new ControlError('the health control is disabled on this server (--health-control)', 403);

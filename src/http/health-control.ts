@@ -13,7 +13,8 @@ import { scanHeaders } from './request-head.ts';
  */
 export function healthControlAnswer(uri: string, rawHeaders: readonly string[], enabled: boolean, health: Health): { status: number; body: string } | null {
   const q = uri.indexOf('?');
-  const input = controlInput(uri, q, scanHeaders(rawHeaders, true).controls);
+  // --controls does not govern this: the probe paths read the health control whenever --health-control is on.
+  const input = controlInput(uri, q, scanHeaders(rawHeaders, true).controls, true);
   const entry = input?.get('health');
   if (entry === undefined) return null;
   if (!enabled) return { status: 403, body: 'the health control is disabled on this server (--health-control)\n' };

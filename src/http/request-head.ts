@@ -1,6 +1,6 @@
 // One pass over the raw request headers collects everything the handler needs,
 // so the hot path never builds Node's lower-cased `req.headers` object.
-import { HEADER_PREFIX } from './controls.ts';
+import { HEADER_PREFIX, headerControlRead } from './controls.ts';
 
 export interface HeaderScan {
   accept: string | undefined;
@@ -13,10 +13,11 @@ export interface HeaderScan {
   host: string | undefined;
   hosts: number;
   expect: string | undefined;
-  /** `X-Echo-*` headers as [name without prefix, value]; null when there are none. */
+  /** `X-Echo-*` headers read as controls, as [name without prefix, value]; null when there are none. */
   controls: [string, string][] | null;
 }
 
+/** `controls`: --controls is on; off, only the controls the table keeps under --no-controls are collected. */
 export function scanHeaders(raw: readonly string[], controls: boolean): HeaderScan {
   const scan: HeaderScan = {
     accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false,
@@ -47,7 +48,7 @@ export function scanHeaders(raw: readonly string[], controls: boolean): HeaderSc
     }
     if (len > HEADER_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 /* x */) {
       const lower = name.toLowerCase();
-      if (lower.startsWith(HEADER_PREFIX) && (controls || lower === 'x-echo-format')) {
+      if (lower.startsWith(HEADER_PREFIX) && headerControlRead(lower, controls)) {
         (scan.controls ??= []).push([lower.slice(HEADER_PREFIX.length), raw[i + 1]!]);
       }
     }

@@ -1,18 +1,54 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { SETTINGS } from '../../src/config/settings.ts';
+import { SETTINGS, type Config } from '../../src/config/settings.ts';
+import { CONTROLS, type Bound, type ControlSpec } from '../../src/http/controls.ts';
 import { BLOCK_SIZE } from '../../src/http/generate.ts';
 import { HTML_CSP } from '../../src/echo/render/html.ts';
+import { assertSameRows, markdownTable } from './readme-tables.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
+const code = (text: string) => `\`${text}\``;
+
+function setting(key: keyof Config) {
+  const s = SETTINGS.find((x) => x.key === key);
+  assert.ok(s !== undefined, `a setting for ${key}`);
+  return s;
+}
+
+/** A setting as the README names it with its default: `--max-delay` (`30s`). */
+function flagWithDefault(key: keyof Config): string {
+  const s = setting(key);
+  return `${code(`--${s.flag}`)} (${code(s.default)})`;
+}
+
+function boundText(bound: Bound): string {
+  switch (bound.kind) {
+    case 'range': return `${bound.min}–${bound.max}`;
+    case 'one-of': return bound.words.map(code).join(', ');
+    case 'limit': return `at most ${flagWithDefault(bound.limit)}${bound.unit === 'count' ? ' of them' : ''}`;
+  }
+}
+
+/** The README row of a control, generated from its declaration. */
+function controlRow(c: ControlSpec): string[] {
+  const query = `${c.query}=${encodeURIComponent(c.example).replace(/%3A/g, ':')}`;
+  const gate = c.gate === null ? '' : `; only with ${code(`--${setting(c.gate).flag}`)}, else 403`;
+  return [
+    code(query), code(`${c.header}: ${c.example}`), c.values, boundText(c.bound) + gate,
+    c.withControlsOff ? 'yes' : 'no', c.appliesTo.join(', '), c.description,
+  ];
+}
+
 describe('README', () => {
-  it('documents every setting with its environment twin and true default', () => {
-    for (const s of SETTINGS) {
-      const def = s.default === '' ? '(empty)' : `\`${s.default}\``;
-      assert.ok(readme.includes(`| \`--${s.flag}\` | \`${s.env}\` | ${def} |`), `README row for --${s.flag}`);
-    }
+  it('documents every setting with its environment twin and true default, and no other', () => {
+    const rows = SETTINGS.map((s) => [code(`--${s.flag}`), code(s.env), s.default === '' ? '(empty)' : code(s.default)]);
+    assertSameRows(markdownTable(readme, ['flag', 'environment', 'default', 'meaning']), rows, 'settings', 3);
+  });
+  it('documents every response control as declared, and no other', () => {
+    const header = ['query', 'header', 'values', 'bound', `with ${code('--no-controls')}`, 'applies to', 'effect'];
+    assertSameRows(markdownTable(readme, header), CONTROLS.map(controlRow), 'controls');
   });
   it('lists the CSP the HTML page is served with', () => {
     const documented = HTML_CSP.replace(/'sha256-[^']+'; style-src 'sha256-[^']+'/, "'sha256-<console.js>'; style-src 'sha256-<page.css>'");

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startTestServer, type TestServer } from '../helpers.ts';
+import WebSocket from 'ws';
+import { SETTINGS } from '../../src/config/settings.ts';
+import { ANSWERS, CONTROLS, type Answer } from '../../src/http/controls.ts';
+import { headerLinesOf, outOfBound, queryOf } from '../control-cases.ts';
+import { h2request, rawRequest, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('response controls', () => {
   let t: TestServer;
@@ -167,4 +171,124 @@ describe('unexpected errors', () => {
       await t.close();
     }
   });
+});
+
+// The controls table (src/http/controls.ts) against the running server: each row's
+// bound, where it applies, --no-controls and its gate, from the declaration alone.
+const TABLE_LIMITS = { maxDelayMs: 2000, maxGeneratedSize: 64 * 1024, maxResponseHeaders: 3 };
+
+/** The status a request with this query gets: the echo (each rendering, HTTP/1.1 and HTTP/2), a WebSocket upgrade, a probe. */
+function answerStatus(t: TestServer, answer: Answer, query: string): Promise<number> {
+  const viaFetch = async (path: string, accept: string) => {
+    const res = await fetch(`${t.url}${path}?${query}`, { headers: { accept } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  switch (answer) {
+    case 'HTTP/1.1': return viaFetch('/t', 'text/plain');
+    case 'HTTP/2': return h2request(t.url, `/t?${query}`).then((r) => r.status);
+    case 'HTML': return viaFetch('/t', 'text/html');
+    case 'SSE': return viaFetch('/t', 'text/event-stream');
+    case 'probes': return viaFetch('/livez', '*/*');
+    case 'WebSocket': return upgradeStatus(`${t.url.replace('http', 'ws')}/t?${query}`);
+  }
+}
+
+/** 101 when the upgrade is accepted (the socket is then closed), else the refusal's status. */
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => {
+      ws.once('close', () => resolve(101));
+      ws.close();
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.once('error', reject);
+  });
+}
+
+function describeValues(values: readonly string[]): string {
+  return values.length > 1 ? `${values.length} values` : `"${values[0]}"`;
+}
+
+describe('the controls table, through a real server', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ ...TABLE_LIMITS, healthControl: true, sseCount: 0 }); });
+  after(() => t.close());
+
+  for (const spec of CONTROLS) {
+    for (const values of outOfBound(spec, TABLE_LIMITS)) {
+      it(`${spec.query} and ${spec.header}: ${describeValues(values)} is refused with 400 naming the control`, async () => {
+        const res = await fetch(`${t.url}/?${queryOf(spec, values)}`);
+        assert.equal(res.status, 400);
+        assert.ok((await res.text()).startsWith(`invalid ${spec.query}: `));
+        const raw = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`);
+        assert.match(raw, /^HTTP\/1\.1 400 /);
+        assert.ok(raw.includes(`\r\n\r\ninvalid ${spec.header}: `), raw);
+      });
+    }
+
+    it(`${spec.query}: the example is taken`, async () => {
+      const res = await fetch(`${t.url}/?${queryOf(spec, [spec.example])}`);
+      await res.arrayBuffer();
+      assert.notEqual(res.status, 400);
+      if (spec.gate !== null) assert.notEqual(res.status, 403);
+      await fetch(`${t.url}/?echo_health=ok`); // the health example must not leave the server unready
+    });
+
+    it(`${spec.query} is read on ${spec.appliesTo.join(', ')}, and on nothing else`, async () => {
+      const [bad] = outOfBound(spec, TABLE_LIMITS);
+      for (const answer of ANSWERS) {
+        const status = await answerStatus(t, answer, queryOf(spec, bad!));
+        if (spec.appliesTo.includes(answer)) assert.equal(status, 400, `${answer} reads ${spec.query}`);
+        else assert.ok(status === 200 || status === 101, `${answer} ignores ${spec.query}, got ${status}`);
+      }
+    });
+  }
+});
+
+describe('with --no-controls', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ ...TABLE_LIMITS, controls: false, healthControl: true }); });
+  after(() => t.close());
+
+  for (const spec of CONTROLS) {
+    it(`${spec.query} is ${spec.withControlsOff ? 'still read' : 'ignored'}, in both forms`, async () => {
+      const expected = spec.withControlsOff ? 400 : 200;
+      for (const values of outOfBound(spec, TABLE_LIMITS)) {
+        const res = await fetch(`${t.url}/?${queryOf(spec, values)}`);
+        await res.arrayBuffer();
+        assert.equal(res.status, expected, describeValues(values));
+        const raw = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`);
+        assert.ok(raw.startsWith(`HTTP/1.1 ${expected} `), raw.slice(0, 200));
+      }
+    });
+  }
+
+  it('leaves the health state alone on the echo paths', async () => {
+    await (await fetch(`${t.url}/?echo_health=unready`)).arrayBuffer();
+    assert.equal((await fetch(`${t.url}/readyz`)).status, 200);
+  });
+});
+
+describe('a gated control', () => {
+  for (const spec of CONTROLS.filter((c) => c.gate !== null)) {
+    const flag = `--${SETTINGS.find((s) => s.key === spec.gate)!.flag}`;
+    it(`${spec.query} answers 403 naming ${flag} while it is off, wherever it applies`, async () => {
+      const t = await startTestServer();
+      try {
+        for (const path of spec.appliesTo.includes('probes') ? ['/', '/livez', '/readyz'] : ['/']) {
+          const res = await fetch(`${t.url}${path}?${queryOf(spec, [spec.example])}`);
+          assert.equal(res.status, 403, path);
+          assert.ok((await res.text()).includes(`(${flag})`), path);
+        }
+        assert.equal((await fetch(`${t.url}/readyz`)).status, 200, 'the state did not change');
+      } finally {
+        await t.close();
+      }
+    });
+  }
 });

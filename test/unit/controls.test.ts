@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/http/controls.ts';
+import {
+  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, controlInput, pickFormat, type ControlLimits, type ControlSpec,
+} from '../../src/http/controls.ts';
+import { defaultConfig } from '../../src/config/settings.ts';
+import { scanHeaders } from '../../src/http/request-head.ts';
+import { outOfBound, queryOf } from '../control-cases.ts';
 
 const limits = { maxDelayMs: 1000, maxGeneratedSize: 1024, maxResponseHeaders: 2 };
 
@@ -62,5 +68,62 @@ describe('controls', () => {
     assert.throws(() => parseHeader('no colon'), /Name: value/);
     assert.throws(() => parseHeader('Bad Name: x'), /not a valid header name/);
     assert.throws(() => parseHeader('X-A: a\u0000b'), /control characters/);
+  });
+});
+
+describe('the controls table', () => {
+  /** Reads one control's values as the app does: the renderer choice, then the rest. */
+  function read(spec: ControlSpec, values: readonly string[], source: string, within: ControlLimits = limits): void {
+    const m: ControlInput = new Map();
+    for (const v of values) addControlInput(m, spec.name, source, v);
+    pickFormat(m, undefined, true);
+    parseControls(m, within);
+  }
+  const defaults = defaultConfig();
+
+  for (const spec of CONTROLS) {
+    it(`${spec.query}: the example is within the default bound, and every listed word is taken`, () => {
+      read(spec, [spec.example], spec.query, defaults);
+      if (spec.bound.kind === 'one-of') for (const word of spec.bound.words) read(spec, [word], spec.query);
+    });
+    for (const values of outOfBound(spec, limits)) {
+      for (const source of [spec.query, spec.header]) {
+        it(`${source}: refuses ${values.length > 1 ? `${values.length} values` : `"${values[0]}"`} with 400 naming the control`, () => {
+          assert.throws(() => read(spec, values, source), (e: Error) => e instanceof ControlError && e.status === 400 && e.message.startsWith(`invalid ${source}: `));
+        });
+      }
+    }
+    it(`${spec.query}: the query and header names follow the one scheme`, () => {
+      assert.equal(spec.query, QUERY_PREFIX + spec.name);
+      assert.equal(spec.header.toLowerCase(), HEADER_PREFIX + spec.name);
+    });
+  }
+
+  it('names every declared control, and only those, when one is unknown', () => {
+    assert.throws(() => parseControls(input([['colour', 'red']]), limits), (e: Error) => e.message.endsWith(`known: ${CONTROLS.map((c) => c.query).join(', ')}`));
+  });
+
+  it('lists every place a control may apply from one vocabulary', () => {
+    for (const spec of CONTROLS) for (const a of spec.appliesTo) assert.ok(ANSWERS.includes(a), `${spec.query}: ${a}`);
+  });
+
+  it('returns no input (null) for a request without controls', () => {
+    assert.equal(controlInput('/a?b=1&c=echo', 2, null, true), null);
+    assert.equal(controlInput('/a', -1, null, true), null);
+    assert.equal(scanHeaders(['Host', 'h', 'X-Other', '1', 'X-Echoes', '2'], true).controls, null);
+  });
+
+  it('with controls off, takes only the controls declared for it, from the query and the headers', () => {
+    const off = CONTROLS.filter((c) => c.withControlsOff);
+    assert.deepEqual(off.map((c) => c.name), ['format']);
+    const raw: string[] = [];
+    for (const c of CONTROLS) raw.push(c.header, c.example);
+    const query = '/?' + CONTROLS.map((c) => queryOf(c, [c.example])).join('&') + '&echo_nope=1';
+    const scanned = scanHeaders(raw, false).controls;
+    assert.deepEqual(scanned, off.map((c) => [c.name, c.example]));
+    assert.deepEqual([...controlInput(query, 1, scanned, false)!.keys()], off.map((c) => c.name));
+    assert.deepEqual([...controlInput('/', -1, scanned, false)!.values()].map((e) => e.source), off.map((c) => c.header));
+    // Controls on: all of them, and the unknown one, which parseControls refuses.
+    assert.deepEqual([...controlInput(query, 1, scanHeaders(raw, true).controls, true)!.keys()], [...CONTROLS.map((c) => c.name), 'nope']);
   });
 });
