@@ -99,7 +99,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       out[t.name] = true;
       continue;
     }
-    // Known before any value is taken: `--bogus 1` is an unknown flag, not a value.
+    // `--bogus 1` is an unknown flag (parseArgs leaves the 1 positional), not a bad value.
     if (!KNOWN_FLAGS.has(t.name) || (negated && !BOOLEAN_FLAGS.has(t.name))) {
       throw new ConfigError(`unknown flag --${typed}; did you mean --${closest(typed, FLAGS)}? (see --help)`);
     }
