@@ -42,6 +42,8 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
 FROM deps AS lint
 COPY tsconfig.json eslint.config.js ./
 COPY scripts/build.ts ./scripts/
+# What build.ts and sbom.ts share: command-line parsing, git facts, the esbuild target.
+COPY scripts/lib ./scripts/lib/
 COPY src ./src
 COPY test ./test
 ARG LINT_FLAGS=""

@@ -4,35 +4,31 @@
 // through the ES module loader (measured with the benchmark's idle-RSS figure). Flags: --outfile <path>, --no-minify, --sourcemap,
 // --metafile (prints what the bundle is made of), --metafile-out <path> (writes the
 // inputs of both output files as JSON: the SBOM lists exactly these).
-import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build, analyzeMetafile, type Plugin } from 'esbuild';
+import { scriptArgs } from './lib/args.ts';
+import { commitDateWithOffset, headCommit } from './lib/git.ts';
+import { esbuildTarget } from './lib/node-target.ts';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => args.includes(name);
-const outIndex = args.indexOf('--outfile');
-const outfile = outIndex >= 0 ? args[outIndex + 1]! : 'dist/echo-server.cjs';
-const metaIndex = args.indexOf('--metafile-out');
-const metaOut = metaIndex >= 0 ? args[metaIndex + 1] : undefined;
-const known = new Set(['--outfile', outfile, '--no-minify', '--sourcemap', '--metafile', '--metafile-out', metaOut]);
-const unknown = args.filter((a) => !known.has(a));
-if (unknown.length > 0) {
-  console.error(`build: unknown argument(s) ${unknown.join(' ')}`);
-  process.exit(2);
-}
+const { values: opts } = scriptArgs('build', {
+  options: {
+    outfile: { type: 'string', default: 'dist/echo-server.cjs' },
+    minify: { type: 'boolean', default: true },
+    sourcemap: { type: 'boolean', default: false },
+    metafile: { type: 'boolean', default: false },
+    'metafile-out': { type: 'string' },
+  },
+  allowNegative: true,
+});
+const outfile = opts.outfile;
+const metaOut = opts['metafile-out'];
 
 /** Build metadata: from the environment (the image build passes it), else from git. */
-function fromGit(gitArgs: string[]): string {
-  try {
-    return execFileSync('git', gitArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-}
-const commit = process.env.COMMIT_HASH ?? fromGit(['rev-parse', 'HEAD']);
-const created = process.env.CREATED_DATE ?? fromGit(['show', '-s', '--format=%cI', 'HEAD']);
+const commit = process.env.COMMIT_HASH ?? headCommit();
+const created = process.env.CREATED_DATE ?? commitDateWithOffset();
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { engines: { node: string } };
 
 /**
  * Library parts the server never uses, replaced by stubs that throw if ever called:
@@ -92,10 +88,10 @@ const pageAssets: Plugin = {
 const common = {
   bundle: true,
   platform: 'node',
-  target: 'node24',
+  target: esbuildTarget(pkg.engines.node),
   format: 'cjs',
-  minify: !flag('--no-minify'),
-  sourcemap: flag('--sourcemap'),
+  minify: opts.minify,
+  sourcemap: opts.sourcemap,
   metafile: true,
   legalComments: 'linked',
   logLevel: 'warning',
@@ -112,7 +108,7 @@ const result = await build({
     __BUILD_DATE__: JSON.stringify(created),
   },
 });
-if (flag('--metafile')) console.log(await analyzeMetafile(result.metafile));
+if (opts.metafile) console.log(await analyzeMetafile(result.metafile));
 if (metaOut !== undefined) {
   await writeFile(metaOut, JSON.stringify({ inputs: { ...side.metafile.inputs, ...result.metafile.inputs }, outputs: { ...side.metafile.outputs, ...result.metafile.outputs } }));
 }

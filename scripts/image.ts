@@ -16,41 +16,40 @@
 // When $NODE_EXTRA_CA_CERTS names a file, it is passed as the build secret npm_ca.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { scriptArgs } from './lib/args.ts';
+import { commitDateUtc, currentBranch, headCommit } from './lib/git.ts';
 
+// What follows `--` goes to docker build untouched, so it is split off before parsing.
 const args = process.argv.slice(2);
 const dashdash = args.indexOf('--');
-const own = dashdash < 0 ? args : args.slice(0, dashdash);
 const passthrough = dashdash < 0 ? [] : args.slice(dashdash + 1);
-const option = (name: string, fallback: string): string => {
-  const i = own.indexOf(name);
-  return i >= 0 && own[i + 1] !== undefined ? own[i + 1]! : fallback;
-};
+const { values: opts } = scriptArgs('image', {
+  options: {
+    airgap: { type: 'boolean', default: false },
+    tag: { type: 'string' },
+    environment: { type: 'string', default: 'production' },
+    record: { type: 'string', default: '' },
+    platform: { type: 'string', default: '' },
+  },
+}, dashdash < 0 ? args : args.slice(0, dashdash));
 
 const docker = process.env.DOCKER ?? 'docker';
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
-const git = (...a: string[]): string => {
-  try {
-    return execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-};
 
-const commit = git('rev-parse', 'HEAD');
-const commitSeconds = git('show', '-s', '--format=%ct', 'HEAD');
-const created = commitSeconds === '' ? new Date().toISOString() : new Date(Number(commitSeconds) * 1000).toISOString().replace('.000Z', 'Z');
-const branch = process.env.BRANCH ?? (git('rev-parse', '--abbrev-ref', 'HEAD') || 'unknown');
-const tag = option('--tag', `echo-server:${pkg.version}`);
+const commit = headCommit();
+const created = commitDateUtc() ?? new Date().toISOString();
+const branch = process.env.BRANCH ?? (currentBranch() || 'unknown');
+const tag = opts.tag ?? `echo-server:${pkg.version}`;
 
 const buildArgs: Record<string, string> = {
   VERSION: pkg.version,
   COMMIT_HASH: commit || 'unknown',
   CREATED_DATE: created,
   BRANCH: branch,
-  ENVIRONMENT: option('--environment', 'production'),
+  ENVIRONMENT: opts.environment,
 };
 
-const platforms = option('--platform', '').split(',').map((p) => p.trim()).filter(Boolean);
+const platforms = opts.platform.split(',').map((p) => p.trim()).filter(Boolean);
 for (const p of platforms) {
   if (!/^linux\/(amd64|arm64)$/.test(p)) {
     console.error(`image: unsupported platform "${p}" (linux/amd64, linux/arm64)`);
@@ -61,7 +60,7 @@ const archOf = (platform: string): string => platform.split('/')[1]!;
 
 /** Base images by architecture: the stand-ins for --airgap, else the Dockerfile's (multi-arch) defaults. */
 const bases = new Map<string, Record<string, string>>();
-if (own.includes('--airgap')) {
+if (opts.airgap) {
   const extra = platforms.map(archOf).filter((a) => a !== 'amd64').flatMap((a) => ['--arch', a]);
   const out = execFileSync('bash', ['scripts/airgap-bases.sh', ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DOCKER: docker } });
   const lines = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
@@ -111,5 +110,5 @@ for (const platform of platforms.length > 0 ? platforms : [undefined]) {
 }
 if (records.length > 1) for (const r of records) console.error(`image: ${String(r.platform)} -> ${String(r.tag)}`);
 
-const record = option('--record', '');
+const record = opts.record;
 if (record !== '') writeFileSync(record, JSON.stringify(records.length === 1 ? records[0] : { tag, platforms: records }, null, 2));

@@ -3,20 +3,18 @@
 // The default prefix is `cosign`, as `cosign generate-key-pair` names them. Keys are
 // git-ignored: never commit one.
 import { existsSync, writeFileSync } from 'node:fs';
+import { scriptArgs } from './lib/args.ts';
 import { generateKeyPair, KeyError, passphraseFromEnv } from './supply-chain/keys.ts';
 
-const args = process.argv.slice(2);
-const i = args.indexOf('--prefix');
-const prefix = i >= 0 && args[i + 1] ? args[i + 1]! : 'cosign';
-const unknown = args.filter((a, n) => a !== '--force' && a !== '--prefix' && !(n === i + 1 && i >= 0));
-if (unknown.length > 0) {
-  console.error(`keygen: unknown argument(s) ${unknown.join(' ')}`);
-  process.exit(2);
-}
+const { values: opts } = scriptArgs('keygen', {
+  options: { prefix: { type: 'string' }, force: { type: 'boolean', default: false } },
+});
+// An empty prefix would write bare `.key` and `.pub` files: the default is taken instead.
+const prefix = opts.prefix || 'cosign';
 try {
   const passphrase = passphraseFromEnv();
   for (const f of [`${prefix}.key`, `${prefix}.pub`]) {
-    if (existsSync(f) && !args.includes('--force')) throw new KeyError(`${f} exists; pass --force to replace it`);
+    if (existsSync(f) && !opts.force) throw new KeyError(`${f} exists; pass --force to replace it`);
   }
   const { privatePem, publicPem } = generateKeyPair(passphrase);
   writeFileSync(`${prefix}.key`, privatePem, { mode: 0o600 });

@@ -22,6 +22,8 @@ import { createHash, randomUUID, type KeyObject } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scriptArgs } from './lib/args.ts';
+import { headCommit, workingTreeModified } from './lib/git.ts';
 import { KeyError, loadPrivateKey, passphraseFromEnv } from './supply-chain/keys.ts';
 import { Registry, RegistryError, type Manifest } from './supply-chain/registry.ts';
 import { dsseBundle, PREDICATE, signAndAttach, statement } from './supply-chain/sign.ts';
@@ -30,16 +32,15 @@ import { platformName, publishIndex } from './supply-chain/image-index.ts';
 class ReleaseError extends Error {}
 
 const docker = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
-const args = process.argv.slice(2);
-const FLAGS = new Set(['--airgap', '--content-trust', '--no-sign']);
-const VALUED = new Set(['--registry', '--repository', '--tag', '--key', '--image', '--record', '--platform']);
-const opts = new Map<string, string>();
-for (let i = 0; i < args.length; i++) {
-  const a = args[i]!;
-  if (FLAGS.has(a)) opts.set(a, 'true');
-  else if (VALUED.has(a) && args[i + 1] !== undefined) opts.set(a, args[++i]!);
-  else fail(`unknown or incomplete argument ${a}`, 2);
-}
+const { values: opts } = scriptArgs('release', {
+  options: {
+    registry: { type: 'string' }, repository: { type: 'string', default: 'echo-server' }, tag: { type: 'string' },
+    key: { type: 'string', default: 'cosign.key' }, image: { type: 'string' }, record: { type: 'string' }, platform: { type: 'string' },
+    airgap: { type: 'boolean', default: false }, 'content-trust': { type: 'boolean', default: false },
+    // A literal option, not parseArgs' --no-<flag> negation: there is no --sign to negate.
+    'no-sign': { type: 'boolean', default: false },
+  },
+});
 
 function fail(message: string, code = 1): never {
   console.error(`release: ${message}`);
@@ -62,14 +63,6 @@ interface MultiRecord {
   tag: string;
   platforms: BuildRecord[];
 }
-
-const git = (...a: string[]): string => {
-  try {
-    return execFileSync('git', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '';
-  }
-};
 
 function dockerOut(...a: string[]): string {
   return execFileSync(docker, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -107,8 +100,8 @@ function baseDependency(name: string, image: string): Record<string, unknown> {
 function provenance(record: BuildRecord, target: string): Record<string, unknown> {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { repository?: { url: string } };
   const repoUrl = (pkg.repository?.url ?? '').replace(/^git\+/, '');
-  const commit = record.buildArgs.COMMIT_HASH ?? git('rev-parse', 'HEAD');
-  const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+  const commit = record.buildArgs.COMMIT_HASH ?? headCommit();
+  const dirty = workingTreeModified();
   const lockDigest = createHash('sha256').update(readFileSync('package-lock.json')).digest('hex');
   return {
     buildDefinition: {
@@ -152,18 +145,18 @@ function sbomFromImage(image: string): unknown {
 }
 
 async function main(): Promise<void> {
-  const registryHost = opts.get('--registry') ?? fail('--registry HOST:PORT is required', 2);
-  const repository = opts.get('--repository') ?? 'echo-server';
+  const registryHost = opts.registry ?? fail('--registry HOST:PORT is required', 2);
+  const repository = opts.repository;
   const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
-  const tag = opts.get('--tag') ?? version;
-  const sign = !opts.has('--no-sign');
-  const contentTrust = opts.has('--content-trust');
+  const tag = opts.tag ?? version;
+  const sign = !opts['no-sign'];
+  const contentTrust = opts['content-trust'];
   if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(repository)) throw new ReleaseError(`invalid repository name "${repository}"`);
 
   // 1. everything that can be checked before a push
   let key: KeyObject | undefined;
   if (sign) {
-    const keyFile = opts.get('--key') ?? 'cosign.key';
+    const keyFile = opts.key;
     if (!existsSync(keyFile)) throw new ReleaseError(`key file ${keyFile} not found (make one with npm run keygen)`);
     try {
       key = loadPrivateKey(readFileSync(keyFile, 'utf8'), passphraseFromEnv());
@@ -171,7 +164,7 @@ async function main(): Promise<void> {
       throw new ReleaseError(`${keyFile}: ${(e as Error).message}`);
     }
   }
-  if (contentTrust && opts.has('--platform')) throw new ReleaseError('--content-trust signs the one tag a push names; it cannot sign a multi-platform index (use the cosign-style signatures)');
+  if (contentTrust && opts.platform !== undefined) throw new ReleaseError('--content-trust signs the one tag a push names; it cannot sign a multi-platform index (use the cosign-style signatures)');
   if (contentTrust) {
     for (const v of ['DOCKER_CONTENT_TRUST_SERVER', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE']) {
       if (!process.env[v]) throw new ReleaseError(`--content-trust needs ${v} in the environment`);
@@ -182,9 +175,9 @@ async function main(): Promise<void> {
 
   // 2. the image and what built it
   let record: BuildRecord;
-  const local = opts.get('--image');
+  const local = opts.image;
   if (local !== undefined) {
-    const recordFile = opts.get('--record') ?? fail('--image needs --record FILE (written by npm run image -- --record FILE) for the provenance', 2);
+    const recordFile = opts.record ?? fail('--image needs --record FILE (written by npm run image -- --record FILE) for the provenance', 2);
     const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;
     if ('platforms' in read) {
       await releasePlatforms(registry, registryHost, repository, tag, key, read.platforms);
@@ -198,8 +191,8 @@ async function main(): Promise<void> {
     let multi: BuildRecord[] | undefined;
     const built = `${repository}:${tag}`; // the local name mirrors the repository
     try {
-      const imageArgs = ['scripts/image.ts', '--tag', built, '--record', recordFile, ...(opts.has('--airgap') ? ['--airgap'] : [])];
-      const platforms = opts.get('--platform');
+      const imageArgs = ['scripts/image.ts', '--tag', built, '--record', recordFile, ...(opts.airgap ? ['--airgap'] : [])];
+      const platforms = opts.platform;
       if (platforms !== undefined) imageArgs.push('--platform', platforms);
       execFileSync(process.execPath, imageArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DOCKER: docker } });
       const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;

@@ -11,9 +11,16 @@
 // instead, which works when it is of the build machine's platform.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 
-const [binary, out] = process.argv.slice(2);
-if (binary === undefined || out === undefined) {
+// node:util parseArgs directly, not scripts/lib/args.ts: the image build copies this
+// file alone into the stage that reads the runtime base. Any option is refused.
+let args: string[] = [];
+try {
+  args = parseArgs({ allowPositionals: true, strict: true }).positionals;
+} catch { /* an option: refused below with the usage */ }
+const [binary, out] = args;
+if (args.length !== 2 || binary === undefined || out === undefined) {
   console.error('usage: node scripts/runtime-facts.ts NODE_BINARY OUT.json');
   process.exit(2);
 }

@@ -17,20 +17,22 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Enums, Models, Serialize, Spec, SPDX, Validation } from '@cyclonedx/cyclonedx-library';
 import { PackageURL } from 'packageurl-js';
+import { scriptArgs, usageError } from './lib/args.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string => {
-  const i = args.indexOf(name);
-  const v = i >= 0 ? args[i + 1] : undefined;
-  if (v === undefined) { console.error(`sbom: missing ${name}`); process.exit(2); }
-  return v;
-};
+// Every option is required.
+const OPTIONS = {
+  metafile: { type: 'string' }, lock: { type: 'string' }, package: { type: 'string' }, base: { type: 'string' },
+  created: { type: 'string' }, commit: { type: 'string' }, out: { type: 'string' },
+} as const;
+const { values } = scriptArgs('sbom', { options: OPTIONS });
+const opt = (name: keyof typeof OPTIONS): string => values[name] ?? usageError('sbom', `missing --${name}`);
+for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) opt(name);
 
 interface LockEntry { name?: string; version?: string; license?: string; integrity?: string; resolved?: string }
-const lock = JSON.parse(readFileSync(opt('--lock'), 'utf8')) as { packages: Record<string, LockEntry> };
-const pkg = JSON.parse(readFileSync(opt('--package'), 'utf8')) as { name: string; version: string; license: string; description: string; repository?: { url: string } };
-const meta = JSON.parse(readFileSync(opt('--metafile'), 'utf8')) as { inputs: Record<string, unknown> };
-const base = opt('--base');
+const lock = JSON.parse(readFileSync(opt('lock'), 'utf8')) as { packages: Record<string, LockEntry> };
+const pkg = JSON.parse(readFileSync(opt('package'), 'utf8')) as { name: string; version: string; license: string; description: string; repository?: { url: string } };
+const meta = JSON.parse(readFileSync(opt('metafile'), 'utf8')) as { inputs: Record<string, unknown> };
+const base = opt('base');
 
 function license(text: string | undefined): Models.License[] {
   if (text === undefined || text.trim() === '') return [];
@@ -124,11 +126,11 @@ const app = new Models.Component(Enums.ComponentType.Application, pkg.name, {
   description: pkg.description,
 });
 app.licenses.add(new Models.SpdxLicense(pkg.license));
-app.properties.add(new Models.Property('org.opencontainers.image.revision', opt('--commit')));
+app.properties.add(new Models.Property('org.opencontainers.image.revision', opt('commit')));
 if (pkg.repository) app.externalReferences.add(new Models.ExternalReference(pkg.repository.url.replace(/^git\+/, ''), Enums.ExternalReferenceType.VCS));
 
 const bom = new Models.Bom();
-bom.metadata.timestamp = new Date(opt('--created'));
+bom.metadata.timestamp = new Date(opt('created'));
 bom.metadata.component = app;
 for (const c of [...npm, ...deb, os, node]) bom.components.add(c);
 for (const c of npm) app.dependencies.add(c.bomRef);
@@ -146,5 +148,5 @@ if (invalid !== null) {
   console.error(`sbom: the document does not validate against the CycloneDX 1.6 schema: ${JSON.stringify(invalid)}`);
   process.exit(1);
 }
-writeFileSync(opt('--out'), json + '\n');
-console.log(`sbom: ${npm.length} npm packages, ${deb.length} Debian packages, node ${nodeVersion} -> ${opt('--out')}`);
+writeFileSync(opt('out'), json + '\n');
+console.log(`sbom: ${npm.length} npm packages, ${deb.length} Debian packages, node ${nodeVersion} -> ${opt('out')}`);

@@ -6,6 +6,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { scriptArgs } from './lib/args.ts';
+
+scriptArgs('screenshots', { options: {} }); // takes no arguments: refuses any
 
 const DIR = 'docs/screenshots';
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;

@@ -5,15 +5,14 @@
 // gets verified: deploy by the digest that this prints. A multi-platform index is
 // verified with every platform image it lists.
 import { existsSync, readFileSync } from 'node:fs';
+import { scriptArgs } from './lib/args.ts';
 import { KeyError, loadPublicKey } from './supply-chain/keys.ts';
 import { parseRef, Registry, RegistryError } from './supply-chain/registry.ts';
 import { verifyReference } from './supply-chain/verify.ts';
 
-const args = process.argv.slice(2);
-const k = args.indexOf('--key');
-const keyFile = k >= 0 ? args[k + 1] : undefined;
-const positional = args.filter((_, i) => i !== k && i !== k + 1);
-if (positional.length !== 1 || keyFile === undefined) {
+const { values: opts, positionals } = scriptArgs('verify', { options: { key: { type: 'string' } }, allowPositionals: true });
+const keyFile = opts.key;
+if (positionals.length !== 1 || keyFile === undefined) {
   console.error('usage: npm run verify -- HOST:PORT/REPOSITORY@sha256:DIGEST --key cosign.pub');
   process.exit(2);
 }
@@ -21,7 +20,7 @@ if (positional.length !== 1 || keyFile === undefined) {
 try {
   if (!existsSync(keyFile)) throw new KeyError(`key file ${keyFile} not found`);
   const publicKey = loadPublicKey(readFileSync(keyFile, 'utf8'));
-  const ref = parseRef(positional[0]!);
+  const ref = parseRef(positionals[0]!);
   const registry = new Registry(ref.host);
   await registry.ping();
   const outcome = await verifyReference(registry, ref, publicKey);

@@ -1,6 +1,7 @@
 // The command line, thin over the library. Everything it touches (arguments,
 // environment, output streams, signals) comes in through `CliIo`, so tests run it
 // in-process exactly as the binary does.
+import { parseArgs as tokenize, type ParseArgsOptionsConfig } from 'node:util';
 import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type Config, type ConfigWarning, type Env } from './config/settings.ts';
 import { probe } from './healthcheck.ts';
 import { fdLimitWarning } from './config/fd-limit.ts';
@@ -51,43 +52,66 @@ interface ParsedArgs {
 
 const BOOLEAN_FLAGS = new Set(SETTINGS.filter((s) => s.default === 'true' || s.default === 'false').map((s) => s.flag));
 const FLAGS = SETTINGS.map((s) => s.flag);
+const KNOWN_FLAGS = new Set(FLAGS);
 
-// A hand parser rather than node:util parseArgs: that one cannot take a boolean as
-// --flag, --flag=false, --flag false and --no-flag alike, silently keeps the last
-// of a repeated option, and words its own errors; here every error names the flag.
+/**
+ * node:util parseArgs options, from the settings table. Every setting's value is text
+ * for loadConfig; booleans are declared boolean so that `--flag` takes no value from
+ * the next argument and `--no-flag` is understood (allowNegative).
+ */
+const OPTIONS: ParseArgsOptionsConfig = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  ...Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: BOOLEAN_FLAGS.has(s.flag) ? 'boolean' : 'string' }])),
+};
 
+const unexpected = (arg: string) => new ConfigError(`unexpected argument "${arg}" (see --help)`);
+
+// parseArgs splits the command line into tokens (`--flag=value`, `--flag value`,
+// `--no-flag`, `-h`); its strict mode is off because the rules below are ones it cannot
+// express: a boolean also takes `--flag=false` and `--flag false`, a repeated flag is
+// refused rather than the last one kept, and every error names the flag with the
+// closest known one. Tokens are checked in command-line order: the first problem is
+// the one reported.
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const out: ParsedArgs = { command: 'serve', help: false, version: false, flags: new Map() };
   let sawCommand = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '-h' || arg === '--help') out.help = true;
-    else if (arg === '-v' || arg === '--version') out.version = true;
-    else if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      let name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
-      if (value === undefined && name.startsWith('no-') && BOOLEAN_FLAGS.has(name.slice(3))) {
-        name = name.slice(3);
-        value = 'false';
-      } else if (value === undefined && BOOLEAN_FLAGS.has(name)) {
-        const next = argv[i + 1];
-        value = next !== undefined && /^(true|false)$/i.test(next) ? (i++, next) : 'true';
-      }
-      // Known before any value is taken: `--bogus 1` is an unknown flag, not a value.
-      if (!FLAGS.includes(name)) throw new ConfigError(`unknown flag --${name}; did you mean --${closest(name, FLAGS)}? (see --help)`);
-      if (out.flags.has(name)) throw new ConfigError(`--${name} is given more than once; give each flag once`);
-      if (value === undefined) {
-        value = argv[++i];
-        if (value === undefined) throw new ConfigError(`--${name} needs a value`);
-      }
-      out.flags.set(name, value);
-    } else if (!sawCommand && (arg === 'serve' || arg === 'healthcheck')) {
-      out.command = arg;
+  const { tokens } = tokenize({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, allowNegative: true, tokens: true });
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind === 'option-terminator') throw unexpected('--');
+    if (t.kind === 'positional') {
+      if (sawCommand || (t.value !== 'serve' && t.value !== 'healthcheck')) throw unexpected(t.value);
+      out.command = t.value;
       sawCommand = true;
-    } else {
-      throw new ConfigError(`unexpected argument "${arg}" (see --help)`);
+      continue;
     }
+    if (!t.rawName.startsWith('--')) {
+      // Short options are -h and -v alone; parseArgs would split `-hv` or `-p80` into several.
+      const arg = argv[t.index]!;
+      if (arg !== '-h' && arg !== '-v') throw unexpected(arg);
+      out[t.name as 'help' | 'version'] = true;
+      continue;
+    }
+    const typed = t.rawName.slice(2); // `no-identity` where allowNegative made the name `identity`
+    const negated = typed !== t.name;
+    if (!negated && t.value === undefined && (t.name === 'help' || t.name === 'version')) {
+      out[t.name] = true;
+      continue;
+    }
+    // `--bogus 1` is an unknown flag (parseArgs leaves the 1 positional), not a bad value.
+    if (!KNOWN_FLAGS.has(t.name) || (negated && !BOOLEAN_FLAGS.has(t.name))) {
+      throw new ConfigError(`unknown flag --${typed}; did you mean --${closest(typed, FLAGS)}? (see --help)`);
+    }
+    if (out.flags.has(t.name)) throw new ConfigError(`--${t.name} is given more than once; give each flag once`);
+    let value = negated ? 'false' : t.value;
+    if (value === undefined && BOOLEAN_FLAGS.has(t.name)) {
+      // `--https false`: a boolean's value as the next argument, which parseArgs leaves positional.
+      const next = tokens[i + 1];
+      value = next?.kind === 'positional' && /^(true|false)$/i.test(next.value) ? (i++, next.value) : 'true';
+    }
+    if (value === undefined) throw new ConfigError(`--${t.name} needs a value`);
+    out.flags.set(t.name, value);
   }
   return out;
 }
