@@ -2,16 +2,22 @@
 //   1. HTTP/2: SESSIONS sessions x STREAMS delayed streams each, all held at once;
 //   2. WebSocket: a client that sends 1 MB messages within the limits and never reads.
 // Prints the server's peak RSS for each next to its idle RSS. Bounded in time and
-// count; traffic only to 127.0.0.1. Usage: node bench/memory-attacks.ts [sessions] [streams]
+// count; traffic only to 127.0.0.1. Usage: node bench/memory-attacks.ts [--sessions N] [--streams N]
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { scriptArgs, usageError } from '../scripts/lib/args.ts';
 
-const SESSIONS = Number(process.argv[2] ?? 1000);
-const STREAMS = Number(process.argv[3] ?? 100);
+const { values } = scriptArgs('memory-attacks', { options: { sessions: { type: 'string', default: '1000' }, streams: { type: 'string', default: '100' } } });
+const count = (name: 'sessions' | 'streams', max: number): number => {
+  const n = Number(values[name]);
+  return Number.isInteger(n) && n >= 1 && n <= max ? n : usageError('memory-attacks', `--${name} must be a whole number from 1 to ${max}`);
+};
+const SESSIONS = count('sessions', 10_000);
+const STREAMS = count('streams', 1000);
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
