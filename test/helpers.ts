@@ -67,15 +67,47 @@ export function rawRequest(port: number, payload: string | Buffer, waitMs = 2000
   });
 }
 
+/** A fixed pause: only for pacing a client on purpose. To wait for something, use `waitFor`. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `check` returns true, or fails after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(10);
+/**
+ * The one polling wait of the test suite: calls `check` (sync or async) until it
+ * gives a truthy value and returns that value, or fails after `timeoutMs` naming
+ * `what`. A check that throws counts as "not yet" (a server still starting refuses
+ * connections), and its last error is reported if time runs out.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2000, what = 'condition', everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError === undefined ? '' : ` (last error: ${(lastError as Error).message})`;
+      throw new Error(`not within ${timeoutMs} ms: ${what}${why}`, { cause: lastError });
+    }
+    await sleep(everyMs);
   }
+}
+
+/** The requests the server at `url` has in flight, by its own gauge; the scrape that reads it is one of them. */
+export async function requestsInFlight(url: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', url), { signal: AbortSignal.timeout(2000) })).text();
+  const m = /^echo_http_requests_in_flight (\d+)$/m.exec(text);
+  if (m === null) throw new Error('no echo_http_requests_in_flight in /metrics');
+  return Number(m[1]);
+}
+
+/**
+ * Waits until the server at `url` has exactly `n` requests in flight besides the
+ * scrape itself: the observable moment to signal it "while a request is in flight".
+ */
+export async function waitForInFlight(url: string, n: number, timeoutMs = 5000): Promise<void> {
+  await waitFor(async () => await requestsInFlight(url) - 1 === n, timeoutMs, `${n} request(s) in flight at ${url}`, 20);
 }
 
 /**

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep, waitFor } from '../helpers.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN = join(REPO, 'src/main.ts');
@@ -92,15 +93,11 @@ export function spawnMain(args: string[], opts: SpawnOptions = {}): Server {
   return spawnServer(process.execPath, [MAIN, ...args], opts);
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-/** Polls until `check` holds; throws `what` after `timeoutMs`. */
+/** Polls until `check` holds; throws `what` after `timeoutMs` (the suite's one `waitFor`, argument order kept). */
 export async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
+  await waitFor(check, timeoutMs, what, 20);
 }
 
 /** The exit, or null if it has not happened within `ms`. */
