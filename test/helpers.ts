@@ -76,7 +76,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `what`. A check that throws counts as "not yet" (a server still starting refuses
  * connections), and its last error is reported if time runs out.
  */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2000, what = 'condition', everyMs = 10): Promise<T> {
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2000, what = 'condition', everyMs = 10): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
