@@ -121,8 +121,10 @@ export interface LoadResult {
  * Continuous load, bounded in time and count: `concurrency` keep-alive workers, paced
  * to `rate` requests per second in total, until `stop()` resolves true (checked each
  * request) and at least `minSeconds` have passed, or `maxSeconds` have passed.
+ * `onOk` sees every 200 answer as it comes, so a test can wait until the load reaches
+ * the replicas it means to disturb.
  */
-export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean }): Promise<LoadResult> {
+export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean; onOk?: (a: Answer) => void }): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency });
   const r: LoadResult = { sent: 0, ok: 0, failed: 0, seconds: 0, rate: 0, failures: [], hostnames: new Map() };
   const start = performance.now();
@@ -142,6 +144,7 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
           r.ok++;
           const h = hostnameOf(a);
           r.hostnames.set(h, (r.hostnames.get(h) ?? 0) + 1);
+          o.onOk?.(a);
         } else {
           r.failed++;
           if (r.failures.length < 20) r.failures.push(`${elapsed().toFixed(1)}s: status ${a.status} ${a.body.slice(0, 100)}`);
