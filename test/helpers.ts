@@ -47,24 +47,49 @@ export async function startTestServer(overrides: Partial<Config> = {}, deps: Ser
   };
 }
 
-/** Sends raw bytes over TCP and returns everything received until the server closes or `waitMs` passes. */
-export function rawRequest(port: number, payload: string | Buffer, waitMs = 2000, host = '127.0.0.1'): Promise<string> {
+export interface RawOptions {
+  /** Upper bound on the whole exchange (default 2000 ms). */
+  timeoutMs?: number;
+  /** Resolve as soon as what was received satisfies this, instead of waiting for the server to close. */
+  until?: (received: string) => boolean;
+}
+
+/**
+ * Sends raw bytes over TCP and returns everything received until the server closes,
+ * `until` holds, or the time bound passes (a number as the third argument is that bound).
+ */
+export function rawRequest(port: number, payload: string | Buffer, options: number | RawOptions = 2000, host = '127.0.0.1'): Promise<string> {
+  const { timeoutMs = 2000, until } = typeof options === 'number' ? { timeoutMs: options } : options;
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host });
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), waitMs);
-    socket.on('data', (c: Buffer) => chunks.push(c));
+    const received = () => Buffer.concat(chunks).toString('latin1');
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (until?.(received())) socket.destroy();
+    });
     socket.on('error', (err) => {
       clearTimeout(timer);
-      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1'));
+      if (chunks.length > 0) resolve(received());
       else reject(err);
     });
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
+      resolve(received());
     });
     socket.write(payload);
   });
+}
+
+/** An HTTP/1.1 response head has arrived in full. */
+export const headComplete = (received: string) => received.includes('\r\n\r\n');
+
+/** A whole HTTP/1.1 response with a Content-Length body has arrived. */
+export function responseComplete(received: string): boolean {
+  const end = received.indexOf('\r\n\r\n');
+  const length = /\r\nContent-Length: (\d+)\r\n/i.exec(received.slice(0, end + 2));
+  return end >= 0 && length !== null && received.length - end - 4 >= Number(length[1]);
 }
 
 /** A fixed pause: only for pacing a client on purpose. To wait for something, use `waitFor`. */
