@@ -92,6 +92,9 @@ export function responseComplete(received: string): boolean {
   return end >= 0 && length !== null && received.length - end - 4 >= Number(length[1]);
 }
 
+/** A random (version 4) UUID in its canonical lower-case form, as the server makes request ids. */
+export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
 /** A fixed pause: only for pacing a client on purpose. To wait for something, use `waitFor`. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
