@@ -47,35 +47,95 @@ export async function startTestServer(overrides: Partial<Config> = {}, deps: Ser
   };
 }
 
-/** Sends raw bytes over TCP and returns everything received until the server closes or `waitMs` passes. */
-export function rawRequest(port: number, payload: string | Buffer, waitMs = 2000, host = '127.0.0.1'): Promise<string> {
+export interface RawOptions {
+  /** Upper bound on the whole exchange (default 2000 ms). */
+  timeoutMs?: number;
+  /** Resolve as soon as what was received satisfies this, instead of waiting for the server to close. */
+  until?: (received: string) => boolean;
+}
+
+/**
+ * Sends raw bytes over TCP and returns everything received until the server closes,
+ * `until` holds, or the time bound passes (a number as the third argument is that bound).
+ */
+export function rawRequest(port: number, payload: string | Buffer, options: number | RawOptions = 2000, host = '127.0.0.1'): Promise<string> {
+  const { timeoutMs = 2000, until } = typeof options === 'number' ? { timeoutMs: options } : options;
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host });
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), waitMs);
-    socket.on('data', (c: Buffer) => chunks.push(c));
+    const received = () => Buffer.concat(chunks).toString('latin1');
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (until?.(received())) socket.destroy();
+    });
     socket.on('error', (err) => {
       clearTimeout(timer);
-      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1'));
+      if (chunks.length > 0) resolve(received());
       else reject(err);
     });
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
+      resolve(received());
     });
     socket.write(payload);
   });
 }
 
+/** An HTTP/1.1 response head has arrived in full. */
+export const headComplete = (received: string) => received.includes('\r\n\r\n');
+
+/** A whole HTTP/1.1 response with a Content-Length body has arrived. */
+export function responseComplete(received: string): boolean {
+  const end = received.indexOf('\r\n\r\n');
+  const length = /\r\nContent-Length: (\d+)\r\n/i.exec(received.slice(0, end + 2));
+  return end >= 0 && length !== null && received.length - end - 4 >= Number(length[1]);
+}
+
+/** A random (version 4) UUID in its canonical lower-case form, as the server makes request ids. */
+export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** A fixed pause: only for pacing a client on purpose. To wait for something, use `waitFor`. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `check` returns true, or fails after `timeoutMs`. */
-export async function waitFor(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(10);
+/**
+ * The one polling wait of the test suite: calls `check` (sync or async) until it
+ * gives a truthy value and returns that value, or fails after `timeoutMs` naming
+ * `what`. A check that throws counts as "not yet" (a server still starting refuses
+ * connections), and its last error is reported if time runs out.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2000, what = 'condition', everyMs = 10): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError === undefined ? '' : ` (last error: ${(lastError as Error).message})`;
+      throw new Error(`not within ${timeoutMs} ms: ${what}${why}`, { cause: lastError });
+    }
+    await sleep(everyMs);
   }
+}
+
+/** The requests the server at `url` has in flight, by its own gauge; the scrape that reads it is one of them. */
+export async function requestsInFlight(url: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', url), { signal: AbortSignal.timeout(2000) })).text();
+  const m = /^echo_http_requests_in_flight (\d+)$/m.exec(text);
+  if (m === null) throw new Error('no echo_http_requests_in_flight in /metrics');
+  return Number(m[1]);
+}
+
+/**
+ * Waits until the server at `url` has exactly `n` requests in flight besides the
+ * scrape itself: the observable moment to signal it "while a request is in flight".
+ */
+export async function waitForInFlight(url: string, n: number, timeoutMs = 5000): Promise<void> {
+  await waitFor(async () => await requestsInFlight(url) - 1 === n, timeoutMs, `${n} request(s) in flight at ${url}`, 20);
 }
 
 /**

@@ -5,7 +5,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { Echo } from '../../src/echo/model.ts';
 import { HTML_CSP } from '../../src/echo/render/html.ts';
-import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
+import { UUID_V4, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 import { launchChromium, watchedPage } from './browser.ts';
 import { completeMs, fillRequest, logEntries, openPage, problems, sendRequest } from './console.ts';
 
@@ -153,8 +153,10 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await page.click('#ws-connect');
     let log = await logEntries(page, '#ws-log', 2);
     assert.match(log[0]!, /open/);
-    assert.match(log[1]!, /^←echo of the handshake, HTTP\/1\.1, client 127\.0\.0\.1, request id [0-9a-f-]+: \{/);
-    assert.equal((JSON.parse(log[1]!.slice(log[1]!.indexOf(': {') + 2)) as Echo).requestURI, '/chat?room=1');
+    const handshake = JSON.parse(log[1]!.slice(log[1]!.indexOf(': {') + 2)) as Echo;
+    assert.equal(log[1]!.slice(0, log[1]!.indexOf(': {')), `←echo of the handshake, HTTP/1.1, client 127.0.0.1, request id ${handshake.requestId}`);
+    assert.match(handshake.requestId, UUID_V4);
+    assert.equal(handshake.requestURI, '/chat?room=1');
     await page.fill('#ws-message', 'héllo');
     await page.click('#ws-send-text');
     await page.click('#ws-send-binary');
@@ -184,7 +186,9 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await page.click('#tab-sse');
     await page.click('#sse-open');
     const log = await logEntries(page, '#sse-log', 5);
-    assert.match(log[0]!, /^←echo #0, HTTP\/1\.1, client 127\.0\.0\.1, request id [0-9a-f-]+: \{/);
+    const echoed = JSON.parse(log[0]!.slice(log[0]!.indexOf(': {') + 2)) as Echo;
+    assert.equal(log[0]!.slice(0, log[0]!.indexOf(': {')), `←echo #0, HTTP/1.1, client 127.0.0.1, request id ${echoed.requestId}`);
+    assert.match(echoed.requestId, UUID_V4);
     assert.match(log[1]!, /^←tick #1: \{"n":1,"time":"/);
     assert.match(log[3]!, /^←tick #3: \{"n":3,/);
     assert.equal(log[4], '←done #4: {"ticks":3}');

@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sleep } from '../helpers.ts';
-import { PREFIX, buildHaproxyImage, docker, dockerSkip, get, load, until } from './fleet.ts';
+import { DOCKER, PREFIX, buildHaproxyImage, docker, dockerSkip, get, load, runCommand, until } from './fleet.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -107,11 +106,20 @@ describe('a health-checking balancer and the shutdown delay', { skip: dockerSkip
       return seen.size === 2;
     }, 200).catch(async (err: Error) => { throw new Error(`${err.message}\nHAProxy: ${await logs()}`); });
     let stopped = false;
-    const result = load(url, { rate: 100, concurrency: 4, minSeconds: 6, maxSeconds: 20, done: () => stopped });
-    await sleep(1000);
+    const served = new Map<string, number>();
+    const result = load(url, {
+      rate: 100, concurrency: 4, minSeconds: 6, maxSeconds: 20, done: () => stopped,
+      onOk: (answer) => { const by = String(answer.headers['x-served-by']); served.set(by, (served.get(by) ?? 0) + 1); },
+    });
+    // The load reaches both backends before one of them is stopped.
+    await until('load answered by both backends', 10_000, () => Promise.resolve((served.get('a') ?? 0) >= 20 && (served.get('b') ?? 0) >= 20), 50);
     a.child.kill('SIGTERM');
     await a.exit;
-    await sleep(1000);
+    // The load goes on until HAProxy has noticed (it says so on stderr), and then for 20 more answers (all from b).
+    await until('HAProxy took a out of rotation', 10_000, async () => /Server echo\/a is DOWN/.test((await runCommand(DOCKER, ['logs', name])).output), 200)
+      .catch(async (err: Error) => { throw new Error(`${err.message}\nHAProxy: ${await logs()}`); });
+    const fromB = served.get('b') ?? 0;
+    await until('20 answers after a left rotation', 10_000, () => Promise.resolve((served.get('b') ?? 0) >= fromB + 20), 50);
     stopped = true;
     const r = await result;
     console.log(`# shutdown delay ${delay}: ${r.sent} requests through HAProxy while one of two backends stopped, ${r.failed} failed${r.failures[0] === undefined ? '' : ` (first: ${r.failures[0].slice(0, 60)})`}`);

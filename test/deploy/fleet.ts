@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, docker, engineAvailable, runCommand } from '../image/docker.ts';
-import { sleep } from '../helpers.ts';
+import { sleep, waitFor } from '../helpers.ts';
 
 /** Every Docker object these tests create is named with this prefix. */
 export const PREFIX = process.env.DEPLOY_TEST_PREFIX ?? 'echo-deploy-test';
@@ -25,20 +25,18 @@ export function dockerSkip(): string | false {
  */
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(tmpdir(), `${PREFIX}-${name}.lock`);
-  const until = Date.now() + 20 * 60_000;
-  for (;;) {
+  await waitFor(() => {
     try {
       mkdirSync(lock);
-      break;
+      return true;
     } catch {
       // A lock older than the longest build belongs to a run that died.
       try {
         if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
       } catch { /* released meanwhile */ }
-      if (Date.now() > until) throw new Error(`lock ${lock} never released`);
-      await sleep(1000);
+      return false;
     }
-  }
+  }, 20 * 60_000, `lock ${lock} released`, 1000);
   try {
     return await fn();
   } finally {
@@ -123,8 +121,10 @@ export interface LoadResult {
  * Continuous load, bounded in time and count: `concurrency` keep-alive workers, paced
  * to `rate` requests per second in total, until `stop()` resolves true (checked each
  * request) and at least `minSeconds` have passed, or `maxSeconds` have passed.
+ * `onOk` sees every 200 answer as it comes, so a test can wait until the load reaches
+ * the replicas it means to disturb.
  */
-export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean }): Promise<LoadResult> {
+export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean; onOk?: (a: Answer) => void }): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency });
   const r: LoadResult = { sent: 0, ok: 0, failed: 0, seconds: 0, rate: 0, failures: [], hostnames: new Map() };
   const start = performance.now();
@@ -135,7 +135,7 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
     let next = start + (w * perWorkerMs) / o.concurrency;
     while (r.sent < maxCount && elapsed() < o.maxSeconds && !(elapsed() >= o.minSeconds && o.done())) {
       const wait = next - performance.now();
-      if (wait > 0) await sleep(wait);
+      if (wait > 0) await sleep(wait); // pacing the load to its rate, on purpose
       next += perWorkerMs;
       r.sent++;
       try {
@@ -144,6 +144,7 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
           r.ok++;
           const h = hostnameOf(a);
           r.hostnames.set(h, (r.hostnames.get(h) ?? 0) + 1);
+          o.onOk?.(a);
         } else {
           r.failed++;
           if (r.failures.length < 20) r.failures.push(`${elapsed().toFixed(1)}s: status ${a.status} ${a.body.slice(0, 100)}`);
@@ -161,20 +162,9 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
   return r;
 }
 
-/** Polls an async condition until it holds, or fails with `what` after `timeoutMs`. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, everyMs = 500): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== null && v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
-  }
+/** Polls an async condition until it holds, or fails with `what` after `timeoutMs` (the suite's one `waitFor`, argument order kept). */
+export function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, everyMs = 500): Promise<T> {
+  return waitFor(check, timeoutMs, what, everyMs) as Promise<T>;
 }
 
 export { docker, DOCKER, runCommand };

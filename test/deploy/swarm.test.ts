@@ -3,7 +3,6 @@
 // Debian's package, found through Docker's DNS, checked on /readyz, PROXY v2 to each.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sleep } from '../helpers.ts';
 import {
   DOCKER, PREFIX, buildEchoImage, buildHaproxyImage, docker, dockerSkip, freeFixedPort, get, hostnameOf, load, runCommand, until,
 } from './fleet.ts';
@@ -149,8 +148,13 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
   it('rolls a new image tag out under continuous load with 0 failed requests', async () => {
     const before = new Set((await sample(9)).keys());
     let updated = false;
-    const running = load(url, { rate: 150, concurrency: 6, minSeconds: 30, maxSeconds: 150, done: () => updated });
-    await sleep(2000);
+    const answered = new Map<string, number>();
+    const running = load(url, {
+      rate: 150, concurrency: 6, minSeconds: 30, maxSeconds: 150, done: () => updated,
+      onOk: (a) => { const h = hostnameOf(a); answered.set(h, (answered.get(h) ?? 0) + 1); },
+    });
+    // The rollout begins only once the load flows through every current replica.
+    await until('load answered by every replica', 30_000, () => Promise.resolve([...before].every((h) => (answered.get(h) ?? 0) >= 20)), 100);
     const started = performance.now();
     await deploy(V2);
     const watch = (async () => {
@@ -176,9 +180,9 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     assert.equal(r.failed, 0);
     assert.ok(r.seconds >= 30, `load ran ${r.seconds.toFixed(1)} s`);
     assert.ok(r.rate >= 100, `at least 100 requests/s (${r.rate.toFixed(0)})`);
-    assert.ok(after.length >= 3, 'the new replicas served during the run');
     const now = await sample(9);
     assert.equal(now.size, 3);
     for (const h of now.keys()) assert.ok(!before.has(h), `${h} is a new replica`);
+    assert.deepEqual(after.sort(), [...now.keys()].sort(), 'the replicas that served during the run besides the old ones are exactly the three running now');
   });
 });

@@ -115,7 +115,7 @@ describe('limits on every protocol', () => {
         s.write(chunk);
         sent += 0x100000;
       }
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 2)); // pacing: write only as the socket drains
     }
     const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))]);
     s.destroy();

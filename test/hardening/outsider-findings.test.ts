@@ -94,7 +94,13 @@ describe('what an outsider found', () => {
     for (let i = 0; i < 10; i++) {
       await rawRequest(t.port, 'HELLO\r\n\r\n');
       await rawRequest(t.port, 'CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n');
-      await rawRequest(t.port, 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc', 300);
+      // A body that stops short, then the client leaves while the request is in flight.
+      const partial = connect({ port: t.port, host: '127.0.0.1' });
+      partial.on('error', () => {});
+      partial.write('POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc');
+      await waitFor(() => t.server.app.inFlight === 1, 2000, 'the short-bodied request in flight');
+      partial.destroy();
+      await waitFor(() => t.server.app.inFlight === 0, 2000, 'the abandoned request no longer in flight');
     }
     await waitFor(() => t.server.app.inFlight === 0, 3000);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();

@@ -4,8 +4,10 @@
 // server that hangs fails a test instead of hanging the run.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep, waitFor } from '../helpers.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN = join(REPO, 'src/main.ts');
@@ -92,15 +94,11 @@ export function spawnMain(args: string[], opts: SpawnOptions = {}): Server {
   return spawnServer(process.execPath, [MAIN, ...args], opts);
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
-/** Polls until `check` holds; throws `what` after `timeoutMs`. */
+/** Polls until `check` holds; throws `what` after `timeoutMs` (the suite's one `waitFor`, argument order kept). */
 export async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(20);
-  }
+  await waitFor(check, timeoutMs, what, 20);
 }
 
 /** The exit, or null if it has not happened within `ms`. */
@@ -164,6 +162,22 @@ export async function startedUrl(s: Server, timeoutMs = 10_000): Promise<string>
   const started = s.lines.find((l) => l.msg === 'echo-server started');
   if (started === undefined) throw new Error(`the server exited before starting: ${s.stderr()}`);
   return (started.listeners as string[])[0]!;
+}
+
+/**
+ * Whether `signal` waits undelivered in the process's pending set, blocked by every
+ * one of its threads (from /proc): then no handler can ever run for it, which a test
+ * can check at once instead of waiting to see that nothing happens.
+ */
+export function pendingAndBlocked(pid: number, signal: NodeJS.Signals): boolean {
+  const bit = 1n << BigInt(osConstants.signals[signal] - 1);
+  const mask = (status: string, field: string) => BigInt(`0x${new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0'}`);
+  try {
+    if ((mask(readFileSync(`/proc/${pid}/status`, 'utf8'), 'ShdPnd') & bit) === 0n) return false;
+    return readdirSync(`/proc/${pid}/task`).every((tid) => (mask(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'SigBlk') & bit) !== 0n);
+  } catch {
+    return false; // gone, or a thread ended while being read
+  }
 }
 
 /** Resident set size in MiB, from /proc (0 once the process is gone). */

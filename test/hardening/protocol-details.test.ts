@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { headComplete, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 function h2status(origin: string, headers: Record<string, string>): Promise<number | string> {
   return new Promise((resolve) => {
@@ -71,7 +71,7 @@ describe('protocol details', () => {
   });
 
   it('applies echo_status and echo_header to an event stream', async () => {
-    const raw = await rawRequest(t.port, 'GET /?echo_status=503&echo_header=X-Stream:%20yes HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n', 1500);
+    const raw = await rawRequest(t.port, 'GET /?echo_status=503&echo_header=X-Stream:%20yes HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n', { until: headComplete });
     assert.match(raw, /^HTTP\/1\.1 503 /);
     assert.match(raw, /\r\nX-Stream: yes\r\n/i);
     assert.match(raw, /\r\ncontent-type: text\/event-stream/i);

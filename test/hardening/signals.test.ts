@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import {
-  MAIN, REPO, exitWithin, get, listeningPorts, sleep, spawnServer, startCommand, startedUrl, until, type Server,
+  MAIN, REPO, exitWithin, get, listeningPorts, pendingAndBlocked, spawnServer, startCommand, startedUrl, until, type Server,
 } from './process.ts';
 
 const ARGS = ['--port', '0', '--host', '127.0.0.1'];
@@ -54,7 +54,8 @@ describe('signals, for every launcher', () => {
         const { s, url } = await started(l, t);
         s.child.kill('SIGUSR1');
         const inspector = () => /Debugger listening|inspector/i.test(s.stderr());
-        if (l.disablesSigusr1) await sleep(1000); // proving that nothing opens: a bounded wait
+        // Under --disable-sigusr1 the signal stays pending, blocked in every thread: nothing can act on it, ever.
+        if (l.disablesSigusr1) await until(() => s.exited || pendingAndBlocked(s.pid, 'SIGUSR1'), 5000, 'SIGUSR1 pending and blocked');
         else await until(() => s.exited || inspector() || logged(s, /^signal ignored/, 'SIGUSR1'), 5000, 'SIGUSR1 handled');
         assert.doesNotMatch(s.stderr(), /Debugger listening|inspector/i);
         assert.equal(s.exited, false, 'alive after SIGUSR1');

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { main } from '../../src/cli.ts';
-import { rawRequest } from '../helpers.ts';
-import { exitWithin, get, metric, sleep, spawnMain, startedUrl } from './process.ts';
+import { rawRequest, waitForInFlight } from '../helpers.ts';
+import { exitWithin, get, spawnMain, startedUrl } from './process.ts';
 
 const LOOPBACK = ['--port', '0', '--host', '127.0.0.1'];
 
@@ -109,10 +109,7 @@ describe('zero values', () => {
     assert.match(chunked, /^HTTP\/1\.1 413 /, 'one chunked byte');
 
     const inFlight = fetch(`${url}/?echo_delay=20s`).then((r) => r.status, () => 'closed');
-    for (let i = 0; metric((await get(`${url}/metrics`)).body, 'echo_http_requests_in_flight') < 1; i++) {
-      assert.ok(i < 100, 'the delayed request is in flight');
-      await sleep(50);
-    }
+    await waitForInFlight(url, 1);
     const start = performance.now();
     s.child.kill('SIGTERM');
     assert.deepEqual(await exitWithin(s, 5000), { code: 0, signal: null });

@@ -2,6 +2,7 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { waitFor } from '../helpers.ts';
 
 const exec = promisify(execFile);
 
@@ -71,12 +72,9 @@ function parseTarLine(line: string): TarEntry {
   return { mode, size: Number(size), path, link };
 }
 
+/** Waits until Docker reports the container's health as `want`; resolves with the milliseconds that took. */
 export async function waitForStatus(container: string, want: string, timeoutMs: number): Promise<number> {
   const start = performance.now();
-  while (performance.now() - start < timeoutMs) {
-    const status = await docker('inspect', '--format', '{{.State.Health.Status}}', container);
-    if (status === want) return performance.now() - start;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${container} did not become ${want} within ${timeoutMs} ms`);
+  await waitFor(async () => await docker('inspect', '--format', '{{.State.Health.Status}}', container) === want, timeoutMs, `${container} becomes ${want}`, 100);
+  return performance.now() - start;
 }

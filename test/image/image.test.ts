@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CONSOLE_JS } from '../../src/echo/render/assets.ts';
 import { HTML_CSP } from '../../src/echo/render/html.ts';
-import { rawRequest } from '../helpers.ts';
+import { rawRequest, waitFor, waitForInFlight } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, listImageFiles, pipeDocker, runCommand, waitForStatus, type TarEntry } from './docker.ts';
 
 const available = engineAvailable();
@@ -37,14 +37,7 @@ async function publishedPort(name: string): Promise<number> {
 }
 
 async function waitForHttp(port: number, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/livez`)).ok) return;
-    } catch { /* not up yet */ }
-    if (Date.now() > until) throw new Error('container never answered');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/livez`)).ok, timeoutMs, `the container answers /livez on port ${port}`, 100);
 }
 
 describe('production image', { skip: !available && process.env.CI !== 'true' ? 'no Docker engine (see the message above)' : false, timeout: 20 * 60_000 }, () => {
@@ -191,7 +184,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     const port = await publishedPort(name);
     await waitForHttp(port);
     const inflight = fetch(`http://127.0.0.1:${port}/?echo_delay=1500ms`);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitForInFlight(`http://127.0.0.1:${port}`, 1); // the stop must find it in flight, not race its arrival
     const start = performance.now();
     await docker('stop', '--time', '20', name);
     const stopMs = performance.now() - start;
@@ -259,7 +252,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
         '--build-arg', `LINT_FLAGS=--format=json --cache-location=/tmp/eslint-${process.pid}-${Date.now()}`,
         '--build-arg', 'TEST_FLAGS=--test-reporter=tap', dir], { ...process.env, DOCKER_BUILDKIT: '1' });
       assert.notEqual(code, 0, 'the build must fail');
-      assert.match(output, /"filePath":"\/src\/src\/app\.ts"/, 'LINT_FLAGS reached eslint');
+      assert.match(output, /"filePath":"\/src\/src\/http\/app\.ts"/, 'LINT_FLAGS reached eslint');
       assert.match(output, /not ok \d+ - deliberately fails/, 'TEST_FLAGS reached the test runner, and the test failed');
       assert.match(output, /ERROR|error/);
     } finally {

@@ -10,6 +10,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, runCommand } from './docker.ts';
 
 const available = engineAvailable();
@@ -57,13 +58,9 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
     await docker('run', '-d', '--name', NAME, '--memory', '128m', '--memory-swap', '128m', '-p', '127.0.0.1::8080',
       '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log');
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', NAME, '8080/tcp'))![1]);
-    let startLine: Record<string, unknown> | undefined;
-    for (let i = 0; i < 300 && startLine === undefined; i++) {
-      const logs = await docker('logs', NAME);
-      startLine = logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started');
-      if (startLine === undefined) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(startLine, await docker('logs', NAME));
+    const startLine = await waitFor(async () => (await docker('logs', NAME)).split('\n').filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)
+      .catch(async (err: Error) => { throw new Error(`${err.message}\n${await docker('logs', NAME)}`); });
     const resources = startLine.resources as { memoryLimitMiB: number; maxInFlight: number; maxInFlightAuto: boolean; heapLimitMiB: number };
     assert.equal(resources.memoryLimitMiB, 128);
     assert.equal(resources.maxInFlightAuto, true);

@@ -11,6 +11,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, pipeDocker, runCommand, waitForStatus } from '../image/docker.ts';
 import { startRegistry, type Service } from '../supply-chain/services.ts';
 import { loadPublicKey } from '../../scripts/supply-chain/keys.ts';
@@ -220,15 +221,8 @@ describe('multi-arch: one signed reference for amd64 and arm64', { skip, timeout
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', name, '8080/tcp'))![1]);
     // Two figures: the server answering, and Docker calling it healthy (its own probe is an
     // emulated Node start too, one interval after the container's).
-    const answering = (async () => {
-      for (let i = 0; i < 1800; i++) {
-        try {
-          if ((await fetch(`http://127.0.0.1:${port}/livez`)).ok) return performance.now() - start;
-        } catch { /* not listening yet */ }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('the arm64 container never answered');
-    })();
+    const answering = waitFor(async () => (await fetch(`http://127.0.0.1:${port}/livez`)).ok, 180_000, 'the arm64 container answers /livez', 100)
+      .then(() => performance.now() - start);
     await waitForStatus(name, 'healthy', 180_000);
     const toHealthy = performance.now() - start;
     const toAnswer = await answering;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { Echo } from '../../src/echo/model.ts';
-import { h2request, rawRequest, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
+import { h2request, rawRequest, requireTool, responseComplete, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('h2c on the plain port', () => {
   let t: TestServer;
@@ -97,7 +97,7 @@ describe('h2c on the plain port', () => {
     try {
       const res = await rawRequest(off.port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
       assert.match(res, /^HTTP\/1\.1 (400|505) /);
-      const up = await rawRequest(off.port, 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n', 1000);
+      const up = await rawRequest(off.port, 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n', { until: responseComplete });
       assert.match(up, /^HTTP\/1\.1 200 OK/, 'the Upgrade header is ignored and the request echoed');
     } finally {
       await off.close();

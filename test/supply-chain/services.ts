@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { waitFor } from '../helpers.ts';
 
 const exec = promisify(execFile);
 
@@ -136,14 +137,8 @@ export async function startNotary(): Promise<NotaryService> {
 
 /** Waits until notary answers its health endpoint over TLS with the test CA. */
 async function waitForTls(port: number, caFile: string): Promise<void> {
-  const until = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await exec('curl', ['-sf', '--max-time', '2', '--cacert', caFile, `https://127.0.0.1:${port}/_notary_server/health`]);
-      return;
-    } catch (e) {
-      if (Date.now() > until) throw e instanceof Error ? e : new Error(String(e));
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  await waitFor(async () => {
+    await exec('curl', ['-sf', '--max-time', '2', '--cacert', caFile, `https://127.0.0.1:${port}/_notary_server/health`]);
+    return true;
+  }, 20_000, `notary-server healthy over TLS on port ${port}`, 200);
 }

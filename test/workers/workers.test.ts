@@ -6,7 +6,8 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { readCgroupLimits, autoWorkers } from '../../src/config/resources.ts';
-import { MAIN, exitWithin, spawnMain, until, type Server } from '../hardening/process.ts';
+import { waitForInFlight } from '../helpers.ts';
+import { MAIN, exitWithin, listeningPorts, spawnMain, until, type Server } from '../hardening/process.ts';
 
 function get(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -91,7 +92,7 @@ describe('--workers', { timeout: 120_000 }, () => {
     const workerPids = s.lines.filter((l) => l.msg === 'worker started').map((l) => l.pid as number);
     // Requests on both workers, held by a delay.
     const held = Array.from({ length: 6 }, () => get(url, '/?echo_delay=1500ms'));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForInFlight(url, 6); // every worker's gauge, summed by the primary
     s.child.kill('SIGTERM');
     const answers = await Promise.all(held);
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
@@ -119,7 +120,11 @@ describe('--workers', { timeout: 120_000 }, () => {
 
   it('balances with SO_REUSEPORT when asked, port 0 included', async () => {
     const { s, url } = await start(['--workers', '2', '--worker-balance', 'reuseport']);
-    assert.notEqual(new URL(url).port, '0');
+    // Each worker binds the announced port itself: SO_REUSEPORT, no port 0 left anywhere.
+    const port = Number(new URL(url).port);
+    const workerPids = s.lines.filter((l) => l.msg === 'worker started').map((l) => l.pid as number);
+    assert.equal(workerPids.length, 2);
+    for (const pid of workerPids) assert.deepEqual(listeningPorts(pid), [port], `worker ${pid} listens on ${port}`);
     // The kernel spreads connections by a hash of their addresses: many connections reach both.
     const seen = await whoAnswers(url, 40);
     assert.deepEqual([...seen].sort(), [1, 2]);
@@ -155,7 +160,7 @@ describe('--workers, more', { timeout: 120_000 }, () => {
       await until(() => out.includes('echo-server started'), 30_000, 'started');
       const url = ((JSON.parse(out.split('\n').find((l) => l.includes('echo-server started'))!) as { listeners: string[] }).listeners)[0]!;
       const held = Array.from({ length: 4 }, () => get(url, '/?echo_delay=1s'));
-      await new Promise((r) => setTimeout(r, 300));
+      await waitForInFlight(url, 4);
       process.kill(-child.pid!, 'SIGINT'); // the whole process group, as a terminal does
       assert.deepEqual((await Promise.all(held)).map((a) => a.status), [200, 200, 200, 200]);
       assert.equal(await exit, 0);
