@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SETTINGS } from '../../src/config/settings.ts';
 import { main } from '../../src/cli.ts';
-import { waitFor } from '../helpers.ts';
+import { waitFor, waitForInFlight } from '../helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -46,16 +46,6 @@ async function spawnServer(args: string[] = [], env: Record<string, string> = {}
   await waitFor(() => lines.some((l) => l.msg === 'echo-server started'), 10_000);
   const started = lines.find((l) => l.msg === 'echo-server started')!;
   return { child, url: (started.listeners as string[])[0]!, lines, exit };
-}
-
-/** Waits until `n` requests besides the metrics scrape itself are in flight, as the server counts them. */
-async function inFlight(url: string, n: number): Promise<void> {
-  for (const until = Date.now() + 5000; Date.now() < until;) {
-    const m = /^echo_http_requests_in_flight (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text());
-    if (Number(m?.[1]) - 1 >= n) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`${n} request(s) never in flight`);
 }
 
 describe('CLI', () => {
@@ -109,7 +99,7 @@ describe('CLI', () => {
     const p = await spawnServer(['--drain-timeout', '5s']);
     assert.equal((await fetch(p.url)).status, 200);
     const inflight = fetch(`${p.url}/?echo_delay=500ms`);
-    await inFlight(p.url, 1);
+    await waitForInFlight(p.url, 1);
     p.child.kill('SIGTERM');
     const res = await inflight;
     assert.equal(res.status, 200);
@@ -121,7 +111,7 @@ describe('CLI', () => {
   it('exits at once on a second signal', async () => {
     const p = await spawnServer(['--drain-timeout', '20s']);
     const inflight = fetch(`${p.url}/?echo_delay=10s`).catch(() => 'closed');
-    await inFlight(p.url, 1);
+    await waitForInFlight(p.url, 1);
     const start = performance.now();
     p.child.kill('SIGINT');
     await waitFor(() => p.lines.some((l) => l.msg === 'shutting down: draining'), 5000);
