@@ -3,6 +3,7 @@
 import { isUtf8 } from 'node:buffer';
 import { resolveClient, type ClientInfo, type ClientIpHeader } from './client-ip.ts';
 import { formatHostPort, normalizeIp, type NetworkSet } from '../util/addresses.ts';
+import { COOKIE, FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from './header-names.ts';
 import type { Identity } from './identity.ts';
 import type { ProxyInfo, TlsInfo } from './facts.ts';
 
@@ -103,14 +104,11 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
       continue;
     }
     (headers[name] ??= []).push(value);
-    // Only names of the right length are lower-cased: most headers skip the work.
-    const len = name.length;
-    if (len === 6 || len === 9 || len === 15) {
-      const lower = name.toLowerCase();
-      if (lower === 'cookie') cookie = join(cookie, value, '; ');
-      else if (lower === 'forwarded') forwarded = join(forwarded, value, ', ');
-      else if (lower === 'x-real-ip') xRealIp ??= value;
-      else if (lower === 'x-forwarded-for') xForwardedFor = join(xForwardedFor, value, ', ');
+    switch (headerKind(name)) {
+      case COOKIE: cookie = join(cookie, value, '; '); break;
+      case FORWARDED: forwarded = join(forwarded, value, ', '); break;
+      case X_REAL_IP: xRealIp ??= value; break;
+      case X_FORWARDED_FOR: xForwardedFor = join(xForwardedFor, value, ', '); break;
     }
   }
   const { path, query } = splitTarget(info.uri);

@@ -58,7 +58,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const uri = req.url ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
-    const x: HttpExchange = ledger.begin(req, res, facts, scanHeaders(req.rawHeaders, config.controls), ops === undefined || config.logOpsRequests);
+    const x: HttpExchange = ledger.begin(req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests);
     if (health.draining) res.shouldKeepAlive = false;
     try {
       if (ops === undefined && ledger.inFlight > config.maxInFlight) {
@@ -92,7 +92,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
-    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders, false));
+    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders));
     socket.on('error', () => socket.destroy());
     const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
     socket.end(answer);

@@ -10,6 +10,7 @@ import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { negotiate, parseFormat } from '../echo/render/negotiate.ts';
 import { FORMATS, type Format } from '../echo/render/renderers.ts';
 import type { Config } from '../config/settings.ts';
+import { CONTROL_PREFIX } from '../echo/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './control-values.ts';
@@ -20,7 +21,8 @@ export {
 } from './control-values.ts';
 
 export const QUERY_PREFIX = 'echo_';
-export const HEADER_PREFIX = 'x-echo-';
+/** Lower-cased, as the header scan gives names. */
+export const HEADER_PREFIX = CONTROL_PREFIX;
 
 export interface Controls {
   /** Final status, or a weighted random choice among several. */
@@ -151,16 +153,11 @@ const BY_NAME = new Map(CONTROLS.map((c) => [c.name, c]));
 const FORMAT = BY_NAME.get('format')!;
 const KNOWN = CONTROLS.map((c) => c.query).join(', ');
 /**
- * The --no-controls rule, in both forms: only these are read with controls off. Short
- * arrays, not Sets: a Set would hash each fresh header string, an array compares lengths first.
+ * The --no-controls rule: only these are read with controls off. Short arrays, not
+ * Sets: a Set would hash each fresh string, an array compares lengths first.
  */
 const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
-const HEADERS_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.header.toLowerCase());
-
-/** Whether a lower-cased `x-echo-*` request header is read, with controls on or off. */
-export function headerControlRead(lower: string, controlsOn: boolean): boolean {
-  return controlsOn || HEADERS_WITH_CONTROLS_OFF.includes(lower);
-}
+const NAMES_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.name);
 
 /** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
 export function boundMax(bound: Bound, limits: ControlLimits): number {
@@ -221,6 +218,7 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
   }
   if (headers !== null) {
     for (const [name, value] of headers) {
+      if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
       // The query wins: a header only fills a control the query did not set.
       if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
       addControlInput((input ??= new Map() as ControlInput), name, BY_NAME.get(name)?.header ?? headerForm(name), value);

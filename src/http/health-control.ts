@@ -2,7 +2,7 @@
 import { parseHealth, type Health } from '../ops/health.ts';
 import { ParseError } from '../util/parse.ts';
 import { controlInput } from './controls.ts';
-import { scanHeaders } from './request-head.ts';
+import type { HeaderScan } from './request-head.ts';
 
 /**
  * The health control on a request to the liveness or readiness path (`?echo_health=`
@@ -11,10 +11,10 @@ import { scanHeaders } from './request-head.ts';
  * acknowledges without running the check; null when the request carries no such
  * control, and the path answers its check as usual. Gated by --health-control alone.
  */
-export function healthControlAnswer(uri: string, rawHeaders: readonly string[], enabled: boolean, health: Health): { status: number; body: string } | null {
+export function healthControlAnswer(uri: string, headerControls: HeaderScan['controls'], enabled: boolean, health: Health): { status: number; body: string } | null {
   const q = uri.indexOf('?');
   // --controls does not govern this: the probe paths read the health control whenever --health-control is on.
-  const input = controlInput(uri, q, scanHeaders(rawHeaders, true).controls, true);
+  const input = controlInput(uri, q, headerControls, true);
   const entry = input?.get('health');
   if (entry === undefined) return null;
   if (!enabled) return { status: 403, body: 'the health control is disabled on this server (--health-control)\n' };

@@ -22,7 +22,7 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   };
   /** `?echo_health=` on a probe path sets the state instead of checking it. */
   const healthControl = (x: HttpExchange): boolean => {
-    const answer = healthControlAnswer(x.uri, x.req.rawHeaders, config.healthControl, health);
+    const answer = healthControlAnswer(x.uri, x.scan.controls, config.healthControl, health);
     if (answer !== null) sendText(x, answer.status, answer.body);
     return answer !== null;
   };

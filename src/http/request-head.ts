@@ -1,6 +1,9 @@
 // One pass over the raw request headers collects everything the handler needs,
-// so the hot path never builds Node's lower-cased `req.headers` object.
-import { HEADER_PREFIX, headerControlRead } from './controls.ts';
+// so the hot path never builds Node's lower-cased `req.headers` object. Which names
+// matter is decided in one place for the whole server (echo/header-names.ts).
+import {
+  ACCEPT, CONTENT_LENGTH, CONTROL_PREFIX, ECHO_CONTROL, EXPECT, HOST, ORIGIN, TRANSFER_ENCODING, USER_AGENT, X_REQUEST_ID, headerKind,
+} from '../echo/header-names.ts';
 
 export interface HeaderScan {
   accept: string | undefined;
@@ -13,44 +16,35 @@ export interface HeaderScan {
   host: string | undefined;
   hosts: number;
   expect: string | undefined;
-  /** `X-Echo-*` headers read as controls, as [name without prefix, value]; null when there are none. */
+  /** `X-Echo-*` headers, as [lower-cased name without the prefix, value]; null when there are none. */
   controls: [string, string][] | null;
 }
 
-/** `controls`: --controls is on; off, only the controls the table keeps under --no-controls are collected. */
-export function scanHeaders(raw: readonly string[], controls: boolean): HeaderScan {
+/**
+ * Every `X-Echo-*` header is collected, whatever --controls says: controlInput
+ * applies the --no-controls rule, and the probe paths read the health control
+ * from the same scan.
+ */
+export function scanHeaders(raw: readonly string[]): HeaderScan {
   const scan: HeaderScan = {
     accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false,
     origin: undefined, host: undefined, hosts: 0, expect: undefined, controls: null,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const len = name.length;
-    // Compare lengths first: most headers are rejected without lower-casing.
-    if (len === 4) {
-      if (name.toLowerCase() === 'host') {
+    switch (headerKind(name)) {
+      case HOST:
         scan.host = raw[i + 1];
         scan.hosts++;
-      }
-    } else if (len === 6) {
-      const lower = name.toLowerCase();
-      if (lower === 'accept') scan.accept = raw[i + 1];
-      else if (lower === 'origin') scan.origin = raw[i + 1];
-      else if (lower === 'expect') scan.expect = raw[i + 1];
-    } else if (len === 10) {
-      if (name.toLowerCase() === 'user-agent') scan.userAgent = raw[i + 1];
-    } else if (len === 12) {
-      if (name.toLowerCase() === 'x-request-id') scan.requestId = raw[i + 1];
-    } else if (len === 14) {
-      if (name.toLowerCase() === 'content-length') scan.contentLength = raw[i + 1];
-    } else if (len === 17) {
-      if (name.toLowerCase() === 'transfer-encoding') scan.chunked = true;
-    }
-    if (len > HEADER_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 /* x */) {
-      const lower = name.toLowerCase();
-      if (lower.startsWith(HEADER_PREFIX) && headerControlRead(lower, controls)) {
-        (scan.controls ??= []).push([lower.slice(HEADER_PREFIX.length), raw[i + 1]!]);
-      }
+        break;
+      case ACCEPT: scan.accept = raw[i + 1]; break;
+      case ORIGIN: scan.origin = raw[i + 1]; break;
+      case EXPECT: scan.expect = raw[i + 1]; break;
+      case USER_AGENT: scan.userAgent = raw[i + 1]; break;
+      case X_REQUEST_ID: scan.requestId = raw[i + 1]; break;
+      case CONTENT_LENGTH: scan.contentLength = raw[i + 1]; break;
+      case TRANSFER_ENCODING: scan.chunked = true; break;
+      case ECHO_CONTROL: (scan.controls ??= []).push([name.toLowerCase().slice(CONTROL_PREFIX.length), raw[i + 1]!]); break;
     }
   }
   return scan;

@@ -37,7 +37,7 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
   const websocketEcho = () => (websockets ??= import('./websocket.ts').then((m) => m.createWebSocketEcho(config, logger)));
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
-    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders, false));
+    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders));
     const finish = (status: number, detail: WebSocketDetail) => {
       socket.off('close', onEarlyClose);
       ledger.finish(x, status, false, detail);
