@@ -7,44 +7,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli.ts';
+import { runCli } from './in-process.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(REPO, 'src/main.ts');
 const LOOPBACK = ['--port', '0', '--host', '127.0.0.1', '--drain-timeout', '0'];
 
-interface Outcome {
-  code: number;
-  out: string;
-  err: string;
-  /** The configuration the server started with (from its startup log line), when it started. */
-  config?: Record<string, unknown>;
-}
-
-/** Runs the CLI in-process as the binary does; a server that starts is stopped at once. */
-async function cli(argv: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const log = new PassThrough();
-  let out = '';
-  let err = '';
-  let logText = '';
-  stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  log.on('data', (c: Buffer) => { logText += c.toString(); });
-  let stop: ((signal: string) => void) | undefined;
-  const code = await main(argv, {
-    env, stdout, stderr, logDestination: log,
-    onSignal: (handler) => { stop = handler; },
-    onListening: () => setImmediate(() => stop?.('SIGTERM')),
-  });
-  const started = logText.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
-    .find((l) => l.msg === 'echo-server started');
-  return { code, out, err, ...(started ? { config: started.config as Record<string, unknown> } : {}) };
-}
+const cli = (argv: string[], env: Record<string, string> = {}) => runCli(argv, env);
 
 describe('command line: accepted forms reach the configuration', () => {
   // [what, argv, environment, expected configuration values]

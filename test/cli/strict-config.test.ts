@@ -8,10 +8,9 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
-import { main } from '../../src/cli.ts';
+import { runCli } from './in-process.ts';
 import { loadConfig, type ConfigWarning } from '../../src/config/settings.ts';
 import { selfSigned } from '../../src/transport/self-signed.ts';
 import { requireTool, runTool, startTestServer, waitFor } from '../helpers.ts';
@@ -27,32 +26,9 @@ interface Outcome {
   logs: Record<string, unknown>[];
 }
 
-/**
- * Runs the CLI in-process exactly as the binary does. An accepted configuration
- * starts a real server, stopped at once through the signal handler.
- */
 async function cli(argv: string[], env: Record<string, string> = {}, onServing?: (url: string) => Promise<void>): Promise<Outcome> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const log = new PassThrough();
-  let out = '';
-  let err = '';
-  let logText = '';
-  stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  log.on('data', (c: Buffer) => { logText += c.toString(); });
-  let stop: ((signal: string) => void) | undefined;
-  let served = false;
-  const code = await main(argv, {
-    env, stdout, stderr, logDestination: log,
-    onSignal: (handler) => { stop = handler; },
-    onListening: (url) => {
-      served = true;
-      void (onServing?.(url) ?? Promise.resolve()).finally(() => stop?.('SIGTERM'));
-    },
-  });
-  const logs = logText.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { code: served ? 'served' : code, err, out, logs };
+  const r = await runCli(argv, env, onServing);
+  return { code: r.served ? 'served' : r.code, err: r.err, out: r.out, logs: r.logs };
 }
 
 const serve = (argv: string[], env: Record<string, string> = {}, onServing?: (url: string) => Promise<void>) =>
