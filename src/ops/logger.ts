@@ -3,8 +3,8 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { LogSink } from './log-sink.ts';
-import { durationText, plainJson } from './access-text.ts';
-import { escapeRawControls, safeJson } from '../util/escape.ts';
+import { durationText } from './duration-text.ts';
+import { escapeRawControls, plainJson, safeJson } from '../util/escape.ts';
 import type { LogFormat, LogLevel } from '../config/settings.ts';
 
 export type { Logger };

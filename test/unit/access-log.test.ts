@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { durationText, plainJson } from '../../src/ops/access-text.ts';
+import { durationText } from '../../src/ops/duration-text.ts';
 import { LogSink } from '../../src/ops/log-sink.ts';
 import { LOG_METHOD_MAX, LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, createLogger, type AccessEntry } from '../../src/ops/logger.ts';
-import { escapeRawControls } from '../../src/util/escape.ts';
+import { escapeRawControls, plainJson } from '../../src/util/escape.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'echo-access-log-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,20 +1,5 @@
-// Pieces of the access-log line that are cheap to write on the hot path, each
-// provably the same text as the slow, general way (JSON.stringify, String(number)).
-
-/**
- * True when `s` is at most `max` characters of printable ASCII other than `"` and
- * `\`: then JSON.stringify(s) is `"` + s + `"`, and nothing in it is a control a
- * terminal would obey (the line is also pure ASCII, so it can be copied byte for byte).
- */
-export function plainJson(s: string, max: number): boolean {
-  const n = s.length;
-  if (n > max) return false;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
-  }
-  return true;
-}
+// The duration in an access line, printed from integers: provably the same text as
+// String(number), which is slow for a fractional double.
 
 /** `.5`, `.25`, `.125`...: the decimals of a thousandth, as JavaScript prints them (none for 0). */
 const THOUSANDTHS: readonly string[] = Array.from({ length: 1000 }, (_, f) =>
