@@ -202,8 +202,6 @@ export class LogSink {
     this.#inFlight = len;
     this.#write(buf, len, (err) => {
       this.#inFlight = 0;
-      // A buffer grown by a burst is let go once writes are small again.
-      const free = buf.length > 8 * BATCH_BYTES && len < BATCH_BYTES ? Buffer.allocUnsafeSlow(BATCH_BYTES * 2) : buf;
       if (err && (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK')) {
         // Not written at all: those bytes go back in front of the lines that came since,
         // and are tried again a little later.
@@ -213,7 +211,8 @@ export class LogSink {
         setTimeout(() => this.#send(), this.#retryDelay).unref();
         return;
       }
-      this.#spare = free;
+      // A buffer grown by a burst is let go once writes are small again.
+      this.#spare = buf.length > 8 * BATCH_BYTES && len < BATCH_BYTES ? Buffer.allocUnsafeSlow(BATCH_BYTES * 2) : buf;
       this.#retryDelay = 0;
       if (err) this.#drop(lines, `writing the log failed: ${err.code ?? err.message}`);
       if (this.#pendingBytes !== 0) this.#schedule();

@@ -119,8 +119,9 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     const { reqId, method, uri, clientIp, userAgent } = e;
     // Every string is client text or close to it; the common ones need no escaping
     // and are checked by a scan, cheaper than JSON.stringify and a regular expression.
-    const plain = plainJson(reqId, LOG_REQ_ID_MAX) && plainJson(method, LOG_METHOD_MAX) && plainJson(uri, LOG_URI_MAX) &&
-      plainJson(clientIp, LOG_ADDRESS_MAX) && (userAgent === undefined || plainJson(userAgent, LOG_USER_AGENT_MAX));
+    // The request id (validated or generated) and the address are never cut.
+    const plain = plainJson(reqId, Infinity) && plainJson(method, LOG_METHOD_MAX) && plainJson(uri, LOG_URI_MAX) &&
+      plainJson(clientIp, Infinity) && (userAgent === undefined || plainJson(userAgent, LOG_USER_AGENT_MAX));
     const line = plain
       ? `{"level":"info","time":"${lastIso}","reqId":"${reqId}","method":"${method}","uri":"${uri}","status":${e.status},` +
         `"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${durationText(e.durationMs)},"clientIp":"${clientIp}"` +
@@ -131,16 +132,12 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
   };
 }
 
-/** The caps on the other logged strings: a request id is validated (or generated) and an address is short; both are capped all the same. */
-const LOG_REQ_ID_MAX = 128;
-const LOG_ADDRESS_MAX = 64;
-
 /** The line when some field needs escaping or truncating. */
 function escapedLine(iso: string, e: AccessEntry): string {
   const truncated = e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
-  return `{"level":"info","time":"${iso}","reqId":${logText(e.reqId, LOG_REQ_ID_MAX)},"method":${logText(e.method, LOG_METHOD_MAX)},` +
+  return `{"level":"info","time":"${iso}","reqId":${safeJson(e.reqId)},"method":${logText(e.method, LOG_METHOD_MAX)},` +
     `"uri":${logText(e.uri, LOG_URI_MAX)},"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},` +
-    `"durationMs":${durationText(e.durationMs)},"clientIp":${logText(e.clientIp, LOG_ADDRESS_MAX)}` +
+    `"durationMs":${durationText(e.durationMs)},"clientIp":${safeJson(e.clientIp)}` +
     `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
     `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`;
 }

@@ -87,6 +87,8 @@ const tricky: AccessEntry[] = [
   { ...base, bytesIn: 10 * 1024 * 1024, bytesOut: 104857600, status: 503 },
   { ...base, method: 'CONNECT', uri: 'example.com:443', clientIp: '2001:db8::1' },
   { ...base, uri: '', userAgent: '' },
+  { ...base, reqId: 'r'.repeat(300), clientIp: `fe80::1%${'x'.repeat(80)}` }, // never cut
+  { ...base, reqId: 'id"with\\odd\u0085text', clientIp: '' },
 ];
 
 describe('the access line', () => {
