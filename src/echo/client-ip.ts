@@ -41,7 +41,10 @@ export interface ForwardingHeaders {
 export function resolveClient(peerAddress: string, h: ForwardingHeaders, trusted: NetworkSet, header: ClientIpHeader = 'x-forwarded-for'): ClientInfo {
   const peer = normalizeIp(peerAddress);
   const peerTrusted = trusted.has(peer);
-  const info: ClientInfo = { ip: peer, source: 'peer', peer, peerTrusted, trustedHeader: header, ...h };
+  const info: ClientInfo = {
+    ip: peer, source: 'peer', peer, peerTrusted, trustedHeader: header,
+    forwarded: h.forwarded, xForwardedFor: h.xForwardedFor, xRealIp: h.xRealIp, // no spread: a literal is cheaper
+  };
   if (!peerTrusted) return info;
   if (header === 'forwarded') {
     return h.forwarded === null ? info : pick(info, forwardedFor(h.forwarded), 'forwarded', trusted);

@@ -78,12 +78,21 @@ export interface EchoContext {
 }
 
 /**
- * A map keyed by names a client chooses. Without a prototype, `__proto__`,
- * `constructor` and `toString` are ordinary keys: nothing inherited can be read
- * back as if the client had sent it, and assigning `__proto__` stores a value.
+ * What every client-keyed map inherits from: nothing. Its own prototype is null and
+ * it is frozen, so no name can be read through it or added to it.
+ */
+const NOTHING_INHERITED: object = Object.freeze(Object.create(null) as object);
+
+/**
+ * A map keyed by names a client chooses. Nothing is inherited (its prototype chain
+ * ends in an empty, frozen object, not Object.prototype), so `__proto__`,
+ * `constructor` and `toString` are ordinary keys: nothing inherited can be read back
+ * as if the client had sent it, and assigning `__proto__` stores a value. Not
+ * Object.create(null) itself: V8 keeps such an object in dictionary mode, which
+ * makes every echo's JSON.stringify about twice as slow.
  */
 export function clientKeyed<V>(): Record<string, V> {
-  return Object.create(null) as Record<string, V>;
+  return Object.create(NOTHING_INHERITED) as Record<string, V>;
 }
 
 export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
@@ -167,7 +176,7 @@ export function splitTarget(uri: string): { path: string; query: Record<string, 
   const q = target.indexOf('?');
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = clientKeyed<string[]>();
-  if (q >= 0) {
+  if (q >= 0 && !splitPlainQuery(target, q + 1, query)) {
     for (const [k, v] of new URLSearchParams(target.slice(q + 1))) (query[k] ??= []).push(v);
   }
   let path = rawPath;
@@ -175,6 +184,37 @@ export function splitTarget(uri: string): { path: string; query: Record<string, 
     try { path = decodeURIComponent(rawPath); } catch { /* keep it as sent */ }
   }
   return { path, query };
+}
+
+/**
+ * The query from `from` on, split into `query` the way URLSearchParams splits it,
+ * when it has nothing that URLSearchParams would decode or replace: no `%`, no `+`,
+ * no surrogate. Then every name and value is the text between the separators, and
+ * the common query costs no URLSearchParams object and no pair arrays. Returns false
+ * (and adds nothing) otherwise.
+ */
+function splitPlainQuery(target: string, from: number, query: Record<string, string[]>): boolean {
+  const end = target.length;
+  for (let i = from; i < end; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x25 /* % */ || c === 0x2b /* + */ || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  // URLSearchParams drops one leading `?` of its input.
+  let start = target.charCodeAt(from) === 0x3f /* ? */ ? from + 1 : from;
+  // The next `=`, found once and kept while the sequences before it have none, so a
+  // long query of names without values is still read in one pass.
+  let eq = -2;
+  while (start <= end) {
+    let amp = target.indexOf('&', start);
+    if (amp < 0) amp = end;
+    if (amp > start) { // empty sequences are skipped
+      if (eq !== -1 && eq < start) eq = target.indexOf('=', start);
+      const hasValue = eq >= 0 && eq < amp;
+      (query[hasValue ? target.slice(start, eq) : target.slice(start, amp)] ??= []).push(hasValue ? target.slice(eq + 1, amp) : '');
+    }
+    start = amp + 1;
+  }
+  return true;
 }
 
 export function parseCookies(header: string): Record<string, string> {

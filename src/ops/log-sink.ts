@@ -7,7 +7,7 @@
 import { fstatSync, write as fsWrite } from 'node:fs';
 import { Socket } from 'node:net';
 
-/** Log lines waiting for the destination, at most (UTF-16 units, about bytes for log text). */
+/** Bytes of log lines waiting for the destination (in flight included), at most. */
 export const LOG_BUFFER_LIMIT = 1024 * 1024;
 const REPORT_INTERVAL_MS = 10_000;
 /** How long lines wait to be written together, at most, unless BATCH_BYTES of them wait. */
@@ -87,12 +87,16 @@ export class LogSink {
   readonly #write: Writer;
   readonly #limit: number;
   readonly #reporter: LogSink | null;
-  /** Lines accepted and not yet handed to a write, and their length in UTF-16 units. */
-  #parts: string[] = [];
-  #pending = 0;
+  /**
+   * Lines accepted and not yet handed to a write, encoded once on arrival into this
+   * buffer: no array of strings to keep, and a batch is already the bytes it writes.
+   */
+  #pending: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES * 2);
+  #pendingBytes = 0;
   #pendingLines = 0;
-  /** Reused for every write: lines are copied into it once, never concatenated first. */
-  #buf = Buffer.allocUnsafeSlow(BATCH_BYTES * 2);
+  /** The other buffer: free for the next batch, or (null) the one a write holds, untouched until it completes. */
+  #spare: Buffer | null = Buffer.allocUnsafeSlow(BATCH_BYTES * 2);
+  /** Bytes of the write in flight. */
   #inFlight = 0;
   #scheduled = false;
   #timer: NodeJS.Timeout | undefined;
@@ -116,15 +120,44 @@ export class LogSink {
 
   /** Takes one or more complete lines. Never blocks; returns false when they were dropped. */
   write(text: string): boolean {
-    if (this.#pending + this.#inFlight + text.length > this.#limit) {
-      this.#drop(countLines(text), 'the log destination is not keeping up');
+    return this.#accept(text, countLines(text), false);
+  }
+
+  /**
+   * Takes exactly one complete line (the access log's hot path: no line count to scan
+   * for). With `ascii` the caller vouches that every character is ASCII, and the line
+   * is copied byte for byte instead of being encoded.
+   */
+  writeLine(line: string, ascii: boolean): boolean {
+    return this.#accept(line, 1, ascii);
+  }
+
+  #accept(text: string, lines: number, ascii: boolean): boolean {
+    const used = this.#pendingBytes + this.#inFlight;
+    // A line never has fewer bytes than UTF-16 units: too long by length is too long.
+    if (used + text.length > this.#limit) {
+      this.#drop(lines, 'the log destination is not keeping up');
       return false;
     }
-    this.#parts.push(text);
-    this.#pending += text.length;
-    this.#pendingLines += countLines(text);
+    const worst = ascii ? text.length : text.length * 3;
+    if (this.#pending.length - this.#pendingBytes < worst) this.#grow(worst);
+    const at = this.#pendingBytes;
+    const n = this.#pending.write(text, at, ascii ? 'latin1' : 'utf8');
+    if (used + n > this.#limit) { // the bytes just written past the end are simply not counted
+      this.#drop(lines, 'the log destination is not keeping up');
+      return false;
+    }
+    this.#pendingBytes = at + n;
+    this.#pendingLines += lines;
     this.#schedule();
     return true;
+  }
+
+  /** Room for `more` bytes after the pending ones; what is pending moves along. */
+  #grow(more: number): void {
+    const next = Buffer.allocUnsafeSlow(Math.max(this.#pending.length * 2, this.#pendingBytes + more));
+    this.#pending.copy(next, 0, 0, this.#pendingBytes);
+    this.#pending = next;
   }
 
   /**
@@ -133,16 +166,16 @@ export class LogSink {
    * every few requests (measured: about a tenth of a small request's CPU, pinned).
    */
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight > 0 || this.#pending === 0) return;
+    if (this.#scheduled || this.#inFlight > 0 || this.#pendingBytes === 0) return;
     this.#scheduled = true;
-    if (this.#pending >= BATCH_BYTES) setImmediate(() => this.#send());
+    if (this.#pendingBytes >= BATCH_BYTES) setImmediate(() => this.#send());
     else this.#timer = setTimeout(() => this.#send(), BATCH_MS);
   }
 
   /** Calls back once everything accepted so far has been written (or dropped). */
   flush(cb?: (err?: Error) => void): void {
     if (cb === undefined) return;
-    if (this.#pending === 0 && this.#inFlight === 0) {
+    if (this.#pendingBytes === 0 && this.#inFlight === 0) {
       cb();
       return;
     }
@@ -154,46 +187,53 @@ export class LogSink {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#scheduled = false;
-    if (this.#inFlight > 0 || this.#pending === 0) {
+    if (this.#inFlight > 0 || this.#pendingBytes === 0) {
       this.#settle();
       return;
     }
-    const parts = this.#parts;
+    const buf = this.#pending;
+    const len = this.#pendingBytes;
     const lines = this.#pendingLines;
-    // At most 3 bytes per UTF-16 unit; a buffer grown by a burst shrinks back after it.
-    const worst = this.#pending * 3;
-    if (this.#buf.length < worst || (this.#buf.length > 8 * BATCH_BYTES && worst < BATCH_BYTES)) {
-      this.#buf = Buffer.allocUnsafeSlow(Math.max(worst, BATCH_BYTES * 2));
-    }
-    const buf = this.#buf;
-    let len = 0;
-    for (const part of parts) len += buf.write(part, len);
-    this.#parts = [];
-    this.#inFlight = this.#pending;
-    this.#pending = 0;
+    // The write keeps `buf`; new lines go to the other buffer meanwhile.
+    this.#pending = this.#spare!;
+    this.#spare = null;
+    this.#pendingBytes = 0;
     this.#pendingLines = 0;
+    this.#inFlight = len;
     this.#write(buf, len, (err) => {
-      const units = this.#inFlight;
       this.#inFlight = 0;
       if (err && (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK')) {
-        // Not written at all: put it back in front and try again a little later.
-        this.#parts.unshift(buf.toString('utf8', 0, len));
-        this.#pending += units;
-        this.#pendingLines += lines;
+        // Not written at all: those bytes go back in front of the lines that came since,
+        // and are tried again a little later.
+        this.#requeue(buf, len, lines);
         this.#retryDelay = Math.min(Math.max(this.#retryDelay * 2, 10), 1000);
         this.#scheduled = true;
         setTimeout(() => this.#send(), this.#retryDelay).unref();
         return;
       }
+      // A buffer grown by a burst is let go once writes are small again.
+      this.#spare = buf.length > 8 * BATCH_BYTES && len < BATCH_BYTES ? Buffer.allocUnsafeSlow(BATCH_BYTES * 2) : buf;
       this.#retryDelay = 0;
       if (err) this.#drop(lines, `writing the log failed: ${err.code ?? err.message}`);
-      if (this.#pending !== 0) this.#schedule();
+      if (this.#pendingBytes !== 0) this.#schedule();
       else this.#settle();
     });
   }
 
+  /** `len` unwritten bytes of `buf` become the start of the pending lines again. */
+  #requeue(buf: Buffer, len: number, lines: number): void {
+    const total = len + this.#pendingBytes;
+    const into = buf.length >= total ? buf : Buffer.allocUnsafeSlow(total * 2);
+    if (into !== buf) buf.copy(into, 0, 0, len);
+    this.#pending.copy(into, len, 0, this.#pendingBytes);
+    this.#spare = this.#pending;
+    this.#pending = into;
+    this.#pendingBytes = total;
+    this.#pendingLines += lines;
+  }
+
   #settle(): void {
-    if (this.#pending !== 0 || this.#inFlight > 0) return;
+    if (this.#pendingBytes !== 0 || this.#inFlight > 0) return;
     const waiters = this.#flushWaiters;
     this.#flushWaiters = [];
     for (const w of waiters) w();

@@ -3,7 +3,8 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { LogSink } from './log-sink.ts';
-import { escapeRawControls, safeJson } from '../util/escape.ts';
+import { durationText } from './duration-text.ts';
+import { escapeRawControls, plainJson, safeJson } from '../util/escape.ts';
 import type { LogFormat, LogLevel } from '../config/settings.ts';
 
 export type { Logger };
@@ -93,14 +94,17 @@ export interface AccessEntry {
 }
 
 /**
- * The per-request access line. It has a fixed shape, so it is serialised here with
- * one template instead of pino's generic object walk (3.5 µs a line, a quarter of a
- * small request's CPU in the benchmark), and written to the logger's own stream so
- * it interleaves with every other line and obeys the level. The output is the line
- * pino would write for `logger.info(entry, 'request')`.
+ * The per-request access line. It has a fixed shape, so it is written here as one
+ * template instead of through pino's generic object walk, into the logger's own
+ * stream so it interleaves with every other line and obeys the level. The output is
+ * the line pino would write for `logger.info(entry, 'request')`. With the server's
+ * own sink the line is copied straight into the sink's buffer (byte for byte when it
+ * is ASCII, as nearly every line is); measured pinned, the line costs a few hundred
+ * nanoseconds, where pino's walk cost 3.5 µs.
  */
 export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
   const stream = (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
+  const sink = stream instanceof LogSink ? stream : null;
   // Formatting the time costs more than the rest of the line; under load many
   // requests share a millisecond, so the text is made once per millisecond.
   let lastMs = 0;
@@ -112,13 +116,28 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
       lastMs = now;
       lastIso = new Date(now).toISOString();
     }
-    // reqId (validated or generated), method (an HTTP token) and clientIp (an
-    // address) never need JSON escaping; the URI and user agent are client text.
-    stream.write(
-      `{"level":"info","time":"${lastIso}","reqId":"${e.reqId}","method":"${e.method.length > LOG_METHOD_MAX ? e.method.slice(0, LOG_METHOD_MAX) : e.method}","uri":${logText(e.uri, LOG_URI_MAX)},` +
-      `"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${e.durationMs},"clientIp":"${e.clientIp}"` +
-      `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
-      `${e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
-    );
+    const { reqId, method, uri, clientIp, userAgent } = e;
+    // Every string is client text or close to it; the common ones need no escaping
+    // and are checked by a scan, cheaper than JSON.stringify and a regular expression.
+    // The request id (validated or generated) and the address are never cut.
+    const plain = plainJson(reqId, Infinity) && plainJson(method, LOG_METHOD_MAX) && plainJson(uri, LOG_URI_MAX) &&
+      plainJson(clientIp, Infinity) && (userAgent === undefined || plainJson(userAgent, LOG_USER_AGENT_MAX));
+    const line = plain
+      ? `{"level":"info","time":"${lastIso}","reqId":"${reqId}","method":"${method}","uri":"${uri}","status":${e.status},` +
+        `"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${durationText(e.durationMs)},"clientIp":"${clientIp}"` +
+        `${userAgent === undefined ? '' : `,"userAgent":"${userAgent}"`}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`
+      : escapedLine(lastIso, e);
+    if (sink !== null) sink.writeLine(line, plain);
+    else stream.write(line);
   };
+}
+
+/** The line when some field needs escaping or truncating. */
+function escapedLine(iso: string, e: AccessEntry): string {
+  const truncated = e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
+  return `{"level":"info","time":"${iso}","reqId":${safeJson(e.reqId)},"method":${logText(e.method, LOG_METHOD_MAX)},` +
+    `"uri":${logText(e.uri, LOG_URI_MAX)},"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},` +
+    `"durationMs":${durationText(e.durationMs)},"clientIp":${safeJson(e.clientIp)}` +
+    `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
+    `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`;
 }

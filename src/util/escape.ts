@@ -15,3 +15,24 @@ export function escapeRawControls(s: string): string {
 export function safeJson(v: unknown): string {
   return escapeRawControls(JSON.stringify(v));
 }
+
+/**
+ * True when `s` is at most `max` characters of printable ASCII other than `"` and
+ * `\`: then JSON.stringify(s) is `"` + s + `"` and safeJson leaves it so. A scan is
+ * cheaper than JSON.stringify and a regular expression for the short text of a
+ * typical request; anything else takes the general way.
+ */
+export function plainJson(s: string, max: number): boolean {
+  const n = s.length;
+  if (n > max) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
+/** safeJson of a string, with the scan first. */
+export function safeJsonString(s: string): string {
+  return plainJson(s, Infinity) ? `"${s}"` : safeJson(s);
+}
