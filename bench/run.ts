@@ -16,7 +16,8 @@
 // (mixed-load length and idle wait, 30), BENCH_IMAGE (an existing image for the
 // docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
 // (only the pinned small GETs, printed: the loop for optimising the hot path; with
-// BENCH_QUICK_SCENARIOS=n, BENCH_ECHO_ARGS='--no-access-log ...', BENCH_BUNDLE=path).
+// BENCH_QUICK_SCENARIOS=n or BENCH_QUICK_ONLY=<part of a scenario's name>, BENCH_ECHO_ARGS='--no-access-log ...',
+// BENCH_BUNDLE=path).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -487,7 +488,9 @@ async function main(): Promise<void> {
 
   if (process.env.BENCH_QUICK === '1') {
     // Development loop: only the pinned small GETs, printed, nothing written.
-    console.log(table(await compare(PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)), PINNED, ECHO_ARGS), true).join('\n'));
+    const only = process.env.BENCH_QUICK_ONLY;
+    const scenarios = only === undefined ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)) : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
+    console.log(table(await compare(scenarios, PINNED, ECHO_ARGS), true).join('\n'));
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     return;
   }
