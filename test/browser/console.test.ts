@@ -8,20 +8,25 @@ import { HTML_CSP } from '../../src/echo/render/html.ts';
 import { UUID_V4, requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 import { launchChromium, watchedPage } from './browser.ts';
 import { completeMs, fillRequest, logEntries, openPage, problems, sendRequest } from './console.ts';
+import { holdingProxy, type HoldingProxy } from './holding-proxy.ts';
 
 let browser: Browser | null = null;
 let skipReason = '';
 let t: TestServer;
 let httpsOrigin: string;
+/** The test server behind a relay that holds WebSocket handshakes (a socket that stays connecting). */
+let held: HoldingProxy;
 
 before(async () => {
   t = await startTestServer({ https: true, httpsPort: 0, sseIntervalMs: 40, sseCount: 3, wsMaxMessage: 64 });
   const httpsPort = t.server.listener.httpsAddress!.port;
   httpsOrigin = `https://localhost:${httpsPort}`;
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port, httpsPort], ['--ignore-certificate-errors']);
+  held = await holdingProxy(t.port);
+  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port, httpsPort, held.port], ['--ignore-certificate-errors']);
 });
 after(async () => {
   await browser?.close();
+  await held?.close();
   await t?.close();
 });
 
@@ -174,6 +179,28 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await page.click('#ws-send-text');
     log = await logEntries(page, '#ws-log', 11);
     assert.match(log[10]!, /^•closed: code 1009\b/);
+    assert.deepEqual(problems(watch), []);
+  });
+
+  it('WebSocket: offers sending only once the socket is open, not while it connects', async (ctx) => {
+    const b = need(ctx);
+    if (b === null) return;
+    const { context, page, watch } = await watchedPage(b);
+    ctx.after(() => context.close());
+    await openPage(page, `${held.url}/slow/handshake`);
+    await page.click('#tab-ws');
+    await page.click('#ws-connect');
+    await held.holding(); // the handshake reached the relay, which holds it: the socket is connecting
+    assert.match(await page.locator('#ws-state').innerText(), /^Connecting to /);
+    assert.equal(await page.locator('#ws-send-text').isDisabled(), true, 'send text while connecting');
+    assert.equal(await page.locator('#ws-send-binary').isDisabled(), true, 'send binary while connecting');
+    assert.equal(await page.locator('#ws-connect').isDisabled(), true);
+    assert.equal(await page.locator('#ws-close').isEnabled(), true, 'a connecting socket can be given up');
+    held.release();
+    await page.click('#ws-send-text'); // waits until the button is enabled, on 'open'
+    const log = await logEntries(page, '#ws-log', 4);
+    assert.equal(log[0], '•open');
+    assert.deepEqual(log.slice(2), ['→hello from the console', '←hello from the console']);
     assert.deepEqual(problems(watch), []);
   });
 

@@ -265,11 +265,13 @@
   var wsLog = $('ws-log');
   $('ws-path').value = location.pathname;
 
-  function wsButtons(open) {
-    $('ws-connect').disabled = open;
-    $('ws-close').disabled = !open;
-    $('ws-send-text').disabled = !open;
-    $('ws-send-binary').disabled = !open;
+  // 'idle', 'connecting' or 'open': sending is offered only once the socket is open
+  // (a send while connecting would be dropped without a word).
+  function wsButtons(state) {
+    $('ws-connect').disabled = state !== 'idle';
+    $('ws-close').disabled = state === 'idle';
+    $('ws-send-text').disabled = state !== 'open';
+    $('ws-send-binary').disabled = state !== 'open';
   }
 
   $('ws-connect').addEventListener('click', function () {
@@ -284,9 +286,10 @@
     var socket = ws;
     var first = true;
     socket.binaryType = 'arraybuffer';
-    wsButtons(true);
+    wsButtons('connecting');
     $('ws-state').textContent = 'Connecting to ' + url + '\u2026';
     socket.addEventListener('open', function () {
+      if (ws === socket) wsButtons('open');
       $('ws-state').textContent = 'Connected to ' + url + '.';
       logTo(wsLog, 'sys', '\u2022', 'open');
     });
@@ -309,7 +312,7 @@
       $('ws-state').textContent = 'Closed (code ' + ev.code + ').';
       if (ws === socket) {
         ws = null;
-        wsButtons(false);
+        wsButtons('idle');
       }
     });
   });
