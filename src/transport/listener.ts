@@ -129,13 +129,18 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       // node:tls keeps the TCP socket it wraps as `_parent`; it is the only way back to it.
       const raw = (s as TLSSocket & { _parent?: Socket })._parent;
       const state = raw === undefined ? undefined : frontOf(raw);
-      if (state !== undefined) {
-        shareFront(state, s);
-        state.facts.tls = describeTls(s);
+      try { // an event handler: nothing a client sends may escape it and end the process
+        if (state !== undefined) {
+          shareFront(state, s);
+          state.facts.tls = describeTls(s);
+        }
+        if (s.alpnProtocol === 'h2') toH2(s, state);
+        else if (raw !== undefined) toHttp1(raw, s);
+        else http1.emit('connection', s);
+      } catch (err) {
+        log('warn', { peer: s.remoteAddress, reason: (err as Error).message }, 'connection closed: TLS hand-over failed');
+        s.destroy();
       }
-      if (s.alpnProtocol === 'h2') toH2(s, state);
-      else if (raw !== undefined) toHttp1(raw, s);
-      else http1.emit('connection', s);
     });
     tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => {
       log('info', { peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');

@@ -149,6 +149,16 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
   };
 }
 
+/**
+ * A certificate date as ISO 8601, or as OpenSSL gave it when it is no date at all: a
+ * client certificate is the client's to forge, and in `request` mode it is accepted
+ * unverified, so its validity fields may be anything ("Bad time value").
+ */
+function isoDate(text: string): string {
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? text : d.toISOString();
+}
+
 export function describeTls(socket: TLSSocket): TlsInfo {
   const cert = socket.getPeerX509Certificate();
   const servername = (socket as TLSSocket & { servername?: string | false }).servername;
@@ -161,8 +171,8 @@ export function describeTls(socket: TLSSocket): TlsInfo {
       subject: cert.subject.replace(/\n/g, ', '),
       issuer: cert.issuer.replace(/\n/g, ', '),
       subjectAltName: cert.subjectAltName ?? null,
-      validFrom: new Date(cert.validFrom).toISOString(),
-      validTo: new Date(cert.validTo).toISOString(),
+      validFrom: isoDate(cert.validFrom),
+      validTo: isoDate(cert.validTo),
       serialNumber: cert.serialNumber,
       fingerprint256: cert.fingerprint256,
       verified: socket.authorized,

@@ -234,4 +234,28 @@ describe('mTLS', () => {
       await t.close();
     }
   });
+
+  it('in request mode, echoes a forged certificate whose dates are no dates, and keeps serving', async () => {
+    // A client certificate is the client's to make: here its notBefore is not a time
+    // at all (the signature no longer matches, which request mode accepts unverified).
+    const { cert, key } = await selfSigned(['forged']);
+    const der = new X509Certificate(cert).raw;
+    const at = der.indexOf(Buffer.from([0x17, 0x0d])); // the first UTCTime: notBefore
+    assert.ok(at > 0, 'the certificate has a UTCTime');
+    Buffer.from('99AB01000000Z', 'latin1').copy(der, at + 2);
+    const forged = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`;
+    assert.equal(new X509Certificate(forged).validFrom, 'Bad time value');
+    const t = await startTestServer({ https: true, httpsPort: 0, tlsClientAuth: 'request' });
+    try {
+      const port = t.server.listener.httpsAddress!.port;
+      const r = await https11(port, '/', { cert: forged, key });
+      assert.equal(r.status, 200);
+      const c = (JSON.parse(r.body) as Echo).tls!.clientCertificate!;
+      assert.equal(c.validFrom, 'Bad time value');
+      assert.equal(c.verified, false);
+      assert.equal((await https11(port, '/')).status, 200, 'still serving');
+    } finally {
+      await t.close();
+    }
+  });
 });
