@@ -1,7 +1,7 @@
 // Test helpers: a real server on an ephemeral loopback port, real clients.
 import { spawn, spawnSync } from 'node:child_process';
 import { connect as h2connect } from 'node:http2';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { defaultConfig, type Config } from '../src/config/settings.ts';
 import { createLogger } from '../src/ops/logger.ts';
@@ -177,5 +177,20 @@ export function h2request(origin: string, path: string, opts: { method?: string;
     req.on('end', () => { session.close(); resolve({ status, body }); });
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/**
+ * A loopback port free right now, for programs that must be told a port rather than
+ * report the one they bound (HAProxy, notary-server, --metrics-port): bind port 0, close.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
   });
 }

@@ -1,12 +1,11 @@
 // Bounded metrics and --metrics-port, through a real server and real HTTP clients.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
 import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/ops/metrics.ts';
-import { startTestServer, type TestServer } from '../helpers.ts';
+import { freePort, startTestServer, type TestServer } from '../helpers.ts';
 
 function send(port: number, method: string, path: string): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
@@ -18,15 +17,6 @@ function send(port: number, method: string, path: string): Promise<{ status: num
     });
     req.on('error', reject);
     req.end();
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
   });
 }
 
