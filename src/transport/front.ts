@@ -26,7 +26,7 @@ export interface FrontState {
 
 const FRONT = Symbol('echo-server.front');
 
-type Tagged = { [FRONT]?: FrontState; remoteAddress?: string | undefined; remotePort?: number | undefined };
+type Tagged = { [FRONT]?: FrontState; remoteAddress?: string | undefined; remotePort?: number | undefined; stream?: Tagged };
 
 /** Starts the front stage of a new connection; `expire` runs if its deadline passes. */
 export function beginFront(socket: Socket, timeoutMs: number, expire: () => void): FrontState {
@@ -70,7 +70,10 @@ export function frontDone(front: FrontState | undefined): void {
  */
 export function factsOf(req: { socket: object; stream?: { session?: { socket?: object } } }): ConnectionFacts {
   const s = (req.stream?.session?.socket ?? req.socket) as Tagged;
-  return s[FRONT]?.facts ?? { peerAddress: s.remoteAddress ?? '', peerPort: s.remotePort, proxy: null, tls: null };
+  // node:http2 wraps a stream that is not a socket (the h2c bridge) in a socket of its
+  // own, which keeps the bridge as `stream`.
+  const front = s[FRONT] ?? s.stream?.[FRONT];
+  return front?.facts ?? { peerAddress: s.remoteAddress ?? '', peerPort: s.remotePort, proxy: null, tls: null };
 }
 
 /**

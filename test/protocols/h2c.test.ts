@@ -65,11 +65,14 @@ describe('h2c on the plain port', () => {
     assert.match(up.stdout, /^HTTP\/2 200/m);
     assert.match(up.stdout, /^Proto: HTTP\/2\.0$/m);
     assert.match(up.stdout, /^RequestURI: \/upgraded\?q=1$/m);
+    // The connection's facts reach the upgraded request (through node:http2's wrapper of the bridge).
+    assert.match(up.stdout, /^RemoteAddr: 127\.0\.0\.1:\d+$/m);
     assert.match(up.stdout, /"x-custom":\["yes"\]/);
     assert.doesNotMatch(up.stdout, /"http2-settings"|"upgrade"/, 'connection headers of the upgrade are not part of the request');
     // The next request on the same upgraded connection goes out as stream 3.
     const two = await runTool('curl', ['-s', '--http2', `${t.url}/a`, `${t.url}/b`]);
     assert.match(two.stdout, /RequestURI: \/a[\s\S]*RequestURI: \/b/);
+    assert.equal(two.stdout.match(/^RemoteAddr: 127\.0\.0\.1:\d+$/gm)?.length, 2, 'stream 3 knows its peer too');
   });
 
   it('serves nghttp with prior knowledge and with Upgrade', async (ctx) => {
