@@ -8,7 +8,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/settings.ts';
-import { limitedLog } from '../ops/log-limit.ts';
+import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
@@ -55,6 +55,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
     try {
+      if (refusePipelinedUpgrade(req.socket, log)) return;
       if (wantsH2cUpgrade(req)) {
         // The front stage goes on until the client's HTTP/2 preface arrives (the
         // upgrading request becomes stream 1 only then), and an expiry now closes
@@ -209,6 +210,25 @@ function createHttpServer(app: Handlers, config: Config): HttpServer {
   // CONNECT asks for a tunnel; this is not a proxy. Answered 405 and recorded.
   http.on('connect', (req: IncomingMessage, socket: Socket) => app.refuseTunnel(req, socket, factsOf(req)));
   return http;
+}
+
+/**
+ * An upgrade that arrived pipelined behind an answer still being written: switching
+ * protocols now would put that answer inside the new protocol's bytes. It is not
+ * taken; the connection closes once the earlier answer is complete (a client that
+ * wants to upgrade waits for its earlier answers, as RFC 9110 section 7.8 expects).
+ */
+function refusePipelinedUpgrade(socket: Socket, log: LimitedLog): boolean {
+  const current = responseInProgress(socket);
+  if (current === null) return false;
+  log('warn', { peer: socket.remoteAddress }, 'upgrade refused: pipelined behind an unfinished response; the connection closes after it');
+  if (!current.headersSent) current.shouldKeepAlive = false;
+  if (current.writableFinished) socket.end();
+  else {
+    current.once('finish', () => socket.end());
+    current.once('close', () => { if (!current.writableFinished) socket.destroy(); });
+  }
+  return true;
 }
 
 /**

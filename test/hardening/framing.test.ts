@@ -45,6 +45,23 @@ describe('pipelined errors never corrupt a response', () => {
     assert.match(responses[1]!.body, /^RequestURI: \/two$/m);
   });
 
+  // An upgrade pipelined behind an unfinished answer is not taken: switching protocols
+  // first would put that answer inside the WebSocket or HTTP/2 bytes.
+  const upgrades: [string, string][] = [
+    ['WebSocket', 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'],
+    ['h2c', 'Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n'],
+  ];
+  for (const [name, headers] of upgrades) {
+    it(`answers the earlier request whole and closes, instead of taking a ${name} upgrade pipelined behind it`, async () => {
+      const started = performance.now();
+      const raw = await rawRequest(t.port, `GET /first?echo_delay=300ms HTTP/1.1\r\nHost: h\r\n\r\nGET /up HTTP/1.1\r\nHost: h\r\n${headers}\r\n`, 5000);
+      const responses = splitResponses(raw); // a 101 (no Content-Length) or any byte after the answer fails here
+      assert.deepEqual(responses.map((r) => r.status), [200]);
+      assert.match(responses[0]!.body, /^RequestURI: \/first\?/m);
+      assert.ok(performance.now() - started < 4000, 'the connection closed after the answer');
+    });
+  }
+
   it('sends nothing after the answer to a request with Connection: close', async () => {
     const raw = await rawRequest(t.port, 'GET /first HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n', 2000);
     const responses = splitResponses(raw);
