@@ -77,8 +77,8 @@ ensure_emulation() {
   case "$ARCH" in arm64) qemu=qemu-aarch64 ;; *) qemu=qemu-$ARCH ;; esac
   if [ ! -e "/usr/libexec/qemu-binfmt/${qemu#qemu-}-binfmt-P" ] && ! command -v "$qemu-static" >/dev/null; then
     log "installing qemu-user-static (to build the $ARCH stand-ins)"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static binfmt-support >&2
   fi
   [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
   [ -e "/proc/sys/fs/binfmt_misc/$qemu" ] || update-binfmts --enable "$qemu" >&2 || true
@@ -102,8 +102,8 @@ build_rootfs() {
   ensure_emulation
   if ! command -v mmdebstrap >/dev/null; then
     log "installing mmdebstrap"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mmdebstrap >&2
   fi
   local uris main security
   uris=$(apt_uris)

@@ -33,8 +33,8 @@ apt_uris() {
 if [ "$FORCE" = 1 ] || ! "$DOCKER" image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1; then
   if ! command -v mmdebstrap >/dev/null; then
     log "installing mmdebstrap"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mmdebstrap >&2
   fi
   uris=$(apt_uris)
   main=$(echo "$uris" | grep -v security | head -n1)

@@ -18,8 +18,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ]; then log "no dockerd and not root: cannot install it"; exit 1; fi
   log "installing docker.io from Debian"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq docker.io >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq docker.io >&2
 fi
 
 client=$(pick_client)

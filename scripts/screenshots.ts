@@ -16,8 +16,8 @@ const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`], { st
 if (!has('pngquant') || !has('optipng')) {
   if (process.getuid?.() !== 0) throw new Error('screenshots need pngquant and optipng: apt-get install pngquant optipng');
   console.log('screenshots: installing pngquant and optipng from Debian');
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', 'pngquant', 'optipng'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'pngquant', 'optipng'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
 }
 
 // CI=true: a missing Chromium is an error here, not a skipped test and stale pictures.
