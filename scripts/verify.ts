@@ -4,24 +4,28 @@
 // A tag is accepted too, but it is resolved to a digest first and that digest is what
 // gets verified: deploy by the digest that this prints. A multi-platform index is
 // verified with every platform image it lists.
+// The registry is not trusted with resources: the whole run ends by `--timeout SECONDS`
+// (default 120), and every read is bounded (see registry.ts).
 import { existsSync, readFileSync } from 'node:fs';
-import { scriptArgs } from './lib/args.ts';
+import { scriptArgs, usageError } from './lib/args.ts';
 import { KeyError, loadPublicKey } from './supply-chain/keys.ts';
 import { parseRef, Registry, RegistryError } from './supply-chain/registry.ts';
 import { verifyReference } from './supply-chain/verify.ts';
 
-const { values: opts, positionals } = scriptArgs('verify', { options: { key: { type: 'string' } }, allowPositionals: true });
+const { values: opts, positionals } = scriptArgs('verify', { options: { key: { type: 'string' }, timeout: { type: 'string', default: '120' } }, allowPositionals: true });
 const keyFile = opts.key;
 if (positionals.length !== 1 || keyFile === undefined) {
-  console.error('usage: npm run verify -- HOST:PORT/REPOSITORY@sha256:DIGEST --key cosign.pub');
+  console.error('usage: npm run verify -- HOST:PORT/REPOSITORY@sha256:DIGEST --key cosign.pub [--timeout SECONDS]');
   process.exit(2);
 }
+const timeout = Number(opts.timeout);
+if (!/^\d+$/.test(opts.timeout) || timeout < 1 || timeout > 3600) usageError('verify', `--timeout ${opts.timeout}: a whole number of seconds from 1 to 3600`);
 
 try {
   if (!existsSync(keyFile)) throw new KeyError(`key file ${keyFile} not found`);
   const publicKey = loadPublicKey(readFileSync(keyFile, 'utf8'));
   const ref = parseRef(positionals[0]!);
-  const registry = new Registry(ref.host);
+  const registry = new Registry(ref.host, { deadlineMs: timeout * 1000 });
   await registry.ping();
   const outcome = await verifyReference(registry, ref, publicKey);
   for (const c of outcome.checked) console.log(`ok    ${c}`);
@@ -36,5 +40,7 @@ try {
     console.error(`verify: ${e.message}`);
     process.exit(1);
   }
-  throw e;
+  // Anything else is a bug here, or a document no check above foresaw: one line, not a dump.
+  console.error(`verify: REFUSED, unexpected error: ${String((e as Error).message ?? e).slice(0, 300)}`);
+  process.exit(1);
 }

@@ -15,7 +15,7 @@ export const platformName = (p: Platform): string => `${p.os}/${p.architecture}$
 export async function platformOf(registry: Registry, repository: string, image: Manifest): Promise<Platform> {
   const config = image.json.config as Descriptor | undefined;
   if (!config) throw new RegistryError(`${repository}@${image.digest} is not an image manifest (no config)`);
-  const json = JSON.parse((await registry.blob(repository, config.digest)).toString('utf8')) as { architecture?: string; os?: string; variant?: string };
+  const json = JSON.parse((await registry.blob(repository, config.digest, config.size)).toString('utf8')) as { architecture?: string; os?: string; variant?: string };
   if (!json.architecture || !json.os) throw new RegistryError(`${repository}@${image.digest}: its config names no os/architecture`);
   return { architecture: json.architecture, os: json.os, ...(json.variant ? { variant: json.variant } : {}) };
 }
