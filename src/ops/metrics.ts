@@ -22,6 +22,12 @@ export const EXACT_STATUSES = [
   500, 501, 502, 503, 504,
 ] as const;
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/**
+ * What a connection closed before, having sent nothing at all: the shape of a load
+ * balancer's TCP health check (connect, close). Counted, not logged above debug.
+ */
+export const CLOSED_EARLY = ['before_proxy_header', 'before_tls_handshake', 'before_request'] as const;
+export type ClosedEarly = (typeof CLOSED_EARLY)[number];
 /** Label values of `status`, by slot: the exact codes, then the classes. */
 const STATUS_LABELS: readonly string[] = [...EXACT_STATUSES.map(String), ...CLASSES];
 const STATUS_SLOTS = STATUS_LABELS.length;
@@ -48,6 +54,8 @@ interface Counted {
   droppedLogLines: number;
   wsReceived: number;
   wsSent: number;
+  /** By CLOSED_EARLY slot; absent from a worker that predates it. */
+  closedEarly?: ArrayLike<number>;
 }
 
 /** Everything a worker counts, as plain data (it crosses the IPC channel): what the primary adds up. */
@@ -55,6 +63,7 @@ export interface MetricsSnapshot extends Counted {
   requests: number[];
   buckets: number[];
   sums: number[];
+  closedEarly: number[];
   /** prom-client's process_* / nodejs_* metrics, as its JSON. */
   defaults: PromMetric[];
 }
@@ -67,6 +76,8 @@ export interface Metrics {
   requestRefused(): void;
   connectionOpened(): void;
   connectionClosed(): void;
+  /** A connection that closed without sending a byte (an L4 health check, most likely). */
+  connectionClosedEarly(reason: ClosedEarly): void;
   /** This process's counters, for aggregation by a --workers primary. */
   snapshot(): Promise<MetricsSnapshot>;
   /**
@@ -95,10 +106,11 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   let refused = 0;
   let wsReceived = 0;
   let wsSent = 0;
+  const closedEarly = new Float64Array(CLOSED_EARLY.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
-    inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+    inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -119,10 +131,11 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     requestRefused: () => { refused++; },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
+    connectionClosedEarly: (reason) => { closedEarly[CLOSED_EARLY.indexOf(reason)]!++; },
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+      requests, buckets, sums, inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -146,7 +159,9 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   let dropped = 0;
   let wsReceived = 0;
   let wsSent = 0;
+  const closedEarly = new Float64Array(CLOSED_EARLY.length);
   for (const s of snapshots) {
+    if (s.closedEarly !== undefined) addInto(closedEarly, s.closedEarly);
     addInto(requests, s.requests);
     addInto(buckets, s.buckets);
     addInto(sums, s.sums);
@@ -189,6 +204,8 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   out += `echo_log_lines_dropped_total ${dropped}\n`;
   head('echo_requests_refused_total', 'Requests and streams refused because --max-in-flight was reached.', 'counter');
   out += `echo_requests_refused_total ${refused}\n`;
+  head('echo_connections_closed_early_total', 'Connections closed before sending a byte (TCP health checks), by what the port was waiting for.', 'counter');
+  CLOSED_EARLY.forEach((reason, i) => { out += `echo_connections_closed_early_total{reason="${reason}"} ${closedEarly[i]}\n`; });
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
   out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
   out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;

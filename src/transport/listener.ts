@@ -78,9 +78,18 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   /** The front stage, shared by both ports; failures close the connection and are logged. */
   const front = (name: 'http' | 'https', next: (socket: Socket, front: FrontState) => Promise<void> | void) => {
     const proxy = config.proxyProtocol.includes(name);
+    const waitingFor = proxy ? 'before_proxy_header' : name === 'https' ? 'before_tls_handshake' : 'before_request';
     const server = createTcpServer({ noDelay: true }, (socket) => {
       metrics?.connectionOpened();
-      socket.once('close', () => metrics?.connectionClosed());
+      socket.once('close', () => {
+        metrics?.connectionClosed();
+        // Connect and close, nothing sent: a balancer's TCP health check, once a second
+        // each. Counted and logged at debug, not reported as a failure.
+        if (socket.bytesRead === 0 && !state.expired) {
+          metrics?.connectionClosedEarly(waitingFor);
+          logger.debug({ listener: name, peer: socket.remoteAddress, reason: waitingFor }, 'connection closed without sending anything');
+        }
+      });
       socket.on('error', () => socket.destroy());
       const state = beginFront(socket, config.headersTimeoutMs, () => {
         log('info', { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
@@ -91,7 +100,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
       (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).catch((err: Error) => {
-        if (!state.expired) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
+        if (!state.expired && socket.bytesRead > 0) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
         socket.destroy();
       });
     });
@@ -144,7 +153,9 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       }
     });
     tlsServer.on('tlsClientError', (err: Error, s: TLSSocket) => {
-      log('info', { peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
+      // Nothing received: the front counts and logs it as a connection closed early.
+      const silent = (s as TLSSocket & { _parent?: Socket })._parent?.bytesRead === 0;
+      if (!silent) log('info', { peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
       s.destroy(); // a listener for this event owns the socket: without this it stays open
     });
     stopWatching = deps.tls.watch((context) => tlsServer.setSecureContext(context), logger);
