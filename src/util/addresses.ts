@@ -17,10 +17,18 @@ export function formatHostPort(ip: string, port: number | undefined): string {
   return port === undefined ? host : `${host}:${port}`;
 }
 
-/** Named groups an operator may use instead of spelling out CIDRs. */
+/**
+ * Named groups an operator may use instead of spelling out CIDRs. Each is as narrow as
+ * its name: `loopback` is the two addresses a local proxy really connects from (not all
+ * of 127.0.0.0/8, where any local process can bind an address of its choosing);
+ * `private` is RFC 1918 and IPv6 unique-local only. Carrier-grade NAT space (RFC 6598)
+ * is shared with other customers of the same carrier, so it is not private: it has a
+ * name of its own, for the networks (some cloud VPCs and overlays) that use it inside.
+ */
 const NAMED_NETWORKS: Record<string, string[]> = {
-  loopback: ['127.0.0.0/8', '::1/128'],
-  private: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', '100.64.0.0/10'],
+  loopback: ['127.0.0.1/32', '::1/128'],
+  private: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+  cgnat: ['100.64.0.0/10'],
   linklocal: ['169.254.0.0/16', 'fe80::/10'],
 };
 
