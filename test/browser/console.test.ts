@@ -1,6 +1,9 @@
 // The HTML page in a real browser: the echo, the summary, and every console control,
 // over HTTP/1.1 and over HTTPS with HTTP/2, with JavaScript on and off.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { Echo } from '../../src/echo/model.ts';
@@ -135,7 +138,7 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await page.waitForSelector('#rq-copied:has-text("Copied.")');
     const copied = await page.evaluate<string>('navigator.clipboard.readText()');
     assert.equal(copied, await page.locator('#rq-curl').textContent());
-    assert.match(copied, /^curl -i -X POST /);
+    assert.match(copied, /^curl -g -i -X POST /);
     const out = await runTool('sh', ['-c', copied]);
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^HTTP\/1\.1 202 /);
@@ -144,6 +147,29 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.equal(echo.path, "/curl/it's");
     assert.equal(echo.body.data, "line one\nit's line two");
     assert.deepEqual(echo.headers['X-Spaced'], ['a  b']);
+    assert.deepEqual(problems(watch), []);
+  });
+
+  it('copies as curl a path with [1-3] as one request, and a body starting with @ as text, not a local file', async (ctx) => {
+    const b = need(ctx);
+    if (b === null || !requireTool(ctx, 'curl')) return;
+    const { context, page, watch } = await watchedPage(b, { permissions: ['clipboard-read', 'clipboard-write'] });
+    ctx.after(() => context.close());
+    const dir = await mkdtemp(join(tmpdir(), 'console-curl-'));
+    ctx.after(() => rm(dir, { recursive: true, force: true }));
+    const secret = join(dir, 'secret.txt');
+    await writeFile(secret, 'a local file that must not be uploaded');
+    await openPage(page, `${t.url}/start`);
+    await fillRequest(page, { method: 'POST', path: '/glob/[1-3]/{a,b}', body: `@${secret}` });
+    await page.click('#rq-copy');
+    await page.waitForSelector('#rq-copied:has-text("Copied.")');
+    const copied = await page.evaluate<string>('navigator.clipboard.readText()');
+    const out = await runTool('sh', ['-c', copied]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout.match(/^HTTP\/1\.1 /gm)?.length, 1, `one request, not one per glob expansion: ${copied}`);
+    const echo = JSON.parse(out.stdout.slice(out.stdout.indexOf('\r\n\r\n') + 4)) as Echo;
+    assert.equal(echo.path, '/glob/[1-3]/{a,b}');
+    assert.equal(echo.body.data, `@${secret}`);
     assert.deepEqual(problems(watch), []);
   });
 

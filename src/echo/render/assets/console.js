@@ -116,16 +116,20 @@
     return { method: method, url: url.href, headers: headers, body: body === '' ? null : body };
   }
 
+  // POSIX sh quoting: a word of only these characters means itself; anything else goes
+  // inside single quotes, where nothing is special but the quote itself.
   function shellQuote(s) {
     return /^[A-Za-z0-9_\-.,:/=@%+]+$/.test(s) ? s : "'" + s.replace(/'/g, "'\\''") + "'";
   }
 
+  // -g: curl would otherwise expand [1-3] or {a,b} in the URL into several requests.
+  // --data-raw: --data-binary reads a local file when the body starts with @.
   function curlOf(s) {
-    var parts = ['curl', '-i'];
+    var parts = ['curl', '-g', '-i'];
     if (s.method === 'HEAD') parts.push('--head');
     else if (s.method !== 'GET') parts.push('-X', s.method);
     s.headers.forEach(function (h) { parts.push('-H', shellQuote(h[0] + ': ' + h[1])); });
-    if (s.body !== null) parts.push('--data-binary', shellQuote(s.body));
+    if (s.body !== null) parts.push('--data-raw', shellQuote(s.body));
     parts.push(shellQuote(s.url));
     return parts.join(' ');
   }
