@@ -270,6 +270,22 @@ describe('verify against a hostile registry', { skip: !available && !mustRun ? '
     }
   });
 
+  it('a registry that never answers is given up on at the overall deadline', async () => {
+    const held: ServerResponse[] = [];
+    front.hook = (req, res) => {
+      if (req.url !== `/v2/${REPO}/manifests/${digestTag(signed.digest)}`) return false;
+      held.push(res); // no status line, ever
+      return true;
+    };
+    try {
+      const r = await verify(`${front.host}/${REPO}@${signed.digest}`, pub, ['--timeout', '2']);
+      refusedCleanly(r, new RegExp(`^verify: registry ${front.host}: GET /v2/${REPO}/manifests/${digestTag(signed.digest)} did not complete within the overall deadline of 2 s$`), 'registry that never answers, --timeout 2');
+      assert.ok(r.ms < 20_000, `ended after ${r.ms.toFixed(0)} ms`);
+    } finally {
+      for (const res of held) res.destroy();
+    }
+  });
+
   it('--timeout is bounded and checked', async () => {
     for (const bad of ['0', '3601', 'soon']) {
       const r = await verify(`${front.host}/${REPO}@${signed.digest}`, pub, ['--timeout', bad]);
