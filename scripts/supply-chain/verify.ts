@@ -167,8 +167,9 @@ export async function verifyImage(registry: Registry, ref: ImageRef, image: Mani
 export async function verifyReference(registry: Registry, ref: ImageRef, publicKey: KeyObject): Promise<Outcome> {
   const top = await resolve(registry, ref);
   if (!isIndex(top)) return verifyImage(registry, ref, top, publicKey);
+  descriptorsOf(top, 'manifests', 'the index'); // a list of valid descriptors, or refused here
   const platforms = indexPlatforms(top);
-  for (const p of platforms) if (!DIGEST.test(String(p.digest)) || !Number.isSafeInteger(p.size) || p.size < 0) throw new RegistryError(`the index ${top.digest} lists a platform entry that is not a valid descriptor`);
+  if (platforms.some((p) => typeof p.platform !== 'object' || p.platform === null)) throw new RegistryError(`the index ${top.digest} lists a platform that is not an object`);
   if (platforms.length > MAX_ENTRIES.platforms) throw new RegistryError(`the index ${top.digest} lists ${platforms.length} platforms, more than the ${MAX_ENTRIES.platforms} verify reads`);
   const outcome = await verifyImage(registry, ref, top, publicKey, [PREDICATE.sign]);
   if (platforms.length === 0) outcome.failures.push(`the index ${outcome.digest} lists no platform image`);

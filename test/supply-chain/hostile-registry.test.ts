@@ -340,6 +340,16 @@ describe('verify against a hostile registry', { skip: !available && !mustRun ? '
     });
   }
 
+  it('an index whose "manifests" is not a list: one clear line', async () => {
+    front.hook = (req, res) => {
+      if (req.url !== `/v2/${REPO}/manifests/odd`) return false;
+      res.writeHead(200, { 'Content-Type': MEDIA.ociIndex }).end(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: 'everything' }));
+      return true;
+    };
+    const r = await verify(`${front.host}/${REPO}:odd`, pub);
+    refusedCleanly(r, /^verify: the index sha256:[a-f0-9]{64}: "manifests" is not a list$/, 'index with a string for its list');
+  });
+
   it('a descriptor whose digest is not a sha256 digest never reaches a URL', async () => {
     const layers = (sigManifest.json.layers as { digest: string }[]).map((l) => ({ ...l, digest: '../../../../etc/passwd' }));
     const forged = Buffer.from(JSON.stringify({ ...sigManifest.json, layers }));
