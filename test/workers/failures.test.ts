@@ -2,10 +2,14 @@
 // a worker that keeps dying, a worker that freezes. The real binary as a child
 // process, real clients on loopback, memory read from /proc.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { selfSigned } from '../../src/transport/self-signed.ts';
 import { sleep } from '../helpers.ts';
-import { rssMiB, spawnMain, until, type Server } from '../hardening/process.ts';
+import { exitWithin, rssMiB, spawnMain, until, type Server } from '../hardening/process.ts';
 
 /** One GET on `agent` (keep-alive) or a new connection; rejects after `timeoutMs`. */
 function fetchText(url: string, timeoutMs: number, agent: Agent | false = false): Promise<{ status: number; body: string }> {
@@ -93,5 +97,78 @@ describe('--workers under a /metrics flood', { timeout: 120_000 }, () => {
     assert.equal((await fetchText(`${url}/after`, 2000)).status, 200);
     const failures = s.lines.filter((l) => /metrics/.test(String(l.msg)) && l.level === 'error');
     assert.ok(failures.length < 20, `${failures.length} metrics error lines`);
+  });
+});
+
+/** Whether the process exists (a stopped one does). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('--workers when a worker keeps dying or freezes', { timeout: 120_000 }, () => {
+  const dirs: string[] = [];
+  after(async () => {
+    for (const s of servers) s.kill();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('restarts a worker that keeps dying after a growing pause, and serves again once the cause is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'workers-backoff-'));
+    dirs.push(dir);
+    const pair = await selfSigned(['localhost']);
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    await writeFile(cert, pair.cert);
+    await writeFile(key, pair.key);
+    const { s, url } = await start(['--workers', '2', '--https', '--https-port', '0', '--tls-cert', cert, '--tls-key', key]);
+    // The key goes bad on disk (the running workers keep their loaded pair), then a worker dies:
+    // each replacement now fails at start-up with exit status 2.
+    await writeFile(key, 'not a key\n');
+    const victim = s.lines.find((l) => l.msg === 'worker started' && l.worker === 1)!;
+    process.kill(victim.pid as number, 'SIGKILL');
+    const died = () => s.lines.filter((l) => l.msg === 'worker died: starting a replacement' && l.worker === 1);
+    await until(() => died().length >= 2, 10_000, 'a replacement failed too');
+    // A window of 10 s, on purpose: how many restarts fit in it is the finding.
+    await sleep(10_000);
+    const deaths = died();
+    const pauses = deaths.map((l) => l.restartInMs as number);
+    console.log(JSON.stringify({ restartsIn10s: deaths.length, pauses }));
+    assert.ok(deaths.length <= 10, `${deaths.length} restarts in about 10 s; pauses ${JSON.stringify(pauses)}`);
+    assert.equal(pauses[0], 0, 'a worker that served a while is replaced at once');
+    for (let i = 2; i < pauses.length; i++) assert.ok(pauses[i]! > pauses[i - 1]!, `pauses grow: ${JSON.stringify(pauses)}`);
+    assert.ok(deaths.slice(1).every((l) => l.code === 2), 'the replacements failed at start-up');
+    // The other worker serves meanwhile, and the primary keeps counting.
+    assert.equal((await fetchText(`${url}/meanwhile`, 2000)).status, 200);
+    assert.ok(!s.exited, 'the primary keeps running');
+    // The key is good again: the next attempt starts, within the capped pause.
+    await writeFile(key, pair.key);
+    await until(() => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1), 30_000, 'worker 1 replaced once the key is good');
+    s.child.kill('SIGTERM');
+    assert.deepEqual(await exitWithin(s, 15_000), { code: 0, signal: null });
+  });
+
+  it('kills and replaces a worker that stops answering (SIGSTOP), and new connections are served again', async () => {
+    const { s, url, workerPids } = await start(['--workers', '2', '--worker-balance', 'reuseport']);
+    await until(() => workerPids().length === 2, 5000, 'both "worker started" lines');
+    const frozen = s.lines.find((l) => l.msg === 'worker started' && l.worker === 1)!.pid as number;
+    process.kill(frozen, 'SIGSTOP');
+    try {
+      await until(() => s.lines.some((l) => l.msg === 'worker stopped answering: killing it'), 30_000, 'the watchdog notices');
+      const noticed = s.lines.find((l) => l.msg === 'worker stopped answering: killing it')!;
+      assert.equal(noticed.pid, frozen);
+      assert.equal(noticed.level, 'error');
+      await until(() => !alive(frozen), 5000, 'the frozen worker is gone');
+      await until(() => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1), 30_000, 'its replacement listens');
+      // Every new connection is answered (with reuseport the kernel gave about half to the frozen one).
+      const answers = [];
+      for (let i = 0; i < 40; i++) answers.push((await fetchText(`${url}/after-freeze/${i}`, 2000)).status);
+      assert.deepEqual(answers, Array(40).fill(200));
+    } finally {
+      if (alive(frozen)) process.kill(frozen, 'SIGKILL');
+    }
   });
 });
