@@ -26,7 +26,7 @@ export function probe(config: Config): Promise<ProbeResult> {
     const viaProxyProtocol = config.proxyProtocol.includes('http')
       ? { createConnection: () => { const s = connect({ host, port }); s.write(LOCAL_HEADER); return s; } }
       : {};
-    const req = request({ host, port, path, method: 'GET', agent: false, headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
+    const req = request({ host, port, path, method: 'GET', headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
       res.on('end', () => clearTimeout(deadline));
       res.on('error', () => {}); // the body cut off by the deadline: the status was already the answer
       res.resume();
