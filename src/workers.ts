@@ -119,7 +119,7 @@ interface Slot {
   /** A request for counters this worker has not answered yet: no second one until it does. */
   awaitingSnapshot: boolean;
   pingQueued: boolean;
-  /** Killed by the watchdog: its exit is a replacement, not news. */
+  /** Killed by the watchdog: its "worker died" line says so. */
   unresponsive: boolean;
 }
 
