@@ -92,11 +92,13 @@ describe('--workers under a /metrics flood', { timeout: 120_000 }, () => {
     const figures = { scrapes, scrapeErrors, answered, failed: failed.length, slowestMs: Math.round(slowest), idleRssMiB: Object.fromEntries(idle), peakRssMiB: Object.fromEntries([...peak].map(([p, v]) => [p, Math.round(v)])) };
     console.log(JSON.stringify(figures));
     assert.deepEqual(failed, [], JSON.stringify(figures));
-    for (const [pid, mib] of peak) assert.ok(mib < idle.get(pid)! + 50, `process ${pid} grew by ${Math.round(mib - idle.get(pid)!)} MiB: ${JSON.stringify(figures)}`);
+    for (const [pid, mib] of peak) assert.ok(mib < idle.get(pid)! + 80, `process ${pid} grew by ${Math.round(mib - idle.get(pid)!)} MiB: ${JSON.stringify(figures)}`);
     // Afterwards the echo answers at once, and the log holds no trace per scrape.
     assert.equal((await fetchText(`${url}/after`, 2000)).status, 200);
     const failures = s.lines.filter((l) => /metrics/.test(String(l.msg)) && l.level === 'error');
     assert.ok(failures.length < 20, `${failures.length} metrics error lines`);
+    // Busy is not frozen: the watchdog left both workers alone.
+    assert.deepEqual(s.lines.filter((l) => l.msg === 'worker stopped answering: killing it' || l.msg === 'worker died: starting a replacement'), []);
   });
 });
 
