@@ -218,7 +218,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       id: worker, reusePort: config.workerBalance === 'reuseport',
       // The primary's word to drain is not a second signal: after Ctrl-C in a terminal
       // the worker gets the SIGINT itself as well, and must still drain, not exit at once.
-      attachMetrics: (m) => { joined = joinPrimary(m, () => stop(FROM_PRIMARY)); },
+      attachMetrics: (m) => { joined = joinPrimary(m, () => stop(FROM_PRIMARY), logger); },
     };
   }
   let server;

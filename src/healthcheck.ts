@@ -19,19 +19,27 @@ const LOCAL_HEADER = encodeProxyV2({ command: 'LOCAL' });
 
 export function probe(config: Config): Promise<ProbeResult> {
   const { host, port, path } = probeTarget(config);
+  const ms = config.healthcheckTimeoutMs;
   return new Promise((resolve) => {
     // A listener that requires the PROXY protocol gets a v2 LOCAL header first: the
     // command a proxy uses for its own health checks, carrying no client address.
     const viaProxyProtocol = config.proxyProtocol.includes('http')
       ? { createConnection: () => { const s = connect({ host, port }); s.write(LOCAL_HEADER); return s; } }
       : {};
-    const req = request({ host, port, path, method: 'GET', timeout: config.healthcheckTimeoutMs, headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
+    const req = request({ host, port, path, method: 'GET', headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
+      res.on('end', () => clearTimeout(deadline));
+      res.on('error', () => {}); // the body cut off by the deadline: the status was already the answer
       res.resume();
       const ok = res.statusCode === 200;
       resolve({ ok, detail: `GET http://${host.includes(':') ? `[${host}]` : host}:${port}${path} answered ${res.statusCode}` });
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${config.healthcheckTimeoutMs} ms`)));
-    req.on('error', (err) => resolve({ ok: false, detail: `GET ${path} on ${host}:${port} failed: ${err.message}` }));
+    // One deadline for the whole check (connect, request, answer), not an idle
+    // timeout: a peer that trickles a byte now and then must not hold it longer.
+    const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms);
+    req.on('error', (err) => {
+      clearTimeout(deadline);
+      resolve({ ok: false, detail: `GET ${path} on ${host}:${port} failed: ${err.message}` });
+    });
     req.end();
   });
 }

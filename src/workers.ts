@@ -8,6 +8,16 @@
 // readiness fails, listeners close, requests in flight finish within
 // --drain-timeout; it exits once they all have.
 //
+// The IPC channel also carries every connection the primary hands out, so what
+// else crosses it is bounded: one metrics collection at a time, shared by every
+// scrape that arrives meanwhile and reused for about a second, and at most one
+// request for counters outstanding per worker. A message `send()` could not write
+// yet is queued by Node, not lost: it is never sent twice.
+//
+// Workers are watched: one that stops answering the primary's heartbeat (frozen,
+// stopped, spinning) is killed and replaced, and one that keeps dying is restarted
+// after a growing pause rather than in a tight loop.
+//
 // Connections reach workers in one of two ways (--worker-balance):
 //   primary   node:cluster's default on Linux: the primary accepts and hands each
 //             connection to the next worker in turn;
@@ -16,6 +26,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/settings.ts';
 import type { Logger } from './ops/logger.ts';
+import { limitedLog } from './ops/log-limit.ts';
 import { renderMetrics, type Metrics, type MetricsSnapshot } from './ops/metrics.ts';
 import { serveMetrics, type MetricsListener } from './http/metrics-listener.ts';
 import { sizeFor, type CgroupLimits } from './config/resources.ts';
@@ -29,12 +40,14 @@ export const WORKER_ENV = {
 
 type ToWorker =
   | { echo: 'snapshot'; id: number }
-  | { echo: 'scraped'; id: number; text: string | null }
+  | { echo: 'scraped'; id: number; text: string | null; freshForMs: number }
+  | { echo: 'ping' }
   | { echo: 'drain' };
 type ToPrimary =
   | { echo: 'listening'; urls: string[] }
   | { echo: 'snapshot'; id: number; snapshot: MetricsSnapshot }
-  | { echo: 'scrape'; id: number };
+  | { echo: 'scrape'; id: number }
+  | { echo: 'pong' };
 
 /** This process's worker number (1..N), or null when it is not a --workers worker. */
 export function workerId(env: NodeJS.ProcessEnv = process.env): number | null {
@@ -52,13 +65,67 @@ export interface PrimaryIo {
   nodeArgs: string[];
 }
 
-/** How long a scrape waits for the workers' counters. */
+/** How long a collection waits for the workers' counters (a worker that has not answered by then is left out). */
 const SCRAPE_WAIT_MS = 2000;
+/** How long one collection answers every scrape: Prometheus scrapes every 15 s or so, a flood gets the same text. */
+const METRICS_FRESH_MS = 1000;
 /** Beyond --drain-timeout, how long the primary waits for workers to exit before killing them. */
 const EXIT_GRACE_MS = 5000;
+/** How often the primary asks each worker for a sign of life. */
+const HEARTBEAT_MS = 1000;
+/**
+ * A worker silent this long is replaced. A busy worker still answers between
+ * requests within milliseconds; ten seconds of silence is a frozen event loop or
+ * a stopped process, whose share of connections would otherwise hang.
+ */
+const UNRESPONSIVE_MS = 10_000;
+/** The first pause before restarting a worker that died soon after its last start; it doubles up to the cap. */
+const RESTART_BACKOFF_MS = 250;
+const RESTART_BACKOFF_CAP_MS = 15_000;
+/** A worker that served this long before dying is restarted at once, its slot's backoff forgotten. */
+const STABLE_MS = 10_000;
+
+/**
+ * `send()` on an IPC channel: false from it means the message is queued until the
+ * channel drains, not that it failed. Resolves true once written, false if it
+ * cannot be (the channel is closed); never sends twice.
+ */
+function sendTo(target: Pick<Worker, 'send'> | NodeJS.Process, message: ToWorker | ToPrimary): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      const queued = (target.send as ((m: unknown, cb: (err: Error | null) => void) => boolean) | undefined)?.call(target, message, (err) => resolve(err == null));
+      if (queued === undefined) resolve(false); // no channel at all
+    } catch {
+      resolve(false); // the channel is already closed
+    }
+  });
+}
+
+/** An error for a failed scrape: it says why in one line, with no stack trace to repeat per scrape. */
+function scrapeError(message: string): Error {
+  const err = new Error(message);
+  err.stack = `Error: ${message}`;
+  return err;
+}
+
+interface Slot {
+  worker: Worker | null;
+  /** When the current worker was forked, and when it last said anything. */
+  forkedAt: number;
+  lastSeen: number;
+  /** Restarts since the slot last had a worker that lived STABLE_MS. */
+  failures: number;
+  restartTimer: NodeJS.Timeout | null;
+  /** A request for counters this worker has not answered yet: no second one until it does. */
+  awaitingSnapshot: boolean;
+  pingQueued: boolean;
+  /** Killed by the watchdog: its "worker died" line says so. */
+  unresponsive: boolean;
+}
 
 export async function runPrimary(config: Config, workers: number, limits: CgroupLimits, io: PrimaryIo): Promise<0 | 1 | 2> {
   const { logger } = io;
+  const limited = limitedLog(logger);
   const sizing = sizeFor(limits, workers);
   const heapArgs = sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size')) ? [`--max-old-space-size=${sizing.heapMiB}`] : [];
   cluster.setupPrimary({ args: [...io.argv], execArgv: [...io.nodeArgs, ...heapArgs] });
@@ -71,6 +138,7 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
     ports = `${http},${https}`;
   }
 
+  const slots = new Map<number, Slot>();
   const live = new Map<number, Worker>(); // by slot
   const ready = new Set<number>();
   let restarts = 0;
@@ -83,32 +151,67 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
   const exited = new Promise<0 | 1 | 2>((r) => { resolveExit = r; });
   const pending = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
   let nextId = 1;
+  let collecting: Promise<string> | null = null;
+  let collected: { text: string; at: number } | null = null;
 
-  /** Every ready worker's counters, added up (a worker that does not answer in time is left out). */
-  const collect = (): Promise<string> => new Promise((resolve) => {
+  /**
+   * Every ready worker's counters, added up (a worker that does not answer in time
+   * is left out). One collection at a time; every scrape meanwhile, and for
+   * METRICS_FRESH_MS after, gets its text.
+   */
+  const collect = (): Promise<{ text: string; freshForMs: number }> => {
+    const now = performance.now();
+    if (collected !== null && now - collected.at < METRICS_FRESH_MS) {
+      return Promise.resolve({ text: collected.text, freshForMs: METRICS_FRESH_MS - (now - collected.at) });
+    }
+    collecting ??= gather().finally(() => { collecting = null; });
+    return collecting.then((text) => ({ text, freshForMs: METRICS_FRESH_MS }));
+  };
+  const gather = () => new Promise<string>((resolve, reject) => {
     const id = nextId++;
-    const targets = [...ready].map((slot) => live.get(slot)).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const targets: { slot: number; state: Slot; w: Worker }[] = [];
+    let skipped = 0;
+    for (const slot of ready) {
+      const state = slots.get(slot);
+      const w = live.get(slot);
+      if (state === undefined || w === undefined || !w.isConnected()) continue;
+      if (state.awaitingSnapshot) skipped++; // still owes the last answer: asking again would only queue more
+      else targets.push({ slot, state, w });
+    }
     const finish = (got: MetricsSnapshot[]) => {
       clearTimeout(timer);
-      pending.delete(id);
-      renderMetrics(got, { workers: live.size, restarts }).then(resolve, (err: unknown) => {
-        logger.error({ err: (err as Error).message }, 'metrics aggregation failed');
-        resolve('');
+      if (!pending.delete(id)) return;
+      const missing = targets.length + skipped - got.length;
+      if (missing > 0) limited('warn', { workers: missing, waitedMs: SCRAPE_WAIT_MS }, 'metrics: workers did not answer in time; their figures are left out');
+      renderMetrics(got, { workers: live.size, restarts }).then((text) => {
+        collected = { text, at: performance.now() };
+        resolve(text);
+      }, (err: unknown) => {
+        limited('error', { err: (err as Error).message }, 'metrics aggregation failed');
+        reject(scrapeError(`metrics aggregation failed: ${(err as Error).message}`));
       });
     };
     const timer = setTimeout(() => finish(pending.get(id)?.got ?? []), SCRAPE_WAIT_MS);
     pending.set(id, { want: targets.length, got: [], done: finish });
     if (targets.length === 0) finish([]);
-    for (const w of targets) w.send({ echo: 'snapshot', id } satisfies ToWorker);
+    for (const { state, w } of targets) {
+      state.awaitingSnapshot = true;
+      void sendTo(w, { echo: 'snapshot', id }).then((sent) => { if (!sent && state.worker === w) state.awaitingSnapshot = false; });
+    }
   });
+  const scrape = () => collect().then(({ text }) => text);
 
   const fork = (slot: number) => {
+    const state = slots.get(slot)!;
+    state.restartTimer = null;
     const env: Record<string, string> = { [WORKER_ENV.id]: String(slot) };
     if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(sizing.maxInFlight);
     if (ports !== undefined) env[WORKER_ENV.ports] = ports;
     const w = cluster.fork(env);
     live.set(slot, w);
+    Object.assign(state, { worker: w, forkedAt: performance.now(), lastSeen: performance.now(), awaitingSnapshot: false, pingQueued: false, unresponsive: false });
     w.on('message', (m: ToPrimary) => {
+      if (state.worker === w) state.lastSeen = performance.now();
       if (m.echo === 'listening') {
         ready.add(slot);
         urls = m.urls;
@@ -120,17 +223,23 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
           logger.info({ worker: slot, pid: w.process.pid }, 'worker replaced');
         }
       } else if (m.echo === 'snapshot') {
+        if (state.worker === w) state.awaitingSnapshot = false;
         const p = pending.get(m.id);
         if (p !== undefined) {
           p.got.push(m.snapshot);
           if (p.got.length >= p.want) p.done(p.got);
         }
       } else if (m.echo === 'scrape') {
-        void collect().then((text) => { if (w.isConnected()) w.send({ echo: 'scraped', id: m.id, text } satisfies ToWorker); });
+        // The worker asks again only once this is answered (joinPrimary), so replies cannot pile up.
+        void collect().then(
+          ({ text, freshForMs }) => sendTo(w, { echo: 'scraped', id: m.id, text, freshForMs }),
+          () => sendTo(w, { echo: 'scraped', id: m.id, text: null, freshForMs: 0 }),
+        );
       }
     });
     w.on('exit', (code, signal) => {
       if (live.get(slot) === w) live.delete(slot);
+      if (state.worker === w) state.worker = null;
       const wasReady = ready.delete(slot);
       if (stopping) {
         if (live.size === 0) resolveExit(failure);
@@ -142,22 +251,59 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
         logger.fatal({ worker: slot, code, signal }, 'worker failed to start');
         stopping = true;
         failure = code === 2 ? 2 : 1;
-        for (const other of live.values()) other.kill('SIGKILL');
+        for (const other of live.values()) other.process.kill('SIGKILL');
+        for (const s of slots.values()) if (s.restartTimer !== null) clearTimeout(s.restartTimer);
         if (live.size === 0) resolveExit(failure);
         return;
       }
+      // Later on, the cause may pass (a certificate being replaced, memory freed), so
+      // the slot is restarted, but a worker that keeps dying waits longer each time.
+      if (wasReady && performance.now() - state.forkedAt >= STABLE_MS) state.failures = 0;
+      const delay = state.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_MS * 2 ** (state.failures - 1), RESTART_BACKOFF_CAP_MS);
+      state.failures++;
       restarts++;
-      logger.error({ worker: slot, pid: w.process.pid, code, signal, restarts }, 'worker died: starting a replacement');
-      fork(slot);
+      logger.error({ worker: slot, pid: w.process.pid, code, signal, restarts, restartInMs: delay, ...(state.unresponsive ? { unresponsive: true } : {}) }, 'worker died: starting a replacement');
+      if (delay === 0) fork(slot);
+      else state.restartTimer = setTimeout(() => { if (!stopping) fork(slot); }, delay);
     });
   };
 
+  // The watchdog: every ready worker is asked for a sign of life; one that has said
+  // nothing for UNRESPONSIVE_MS is killed, and its exit starts a replacement.
+  const heartbeat = setInterval(() => {
+    if (stopping) return;
+    const now = performance.now();
+    for (const [slot, state] of slots) {
+      const w = state.worker;
+      if (w === null || !ready.has(slot) || state.unresponsive) continue;
+      const silentMs = Math.round(now - state.lastSeen);
+      if (silentMs > UNRESPONSIVE_MS) {
+        state.unresponsive = true;
+        logger.error({ worker: slot, pid: w.process.pid, silentMs }, 'worker stopped answering: killing it');
+        w.process.kill('SIGKILL'); // not w.kill(): that waits for a disconnect a frozen worker never makes
+      } else if (!state.pingQueued && w.isConnected()) {
+        state.pingQueued = true;
+        void sendTo(w, { echo: 'ping' }).then(() => { if (state.worker === w) state.pingQueued = false; });
+      }
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+
   let metricsListener: MetricsListener | null = null;
   if (config.metrics && config.metricsPort !== 0 && config.metricsPath !== '') {
-    metricsListener = await serveMetrics(config, collect, 'text/plain; version=0.0.4; charset=utf-8', logger);
+    metricsListener = await serveMetrics(config, scrape, 'text/plain; version=0.0.4; charset=utf-8', logger);
   }
-  for (let slot = 1; slot <= workers; slot++) fork(slot);
+  for (let slot = 1; slot <= workers; slot++) {
+    slots.set(slot, { worker: null, forkedAt: 0, lastSeen: 0, failures: 0, restartTimer: null, awaitingSnapshot: false, pingQueued: false, unresponsive: false });
+    fork(slot);
+  }
 
+  const cancelRestarts = () => {
+    for (const s of slots.values()) {
+      if (s.restartTimer !== null) clearTimeout(s.restartTimer);
+      s.restartTimer = null;
+    }
+  };
   let signals = 0;
   io.onSignal((signal) => {
     if (signal === 'SIGUSR1' || signal === 'SIGUSR2') {
@@ -165,39 +311,49 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
       return;
     }
     signals++;
+    cancelRestarts();
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
       stopping = true;
       failure = 1;
-      for (const w of live.values()) w.kill('SIGKILL');
+      for (const w of live.values()) w.process.kill('SIGKILL');
       void io.flush().then(() => resolveExit(1));
       return;
     }
     stopping = true;
     logger.info({ signal, workers: live.size, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining every worker');
-    for (const w of live.values()) if (w.isConnected()) w.send({ echo: 'drain' } satisfies ToWorker);
+    for (const w of live.values()) if (w.isConnected()) void sendTo(w, { echo: 'drain' });
     if (live.size === 0) resolveExit(0);
     setTimeout(() => {
-      for (const w of live.values()) w.kill('SIGKILL');
+      for (const w of live.values()) w.process.kill('SIGKILL');
     }, config.drainTimeoutMs + EXIT_GRACE_MS).unref();
   });
 
   const code = await exited;
+  clearInterval(heartbeat);
+  cancelRestarts();
   await metricsListener?.close();
   if (code === 0) logger.info('shutdown complete');
   await io.flush();
   return code;
 }
 
-/** Worker side: answers the primary's requests for counters, asks it for the whole scrape, drains on its word. */
-export function joinPrimary(metrics: Metrics | null, drain: () => void): { listening(urls: string[]): void } {
-  const waiting = new Map<number, (text: string | null) => void>();
+/**
+ * Worker side: answers the primary's heartbeat and requests for counters, asks it
+ * for the whole scrape, drains on its word. Scrapes share one question to the
+ * primary at a time, and its answer while the primary says it is fresh.
+ */
+export function joinPrimary(metrics: Metrics | null, drain: () => void, logger: Logger): { listening(urls: string[]): void } {
+  const limited = limitedLog(logger);
+  const waiting = new Map<number, (text: string | null, freshForMs: number) => void>();
   let next = 1;
   process.on('message', (m: ToWorker) => {
-    if (m.echo === 'snapshot' && metrics !== null) {
-      void metrics.snapshot().then((snapshot) => process.send?.({ echo: 'snapshot', id: m.id, snapshot } satisfies ToPrimary));
+    if (m.echo === 'ping') {
+      void sendTo(process, { echo: 'pong' });
+    } else if (m.echo === 'snapshot' && metrics !== null) {
+      void metrics.snapshot().then((snapshot) => sendTo(process, { echo: 'snapshot', id: m.id, snapshot }));
     } else if (m.echo === 'scraped') {
-      waiting.get(m.id)?.(m.text);
+      waiting.get(m.id)?.(m.text, m.freshForMs);
       waiting.delete(m.id);
     } else if (m.echo === 'drain') {
       drain();
@@ -206,24 +362,41 @@ export function joinPrimary(metrics: Metrics | null, drain: () => void): { liste
   // The primary is gone (killed, crashed): nobody will replace or stop this worker, so it drains.
   process.on('disconnect', drain);
   if (metrics !== null) {
-    metrics.scrape = () => new Promise((resolve, reject) => {
+    let asking: Promise<string> | null = null;
+    let fresh: { text: string; until: number } | null = null;
+    const ask = () => new Promise<string>((resolve, reject) => {
       const id = next++;
-      const timer = setTimeout(() => { waiting.delete(id); reject(new Error('the primary did not answer')); }, SCRAPE_WAIT_MS * 2);
-      waiting.set(id, (text) => {
-        clearTimeout(timer);
-        if (text === null) reject(new Error('metrics collection failed'));
-        else resolve(text);
-      });
-      if (process.send?.({ echo: 'scrape', id } satisfies ToPrimary) !== true) {
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         waiting.delete(id);
-        reject(new Error('no channel to the primary'));
-      }
+        limited('error', { err: why }, 'metrics collection failed');
+        reject(scrapeError(`metrics collection failed: ${why}`));
+      };
+      const timer = setTimeout(() => fail('the primary did not answer in time'), SCRAPE_WAIT_MS * 2);
+      waiting.set(id, (text, freshForMs) => {
+        if (text === null || settled) {
+          fail('the primary could not collect the figures');
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        fresh = { text, until: performance.now() + freshForMs };
+        resolve(text);
+      });
+      void sendTo(process, { echo: 'scrape', id }).then((sent) => { if (!sent) fail('no channel to the primary'); });
     });
+    metrics.scrape = () => {
+      if (fresh !== null && performance.now() < fresh.until) return Promise.resolve(fresh.text);
+      asking ??= ask().finally(() => { asking = null; });
+      return asking;
+    };
   }
   return {
     listening(urls) {
-      process.send?.({ echo: 'listening', urls } satisfies ToPrimary);
+      void sendTo(process, { echo: 'listening', urls });
     },
   };
 }

@@ -197,7 +197,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'readinessPath', flag: 'readiness-path', env: 'ECHO_READINESS_PATH', default: '/readyz', help: 'readiness endpoint path (empty disables)', parse: endpointPath },
   { key: 'metricsPath', flag: 'metrics-path', env: 'ECHO_METRICS_PATH', default: '/metrics', help: 'Prometheus metrics path (empty disables)', parse: endpointPath },
   { key: 'versionPath', flag: 'version-path', env: 'ECHO_VERSION_PATH', default: '/version', help: 'version and build info path (empty disables)', parse: endpointPath },
-  { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'how long `echo-server healthcheck` waits', parse: (t) => parseDuration(t, 60_000, 1) },
+  { key: 'healthcheckTimeoutMs', flag: 'healthcheck-timeout', env: 'ECHO_HEALTHCHECK_TIMEOUT', default: '5s', help: 'deadline for the whole `echo-server healthcheck`', parse: (t) => parseDuration(t, 60_000, 1) },
   { key: 'h2c', flag: 'h2c', env: 'ECHO_H2C', default: 'true', help: 'accept cleartext HTTP/2 (prior knowledge or Upgrade: h2c) on the HTTP port', parse: parseBoolean },
   { key: 'https', flag: 'https', env: 'ECHO_HTTPS', default: 'false', help: 'serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) on --https-port', parse: parseBoolean },
   { key: 'httpsPort', flag: 'https-port', env: 'ECHO_HTTPS_PORT', default: '8443', help: 'TCP port of the HTTPS listener', parse: (t) => parseInteger(t, 0, 65535) },

@@ -7,7 +7,7 @@ import type { Logger } from './logger.ts';
 const BURST = 20;
 const PER_SECOND = 5;
 
-export type LimitedLog = (level: 'warn' | 'info', fields: object, msg: string) => void;
+export type LimitedLog = (level: 'error' | 'warn' | 'info', fields: object, msg: string) => void;
 
 export function limitedLog(logger: Logger): LimitedLog {
   let tokens = BURST;

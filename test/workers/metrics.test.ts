@@ -1,23 +1,37 @@
 // Bounded metrics and --metrics-port, through a real server and real HTTP clients.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
 import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/ops/metrics.ts';
-import { freePort, startTestServer, type TestServer } from '../helpers.ts';
+import { freePort, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
-function send(port: number, method: string, path: string): Promise<{ status: number; body: string; type: string }> {
+function send(port: number, method: string, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
     });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} not answered within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A TCP connection that sends nothing, open once this resolves; `closed` says whether the server closed it. */
+async function idleConnection(port: number): Promise<{ socket: Socket; closed: () => boolean }> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  let closed = false;
+  socket.on('error', () => {});
+  socket.on('close', () => { closed = true; });
+  socket.resume(); // read, so that the server's close is seen
+  await once(socket, 'connect');
+  return { socket, closed: () => closed };
 }
 
 const series = (text: string) => text.split('\n').filter((l) => l.startsWith('echo_http_requests_total{'));
@@ -82,6 +96,27 @@ describe('--metrics-port', () => {
     assert.equal(echoed.status, 200);
     assert.match(echoed.body, /^Method: GET$/m);
     assert.doesNotMatch(echoed.body, /echo_http_requests_total/);
+  });
+
+  it('keeps answering scrapes while 100 connections sit on it sending nothing', async () => {
+    const idle = await Promise.all(Array.from({ length: 100 }, () => idleConnection(metricsPort)));
+    try {
+      // Each scrape on a new connection, as a scraper after a restart: room is made for it.
+      const statuses: (number | string)[] = [];
+      for (let i = 0; i < 45; i++) statuses.push(await send(metricsPort, 'GET', '/metrics', 2000).then((r) => r.status, (err: Error) => err.message));
+      assert.deepEqual(statuses, Array(45).fill(200));
+    } finally {
+      for (const c of idle) c.socket.destroy();
+    }
+  });
+
+  it('closes a connection that sends nothing after its headers timeout (5 s), not up to 30 s later', async () => {
+    const idle = await Promise.all(Array.from({ length: 10 }, () => idleConnection(metricsPort)));
+    try {
+      await waitFor(() => idle.every((c) => c.closed()), 10_000, 'every idle connection closed by the server', 100);
+    } finally {
+      for (const c of idle) c.socket.destroy();
+    }
   });
 
   it('answers 404 on the metrics port for any other path', async () => {
