@@ -15,6 +15,7 @@ import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
 import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
+import { lingerOnEarlyClose } from './linger.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
 import { describeTls, type TlsMaterial } from './tls.ts';
@@ -49,13 +50,20 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
 
   // The first request on a connection ends its front stage.
-  http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
+  http1.prependListener('request', (req: IncomingMessage) => {
+    frontDone(frontOf(req.socket));
+    lastRequest.set(req.socket, req);
+  });
+  // The request each HTTP/1.1 connection is answering (or answered last).
+  const lastRequest = new WeakMap<Duplex, IncomingMessage>();
   // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
   const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
     try {
       if (refusePipelinedUpgrade(req.socket, log)) return;
+      // No longer HTTP/1.1: the app, not the drain's idle check, ends it.
+      http1Sockets.delete(req.socket);
       if (wantsH2cUpgrade(req)) {
         // The front stage goes on until the client's HTTP/2 preface arrives (the
         // upgrading request becomes stream 1 only then), and an expiry now closes
@@ -107,6 +115,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpSockets.set(raw, socket);
     http1Sockets.add(socket);
     socket.once('close', () => http1Sockets.delete(socket));
+    lingerOnEarlyClose(socket, () => lastRequest.get(socket));
     http1.emit('connection', socket);
   };
 
@@ -171,15 +180,20 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       plain.close();
       tlsFront?.close();
       stopWatching();
-      http1.closeIdleConnections();
+      // No keep-alive connection is cut here: one that looks idle may hold a request
+      // the client has already sent and node:http has not read yet. Each answers its
+      // next request with `Connection: close`; one that stays idle for a grace period
+      // is closed (see closeIdleDuringDrain).
       for (const s of http1Sockets) endAfterAnswer(s);
       h2Stage?.closeAll();
+      const idleWatch = closeIdleDuringDrain(http1Sockets, Math.min(DRAIN_IDLE_GRACE_MS, drainMs));
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
-        app.idle().then(() => true),
+        app.idle().then(() => idleWatch.done).then(() => app.idle()).then(() => true),
         new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), drainMs); }),
       ]);
       clearTimeout(timer);
+      idleWatch.stop();
       http1.closeAllConnections();
       h2Stage?.destroyAll();
       http1.close(); // stops node:http's connection checker
@@ -239,6 +253,41 @@ function refusePipelinedUpgrade(socket: Socket, log: LimitedLog): boolean {
 function endAfterAnswer(socket: Socket): void {
   const res = responseInProgress(socket);
   if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
+}
+
+/**
+ * How long an HTTP/1.1 connection may stay idle during a drain before it is closed.
+ * Long enough for a request already on the wire to arrive and be answered (with
+ * `Connection: close`), short enough not to hold the drain up.
+ */
+const DRAIN_IDLE_GRACE_MS = 1000;
+
+/**
+ * During a drain, closes each HTTP/1.1 connection once it has been idle (no answer
+ * under way, not one byte read) for a whole `graceMs`; `done` resolves when none is
+ * left. A connection that is answering closes by itself after that answer.
+ */
+function closeIdleDuringDrain(sockets: Set<Socket>, graceMs: number): { done: Promise<void>; stop(): void } {
+  const seen = new Map<Socket, number>();
+  let timer: NodeJS.Timeout | undefined;
+  let finish = () => {};
+  const done = new Promise<void>((resolve) => { finish = resolve; });
+  const tick = () => {
+    for (const s of sockets) {
+      const read = s.bytesRead;
+      const idle = responseInProgress(s) === null;
+      if (idle && (graceMs === 0 || seen.get(s) === read)) s.destroy();
+      else seen.set(s, idle ? read : -1);
+    }
+    if (sockets.size === 0) finish();
+    else timer = setTimeout(tick, Math.max(graceMs, 50));
+  };
+  if (graceMs === 0 || sockets.size === 0) tick();
+  else {
+    for (const s of sockets) seen.set(s, responseInProgress(s) === null ? s.bytesRead : -1);
+    timer = setTimeout(tick, graceMs);
+  }
+  return { done, stop: () => clearTimeout(timer) };
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */

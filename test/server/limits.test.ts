@@ -119,3 +119,42 @@ describe('limits and timeouts', () => {
     }
   });
 });
+
+describe('an early answer is not lost to a reset (lingering close)', () => {
+  // A client (nginx is one) that sends the whole body before it reads the answer
+  // gets a reset, and never sees the answer, if the server closes with body unread.
+  for (const [name, head] of [
+    ['a declared oversized body (413)', (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`],
+    ['a chunked oversized body (413)', () => 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n'],
+  ] as const) {
+    it(`reads and discards the rest of ${name}, then closes cleanly`, async () => {
+      const t = await startTestServer({ maxBodySize: 64 * 1024 });
+      try {
+        const size = 12 * 1024 * 1024;
+        const chunked = head(0).includes('chunked');
+        const body = Buffer.alloc(size, 'x');
+        const payload = chunked
+          ? Buffer.concat([Buffer.from(head(size)), Buffer.from(`${size.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')])
+          : Buffer.concat([Buffer.from(head(size)), body]);
+        const outcome = await new Promise<{ received: string; error: string | null; ended: boolean }>((resolve) => {
+          const s = connect({ port: t.port, host: '127.0.0.1' });
+          let received = '';
+          let error: string | null = null;
+          let ended = false;
+          s.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+          s.on('end', () => { ended = true; });
+          s.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; });
+          s.on('close', () => resolve({ received, error, ended }));
+          // Everything is written before anything is read, as a buffering proxy does.
+          s.write(payload, () => s.end());
+          setTimeout(() => s.destroy(), 10_000).unref();
+        });
+        assert.equal(outcome.error, null, `no reset while sending the body (got ${outcome.error})`);
+        assert.match(outcome.received, /^HTTP\/1\.1 413 /);
+        assert.ok(outcome.ended, 'the server closed with a FIN');
+      } finally {
+        await t.close();
+      }
+    });
+  }
+});
