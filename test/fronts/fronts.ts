@@ -3,7 +3,7 @@
 // ports, stopped by its PID. Never the system services. Missing locally, a front
 // skips its tests with a loud message; in CI (CI=true) a missing front is a failure.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ export function requireFront(ctx: { skip(msg: string): void }, front: FrontName,
 }
 
 /** A scratch directory for one test file's configs; `cleanup` removes it. */
-export function scratch(): { dir: string; cleanup(): void } {
+export function scratch(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'echo-fronts-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -51,7 +51,7 @@ export interface Front {
 }
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
-export function waitForPort(port: number, timeoutMs = 10_000, what = `port ${port}`): Promise<true> {
+export function waitForPort(port: number, timeoutMs = 10_000, what = `port ${port}`): Promise<boolean> {
   return waitFor(() => new Promise<boolean>((resolve) => {
     const s = connect({ port, host: '127.0.0.1' });
     s.once('connect', () => { s.destroy(); resolve(true); });
@@ -80,8 +80,8 @@ export async function startFront(name: FrontName, dir: string, config: string, p
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir };
   const child = spawn(BINARIES[name], args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const front: Front = {
     name,
@@ -95,10 +95,11 @@ export async function startFront(name: FrontName, dir: string, config: string, p
     },
   };
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${out}`);
-      return waitForPort(port, 200).catch(() => false);
-    }, 15_000, `${name} listening on ${port}`, 50);
+    // A front that exits (a config it refuses) fails at once, not at the deadline.
+    await Promise.race([
+      waitForPort(port, 15_000, `${name} listening on ${port}`),
+      exited.then(() => { throw new Error(`${name} exited ${child.exitCode}`); }),
+    ]);
   } catch (err) {
     await front.stop();
     throw new Error(`${(err as Error).message}\n${name} said: ${out}`, { cause: err });
@@ -108,6 +109,12 @@ export async function startFront(name: FrontName, dir: string, config: string, p
 
 /** nginx's common frame: one worker, logs and temp files in the scratch dir. */
 export function nginxConfig(dir: string, http: string, extra = ''): string {
+  // Run as root, nginx's workers run as an unprivileged user: they must reach the temp dirs.
+  chmodSync(dir, 0o755);
+  for (const d of ['body', 'proxy', 'fcgi', 'uwsgi', 'scgi']) {
+    mkdirSync(join(dir, d), { recursive: true });
+    chmodSync(join(dir, d), 0o777);
+  }
   return [
     extra,
     'worker_processes 1;',
@@ -125,7 +132,7 @@ ${http}
 
 /** Caddy's global options: no admin endpoint, no automatic HTTPS, no storage outside `dir`. */
 export function caddyGlobals(dir: string): string {
-  return `{\n  admin off\n  auto_https off\n  storage file_system ${dir}/caddy\n  persist_config off\n}\n`;
+  return `{\n  admin off\n  auto_https off\n  storage file_system ${dir}/caddy\n}\n`;
 }
 
 /** HAProxy's common defaults for an HTTP front. */
@@ -146,15 +153,15 @@ export interface Backend {
   stop(): Promise<number | null>;
 }
 
-/** echo-server (the sources, run by this Node) on 127.0.0.1:`port` with `args`; resolves when /readyz answers 200. */
+/** echo-server (the sources, run by this Node) on 127.0.0.1:`port` with `args`; resolves once it listens. */
 export async function startBackend(port: number, args: string[] = []): Promise<Backend> {
-  const server = spawnMain(['--host', '127.0.0.1', '--port', String(port), '--access-log=false', ...args], { stdout: 'pipe' });
-  server.child.stdout?.resume();
+  const server = spawnMain(['--host', '127.0.0.1', '--port', String(port), '--access-log=false', ...args]);
   try {
-    await waitFor(async () => {
+    // Its startup line names the listeners (a probe would need the PROXY header under --proxy-protocol).
+    await waitFor(() => {
       if (server.exited) throw new Error(`echo-server exited: ${server.stderr()}`);
-      return (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(500) })).status === 200;
-    }, 20_000, `echo-server ready on ${port}`, 50);
+      return server.lines.some((l) => Array.isArray(l.listeners));
+    }, 20_000, `echo-server listening on ${port}`, 25);
   } catch (err) {
     server.kill();
     throw err;
@@ -175,10 +182,27 @@ export interface Answer {
   body: string;
 }
 
+/**
+ * The address test clients connect from: not the fronts' own 127.0.0.1, so a
+ * backend that trusts only the front can tell the two apart.
+ */
+export const CLIENT_ADDRESS = '127.0.0.2';
+
+/** A self-signed certificate and key for `name` (openssl), as PEM files in `dir`, and both concatenated (HAProxy's `crt`). */
+export function selfSigned(dir: string, name: string): { cert: string; key: string; both: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const both = join(dir, `${name}.pem`);
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', key, '-out', cert], { stdio: 'pipe' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr.toString()}`);
+  writeFileSync(both, Buffer.concat([readFileSync(cert), readFileSync(key)]));
+  return { cert, key, both };
+}
+
 /** One HTTP/1.1 request through `agent` (keep-alive by default), with a time bound. */
-export function send(url: string, opts: { method?: string; body?: string | Buffer; headers?: Record<string, string>; agent?: Agent; timeoutMs?: number } = {}): Promise<Answer> {
+export function send(url: string, opts: { method?: string; body?: string | Buffer; headers?: Record<string, string>; agent?: Agent; timeoutMs?: number; localAddress?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
+    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 10_000, localAddress: opts.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));

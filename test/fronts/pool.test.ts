@@ -70,7 +70,7 @@ describe('a pool of two behind each front, backends stopped under a POST load', 
     for (const delay of ['0s', '2s']) {
       it(`${front}, --shutdown-delay ${delay}: ${STOPS} stops, 0 failed requests`, async (t) => {
         if (!requireFront(t, front)) return;
-        const ports = [await freePort(), await freePort()] as const;
+        const ports: [number, number] = [await freePort(), await freePort()];
         const args = ['--shutdown-delay', delay, '--drain-timeout', '5s'];
         const backends: Backend[] = await Promise.all(ports.map((p) => startBackend(p, args)));
         const port = await freePort();
@@ -81,10 +81,10 @@ describe('a pool of two behind each front, backends stopped under a POST load', 
         try {
           for (let i = 0; i < STOPS; i++) {
             // Both backends answer the load before one of them is stopped.
-            const seen = await Promise.all(ports.map((p) => postsServed(p)));
-            await waitFor(async () => (await postsServed(ports[0])) >= seen[0] + 10 && (await postsServed(ports[1])) >= seen[1] + 10, 20_000, `${front}: both backends serving`, 50);
+            const [seenA, seenB] = await Promise.all([postsServed(ports[0]), postsServed(ports[1])]);
+            await waitFor(async () => (await postsServed(ports[0])) >= seenA + 10 && (await postsServed(ports[1])) >= seenB + 10, 20_000, `${front}: both backends serving`, 50);
             const before = load.live.failed;
-            const victim = i % 2;
+            const victim = i % 2 === 0 ? 0 : 1;
             assert.equal(await backends[victim]!.stop(), 0, 'the backend drained and exited 0');
             backends[victim] = await startBackend(ports[victim], args);
             perStop.push(load.live.failed - before);
