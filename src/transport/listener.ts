@@ -83,6 +83,9 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     }
   });
 
+  // Connections still in the front stage (PROXY header, preface sniffing): a drain waits for their hand-over.
+  const inFront = new Set<Socket>();
+  let accepted = 0; // connections accepted so far, on both ports
   /** The front stage, shared by both ports; failures close the connection and are logged. */
   const front = (name: 'http' | 'https', next: (socket: Socket, front: FrontState) => Promise<void> | void) => {
     const proxy = config.proxyProtocol.includes(name);
@@ -98,7 +101,10 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
         else socket.destroy();
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
-      (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).catch((err: Error) => {
+      inFront.add(socket);
+      accepted++;
+      socket.once('close', () => inFront.delete(socket));
+      (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).finally(() => inFront.delete(socket)).catch((err: Error) => {
         if (!state.expired) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
         socket.destroy();
       });
@@ -177,6 +183,14 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpsAddress,
     httpsUrl: httpsAddress === null ? null : urlOf('https', httpsAddress),
     async shutdown(drainMs) {
+      // Closing a listening socket resets the connections still in its accept queue,
+      // whose clients have already sent their requests. Each two turns of the event
+      // loop include a poll, which accepts some of them: the port closes after a poll
+      // that accepted none (at most 20 rounds). They are answered like any other.
+      for (let round = 0, before = -1; round < 20 && before !== accepted; round++) {
+        before = accepted;
+        await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+      }
       plain.close();
       tlsFront?.close();
       stopWatching();
@@ -186,7 +200,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       // is closed (see closeIdleDuringDrain).
       for (const s of http1Sockets) endAfterAnswer(s);
       h2Stage?.closeAll();
-      const idleWatch = closeIdleDuringDrain(http1Sockets, Math.min(DRAIN_IDLE_GRACE_MS, drainMs));
+      const idleWatch = closeIdleDuringDrain(http1Sockets, () => inFront.size, Math.min(config.drainIdleGraceMs, drainMs));
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         app.idle().then(() => idleWatch.done).then(() => app.idle()).then(() => true),
@@ -256,38 +270,38 @@ function endAfterAnswer(socket: Socket): void {
 }
 
 /**
- * How long an HTTP/1.1 connection may stay idle during a drain before it is closed.
- * Long enough for a request already on the wire to arrive and be answered (with
- * `Connection: close`), short enough not to hold the drain up.
- */
-const DRAIN_IDLE_GRACE_MS = 1000;
-
-/**
  * During a drain, closes each HTTP/1.1 connection once it has been idle (no answer
- * under way, not one byte read) for a whole `graceMs`; `done` resolves when none is
- * left. A connection that is answering closes by itself after that answer.
+ * under way, not one byte read) for a whole `graceMs` (--drain-idle-grace); `done`
+ * resolves when none is left and none is still in the front stage (`inFront`). A connection that is answering closes by itself after
+ * that answer. The first look waits at least two turns of the event loop, so bytes
+ * already in the kernel's buffers are read first: a request sent just before the
+ * drain began is answered even with no grace at all.
  */
-function closeIdleDuringDrain(sockets: Set<Socket>, graceMs: number): { done: Promise<void>; stop(): void } {
+function closeIdleDuringDrain(sockets: Set<Socket>, inFront: () => number, graceMs: number): { done: Promise<void>; stop(): void } {
   const seen = new Map<Socket, number>();
   let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
   let finish = () => {};
   const done = new Promise<void>((resolve) => { finish = resolve; });
-  const tick = () => {
+  const look = () => {
+    if (stopped) return;
     for (const s of sockets) {
       const read = s.bytesRead;
       const idle = responseInProgress(s) === null;
-      if (idle && (graceMs === 0 || seen.get(s) === read)) s.destroy();
+      if (idle && seen.get(s) === read) s.destroy();
       else seen.set(s, idle ? read : -1);
     }
-    if (sockets.size === 0) finish();
-    else timer = setTimeout(tick, Math.max(graceMs, 50));
+    if (sockets.size === 0 && inFront() === 0) finish();
+    else timer = setTimeout(look, Math.max(graceMs, 50));
   };
-  if (graceMs === 0 || sockets.size === 0) tick();
+  for (const s of sockets) seen.set(s, responseInProgress(s) === null ? s.bytesRead : -1);
+  if (sockets.size === 0 && inFront() === 0) finish();
   else {
-    for (const s of sockets) seen.set(s, responseInProgress(s) === null ? s.bytesRead : -1);
-    timer = setTimeout(tick, graceMs);
+    const afterTwoTurns = (then: () => void) => setImmediate(() => setImmediate(then));
+    if (graceMs === 0) afterTwoTurns(look);
+    else timer = setTimeout(() => afterTwoTurns(look), graceMs);
   }
-  return { done, stop: () => clearTimeout(timer) };
+  return { done, stop: () => { stopped = true; clearTimeout(timer); } };
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */
