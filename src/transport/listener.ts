@@ -49,13 +49,13 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   let h2Stage: H2Stage | null = null;
   const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
 
+  // The request each HTTP/1.1 connection is answering (or answered last).
+  const lastRequest = new WeakMap<Duplex, IncomingMessage>();
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => {
     frontDone(frontOf(req.socket));
     lastRequest.set(req.socket, req);
   });
-  // The request each HTTP/1.1 connection is answering (or answered last).
-  const lastRequest = new WeakMap<Duplex, IncomingMessage>();
   // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
   const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -272,10 +272,11 @@ function endAfterAnswer(socket: Socket): void {
 /**
  * During a drain, closes each HTTP/1.1 connection once it has been idle (no answer
  * under way, not one byte read) for a whole `graceMs` (--drain-idle-grace); `done`
- * resolves when none is left and none is still in the front stage (`inFront`). A connection that is answering closes by itself after
- * that answer. The first look waits at least two turns of the event loop, so bytes
- * already in the kernel's buffers are read first: a request sent just before the
- * drain began is answered even with no grace at all.
+ * resolves when none is left and none is still in the front stage (`inFront`). A
+ * connection that is answering closes by itself after that answer. The first look
+ * waits at least two turns of the event loop, so bytes already in the kernel's
+ * buffers are read first: a request sent just before the drain began is answered
+ * even with no grace at all.
  */
 function closeIdleDuringDrain(sockets: Set<Socket>, inFront: () => number, graceMs: number): { done: Promise<void>; stop(): void } {
   const seen = new Map<Socket, number>();
