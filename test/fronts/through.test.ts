@@ -97,6 +97,30 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
       assert.equal(e.client.peerTrusted, true);
     });
 
+    it('"headers in the order received" is the front\'s order', async (t) => {
+      if (!requireFront(t, front) || !ready) return;
+      // The client sends X-Zeta before X-Alpha.
+      const e = await echoOf(`${url}/`, { 'X-Zeta': '1', 'X-Alpha': '2' });
+      const names = e.rawHeaders.map(([n]) => n);
+      const at = (n: string) => names.findIndex((m) => m.toLowerCase() === n);
+      if (front === 'nginx') {
+        // nginx's own headers first (Host, then its proxy_set_header lines), then the client's in the client's order.
+        assert.equal(names[0], 'Host', names.join(' '));
+        assert.ok(at('x-forwarded-for') < at('x-zeta') && at('x-zeta') < at('x-alpha'), names.join(' '));
+      } else if (front === 'haproxy') {
+        // Lowercased, the client's order kept, HAProxy's X-Forwarded-For appended.
+        assert.ok(names.every((n) => n === n.toLowerCase()), names.join(' '));
+        assert.ok(at('x-zeta') < at('x-alpha') && at('x-alpha') < at('x-forwarded-for'), names.join(' '));
+      } else {
+        // Canonicalised and sorted by name (Go's net/http), after Host; Go's transport
+        // appends its own Accept-Encoding.
+        assert.ok(names.includes('X-Alpha') && names.includes('X-Zeta'), names.join(' '));
+        assert.equal(names[0], 'Host');
+        const rest = names.slice(1).filter((n) => n !== 'Accept-Encoding');
+        assert.deepEqual(rest, [...rest].sort(), names.join(' '));
+      }
+    });
+
     it('echoes a WebSocket message (HTTP/1.1 upgrade through the front)', async (t) => {
       if (!requireFront(t, front) || !ready) return;
       const ws = new WebSocket(`${url.replace('http', 'ws')}/chat`);
