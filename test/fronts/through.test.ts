@@ -67,12 +67,14 @@ http://127.0.0.1:${port} {
 
 for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
   describe(`behind ${front}`, { timeout: 60_000 }, () => {
-    const { dir, cleanup } = scratch();
+    let dir = '';
+    let cleanup = () => {};
     let backend: Backend | undefined;
     let f: Front | undefined;
     let url = '';
     let ready = false;
     before(async () => {
+      ({ dir, cleanup } = scratch());
       if (!requireFront({ skip: () => {} }, front)) return;
       const bport = await freePort();
       // Only the front's address is trusted: never the whole of loopback.
@@ -162,7 +164,9 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
 }
 
 describe('PROXY protocol from real fronts', { timeout: 60_000 }, () => {
-  const { dir, cleanup } = scratch();
+  let dir = '';
+  let cleanup = () => {};
+  before(() => ({ dir, cleanup } = scratch()));
   const running: { stop(): Promise<unknown> }[] = [];
   after(async () => {
     for (const r of running.reverse()) await r.stop();
