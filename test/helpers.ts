@@ -34,7 +34,9 @@ export interface TestServer {
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, deps: ServerDeps = {}): Promise<TestServer> {
-  const config = defaultConfig({ port: 0, host: '127.0.0.1', ...overrides });
+  // No idle grace on a drain unless a test asks: the suite's own clients keep idle
+  // keep-alive connections, and each stop would wait out the grace (1 s) for them.
+  const config = defaultConfig({ port: 0, host: '127.0.0.1', drainIdleGraceMs: 0, ...overrides });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'info', format: 'json', destination: logs });
   const server = await startServer(config, { logger, identity: { hostname: 'test-host', addresses: ['192.0.2.10'] }, ...deps });

@@ -38,6 +38,7 @@ export interface Config {
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
   drainTimeoutMs: number;
+  drainIdleGraceMs: number;
   shutdownDelayMs: number;
   trustedProxies: NetworkSet;
   clientIpHeader: ClientIpHeader;
@@ -177,6 +178,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
+  { key: 'drainIdleGraceMs', flag: 'drain-idle-grace', env: 'ECHO_DRAIN_IDLE_GRACE', default: '1s', help: 'on SIGTERM, how long a keep-alive connection may stay idle before it is closed; a request already sent is answered with Connection: close (0 = close idle ones once what has arrived is read)', parse: (t) => parseDuration(t, 60_000) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, cgnat, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },
   { key: 'clientIpHeader', flag: 'client-ip-header', env: 'ECHO_CLIENT_IP_HEADER', default: 'x-forwarded-for', help: `the one forwarding header a trusted proxy maintains: ${CLIENT_IP_HEADERS.join(', ')}; others are shown, never believed`, parse: oneOf(CLIENT_IP_HEADERS) },

@@ -15,6 +15,7 @@ import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
 import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
+import { lingerOnEarlyClose } from './linger.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
 import { describeTls, type TlsMaterial } from './tls.ts';
@@ -48,14 +49,21 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   let h2Stage: H2Stage | null = null;
   const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
 
+  // The request each HTTP/1.1 connection is answering (or answered last).
+  const lastRequest = new WeakMap<Duplex, IncomingMessage>();
   // The first request on a connection ends its front stage.
-  http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
+  http1.prependListener('request', (req: IncomingMessage) => {
+    frontDone(frontOf(req.socket));
+    lastRequest.set(req.socket, req);
+  });
   // HTTP/1.1 connections, so a drain can mark answers not yet begun `Connection: close`.
   const http1Sockets = new Set<Socket>();
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const front = frontOf(req.socket);
     try {
       if (refusePipelinedUpgrade(req.socket, log)) return;
+      // No longer HTTP/1.1: the app, not the drain's idle check, ends it.
+      http1Sockets.delete(req.socket);
       if (wantsH2cUpgrade(req)) {
         // The front stage goes on until the client's HTTP/2 preface arrives (the
         // upgrading request becomes stream 1 only then), and an expiry now closes
@@ -75,6 +83,9 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     }
   });
 
+  // Connections still in the front stage (PROXY header, preface sniffing): a drain waits for their hand-over.
+  const inFront = new Set<Socket>();
+  let accepted = 0; // connections accepted so far, on both ports
   /** The front stage, shared by both ports; failures close the connection and are logged. */
   const front = (name: 'http' | 'https', next: (socket: Socket, front: FrontState) => Promise<void> | void) => {
     const proxy = config.proxyProtocol.includes(name);
@@ -99,7 +110,10 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
         else socket.destroy();
       });
       const start = proxy ? acceptProxyHeader(socket, state) : null;
-      (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).catch((err: Error) => {
+      inFront.add(socket);
+      accepted++;
+      socket.once('close', () => inFront.delete(socket));
+      (start === null ? Promise.resolve(next(socket, state)) : start.then(() => next(socket, state))).finally(() => inFront.delete(socket)).catch((err: Error) => {
         if (!state.expired && socket.bytesRead > 0) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, proxy ? 'connection closed: bad or missing PROXY header' : 'connection closed');
         socket.destroy();
       });
@@ -116,6 +130,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpSockets.set(raw, socket);
     http1Sockets.add(socket);
     socket.once('close', () => http1Sockets.delete(socket));
+    lingerOnEarlyClose(socket, () => lastRequest.get(socket));
     http1.emit('connection', socket);
   };
 
@@ -179,18 +194,31 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpsAddress,
     httpsUrl: httpsAddress === null ? null : urlOf('https', httpsAddress),
     async shutdown(drainMs) {
+      // Closing a listening socket resets the connections still in its accept queue,
+      // whose clients have already sent their requests. Each two turns of the event
+      // loop include a poll, which accepts some of them: the port closes after a poll
+      // that accepted none (at most 20 rounds). They are answered like any other.
+      for (let round = 0, before = -1; round < 20 && before !== accepted; round++) {
+        before = accepted;
+        await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+      }
       plain.close();
       tlsFront?.close();
       stopWatching();
-      http1.closeIdleConnections();
+      // No keep-alive connection is cut here: one that looks idle may hold a request
+      // the client has already sent and node:http has not read yet. Each answers its
+      // next request with `Connection: close`; one that stays idle for a grace period
+      // is closed (see closeIdleDuringDrain).
       for (const s of http1Sockets) endAfterAnswer(s);
       h2Stage?.closeAll();
+      const idleWatch = closeIdleDuringDrain(http1Sockets, () => inFront.size, Math.min(config.drainIdleGraceMs, drainMs));
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
-        app.idle().then(() => true),
+        app.idle().then(() => idleWatch.done).then(() => app.idle()).then(() => true),
         new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), drainMs); }),
       ]);
       clearTimeout(timer);
+      idleWatch.stop();
       http1.closeAllConnections();
       h2Stage?.destroyAll();
       http1.close(); // stops node:http's connection checker
@@ -250,6 +278,42 @@ function refusePipelinedUpgrade(socket: Socket, log: LimitedLog): boolean {
 function endAfterAnswer(socket: Socket): void {
   const res = responseInProgress(socket);
   if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
+}
+
+/**
+ * During a drain, closes each HTTP/1.1 connection once it has been idle (no answer
+ * under way, not one byte read) for a whole `graceMs` (--drain-idle-grace); `done`
+ * resolves when none is left and none is still in the front stage (`inFront`). A
+ * connection that is answering closes by itself after that answer. The first look
+ * waits at least two turns of the event loop, so bytes already in the kernel's
+ * buffers are read first: a request sent just before the drain began is answered
+ * even with no grace at all.
+ */
+function closeIdleDuringDrain(sockets: Set<Socket>, inFront: () => number, graceMs: number): { done: Promise<void>; stop(): void } {
+  const seen = new Map<Socket, number>();
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let finish = () => {};
+  const done = new Promise<void>((resolve) => { finish = resolve; });
+  const look = () => {
+    if (stopped) return;
+    for (const s of sockets) {
+      const read = s.bytesRead;
+      const idle = responseInProgress(s) === null;
+      if (idle && seen.get(s) === read) s.destroy();
+      else seen.set(s, idle ? read : -1);
+    }
+    if (sockets.size === 0 && inFront() === 0) finish();
+    else timer = setTimeout(look, Math.max(graceMs, 50));
+  };
+  for (const s of sockets) seen.set(s, responseInProgress(s) === null ? s.bytesRead : -1);
+  if (sockets.size === 0 && inFront() === 0) finish();
+  else {
+    const afterTwoTurns = (then: () => void) => setImmediate(() => setImmediate(then));
+    if (graceMs === 0) afterTwoTurns(look);
+    else timer = setTimeout(() => afterTwoTurns(look), graceMs);
+  }
+  return { done, stop: () => { stopped = true; clearTimeout(timer); } };
 }
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */

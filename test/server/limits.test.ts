@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
@@ -116,6 +117,73 @@ describe('limits and timeouts', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await small.close();
+    }
+  });
+});
+
+describe('an early answer is not lost to a reset (lingering close)', () => {
+  // A client (nginx is one) that sends the whole body before it reads the answer
+  // gets a reset, and never sees the answer, if the server closes with body unread.
+  for (const [name, head, tls] of [
+    ['a declared oversized body (413)', (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`, false],
+    ['a chunked oversized body (413)', () => 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n', false],
+    ['a declared oversized body over TLS (413)', (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`, true],
+  ] as const) {
+    it(`reads and discards the rest of ${name}, then closes cleanly`, async () => {
+      const t = await startTestServer({ maxBodySize: 64 * 1024, ...(tls ? { https: true, httpsPort: 0 } : {}) });
+      try {
+        const size = 12 * 1024 * 1024;
+        const chunked = head(0).includes('chunked');
+        const body = Buffer.alloc(size, 'x');
+        const payload = chunked
+          ? Buffer.concat([Buffer.from(head(size)), Buffer.from(`${size.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')])
+          : Buffer.concat([Buffer.from(head(size)), body]);
+        const outcome = await new Promise<{ received: string; error: string | null; ended: boolean }>((resolve) => {
+          const s = tls
+            ? tlsConnect({ port: t.server.listener.httpsAddress!.port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+            : connect({ port: t.port, host: '127.0.0.1' });
+          let received = '';
+          let error: string | null = null;
+          let ended = false;
+          s.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+          s.on('end', () => { ended = true; });
+          s.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; });
+          s.on('close', () => resolve({ received, error, ended }));
+          // Everything is written before anything is read, as a buffering proxy does.
+          s.write(payload, () => s.end());
+          setTimeout(() => s.destroy(), 10_000).unref();
+        });
+        assert.equal(outcome.error, null, `no reset while sending the body (got ${outcome.error})`);
+        assert.match(outcome.received, /^HTTP\/1\.1 413 /);
+        assert.ok(outcome.ended, 'the server closed with a FIN');
+      } finally {
+        await t.close();
+      }
+    });
+  }
+
+  it('lingers for a bounded time only: a client that never stops sending is cut off', async () => {
+    const t = await startTestServer({ maxBodySize: 1024 });
+    try {
+      // Half-open allowed: the client goes on sending after the server's FIN.
+      const s = connect({ port: t.port, host: '127.0.0.1', allowHalfOpen: true });
+      let received = '';
+      let closed = false;
+      s.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+      s.on('error', () => {});
+      s.on('close', () => { closed = true; });
+      s.write('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const chunk = `${(16 * 1024).toString(16)}\r\n${'x'.repeat(16 * 1024)}\r\n`;
+      const pump = setInterval(() => { if (!closed) s.write(chunk); }, 10);
+      try {
+        await waitFor(() => closed, 8000, 'the server closed the lingering connection');
+      } finally {
+        clearInterval(pump);
+        s.destroy();
+      }
+      assert.match(received, /^HTTP\/1\.1 413 /);
+    } finally {
+      await t.close();
     }
   });
 });
