@@ -37,6 +37,10 @@ export interface Config {
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
+  /** 0 = `auto`: a tenth of --max-in-flight, at least 10 (see exchange.ts clientShare). */
+  maxInFlightPerClient: number;
+  /** Whether /readyz stays 200 while the in-flight budget is full. */
+  readyWhenSaturated: boolean;
   drainTimeoutMs: number;
   shutdownDelayMs: number;
   trustedProxies: NetworkSet;
@@ -176,6 +180,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'maxInFlightPerClient', flag: 'max-in-flight-per-client', env: 'ECHO_MAX_IN_FLIGHT_PER_CLIENT', default: 'auto', help: 'of --max-in-flight, how much one client address may hold at once (the address behind a trusted proxy, or the PROXY header\'s source); 503 or REFUSED_STREAM above; auto: a tenth of --max-in-flight, at least 10; --max-in-flight or more turns it off', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'readyWhenSaturated', flag: 'ready-when-saturated', env: 'ECHO_READY_WHEN_SATURATED', default: 'true', help: 'whether readiness stays 200 while --max-in-flight is full; false answers 503 then, so balancers send elsewhere', parse: parseBoolean },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },

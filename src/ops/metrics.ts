@@ -45,6 +45,7 @@ interface Counted {
   inFlight: number;
   connections: number;
   refused: number;
+  refusedPerClient: number;
   droppedLogLines: number;
   wsReceived: number;
   wsSent: number;
@@ -65,6 +66,8 @@ export interface Metrics {
   websocketMessages(received: number, sent: number): void;
   /** A request or stream turned away by the in-flight budget. */
   requestRefused(): void;
+  /** A request or stream turned away because its client held its share of the budget. */
+  requestRefusedPerClient(): void;
   connectionOpened(): void;
   connectionClosed(): void;
   /** This process's counters, for aggregation by a --workers primary. */
@@ -93,12 +96,13 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   let inFlight = 0;
   let connections = 0;
   let refused = 0;
+  let refusedPerClient = 0;
   let wsReceived = 0;
   let wsSent = 0;
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
-    inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+    inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -117,12 +121,13 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
       wsSent += sent;
     },
     requestRefused: () => { refused++; },
+    requestRefusedPerClient: () => { refusedPerClient++; },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
+      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -143,6 +148,7 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   let inFlight = 0;
   let connections = 0;
   let refused = 0;
+  let refusedPerClient = 0;
   let dropped = 0;
   let wsReceived = 0;
   let wsSent = 0;
@@ -153,6 +159,7 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
     inFlight += s.inFlight;
     connections += s.connections;
     refused += s.refused;
+    refusedPerClient += s.refusedPerClient;
     dropped += s.droppedLogLines;
     wsReceived += s.wsReceived;
     wsSent += s.wsSent;
@@ -189,6 +196,8 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   out += `echo_log_lines_dropped_total ${dropped}\n`;
   head('echo_requests_refused_total', 'Requests and streams refused because --max-in-flight was reached.', 'counter');
   out += `echo_requests_refused_total ${refused}\n`;
+  head('echo_requests_refused_per_client_total', 'Requests and streams refused because their client held --max-in-flight-per-client.', 'counter');
+  out += `echo_requests_refused_per_client_total ${refusedPerClient}\n`;
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
   out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
   out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;

@@ -13,7 +13,7 @@ import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
-import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, reopenFront, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
@@ -61,6 +61,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
         // upgrading request becomes stream 1 only then), and an expiry now closes
         // the connection: it is no longer HTTP/1.1, so no 408 is written.
         httpSockets.delete(req.socket);
+        if (front !== undefined) {
+          reopenFront(front, config.headersTimeoutMs, () => {
+            log('info', { listener: 'http', peer: req.socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no HTTP/2 stream within --headers-timeout of the h2c upgrade');
+            socket.destroy();
+          });
+        }
         socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
         const bridge = bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req));
         if (front !== undefined) shareFront(front, bridge);
