@@ -141,3 +141,76 @@ describe('an h2c upgrade after earlier requests on the connection', () => {
     assert.ok(ms < HEADERS_TIMEOUT + 1000, `closed after ${ms.toFixed(0)} ms`);
   });
 });
+
+describe('an answer that makes no progress', () => {
+  let t: TestServer;
+  const IDLE = 1500;
+  before(async () => {
+    t = await startTestServer({ idleTimeoutMs: IDLE, maxDelayMs: 1000, headersTimeoutMs: 10_000, requestTimeoutMs: 10_000, sseIntervalMs: 50, sseCount: 10_000 });
+  });
+  after(() => t.close());
+
+  it('is cancelled on HTTP/2 when the peer grants no window and only sends PINGs', async () => {
+    const session = h2connect(t.url, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    await once(session, 'remoteSettings');
+    const pinger = setInterval(() => { if (!session.destroyed) session.ping(() => {}); }, 200);
+    const start = performance.now();
+    const ended = (path: string, headers: Record<string, string> = {}) => new Promise<{ ms: number; rst: number }>((resolve) => {
+      const req = session.request({ ':path': path, ...headers });
+      req.on('error', () => {});
+      req.on('close', () => resolve({ ms: performance.now() - start, rst: req.rstCode }));
+      req.end();
+    });
+    const guard = setTimeout(() => session.destroy(), 15_000); // the test fails on the time, never hangs
+    const [generated, events] = await Promise.all([ended('/?echo_size=100000'), ended('/events', { accept: 'text/event-stream' })]);
+    clearTimeout(guard);
+    clearInterval(pinger);
+    session.destroy();
+    for (const r of [generated, events]) {
+      assert.equal(r.rst, 8, 'CANCEL');
+      assert.ok(r.ms < IDLE + 2000, `ended after ${r.ms.toFixed(0)} ms`);
+    }
+    await waitFor(() => t.server.app.inFlight === 0, 2000, 'nothing left in flight');
+    assert.ok(t.logs.messages('HTTP/2 stream cancelled: no progress sending its answer within --idle-timeout').length >= 1);
+  });
+
+  it('closes an HTTP/1.1 connection whose reader stops reading while it keeps sending', async () => {
+    const socket = connect({ port: t.port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    socket.write('GET /?echo_size=100MiB HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\nX-Trickle: ');
+    socket.pause(); // never reads the answer
+    const start = performance.now();
+    const trickle = setInterval(() => { if (!socket.destroyed) socket.write('a'); }, 200);
+    const guard = setTimeout(() => socket.destroy(), 15_000);
+    await new Promise((resolve) => socket.once('close', resolve)); // a reset, not an error here
+    clearTimeout(guard);
+    clearInterval(trickle);
+    const ms = performance.now() - start;
+    assert.ok(ms < IDLE + 3000, `closed after ${ms.toFixed(0)} ms`);
+    assert.ok(t.logs.messages('connection closed: no progress sending its answer within --idle-timeout').length >= 1);
+  });
+
+  it('leaves a slow reader that keeps reading alone', async () => {
+    // 4 MiB read at about 1 MiB a second: longer than --idle-timeout, always moving.
+    const socket = connect({ port: t.port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    socket.write('GET /?echo_size=4MiB HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+    let received = 0;
+    socket.pause();
+    const reader = setInterval(() => {
+      let chunk: Buffer | null;
+      let n = 0;
+      while (n < 100_000 && (chunk = socket.read() as Buffer | null) !== null) n += chunk.length;
+      received += n;
+    }, 100);
+    const guard = setTimeout(() => socket.destroy(), 20_000);
+    await once(socket, 'end');
+    clearTimeout(guard);
+    clearInterval(reader);
+    socket.destroy();
+    assert.ok(received > 4 * 1024 * 1024, `${received} bytes read`);
+  });
+});
