@@ -8,7 +8,7 @@ import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { NetworkSet } from '../../src/util/addresses.ts';
-import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** An h2c session from a given loopback address: another client, as far as the server can tell. */
 function h2From(url: string, localAddress: string): ClientHttp2Session {
@@ -95,6 +95,22 @@ describe('the per-client share of the in-flight budget', () => {
     } finally {
       await proxied.close();
     }
+  });
+});
+
+describe('the per-client share behind a PROXY protocol balancer', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ proxyProtocol: ['http'], maxInFlight: 20, maxDelayMs: 5000 }); });
+  after(() => t.close());
+
+  const via = (source: string, path: string) => rawRequest(t.port, `PROXY TCP4 ${source} 192.0.2.2 1000 80\r\nGET ${path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`, 5000);
+
+  it('keys a client by the PROXY header source, not by the balancer', async () => {
+    const held = Array.from({ length: 10 }, (_, i) => via('198.51.100.1', `/a-${i}?echo_delay=1500ms`));
+    await waitFor(() => t.server.app.inFlight >= 10, 5000, 'ten held');
+    assert.match(await via('198.51.100.1', '/a-more'), /^HTTP\/1\.1 503 /);
+    assert.match(await via('198.51.100.2', '/b'), /^HTTP\/1\.1 200 /);
+    for (const r of await Promise.all(held)) assert.match(r, /^HTTP\/1\.1 200 /);
   });
 });
 
