@@ -25,10 +25,29 @@ function connectionClient(facts: ConnectionFacts): string {
 
 const join = (a: string | null, b: string, sep: string) => (a === null ? b : `${a}${sep}${b}`);
 
+/**
+ * An IPv6 client by its /64 network: a host is usually given a whole /64, so
+ * choosing a new source address in it must not make it a new client.
+ */
+export function network64(ip: string): string {
+  const zone = ip.indexOf('%');
+  const a = zone < 0 ? ip : ip.slice(0, zone);
+  const gap = a.indexOf('::');
+  const head = gap < 0 ? a.split(':') : gap === 0 ? [] : a.slice(0, gap).split(':');
+  const tail = gap < 0 ? [] : a.slice(gap + 2) === '' ? [] : a.slice(gap + 2).split(':');
+  // A trailing dotted quad is the last two groups.
+  const tailGroups = tail.length + (tail.length > 0 && tail[tail.length - 1]!.includes('.') ? 1 : 0);
+  const groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail].slice(0, 4);
+  return `${groups.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/** The key of a client address: IPv4 as it is, IPv6 by its /64. */
+const keyOf = (ip: string) => (ip.includes(':') ? network64(ip) : ip);
+
 /** The client a request counts against, by the trusted-proxy rules of the echo (echo/client-ip.ts). */
 export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts, config: Pick<Config, 'trustedProxies' | 'clientIpHeader'>): string {
   const remote = normalizeIp(connectionClient(facts));
-  if (config.trustedProxies.empty || !config.trustedProxies.has(remote)) return remote;
+  if (config.trustedProxies.empty || !config.trustedProxies.has(remote)) return keyOf(remote);
   let forwarded: string | null = null;
   let xForwardedFor: string | null = null;
   let xRealIp: string | null = null;
@@ -39,5 +58,5 @@ export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts,
       case X_REAL_IP: xRealIp ??= rawHeaders[i + 1]!; break;
     }
   }
-  return resolveClient(remote, { forwarded, xForwardedFor, xRealIp }, config.trustedProxies, config.clientIpHeader).ip;
+  return keyOf(resolveClient(remote, { forwarded, xForwardedFor, xRealIp }, config.trustedProxies, config.clientIpHeader).ip);
 }

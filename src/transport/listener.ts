@@ -15,6 +15,7 @@ import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
 import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, reopenFront, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
+import { createProgressWatch, socketProgress } from './progress.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
 import { describeTls, type TlsMaterial } from './tls.ts';
@@ -46,7 +47,8 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   // node:http2 and node:tls are loaded when first needed: together they cost about
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   let h2Stage: H2Stage | null = null;
-  const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
+  const progress = createProgressWatch(config.idleTimeoutMs);
+  const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger, { progress, log })).handOver(socket, front);
 
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
@@ -113,6 +115,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpSockets.set(raw, socket);
     http1Sockets.add(socket);
     socket.once('close', () => http1Sockets.delete(socket));
+    // An answer (or WebSocket echoes) the peer does not read, while it keeps sending: closed.
+    const unwatch = progress.watch(() => socketProgress(socket), () => {
+      log('info', { peer: raw.remoteAddress, limitMs: config.idleTimeoutMs }, 'connection closed: no progress sending its answer within --idle-timeout');
+      socket.destroy();
+    });
+    socket.once('close', unwatch);
     http1.emit('connection', socket);
   };
 
@@ -189,6 +197,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       http1.closeAllConnections();
       h2Stage?.destroyAll();
       http1.close(); // stops node:http's connection checker
+      progress.stop();
       return drained;
     },
   };

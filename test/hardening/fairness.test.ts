@@ -82,7 +82,7 @@ describe('the per-client share of the in-flight budget', () => {
     assert.ok(warned >= 1 && warned <= 40, `${warned} warnings for 902 refusals: rate-limited`);
   });
 
-  it('keys a client by the address a trusted proxy forwards, not by the proxy', async () => {
+  it('keys a client by the address a trusted proxy forwards, not by the proxy, and IPv6 by its /64', async () => {
     const proxied = await startTestServer({ maxInFlight: 20, maxDelayMs: 5000, trustedProxies: new NetworkSet(['loopback']) });
     try {
       // auto share of 20: 10. Ten delayed requests for one forwarded client hold it.
@@ -92,6 +92,12 @@ describe('the per-client share of the in-flight budget', () => {
       assert.equal((await getFrom(proxied.port, '/a-more', '127.0.0.1', first)).status, 503);
       assert.equal((await getFrom(proxied.port, '/b', '127.0.0.1', { 'x-forwarded-for': '198.51.100.2' })).status, 200, 'another client through the same proxy');
       assert.deepEqual([...new Set((await Promise.all(held)).map((r) => r.status))], [200]);
+      // IPv6 by the /64: another address of the same network is the same client, another network is not.
+      const v6 = Array.from({ length: 10 }, (_, i) => getFrom(proxied.port, `/v6-${i}?echo_delay=1500ms`, '127.0.0.1', { 'x-forwarded-for': '2001:db8::1' }));
+      await waitFor(() => proxied.server.app.inFlight >= 10, 5000, 'ten held');
+      assert.equal((await getFrom(proxied.port, '/v6-same', '127.0.0.1', { 'x-forwarded-for': '2001:db8::2' })).status, 503);
+      assert.equal((await getFrom(proxied.port, '/v6-other', '127.0.0.1', { 'x-forwarded-for': '2001:db8:0:1::1' })).status, 200);
+      assert.deepEqual([...new Set((await Promise.all(v6)).map((r) => r.status))], [200]);
     } finally {
       await proxied.close();
     }
