@@ -10,6 +10,7 @@ import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type 
 import { startServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
+import { clientShare } from './http/client-share.ts';
 
 export interface CliIo {
   env: Env;
@@ -238,7 +239,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
   const resources = {
     memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
-    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, heapLimitMiB: heapLimitMiB(),
+    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, maxInFlightPerClient: clientShare(server.config), heapLimitMiB: heapLimitMiB(),
   };
   if (worker !== null) {
     logger.info({ worker, pid: process.pid, listeners, resources }, 'worker started');

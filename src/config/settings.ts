@@ -37,6 +37,10 @@ export interface Config {
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
+  /** 0 = `auto`: a tenth of --max-in-flight, at least 10 (see exchange.ts clientShare). */
+  maxInFlightPerClient: number;
+  /** Whether /readyz stays 200 while the in-flight budget is full. */
+  readyWhenSaturated: boolean;
   drainTimeoutMs: number;
   drainIdleGraceMs: number;
   shutdownDelayMs: number;
@@ -177,6 +181,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'maxInFlightPerClient', flag: 'max-in-flight-per-client', env: 'ECHO_MAX_IN_FLIGHT_PER_CLIENT', default: 'auto', help: 'how many of the --max-in-flight slots one client may hold (the client the echo names: behind a trusted proxy, by PROXY header, else the peer; IPv6 by /64); 503 or REFUSED_STREAM above; auto: a tenth, at least 10; --max-in-flight or more: no share', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'readyWhenSaturated', flag: 'ready-when-saturated', env: 'ECHO_READY_WHEN_SATURATED', default: 'true', help: 'whether readiness stays 200 while --max-in-flight is full; false answers 503 then, so balancers send elsewhere', parse: parseBoolean },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'drainIdleGraceMs', flag: 'drain-idle-grace', env: 'ECHO_DRAIN_IDLE_GRACE', default: '1s', help: 'on SIGTERM, how long a keep-alive connection may stay idle before it is closed; a request already sent is answered with Connection: close (0 = close idle ones once what has arrived is read)', parse: (t) => parseDuration(t, 60_000) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },

@@ -12,7 +12,7 @@ import { admissionProblem } from './admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
-import type { HttpExchange } from './exchange.ts';
+import type { BudgetRefusal, HttpExchange } from './exchange.ts';
 import { refuseStream } from './flow.ts';
 import { createOpsRoutes, serveOps } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
@@ -61,8 +61,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     const x: HttpExchange = ledger.begin(req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests);
     if (health.draining) res.shouldKeepAlive = false;
     try {
-      if (ops === undefined && ledger.inFlight > config.maxInFlight) {
-        refuse(x);
+      const busy = ops === undefined ? ledger.overBudget(x) : null;
+      if (busy !== null) {
+        refuse(x, busy);
         return;
       }
       const problem = admissionProblem(req, x.scan, config);
@@ -80,15 +81,15 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
-  function refuse(x: HttpExchange): void {
-    ledger.refused();
+  function refuse(x: HttpExchange, busy: BudgetRefusal): void {
+    if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
     if (x.req.httpVersionMajor === 2) {
       x.res.statusCode = 503;
       refuseStream(x.res);
       ctx.complete(x, true);
       return;
     }
-    reject(ctx, x, 503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`, ['Retry-After', '1']);
+    reject(ctx, x, 503, busy.reason, ['Retry-After', '1']);
   }
 
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {

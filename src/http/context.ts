@@ -38,7 +38,7 @@ export interface HttpContext {
 }
 
 export function createContext(config: Config, deps: AppDeps): HttpContext {
-  const ledger = new Ledger(deps.logger, deps.metrics, config.accessLog);
+  const ledger = new Ledger(deps.logger, deps.metrics, config);
   /** Requests the transport answered itself: the status it sent. */
   const transportAnswers = new WeakMap<ServerResponse, number>();
   const complete = (x: HttpExchange, aborted: boolean) => {

@@ -6,10 +6,12 @@
 // recorded with its address and a 499, never as a 200 from nobody).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../config/settings.ts';
 import type { ConnectionFacts } from '../echo/facts.ts';
 import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { normalizeIp } from '../util/addresses.ts';
+import { clientKey, clientShare } from './client-share.ts';
 import type { HeaderScan } from './request-head.ts';
 
 /** One exchange, from arrival to its access-log line. */
@@ -28,6 +30,8 @@ export interface Exchange {
   /** Whether it gets an access-log line (operations requests may not). */
   logged: boolean;
   done: boolean;
+  /** The client it counts against in --max-in-flight-per-client ('' when there is no share). */
+  client: string;
 }
 
 /** An exchange answered through node:http's response object. */
@@ -43,32 +47,78 @@ function requestIdOf(scan: HeaderScan): string {
   return scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
 }
 
+/** Why the in-flight budget refuses an exchange. */
+export interface BudgetRefusal {
+  limit: '--max-in-flight' | '--max-in-flight-per-client';
+  reason: string;
+}
+
 export class Ledger {
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
+  /**
+   * Exchanges in flight by client. An entry exists only while its client has one in
+   * flight (removed at zero), so its size never exceeds the in-flight count, whatever
+   * addresses clients claim.
+   */
+  readonly #byClient = new Map<string, number>();
   readonly #logger: Logger;
   readonly #metrics: Metrics | null;
   readonly #accessLog: ReturnType<typeof createAccessLog>;
   readonly #logRequests: boolean;
+  readonly #config: Config;
+  /** The per-client share; 0 when it is no smaller than the whole budget (no share kept). */
+  readonly #share: number;
 
-  constructor(logger: Logger, metrics: Metrics | null, accessLog: boolean) {
+  constructor(logger: Logger, metrics: Metrics | null, config: Config) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#accessLog = createAccessLog(logger);
-    this.#logRequests = accessLog;
+    this.#logRequests = config.accessLog;
+    this.#config = config;
+    const share = clientShare(config);
+    this.#share = share < config.maxInFlight ? share : 0;
   }
 
   get inFlight(): number {
     return this.#inFlight;
   }
 
+  /** Whether the budget is full: `others` exchanges in flight that do not count (the one asking). */
+  saturated(others = 0): boolean {
+    return this.#inFlight - others >= this.#config.maxInFlight;
+  }
+
+  /**
+   * Null when the in-flight budget has room for `x` (already counted by begin);
+   * else why not, counted as refused (echo_requests_refused_total, or
+   * echo_requests_refused_per_client_total for the client's share).
+   */
+  overBudget(x: Exchange): BudgetRefusal | null {
+    const { maxInFlight } = this.#config;
+    if (this.#inFlight > maxInFlight) {
+      this.#metrics?.requestRefused();
+      return { limit: '--max-in-flight', reason: `server busy: --max-in-flight (${maxInFlight}) requests in progress` };
+    }
+    if (this.#share > 0 && this.#byClient.get(x.client)! > this.#share) {
+      this.#metrics?.requestRefusedPerClient();
+      return { limit: '--max-in-flight-per-client', reason: `server busy: this client has --max-in-flight-per-client (${this.#share}) requests in progress` };
+    }
+    return null;
+  }
+
   /** A new exchange, counted in flight from now. `logged` is false for unlogged operations requests. */
   begin<R extends ServerResponse | null>(req: IncomingMessage, res: R, facts: ConnectionFacts, scan: HeaderScan, logged = true): Exchange & { res: R } {
     this.#inFlight++;
     this.#metrics?.requestStarted();
+    let client = '';
+    if (this.#share > 0) {
+      client = clientKey(req.rawHeaders, facts, this.#config);
+      this.#byClient.set(client, (this.#byClient.get(client) ?? 0) + 1);
+    }
     return {
       req, res, start: performance.now(), uri: req.url ?? '/', scan, requestId: requestIdOf(scan), facts,
-      bytesIn: 0, bytesOut: 0, logged: logged && this.#logRequests, done: false,
+      bytesIn: 0, bytesOut: 0, logged: logged && this.#logRequests, done: false, client,
     };
   }
 
@@ -98,6 +148,11 @@ export class Ledger {
       }
     }
     this.#inFlight--;
+    if (this.#share > 0) {
+      const n = this.#byClient.get(x.client)! - 1;
+      if (n === 0) this.#byClient.delete(x.client);
+      else this.#byClient.set(x.client, n);
+    }
     if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -109,11 +164,6 @@ export class Ledger {
   refusedByParser(status: number): void {
     this.#metrics?.requestStarted();
     this.#metrics?.requestFinished('OTHER', status, 0);
-  }
-
-  /** Over the in-flight budget: counted as refused, then finished like any exchange. */
-  refused(): void {
-    this.#metrics?.requestRefused();
   }
 
   /** Resolves once nothing is in flight. */

@@ -35,7 +35,9 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   });
   route(config.readinessPath, (x) => {
     if (healthControl(x)) return true;
-    if (health.checkReady()) sendText(x, 200, 'ready\n');
+    // This probe is in flight itself; a full budget of other work is what counts.
+    if (!config.readyWhenSaturated && !health.draining && ctx.ledger.saturated(1)) sendText(x, 503, 'saturated: --max-in-flight reached\n');
+    else if (health.checkReady()) sendText(x, 200, 'ready\n');
     else sendText(x, 503, health.draining ? 'draining\n' : 'not ready\n');
     return true;
   });

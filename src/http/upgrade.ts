@@ -51,12 +51,13 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
       finish(status, { reason });
     };
     try {
+      const busy = health.draining ? null : ledger.overBudget(x);
+      if (busy?.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'websocket refused: the client holds its share of the in-flight budget');
       const problem = health.draining ? [503, 'server shutting down'] as const
-        : ledger.inFlight > config.maxInFlight ? [503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`] as const
+        : busy !== null ? [503, busy.reason] as const
         : !originAllowed(x.scan, config.allowedOrigins) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
         : websocketHandshakeProblem(req);
       if (problem !== null) {
-        if (problem[0] === 503) ledger.refused();
         reject(problem[0], problem[1]);
         return;
       }

@@ -51,6 +51,7 @@ interface Counted {
   inFlight: number;
   connections: number;
   refused: number;
+  refusedPerClient: number;
   droppedLogLines: number;
   wsReceived: number;
   wsSent: number;
@@ -74,6 +75,8 @@ export interface Metrics {
   websocketMessages(received: number, sent: number): void;
   /** A request or stream turned away by the in-flight budget. */
   requestRefused(): void;
+  /** A request or stream turned away because its client held its share of the budget. */
+  requestRefusedPerClient(): void;
   connectionOpened(): void;
   connectionClosed(): void;
   /** A connection that closed without sending a byte (an L4 health check, most likely). */
@@ -104,13 +107,14 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   let inFlight = 0;
   let connections = 0;
   let refused = 0;
+  let refusedPerClient = 0;
   let wsReceived = 0;
   let wsSent = 0;
   const closedEarly = new Float64Array(CLOSED_EARLY.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
-    inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
+    inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -129,13 +133,14 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
       wsSent += sent;
     },
     requestRefused: () => { refused++; },
+    requestRefusedPerClient: () => { refusedPerClient++; },
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
     connectionClosedEarly: (reason) => { closedEarly[CLOSED_EARLY.indexOf(reason)]!++; },
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly,
+      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -156,6 +161,7 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   let inFlight = 0;
   let connections = 0;
   let refused = 0;
+  let refusedPerClient = 0;
   let dropped = 0;
   let wsReceived = 0;
   let wsSent = 0;
@@ -168,6 +174,7 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
     inFlight += s.inFlight;
     connections += s.connections;
     refused += s.refused;
+    refusedPerClient += s.refusedPerClient;
     dropped += s.droppedLogLines;
     wsReceived += s.wsReceived;
     wsSent += s.wsSent;
@@ -206,6 +213,8 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   out += `echo_requests_refused_total ${refused}\n`;
   head('echo_connections_closed_early_total', 'Connections closed before sending a byte (TCP health checks), by what the port was waiting for.', 'counter');
   CLOSED_EARLY.forEach((reason, i) => { out += `echo_connections_closed_early_total{reason="${reason}"} ${closedEarly[i]}\n`; });
+  head('echo_requests_refused_per_client_total', 'Requests and streams refused because their client held --max-in-flight-per-client.', 'counter');
+  out += `echo_requests_refused_per_client_total ${refusedPerClient}\n`;
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
   out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
   out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;

@@ -45,6 +45,22 @@ export function beginFront(socket: Socket, timeoutMs: number, expire: () => void
   return front;
 }
 
+/**
+ * A connection that leaves HTTP/1.1 for HTTP/2 (Upgrade: h2c) after earlier
+ * requests, whose front stage is therefore over, begins a new one: the new
+ * protocol's first stream must arrive within `timeoutMs` of the switch, or the
+ * connection would sit on a --max-connections slot until --idle-timeout. A front
+ * stage still running keeps its clock.
+ */
+export function reopenFront(front: FrontState, timeoutMs: number, expire: () => void): void {
+  if (front.deadline !== null || front.expired) return;
+  front.deadline = setTimeout(() => {
+    front.deadline = null;
+    front.expired = true;
+    expire();
+  }, timeoutMs);
+}
+
 /** Marks another socket object (TLS socket, h2c bridge) as the same connection. */
 export function shareFront(from: FrontState, to: object): void {
   (to as Tagged)[FRONT] = from;

@@ -6,9 +6,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
+import type { LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
 import type { Handlers } from './handlers.ts';
+import type { ProgressWatch } from './progress.ts';
 
 export interface H2Stage {
   /** Takes a connection whose front stage chose HTTP/2. */
@@ -18,7 +20,15 @@ export interface H2Stage {
   destroyAll(): void;
 }
 
-export function createH2Stage(app: Handlers, config: Config, logger: Logger): H2Stage {
+/** No-progress closing (progress.ts) and its rate-limited log. */
+export interface H2Watch {
+  progress: ProgressWatch;
+  log: LimitedLog;
+}
+
+const NGHTTP2_CANCEL = 8;
+
+export function createH2Stage(app: Handlers, config: Config, logger: Logger, watch: H2Watch): H2Stage {
   const sessions = new Set<ServerHttp2Session>();
   const server = createH2Server(app, config, logger);
   // node:http2 creates the session synchronously inside emit('connection'); the
@@ -30,6 +40,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger): H2
     const front = handingOver;
     s.once('stream', () => frontDone(front));
     closeWhenIdle(s, config.keepAliveTimeoutMs);
+    s.on('stream', (stream: ServerHttp2Stream) => cancelWhenStalled(stream, watch, config.idleTimeoutMs));
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
   return {
@@ -70,6 +81,23 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
     });
   });
   session.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * A stream whose answer does not move for --idle-timeout (the peer grants no
+ * flow-control window) is cancelled, whatever else the session sends: PINGs and
+ * window updates for other streams keep a session's idle timer going, not this.
+ * Progress is the stream's queue shrinking, or draining after back-pressure.
+ */
+function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: number): void {
+  let drains = 0;
+  stream.on('drain', () => { drains++; });
+  const stop = watch.progress.watch(() => ({ pending: stream.writableLength, sent: drains }), () => {
+    if (stream.destroyed) return;
+    watch.log('info', { peer: stream.session?.socket?.remoteAddress, limitMs: idleMs }, 'HTTP/2 stream cancelled: no progress sending its answer within --idle-timeout');
+    stream.close(NGHTTP2_CANCEL);
+  });
+  stream.once('close', stop);
 }
 
 function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {

@@ -13,9 +13,10 @@ import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
-import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, reopenFront, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
 import { lingerOnEarlyClose } from './linger.ts';
+import { createProgressWatch, socketProgress } from './progress.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
 import { describeTls, type TlsMaterial } from './tls.ts';
@@ -47,7 +48,8 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   // node:http2 and node:tls are loaded when first needed: together they cost about
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   let h2Stage: H2Stage | null = null;
-  const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
+  const progress = createProgressWatch(config.idleTimeoutMs);
+  const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger, { progress, log })).handOver(socket, front);
 
   // The request each HTTP/1.1 connection is answering (or answered last).
   const lastRequest = new WeakMap<Duplex, IncomingMessage>();
@@ -69,6 +71,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
         // upgrading request becomes stream 1 only then), and an expiry now closes
         // the connection: it is no longer HTTP/1.1, so no 408 is written.
         httpSockets.delete(req.socket);
+        if (front !== undefined) {
+          reopenFront(front, config.headersTimeoutMs, () => {
+            log('info', { listener: 'http', peer: req.socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no HTTP/2 stream within --headers-timeout of the h2c upgrade');
+            socket.destroy();
+          });
+        }
         socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
         const bridge = bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req));
         if (front !== undefined) shareFront(front, bridge);
@@ -131,6 +139,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     http1Sockets.add(socket);
     socket.once('close', () => http1Sockets.delete(socket));
     lingerOnEarlyClose(socket, () => lastRequest.get(socket));
+    // An answer (or WebSocket echoes) the peer does not read, while it keeps sending: closed.
+    const unwatch = progress.watch(() => socketProgress(socket), () => {
+      log('info', { peer: raw.remoteAddress, limitMs: config.idleTimeoutMs }, 'connection closed: no progress sending its answer within --idle-timeout');
+      socket.destroy();
+    });
+    socket.once('close', unwatch);
     http1.emit('connection', socket);
   };
 
@@ -222,6 +236,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
       http1.closeAllConnections();
       h2Stage?.destroyAll();
       http1.close(); // stops node:http's connection checker
+      progress.stop();
       return drained;
     },
   };

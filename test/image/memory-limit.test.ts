@@ -56,7 +56,9 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
 
   it('sizes the in-flight budget and heap from the limit, refuses the excess with 503, and is not OOM-killed', async () => {
     await docker('run', '-d', '--name', NAME, '--memory', '128m', '--memory-swap', '128m', '-p', '127.0.0.1::8080',
-      '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log');
+      '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log',
+      // Every request comes from this one client: without this its share (a tenth) would hold the load below the budget.
+      '--max-in-flight-per-client', '1000000');
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', NAME, '8080/tcp'))![1]);
     const startLine = await waitFor(async () => (await docker('logs', NAME)).split('\n').filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)

@@ -1,0 +1,62 @@
+// Who a request counts against in the per-client share of the in-flight budget
+// (--max-in-flight-per-client): the same client the echo names. Behind a trusted
+// proxy that is the address its forwarding header gives; on a listener that takes
+// the PROXY protocol, the header's source; otherwise the TCP peer. Without this
+// share, one client holding delayed requests or streams takes every slot.
+import { isIP } from 'node:net';
+import type { Config } from '../config/settings.ts';
+import { resolveClient } from '../echo/client-ip.ts';
+import type { ConnectionFacts } from '../echo/facts.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../echo/header-names.ts';
+import { normalizeIp } from '../util/addresses.ts';
+
+/** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */
+export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPerClient'>): number {
+  const share = config.maxInFlightPerClient === 0 ? Math.max(10, Math.ceil(config.maxInFlight / 10)) : config.maxInFlightPerClient;
+  return Math.min(share, config.maxInFlight);
+}
+
+/** The address of the connection's client: the PROXY header's source when it names one, else the peer. */
+function connectionClient(facts: ConnectionFacts): string {
+  const { proxy } = facts;
+  if (proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0) return proxy.sourceAddress;
+  return facts.peerAddress;
+}
+
+const join = (a: string | null, b: string, sep: string) => (a === null ? b : `${a}${sep}${b}`);
+
+/**
+ * An IPv6 client by its /64 network: a host is usually given a whole /64, so
+ * choosing a new source address in it must not make it a new client.
+ */
+export function network64(ip: string): string {
+  const zone = ip.indexOf('%');
+  const a = zone < 0 ? ip : ip.slice(0, zone);
+  const gap = a.indexOf('::');
+  const head = gap < 0 ? a.split(':') : gap === 0 ? [] : a.slice(0, gap).split(':');
+  const tail = gap < 0 ? [] : a.slice(gap + 2) === '' ? [] : a.slice(gap + 2).split(':');
+  // A trailing dotted quad is the last two groups.
+  const tailGroups = tail.length + (tail.length > 0 && tail[tail.length - 1]!.includes('.') ? 1 : 0);
+  const groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail].slice(0, 4);
+  return `${groups.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/** The key of a client address: IPv4 as it is, IPv6 by its /64. */
+const keyOf = (ip: string) => (ip.includes(':') ? network64(ip) : ip);
+
+/** The client a request counts against, by the trusted-proxy rules of the echo (echo/client-ip.ts). */
+export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts, config: Pick<Config, 'trustedProxies' | 'clientIpHeader'>): string {
+  const remote = normalizeIp(connectionClient(facts));
+  if (config.trustedProxies.empty || !config.trustedProxies.has(remote)) return keyOf(remote);
+  let forwarded: string | null = null;
+  let xForwardedFor: string | null = null;
+  let xRealIp: string | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    switch (headerKind(rawHeaders[i]!)) {
+      case FORWARDED: forwarded = join(forwarded, rawHeaders[i + 1]!, ', '); break;
+      case X_FORWARDED_FOR: xForwardedFor = join(xForwardedFor, rawHeaders[i + 1]!, ', '); break;
+      case X_REAL_IP: xRealIp ??= rawHeaders[i + 1]!; break;
+    }
+  }
+  return keyOf(resolveClient(remote, { forwarded, xForwardedFor, xRealIp }, config.trustedProxies, config.clientIpHeader).ip);
+}
