@@ -24,6 +24,7 @@ import { sizeFor, type CgroupLimits } from './config/resources.ts';
 export const WORKER_ENV = {
   id: 'ECHO_WORKER_ID',
   maxInFlight: 'ECHO_WORKER_MAX_IN_FLIGHT',
+  maxConnections: 'ECHO_WORKER_MAX_CONNECTIONS',
   ports: 'ECHO_WORKER_PORTS',
 } as const;
 
@@ -105,6 +106,7 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
   const fork = (slot: number) => {
     const env: Record<string, string> = { [WORKER_ENV.id]: String(slot) };
     if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(sizing.maxInFlight);
+    if (config.maxConnections === 0) env[WORKER_ENV.maxConnections] = String(sizing.maxConnections);
     if (ports !== undefined) env[WORKER_ENV.ports] = ports;
     const w = cluster.fork(env);
     live.set(slot, w);

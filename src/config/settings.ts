@@ -34,9 +34,12 @@ export interface Config {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
+  /** 0 until resolved: `auto` (10,000, or fewer under a container memory limit, see resources.ts). */
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
+  /** Operations requests (health, metrics, version) handled at once; they are not counted against maxInFlight. */
+  maxOpsInFlight: number;
   drainTimeoutMs: number;
   shutdownDelayMs: number;
   trustedProxies: NetworkSet;
@@ -174,8 +177,9 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed; HTTP/1.1 advertises it (Keep-Alive: timeout=) and closes about 1 s later, so a request sent right at the deadline does not meet a closing socket', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
-  { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: 'auto', help: 'open connections (HTTP/2 sessions included) allowed at once; more are refused; auto: 10000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'maxOpsInFlight', flag: 'max-ops-in-flight', env: 'ECHO_MAX_OPS_IN_FLIGHT', default: '64', help: 'health, metrics and version requests handled at once, apart from --max-in-flight (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 10_000) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },

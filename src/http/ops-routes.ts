@@ -6,8 +6,9 @@ import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
 import { healthControlAnswer } from './health-control.ts';
-import { fail } from './refusals.ts';
-import { declaredLength, readRequestBody } from './request-body.ts';
+import { refuseStream, stopReading } from './flow.ts';
+import { fail, reject, rejectLargeBody } from './refusals.ts';
+import { declaredLength } from './request-body.ts';
 import { send, sendText } from './respond.ts';
 
 /** An operations endpoint answers now (returns true) or later (false: it completes on 'close'). */
@@ -57,17 +58,47 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
 }
 
 /**
- * Serves an operations endpoint. They take no body, but a client may send one: it
- * is read and discarded within --max-body-size (413 above), like the echo's, first.
+ * Serves the operations endpoints. They are never refused by --max-in-flight (a full
+ * budget must not fail liveness), so they have a small budget of their own,
+ * --max-ops-in-flight: otherwise a flood of them would hold memory without bound.
+ * They take no body, and none is ever waited for: one declared over --max-body-size
+ * is refused (413); any other is left unread and the answer goes at once (HTTP/1.1
+ * then closes the connection, HTTP/2 ends the stream after the answer), so a body
+ * that never comes, or never ends, holds neither the exchange nor its memory.
  */
-export function serveOps(ctx: HttpContext, x: HttpExchange, ops: OpsHandler): void {
-  const declared = declaredLength(x);
-  if (declared === 0) {
+export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHandler) => void {
+  const { config } = ctx;
+  let inFlight = 0;
+  const release = () => { inFlight--; };
+  return (x, ops) => {
+    if (inFlight >= config.maxOpsInFlight) {
+      refuseOps(ctx, x);
+      return;
+    }
+    inFlight++;
+    x.res.once('close', release); // however the exchange ends, on either protocol
+    const declared = declaredLength(x);
+    if (declared > config.maxBodySize) {
+      rejectLargeBody(ctx, x);
+      ctx.complete(x, false);
+      return;
+    }
+    if (declared !== 0) stopReading(x.req, x.res); // before the answer: on HTTP/1.1 it decides the Connection header
     if (ops(x)) ctx.complete(x, false);
     else ctx.completeOnClose(x);
+  };
+}
+
+/** Over --max-ops-in-flight: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2, logged (rate-limited) and counted once. */
+function refuseOps(ctx: HttpContext, x: HttpExchange): void {
+  const limit = ctx.config.maxOpsInFlight;
+  ctx.ledger.refused();
+  ctx.log('warn', { peer: x.facts.peerAddress, limit }, 'operations request refused: --max-ops-in-flight reached');
+  if (x.req.httpVersionMajor === 2) {
+    x.res.statusCode = 503;
+    refuseStream(x.res);
+    ctx.complete(x, true);
     return;
   }
-  readRequestBody(ctx, x, declared, 0, () => {
-    if (ops(x)) ctx.complete(x, false);
-  });
+  reject(ctx, x, 503, `server busy: --max-ops-in-flight (${limit}) operations requests in progress`, ['Retry-After', '1']);
 }

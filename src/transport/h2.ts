@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
+import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
 import type { Handlers } from './handlers.ts';
@@ -24,12 +25,14 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger): H2
   // node:http2 creates the session synchronously inside emit('connection'); the
   // front state of the connection being handed over is parked here for that moment.
   let handingOver: FrontState | undefined;
+  const log = limitedLog(logger);
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
     s.once('stream', () => frontDone(front));
     closeWhenIdle(s, config.keepAliveTimeoutMs);
+    closeWhenRefusedTooOften(s, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
   return {
@@ -72,12 +75,46 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   session.once('close', () => clearTimeout(timer));
 }
 
+const NGHTTP2_REFUSED_STREAM = 7;
+const NGHTTP2_ENHANCE_YOUR_CALM = 11;
+/** Streams a session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+const MAX_STREAMS = 100;
+/** Refusals a session may provoke per window: a few full rounds of retries, then GOAWAY. */
+const REFUSALS_PER_WINDOW = 4 * MAX_STREAMS;
+const REFUSAL_WINDOW_MS = 10_000;
+
+/**
+ * A refused stream is cheap, but not free (a request and response object, garbage
+ * for the collector): a session that keeps opening streams against a full budget
+ * would keep the server busy refusing them. After more than a few rounds of
+ * refusals within a window the session gets GOAWAY (ENHANCE_YOUR_CALM) and is
+ * closed; its running streams finish, and a polite client simply reconnects.
+ */
+function closeWhenRefusedTooOften(session: ServerHttp2Session, log: LimitedLog): void {
+  let refused = 0;
+  let windowStart = performance.now();
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    stream.once('close', () => {
+      if (stream.rstCode !== NGHTTP2_REFUSED_STREAM || session.closed || session.destroyed) return;
+      const now = performance.now();
+      if (now - windowStart > REFUSAL_WINDOW_MS) {
+        windowStart = now;
+        refused = 0;
+      }
+      if (++refused <= REFUSALS_PER_WINDOW) return;
+      log('warn', { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS }, 'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)');
+      session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+      session.close();
+    });
+  });
+}
+
 function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   const h2 = createHttp2Server({
     // Advertised so well-behaved peers stay under it; node:http2 does not enforce
     // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
-    settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
+    settings: { maxConcurrentStreams: MAX_STREAMS, maxHeaderListSize: config.maxHeaderSize },
     // Room above --max-header-count, so the app sees such a request and answers 431
     // with a log line; node:http2 would otherwise reset the stream silently.
     maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
