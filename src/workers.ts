@@ -25,6 +25,7 @@ export const WORKER_ENV = {
   id: 'ECHO_WORKER_ID',
   maxInFlight: 'ECHO_WORKER_MAX_IN_FLIGHT',
   maxConnections: 'ECHO_WORKER_MAX_CONNECTIONS',
+  h2MaxStreams: 'ECHO_WORKER_H2_MAX_STREAMS',
   ports: 'ECHO_WORKER_PORTS',
 } as const;
 
@@ -107,6 +108,7 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
     const env: Record<string, string> = { [WORKER_ENV.id]: String(slot) };
     if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(sizing.maxInFlight);
     if (config.maxConnections === 0) env[WORKER_ENV.maxConnections] = String(sizing.maxConnections);
+    if (config.h2MaxStreams === 0) env[WORKER_ENV.h2MaxStreams] = String(sizing.h2MaxStreams);
     if (ports !== undefined) env[WORKER_ENV.ports] = ports;
     const w = cluster.fork(env);
     live.set(slot, w);

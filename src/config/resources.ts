@@ -3,6 +3,7 @@
 //   --workers auto       one worker per CPU the cgroup quota (and the CPU affinity) allows;
 //   --max-in-flight auto 1000, or fewer so that a full budget fits the memory limit;
 //   --max-connections auto 10,000, or fewer so that every connection's buffers fit it;
+//   --h2-max-streams auto  100, or fewer so that every session's open streams fit it;
 //   V8's old space       half the memory share of a process, unless the operator
 //                        chose one (--max-old-space-size in NODE_OPTIONS or the command).
 // cgroup v2 (memory.max, cpu.max) and v1 (memory/memory.limit_in_bytes,
@@ -67,24 +68,34 @@ const MIN_IN_FLIGHT = 10;
 export const PER_CONNECTION = 64 * 1024;
 export const DEFAULT_CONNECTIONS = 10_000;
 const MIN_CONNECTIONS = 100;
+/**
+ * Budgeted per open HTTP/2 stream, before the in-flight budget admits or refuses it:
+ * node:http2's stream, request and response objects. Every session may open
+ * --h2-max-streams of them at once, admitted or not, so sessions x streams must fit.
+ */
+export const PER_STREAM = 6 * 1024;
+export const DEFAULT_H2_STREAMS = 100;
+const MIN_H2_STREAMS = 10;
 
 export interface Sizing {
   /** The memory share of one serving process, or null with no limit. */
   shareBytes: number | null;
   maxInFlight: number;
   maxConnections: number;
+  h2MaxStreams: number;
   /** V8 old-space limit to start a serving process with, in MiB; null: V8's own choice. */
   heapMiB: number | null;
 }
 
 /** What `auto` means for one of `workers` serving processes under these limits. */
 export function sizeFor(limits: CgroupLimits, workers: number): Sizing {
-  if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, heapMiB: null };
+  if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, h2MaxStreams: DEFAULT_H2_STREAMS, heapMiB: null };
   const share = workers > 1 ? (limits.memoryBytes - PRIMARY_RESERVE) / workers : limits.memoryBytes;
   const maxInFlight = Math.max(MIN_IN_FLIGHT, Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)));
   const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor((share - PROCESS_RESERVE) / PER_CONNECTION)));
+  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((share - PROCESS_RESERVE) / maxConnections / PER_STREAM)));
   const heapMiB = Math.max(32, Math.floor(share / 2 / MIB));
-  return { shareBytes: share, maxInFlight, maxConnections, heapMiB };
+  return { shareBytes: share, maxInFlight, maxConnections, h2MaxStreams, heapMiB };
 }
 
 /** True when the operator chose V8's heap size: then `auto` leaves it alone. */

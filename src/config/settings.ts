@@ -38,6 +38,8 @@ export interface Config {
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
+  /** 0 until resolved: `auto` (100, or fewer under a container memory limit, see resources.ts). */
+  h2MaxStreams: number;
   /** Operations requests (health, metrics, version) handled at once; they are not counted against maxInFlight. */
   maxOpsInFlight: number;
   drainTimeoutMs: number;
@@ -180,6 +182,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: 'auto', help: 'open connections (HTTP/2 sessions included) allowed at once; more are refused; auto: 10000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxOpsInFlight', flag: 'max-ops-in-flight', env: 'ECHO_MAX_OPS_IN_FLIGHT', default: '64', help: 'health, metrics and version requests handled at once, apart from --max-in-flight (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 10_000) },
+  { key: 'h2MaxStreams', flag: 'h2-max-streams', env: 'ECHO_H2_MAX_STREAMS', default: 'auto', help: 'streams one HTTP/2 session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); auto: 100, fewer under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1000)) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'trustedProxies', flag: 'trusted-proxies', env: 'ECHO_TRUSTED_PROXIES', default: '', help: 'CIDRs (or loopback, private, linklocal) whose forwarding headers are believed', parse: (t) => new NetworkSet(parseList(t)) },

@@ -32,7 +32,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger): H2
     const front = handingOver;
     s.once('stream', () => frontDone(front));
     closeWhenIdle(s, config.keepAliveTimeoutMs);
-    closeWhenRefusedTooOften(s, log);
+    closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
   return {
@@ -77,10 +77,8 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
 
 const NGHTTP2_REFUSED_STREAM = 7;
 const NGHTTP2_ENHANCE_YOUR_CALM = 11;
-/** Streams a session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
-const MAX_STREAMS = 100;
-/** Refusals a session may provoke per window: a few full rounds of retries, then GOAWAY. */
-const REFUSALS_PER_WINDOW = 4 * MAX_STREAMS;
+/** Refusals a session may provoke per window, in rounds of its --h2-max-streams: a few rounds of retries, then GOAWAY. */
+const REFUSAL_ROUNDS = 4;
 const REFUSAL_WINDOW_MS = 10_000;
 
 /**
@@ -90,7 +88,7 @@ const REFUSAL_WINDOW_MS = 10_000;
  * refusals within a window the session gets GOAWAY (ENHANCE_YOUR_CALM) and is
  * closed; its running streams finish, and a polite client simply reconnects.
  */
-function closeWhenRefusedTooOften(session: ServerHttp2Session, log: LimitedLog): void {
+function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, log: LimitedLog): void {
   let refused = 0;
   let windowStart = performance.now();
   session.on('stream', (stream: ServerHttp2Stream) => {
@@ -101,7 +99,7 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, log: LimitedLog):
         windowStart = now;
         refused = 0;
       }
-      if (++refused <= REFUSALS_PER_WINDOW) return;
+      if (++refused <= allowed) return;
       log('warn', { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS }, 'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)');
       session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
       session.close();
@@ -114,7 +112,7 @@ function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Ser
   const h2 = createHttp2Server({
     // Advertised so well-behaved peers stay under it; node:http2 does not enforce
     // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
-    settings: { maxConcurrentStreams: MAX_STREAMS, maxHeaderListSize: config.maxHeaderSize },
+    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
     // Room above --max-header-count, so the app sees such a request and answers 431
     // with a log line; node:http2 would otherwise reset the stream silently.
     maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
