@@ -205,7 +205,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   // In-flight budget for a single process, from the same limits that sized the heap.
   if (autoInFlight && worker === null) config = { ...config, maxInFlight: sizeFor(limits, 1).maxInFlight };
   if (autoConnections && worker === null) config = { ...config, maxConnections: sizeFor(limits, 1).maxConnections };
-  if (autoStreams && worker === null) config = { ...config, h2MaxStreams: sizeFor(limits, 1).h2MaxStreams };
+  if (autoStreams && worker === null) config = { ...config, h2MaxStreams: sizeFor(limits, 1, config.maxConnections).h2MaxStreams };
   const deps: ServerDeps = { logger, env: io.env };
   let stop: (signal: string) => void = () => {};
   let draining = false;

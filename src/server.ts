@@ -41,7 +41,7 @@ export interface EchoServer {
 /** `auto` settings a server resolves itself when the caller did not (a library user, the tests). */
 export function resolveAuto(config: Config): Config {
   if (config.maxInFlight !== 0 && config.maxConnections !== 0 && config.h2MaxStreams !== 0) return config;
-  const sizing = sizeFor(readCgroupLimits(), 1);
+  const sizing = sizeFor(readCgroupLimits(), 1, config.maxConnections);
   return {
     ...config,
     maxInFlight: config.maxInFlight || sizing.maxInFlight,

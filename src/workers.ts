@@ -61,7 +61,7 @@ const EXIT_GRACE_MS = 5000;
 
 export async function runPrimary(config: Config, workers: number, limits: CgroupLimits, io: PrimaryIo): Promise<0 | 1 | 2> {
   const { logger } = io;
-  const sizing = sizeFor(limits, workers);
+  const sizing = sizeFor(limits, workers, config.maxConnections);
   const heapArgs = sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size')) ? [`--max-old-space-size=${sizing.heapMiB}`] : [];
   cluster.setupPrimary({ args: [...io.argv], execArgv: [...io.nodeArgs, ...heapArgs] });
   const balance = config.workerBalance;

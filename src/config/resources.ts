@@ -87,13 +87,17 @@ export interface Sizing {
   heapMiB: number | null;
 }
 
-/** What `auto` means for one of `workers` serving processes under these limits. */
-export function sizeFor(limits: CgroupLimits, workers: number): Sizing {
+/**
+ * What `auto` means for one of `workers` serving processes under these limits.
+ * `connections`: --max-connections when the operator chose it (0: auto), which the
+ * HTTP/2 streams per session are then sized for.
+ */
+export function sizeFor(limits: CgroupLimits, workers: number, connections = 0): Sizing {
   if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, h2MaxStreams: DEFAULT_H2_STREAMS, heapMiB: null };
   const share = workers > 1 ? (limits.memoryBytes - PRIMARY_RESERVE) / workers : limits.memoryBytes;
   const maxInFlight = Math.max(MIN_IN_FLIGHT, Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)));
   const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor((share - PROCESS_RESERVE) / PER_CONNECTION)));
-  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((share - PROCESS_RESERVE) / maxConnections / PER_STREAM)));
+  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((share - PROCESS_RESERVE) / (connections || maxConnections) / PER_STREAM)));
   const heapMiB = Math.max(32, Math.floor(share / 2 / MIB));
   return { shareBytes: share, maxInFlight, maxConnections, h2MaxStreams, heapMiB };
 }
