@@ -62,9 +62,9 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
  * budget must not fail liveness), so they have a small budget of their own,
  * --max-ops-in-flight: otherwise a flood of them would hold memory without bound.
  * They take no body, and none is ever waited for: one declared over --max-body-size
- * is refused (413); any other is left unread and the answer goes at once (HTTP/1.1
- * then closes the connection, HTTP/2 ends the stream after the answer), so a body
- * that never comes, or never ends, holds neither the exchange nor its memory.
+ * is refused (413); for any other the answer goes at once (HTTP/2 then ends the
+ * stream, HTTP/1.1 drops the body as it arrives, within limits), so a body that
+ * never comes, or never ends, holds neither the exchange nor its memory.
  */
 export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHandler) => void {
   const { config } = ctx;
@@ -83,10 +83,37 @@ export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHan
       ctx.complete(x, false);
       return;
     }
-    if (declared !== 0) stopReading(x.req, x.res); // before the answer: on HTTP/1.1 it decides the Connection header
+    if (declared !== 0) {
+      if (x.req.httpVersionMajor === 2) stopReading(x.req, x.res);
+      else discardBody(ctx, x);
+    }
     if (ops(x)) ctx.complete(x, false);
     else ctx.completeOnClose(x);
   };
+}
+
+/**
+ * HTTP/1.1: the body is read and dropped as it arrives, so the connection can carry
+ * the next request, but only up to --max-body-size and until --headers-timeout after
+ * the request began; past either the connection is closed. The exchange itself is
+ * already over: nothing of the body is kept.
+ */
+function discardBody(ctx: HttpContext, x: HttpExchange): void {
+  const { req } = x;
+  const { maxBodySize, headersTimeoutMs } = ctx.config;
+  let bytes = 0;
+  const cut = (reason: string) => {
+    clearTimeout(timer);
+    ctx.log('warn', { peer: x.facts.peerAddress, reason }, 'connection closed: operations request body not needed');
+    req.socket.destroy();
+  };
+  const timer = setTimeout(() => cut('not received within --headers-timeout'), Math.max(0, headersTimeoutMs - (performance.now() - x.start)));
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > maxBodySize) cut('over --max-body-size');
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
 }
 
 /** Over --max-ops-in-flight: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2, logged (rate-limited) and counted once. */
