@@ -69,14 +69,23 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
 export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHandler) => void {
   const { config } = ctx;
   let inFlight = 0;
-  const release = () => { inFlight--; };
   return (x, ops) => {
     if (inFlight >= config.maxOpsInFlight) {
       refuseOps(ctx, x);
       return;
     }
     inFlight++;
-    x.res.once('close', release); // however the exchange ends, on either protocol
+    // Released when the exchange closes, however it ends, and at the latest after
+    // --headers-timeout: an operations answer is immediate, and under a flood
+    // node:http2 can leave a stream of a session that went away unclosed, which
+    // must not keep its place for ever.
+    const release = () => {
+      clearTimeout(timer);
+      x.res.off('close', release);
+      inFlight--;
+    };
+    const timer = setTimeout(release, config.headersTimeoutMs).unref();
+    x.res.once('close', release);
     const declared = declaredLength(x);
     if (declared > config.maxBodySize) {
       rejectLargeBody(ctx, x);

@@ -91,7 +91,9 @@ const REFUSAL_WINDOW_MS = 10_000;
 function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, log: LimitedLog): void {
   let refused = 0;
   let windowStart = performance.now();
+  let lastStream = 0;
   session.on('stream', (stream: ServerHttp2Stream) => {
+    lastStream = Math.max(lastStream, stream.id ?? 0);
     stream.once('close', () => {
       if (stream.rstCode !== NGHTTP2_REFUSED_STREAM || session.closed || session.destroyed) return;
       const now = performance.now();
@@ -101,7 +103,9 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, 
       }
       if (++refused <= allowed) return;
       log('warn', { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS }, 'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)');
-      session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+      // The last stream taken, not node's default of 0: with 0, nghttp2 drops the
+      // streams still being answered without telling node:http2, which then never closes them.
+      session.goaway(NGHTTP2_ENHANCE_YOUR_CALM, lastStream);
       session.close();
     });
   });

@@ -121,10 +121,10 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
     const { statuses, retryAfter } = await hold(port, HELD);
     assert.equal(statuses['200'], 682, JSON.stringify(statuses));
     // --max-connections auto is 1024 here: connections beyond it are closed at once,
-    // those within it but over the in-flight budget get 503.
+    // those within it but over the in-flight budget get 503 (and free their place).
     const refusedAtConnect = (statuses['socket hang up'] ?? 0) + (statuses.ECONNRESET ?? 0) + (statuses['read ECONNRESET'] ?? 0);
     assert.equal((statuses['503'] ?? 0) + refusedAtConnect, HELD - 682, JSON.stringify(statuses));
-    assert.ok((statuses['503'] ?? 0) > 0 && statuses['503']! <= 1024 - 682, JSON.stringify(statuses));
+    assert.ok((statuses['503'] ?? 0) > 0 && refusedAtConnect > 0, JSON.stringify(statuses));
     assert.equal(retryAfter, statuses['503'], 'every refusal says Retry-After: 1');
 
     const state = JSON.parse(await docker('inspect', '--format', '{{json .State}}', NAME)) as { OOMKilled: boolean; Running: boolean; RestartCount?: number; Pid: number };
