@@ -182,6 +182,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     return 2;
   }
   const autoInFlight = config.maxInFlight === 0;
+  const autoConnections = config.maxConnections === 0;
+  const autoStreams = config.h2MaxStreams === 0;
   if (worker === null && workers === 1 && io.process !== undefined) {
     // Under a memory limit V8 would size its heap from the limit itself, but about
     // twice as large as a limited container can hold (259 MiB in 128 MiB): restart
@@ -203,6 +205,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   }
   // In-flight budget for a single process, from the same limits that sized the heap.
   if (autoInFlight && worker === null) config = { ...config, maxInFlight: sizeFor(limits, 1).maxInFlight };
+  if (autoConnections && worker === null) config = { ...config, maxConnections: sizeFor(limits, 1).maxConnections };
+  if (autoStreams && worker === null) config = { ...config, h2MaxStreams: sizeFor(limits, 1, config.maxConnections).h2MaxStreams };
   const deps: ServerDeps = { logger, env: io.env };
   let stop: (signal: string) => void = () => {};
   let draining = false;
@@ -210,6 +214,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   if (worker !== null) {
     const perWorker = io.env[WORKER_ENV.maxInFlight];
     if (autoInFlight && perWorker !== undefined) config = { ...config, maxInFlight: Number(perWorker) };
+    const perWorkerConnections = io.env[WORKER_ENV.maxConnections];
+    if (autoConnections && perWorkerConnections !== undefined) config = { ...config, maxConnections: Number(perWorkerConnections) };
+    const perWorkerStreams = io.env[WORKER_ENV.h2MaxStreams];
+    if (autoStreams && perWorkerStreams !== undefined) config = { ...config, h2MaxStreams: Number(perWorkerStreams) };
     const ports = io.env[WORKER_ENV.ports];
     if (ports !== undefined) {
       const [http, https] = ports.split(',').map(Number);
@@ -239,7 +247,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
   const resources = {
     memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
-    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, maxInFlightPerClient: clientShare(server.config), heapLimitMiB: heapLimitMiB(),
+    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, maxInFlightPerClient: clientShare(server.config),
+    maxConnections: server.config.maxConnections, maxConnectionsAuto: autoConnections,
+    h2MaxStreams: server.config.h2MaxStreams, heapLimitMiB: heapLimitMiB(),
   };
   if (worker !== null) {
     logger.info({ worker, pid: process.pid, listeners, resources }, 'worker started');
@@ -249,7 +259,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       ...BUILD_INFO, listeners, ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
       tlsCertificate: server.tlsSource ?? undefined, resources, config: describeConfig(server.config),
     }, 'echo-server started');
-    const fdWarning = fdLimitWarning(config.maxConnections);
+    const fdWarning = fdLimitWarning(server.config.maxConnections);
     if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
     io.onListening?.(server.url);
   }

@@ -40,8 +40,14 @@ export interface EchoServer {
 
 /** `auto` settings a server resolves itself when the caller did not (a library user, the tests). */
 export function resolveAuto(config: Config): Config {
-  if (config.maxInFlight !== 0) return config;
-  return { ...config, maxInFlight: sizeFor(readCgroupLimits(), 1).maxInFlight };
+  if (config.maxInFlight !== 0 && config.maxConnections !== 0 && config.h2MaxStreams !== 0) return config;
+  const sizing = sizeFor(readCgroupLimits(), 1, config.maxConnections);
+  return {
+    ...config,
+    maxInFlight: config.maxInFlight || sizing.maxInFlight,
+    maxConnections: config.maxConnections || sizing.maxConnections,
+    h2MaxStreams: config.h2MaxStreams || sizing.h2MaxStreams,
+  };
 }
 
 export async function startServer(given: Config, deps: ServerDeps = {}): Promise<EchoServer> {

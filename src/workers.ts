@@ -35,6 +35,8 @@ import { sizeFor, type CgroupLimits } from './config/resources.ts';
 export const WORKER_ENV = {
   id: 'ECHO_WORKER_ID',
   maxInFlight: 'ECHO_WORKER_MAX_IN_FLIGHT',
+  maxConnections: 'ECHO_WORKER_MAX_CONNECTIONS',
+  h2MaxStreams: 'ECHO_WORKER_H2_MAX_STREAMS',
   ports: 'ECHO_WORKER_PORTS',
 } as const;
 
@@ -126,7 +128,7 @@ interface Slot {
 export async function runPrimary(config: Config, workers: number, limits: CgroupLimits, io: PrimaryIo): Promise<0 | 1 | 2> {
   const { logger } = io;
   const limited = limitedLog(logger);
-  const sizing = sizeFor(limits, workers);
+  const sizing = sizeFor(limits, workers, config.maxConnections);
   const heapArgs = sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size')) ? [`--max-old-space-size=${sizing.heapMiB}`] : [];
   cluster.setupPrimary({ args: [...io.argv], execArgv: [...io.nodeArgs, ...heapArgs] });
   const balance = config.workerBalance;
@@ -206,6 +208,8 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
     state.restartTimer = null;
     const env: Record<string, string> = { [WORKER_ENV.id]: String(slot) };
     if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(sizing.maxInFlight);
+    if (config.maxConnections === 0) env[WORKER_ENV.maxConnections] = String(sizing.maxConnections);
+    if (config.h2MaxStreams === 0) env[WORKER_ENV.h2MaxStreams] = String(sizing.h2MaxStreams);
     if (ports !== undefined) env[WORKER_ENV.ports] = ports;
     const w = cluster.fork(env);
     live.set(slot, w);

@@ -2,6 +2,8 @@
 // the settings sized from it when the operator left them at `auto`:
 //   --workers auto       one worker per CPU the cgroup quota (and the CPU affinity) allows;
 //   --max-in-flight auto 1000, or fewer so that a full budget fits the memory limit;
+//   --max-connections auto 10,000, or fewer so that every connection's buffers fit it;
+//   --h2-max-streams auto  100, or fewer so that every session's open streams fit it;
 //   V8's old space       half the memory share of a process, unless the operator
 //                        chose one (--max-old-space-size in NODE_OPTIONS or the command).
 // cgroup v2 (memory.max, cpu.max) and v1 (memory/memory.limit_in_bytes,
@@ -62,22 +64,42 @@ export const PER_REQUEST = 96 * 1024;
 export const PRIMARY_RESERVE = 64 * MIB;
 export const DEFAULT_IN_FLIGHT = 1000;
 const MIN_IN_FLIGHT = 10;
+/** Budgeted per open connection: an HTTP/2 session (node:http2 and nghttp2 state, socket buffers) is the costliest; see README. */
+export const PER_CONNECTION = 64 * 1024;
+export const DEFAULT_CONNECTIONS = 10_000;
+const MIN_CONNECTIONS = 100;
+/**
+ * Budgeted per open HTTP/2 stream, before the in-flight budget admits or refuses it:
+ * node:http2's stream, request and response objects. Every session may open
+ * --h2-max-streams of them at once, admitted or not, so sessions x streams must fit.
+ */
+export const PER_STREAM = 6 * 1024;
+export const DEFAULT_H2_STREAMS = 100;
+const MIN_H2_STREAMS = 10;
 
 export interface Sizing {
   /** The memory share of one serving process, or null with no limit. */
   shareBytes: number | null;
   maxInFlight: number;
+  maxConnections: number;
+  h2MaxStreams: number;
   /** V8 old-space limit to start a serving process with, in MiB; null: V8's own choice. */
   heapMiB: number | null;
 }
 
-/** What `auto` means for one of `workers` serving processes under these limits. */
-export function sizeFor(limits: CgroupLimits, workers: number): Sizing {
-  if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, heapMiB: null };
+/**
+ * What `auto` means for one of `workers` serving processes under these limits.
+ * `connections`: --max-connections when the operator chose it (0: auto), which the
+ * HTTP/2 streams per session are then sized for.
+ */
+export function sizeFor(limits: CgroupLimits, workers: number, connections = 0): Sizing {
+  if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, h2MaxStreams: DEFAULT_H2_STREAMS, heapMiB: null };
   const share = workers > 1 ? (limits.memoryBytes - PRIMARY_RESERVE) / workers : limits.memoryBytes;
   const maxInFlight = Math.max(MIN_IN_FLIGHT, Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)));
+  const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor((share - PROCESS_RESERVE) / PER_CONNECTION)));
+  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((share - PROCESS_RESERVE) / (connections || maxConnections) / PER_STREAM)));
   const heapMiB = Math.max(32, Math.floor(share / 2 / MIB));
-  return { shareBytes: share, maxInFlight, heapMiB };
+  return { shareBytes: share, maxInFlight, maxConnections, h2MaxStreams, heapMiB };
 }
 
 /** True when the operator chose V8's heap size: then `auto` leaves it alone. */

@@ -34,6 +34,7 @@ export interface Config {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
   idleTimeoutMs: number;
+  /** 0 until resolved: `auto` (10,000, or fewer under a container memory limit, see resources.ts). */
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
@@ -41,6 +42,10 @@ export interface Config {
   maxInFlightPerClient: number;
   /** Whether /readyz stays 200 while the in-flight budget is full. */
   readyWhenSaturated: boolean;
+  /** 0 until resolved: `auto` (100, or fewer under a container memory limit, see resources.ts). */
+  h2MaxStreams: number;
+  /** Operations requests (health, metrics, version) handled at once; they are not counted against maxInFlight. */
+  maxOpsInFlight: number;
   drainTimeoutMs: number;
   drainIdleGraceMs: number;
   shutdownDelayMs: number;
@@ -179,10 +184,12 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'requestTimeoutMs', flag: 'request-timeout', env: 'ECHO_REQUEST_TIMEOUT', default: '60s', help: 'time allowed to receive the whole request (408 after)', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout', env: 'ECHO_KEEP_ALIVE_TIMEOUT', default: '5s', help: 'idle time before a keep-alive connection is closed; HTTP/1.1 advertises it (Keep-Alive: timeout=) and closes about 1 s later, so a request sent right at the deadline does not meet a closing socket', parse: (t) => parseDuration(t, HOUR, 1) },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
-  { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: '10000', help: 'open connections allowed at once; more are refused', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: 'auto', help: 'open connections (HTTP/2 sessions included) allowed at once; more are refused; auto: 10000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlightPerClient', flag: 'max-in-flight-per-client', env: 'ECHO_MAX_IN_FLIGHT_PER_CLIENT', default: 'auto', help: 'how many of the --max-in-flight slots one client may hold (the client the echo names: behind a trusted proxy, by PROXY header, else the peer; IPv6 by /64); 503 or REFUSED_STREAM above; auto: a tenth, at least 10; --max-in-flight or more: no share', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'readyWhenSaturated', flag: 'ready-when-saturated', env: 'ECHO_READY_WHEN_SATURATED', default: 'true', help: 'whether readiness stays 200 while --max-in-flight is full; false answers 503 then, so balancers send elsewhere', parse: parseBoolean },
+  { key: 'maxOpsInFlight', flag: 'max-ops-in-flight', env: 'ECHO_MAX_OPS_IN_FLIGHT', default: '64', help: 'health, metrics and version requests handled at once, apart from --max-in-flight (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 10_000) },
+  { key: 'h2MaxStreams', flag: 'h2-max-streams', env: 'ECHO_H2_MAX_STREAMS', default: 'auto', help: 'streams one HTTP/2 session may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); auto: 100, fewer under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1000)) },
   { key: 'drainTimeoutMs', flag: 'drain-timeout', env: 'ECHO_DRAIN_TIMEOUT', default: '10s', help: 'on SIGTERM, how long in-flight requests may take to finish (0 = close them at once)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'drainIdleGraceMs', flag: 'drain-idle-grace', env: 'ECHO_DRAIN_IDLE_GRACE', default: '1s', help: 'on SIGTERM, how long a keep-alive connection may stay idle before it is closed; a request already sent is answered with Connection: close (0 = close idle ones once what has arrived is read)', parse: (t) => parseDuration(t, 60_000) },
   { key: 'shutdownDelayMs', flag: 'shutdown-delay', env: 'ECHO_SHUTDOWN_DELAY', default: '0s', help: 'on SIGTERM, keep accepting this long with readiness failed, so load balancers deregister first (0 = none)', parse: (t) => parseDuration(t, HOUR) },

@@ -14,7 +14,7 @@ import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
 import type { BudgetRefusal, HttpExchange } from './exchange.ts';
 import { refuseStream } from './flow.ts';
-import { createOpsRoutes, serveOps } from './ops-routes.ts';
+import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
 import { scanHeaders } from './request-head.ts';
 import { rawAnswer } from './respond.ts';
@@ -46,6 +46,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const ctx = createContext(config, deps);
   const { ledger, health } = ctx;
   const routes = createOpsRoutes(ctx);
+  const serveOps = createOpsServer(ctx);
   const events = createEventStreams(ctx);
   const serveEcho = createEchoHandler(ctx, events);
   const upgrades = createUpgrades(ctx);
@@ -73,7 +74,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       } else if (ops === undefined) {
         serveEcho(x, q);
       } else {
-        serveOps(ctx, x, ops);
+        serveOps(x, ops);
       }
     } catch (err) {
       fail(ctx, x, err);

@@ -107,6 +107,11 @@ export class Ledger {
     return null;
   }
 
+  /** Refused by a budget of its own (the operations endpoints'): counted with the in-flight refusals. */
+  refused(): void {
+    this.#metrics?.requestRefused();
+  }
+
   /** A new exchange, counted in flight from now. `logged` is false for unlogged operations requests. */
   begin<R extends ServerResponse | null>(req: IncomingMessage, res: R, facts: ConnectionFacts, scan: HeaderScan, logged = true): Exchange & { res: R } {
     this.#inFlight++;

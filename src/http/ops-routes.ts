@@ -6,8 +6,9 @@ import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
 import { healthControlAnswer } from './health-control.ts';
-import { fail } from './refusals.ts';
-import { declaredLength, readRequestBody } from './request-body.ts';
+import { refuseStream, stopReading } from './flow.ts';
+import { fail, reject, rejectLargeBody } from './refusals.ts';
+import { declaredLength } from './request-body.ts';
 import { send, sendText } from './respond.ts';
 
 /** An operations endpoint answers now (returns true) or later (false: it completes on 'close'). */
@@ -59,17 +60,83 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
 }
 
 /**
- * Serves an operations endpoint. They take no body, but a client may send one: it
- * is read and discarded within --max-body-size (413 above), like the echo's, first.
+ * Serves the operations endpoints. They are never refused by --max-in-flight (a full
+ * budget must not fail liveness), so they have a small budget of their own,
+ * --max-ops-in-flight: otherwise a flood of them would hold memory without bound.
+ * They take no body, and none is ever waited for: one declared over --max-body-size
+ * is refused (413); for any other the answer goes at once (HTTP/2 then ends the
+ * stream, HTTP/1.1 drops the body as it arrives, within limits), so a body that
+ * never comes, or never ends, holds neither the exchange nor its memory.
  */
-export function serveOps(ctx: HttpContext, x: HttpExchange, ops: OpsHandler): void {
-  const declared = declaredLength(x);
-  if (declared === 0) {
+export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHandler) => void {
+  const { config } = ctx;
+  let inFlight = 0;
+  return (x, ops) => {
+    if (inFlight >= config.maxOpsInFlight) {
+      refuseOps(ctx, x);
+      return;
+    }
+    inFlight++;
+    // Released when the exchange closes, however it ends, and at the latest after
+    // --headers-timeout: an operations answer is immediate, and under a flood
+    // node:http2 can leave a stream of a session that went away unclosed, which
+    // must not keep its place for ever.
+    const release = () => {
+      clearTimeout(timer);
+      x.res.off('close', release);
+      inFlight--;
+    };
+    const timer = setTimeout(release, config.headersTimeoutMs).unref();
+    x.res.once('close', release);
+    const declared = declaredLength(x);
+    if (declared > config.maxBodySize) {
+      rejectLargeBody(ctx, x);
+      ctx.complete(x, false);
+      return;
+    }
+    if (declared !== 0) {
+      if (x.req.httpVersionMajor === 2) stopReading(x.req, x.res);
+      else discardBody(ctx, x);
+    }
     if (ops(x)) ctx.complete(x, false);
     else ctx.completeOnClose(x);
+  };
+}
+
+/**
+ * HTTP/1.1: the body is read and dropped as it arrives, so the connection can carry
+ * the next request, but only up to --max-body-size and until --headers-timeout after
+ * the request began; past either the connection is closed. The exchange itself is
+ * already over: nothing of the body is kept.
+ */
+function discardBody(ctx: HttpContext, x: HttpExchange): void {
+  const { req } = x;
+  const { maxBodySize, headersTimeoutMs } = ctx.config;
+  let bytes = 0;
+  const cut = (reason: string) => {
+    clearTimeout(timer);
+    ctx.log('warn', { peer: x.facts.peerAddress, reason }, 'connection closed: operations request body not needed');
+    req.socket.destroy();
+  };
+  const timer = setTimeout(() => cut('not received within --headers-timeout'), Math.max(0, headersTimeoutMs - (performance.now() - x.start)));
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > maxBodySize) cut('over --max-body-size');
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+}
+
+/** Over --max-ops-in-flight: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2, logged (rate-limited) and counted once. */
+function refuseOps(ctx: HttpContext, x: HttpExchange): void {
+  const limit = ctx.config.maxOpsInFlight;
+  ctx.ledger.refused();
+  ctx.log('warn', { peer: x.facts.peerAddress, limit }, 'operations request refused: --max-ops-in-flight reached');
+  if (x.req.httpVersionMajor === 2) {
+    x.res.statusCode = 503;
+    refuseStream(x.res);
+    ctx.complete(x, true);
     return;
   }
-  readRequestBody(ctx, x, declared, 0, () => {
-    if (ops(x)) ctx.complete(x, false);
-  });
+  reject(ctx, x, 503, `server busy: --max-ops-in-flight (${limit}) operations requests in progress`, ['Retry-After', '1']);
 }

@@ -1,6 +1,6 @@
-// Reading a request body within the limits, for the echo and the operations
-// endpoints alike: --max-body-size (413 above it, declared or counted), and
-// --request-timeout on HTTP/2 too.
+// Reading a request body within the limits, for the echo (the operations endpoints
+// never read one, see ops-routes.ts): --max-body-size (413 above it, declared or
+// counted), and --request-timeout on HTTP/2 too.
 import type { BodyResult } from '../echo/model.ts';
 import { EMPTY_BODY } from '../echo/model.ts';
 import { BodyTooLarge, readBody } from './body.ts';

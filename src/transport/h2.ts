@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
-import type { LimitedLog } from '../ops/log-limit.ts';
+import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
 import type { Handlers } from './handlers.ts';
@@ -34,6 +34,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
   // node:http2 creates the session synchronously inside emit('connection'); the
   // front state of the connection being handed over is parked here for that moment.
   let handingOver: FrontState | undefined;
+  const log = limitedLog(logger);
   server.on('session', (s: ServerHttp2Session) => {
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
@@ -41,6 +42,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     s.once('stream', () => frontDone(front));
     closeWhenIdle(s, config.keepAliveTimeoutMs);
     s.on('stream', (stream: ServerHttp2Stream) => cancelWhenStalled(stream, watch, config.idleTimeoutMs));
+    closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
   return {
@@ -100,12 +102,48 @@ function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: nu
   stream.once('close', stop);
 }
 
+const NGHTTP2_REFUSED_STREAM = 7;
+const NGHTTP2_ENHANCE_YOUR_CALM = 11;
+/** Refusals a session may provoke per window, in rounds of its --h2-max-streams: a few rounds of retries, then GOAWAY. */
+const REFUSAL_ROUNDS = 4;
+const REFUSAL_WINDOW_MS = 10_000;
+
+/**
+ * A refused stream is cheap, but not free (a request and response object, garbage
+ * for the collector): a session that keeps opening streams against a full budget
+ * would keep the server busy refusing them. After more than a few rounds of
+ * refusals within a window the session gets GOAWAY (ENHANCE_YOUR_CALM) and is
+ * closed; its running streams finish, and a polite client simply reconnects.
+ */
+function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, log: LimitedLog): void {
+  let refused = 0;
+  let windowStart = performance.now();
+  let lastStream = 0;
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    lastStream = Math.max(lastStream, stream.id ?? 0);
+    stream.once('close', () => {
+      if (stream.rstCode !== NGHTTP2_REFUSED_STREAM || session.closed || session.destroyed) return;
+      const now = performance.now();
+      if (now - windowStart > REFUSAL_WINDOW_MS) {
+        windowStart = now;
+        refused = 0;
+      }
+      if (++refused <= allowed) return;
+      log('warn', { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS }, 'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)');
+      // The last stream taken, not node's default of 0: with 0, nghttp2 drops the
+      // streams still being answered without telling node:http2, which then never closes them.
+      session.goaway(NGHTTP2_ENHANCE_YOUR_CALM, lastStream);
+      session.close();
+    });
+  });
+}
+
 function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   const h2 = createHttp2Server({
     // Advertised so well-behaved peers stay under it; node:http2 does not enforce
     // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
-    settings: { maxConcurrentStreams: 100, maxHeaderListSize: config.maxHeaderSize },
+    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
     // Room above --max-header-count, so the app sees such a request and answers 431
     // with a log line; node:http2 would otherwise reset the stream silently.
     maxHeaderListPairs: 2 * config.maxHeaderCount + 8,

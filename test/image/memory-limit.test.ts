@@ -1,14 +1,17 @@
 // The memory limit as a first-class input, checked in a real container: the
 // production bundle on the runtime base image (the image's Node, its ENTRYPOINT
-// arguments), under `--memory 128m`, held by 3,000 delayed requests. The server must
-// read the limit, size its in-flight budget and V8 heap from it, log them, refuse
-// the excess cleanly (503 + Retry-After), and never be OOM-killed.
+// arguments), under `--memory 128m`, held by 3,000 delayed requests, then flooded
+// over h2c by 800 connections of 100 streams each. The server must read the limit,
+// size its in-flight budget, connection limit, HTTP/2 streams and V8 heap from it,
+// log them, refuse the excess cleanly (503 + Retry-After, REFUSED_STREAM), keep
+// answering a fresh client, and never be OOM-killed.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../helpers.ts';
 import { DOCKER, docker, engineAvailable, runCommand } from './docker.ts';
@@ -16,6 +19,51 @@ import { DOCKER, docker, engineAvailable, runCommand } from './docker.ts';
 const available = engineAvailable();
 const NAME = `es13-memory-${process.pid}`;
 const HELD = 3000;
+const FLOOD = fileURLToPath(new URL('./h2-flood.ts', import.meta.url));
+const MIB = 1024 * 1024;
+
+/** The container's memory use now and at its peak, from its cgroup (v1 or v2), when the host exposes it. */
+function cgroupMemory(id: string): { current: number; peak: number } | null {
+  for (const [current, peak] of [
+    [`/sys/fs/cgroup/memory/docker/${id}/memory.usage_in_bytes`, `/sys/fs/cgroup/memory/docker/${id}/memory.max_usage_in_bytes`],
+    [`/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.current`, `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.peak`],
+  ] as const) {
+    try {
+      return { current: Number(readFileSync(current, 'utf8')), peak: Number(readFileSync(peak, 'utf8')) };
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}
+
+/** Runs the h2c flood (h2-flood.ts) in its own process; resolves with what its client saw. */
+function flood(port: number, connections: number, streams: number, mode: 'delay' | 'livez', seconds: number): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FLOOD, String(port), String(connections), String(streams), mode, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code === 0 && last.startsWith('{')) resolve(JSON.parse(last) as Record<string, number>);
+      else reject(new Error(`the flood client exited ${code}: ${out}`));
+    });
+  });
+}
+
+/** One fresh client (a new connection, HTTP/1.1): its status, or why it got none within 10 s. */
+function probe(url: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 503 && res.headers['retry-after'] !== '1' ? '503 without Retry-After' : String(res.statusCode)));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    req.end();
+  });
+}
 
 function hold(port: number, n: number): Promise<{ statuses: Record<string, number>; retryAfter: number }> {
   const agent = new Agent({ keepAlive: false, maxSockets: n });
@@ -51,10 +99,11 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
   });
   after(async () => {
     await docker('rm', '-f', NAME).catch(() => '');
+    await docker('rm', '-f', `${NAME}-h2`).catch(() => '');
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sizes the in-flight budget and heap from the limit, refuses the excess with 503, and is not OOM-killed', async () => {
+  it('sizes the in-flight budget, connection limit and heap from the limit, refuses the excess, and is not OOM-killed', async () => {
     await docker('run', '-d', '--name', NAME, '--memory', '128m', '--memory-swap', '128m', '-p', '127.0.0.1::8080',
       '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log',
       // Every request comes from this one client: without this its share (a tenth) would hold the load below the budget.
@@ -73,8 +122,12 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
 
     const { statuses, retryAfter } = await hold(port, HELD);
     assert.equal(statuses['200'], 682, JSON.stringify(statuses));
-    assert.equal(statuses['503'], HELD - 682, JSON.stringify(statuses));
-    assert.equal(retryAfter, HELD - 682, 'every refusal says Retry-After: 1');
+    // --max-connections auto is 1024 here: connections beyond it are closed at once,
+    // those within it but over the in-flight budget get 503 (and free their place).
+    const refusedAtConnect = (statuses['socket hang up'] ?? 0) + (statuses.ECONNRESET ?? 0) + (statuses['read ECONNRESET'] ?? 0);
+    assert.equal((statuses['503'] ?? 0) + refusedAtConnect, HELD - 682, JSON.stringify(statuses));
+    assert.ok((statuses['503'] ?? 0) > 0 && refusedAtConnect > 0, JSON.stringify(statuses));
+    assert.equal(retryAfter, statuses['503'], 'every refusal says Retry-After: 1');
 
     const state = JSON.parse(await docker('inspect', '--format', '{{json .State}}', NAME)) as { OOMKilled: boolean; Running: boolean; RestartCount?: number; Pid: number };
     assert.equal(state.OOMKilled, false);
@@ -96,5 +149,61 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
     // The restart in place kept PID 1's signal handling: docker stop drains and exits 0.
     await docker('stop', '--time', '20', NAME);
     assert.equal(await docker('inspect', '--format', '{{.State.ExitCode}}', NAME), '0');
+  });
+
+  it('holds 800 h2c connections x 100 streams of delayed GETs and of bodiless POST /livez without an OOM kill, answering a fresh client', async (t) => {
+    const name = `${NAME}-h2`;
+    await docker('run', '-d', '--name', name, '--memory', '128m', '--memory-swap', '128m', '-p', '127.0.0.1::8080',
+      '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log');
+    const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', name, '8080/tcp'))![1]);
+    const startLine = await waitFor(async () => (await docker('logs', name)).split('\n').filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)
+      .catch(async (err: Error) => { throw new Error(`${err.message}\n${await docker('logs', name)}`); });
+    const resources = startLine.resources as { maxConnections: number; maxConnectionsAuto: boolean; h2MaxStreams: number };
+    assert.equal(resources.maxConnectionsAuto, true);
+    assert.equal(resources.maxConnections, 1024, '(128 - 64) MiB / 64 KiB per connection: room for the flood and a fresh client');
+    assert.equal(resources.h2MaxStreams, 10, '(128 - 64) MiB / 1024 connections / 6 KiB per stream');
+    const id = await docker('inspect', '--format', '{{.Id}}', name);
+    const pid1 = await docker('inspect', '--format', '{{.State.Pid}}', name);
+    const origin = `http://127.0.0.1:${port}`;
+    const idle = cgroupMemory(id);
+
+    for (const mode of ['delay', 'livez'] as const) {
+      const probes: string[] = [];
+      let highest = 0;
+      let flooding = true;
+      const seen = flood(port, 800, 100, mode, 20).finally(() => { flooding = false; });
+      // A fresh client, once a second while the flood lasts: the echo and the liveness check.
+      const prober = (async () => {
+        while (flooding) {
+          probes.push(`/ ${await probe(`${origin}/`)}`, `/livez ${await probe(`${origin}/livez`)}`);
+          highest = Math.max(highest, cgroupMemory(id)?.current ?? 0);
+          await new Promise((r) => setTimeout(r, 1000)); // pacing the fresh client, not a wait for a condition
+        }
+      })();
+      const client = await seen;
+      await prober;
+      const state = JSON.parse(await docker('inspect', '--format', '{{json .State}}', name)) as { OOMKilled: boolean; Running: boolean; Pid: number; ExitCode: number };
+      t.diagnostic(`${mode}: client saw ${JSON.stringify(client)}; fresh client ${JSON.stringify(probes.reduce<Record<string, number>>((m, k) => ({ ...m, [k]: (m[k] ?? 0) + 1 }), {}))}; ` +
+        `cgroup memory idle ${Math.round((idle?.current ?? 0) / MIB)} MiB, highest sampled ${Math.round(highest / MIB)} MiB, peak ${Math.round((cgroupMemory(id)?.peak ?? 0) / MIB)} MiB`);
+      assert.equal(state.OOMKilled, false, mode);
+      assert.equal(state.Running, true, `${mode}: ${await docker('logs', '--tail', '20', name)}`);
+      assert.equal(state.ExitCode, 0);
+      assert.equal(String(state.Pid), pid1, 'the same process throughout');
+      assert.ok(client.peakOpen! >= 800, `${mode}: ${client.peakOpen} of 800 connections were taken`);
+      assert.ok(probes.length >= 4, `${mode}: the fresh client was answered ${probes.length / 2} times`);
+      // Held delays fill --max-in-flight (the echo says 503, liveness is never refused by it);
+      // bodiless POST /livez fill --max-ops-in-flight (liveness may say 503, the echo is untouched).
+      for (const p of probes) assert.match(p, mode === 'delay' ? /^(\/ (200|503)|\/livez 200)$/ : /^(\/ 200|\/livez (200|503))$/, `${mode}: a fresh client got ${p}`);
+      // Bodiless POST /livez are answered (those over --max-ops-in-flight refused), never held for their body.
+      if (mode === 'livez') assert.ok((client['status 200'] ?? 0) > 0 && (client['rst 7'] ?? 0) > 0, `${mode}: ${JSON.stringify(client)}`);
+      // After the flood: the echo answers, and nothing is left in flight but the scrape itself.
+      await waitFor(async () => (await probe(`${origin}/`)) === '200', 60_000, `${mode}: the echo answering after the flood`, 500);
+      await waitFor(async () => /^echo_http_requests_in_flight 1$/m.test(await (await fetch(`${origin}/metrics`)).text()), 30_000, `${mode}: nothing left in flight`, 500);
+    }
+    const peak = cgroupMemory(id)?.peak;
+    if (peak !== undefined) assert.ok(peak < 128 * MIB, `peak ${Math.round(peak / MIB)} MiB`);
+    await docker('stop', '--time', '20', name);
+    assert.equal(await docker('inspect', '--format', '{{.State.ExitCode}}', name), '0');
   });
 });

@@ -48,11 +48,18 @@ describe('cgroup limits', () => {
     assert.equal(autoWorkers({ memoryBytes: null, cpuQuota: 4 }, 2), 2);
   });
 
-  it('sizes the in-flight budget and the heap from the memory limit', () => {
-    assert.deepEqual(sizeFor({ memoryBytes: null, cpuQuota: null }, 1), { shareBytes: null, maxInFlight: 1000, heapMiB: null });
+  it('sizes the in-flight budget, the connection limit and the heap from the memory limit', () => {
+    assert.deepEqual(sizeFor({ memoryBytes: null, cpuQuota: null }, 1), { shareBytes: null, maxInFlight: 1000, maxConnections: 10_000, h2MaxStreams: 100, heapMiB: null });
     const small = sizeFor({ memoryBytes: 128 * MIB, cpuQuota: null }, 1);
     assert.equal(small.maxInFlight, 682); // (128 - 64) MiB / 96 KiB
     assert.equal(small.heapMiB, 64);
+    assert.equal(small.maxConnections, 1024); // (128 - 64) MiB / 64 KiB
+    assert.equal(small.h2MaxStreams, 10); // (128 - 64) MiB / 1024 connections / 6 KiB
+    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).h2MaxStreams, 16); // 960 MiB / 10,000 connections / 6 KiB
+    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1, 1000).h2MaxStreams, 100, 'sized for the connections the operator chose');
+    assert.equal(sizeFor({ memoryBytes: 8192 * MIB, cpuQuota: null }, 1).h2MaxStreams, 100, 'at most 100');
+    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxConnections, 10_000, 'at most 10,000');
+    assert.equal(sizeFor({ memoryBytes: 64 * MIB, cpuQuota: null }, 1).maxConnections, 100, 'never below 100');
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxInFlight, 1000);
     // Two workers share the limit, less what the primary keeps.
     const two = sizeFor({ memoryBytes: 512 * MIB, cpuQuota: null }, 2);
