@@ -198,10 +198,15 @@ function createHttpServer(app: Handlers, config: Config): HttpServer {
     // Node checks the two timeouts above on this period; keep it well under them.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
     // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
-    shouldUpgradeCallback: (req: IncomingMessage) =>
+    shouldUpgradeCallback: (req: IncomingMessage) => {
       // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
-      (config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req)) ||
-      (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
+      const h2c = config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req);
+      const websocket = !h2c && config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket';
+      // Admission comes before any 101; a refused upgrade is served (refused) as a plain request.
+      return (h2c || websocket) && app.mayUpgrade(req, h2c);
+    },
+    // A request without Host is the app's to refuse (400, logged and counted), not node:http's.
+    requireHostHeader: false,
   }, (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)));
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, app));
