@@ -9,7 +9,7 @@ import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import type { WebSocketDetail } from './exchange.ts';
-import { originAllowed } from './origin.ts';
+import { requestOriginAllowed } from './origin.ts';
 import { scanHeaders } from './request-head.ts';
 import { requestInfo } from './request-info.ts';
 import { rawAnswer } from './respond.ts';
@@ -53,7 +53,7 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
     try {
       const problem = health.draining ? [503, 'server shutting down'] as const
         : ledger.inFlight > config.maxInFlight ? [503, `server busy: --max-in-flight (${config.maxInFlight}) requests in progress`] as const
-        : !originAllowed(x.scan, config.allowedOrigins) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
+        : !requestOriginAllowed(x, config) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
         : websocketHandshakeProblem(req);
       if (problem !== null) {
         if (problem[0] === 503) ledger.refused();
