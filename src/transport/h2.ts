@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import type { Logger } from '../ops/logger.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
+import { PLACEHOLDER_AUTHORITY, placeholderStreamOf } from './h2-authority.ts';
 import type { Handlers } from './handlers.ts';
 
 export interface H2Stage {
@@ -76,6 +77,24 @@ const MAX_STREAMS = 100;
 /** :method, :scheme, :authority, :path (and :protocol). */
 const PSEUDO_HEADERS = 5;
 
+/**
+ * Takes the front stage's `:authority` placeholder out of the request it was added
+ * to (see h2-authority.ts), so the app sees the request as it was sent: without
+ * :authority and Host.
+ */
+function removePlaceholder(req: Http2ServerRequest): void {
+  const { session, id } = req.stream;
+  if (placeholderStreamOf(session?.socket) !== id) return;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i] === ':authority' && raw[i + 1] === PLACEHOLDER_AUTHORITY) {
+      raw.splice(i, 2);
+      delete (req.headers as Record<string, unknown>)[':authority'];
+      return;
+    }
+  }
+}
+
 function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   // node:http2 resets a stream (ENHANCE_YOUR_CALM, unlogged, uncounted) whose header
@@ -84,8 +103,10 @@ function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Ser
   // app's limits (twice --max-header-size, plus that per-field allowance for every
   // field --max-header-count permits, and as many fields as fit in it), so the app
   // sees such a request and answers 431 with a log line and a count, as on HTTP/1.1.
-  const handle = (req: Http2ServerRequest, res: Http2ServerResponse) =>
+  const handle = (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    removePlaceholder(req);
     app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req));
+  };
   const listSize = 2 * config.maxHeaderSize + 32 * (config.maxHeaderCount + PSEUDO_HEADERS);
   const h2 = createHttp2Server({
     settings: { maxConcurrentStreams: MAX_STREAMS, maxHeaderListSize: listSize },

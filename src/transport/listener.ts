@@ -14,6 +14,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
 import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { firstRequestSocket } from './h2-authority.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
 import { bridgeWithInjection, requestAsHeadersFrames, wantsH2cUpgrade } from './h2c-upgrade.ts';
 import type { Handlers } from './handlers.ts';
@@ -47,6 +48,13 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   // 9 MB of resident memory, which a plain HTTP/1.1 deployment should not pay.
   let h2Stage: H2Stage | null = null;
   const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger)).handOver(socket, front);
+  // The first request of an HTTP/2 connection may lack :authority and Host (HAProxy's
+  // h2 health check); h2-authority.ts makes nghttp2 let it through to the app.
+  const firstRequestToH2 = async (socket: Socket | TLSSocket, front: FrontState | undefined) => {
+    const taken = await firstRequestSocket(socket);
+    if (taken !== socket && front !== undefined) shareFront(front, taken);
+    toH2(taken, front);
+  };
 
   // The first request on a connection ends its front stage.
   http1.prependListener('request', (req: IncomingMessage) => frontDone(frontOf(req.socket)));
@@ -111,7 +119,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   };
 
   const plain = front('http', async (socket, state) => {
-    if (config.h2c && await sniffHttp2Preface(socket)) toH2(socket, state);
+    if (config.h2c && await sniffHttp2Preface(socket)) await firstRequestToH2(socket, state);
     else toHttp1(socket, socket);
     socket.resume();
   });
@@ -135,7 +143,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
           shareFront(state, s);
           state.facts.tls = describeTls(s);
         }
-        if (s.alpnProtocol === 'h2') toH2(s, state);
+        if (s.alpnProtocol === 'h2') {
+          firstRequestToH2(s, state).catch((err: Error) => {
+            log('warn', { peer: s.remoteAddress, reason: err.message }, 'connection closed: TLS hand-over failed');
+            s.destroy();
+          });
+        }
         else if (raw !== undefined) toHttp1(raw, s);
         else http1.emit('connection', s);
       } catch (err) {
