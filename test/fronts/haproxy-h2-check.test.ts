@@ -2,7 +2,7 @@
 // health check is an HTTP/2 request without :authority or Host. The backend must
 // stay UP, and every check be logged and counted by echo-server.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,8 +32,8 @@ describe('HAProxy h2 health checks (proto h2, option httpchk)', () => {
   let dir: string;
   let stats: string;
   let output = '';
-  before(async (ctx) => {
-    if (!requireTool(ctx, 'haproxy')) return;
+  before(async () => {
+    if (spawnSync('sh', ['-c', 'command -v haproxy'], { stdio: 'ignore' }).status !== 0) return; // the test says so
     t = await startTestServer({ logOpsRequests: true });
     dir = mkdtempSync(join(tmpdir(), 'admission-haproxy-'));
     stats = join(dir, 'stats.sock');
@@ -59,7 +59,7 @@ describe('HAProxy h2 health checks (proto h2, option httpchk)', () => {
   });
 
   it('keeps the backend UP, each check answered 200, logged and counted', async (ctx) => {
-    if (haproxy === null) return ctx.skip('haproxy is not installed');
+    if (!requireTool(ctx, 'haproxy')) return;
     const checked = () => t.logs.lines.filter((l) => l.msg === 'request' && l.uri === '/readyz' && l.status === 200).length;
     // Several checks, 200 ms apart: a reset one (fall 1) would mark the server DOWN.
     await waitFor(() => checked() >= 5, 10_000, `5 health checks answered (haproxy said: ${output.slice(-500)})`, 50);
