@@ -60,7 +60,7 @@ describe('admission on upgrades, before any 101', () => {
   });
 });
 
-describe('an h2c upgrade at the in-flight budget', () => {
+describe('an h2c upgrade at the in-flight budget or while draining', () => {
   it('is answered over HTTP/1.1 as a GET would be, not switched', async () => {
     const t = await startTestServer({ maxInFlight: 1 });
     try {
@@ -74,6 +74,16 @@ describe('an h2c upgrade at the in-flight budget', () => {
     } finally {
       await t.close();
     }
+  });
+
+  it('while draining is answered over HTTP/1.1 with Connection: close, not switched', async () => {
+    const t = await startTestServer({ shutdownDelayMs: 1500 });
+    const stopped = t.server.shutdown();
+    await waitFor(() => t.server.app.health.draining);
+    const res = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: h\r\n${H2C}\r\n`, 1500);
+    assert.match(res, /^HTTP\/1\.1 200 /);
+    assert.match(res, /\r\nConnection: close\r\n/i);
+    await stopped;
   });
 });
 
