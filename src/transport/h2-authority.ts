@@ -24,6 +24,8 @@ const PADDED = 0x8;
 const PRIORITY = 0x20;
 /** The HPACK dynamic table size a client may use before our SETTINGS are acknowledged. */
 const TABLE_SIZE = 4096;
+/** How long a client may stay silent before the connection is bridged (so the server's SETTINGS go out). */
+const SILENT_CLIENT_MS = 100;
 /** The first request's header block is read up to this size; a larger one is passed on as it is. */
 const MAX_BLOCK = 256 * 1024;
 
@@ -257,9 +259,18 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
   return new Promise((resolve) => {
     let buf: Buffer = Buffer.alloc(0);
     let settled = false;
+    // A client may wait for the server's SETTINGS before it sends anything at all.
+    const silent = setTimeout(() => {
+      if (buf.length === 0) {
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        finish(bridge(socket, buf, PREFACE_LENGTH));
+      }
+    }, SILENT_CLIENT_MS);
     const finish = (result: S | Duplex) => {
       if (settled) return;
       settled = true;
+      clearTimeout(silent);
       socket.off('data', onData);
       socket.off('close', onClose);
       socket.pause();
@@ -278,7 +289,7 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
         const pending = buf;
         socket.off('data', onData);
         socket.off('close', onClose);
-        finish(bridge(socket, pending));
+        finish(bridge(socket, pending, 0));
       }
     };
     const onClose = () => finish(socket);
@@ -288,9 +299,14 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
   });
 }
 
-/** A duplex between the client socket and the session that rewrites the first header block as it passes. */
-function bridge(socket: Duplex, pending: Buffer): Duplex {
+/**
+ * A duplex between the client socket and the session that rewrites the first header
+ * block as it passes. `prefaceLeft`: how much of the client preface is still to come
+ * (then `pending` is empty).
+ */
+function bridge(socket: Duplex, pending: Buffer, prefaceLeft: number): Duplex {
   let held: Buffer | null = Buffer.alloc(0); // bytes from a frame boundary on, until the first header block has passed
+  let from = prefaceLeft;
   const out = new Duplex({
     read() {
       socket.resume();
@@ -315,11 +331,12 @@ function bridge(socket: Duplex, pending: Buffer): Duplex {
       return;
     }
     held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-    const r = held.length > MAX_BLOCK ? { kind: 'done' as const, bytes: held, stream: null } : inspectFirstRequest(held, 0);
+    const r = held.length > MAX_BLOCK ? { kind: 'done' as const, bytes: held, stream: null } : inspectFirstRequest(held, from);
     if (r.kind === 'more') return;
     if (r.kind === 'between') {
       push(held);
       held = Buffer.alloc(0);
+      from = 0;
       return;
     }
     if (r.stream !== null) (out as unknown as Tagged)[TAG] = r.stream;

@@ -32,7 +32,7 @@ interface Answer { status: number | null; reset: number | null; body: string }
  * preface, or (`waitForSettings`) only once the server's SETTINGS arrived, as
  * HAProxy does. The status is read from the static-table index of `:status`.
  */
-function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean): Promise<Answer> {
+function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean | 'silent'): Promise<Answer> {
   return new Promise((resolve) => {
     const request = frame(0x1, 0x5, 1, block);
     const answer: Answer = { status: null, reset: null, body: '' };
@@ -47,11 +47,10 @@ function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean): Promise
         const payload = buf.subarray(9, 9 + length);
         buf = buf.subarray(9 + length);
         if (type === 0x4 && (flags & 1) === 0) {
-          socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
-          if (!sent) {
-            sent = true;
-            socket.write(request);
-          }
+          const ack = frame(0x4, 0x1, 0, Buffer.alloc(0));
+          if (waitForSettings === 'silent' && !sent) socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ack, request]));
+          else socket.write(sent ? ack : Buffer.concat([ack, request]));
+          sent = true;
         } else if (type === 0x1) {
           answer.status = STATUS[payload[0]!] ?? -1;
         } else if (type === 0x0) {
@@ -65,7 +64,7 @@ function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean): Promise
     });
     socket.on('error', () => {});
     socket.on('close', () => resolve(answer));
-    socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ...(waitForSettings ? [] : [request])]));
+    if (waitForSettings !== 'silent') socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ...(waitForSettings ? [] : [request])]));
     setTimeout(() => socket.destroy(), 3000);
   });
 }
@@ -85,6 +84,7 @@ describe('HTTP/2 requests without :authority and Host', () => {
     ['h2c, request after the server SETTINGS (HAProxy)', plain, 'http', true],
     ['TLS h2, request with the preface', tls, 'https', false],
     ['TLS h2, request after the server SETTINGS', tls, 'https', true],
+    ['TLS h2, silent until the server SETTINGS', tls, 'https', 'silent'],
   ] as const;
 
   for (const [name, open, scheme, wait] of rows) {
