@@ -46,7 +46,7 @@ function cancelAfterAnswer(stream: H2Stream): void {
     clearTimeout(deadline);
     if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
   };
-  const deadline = setTimeout(cancel, ANSWER_DELIVERY_MS);
+  const deadline = setTimeout(cancel, ANSWER_DELIVERY_MS).unref();
   const whenSent = (turn: number) => {
     if (cancelled) return;
     if (stream.destroyed) {
