@@ -6,11 +6,18 @@
 export interface ProxyTlvs {
   alpn?: string;
   authority?: string;
+  /** As text when it is printable ASCII (HAProxy's ids are), else as hex. */
   uniqueId?: string;
   netns?: string;
   crc32c?: string;
   ssl?: {
+    /** The client field as sent: PP2_CLIENT_SSL (1), PP2_CLIENT_CERT_CONN (2), PP2_CLIENT_CERT_SESS (4). */
     client: number;
+    /** The bits of `client` by name: `SSL`, `CERT_CONN`, `CERT_SESS`. */
+    clientBits: string[];
+    /** The verify field as sent: 0 when the certificate (if any) verified. */
+    verify: number;
+    /** A client certificate was presented (CERT_CONN or CERT_SESS) and verify is 0. */
     verified: boolean;
     version?: string;
     cn?: string;

@@ -19,6 +19,9 @@ export const X_REAL_IP = 11;
 export const X_FORWARDED_FOR = 12;
 /** An `X-Echo-*` response control. */
 export const ECHO_CONTROL = 13;
+/** HTTP/2's `:authority`, which stands for Host. */
+export const AUTHORITY = 14;
+export const X_FORWARDED_HOST = 15;
 
 export const CONTROL_PREFIX = 'x-echo-';
 
@@ -34,10 +37,14 @@ export function headerKind(name: string): number {
       const lower = name.toLowerCase();
       return lower === 'forwarded' ? FORWARDED : lower === 'x-real-ip' ? X_REAL_IP : controlOrOther(name);
     }
-    case 10: return name.toLowerCase() === 'user-agent' ? USER_AGENT : controlOrOther(name);
+    case 10: {
+      const lower = name.toLowerCase();
+      return lower === 'user-agent' ? USER_AGENT : lower === ':authority' ? AUTHORITY : controlOrOther(name);
+    }
     case 12: return name.toLowerCase() === 'x-request-id' ? X_REQUEST_ID : controlOrOther(name);
     case 14: return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : controlOrOther(name);
     case 15: return name.toLowerCase() === 'x-forwarded-for' ? X_FORWARDED_FOR : controlOrOther(name);
+    case 16: return name.toLowerCase() === 'x-forwarded-host' ? X_FORWARDED_HOST : controlOrOther(name);
     case 17: return name.toLowerCase() === 'transfer-encoding' ? TRANSFER_ENCODING : controlOrOther(name);
     default: return controlOrOther(name);
   }

@@ -30,18 +30,25 @@ export function headerListSize(raw: readonly string[]): number {
   return n;
 }
 
+/** Header fields, not counting HTTP/2 pseudo-headers (`:path`...), which stand for the request line. */
+function fieldCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 0x3a) n++;
+  return n;
+}
+
 /** Null when the request may be served; else the answer that refuses it. */
 export function admissionProblem(req: IncomingMessage, scan: HeaderScan, config: Config): Refusal | null {
   if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) {
     return { status: 431, reason: `request header fields too large (--max-header-size ${config.maxHeaderSize})`, limit: '--max-header-size' };
   }
-  if (req.rawHeaders.length > 2 * config.maxHeaderCount) {
+  if (req.rawHeaders.length > 2 * config.maxHeaderCount && fieldCount(req.rawHeaders) > config.maxHeaderCount) {
     return { status: 431, reason: `too many header fields (--max-header-count ${config.maxHeaderCount})`, limit: '--max-header-count' };
   }
   if (req.httpVersionMajor === 1 && !hostValid(req, scan)) {
     return { status: 400, reason: 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)' };
   }
-  if (scan.expect !== undefined && req.httpVersionMajor === 1 && scan.expect.trim().toLowerCase() !== '100-continue') {
+  if (scan.expect !== undefined && scan.expect.trim().toLowerCase() !== '100-continue') {
     return { status: 417, reason: `expectation "${clip(scan.expect)}" is not supported; only 100-continue is` };
   }
   return null;

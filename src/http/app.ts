@@ -25,6 +25,8 @@ export type { AppDeps };
 export interface App {
   /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /** Whether an upgrade may leave HTTP/1.1 (see transport/handlers.ts). */
+  mayUpgrade(req: IncomingMessage, h2c: boolean): boolean;
   /** Takes over a WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
@@ -93,6 +95,15 @@ export function createApp(config: Config, deps: AppDeps): App {
     reject(ctx, x, 503, busy.reason, ['Retry-After', '1']);
   }
 
+  /**
+   * Upgrades pass the same admission as any request, before any 101: a refused one
+   * is served as a plain request, and refused there by the same rule.
+   */
+  function mayUpgrade(req: IncomingMessage, h2c: boolean): boolean {
+    if (admissionProblem(req, scanHeaders(req.rawHeaders), config) !== null) return false;
+    return !h2c || (!health.draining && ledger.inFlight < config.maxInFlight);
+  }
+
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
     const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders));
     socket.on('error', () => socket.destroy());
@@ -122,6 +133,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   return {
     handle,
+    mayUpgrade,
     upgrade: upgrades.upgrade,
     refuseTunnel,
     clientError,

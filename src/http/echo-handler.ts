@@ -13,7 +13,7 @@ import type { EventStreams } from './events.ts';
 import type { HttpExchange } from './exchange.ts';
 import { delay } from './flow.ts';
 import { GeneratedBody } from './generate.ts';
-import { originAllowed } from './origin.ts';
+import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
 import { requestInfo } from './request-info.ts';
@@ -31,7 +31,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     try {
       const input = controlInput(x.uri, q, scan.controls, config.controls);
       const format = pickFormat(input, scan.accept, config.sse);
-      if (format === 'sse' && !originAllowed(scan, config.allowedOrigins)) {
+      if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
       let controls: Controls | null = null;

@@ -13,13 +13,61 @@ export function delay(res: ServerResponse, ms: number, then: () => void): void {
   res.once('close', cancel);
 }
 
-type H2Stream = { close(code?: number): void; destroyed: boolean; writableFinished: boolean; once(event: 'finish', f: () => void): void };
+type H2Stream = {
+  close(code?: number): void; destroyed: boolean; writableFinished: boolean; state: { localClose?: number };
+  session?: { ping(callback: () => void): boolean };
+  once(event: 'finish', f: () => void): void;
+};
 const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;
 // RFC 9113 suggests NO_ERROR for "stop sending, the answer is complete", but
 // node:http2 then keeps the stream open until the client finishes its side; CANCEL
 // ends it at once on both ends, after the complete answer has gone out.
 const NGHTTP2_CANCEL = 8;
 const NGHTTP2_REFUSED_STREAM = 7;
+/** The longest an answer may take to reach the client before its stream is cancelled anyway. */
+const ANSWER_DELIVERY_MS = 2000;
+
+/**
+ * Cancels the stream once the client has the whole answer. The stream's 'finish'
+ * only says node:http2 holds the answer, not that nghttp2 has sent it: a RST_STREAM
+ * submitted then goes out first and the END_STREAM (often HEADERS and DATA too) is
+ * dropped, so the client saw a reset where a 431 or 413 was logged (on h2c, where a
+ * socket write is often still in progress). So: wait until the END_STREAM frame is
+ * written (`state.localClose`), then for a PING round trip, so the reset arrives in
+ * a later read than the answer: clients such as curl 7.88 drop an answer whose
+ * stream is reset within the same read. A client that never answers the PING, or
+ * never grants the window the answer needs, is cancelled after ANSWER_DELIVERY_MS.
+ */
+function cancelAfterAnswer(stream: H2Stream): void {
+  let cancelled = false;
+  const cancel = () => {
+    if (cancelled) return;
+    cancelled = true;
+    clearTimeout(deadline);
+    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  };
+  const deadline = setTimeout(cancel, ANSWER_DELIVERY_MS).unref();
+  const whenSent = (turn: number) => {
+    if (cancelled) return;
+    if (stream.destroyed) {
+      cancel();
+      return;
+    }
+    if (stream.state.localClose !== 1) {
+      // Usually within a turn or two of the event loop; then polled gently, not busily.
+      if (turn < 8) setImmediate(whenSent, turn + 1);
+      else setTimeout(whenSent, 5, turn + 1);
+      return;
+    }
+    try {
+      // False (or the callback with an error) when too many PINGs are unanswered.
+      if (stream.session?.ping(cancel) !== true) cancel();
+    } catch {
+      cancel(); // the session is closing
+    }
+  };
+  whenSent(0);
+}
 
 /**
  * The answer does not need the rest of the request body, so none of it is read:
@@ -37,9 +85,8 @@ export function stopReading(req: IncomingMessage, res: ServerResponse): void {
   }
   // The stream's own 'finish' (our side done): the compatibility response's 'finish'
   // waits for the client's side too, which is what must not be waited for here.
-  const close = () => { if (!stream.destroyed) stream.close(NGHTTP2_CANCEL); };
-  if (stream.writableFinished) close();
-  else stream.once('finish', close);
+  if (stream.writableFinished) cancelAfterAnswer(stream);
+  else stream.once('finish', () => cancelAfterAnswer(stream));
 }
 
 /** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */

@@ -2,7 +2,7 @@
 // so the hot path never builds Node's lower-cased `req.headers` object. Which names
 // matter is decided in one place for the whole server (echo/header-names.ts).
 import {
-  ACCEPT, CONTENT_LENGTH, CONTROL_PREFIX, ECHO_CONTROL, EXPECT, HOST, ORIGIN, TRANSFER_ENCODING, USER_AGENT, X_REQUEST_ID, headerKind,
+  ACCEPT, AUTHORITY, CONTENT_LENGTH, CONTROL_PREFIX, ECHO_CONTROL, EXPECT, HOST, ORIGIN, TRANSFER_ENCODING, USER_AGENT, X_FORWARDED_HOST, X_REQUEST_ID, headerKind,
 } from '../echo/header-names.ts';
 
 export interface HeaderScan {
@@ -15,6 +15,10 @@ export interface HeaderScan {
   /** The Host header's value, and how many Host headers there were. */
   host: string | undefined;
   hosts: number;
+  /** HTTP/2's `:authority`. */
+  authority: string | undefined;
+  /** The first X-Forwarded-Host, believed only from a trusted proxy. */
+  forwardedHost: string | undefined;
   expect: string | undefined;
   /** `X-Echo-*` headers, as [lower-cased name without the prefix, value]; null when there are none. */
   controls: [string, string][] | null;
@@ -28,7 +32,7 @@ export interface HeaderScan {
 export function scanHeaders(raw: readonly string[]): HeaderScan {
   const scan: HeaderScan = {
     accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false,
-    origin: undefined, host: undefined, hosts: 0, expect: undefined, controls: null,
+    origin: undefined, host: undefined, hosts: 0, authority: undefined, forwardedHost: undefined, expect: undefined, controls: null,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -38,6 +42,8 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
         scan.hosts++;
         break;
       case ACCEPT: scan.accept = raw[i + 1]; break;
+      case AUTHORITY: scan.authority = raw[i + 1]; break;
+      case X_FORWARDED_HOST: scan.forwardedHost ??= raw[i + 1]; break;
       case ORIGIN: scan.origin = raw[i + 1]; break;
       case EXPECT: scan.expect = raw[i + 1]; break;
       case USER_AGENT: scan.userAgent = raw[i + 1]; break;

@@ -11,6 +11,14 @@ export function mayHaveBody(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
 }
 
+/** The original client's address: the PROXY header's source when it names one, else the TCP peer. */
+export function clientAddress(facts: ConnectionFacts): string {
+  const { proxy } = facts;
+  // Only an IP source names the original client; a UNIX socket path (AF_UNIX) is
+  // shown in the PROXY section, never taken as the remote address.
+  return proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0 ? proxy.sourceAddress : facts.peerAddress;
+}
+
 /** The echo model's input: the request, its body as read, and its connection's facts. */
 export function requestInfo(req: IncomingMessage, facts: ConnectionFacts, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
   const { proxy } = facts;

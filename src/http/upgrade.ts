@@ -9,7 +9,7 @@ import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import type { WebSocketDetail } from './exchange.ts';
-import { originAllowed } from './origin.ts';
+import { requestOriginAllowed } from './origin.ts';
 import { scanHeaders } from './request-head.ts';
 import { requestInfo } from './request-info.ts';
 import { rawAnswer } from './respond.ts';
@@ -55,7 +55,7 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
       if (busy?.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'websocket refused: the client holds its share of the in-flight budget');
       const problem = health.draining ? [503, 'server shutting down'] as const
         : busy !== null ? [503, busy.reason] as const
-        : !originAllowed(x.scan, config.allowedOrigins) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
+        : !requestOriginAllowed(x, config) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
         : websocketHandshakeProblem(req);
       if (problem !== null) {
         reject(problem[0], problem[1]);

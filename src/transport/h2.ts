@@ -3,12 +3,13 @@
 // front stage ends with the session's first stream; a session with nothing open
 // is closed after the keep-alive timeout, as an idle HTTP/1.1 connection is.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2Server, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
+import { PLACEHOLDER_AUTHORITY, placeholderStreamOf } from './h2-authority.ts';
 import type { Handlers } from './handlers.ts';
 import type { ProgressWatch } from './progress.ts';
 
@@ -136,19 +137,50 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, 
       session.close();
     });
   });
+
+/** :method, :scheme, :authority, :path (and :protocol). */
+const PSEUDO_HEADERS = 5;
+
+/**
+ * Takes the front stage's `:authority` placeholder out of the request it was added
+ * to (see h2-authority.ts), so the app sees the request as it was sent: without
+ * :authority and Host.
+ */
+function removePlaceholder(req: Http2ServerRequest): void {
+  const { session, id } = req.stream;
+  if (placeholderStreamOf(session?.socket) !== id) return;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i] === ':authority' && raw[i + 1] === PLACEHOLDER_AUTHORITY) {
+      raw.splice(i, 2);
+      delete (req.headers as Record<string, unknown>)[':authority'];
+      return;
+    }
+  }
 }
 
 function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
+  // node:http2 resets a stream (ENHANCE_YOUR_CALM, unlogged, uncounted) whose header
+  // list exceeds the size it advertises, counting 32 bytes more per field than the app
+  // does, or has more fields than maxHeaderListPairs. Both are set well above the
+  // app's limits (twice --max-header-size, plus that per-field allowance for every
+  // field --max-header-count permits, and as many fields as fit in it), so the app
+  // sees such a request and answers 431 with a log line and a count, as on HTTP/1.1.
+  const handle = (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    removePlaceholder(req);
+    app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req));
+  };
+  const listSize = 2 * config.maxHeaderSize + 32 * (config.maxHeaderCount + PSEUDO_HEADERS);
   const h2 = createHttp2Server({
-    // Advertised so well-behaved peers stay under it; node:http2 does not enforce
-    // it, so the app answers 431 above --max-header-size, as on HTTP/1.1.
-    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
-    // Room above --max-header-count, so the app sees such a request and answers 431
-    // with a log line; node:http2 would otherwise reset the stream silently.
-    maxHeaderListPairs: 2 * config.maxHeaderCount + 8,
+    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
+    maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
     maxSessionMemory: 32,
-  }, (req, res) => app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req)));
+    // One PING per refused stream in flight (see http/flow.ts): the reset waits for its answer.
+    maxOutstandingPings: Math.max(100, config.h2MaxStreams),
+  }, handle);
+  // An Expect other than 100-continue: node:http2 would answer 417 itself, unlogged.
+  h2.on('checkExpectation', handle);
   h2.setTimeout(config.idleTimeoutMs);
   h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   return h2;

@@ -9,6 +9,14 @@ import type { ClientErrorAnswer } from './client-error.ts';
 export interface Handlers extends ClientErrorAnswer {
   /** A request, on HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /**
+   * Whether an upgrade (a WebSocket, or h2c when `h2c`) may leave HTTP/1.1. False
+   * when the request fails admission: node:http then serves it like any request, so
+   * it is refused exactly as the same GET would be, with one log line and one count.
+   * For h2c also while draining or at the in-flight budget: it is then answered over
+   * HTTP/1.1, as a server may ignore Upgrade.
+   */
+  mayUpgrade(req: IncomingMessage, h2c: boolean): boolean;
   /** A WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** A CONNECT (a tunnel request). */

@@ -14,6 +14,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
 import { answerClientError, responseInProgress } from './client-error.ts';
 import { acceptProxyHeader, beginFront, factsOf, frontDone, frontOf, reopenFront, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { firstRequestSocket } from './h2-authority.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
 import { lingerOnEarlyClose } from './linger.ts';
 import { createProgressWatch, socketProgress } from './progress.ts';
@@ -50,6 +51,13 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   let h2Stage: H2Stage | null = null;
   const progress = createProgressWatch(config.idleTimeoutMs);
   const toH2 = (socket: Duplex, front: FrontState | undefined) => (h2Stage ??= createH2Stage(app, config, logger, { progress, log })).handOver(socket, front);
+  // The first request of an HTTP/2 connection may lack :authority and Host (HAProxy's
+  // h2 health check); h2-authority.ts makes nghttp2 let it through to the app.
+  const firstRequestToH2 = async (socket: Socket | TLSSocket, front: FrontState | undefined) => {
+    const taken = await firstRequestSocket(socket);
+    if (taken !== socket && front !== undefined) shareFront(front, taken);
+    toH2(taken, front);
+  };
 
   // The request each HTTP/1.1 connection is answering (or answered last).
   const lastRequest = new WeakMap<Duplex, IncomingMessage>();
@@ -149,7 +157,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   };
 
   const plain = front('http', async (socket, state) => {
-    if (config.h2c && await sniffHttp2Preface(socket)) toH2(socket, state);
+    if (config.h2c && await sniffHttp2Preface(socket)) await firstRequestToH2(socket, state);
     else toHttp1(socket, socket);
     socket.resume();
   });
@@ -173,7 +181,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
           shareFront(state, s);
           state.facts.tls = describeTls(s);
         }
-        if (s.alpnProtocol === 'h2') toH2(s, state);
+        if (s.alpnProtocol === 'h2') {
+          firstRequestToH2(s, state).catch((err: Error) => {
+            log('warn', { peer: s.remoteAddress, reason: err.message }, 'connection closed: TLS hand-over failed');
+            s.destroy();
+          });
+        }
         else if (raw !== undefined) toHttp1(raw, s);
         else http1.emit('connection', s);
       } catch (err) {
@@ -252,10 +265,15 @@ function createHttpServer(app: Handlers, config: Config): HttpServer {
     // Node checks the two timeouts above on this period; keep it well under them.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
     // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
-    shouldUpgradeCallback: (req: IncomingMessage) =>
+    shouldUpgradeCallback: (req: IncomingMessage) => {
       // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
-      (config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req)) ||
-      (config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket'),
+      const h2c = config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req);
+      const websocket = !h2c && config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket';
+      // Admission comes before any 101; a refused upgrade is served (refused) as a plain request.
+      return (h2c || websocket) && app.mayUpgrade(req, h2c);
+    },
+    // A request without Host is the app's to refuse (400, logged and counted), not node:http's.
+    requireHostHeader: false,
   }, (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)));
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, app));

@@ -120,6 +120,12 @@ function cString(b: Buffer): string {
 
 const SSL_SUB: Record<number, 'version' | 'cn' | 'cipher' | 'sigAlg' | 'keyAlg'> = { 0x21: 'version', 0x22: 'cn', 0x23: 'cipher', 0x24: 'sigAlg', 0x25: 'keyAlg' };
 
+const PP2_CLIENT_SSL = 0x01;
+const PP2_CLIENT_CERT_CONN = 0x02;
+const PP2_CLIENT_CERT_SESS = 0x04;
+const CLIENT_BITS: [number, string][] = [[PP2_CLIENT_SSL, 'SSL'], [PP2_CLIENT_CERT_CONN, 'CERT_CONN'], [PP2_CLIENT_CERT_SESS, 'CERT_SESS']];
+const PRINTABLE = /^[\x20-\x7e]+$/;
+
 function parseTlvs(b: Buffer, insideSsl: boolean): ProxyTlvs {
   const tlvs: ProxyTlvs = {};
   let i = 0;
@@ -140,13 +146,18 @@ function parseTlvs(b: Buffer, insideSsl: boolean): ProxyTlvs {
       case 0x02: tlvs.authority = value.toString('utf8'); break;
       case 0x03: tlvs.crc32c = value.toString('hex'); break;
       case 0x04: break; // NOOP: padding
-      case 0x05: tlvs.uniqueId = value.toString('hex'); break;
+      case 0x05: tlvs.uniqueId = PRINTABLE.test(value.toString('latin1')) ? value.toString('latin1') : value.toString('hex'); break;
       case 0x30: tlvs.netns = value.toString('utf8'); break;
       case 0x20: {
         if (insideSsl || len < 5) throw new ProxyProtocolError('v2 SSL TLV is malformed');
         const sub = parseTlvs(value.subarray(5), true) as Record<string, unknown>;
         delete sub.other;
-        tlvs.ssl = { client: value[0]!, verified: value.readUInt32BE(1) === 0, ...sub };
+        const client = value[0]!;
+        const verify = value.readUInt32BE(1);
+        // verify is 0 also when no certificate was asked for or sent (HAProxy sends 0
+        // from a cleartext frontend too): verified needs a certificate bit as well.
+        const verified = (client & (PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS)) !== 0 && verify === 0;
+        tlvs.ssl = { client, clientBits: CLIENT_BITS.filter(([bit]) => (client & bit) !== 0).map(([, name]) => name), verify, verified, ...sub };
         break;
       }
       default: (tlvs.other ??= []).push({ type, value: value.toString('hex') });

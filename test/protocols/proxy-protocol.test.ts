@@ -34,7 +34,36 @@ describe('PROXY protocol', () => {
     });
     const e = body(await rawRequest(t.port, Buffer.concat([header, Buffer.from(GET('/v2'))])));
     assert.equal(e.remoteAddr, '[2001:db8::5]:51000');
-    assert.deepEqual(e.proxy!.tlvs, { alpn: 'h2', authority: 'echo.example', uniqueId: Buffer.from('req-77').toString('hex'), ssl: { client: 1, verified: true, version: 'TLSv1.3' } });
+    assert.deepEqual(e.proxy!.tlvs, {
+      alpn: 'h2', authority: 'echo.example', uniqueId: 'req-77',
+      ssl: { client: 1, clientBits: ['SSL'], verify: 0, verified: false, version: 'TLSv1.3' },
+    });
+  });
+
+  it('v2: the SSL TLV says verified only for a presented certificate that verified', async () => {
+    const rows: [string, number, number, boolean, string[]][] = [
+      ['TLS, no client certificate', 0x01, 0, false, ['SSL']],
+      ['a cleartext frontend', 0x00, 0, false, []],
+      ['a certificate on this connection, verified', 0x03, 0, true, ['SSL', 'CERT_CONN']],
+      ['a certificate of the session, verified', 0x05, 0, true, ['SSL', 'CERT_SESS']],
+      ['a certificate that failed verification', 0x03, 20, false, ['SSL', 'CERT_CONN']],
+    ];
+    for (const [name, client, verify, verified, clientBits] of rows) {
+      const field = Buffer.alloc(5);
+      field[0] = client;
+      field.writeUInt32BE(verify, 1);
+      const header = encodeProxyV2({ source: ['203.0.113.5', 5000], destination: ['192.0.2.1', 443], tlvs: [[0x20, field]] });
+      const e = body(await rawRequest(t.port, Buffer.concat([header, Buffer.from(GET('/ssl'))])));
+      assert.deepEqual(e.proxy!.tlvs.ssl, { client, clientBits, verify, verified }, name);
+    }
+  });
+
+  it('v2: shows a unique id as text when it is printable ASCII, else as hex', async () => {
+    for (const [id, shown] of [[Buffer.from('7f000001:a2c4_0a00000a:01bb_6578_0001'), '7f000001:a2c4_0a00000a:01bb_6578_0001'], [Buffer.from([0x00, 0xff, 0x41]), '00ff41']] as const) {
+      const header = encodeProxyV2({ source: ['203.0.113.5', 5000], destination: ['192.0.2.1', 80], tlvs: [[0x05, id]] });
+      const e = body(await rawRequest(t.port, Buffer.concat([header, Buffer.from(GET('/id'))])));
+      assert.equal(e.proxy!.tlvs.uniqueId, shown);
+    }
   });
 
   it('applies the trusted-proxy rules to the original client', async () => {

@@ -11,7 +11,8 @@ const NAMES: [string, number][] = [
   ['Content-Length', H.CONTENT_LENGTH], ['Content-Lengthy', H.OTHER], ['X-Forwarded-For', H.X_FORWARDED_FOR],
   ['Transfer-Encoding', H.TRANSFER_ENCODING], ['X-Forwarded-Proto', H.OTHER],
   ['X-Echo-Status', H.ECHO_CONTROL], ['x-echo-format', H.ECHO_CONTROL], ['X-ECHO-H', H.ECHO_CONTROL], ['X-Echo-Nope-At-All', H.ECHO_CONTROL],
-  ['X-Echo-', H.OTHER], ['X-Echoes', H.OTHER], ['Y-Echo-Status', H.OTHER], ['', H.OTHER], [':authority', H.OTHER],
+  ['X-Echo-', H.OTHER], ['X-Echoes', H.OTHER], ['Y-Echo-Status', H.OTHER], ['', H.OTHER], [':authority', H.AUTHORITY], [':Authority', H.AUTHORITY], [':authorit', H.OTHER],
+  ['X-Forwarded-Host', H.X_FORWARDED_HOST], ['x-forwarded-host', H.X_FORWARDED_HOST], ['X-Forwarded-Hosts', H.OTHER],
   ['__proto__', H.OTHER], ['constructor', H.OTHER],
 ];
 

@@ -56,8 +56,8 @@ describe('PROXY protocol v2', () => {
       version: 2, command: 'PROXY', transport: 'TCP4',
       sourceAddress: '203.0.113.7', sourcePort: 51000, destinationAddress: '192.0.2.10', destinationPort: 443,
       tlvs: {
-        alpn: 'h2', authority: 'echo.example', uniqueId: '616263', netns: 'ns1',
-        ssl: { client: 5, verified: true, version: 'TLSv1.3', cn: 'client', cipher: 'TLS_AES_128_GCM_SHA256' },
+        alpn: 'h2', authority: 'echo.example', uniqueId: 'abc', netns: 'ns1',
+        ssl: { client: 5, clientBits: ['SSL', 'CERT_SESS'], verify: 0, verified: true, version: 'TLSv1.3', cn: 'client', cipher: 'TLS_AES_128_GCM_SHA256' },
         other: [{ type: 0xe0, value: 'beef' }],
       },
     });
