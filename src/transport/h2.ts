@@ -137,6 +137,7 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, 
       session.close();
     });
   });
+}
 
 /** :method, :scheme, :authority, :path (and :protocol). */
 const PSEUDO_HEADERS = 5;

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as h2connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { responseComplete, startTestServer, waitFor } from '../helpers.ts';
 
 describe('graceful shutdown across protocols', () => {
@@ -71,48 +68,43 @@ describe('a drain never resets a request already sent', () => {
 describe('a drain answers connections already queued when the listener closes', () => {
   it('answers requests whose connections wait in the accept queue as the drain begins', async () => {
     const t = await startTestServer({ drainTimeoutMs: 5000 });
-    const dir = mkdtempSync(join(tmpdir(), 'echo-queued-'));
+    const n = 8;
+    // A worker thread connects and sends while this thread's event loop is blocked
+    // (Atomics.wait), so the connections sit in the kernel's accept queue, unaccepted,
+    // when the drain begins; the worker then collects the answers.
+    const sent = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(`
+      const { workerData, parentPort } = require('node:worker_threads');
+      const { connect } = require('node:net');
+      const flag = new Int32Array(workerData.sent);
+      const got = new Array(workerData.n).fill('');
+      let written = 0;
+      let closed = 0;
+      for (let i = 0; i < workerData.n; i++) {
+        const s = connect(workerData.port, '127.0.0.1');
+        s.setTimeout(5000, () => s.destroy());
+        s.on('connect', () => s.write('POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 5\\r\\n\\r\\nhello', () => {
+          if (++written === workerData.n) { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); }
+        }));
+        s.on('data', (c) => { got[i] += c.toString('latin1'); });
+        s.on('error', (e) => { got[i] += '[' + e.code + ']'; });
+        s.on('close', () => { if (++closed === workerData.n) parentPort.postMessage(got); });
+      }
+    `, { eval: true, workerData: { sent: sent.buffer, n, port: t.port } });
     try {
-      const out = join(dir, 'answers.json');
-      const n = 8;
-      // A separate process connects and sends while this process's event loop is
-      // blocked (spawnSync), so the connections sit in the kernel's accept queue;
-      // it forks, and the child collects the answers.
-      const script = `
-import json, os, socket, sys, time
-socks = []
-for i in range(${n}):
-    s = socket.create_connection(('127.0.0.1', ${t.port}))
-    s.sendall(b'POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 5\\r\\n\\r\\nhello')
-    socks.append(s)
-if os.fork() > 0:
-    os._exit(0)
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)  # so spawnSync returns as soon as the parent exits
-got = []
-for s in socks:
-    s.settimeout(5)
-    data = b''
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c: break
-            data += c
-    except Exception as e:
-        data += ('[%s]' % type(e).__name__).encode()
-    got.append(data.decode('latin1'))
-open(${JSON.stringify(out)}, 'w').write(json.dumps(got))
-`;
-      const r = spawnSync('python3', ['-c', script], { timeout: 10_000 });
-      assert.equal(r.status, 0, r.stderr.toString());
+      const answers = new Promise<string[]>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      assert.equal(Atomics.wait(sent, 0, 0, 10_000), 'ok', 'the worker sent every request');
       const stopping = t.server.shutdown(); // in the same turn: nothing was accepted yet
-      const got = await waitFor(() => (existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')) as string[] : null), 8000, 'the answers');
+      const got = await answers;
       const answered = got.filter((a) => a.startsWith('HTTP/1.1 200 ') && responseComplete(a));
       assert.equal(answered.length, n, `every queued request answered; got ${got.map((a) => a.slice(0, 30)).join(' | ')}`);
       assert.equal(await stopping, true);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      await worker.terminate();
+      await t.close();
     }
   });
 });
