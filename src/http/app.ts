@@ -52,6 +52,15 @@ export function createApp(config: Config, deps: AppDeps): App {
   const events = createEventStreams(ctx);
   const serveEcho = createEchoHandler(ctx, events);
   const upgrades = createUpgrades(ctx);
+  /**
+   * Set when the listener is about to close (after --shutdown-delay). During the
+   * delay, answers say Connection: close so clients that picked this replica per
+   * connection (an L4 balancer, kube-proxy) move on; a trusted reverse proxy picks a
+   * backend per request, so closing its pooled connections would only make it open
+   * new ones, and a connection that reaches the listener as it closes is reset with
+   * its request already sent. Its connections are closed with the drain instead.
+   */
+  let closing = false;
 
   /**
    * The handler. An unexpected error answers 500 (or drops the connection if the
@@ -62,7 +71,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
     const x: HttpExchange = ledger.begin(req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests);
-    if (health.draining) res.shouldKeepAlive = false;
+    if (health.draining && (closing || !config.trustedProxies.has(facts.peerAddress))) res.shouldKeepAlive = false;
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
       if (busy !== null) {
@@ -138,6 +147,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     refuseTunnel,
     clientError,
     beginShutdown() {
+      closing = true;
       health.beginDrain();
       events.endAll();
       upgrades.closeAll();

@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { NetworkSet } from '../../src/util/addresses.ts';
+import { rawRequest, responseComplete, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
@@ -44,6 +45,22 @@ describe('shutdown a load balancer can follow', () => {
     assert.ok(performance.now() - start >= 1490, `stopped accepting only after the delay (${Math.round(performance.now() - start)} ms)`);
     await assert.rejects(fetch(t.url), 'no new connections after the delay');
     assert.equal(t.logs.messages('shutdown delay: still serving, readiness failed').length, 1);
+  });
+
+  it('keeps the connections of a trusted proxy alive during the delay, and closes them with the drain', async () => {
+    // A reverse proxy balances per request: told to close, it would only reconnect to
+    // this replica, and a connection reaching the listener as it closes is reset.
+    const t = await startTestServer({ shutdownDelayMs: 800, drainTimeoutMs: 3000, trustedProxies: new NetworkSet(['127.0.0.1/32']) });
+    const stopping = t.server.shutdown();
+    const during = await rawRequest(t.port, 'GET /during-delay HTTP/1.1\r\nHost: t\r\n\r\n', { timeoutMs: 3000, until: responseComplete });
+    assert.equal(statusOf(during), 200);
+    assert.doesNotMatch(during, /\r\nConnection: close\r\n/i, 'kept alive for the trusted proxy during the delay');
+    const late = get(t.port, '/?echo_delay=1200ms');
+    await waitFor(() => t.server.app.inFlight === 1);
+    const raw = await late;
+    assert.equal(statusOf(raw), 200);
+    assert.match(raw, /\r\nConnection: close\r\n/i, 'an answer finished in the drain says close');
+    assert.equal(await stopping, true);
   });
 
   it('lets a request that arrives late in the delay finish during the drain', async () => {
