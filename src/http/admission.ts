@@ -37,6 +37,11 @@ function fieldCount(raw: readonly string[]): number {
   return n;
 }
 
+/** Whether a Content-Length declares more than `limit` bytes (an unparsable one is node:http's to refuse). */
+export function declaredOverLimit(contentLength: string | undefined, limit: number): boolean {
+  return contentLength !== undefined && Number(contentLength) > limit;
+}
+
 /** Null when the request may be served; else the answer that refuses it. */
 export function admissionProblem(req: IncomingMessage, scan: HeaderScan, config: Config): Refusal | null {
   if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > config.maxHeaderSize) {

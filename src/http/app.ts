@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import type { ConnectionFacts } from '../echo/facts.ts';
 import type { Health } from '../ops/health.ts';
-import { admissionProblem } from './admission.ts';
+import { admissionProblem, declaredOverLimit } from './admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
@@ -26,7 +26,7 @@ export interface App {
   /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
   /** Whether an upgrade may leave HTTP/1.1 (see transport/handlers.ts). */
-  mayUpgrade(req: IncomingMessage, h2c: boolean): boolean;
+  mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean;
   /** Takes over a WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
@@ -99,9 +99,11 @@ export function createApp(config: Config, deps: AppDeps): App {
    * Upgrades pass the same admission as any request, before any 101: a refused one
    * is served as a plain request, and refused there by the same rule.
    */
-  function mayUpgrade(req: IncomingMessage, h2c: boolean): boolean {
+  function mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean {
     if (admissionProblem(req, scanHeaders(req.rawHeaders), config) !== null) return false;
-    return !h2c || (!health.draining && ledger.inFlight < config.maxInFlight);
+    // A body declared over the limit is refused (413) as the same request's would be.
+    if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) return false;
+    return !h2c || (!health.draining && ledger.hasRoom(req.rawHeaders, facts));
   }
 
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {

@@ -90,6 +90,15 @@ export class Ledger {
   }
 
   /**
+   * Whether one more exchange of this client would fit the budget and its share,
+   * asked before it is begun (an h2c upgrade, before its 101). Nothing is counted.
+   */
+  hasRoom(rawHeaders: readonly string[], facts: ConnectionFacts): boolean {
+    if (this.#inFlight >= this.#config.maxInFlight) return false;
+    return this.#share === 0 || (this.#byClient.get(clientKey(rawHeaders, facts, this.#config)) ?? 0) < this.#share;
+  }
+
+  /**
    * Null when the in-flight budget has room for `x` (already counted by begin);
    * else why not, counted as refused (echo_requests_refused_total, or
    * echo_requests_refused_per_client_total for the client's share).
