@@ -6,9 +6,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { Health } from '../ops/health.ts';
-import { admissionProblem, declaredOverLimit } from './admission.ts';
+import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
@@ -16,7 +16,7 @@ import type { BudgetRefusal, HttpExchange } from './exchange.ts';
 import { refuseStream } from './flow.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
-import { scanHeaders } from './request-head.ts';
+import { scanHeaders } from '../core/request-head.ts';
 import { rawAnswer } from './respond.ts';
 import { createUpgrades } from './upgrade.ts';
 

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { normalizeIp } from '../util/addresses.ts';
 import { clientKey, clientShare } from './client-share.ts';
-import type { HeaderScan } from './request-head.ts';
+import type { HeaderScan } from '../core/request-head.ts';
 
 /** One exchange, from arrival to its access-log line. */
 export interface Exchange {

@@ -3,7 +3,7 @@
 // socket: the connection's facts (peer, PROXY header, TLS) arrive as data.
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { BodyResult, RequestInfo } from '../echo/model.ts';
 
 /** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */

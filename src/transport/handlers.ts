@@ -3,7 +3,7 @@
 // its connection, and nothing flows back but the answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { ClientErrorAnswer } from './client-error.ts';
 
 export interface Handlers extends ClientErrorAnswer {
