@@ -13,7 +13,7 @@ import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
 import type { BudgetRefusal, HttpExchange } from './exchange.ts';
-import { refuseStream } from './flow.ts';
+import { isHttp2, refuseStream } from '../adapters/http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
 import { scanHeaders } from '../core/request-head.ts';
@@ -86,7 +86,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
   function refuse(x: HttpExchange, busy: BudgetRefusal): void {
     if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
-    if (x.req.httpVersionMajor === 2) {
+    if (isHttp2(x.req)) {
       x.res.statusCode = 503;
       refuseStream(x.res);
       ctx.complete(x, true);

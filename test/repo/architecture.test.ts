@@ -27,6 +27,10 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/util/parse.ts', "import { SETTINGS } from '../config/settings.ts';", true],
   ['src/http/app.ts', "import { startServer } from '../server.ts';", true],
   ['src/echo/render/html.ts', "import { main } from '../../cli.ts';", true],
+  ['src/adapters/http2/stream.ts', "import { listen } from '../../transport/listener.ts';", true],
+  ['src/transport/h2.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
+  ['src/echo/model.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
+  ['src/core/admission.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
   // core/ is protocol-neutral: no protocol module, no stage above it.
   ['src/core/admission.ts', "import type { IncomingMessage } from 'node:http';", true],
   ['src/core/admission.ts', "import { constants } from 'node:http2';", true],
@@ -48,6 +52,8 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/echo/model.ts', "import type { ProxyInfo } from '../core/facts.ts';", false],
   ['src/http/app.ts', "import { admissionProblem } from '../core/admission.ts';", false],
   ['src/transport/front.ts', "import type { ConnectionFacts } from '../core/facts.ts';", false],
+  ['src/http/app.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", false],
+  ['src/adapters/http2/stream.ts', "import type { Config } from '../../config/settings.ts';", false],
 ];
 
 describe('architecture', () => {
