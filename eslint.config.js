@@ -42,15 +42,20 @@ export default tseslint.config(
     },
   },
   // The stages of src/ and the directions imports may run (README, "Architecture"):
-  // top level (cli, server, workers) -> transport -> http -> echo -> config -> util;
+  // top level (cli, server, workers) -> transport -> http -> adapters -> echo -> core -> config -> util;
   // ops/ is used by all but uses only config/ and util/. Facts flow one way: the
-  // transport hands ConnectionFacts to the HTTP stage, which builds the echo.
+  // transport hands ConnectionFacts (core/) to the HTTP stage, which builds the echo.
   ...stageRules({
-    util: { not: ['config', 'echo', 'http', 'ops', 'transport'] },
-    config: { not: ['echo', 'http', 'ops', 'transport'] },
-    ops: { not: ['echo', 'http', 'transport'] },
+    util: { not: ['config', 'adapters', 'core', 'echo', 'http', 'ops', 'transport'] },
+    config: { not: ['adapters', 'core', 'echo', 'http', 'ops', 'transport'] },
+    ops: { not: ['adapters', 'core', 'echo', 'http', 'transport'] },
+    // The protocol-neutral core: what every protocol shares, knowing none of them.
+    core: {
+      not: ['adapters', 'echo', 'http', 'transport'],
+      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({ name, message: `core/ may not import ${name}: it is protocol-neutral, adapters pass it plain data` })),
+    },
     echo: {
-      not: ['http', 'ops', 'transport'],
+      not: ['adapters', 'http', 'ops', 'transport'],
       // The echo model and renderers are transport-free: no sockets, no servers.
       modules: [
         { name: 'node:http', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
@@ -59,8 +64,10 @@ export default tseslint.config(
         { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'echo/ is transport-free' },
       ],
     },
+    // One folder per protocol, owning its casts and wire quirks: never the sockets.
+    adapters: { not: ['transport'] },
     http: { not: ['transport'] },
-    transport: { not: ['http'] },
+    transport: { not: ['adapters', 'http'] },
   }),
   {
     files: ['**/*.js', '**/*.mjs'],

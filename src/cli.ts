@@ -173,7 +173,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     return result.ok ? 0 : 1;
   }
 
-  // --- resources and workers (issue 13)
+  // --- resources and workers
   const limits = io.limits ?? readCgroupLimits();
   const worker = workerId();
   const workers = worker !== null ? 1 : config.workers === 0 ? autoWorkers(limits) : config.workers;

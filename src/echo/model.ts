@@ -3,9 +3,9 @@
 import { isUtf8 } from 'node:buffer';
 import { resolveClient, type ClientInfo, type ClientIpHeader } from './client-ip.ts';
 import { formatHostPort, normalizeIp, type NetworkSet } from '../util/addresses.ts';
-import { COOKIE, FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from './header-names.ts';
+import { COOKIE, FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
 import type { Identity } from './identity.ts';
-import type { ProxyInfo, TlsInfo } from './facts.ts';
+import type { ProxyInfo, TlsInfo } from '../core/facts.ts';
 
 /** A body as read: the first bytes kept for the echo, and the real count. */
 export interface BodyResult {

@@ -6,17 +6,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { Health } from '../ops/health.ts';
-import { admissionProblem } from './admission.ts';
+import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
 import type { BudgetRefusal, HttpExchange } from './exchange.ts';
-import { refuseStream } from './flow.ts';
+import { isHttp2, refuseStream } from '../adapters/http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
-import { scanHeaders } from './request-head.ts';
+import { scanHeaders } from '../core/request-head.ts';
 import { rawAnswer } from './respond.ts';
 import { createUpgrades } from './upgrade.ts';
 
@@ -26,7 +26,7 @@ export interface App {
   /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
   /** Whether an upgrade may leave HTTP/1.1 (see transport/handlers.ts). */
-  mayUpgrade(req: IncomingMessage, h2c: boolean): boolean;
+  mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean;
   /** Takes over a WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
@@ -95,7 +95,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
   function refuse(x: HttpExchange, busy: BudgetRefusal): void {
     if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
-    if (x.req.httpVersionMajor === 2) {
+    if (isHttp2(x.req)) {
       x.res.statusCode = 503;
       refuseStream(x.res);
       ctx.complete(x, true);
@@ -108,9 +108,11 @@ export function createApp(config: Config, deps: AppDeps): App {
    * Upgrades pass the same admission as any request, before any 101: a refused one
    * is served as a plain request, and refused there by the same rule.
    */
-  function mayUpgrade(req: IncomingMessage, h2c: boolean): boolean {
+  function mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean {
     if (admissionProblem(req, scanHeaders(req.rawHeaders), config) !== null) return false;
-    return !h2c || (!health.draining && ledger.inFlight < config.maxInFlight);
+    // A body declared over the limit is refused (413) as the same request's would be.
+    if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) return false;
+    return !h2c || (!health.draining && ledger.hasRoom(req.rawHeaders, facts));
   }
 
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {

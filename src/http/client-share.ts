@@ -6,8 +6,8 @@
 import { isIP } from 'node:net';
 import type { Config } from '../config/settings.ts';
 import { resolveClient } from '../echo/client-ip.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
-import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../echo/header-names.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
 import { normalizeIp } from '../util/addresses.ts';
 
 /** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */

@@ -10,7 +10,7 @@ import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { negotiate, parseFormat } from '../echo/render/negotiate.ts';
 import { FORMATS, type Format } from '../echo/render/renderers.ts';
 import type { Config } from '../config/settings.ts';
-import { CONTROL_PREFIX } from '../echo/header-names.ts';
+import { CONTROL_PREFIX } from '../core/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './control-values.ts';

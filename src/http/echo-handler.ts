@@ -11,7 +11,7 @@ import { controlledStatus } from './controlled-status.ts';
 import { ControlError, controlInput, parseControls, pickFormat, type Controls } from './controls.ts';
 import type { EventStreams } from './events.ts';
 import type { HttpExchange } from './exchange.ts';
-import { delay } from './flow.ts';
+import { delay } from './delay.ts';
 import { GeneratedBody } from './generate.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { normalizeIp } from '../util/addresses.ts';
 import { clientKey, clientShare } from './client-share.ts';
-import type { HeaderScan } from './request-head.ts';
+import type { HeaderScan } from '../core/request-head.ts';
 
 /** One exchange, from arrival to its access-log line. */
 export interface Exchange {
@@ -87,6 +87,15 @@ export class Ledger {
   /** Whether the budget is full: `others` exchanges in flight that do not count (the one asking). */
   saturated(others = 0): boolean {
     return this.#inFlight - others >= this.#config.maxInFlight;
+  }
+
+  /**
+   * Whether one more exchange of this client would fit the budget and its share,
+   * asked before it is begun (an h2c upgrade, before its 101). Nothing is counted.
+   */
+  hasRoom(rawHeaders: readonly string[], facts: ConnectionFacts): boolean {
+    if (this.#inFlight >= this.#config.maxInFlight) return false;
+    return this.#share === 0 || (this.#byClient.get(clientKey(rawHeaders, facts, this.#config)) ?? 0) < this.#share;
   }
 
   /**

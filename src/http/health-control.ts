@@ -2,7 +2,7 @@
 import { parseHealth, type Health } from '../ops/health.ts';
 import { ParseError } from '../util/parse.ts';
 import { controlInput } from './controls.ts';
-import type { HeaderScan } from './request-head.ts';
+import type { HeaderScan } from '../core/request-head.ts';
 
 /**
  * The health control on a request to the liveness or readiness path (`?echo_health=`

@@ -6,7 +6,7 @@ import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
 import { healthControlAnswer } from './health-control.ts';
-import { refuseStream, stopReading } from './flow.ts';
+import { isHttp2, refuseStream, stopReading } from '../adapters/http2/stream.ts';
 import { fail, reject, rejectLargeBody } from './refusals.ts';
 import { declaredLength } from './request-body.ts';
 import { send, sendText } from './respond.ts';
@@ -95,7 +95,7 @@ export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHan
       return;
     }
     if (declared !== 0) {
-      if (x.req.httpVersionMajor === 2) stopReading(x.req, x.res);
+      if (isHttp2(x.req)) stopReading(x.req, x.res);
       else discardBody(ctx, x);
     }
     if (ops(x)) ctx.complete(x, false);
@@ -132,7 +132,7 @@ function refuseOps(ctx: HttpContext, x: HttpExchange): void {
   const limit = ctx.config.maxOpsInFlight;
   ctx.ledger.refused();
   ctx.log('warn', { peer: x.facts.peerAddress, limit }, 'operations request refused: --max-ops-in-flight reached');
-  if (x.req.httpVersionMajor === 2) {
+  if (isHttp2(x.req)) {
     x.res.statusCode = 503;
     refuseStream(x.res);
     ctx.complete(x, true);

@@ -5,9 +5,9 @@
 // Host on HTTP/1.1, and X-Forwarded-Host when a trusted proxy set it (behind nginx
 // Host is often the upstream's name, `$proxy_host`, or lacks the public port).
 import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import { normalizeIp } from '../util/addresses.ts';
-import type { HeaderScan } from './request-head.ts';
+import type { HeaderScan } from '../core/request-head.ts';
 import { clientAddress } from './request-info.ts';
 
 /** `host[:port]` lower-cased, without the scheme's default port. */

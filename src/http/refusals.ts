@@ -2,7 +2,7 @@
 // why (naming the limit or setting), and the exchange is recorded like any other.
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
-import { stopReading } from './flow.ts';
+import { stopReading } from '../adapters/http2/stream.ts';
 import { sendText } from './respond.ts';
 
 /** A 4xx (or 503) about the request itself, answered now and completed. `extra` is [name, value, ...]. */

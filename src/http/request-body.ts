@@ -6,9 +6,8 @@ import { EMPTY_BODY } from '../echo/model.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
-import { stopReading } from './flow.ts';
+import { isHttp2, mayHaveBody, stopReading } from '../adapters/http2/stream.ts';
 import { fail, rejectLargeBody } from './refusals.ts';
-import { mayHaveBody } from './request-info.ts';
 import { sendText } from './respond.ts';
 
 /** The declared body length: Content-Length, -1 when unknown (chunked, or an HTTP/2 stream left open), 0 for none. */
@@ -56,7 +55,7 @@ export function readRequestBody(ctx: HttpContext, x: HttpExchange, declared: num
  * place in the in-flight budget, for as long as the session lives.
  */
 function bodyDeadline(ctx: HttpContext, x: HttpExchange): void {
-  if (x.req.httpVersionMajor !== 2) return;
+  if (!isHttp2(x.req)) return;
   const { config } = ctx;
   const timer = setTimeout(() => {
     if (x.req.complete) return;

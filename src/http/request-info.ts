@@ -3,13 +3,8 @@
 // socket: the connection's facts (peer, PROXY header, TLS) arrive as data.
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { BodyResult, RequestInfo } from '../echo/model.ts';
-
-/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
-export function mayHaveBody(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2 && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
-}
 
 /** The original client's address: the PROXY header's source when it names one, else the TCP peer. */
 export function clientAddress(facts: ConnectionFacts): string {

@@ -5,6 +5,7 @@
 // statuses (204, 304), interim (1xx) responses, and the byte count of the exchange.
 import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
 import type { HttpExchange } from './exchange.ts';
+import { interimOnStream } from '../adapters/http2/stream.ts';
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 
@@ -97,10 +98,9 @@ export function beginBody(x: HttpExchange, status: number, headers: OutgoingHttp
  */
 export function sendInterim(x: HttpExchange, code: number): void {
   const { req, res } = x;
-  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return;
-  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
-  if (h2stream !== undefined) h2stream.additionalHeaders({ ':status': code });
-  else if (code === 100) res.writeContinue();
+  if (req.httpVersion === '1.0') return;
+  if (interimOnStream(res, code)) return;
+  if (code === 100) res.writeContinue();
   else if (code === 102) res.writeProcessing();
   // node:http sends a 103 only with a Link hint; a preconnect to this same origin
   // is the one hint that changes nothing for a browser (it is connected already).

@@ -4,13 +4,13 @@
 // once: refused, failed, aborted before the handshake (499), or closed.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import type { WebSocketDetail } from './exchange.ts';
 import { requestOriginAllowed } from './origin.ts';
-import { scanHeaders } from './request-head.ts';
+import { scanHeaders } from '../core/request-head.ts';
 import { requestInfo } from './request-info.ts';
 import { rawAnswer } from './respond.ts';
 import { websocketHandshakeProblem, type WebSocketEcho } from './websocket-handshake.ts';

@@ -3,7 +3,7 @@
 // Prometheus text is written only when scraped. The label sets are closed: a
 // method outside the list counts as OTHER, and a status outside the short list of
 // exact codes counts as its class (1xx..5xx), so no client can grow the number of
-// series (issue 9 measured 3,600 series from `echo_status` across methods before).
+// series (3,600 series from `echo_status` across methods were measured before).
 // The process_* / nodejs_* metrics come from prom-client on a registry of our own
 // (never the global one, so several servers in one process never share anything).
 import { Registry, collectDefaultMetrics } from 'prom-client';

@@ -2,7 +2,7 @@
 // and the first bytes (to tell an HTTP/2 preface from HTTP/1.1). The front stage
 // reads them, puts back whatever belongs to the next protocol, and hands on.
 import type { Socket } from 'node:net';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import { parseProxyHeader, type ProxyInfo } from './proxy-protocol.ts';
 
 /**

@@ -177,7 +177,7 @@ function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Ser
     settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
     maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
     maxSessionMemory: 32,
-    // One PING per refused stream in flight (see http/flow.ts): the reset waits for its answer.
+    // One PING per refused stream in flight (see adapters/http2/stream.ts): the reset waits for its answer.
     maxOutstandingPings: Math.max(100, config.h2MaxStreams),
   }, handle);
   // An Expect other than 100-continue: node:http2 would answer 417 itself, unlogged.

@@ -3,7 +3,7 @@
 // its connection, and nothing flows back but the answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ConnectionFacts } from '../echo/facts.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { ClientErrorAnswer } from './client-error.ts';
 
 export interface Handlers extends ClientErrorAnswer {
@@ -14,9 +14,11 @@ export interface Handlers extends ClientErrorAnswer {
    * when the request fails admission: node:http then serves it like any request, so
    * it is refused exactly as the same GET would be, with one log line and one count.
    * For h2c also while draining or at the in-flight budget: it is then answered over
-   * HTTP/1.1, as a server may ignore Upgrade.
+   * HTTP/1.1, as a server may ignore Upgrade. Also false for a body declared over
+   * --max-body-size (refused 413 as a request) and, for h2c, when the client holds
+   * its share of the in-flight budget.
    */
-  mayUpgrade(req: IncomingMessage, h2c: boolean): boolean;
+  mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean;
   /** A WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** A CONNECT (a tunnel request). */

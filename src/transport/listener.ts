@@ -270,7 +270,7 @@ function createHttpServer(app: Handlers, config: Config): HttpServer {
       const h2c = config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req);
       const websocket = !h2c && config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket';
       // Admission comes before any 101; a refused upgrade is served (refused) as a plain request.
-      return (h2c || websocket) && app.mayUpgrade(req, h2c);
+      return (h2c || websocket) && app.mayUpgrade(req, h2c, factsOf(req));
     },
     // A request without Host is the app's to refuse (400, logged and counted), not node:http's.
     requireHostHeader: false,

@@ -3,7 +3,7 @@
 // bounded: it needs at most 107 bytes for v1 and 16 + 65535 for v2, and never
 // throws anything but ProxyProtocolError.
 import { isIP } from 'node:net';
-import type { ProxyInfo, ProxyTlvs } from '../echo/facts.ts';
+import type { ProxyInfo, ProxyTlvs } from '../core/facts.ts';
 
 export type { ProxyInfo, ProxyTlvs };
 

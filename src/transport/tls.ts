@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/settings.ts';
 import { ConfigError } from '../config/settings.ts';
-import type { TlsInfo } from '../echo/facts.ts';
+import type { TlsInfo } from '../core/facts.ts';
 import type { Logger } from '../ops/logger.ts';
 
 export interface TlsMaterial {

@@ -27,6 +27,19 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/util/parse.ts', "import { SETTINGS } from '../config/settings.ts';", true],
   ['src/http/app.ts', "import { startServer } from '../server.ts';", true],
   ['src/echo/render/html.ts', "import { main } from '../../cli.ts';", true],
+  ['src/adapters/http2/stream.ts', "import { listen } from '../../transport/listener.ts';", true],
+  ['src/transport/h2.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
+  ['src/echo/model.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
+  ['src/core/admission.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", true],
+  // core/ is protocol-neutral: no protocol module, no stage above it.
+  ['src/core/admission.ts', "import type { IncomingMessage } from 'node:http';", true],
+  ['src/core/admission.ts', "import { constants } from 'node:http2';", true],
+  ['src/core/request-head.ts', "import { WebSocket } from 'ws';", true],
+  ['src/core/facts.ts', "import { createApp } from '../http/app.ts';", true],
+  ['src/core/facts.ts', "import { listen } from '../transport/listener.ts';", true],
+  ['src/core/facts.ts', "import { buildEcho } from '../echo/model.ts';", true],
+  ['src/config/settings.ts', "import type { ConnectionFacts } from '../core/facts.ts';", true],
+  ['src/ops/logger.ts', "import type { HeaderScan } from '../core/request-head.ts';", true],
   // The directions the README allows.
   ['src/http/app.ts', "import { buildEcho } from '../echo/model.ts';", false],
   ['src/transport/listener.ts', "import { EMPTY_BODY } from '../echo/model.ts';", false],
@@ -35,6 +48,12 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/echo/render/text.ts', "import { buildEcho } from '../model.ts';", false],
   ['src/ops/logger.ts', "import { SETTINGS } from '../config/settings.ts';", false],
   ['src/config/settings.ts', "import { clip } from '../util/parse.ts';", false],
+  ['src/core/admission.ts', "import type { Config } from '../config/settings.ts';", false],
+  ['src/echo/model.ts', "import type { ProxyInfo } from '../core/facts.ts';", false],
+  ['src/http/app.ts', "import { admissionProblem } from '../core/admission.ts';", false],
+  ['src/transport/front.ts', "import type { ConnectionFacts } from '../core/facts.ts';", false],
+  ['src/http/app.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", false],
+  ['src/adapters/http2/stream.ts', "import type { Config } from '../../config/settings.ts';", false],
 ];
 
 describe('architecture', () => {

@@ -5,7 +5,7 @@ import {
   ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, controlInput, pickFormat, type ControlLimits, type ControlSpec,
 } from '../../src/http/controls.ts';
 import { defaultConfig } from '../../src/config/settings.ts';
-import { scanHeaders } from '../../src/http/request-head.ts';
+import { scanHeaders } from '../../src/core/request-head.ts';
 import { outOfBound, queryOf } from '../control-cases.ts';
 
 const limits = { maxDelayMs: 1000, maxGeneratedSize: 1024, maxResponseHeaders: 2 };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import * as H from '../../src/echo/header-names.ts';
+import * as H from '../../src/core/header-names.ts';
 
 /** [name as a client may spell it, what the server must take it for]. */
 const NAMES: [string, number][] = [

@@ -1,16 +1,25 @@
-// How much of a request is read and how its stream ends, on HTTP/1.1 and HTTP/2:
-// not reading a body the answer does not need, refusing an HTTP/2 stream, and a
-// delay that a leaving client cancels.
+// What only HTTP/2 has, in one place: node:http2's compatibility objects pass for
+// node:http's, so whether a request is HTTP/2, whether its stream may carry a body,
+// interim answers on the stream, and how a stream ends (refused, or cancelled once
+// its answer is out) are asked here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Waits, unless the client leaves first. */
-export function delay(res: ServerResponse, ms: number, then: () => void): void {
-  const timer = setTimeout(() => {
-    res.off('close', cancel);
-    then();
-  }, ms);
-  const cancel = () => clearTimeout(timer);
-  res.once('close', cancel);
+/** Whether the request arrived on an HTTP/2 stream (h2, h2c, or an h2c upgrade). */
+export function isHttp2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2;
+}
+
+/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
+export function mayHaveBody(req: IncomingMessage): boolean {
+  return isHttp2(req) && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+}
+
+/** An interim (1xx) answer as an informational HEADERS frame; false when the answer is not on a stream. */
+export function interimOnStream(res: ServerResponse, code: number): boolean {
+  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
+  if (h2stream === undefined) return false;
+  h2stream.additionalHeaders({ ':status': code });
+  return true;
 }
 
 type H2Stream = {

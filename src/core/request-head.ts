@@ -1,9 +1,9 @@
 // One pass over the raw request headers collects everything the handler needs,
 // so the hot path never builds Node's lower-cased `req.headers` object. Which names
-// matter is decided in one place for the whole server (echo/header-names.ts).
+// matter is decided in one place for the whole server (header-names.ts).
 import {
   ACCEPT, AUTHORITY, CONTENT_LENGTH, CONTROL_PREFIX, ECHO_CONTROL, EXPECT, HOST, ORIGIN, TRANSFER_ENCODING, USER_AGENT, X_FORWARDED_HOST, X_REQUEST_ID, headerKind,
-} from '../echo/header-names.ts';
+} from './header-names.ts';
 
 export interface HeaderScan {
   accept: string | undefined;
