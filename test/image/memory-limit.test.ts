@@ -157,8 +157,8 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
       '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log',
       // Bounds what a session node:http2 leaves open after its client has gone (seen once in
       // three runs after this flood, not reproduced outside the container): the idle
-      // timeout closes it, so the in-flight count below comes back within the wait.
-      '--idle-timeout', '30s');
+      // timeout (above the 30 s --max-delay) closes it, so the in-flight count comes back in the wait.
+      '--idle-timeout', '40s');
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', name, '8080/tcp'))![1]);
     const startLine = await waitFor(async () => (await docker('logs', name)).split('\n').filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)
