@@ -97,7 +97,9 @@ export function get(url: string, opts: { agent?: Agent; timeoutMs?: number; head
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
+    // A pooled connection the front closed as this request went out is the client's
+    // race, not the backend's: say which it was, so a failure can be read.
+    req.on('error', (err) => reject(req.reusedSocket ? new Error(`${err.message} (on a reused connection)`, { cause: err }) : err));
     req.end();
   });
 }

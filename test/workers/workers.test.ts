@@ -165,7 +165,9 @@ describe('--workers, more', { timeout: 120_000 }, () => {
     try {
       await until(() => out.includes('echo-server started'), 30_000, 'started');
       const url = ((JSON.parse(out.split('\n').find((l) => l.includes('echo-server started'))!) as { listeners: string[] }).listeners)[0]!;
-      const held = Array.from({ length: 4 }, () => get(url, '/?echo_delay=1s'));
+      // Held past the primary's figures cache (about a second), so the scrape that
+      // sees all four in flight can come after they all arrived and before any ends.
+      const held = Array.from({ length: 4 }, () => get(url, '/?echo_delay=4s'));
       await waitForInFlight(url, 4);
       process.kill(-child.pid!, 'SIGINT'); // the whole process group, as a terminal does
       assert.deepEqual((await Promise.all(held)).map((a) => a.status), [200, 200, 200, 200]);
