@@ -127,7 +127,11 @@ export interface LoadResult {
  * the replicas it means to disturb.
  */
 export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean; onOk?: (a: Answer) => void }): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency });
+  // Idle pooled connections are closed by the client after 2 s, before HAProxy's own
+  // 5 s keep-alive timeout: otherwise a request can go out on a connection HAProxy is
+  // closing at that moment, a race between the client and the front (socket hang up)
+  // that says nothing about the replicas behind it.
+  const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency, timeout: 2000 });
   const r: LoadResult = { sent: 0, ok: 0, failed: 0, seconds: 0, rate: 0, failures: [], hostnames: new Map() };
   const start = performance.now();
   const maxCount = Math.ceil(o.rate * o.maxSeconds);
