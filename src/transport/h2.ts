@@ -44,6 +44,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     closeWhenIdle(s, config.keepAliveTimeoutMs);
     s.on('stream', (stream: ServerHttp2Stream) => cancelWhenStalled(stream, watch, config.idleTimeoutMs));
     closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
+    destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
   return {
@@ -101,6 +102,22 @@ function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: nu
     stream.close(NGHTTP2_CANCEL);
   });
   stream.once('close', stop);
+}
+
+/**
+ * node:http2 destroys a session that moves nothing for --idle-timeout, but not once
+ * it is closing (after GOAWAY): then it waits for its streams however long they take.
+ * A stream whose peer stopped reading cannot even get its RST_STREAM out, so such a
+ * session, its socket, its --max-connections slot and its exchanges (in flight,
+ * never logged) would stay forever. The same idle rule holds for a closing session:
+ * destroyed, its streams' exchanges recorded as aborted.
+ */
+function destroyWhenClosingStalls(session: ServerHttp2Session, log: LimitedLog): void {
+  session.on('timeout', () => {
+    if (!session.closed || session.destroyed) return;
+    log('info', { peer: session.socket?.remoteAddress }, 'HTTP/2 session destroyed: closing, and no progress within --idle-timeout');
+    session.destroy();
+  });
 }
 
 const NGHTTP2_REFUSED_STREAM = 7;

@@ -2,9 +2,10 @@
 // operations endpoints never wait for a request body, they have a budget of their
 // own, and a session that keeps opening streams against a full budget is sent away.
 import assert from 'node:assert/strict';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { afterEach, describe, it } from 'node:test';
-import { rawRequest, responseComplete, startTestServer, waitFor, waitForInFlight, type TestServer } from '../helpers.ts';
+import { rawRequest, requestsInFlight, responseComplete, startTestServer, waitFor, waitForInFlight, type TestServer } from '../helpers.ts';
 
 /** Opens a stream and settles with its status, or `rst<code>` when it is reset first. */
 function outcome(stream: ClientHttp2Stream): Promise<string> {
@@ -23,6 +24,94 @@ function session(url: string, settings = {}): Promise<ClientHttp2Session> {
   s.on('error', () => {});
   sessions.push(s);
   return new Promise((resolve) => s.once('connect', () => resolve(s)));
+}
+
+const frame = (type: number, flags: number, id: number, payload: Buffer) => {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(id, 5);
+  return Buffer.concat([head, payload]);
+};
+/** HPACK literals without indexing: enough for a raw client's request headers. */
+const literal = (name: string, value: string) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+const request = (path: string) => Buffer.concat([literal(':method', 'GET'), literal(':scheme', 'http'), literal(':authority', 'x'), literal(':path', path)]);
+
+/**
+ * A raw h2c client (node:http2 gives up at GOAWAY; this one does not): it opens
+ * `first` with no flow-control window, then a stream for every stream reset
+ * (retrying against a full budget) until the server's GOAWAY. Then it grants
+ * `first` the largest window and stops reading, its socket left open: once the
+ * socket buffers are full the server can send nothing more, not even a reset.
+ * Resolves with the socket and the GOAWAY's code.
+ */
+function provokeGoawayThenStopReading(port: number, first: string): Promise<{ socket: Socket; code: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    let next = 3;
+    // Frames are skipped as they come (the answer's DATA is large): header bytes, then payload.
+    let head = Buffer.alloc(0);
+    let skip = 0;
+    let keep: Buffer | null = null;
+    let type = 0;
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+    settings.writeUInt32BE(0, 2);
+    // The largest windows allowed: the connection's starts at 65,535, the stream's at 0.
+    const connectionIncrement = Buffer.alloc(4);
+    connectionIncrement.writeUInt32BE(2 ** 31 - 1 - 65_535);
+    const streamIncrement = Buffer.alloc(4);
+    streamIncrement.writeUInt32BE(2 ** 31 - 1);
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, settings), frame(8, 0, 0, connectionIncrement), frame(1, 0x5, 1, request(first))]));
+      // As many more as the server's limit allows: each is refused at once, the first holds the budget.
+      for (let i = 0; i < 9; i++, next += 2) socket.write(frame(1, 0x5, next, request(`/?more=${next}`)));
+    });
+    const onFrame = (payload: Buffer) => {
+      if (type === 3) {
+        socket.write(frame(1, 0x5, next, request(`/?more=${next}`)));
+        next += 2;
+      } else if (type === 7) {
+        socket.write(frame(8, 0, 1, streamIncrement));
+        socket.pause();
+        socket.removeAllListeners('data');
+        resolve({ socket, code: payload.readUInt32BE(4) });
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      let at = 0;
+      while (at < chunk.length) {
+        if (skip > 0 || keep !== null) {
+          const n = Math.min(skip, chunk.length - at);
+          if (keep !== null) keep = Buffer.concat([keep, chunk.subarray(at, at + n)]);
+          skip -= n;
+          at += n;
+          if (skip === 0 && keep !== null) {
+            const payload = keep;
+            keep = null;
+            onFrame(payload);
+            if (socket.isPaused()) return;
+          }
+          continue;
+        }
+        const n = Math.min(9 - head.length, chunk.length - at);
+        head = Buffer.concat([head, chunk.subarray(at, at + n)]);
+        at += n;
+        if (head.length < 9) continue;
+        skip = head.readUIntBE(0, 3);
+        type = head[3]!;
+        head = Buffer.alloc(0);
+        keep = type === 3 || type === 7 ? Buffer.alloc(0) : null;
+        if (skip === 0 && keep !== null) {
+          keep = null;
+          onFrame(Buffer.alloc(8));
+          if (socket.isPaused()) return;
+        }
+      }
+    });
+  });
 }
 
 const count = (list: string[]) => list.reduce<Record<string, number>>((m, k) => ({ ...m, [k]: (m[k] ?? 0) + 1 }), {});
@@ -118,5 +207,22 @@ describe('HTTP/2 streams that send nothing', () => {
     holder.request({ ':path': '/livez' }).close();
     holder.destroy();
     await delayed;
+  });
+
+  it('destroys a session sent away by GOAWAY whose client stopped reading, ending its exchange within --idle-timeout', async () => {
+    const t = await start({ maxInFlight: 1, h2MaxStreams: 10, idleTimeoutMs: 1000, maxDelayMs: 500 });
+    // An answer far larger than the socket buffers: it stalls once the client stops reading.
+    const { socket, code } = await provokeGoawayThenStopReading(t.port, '/?echo_size=67108864');
+    try {
+      assert.equal(code, 11, 'GOAWAY ENHANCE_YOUR_CALM');
+      // The stalled answer is cancelled after the idle timeout, but its RST_STREAM
+      // cannot leave either: only destroying the closing session ends the exchange.
+      await waitFor(async () => await requestsInFlight(t.url) === 1, 6000, 'nothing in flight but the scrape');
+      assert.equal(t.logs.messages('HTTP/2 session destroyed: closing, and no progress within --idle-timeout').length, 1);
+      const line = t.logs.lines.find((l) => l.msg === 'request' && l.uri === '/?echo_size=67108864');
+      assert.equal(line?.aborted, true, JSON.stringify(line));
+    } finally {
+      socket.destroy();
+    }
   });
 });
