@@ -2,14 +2,18 @@
 // One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
 // (the query parameter wins when both are given). Every control is one row of
 // CONTROLS: how its value is read, its bound, whether it works with --no-controls,
-// where it applies. parseControls, controlInput, scanHeaders and the README table
-// (checked by test/repo/docs.test.ts) all read that table. A bad value is a
-// ControlError, which the app answers with 400.
+// the setting it needs, where it applies. parseControls, controlInput, scanHeaders,
+// the probe paths' health control and the README table (checked by
+// test/repo/docs.test.ts) all read that table. A bad value is a ControlError (400),
+// a control whose setting is off one too (403).
+//
+// Pure: reading controls only says what was asked. Nothing here changes the health
+// state, waits or writes; the handler applies what a control asks for, so the same
+// parse serves every protocol and a test can call it without a server.
 import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
-import { negotiate, parseFormat } from '../echo/render/negotiate.ts';
-import { FORMATS, type Format } from '../echo/render/renderers.ts';
-import type { Config } from '../config/settings.ts';
+import { REPRESENTATIONS, negotiate, parseRepresentation, type Representation } from '../echo/render/negotiate.ts';
+import { SETTINGS, type Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
@@ -31,11 +35,18 @@ export interface Controls {
   headers: [string, string][];
   /** Generate a body of this many bytes instead of the echo. */
   size: number | null;
+  /** The health state to set; the handler applies it. Only set when its gate is on. */
   health: HealthAction | null;
 }
 
 /** The operator's limits on controls: settings (src/config/settings.ts), by their Config key. */
 export type ControlLimits = Pick<Config, 'maxDelayMs' | 'maxGeneratedSize' | 'maxResponseHeaders'>;
+/** A setting that must be on for a control to work at all (a boolean of Config). */
+export type ControlGate = 'healthControl';
+/** The gate settings, by their Config key. */
+export type ControlGates = Pick<Config, ControlGate>;
+/** Everything parseControls needs of the operator's settings. */
+export type ControlSettings = ControlLimits & ControlGates;
 
 /** What a control's value may be; parseControls enforces it and the README shows it. */
 export type Bound =
@@ -62,8 +73,8 @@ export interface ControlSpec {
   readonly bound: Bound;
   /** Still read under --no-controls. */
   readonly withControlsOff: boolean;
-  /** A setting that must also be on, else 403. */
-  readonly gate: 'healthControl' | null;
+  /** A setting that must also be on, else 403 (see gateRefusal). */
+  readonly gate: ControlGate | null;
   readonly appliesTo: readonly Answer[];
   /** One line for the README. */
   readonly description: string;
@@ -142,7 +153,7 @@ export const CONTROLS: readonly ControlSpec[] = [
     name: 'format',
     example: 'json',
     values: 'a rendering; `sse` only with `--sse`',
-    bound: { kind: 'one-of', words: FORMATS },
+    bound: { kind: 'one-of', words: REPRESENTATIONS },
     withControlsOff: true, gate: null, appliesTo: ECHO,
     description: 'choose the rendering, instead of the `Accept` header',
     read: null,
@@ -158,6 +169,11 @@ const KNOWN = CONTROLS.map((c) => c.query).join(', ');
  */
 const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
 const NAMES_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.name);
+
+/** A control by its name without prefix (`health`); undefined for a name not in CONTROLS. */
+export function controlNamed(name: string): ControlSpec | undefined {
+  return BY_NAME.get(name);
+}
 
 /** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
 export function boundMax(bound: Bound, limits: ControlLimits): number {
@@ -185,20 +201,38 @@ export function addControlInput(input: ControlInput, name: string, source: strin
   else entry.values.push(value);
 }
 
-/** The controls asked for; echo_format is left to pickFormat. */
-export function parseControls(input: ControlInput, limits: ControlLimits): Controls {
+/**
+ * The refusal (403, naming the setting's flag) of a control whose gate setting is off;
+ * null when the control has no gate or its gate is on.
+ */
+export function gateRefusal(spec: ControlSpec, gates: ControlGates): ControlError | null {
+  if (spec.gate === null || gates[spec.gate]) return null;
+  const flag = SETTINGS.find((s) => s.key === spec.gate)!.flag;
+  return new ControlError(`the ${spec.name} control is disabled on this server (--${flag})`, 403);
+}
+
+/**
+ * The controls asked for; echo_format is left to pickRepresentation. Throws a
+ * ControlError: 400 for an unknown control or a bad value, else 403 for a control
+ * whose gate is off. Every value is checked before any gate, so a bad value is a
+ * 400 whatever the settings.
+ */
+export function parseControls(input: ControlInput, settings: ControlSettings): Controls {
   const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
+  let refusal: ControlError | null = null;
   for (const [name, { source, values }] of input) {
     const spec = BY_NAME.get(name);
     if (spec === undefined) throw new ControlError(`unknown control ${source}; known: ${KNOWN}`);
+    refusal ??= gateRefusal(spec, settings);
     if (spec.read === null) continue;
     try {
-      spec.read(controls, values, boundMax(spec.bound, limits));
+      spec.read(controls, values, boundMax(spec.bound, settings));
     } catch (err) {
       if (err instanceof ParseError) throw new ControlError(`invalid ${source}: ${err.message}`);
       throw err;
     }
   }
+  if (refusal !== null) throw refusal;
   return controls;
 }
 
@@ -227,11 +261,11 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
   return input;
 }
 
-/** The rendering: an explicit echo_format / X-Echo-Format, else the Accept header. */
-export function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
+/** A rendering or an event stream: an explicit echo_format / X-Echo-Format, else the Accept header. */
+export function pickRepresentation(input: ControlInput | null, accept: string | undefined, sse: boolean): Representation {
   const requested = input?.get(FORMAT.name);
   if (requested === undefined) return negotiate(accept, sse);
-  const format = parseFormat(requested.values[0]!);
-  if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
-  return format;
+  const chosen = parseRepresentation(requested.values[0]!);
+  if (chosen === null || (chosen === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
+  return chosen;
 }
