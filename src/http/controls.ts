@@ -1,25 +1,23 @@
-// Response controls: what a client may ask of the response, on any path.
-// One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
-// (the query parameter wins when both are given). Every control is one row of
-// CONTROLS: how its value is read, its bound, whether it works with --no-controls,
-// the setting it needs, where it applies. parseControls, controlInput, scanHeaders,
-// the probe paths' health control and the README table (checked by
-// test/repo/docs.test.ts) all read that table. A bad value is a ControlError (400),
-// a control whose setting is off one too (403).
+// Response controls: what a client may ask of the response, on any path, declared
+// as one table. One naming scheme: the query parameter `echo_<name>` or the header
+// `X-Echo-<Name>` (the query parameter wins when both are given). Every control is
+// one row of CONTROLS: how its value is read, its bound, whether it works with
+// --no-controls, the setting it needs (its gate), where it applies. Reading a
+// request's controls (request-controls.ts), scanHeaders, the probe paths' health
+// control and the README table (checked by test/repo/docs.test.ts) all read it, so
+// a new control is a new row and nothing else.
 //
-// Pure: reading controls only says what was asked. Nothing here changes the health
-// state, waits or writes; the handler applies what a control asks for, so the same
-// parse serves every protocol and a test can call it without a server.
+// Pure data: nothing here reads a request, changes the health state, waits or writes.
 import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
-import { REPRESENTATIONS, negotiate, parseRepresentation, type Representation } from '../echo/render/negotiate.ts';
-import { SETTINGS, type Config } from '../config/settings.ts';
+import { REPRESENTATIONS } from '../echo/render/negotiate.ts';
+import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './control-values.ts';
 
-// app.ts and the tests take these from here.
+// The handler's effects and the tests take these from here, with the table.
 export {
   ALLOWED_HEADERS, FORBIDDEN_X_HEADERS, INTERIM_CODES, headerAllowed, parseHeader, parseStatus, pickStatus, type StatusChoice,
 } from './control-values.ts';
@@ -45,7 +43,7 @@ export type ControlLimits = Pick<Config, 'maxDelayMs' | 'maxGeneratedSize' | 'ma
 export type ControlGate = 'healthControl';
 /** The gate settings, by their Config key. */
 export type ControlGates = Pick<Config, ControlGate>;
-/** Everything parseControls needs of the operator's settings. */
+/** Everything parsing a request's controls needs of the operator's settings. */
 export type ControlSettings = ControlLimits & ControlGates;
 
 /** What a control's value may be; parseControls enforces it and the README shows it. */
@@ -81,7 +79,7 @@ export interface ControlSpec {
   /**
    * Reads the values into `into` within `max` (the bound's upper end); throws ParseError.
    * Only a repeatable control (a `count` bound) looks past the first value. Null: read
-   * elsewhere (echo_format chooses the renderer, see pickFormat).
+   * elsewhere (echo_format chooses the representation, see pickRepresentation).
    */
   readonly read: ((into: Controls, values: readonly string[], max: number) => void) | null;
 }
@@ -95,7 +93,7 @@ function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
 }
 
 /** `X-Echo-Status` for `status`: how messages name a control given as a header. */
-function headerForm(name: string): string {
+export function headerForm(name: string): string {
   return `X-Echo-${name.charAt(0).toUpperCase()}${name.slice(1)}`;
 }
 
@@ -161,14 +159,6 @@ export const CONTROLS: readonly ControlSpec[] = [
 ];
 
 const BY_NAME = new Map(CONTROLS.map((c) => [c.name, c]));
-const FORMAT = BY_NAME.get('format')!;
-const KNOWN = CONTROLS.map((c) => c.query).join(', ');
-/**
- * The --no-controls rule: only these are read with controls off. Short arrays, not
- * Sets: a Set would hash each fresh string, an array compares lengths first.
- */
-const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
-const NAMES_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.name);
 
 /** A control by its name without prefix (`health`); undefined for a name not in CONTROLS. */
 export function controlNamed(name: string): ControlSpec | undefined {
@@ -182,90 +172,4 @@ export function boundMax(bound: Bound, limits: ControlLimits): number {
     case 'limit': return limits[bound.limit];
     case 'one-of': return bound.words.length;
   }
-}
-
-export class ControlError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** Raw control values by name (without prefix), each with the name the client used. */
-export type ControlInput = Map<string, { source: string; values: string[] }>;
-
-export function addControlInput(input: ControlInput, name: string, source: string, value: string): void {
-  const entry = input.get(name);
-  if (entry === undefined) input.set(name, { source, values: [value] });
-  else entry.values.push(value);
-}
-
-/**
- * The refusal (403, naming the setting's flag) of a control whose gate setting is off;
- * null when the control has no gate or its gate is on.
- */
-export function gateRefusal(spec: ControlSpec, gates: ControlGates): ControlError | null {
-  if (spec.gate === null || gates[spec.gate]) return null;
-  const flag = SETTINGS.find((s) => s.key === spec.gate)!.flag;
-  return new ControlError(`the ${spec.name} control is disabled on this server (--${flag})`, 403);
-}
-
-/**
- * The controls asked for; echo_format is left to pickRepresentation. Throws a
- * ControlError: 400 for an unknown control or a bad value, else 403 for a control
- * whose gate is off. Every value is checked before any gate, so a bad value is a
- * 400 whatever the settings.
- */
-export function parseControls(input: ControlInput, settings: ControlSettings): Controls {
-  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
-  let refusal: ControlError | null = null;
-  for (const [name, { source, values }] of input) {
-    const spec = BY_NAME.get(name);
-    if (spec === undefined) throw new ControlError(`unknown control ${source}; known: ${KNOWN}`);
-    refusal ??= gateRefusal(spec, settings);
-    if (spec.read === null) continue;
-    try {
-      spec.read(controls, values, boundMax(spec.bound, settings));
-    } catch (err) {
-      if (err instanceof ParseError) throw new ControlError(`invalid ${source}: ${err.message}`);
-      throw err;
-    }
-  }
-  if (refusal !== null) throw refusal;
-  return controls;
-}
-
-/**
- * Control values from the query (`echo_*`) and headers (`X-Echo-*`, as collected by
- * scanHeaders); null when there are none, so a request without controls allocates
- * nothing here. With `controlsOn` false only the controls declared `withControlsOff`
- * are taken.
- */
-export function controlInput(uri: string, q: number, headers: [string, string][] | null, controlsOn: boolean): ControlInput | null {
-  let input: ControlInput | null = null;
-  if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
-    for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
-      if (!k.startsWith(QUERY_PREFIX) || !(controlsOn || QUERY_WITH_CONTROLS_OFF.includes(k))) continue;
-      addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
-    }
-  }
-  if (headers !== null) {
-    for (const [name, value] of headers) {
-      if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
-      // The query wins: a header only fills a control the query did not set.
-      if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
-      addControlInput((input ??= new Map() as ControlInput), name, BY_NAME.get(name)?.header ?? headerForm(name), value);
-    }
-  }
-  return input;
-}
-
-/** A rendering or an event stream: an explicit echo_format / X-Echo-Format, else the Accept header. */
-export function pickRepresentation(input: ControlInput | null, accept: string | undefined, sse: boolean): Representation {
-  const requested = input?.get(FORMAT.name);
-  if (requested === undefined) return negotiate(accept, sse);
-  const chosen = parseRepresentation(requested.values[0]!);
-  if (chosen === null || (chosen === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
-  return chosen;
 }

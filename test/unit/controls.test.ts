@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/http/controls.ts';
 import {
-  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, controlInput, gateRefusal, pickRepresentation,
+  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, parseHeader, parseStatus, pickStatus,
   type ControlGate, type ControlGates, type ControlSettings, type ControlSpec,
 } from '../../src/http/controls.ts';
+import {
+  ControlError, addControlInput, controlInput, gateRefusal, parseControls, pickRepresentation, type ControlInput,
+} from '../../src/http/request-controls.ts';
 import { healthControlAnswer } from '../../src/http/health-control.ts';
 import { SETTINGS, defaultConfig } from '../../src/config/settings.ts';
 import { scanHeaders } from '../../src/core/request-head.ts';
