@@ -9,6 +9,7 @@
 // every protocol and a test calls it without a server.
 import { ParseError } from '../util/parse.ts';
 import { negotiate, parseRepresentation, type Representation } from '../echo/render/negotiate.ts';
+import { FORMATS } from '../echo/render/renderers.ts';
 import { SETTINGS } from '../config/settings.ts';
 import {
   CONTROLS, QUERY_PREFIX, boundMax, controlNamed, headerForm, type ControlGates, type ControlSettings, type ControlSpec, type Controls,
@@ -105,6 +106,6 @@ export function pickRepresentation(input: ControlInput | null, accept: string | 
   const requested = input?.get(FORMAT.name);
   if (requested === undefined) return negotiate(accept, sse);
   const chosen = parseRepresentation(requested.values[0]!);
-  if (chosen === null || (chosen === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
+  if (chosen === null || (chosen === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use ${FORMATS.join(', ')}${sse ? ' or sse' : ''}`);
   return chosen;
 }

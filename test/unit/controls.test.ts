@@ -222,3 +222,23 @@ describe('the health control on the probe paths', () => {
     });
   }
 });
+
+describe('the representation a request asks for', () => {
+  const cases: [string | null, string | undefined, boolean, string][] = [
+    [null, undefined, true, 'text'],
+    [null, 'application/json', true, 'json'],
+    [null, 'text/event-stream', true, 'sse'],
+    [null, 'text/event-stream', false, 'text'],
+    ['html', 'application/json', true, 'html'],
+    ['sse', undefined, true, 'sse'],
+    ['sse', undefined, false, 'invalid echo_format: use text, json, html'],
+    ['xml', undefined, true, 'invalid echo_format: use text, json, html or sse'],
+  ];
+  for (const [format, accept, sse, want] of cases) {
+    it(`echo_format ${format ?? '(none)'}, Accept ${accept ?? '(none)'}, streams ${sse ? 'on' : 'off'}: ${want}`, () => {
+      const m = format === null ? null : input([['format', format]]);
+      if (!want.startsWith('invalid')) assert.equal(pickRepresentation(m, accept, sse), want);
+      else assert.throws(() => pickRepresentation(m, accept, sse), (e: Error) => e instanceof ControlError && e.status === 400 && e.message === want);
+    });
+  }
+});
