@@ -1,5 +1,7 @@
 // The controls that shape any answer, whatever its body: extra response headers,
 // interim (1xx) responses, and the final status (a weighted choice when several).
+// The effect side: request-controls.ts only says what was asked; writing it to the
+// answer is left to the handlers, here, because it needs the exchange.
 import type { OutgoingHttpHeader } from 'node:http';
 import { INTERIM_CODES, pickStatus, type Controls } from './controls.ts';
 import type { HttpExchange } from './exchange.ts';

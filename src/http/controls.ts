@@ -1,21 +1,23 @@
-// Response controls: what a client may ask of the response, on any path.
-// One naming scheme: the query parameter `echo_<name>` or the header `X-Echo-<Name>`
-// (the query parameter wins when both are given). Every control is one row of
-// CONTROLS: how its value is read, its bound, whether it works with --no-controls,
-// where it applies. parseControls, controlInput, scanHeaders and the README table
-// (checked by test/repo/docs.test.ts) all read that table. A bad value is a
-// ControlError, which the app answers with 400.
+// Response controls: what a client may ask of the response, on any path, declared
+// as one table. One naming scheme: the query parameter `echo_<name>` or the header
+// `X-Echo-<Name>` (the query parameter wins when both are given). Every control is
+// one row of CONTROLS: how its value is read, its bound, whether it works with
+// --no-controls, the setting it needs (its gate), where it applies. Reading a
+// request's controls (request-controls.ts), scanHeaders, the probe paths' health
+// control and the README table (checked by test/repo/docs.test.ts) all read it, so
+// a new control is a new row and nothing else.
+//
+// Pure data: nothing here reads a request, changes the health state, waits or writes.
 import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
-import { negotiate, parseFormat } from '../echo/render/negotiate.ts';
-import { FORMATS, type Format } from '../echo/render/renderers.ts';
+import { REPRESENTATIONS } from '../echo/render/negotiate.ts';
 import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './control-values.ts';
 
-// app.ts and the tests take these from here.
+// The handler's effects and the tests take these from here, with the table.
 export {
   ALLOWED_HEADERS, FORBIDDEN_X_HEADERS, INTERIM_CODES, headerAllowed, parseHeader, parseStatus, pickStatus, type StatusChoice,
 } from './control-values.ts';
@@ -31,11 +33,18 @@ export interface Controls {
   headers: [string, string][];
   /** Generate a body of this many bytes instead of the echo. */
   size: number | null;
+  /** The health state to set; the handler applies it. Only set when its gate is on. */
   health: HealthAction | null;
 }
 
 /** The operator's limits on controls: settings (src/config/settings.ts), by their Config key. */
 export type ControlLimits = Pick<Config, 'maxDelayMs' | 'maxGeneratedSize' | 'maxResponseHeaders'>;
+/** A setting that must be on for a control to work at all (a boolean of Config). */
+export type ControlGate = 'healthControl';
+/** The gate settings, by their Config key. */
+export type ControlGates = Pick<Config, ControlGate>;
+/** Everything parsing a request's controls needs of the operator's settings. */
+export type ControlSettings = ControlLimits & ControlGates;
 
 /** What a control's value may be; parseControls enforces it and the README shows it. */
 export type Bound =
@@ -62,15 +71,15 @@ export interface ControlSpec {
   readonly bound: Bound;
   /** Still read under --no-controls. */
   readonly withControlsOff: boolean;
-  /** A setting that must also be on, else 403. */
-  readonly gate: 'healthControl' | null;
+  /** A setting that must also be on, else 403 (see gateRefusal). */
+  readonly gate: ControlGate | null;
   readonly appliesTo: readonly Answer[];
   /** One line for the README. */
   readonly description: string;
   /**
    * Reads the values into `into` within `max` (the bound's upper end); throws ParseError.
    * Only a repeatable control (a `count` bound) looks past the first value. Null: read
-   * elsewhere (echo_format chooses the renderer, see pickFormat).
+   * elsewhere (echo_format chooses the representation, see pickRepresentation).
    */
   readonly read: ((into: Controls, values: readonly string[], max: number) => void) | null;
 }
@@ -84,7 +93,7 @@ function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
 }
 
 /** `X-Echo-Status` for `status`: how messages name a control given as a header. */
-function headerForm(name: string): string {
+export function headerForm(name: string): string {
   return `X-Echo-${name.charAt(0).toUpperCase()}${name.slice(1)}`;
 }
 
@@ -142,7 +151,7 @@ export const CONTROLS: readonly ControlSpec[] = [
     name: 'format',
     example: 'json',
     values: 'a rendering; `sse` only with `--sse`',
-    bound: { kind: 'one-of', words: FORMATS },
+    bound: { kind: 'one-of', words: REPRESENTATIONS },
     withControlsOff: true, gate: null, appliesTo: ECHO,
     description: 'choose the rendering, instead of the `Accept` header',
     read: null,
@@ -150,14 +159,11 @@ export const CONTROLS: readonly ControlSpec[] = [
 ];
 
 const BY_NAME = new Map(CONTROLS.map((c) => [c.name, c]));
-const FORMAT = BY_NAME.get('format')!;
-const KNOWN = CONTROLS.map((c) => c.query).join(', ');
-/**
- * The --no-controls rule: only these are read with controls off. Short arrays, not
- * Sets: a Set would hash each fresh string, an array compares lengths first.
- */
-const QUERY_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.query);
-const NAMES_WITH_CONTROLS_OFF: readonly string[] = CONTROLS.filter((c) => c.withControlsOff).map((c) => c.name);
+
+/** A control by its name without prefix (`health`); undefined for a name not in CONTROLS. */
+export function controlNamed(name: string): ControlSpec | undefined {
+  return BY_NAME.get(name);
+}
 
 /** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
 export function boundMax(bound: Bound, limits: ControlLimits): number {
@@ -166,72 +172,4 @@ export function boundMax(bound: Bound, limits: ControlLimits): number {
     case 'limit': return limits[bound.limit];
     case 'one-of': return bound.words.length;
   }
-}
-
-export class ControlError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** Raw control values by name (without prefix), each with the name the client used. */
-export type ControlInput = Map<string, { source: string; values: string[] }>;
-
-export function addControlInput(input: ControlInput, name: string, source: string, value: string): void {
-  const entry = input.get(name);
-  if (entry === undefined) input.set(name, { source, values: [value] });
-  else entry.values.push(value);
-}
-
-/** The controls asked for; echo_format is left to pickFormat. */
-export function parseControls(input: ControlInput, limits: ControlLimits): Controls {
-  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
-  for (const [name, { source, values }] of input) {
-    const spec = BY_NAME.get(name);
-    if (spec === undefined) throw new ControlError(`unknown control ${source}; known: ${KNOWN}`);
-    if (spec.read === null) continue;
-    try {
-      spec.read(controls, values, boundMax(spec.bound, limits));
-    } catch (err) {
-      if (err instanceof ParseError) throw new ControlError(`invalid ${source}: ${err.message}`);
-      throw err;
-    }
-  }
-  return controls;
-}
-
-/**
- * Control values from the query (`echo_*`) and headers (`X-Echo-*`, as collected by
- * scanHeaders); null when there are none, so a request without controls allocates
- * nothing here. With `controlsOn` false only the controls declared `withControlsOff`
- * are taken.
- */
-export function controlInput(uri: string, q: number, headers: [string, string][] | null, controlsOn: boolean): ControlInput | null {
-  let input: ControlInput | null = null;
-  if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
-    for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
-      if (!k.startsWith(QUERY_PREFIX) || !(controlsOn || QUERY_WITH_CONTROLS_OFF.includes(k))) continue;
-      addControlInput((input ??= new Map() as ControlInput), k.slice(QUERY_PREFIX.length), k, v);
-    }
-  }
-  if (headers !== null) {
-    for (const [name, value] of headers) {
-      if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
-      // The query wins: a header only fills a control the query did not set.
-      if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
-      addControlInput((input ??= new Map() as ControlInput), name, BY_NAME.get(name)?.header ?? headerForm(name), value);
-    }
-  }
-  return input;
-}
-
-/** The rendering: an explicit echo_format / X-Echo-Format, else the Accept header. */
-export function pickFormat(input: ControlInput | null, accept: string | undefined, sse: boolean): Format {
-  const requested = input?.get(FORMAT.name);
-  if (requested === undefined) return negotiate(accept, sse);
-  const format = parseFormat(requested.values[0]!);
-  if (format === null || (format === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use text, json, html${sse ? ' or sse' : ''}`);
-  return format;
 }

@@ -1,4 +1,5 @@
 // A delay the client asked for (the delay control) that ends early if it leaves.
+// The handler's side of that control: reading it (request-controls.ts) sets no timer.
 import type { ServerResponse } from 'node:http';
 
 /** Waits, unless the client leaves first. */

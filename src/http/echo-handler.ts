@@ -1,14 +1,17 @@
 // The echo: every request that is not an operations endpoint. Controls are read
-// first (a bad one is a 400 before the body is touched), then the body within its
-// limits, then the answer: the echo rendered in the negotiated format, an event
-// stream, or a generated body of the requested size.
+// first (a bad one is a 400 before the body is touched) and their effects applied
+// here (reading them has none), then the body within its limits, then the answer:
+// the echo rendered in the negotiated format, an event stream, or a generated body
+// of the requested size.
 import { HTML_CSP } from '../echo/render/html.ts';
-import { RENDERERS, type Format } from '../echo/render/renderers.ts';
+import { RENDERERS } from '../echo/render/renderers.ts';
+import type { Representation } from '../echo/render/negotiate.ts';
 import { EMPTY_BODY, buildEcho, type BodyResult } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
-import { ControlError, controlInput, parseControls, pickFormat, type Controls } from './controls.ts';
+import type { Controls } from './controls.ts';
+import { ControlError, controlInput, parseControls, pickRepresentation } from './request-controls.ts';
 import type { EventStreams } from './events.ts';
 import type { HttpExchange } from './exchange.ts';
 import { delay } from './delay.ts';
@@ -20,36 +23,29 @@ import { requestInfo } from './request-info.ts';
 import { answerHeaders, beginBody, sendText, sendWith } from './respond.ts';
 
 /** What the controls asked for, or the answer refusing them. */
-type Asked = { format: Format; controls: Controls | null } | ControlError;
+type Asked = { format: Representation; controls: Controls | null } | ControlError;
 
 export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HttpExchange, q: number) => void {
   const { config, health } = ctx;
   const generated = new GeneratedBody();
 
+  /** Reads what the request asks for, changing nothing: serveEcho applies it. */
   function readControls(x: HttpExchange, q: number): Asked {
     const { scan } = x;
     try {
       const input = controlInput(x.uri, q, scan.controls, config.controls);
-      const format = pickFormat(input, scan.accept, config.sse);
+      const format = pickRepresentation(input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
-      let controls: Controls | null = null;
-      if (input !== null) {
-        controls = parseControls(input, config);
-        if (controls.health !== null) {
-          if (!config.healthControl) return new ControlError('the health control is disabled on this server (--health-control)', 403);
-          health.apply(controls.health);
-        }
-      }
-      return { format, controls };
+      return { format, controls: input === null ? null : parseControls(input, config) };
     } catch (err) {
       if (err instanceof ControlError) return err;
       throw err;
     }
   }
 
-  function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
+  function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null): void {
     const echo = buildEcho(requestInfo(x.req, x.facts, x.uri, declared, body, x.requestId), ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
@@ -81,6 +77,9 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       return;
     }
     const { format, controls } = asked;
+    // The one control aimed at the server rather than the answer: set at once, so
+    // probes see it even while this answer waits for its body or its delay.
+    if (controls !== null && controls.health !== null) health.apply(controls.health);
     const declared = declaredLength(x);
     const answer = (body: BodyResult) => {
       if (controls?.size != null) sendGenerated(x, controls, controls.size);

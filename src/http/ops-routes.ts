@@ -23,9 +23,11 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   };
   /** `?echo_health=` on a probe path sets the state instead of checking it. */
   const healthControl = (x: HttpExchange): boolean => {
-    const answer = healthControlAnswer(x.uri, x.scan.controls, config.healthControl, health);
-    if (answer !== null) sendText(x, answer.status, answer.body);
-    return answer !== null;
+    const answer = healthControlAnswer(x.uri, x.scan.controls, config);
+    if (answer === null) return false;
+    if (answer.set !== null) health.apply(answer.set);
+    sendText(x, answer.status, answer.body);
+    return true;
   };
 
   route(config.livenessPath, (x) => {

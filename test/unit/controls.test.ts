@@ -1,14 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ControlError, addControlInput, parseControls, parseHeader, parseStatus, pickStatus, type ControlInput } from '../../src/http/controls.ts';
 import {
-  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, controlInput, pickFormat, type ControlLimits, type ControlSpec,
+  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, parseHeader, parseStatus, pickStatus,
+  type ControlGate, type ControlGates, type ControlSettings, type ControlSpec,
 } from '../../src/http/controls.ts';
-import { defaultConfig } from '../../src/config/settings.ts';
+import {
+  ControlError, addControlInput, controlInput, gateRefusal, parseControls, pickRepresentation, type ControlInput,
+} from '../../src/http/request-controls.ts';
+import { healthControlAnswer } from '../../src/http/health-control.ts';
+import { SETTINGS, defaultConfig } from '../../src/config/settings.ts';
 import { scanHeaders } from '../../src/core/request-head.ts';
 import { outOfBound, queryOf } from '../control-cases.ts';
 
 const limits = { maxDelayMs: 1000, maxGeneratedSize: 1024, maxResponseHeaders: 2 };
+/** Every gate a control of the table names. */
+const GATES = [...new Set(CONTROLS.flatMap((c) => (c.gate === null ? [] : [c.gate])))];
+const gatesAll = (on: boolean): ControlGates => Object.fromEntries(GATES.map((g) => [g, on])) as ControlGates;
+const settings: ControlSettings = { ...limits, ...gatesAll(true) };
+const flagOf = (gate: ControlGate) => `--${SETTINGS.find((s) => s.key === gate)!.flag}`;
 
 function input(pairs: [string, string][]): ControlInput {
   const m: ControlInput = new Map();
@@ -18,7 +27,7 @@ function input(pairs: [string, string][]): ControlInput {
 
 describe('controls', () => {
   it('parses every control', () => {
-    const c = parseControls(input([['status', '418'], ['delay', '20ms'], ['header', 'X-A: 1'], ['size', '1KiB'], ['health', 'fail-once']]), limits);
+    const c = parseControls(input([['status', '418'], ['delay', '20ms'], ['header', 'X-A: 1'], ['size', '1KiB'], ['health', 'fail-once']]), settings);
     assert.deepEqual(c.status, [{ code: 418, weight: 1 }]);
     assert.equal(c.delayMs, 20);
     assert.deepEqual(c.headers, [['X-A', '1']]);
@@ -39,7 +48,7 @@ describe('controls', () => {
     ['unknown control', [['colour', 'red']], /unknown control echo_colour/],
   ];
   for (const [name, pairs, message] of bad) {
-    it(`rejects ${name}`, () => assert.throws(() => parseControls(input(pairs), limits), (e: Error) => e instanceof ControlError && message.test(e.message)));
+    it(`rejects ${name}`, () => assert.throws(() => parseControls(input(pairs), settings), (e: Error) => e instanceof ControlError && message.test(e.message)));
   }
 
   it('parses weighted status choices', () => {
@@ -72,14 +81,14 @@ describe('controls', () => {
 });
 
 describe('the controls table', () => {
-  /** Reads one control's values as the app does: the renderer choice, then the rest. */
-  function read(spec: ControlSpec, values: readonly string[], source: string, within: ControlLimits = limits): void {
+  /** Reads one control's values as the echo handler does: the representation, then the rest. */
+  function read(spec: ControlSpec, values: readonly string[], source: string, within: ControlSettings = settings): void {
     const m: ControlInput = new Map();
     for (const v of values) addControlInput(m, spec.name, source, v);
-    pickFormat(m, undefined, true);
+    pickRepresentation(m, undefined, true);
     parseControls(m, within);
   }
-  const defaults = defaultConfig();
+  const defaults = { ...defaultConfig(), ...gatesAll(true) };
 
   for (const spec of CONTROLS) {
     it(`${spec.query}: the example is within the default bound, and every listed word is taken`, () => {
@@ -100,7 +109,7 @@ describe('the controls table', () => {
   }
 
   it('names every declared control, and only those, when one is unknown', () => {
-    assert.throws(() => parseControls(input([['colour', 'red']]), limits), (e: Error) => e.message.endsWith(`known: ${CONTROLS.map((c) => c.query).join(', ')}`));
+    assert.throws(() => parseControls(input([['colour', 'red']]), settings), (e: Error) => e.message.endsWith(`known: ${CONTROLS.map((c) => c.query).join(', ')}`));
   });
 
   it('lists every place a control may apply from one vocabulary', () => {
@@ -127,4 +136,109 @@ describe('the controls table', () => {
     // Controls on: all of them, and the unknown one, which parseControls refuses.
     assert.deepEqual([...controlInput(query, 1, scanned, true)!.keys()], [...CONTROLS.map((c) => c.name), 'nope']);
   });
+});
+
+describe('the gate of each control, off and on', () => {
+  /** The examples are within the default bounds. */
+  const { maxDelayMs, maxGeneratedSize, maxResponseHeaders } = defaultConfig();
+  const exampleLimits = { maxDelayMs, maxGeneratedSize, maxResponseHeaders };
+  /** The example of one control, as parseControls reads it, under these gates. */
+  const parseExample = (spec: ControlSpec, gates: ControlGates) =>
+    parseControls(input([[spec.name, spec.example]]), { ...exampleLimits, ...gates });
+
+  it('names only settings that exist and are on or off', () => {
+    for (const gate of GATES) {
+      const setting = SETTINGS.find((s) => s.key === gate);
+      assert.ok(setting !== undefined, gate);
+      assert.equal(typeof defaultConfig()[gate], 'boolean', gate);
+      assert.equal(defaultConfig()[gate], false, `${gate} is off by default`);
+    }
+  });
+
+  for (const spec of CONTROLS) {
+    if (spec.gate === null) {
+      it(`${spec.query} has no gate: taken whatever the gate settings`, () => {
+        assert.equal(gateRefusal(spec, gatesAll(false)), null);
+        parseExample(spec, gatesAll(false));
+        parseExample(spec, gatesAll(true));
+      });
+      continue;
+    }
+    const flag = flagOf(spec.gate);
+    it(`${spec.query} with ${flag} off: 403 naming ${flag}, and nothing asked`, () => {
+      const refusal = gateRefusal(spec, { ...gatesAll(true), [spec.gate!]: false });
+      assert.ok(refusal instanceof ControlError);
+      assert.equal(refusal.status, 403);
+      assert.equal(refusal.message, `the ${spec.name} control is disabled on this server (${flag})`);
+      assert.throws(() => parseExample(spec, { ...gatesAll(true), [spec.gate!]: false }),
+        (e: Error) => e instanceof ControlError && e.status === 403 && e.message === refusal.message);
+    });
+    it(`${spec.query} with ${flag} off: a bad value is still a 400, checked before the gate`, () => {
+      for (const values of outOfBound(spec, limits)) {
+        const m: ControlInput = new Map();
+        for (const v of values) addControlInput(m, spec.name, spec.query, v);
+        assert.throws(() => parseControls(m, { ...limits, ...gatesAll(false) }), (e: Error) => e instanceof ControlError && e.status === 400);
+      }
+    });
+    it(`${spec.query} with ${flag} off: refused even beside ungated controls, in any order`, () => {
+      const others = CONTROLS.filter((c) => c.gate === null && c.read !== null).map((c): [string, string] => [c.name, c.example]);
+      for (const pairs of [[...others, [spec.name, spec.example]], [[spec.name, spec.example], ...others]] as [string, string][][]) {
+        assert.throws(() => parseControls(input(pairs), { ...exampleLimits, ...gatesAll(false) }), (e: Error) => e instanceof ControlError && e.status === 403);
+      }
+    });
+    it(`${spec.query} with ${flag} on: taken`, () => {
+      assert.equal(gateRefusal(spec, gatesAll(true)), null);
+      parseExample(spec, gatesAll(true));
+    });
+  }
+
+  it('returns the health state asked for, for the handler to set', () => {
+    for (const word of ['unready', 'fail', 'fail-once', 'ok'] as const) {
+      assert.equal(parseControls(input([['health', word]]), settings).health, word);
+    }
+    assert.equal(parseControls(input([['status', '200']]), settings).health, null);
+  });
+});
+
+describe('the health control on the probe paths', () => {
+  const on = gatesAll(true);
+  const off = gatesAll(false);
+  const cases: [string, string, [string, string][] | null, ControlGates, ReturnType<typeof healthControlAnswer>][] = [
+    ['no control', '/livez', null, on, null],
+    ['another control', '/livez?echo_status=503', null, on, null],
+    ['a valid state', '/readyz?echo_health=unready', null, on, { status: 200, body: 'health: unready\n', set: 'unready' }],
+    ['a state by header', '/livez', [['health', 'fail']], on, { status: 200, body: 'health: fail\n', set: 'fail' }],
+    ['the query over the header', '/livez?echo_health=ok', [['health', 'fail']], on, { status: 200, body: 'health: ok\n', set: 'ok' }],
+    ['a bad state', '/livez?echo_health=sideways', null, on,
+      { status: 400, body: 'invalid echo_health: "sideways" is not one of fail, fail-once, ok, unready\n', set: null }],
+    ['a valid state, gate off', '/readyz?echo_health=unready', null, off,
+      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null }],
+    ['a bad state, gate off: the gate first', '/readyz?echo_health=sideways', null, off,
+      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null }],
+  ];
+  for (const [name, uri, headers, gates, want] of cases) {
+    it(`${name}: ${want === null ? 'the check as usual' : `${want.status}, sets ${want.set ?? 'nothing'}`}`, () => {
+      assert.deepEqual(healthControlAnswer(uri, headers, gates), want);
+    });
+  }
+});
+
+describe('the representation a request asks for', () => {
+  const cases: [string | null, string | undefined, boolean, string][] = [
+    [null, undefined, true, 'text'],
+    [null, 'application/json', true, 'json'],
+    [null, 'text/event-stream', true, 'sse'],
+    [null, 'text/event-stream', false, 'text'],
+    ['html', 'application/json', true, 'html'],
+    ['sse', undefined, true, 'sse'],
+    ['sse', undefined, false, 'invalid echo_format: use text, json, html'],
+    ['xml', undefined, true, 'invalid echo_format: use text, json, html or sse'],
+  ];
+  for (const [format, accept, sse, want] of cases) {
+    it(`echo_format ${format ?? '(none)'}, Accept ${accept ?? '(none)'}, streams ${sse ? 'on' : 'off'}: ${want}`, () => {
+      const m = format === null ? null : input([['format', format]]);
+      if (!want.startsWith('invalid')) assert.equal(pickRepresentation(m, accept, sse), want);
+      else assert.throws(() => pickRepresentation(m, accept, sse), (e: Error) => e instanceof ControlError && e.status === 400 && e.message === want);
+    });
+  }
 });

@@ -1,20 +1,28 @@
-// Choose a rendering from the Accept header (with q-values), or from the explicit
-// echo_format override. Results are cached per distinct Accept value, because
-// load generators send the same one millions of times.
+// Choose what answers a request from the Accept header (with q-values), or from the
+// explicit echo_format override: a rendering of the echo, or an event stream.
+// Results are cached per distinct Accept value, because load generators send the
+// same one millions of times.
 import { FORMATS, type Format } from './renderers.ts';
 
-export type { Format };
+/**
+ * What negotiation picks: a rendering of the echo (a Format, see RENDERERS), or
+ * `sse`, an event stream whose events carry the JSON echo. The stream is not a
+ * rendering, so it is not a Format: the HTTP stage serves it on its own path.
+ */
+export type Representation = Format | 'sse';
+/** Every value negotiation may pick, in the order the echo_format control lists them. */
+export const REPRESENTATIONS: readonly Representation[] = [...FORMATS, 'sse'];
 
-/** Media ranges each format answers to, most specific first. */
-const MEDIA: [Format, string][] = [
+/** Media ranges each representation answers to, most specific first. */
+const MEDIA: [Representation, string][] = [
   ['text', 'text/plain'], ['json', 'application/json'], ['html', 'text/html'], ['html', 'application/xhtml+xml'],
   ['sse', 'text/event-stream'],
 ];
 
-const cache = new Map<string, Format>();
+const cache = new Map<string, Representation>();
 const CACHE_LIMIT = 256;
 
-export function negotiate(accept: string | undefined, sse = true): Format {
+export function negotiate(accept: string | undefined, sse = true): Representation {
   if (accept === undefined || accept === '' || accept === '*/*') return 'text';
   const hit = cache.get(accept);
   if (hit !== undefined) return hit === 'sse' && !sse ? choose(accept, false) : hit;
@@ -29,8 +37,8 @@ export function negotiate(accept: string | undefined, sse = true): Format {
  * Highest q wins; at equal q an exact media type beats `type/*`, which beats `*\/*`;
  * then the earlier entry in the header wins. Without a usable match: text.
  */
-function choose(accept: string, sse: boolean): Format {
-  let best: Format = 'text';
+function choose(accept: string, sse: boolean): Representation {
+  let best: Representation = 'text';
   let bestQ = 0;
   let bestSpecificity = -1;
   for (const part of accept.slice(0, 4096).split(',')) {
@@ -57,7 +65,7 @@ function choose(accept: string, sse: boolean): Format {
   return best;
 }
 
-function matchRange(range: string): [Format, number] | null {
+function matchRange(range: string): [Representation, number] | null {
   if (range === '*/*') return ['text', 0];
   for (const [format, media] of MEDIA) {
     if (range === media) return [format, 2];
@@ -67,8 +75,8 @@ function matchRange(range: string): [Format, number] | null {
   return null;
 }
 
-/** An explicit `echo_format` value. */
-export function parseFormat(text: string): Format | null {
+/** An explicit `echo_format` value; null when it names nothing negotiation could pick. */
+export function parseRepresentation(text: string): Representation | null {
   const s = text.trim().toLowerCase();
-  return (FORMATS as readonly string[]).includes(s) ? (s as Format) : null;
+  return (REPRESENTATIONS as readonly string[]).includes(s) ? (s as Representation) : null;
 }
