@@ -155,10 +155,10 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
     const name = `${NAME}-h2`;
     await docker('run', '-d', '--name', name, '--memory', '128m', '--memory-swap', '128m', '-p', '127.0.0.1::8080',
       '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log',
-      // Bounds what a session node:http2 leaves open after its client has gone (seen once in
-      // three runs after this flood, not reproduced outside the container): the idle
-      // timeout (above the 30 s --max-delay) closes it, so the in-flight count comes back in the wait.
-      '--idle-timeout', '40s');
+      // Sessions left closing after the flood (GOAWAY sent, the client gone behind
+      // docker-proxy, which keeps the server's side open) end by the idle timeout: a
+      // short one (above --max-delay, as it must be) keeps the wait below short.
+      '--max-delay', '20s', '--idle-timeout', '25s');
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', name, '8080/tcp'))![1]);
     const startLine = await waitFor(async () => (await docker('logs', name)).split('\n').filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)
@@ -203,11 +203,16 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
       if (mode === 'livez') assert.ok((client['status 200'] ?? 0) > 0 && (client['rst 7'] ?? 0) > 0, `${mode}: ${JSON.stringify(client)}`);
       // After the flood: the echo answers, and nothing is left in flight but the scrape itself.
       await waitFor(async () => (await probe(`${origin}/`)) === '200', 60_000, `${mode}: the echo answering after the flood`, 500);
-      // Known open defect: after this flood some exchanges can stay in flight (sessions sent
-      // GOAWAY whose streams never close; not reproduced outside the container). Reported,
-      // not asserted, until it is fixed; the echo answering again is asserted above.
-      const left = /^echo_http_requests_in_flight (\d+)$/m.exec(await (await fetch(`${origin}/metrics`)).text())?.[1];
-      t.diagnostic(`${mode}: in flight after the flood: ${left}`);
+      // Then nothing is left behind: no exchange in flight but the scrape, no connection
+      // but its own. A stalled answer is cancelled after one idle timeout and its closing
+      // session destroyed after another, so two (50 s) bound the wait.
+      const left = await waitFor(async () => {
+        const text = await (await fetch(`${origin}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+        const figure = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+        const now = { inFlight: figure('echo_http_requests_in_flight'), open: figure('echo_open_connections') };
+        return now.inFlight === 1 && now.open === 1 ? now : null;
+      }, 90_000, `${mode}: nothing left in flight or open after the flood`, 1000);
+      t.diagnostic(`${mode}: after the flood ${JSON.stringify(left)}`);
     }
     const peak = cgroupMemory(id)?.peak;
     if (peak !== undefined) assert.ok(peak < 128 * MIB, `peak ${Math.round(peak / MIB)} MiB`);
