@@ -85,7 +85,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
             socket.destroy();
           });
         }
-        socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+        socket.write(app.switchingProtocols('h2c'));
         const bridge = bridgeWithInjection(socket as Socket, head, requestAsHeadersFrames(req));
         if (front !== undefined) shareFront(front, bridge);
         toH2(bridge, front);
