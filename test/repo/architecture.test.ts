@@ -56,6 +56,7 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/transport/front.ts', "import type { ConnectionFacts } from '../core/facts.ts';", false],
   ['src/http/app.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", false],
   ['src/http/app.ts', "import type { Handlers } from '../transport/handlers.ts';", false],
+  ['src/transport/listener.ts', "import { portTable } from '../core/ports.ts';", false],
   ['src/adapters/http2/stream.ts', "import type { Config } from '../../config/settings.ts';", false],
 ];
 
