@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import type { ConnectionFacts } from '../core/facts.ts';
 import type { Health } from '../ops/health.ts';
+import type { Handlers } from '../transport/handlers.ts';
 import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
@@ -17,27 +18,16 @@ import { isHttp2, refuseStream } from '../adapters/http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
 import { scanHeaders } from '../core/request-head.ts';
-import { rawAnswer } from './respond.ts';
+import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
 import { createUpgrades } from './upgrade.ts';
 
 export type { AppDeps };
 
-export interface App {
-  /** The request handler for HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
-  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
-  /** Whether an upgrade may leave HTTP/1.1 (see transport/handlers.ts). */
-  mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean;
-  /** Takes over a WebSocket upgrade. */
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
-  /** Answers a CONNECT (a tunnel request) with 405, recorded like any request. */
-  refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void;
-  /** The answer to a request the HTTP/1.1 parser refused (see transport/client-error.ts). */
-  clientError(code: string | undefined, current: ServerResponse | null, peer: string): string;
+/** What the transport calls (transport/handlers.ts, declared there), and the wiring's controls. */
+export interface App extends Handlers {
   /** Readiness fails, SSE streams end, WebSockets close with 1001. */
   beginShutdown(): void;
   health: Health;
-  /** Resolves once no request is in flight. */
-  idle(): Promise<void>;
   readonly inFlight: number;
 }
 
@@ -145,6 +135,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   return {
     handle,
     mayUpgrade,
+    switchingProtocols: rawSwitchingProtocols,
     upgrade: upgrades.upgrade,
     refuseTunnel,
     clientError,

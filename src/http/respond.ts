@@ -114,7 +114,18 @@ export function sendInterim(x: HttpExchange, code: number): void {
  */
 export function rawAnswer(status: number, body: string, extra: readonly string[] = []): string {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: ${TEXT_TYPE}\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n`;
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${RAW_COMMON}`;
   for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
   return `${head}Connection: close\r\n\r\n${body}`;
+}
+
+/** The head lines every raw answer carries, whatever its status. */
+const RAW_COMMON = 'X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n';
+
+/**
+ * The `101 Switching Protocols` of an upgrade the transport carries out itself
+ * (h2c), as bytes: the common headers, then the switch. It has no body.
+ */
+export function rawSwitchingProtocols(protocol: string): string {
+  return `HTTP/1.1 101 ${STATUS_CODES[101]}\r\n${RAW_COMMON}Connection: Upgrade\r\nUpgrade: ${protocol}\r\n\r\n`;
 }

@@ -26,7 +26,22 @@ export function responseInProgress(socket: Socket): ServerResponse | null {
 
 /** Answers (or just closes) a connection whose next request node:http refused. */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, answer: ClientErrorAnswer): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+  answerRefusal(err.code, socket, answer);
+}
+
+/**
+ * The 408 of a connection whose first request did not arrive within the front
+ * deadline (--headers-timeout of the connect), sent under the same rules.
+ */
+export function answerRequestTimeout(socket: Socket, answer: ClientErrorAnswer): void {
+  answerRefusal(REQUEST_TIMEOUT, socket, answer);
+}
+
+/** node:http's code for a request not received in time: the app answers it 408. */
+const REQUEST_TIMEOUT = 'ERR_HTTP_REQUEST_TIMEOUT';
+
+function answerRefusal(code: string | undefined, socket: Socket, answer: ClientErrorAnswer): void {
+  if (code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
   }
@@ -40,15 +55,15 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, an
     }
   } else if (current !== null) {
     // About a later, pipelined request: its answer waits for every earlier one.
-    if (err.code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
-    const retry = () => setImmediate(() => answerClientError(err, socket, answer));
+    if (code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
+    const retry = () => setImmediate(() => answerRefusal(code, socket, answer));
     current.once('finish', retry);
     current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
     return;
   }
-  if (err.code === 'HPE_CLOSED_CONNECTION') {
+  if (code === 'HPE_CLOSED_CONNECTION') {
     socket.destroySoon();
     return;
   }
-  socket.end(answer.clientError(err.code, current, socket.remoteAddress ?? ''));
+  socket.end(answer.clientError(code, current, socket.remoteAddress ?? ''));
 }

@@ -9,17 +9,13 @@
 // Only the first block is read: it is decoded with an empty HPACK dynamic table,
 // which needs no state; later requests on the connection go to nghttp2 as they came.
 
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_FRAME, PREFACE_LENGTH, frame } from './h2-frames.ts';
+import { rewritingBridge } from './rewriting-bridge.ts';
 
 /** What the HTTP/2 stage strips again: no client has reason to send it. */
 export const PLACEHOLDER_AUTHORITY = 'authority-added-by-echo-server.invalid';
 
-const PREFACE_LENGTH = 24;
-const FRAME_HEADER = 9;
-const MAX_FRAME = 16_384;
-const HEADERS = 0x1;
-const CONTINUATION = 0x9;
-const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
 /** The HPACK dynamic table size a client may use before our SETTINGS are acknowledged. */
@@ -159,15 +155,6 @@ export function namesAuthority(block: Buffer): { found: boolean; insertAt: numbe
   }
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(FRAME_HEADER);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
 /** `:authority` (static index 1) as a literal without indexing: no HPACK state changes. */
 function placeholderField(): Buffer {
   const value = Buffer.from(PLACEHOLDER_AUTHORITY);
@@ -228,7 +215,7 @@ export function inspectFirstRequest(buf: Buffer, from: number): FirstRequest {
     // One HEADERS frame (padding dropped, priority kept), then CONTINUATIONs if it must be split.
     const frames: Buffer[] = [];
     const firstRoom = MAX_FRAME - priority.length;
-    const endStream = flags & 0x1;
+    const endStream = flags & END_STREAM;
     frames.push(frame(HEADERS, endStream | (flags & PRIORITY) | (rewritten.length <= firstRoom ? END_HEADERS : 0), stream,
       Buffer.concat([priority, rewritten.subarray(0, firstRoom)])));
     for (let at = firstRoom; at < rewritten.length; at += MAX_FRAME) {
@@ -264,7 +251,7 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
       if (buf.length === 0) {
         socket.off('data', onData);
         socket.off('close', onClose);
-        finish(bridge(socket, buf, PREFACE_LENGTH));
+        finish(bridge(socket, buf));
       }
     }, SILENT_CLIENT_MS);
     const finish = (result: S | Duplex) => {
@@ -289,7 +276,7 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
         const pending = buf;
         socket.off('data', onData);
         socket.off('close', onClose);
-        finish(bridge(socket, pending, 0));
+        finish(bridge(socket, pending));
       }
     };
     const onClose = () => finish(socket);
@@ -300,64 +287,25 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
 }
 
 /**
- * A duplex between the client socket and the session that rewrites the first header
- * block as it passes. `prefaceLeft`: how much of the client preface is still to come
- * (then `pending` is empty).
+ * The connection as node:http2 should read it: the first header block is rewritten
+ * as it passes (see inspectFirstRequest); `pending` are bytes already read, from the
+ * start of the connection (the client preface first, if it has come).
  */
-function bridge(socket: Duplex, pending: Buffer, prefaceLeft: number): Duplex {
-  let held: Buffer | null = Buffer.alloc(0); // bytes from a frame boundary on, until the first header block has passed
-  let from = prefaceLeft;
-  const out = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  const push = (chunk: Buffer) => {
-    if (chunk.length > 0 && !out.push(chunk)) socket.pause();
-  };
-  const onData = (chunk: Buffer) => {
-    if (held === null) {
-      push(chunk);
-      return;
-    }
+function bridge(socket: Duplex, pending: Buffer): Duplex {
+  let held: Buffer = Buffer.alloc(0); // bytes from a frame boundary on, until the first header block has passed
+  let from = PREFACE_LENGTH;
+  return rewritingBridge(socket, pending, (chunk, pass, out) => {
     held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
     const r = held.length > MAX_BLOCK ? { kind: 'done' as const, bytes: held, stream: null } : inspectFirstRequest(held, from);
-    if (r.kind === 'more') return;
+    if (r.kind === 'more') return false;
     if (r.kind === 'between') {
-      push(held);
+      pass(held);
       held = Buffer.alloc(0);
       from = 0;
-      return;
+      return false;
     }
-    if (r.stream !== null) (out as unknown as Tagged)[TAG] = r.stream;
-    held = null;
-    push(r.bytes);
-  };
-  socket.on('data', onData);
-  socket.on('end', () => out.push(null));
-  socket.on('close', () => out.destroy());
-  socket.on('error', (err) => out.destroy(err));
-  push(pending);
-  const s = socket as Duplex & { remoteAddress?: string; remotePort?: number; remoteFamily?: string; localAddress?: string; localPort?: number; encrypted?: boolean };
-  // The bridge stands in for the socket; expose its addresses to the session.
-  Object.defineProperties(out, {
-    remoteAddress: { get: () => s.remoteAddress },
-    remotePort: { get: () => s.remotePort },
-    remoteFamily: { get: () => s.remoteFamily },
-    localAddress: { get: () => s.localAddress },
-    localPort: { get: () => s.localPort },
-    encrypted: { value: s.encrypted === true },
+    if (r.stream !== null) (out as Tagged)[TAG] = r.stream;
+    pass(r.bytes);
+    return true;
   });
-  socket.resume();
-  return out;
 }

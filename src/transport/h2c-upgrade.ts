@@ -7,12 +7,12 @@
 // indexing, so neither side's compression state changes.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import { CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_FRAME, PREFACE_LENGTH, frame } from './h2-frames.ts';
+import { rewritingBridge } from './rewriting-bridge.ts';
 
 /** Headers that describe the HTTP/1.1 connection, not the request (RFC 7540 8.1.2.2). */
 const CONNECTION_HEADERS = new Set(['connection', 'upgrade', 'http2-settings', 'host', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te']);
-const PREFACE_LENGTH = 24;
-const MAX_FRAME = 16_384;
 
 /** Only bodiless requests are upgraded; others are answered over HTTP/1.1 (the server may ignore Upgrade). */
 export function wantsH2cUpgrade(req: IncomingMessage): boolean {
@@ -43,15 +43,6 @@ function hpackLiteral(name: string, value: string): Buffer {
   return Buffer.concat([Buffer.from([0x00, ...hpackInteger(n.length, 7, 0)]), n, Buffer.from(hpackInteger(v.length, 7, 0)), v]);
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
 /** HEADERS (+ CONTINUATION) frames for stream 1 carrying the original request, ending the stream. */
 export function requestAsHeadersFrames(req: IncomingMessage): Buffer {
   const fields: [string, string][] = [
@@ -71,78 +62,35 @@ export function requestAsHeadersFrames(req: IncomingMessage): Buffer {
     const chunk = block.subarray(offset, offset + MAX_FRAME);
     const last = offset + MAX_FRAME >= block.length;
     const first = offset === 0;
-    // HEADERS carries END_STREAM (0x1); the last frame of the block carries END_HEADERS (0x4).
-    frames.push(frame(first ? 0x1 : 0x9, (first ? 0x1 : 0) | (last ? 0x4 : 0), 1, chunk));
+    // HEADERS carries END_STREAM; the last frame of the block carries END_HEADERS.
+    frames.push(frame(first ? HEADERS : CONTINUATION, (first ? END_STREAM : 0) | (last ? END_HEADERS : 0), 1, chunk));
     if (block.length === 0) break;
   }
   return Buffer.concat(frames);
 }
 
 /**
- * A duplex between the client socket and the HTTP/2 session: reads pass through,
+ * The connection as node:http2 should read it: what the client sends passes through,
  * except that `inject` goes in after the client preface and its first frame.
  */
 export function bridgeWithInjection(socket: Socket, head: Buffer, inject: Buffer): Duplex {
-  let pending: Buffer | null = head;
-  let injected = false;
-  const bridge = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  const push = (chunk: Buffer) => {
-    if (!bridge.push(chunk)) socket.pause();
-  };
-  const onData = (chunk: Buffer) => {
-    if (injected) {
-      push(chunk);
-      return;
-    }
-    pending = pending === null || pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+  let pending: Buffer = Buffer.alloc(0);
+  return rewritingBridge(socket, head, (chunk, pass) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     // Wait for the preface (24 bytes) and the complete first frame (a SETTINGS frame).
-    if (pending.length < PREFACE_LENGTH + 9) return;
+    if (pending.length < PREFACE_LENGTH + FRAME_HEADER) return false;
     const firstFrameLength = pending.readUIntBE(PREFACE_LENGTH, 3);
     // Nothing larger than the default maximum frame size may come before SETTINGS
     // are agreed, so this bounds what is held here (and the copies above) to 16 KiB.
     if (firstFrameLength > MAX_FRAME) {
       socket.destroy();
-      return;
+      return true;
     }
-    const firstFrameEnd = PREFACE_LENGTH + 9 + firstFrameLength;
-    if (pending.length < firstFrameEnd) return;
-    injected = true;
-    push(pending.subarray(0, firstFrameEnd));
-    push(inject);
-    if (pending.length > firstFrameEnd) push(pending.subarray(firstFrameEnd));
-    pending = null;
-  };
-  socket.on('data', onData);
-  socket.on('end', () => bridge.push(null));
-  socket.on('close', () => bridge.destroy());
-  socket.on('error', (err) => bridge.destroy(err));
-  if (head.length > 0) {
-    pending = Buffer.alloc(0);
-    onData(head);
-  }
-  // The bridge stands in for the socket; expose its addresses to the session.
-  Object.defineProperties(bridge, {
-    remoteAddress: { get: () => socket.remoteAddress },
-    remotePort: { get: () => socket.remotePort },
-    remoteFamily: { get: () => socket.remoteFamily },
-    localAddress: { get: () => socket.localAddress },
-    localPort: { get: () => socket.localPort },
-    encrypted: { value: false },
+    const firstFrameEnd = PREFACE_LENGTH + FRAME_HEADER + firstFrameLength;
+    if (pending.length < firstFrameEnd) return false;
+    pass(pending.subarray(0, firstFrameEnd));
+    pass(inject);
+    pass(pending.subarray(firstFrameEnd));
+    return true;
   });
-  socket.resume();
-  return bridge;
 }

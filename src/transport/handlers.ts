@@ -1,6 +1,7 @@
-// The transport's one way into the HTTP stage. The transport never imports http/:
-// it calls these (http/app.ts implements them) with each request and the facts of
-// its connection, and nothing flows back but the answers.
+// The transport's one way into the HTTP stage, declared once, here: the transport
+// never imports http/, and http/app.ts's App extends this interface (the one import
+// the lint allows from http/ into transport/). The transport calls these with each
+// request and the facts of its connection, and nothing flows back but the answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConnectionFacts } from '../core/facts.ts';
@@ -19,6 +20,12 @@ export interface Handlers extends ClientErrorAnswer {
    * its share of the in-flight budget.
    */
   mayUpgrade(req: IncomingMessage, h2c: boolean, facts: ConnectionFacts): boolean;
+  /**
+   * The `101 Switching Protocols` bytes for an admitted upgrade the transport
+   * switches itself (h2c): HTTP/1.1 answers and their common headers are the
+   * HTTP stage's.
+   */
+  switchingProtocols(protocol: 'h2c'): string;
   /** A WebSocket upgrade. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
   /** A CONNECT (a tunnel request). */

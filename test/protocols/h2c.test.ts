@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { Echo } from '../../src/echo/model.ts';
-import { h2request, rawRequest, requireTool, responseComplete, runTool, startTestServer, type TestServer } from '../helpers.ts';
+import { h2request, headComplete, rawRequest, requireTool, responseComplete, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 describe('h2c on the plain port', () => {
   let t: TestServer;
@@ -73,6 +73,15 @@ describe('h2c on the plain port', () => {
     const two = await runTool('curl', ['-s', '--http2', `${t.url}/a`, `${t.url}/b`]);
     assert.match(two.stdout, /RequestURI: \/a[\s\S]*RequestURI: \/b/);
     assert.equal(two.stdout.match(/^RemoteAddr: 127\.0\.0\.1:\d+$/gm)?.length, 2, 'stream 3 knows its peer too');
+  });
+
+  it('switches to h2c with a 101 that carries the common headers and no body framing', async () => {
+    // HTTP2-Settings: a SETTINGS payload in base64url (the one curl sends).
+    const head = await rawRequest(t.port, 'GET /switched HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n' +
+      'Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n', { until: headComplete });
+    const lines = head.slice(0, head.indexOf('\r\n\r\n')).split('\r\n');
+    assert.equal(lines[0], 'HTTP/1.1 101 Switching Protocols');
+    assert.deepEqual(lines.slice(1).sort(), ['Cache-Control: no-store', 'Connection: Upgrade', 'Upgrade: h2c', 'X-Content-Type-Options: nosniff']);
   });
 
   it('serves nghttp with prior knowledge and with Upgrade', async (ctx) => {

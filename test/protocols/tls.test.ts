@@ -53,6 +53,13 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
     assert.equal(t.server.tlsSource, 'self-signed, in memory');
   });
 
+  it('listens on one port per row of the port table, each with its scheme', () => {
+    const { ports, address, url, httpsAddress, httpsUrl } = t.server.listener;
+    assert.deepEqual(ports.map((p) => [p.row.name, p.row.tls, p.row.protocols]), [['http', false, ['http/1.1', 'h2c']], ['https', true, ['h2', 'http/1.1']]]);
+    assert.deepEqual(ports.map((p) => [p.address, p.url]), [[address, url], [httpsAddress, httpsUrl]]);
+    assert.match(httpsUrl ?? '', /^https:\/\/127\.0\.0\.1:\d+$/);
+  });
+
   it('makes a new key for every server, so no two deployments share one', async () => {
     const other = await startTestServer({ https: true, httpsPort: 0 });
     try {

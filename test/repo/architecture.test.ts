@@ -23,6 +23,8 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/ops/health.ts', "import { buildEcho } from '../echo/model.ts';", true],
   ['src/transport/front.ts', "import { createApp } from '../http/app.ts';", true],
   ['src/http/app.ts', "import { factsOf } from '../transport/front.ts';", true],
+  // Of transport/, the HTTP stage may import only the interface it implements.
+  ['src/http/app.ts', "import type { Listener } from '../transport/listener.ts';", true],
   ['src/config/settings.ts', "import { buildEcho } from '../echo/model.ts';", true],
   ['src/util/parse.ts', "import { SETTINGS } from '../config/settings.ts';", true],
   ['src/http/app.ts', "import { startServer } from '../server.ts';", true],
@@ -53,6 +55,8 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/http/app.ts', "import { admissionProblem } from '../core/admission.ts';", false],
   ['src/transport/front.ts', "import type { ConnectionFacts } from '../core/facts.ts';", false],
   ['src/http/app.ts', "import { isHttp2 } from '../adapters/http2/stream.ts';", false],
+  ['src/http/app.ts', "import type { Handlers } from '../transport/handlers.ts';", false],
+  ['src/transport/listener.ts', "import { portTable } from '../core/ports.ts';", false],
   ['src/adapters/http2/stream.ts', "import type { Config } from '../../config/settings.ts';", false],
 ];
 
