@@ -2,8 +2,10 @@
 // the settings sized from it when the operator left them at `auto`:
 //   --workers auto       one worker per CPU the cgroup quota (and the CPU affinity) allows;
 //   --max-in-flight auto 1000, or fewer so that a full budget fits the memory limit;
-//   --max-connections auto 10,000, or fewer so that every connection's buffers fit it;
-//   --h2-max-streams auto  100, or fewer so that every session's open streams fit it;
+//   --max-connections auto 10,000, or fewer so that every connection, with the
+//                          fewest HTTP/2 streams a session gets, fits it;
+//   --h2-max-streams auto  100, or fewer so that every session's open streams fit
+//                          what is left of it;
 //   V8's old space       half the memory share of a process, unless the operator
 //                        chose one (--max-old-space-size in NODE_OPTIONS or the command).
 // cgroup v2 (memory.max, cpu.max) and v1 (memory/memory.limit_in_bytes,
@@ -96,8 +98,12 @@ export function sizeFor(limits: CgroupLimits, workers: number, connections = 0):
   if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, h2MaxStreams: DEFAULT_H2_STREAMS, heapMiB: null };
   const share = workers > 1 ? (limits.memoryBytes - PRIMARY_RESERVE) / workers : limits.memoryBytes;
   const maxInFlight = Math.max(MIN_IN_FLIGHT, Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)));
-  const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor((share - PROCESS_RESERVE) / PER_CONNECTION)));
-  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((share - PROCESS_RESERVE) / (connections || maxConnections) / PER_STREAM)));
+  // Sessions and their streams share one budget (counting it once for each would
+  // promise the memory twice): connections are sized with room for the fewest
+  // streams a session gets, and the streams from what each session has left.
+  const room = share - PROCESS_RESERVE;
+  const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor(room / (PER_CONNECTION + MIN_H2_STREAMS * PER_STREAM))));
+  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((room / (connections || maxConnections) - PER_CONNECTION) / PER_STREAM)));
   const heapMiB = Math.max(32, Math.floor(share / 2 / MIB));
   return { shareBytes: share, maxInFlight, maxConnections, h2MaxStreams, heapMiB };
 }

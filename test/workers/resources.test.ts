@@ -53,12 +53,15 @@ describe('cgroup limits', () => {
     const small = sizeFor({ memoryBytes: 128 * MIB, cpuQuota: null }, 1);
     assert.equal(small.maxInFlight, 682); // (128 - 64) MiB / 96 KiB
     assert.equal(small.heapMiB, 64);
-    assert.equal(small.maxConnections, 1024); // (128 - 64) MiB / 64 KiB
-    assert.equal(small.h2MaxStreams, 10); // (128 - 64) MiB / 1024 connections / 6 KiB
-    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).h2MaxStreams, 16); // 960 MiB / 10,000 connections / 6 KiB
+    assert.equal(small.maxConnections, 528); // (128 - 64) MiB / (64 KiB + 10 streams x 6 KiB)
+    assert.equal(small.h2MaxStreams, 10); // ((128 - 64) MiB / 528 connections - 64 KiB) / 6 KiB
+    // Sessions and streams share the memory once: 10,000 connections of 10 streams need about 1.2 GiB.
+    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxConnections, 7927);
+    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).h2MaxStreams, 10);
+    assert.equal(sizeFor({ memoryBytes: 2048 * MIB, cpuQuota: null }, 1).h2MaxStreams, 23); // (1984 MiB / 10,000 - 64 KiB) / 6 KiB
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1, 1000).h2MaxStreams, 100, 'sized for the connections the operator chose');
     assert.equal(sizeFor({ memoryBytes: 8192 * MIB, cpuQuota: null }, 1).h2MaxStreams, 100, 'at most 100');
-    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxConnections, 10_000, 'at most 10,000');
+    assert.equal(sizeFor({ memoryBytes: 4096 * MIB, cpuQuota: null }, 1).maxConnections, 10_000, 'at most 10,000');
     assert.equal(sizeFor({ memoryBytes: 64 * MIB, cpuQuota: null }, 1).maxConnections, 100, 'never below 100');
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxInFlight, 1000);
     // Two workers share the limit, less what the primary keeps.
