@@ -29,7 +29,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   function readControls(x: HttpExchange, q: number): Asked {
     const { scan } = x;
     try {
-      const input = controlInput(x.uri, q, scan.controls, config.controls);
+      const input = controlInput(x.target, q, scan.controls, config.controls);
       const format = pickFormat(input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
@@ -50,7 +50,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   }
 
   function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Format, controls: Controls | null): void {
-    const echo = buildEcho(requestInfo(x.req, x.facts, x.uri, declared, body, x.requestId), ctx.echoContext);
+    const echo = buildEcho(requestInfo(x.req, x.facts, x.target, declared, body, x.requestId), ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
       return;
@@ -77,7 +77,6 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const asked = readControls(x, q);
     if (asked instanceof ControlError) {
       sendText(x, asked.status, asked.message + '\n');
-      ctx.complete(x, false);
       return;
     }
     const { format, controls } = asked;
@@ -87,11 +86,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       else sendEcho(x, body, declared, format, controls);
     };
     // The common case, a request without body, delay, event stream or generated body,
-    // is answered and accounted for right here; everything slower completes when its
-    // response closes.
+    // is answered right here (its end closes the exchange at once); everything slower
+    // closes when its response does.
     if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
       answer(EMPTY_BODY);
-      ctx.complete(x, false);
       return;
     }
     readRequestBody(ctx, x, declared, config.maxEchoBody, (body) => {

@@ -25,6 +25,7 @@ export function createEventStreams(ctx: HttpContext): EventStreams {
       headers.push('X-Accel-Buffering', 'no'); // nginx would otherwise buffer the stream
       // The controls apply to a stream as to any answer: extra headers, interim and final status.
       if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+      x.protocol = 'sse'; // what the record says carried it: an event stream, not one answer
       const write = (event: string, id: number, data: unknown) => {
         const chunk = `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
         x.bytesOut += Buffer.byteLength(chunk);
