@@ -1,8 +1,9 @@
 // The one response writer. Every answer the server gives goes through here: the
 // echo, the operations endpoints, errors, event streams, generated bodies, and the
 // raw answers written on sockets node:http does not own (parser errors, refused
-// upgrades, CONNECT). It owns the headers every answer carries, HEAD, the bodiless
-// statuses (204, 304), interim (1xx) responses, and the byte count of the exchange.
+// upgrades, CONNECT). It owns the headers every answer carries, HEAD, and the byte
+// count of the exchange; an exchange's answer goes through its port (exchange.ts:
+// the bodiless statuses, interim responses, the end that closes its record).
 import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
 import { bodilessHeaders, isBodiless, type HttpExchange } from './exchange.ts';
 
