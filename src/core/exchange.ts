@@ -55,6 +55,10 @@ export class Exchange {
   client = '';
   /** Whether its record is closed (counted and logged): it is, exactly once. */
   closed = false;
+  /** How it ended, once closed. */
+  outcome: Outcome | null = null;
+  /** Whether it was cut short (the peer left, a reset or refused stream), once closed. */
+  aborted = false;
 
   constructor(protocol: Protocol, facts: ConnectionFacts, method: string, target: string, scan: HeaderScan, logged: boolean) {
     this.protocol = protocol;

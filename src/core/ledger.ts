@@ -119,6 +119,8 @@ export class Ledger {
   close(x: Exchange, outcome: Outcome, aborted: boolean, websocket?: WebSocketDetail): void {
     if (x.closed) return;
     x.closed = true;
+    x.outcome = outcome;
+    x.aborted = aborted;
     const status = statusOf(outcome);
     const seconds = (performance.now() - x.start) / 1000;
     const { method } = x;

@@ -54,7 +54,7 @@ describe('the exchange record and the ledger', () => {
     closeExchange(ledger, x, httpOutcome(500), true);
     await idle;
     assert.equal(ledger.inFlight, 0);
-    assert.equal(x.closed, true);
+    assert.deepEqual([x.closed, x.outcome, x.aborted], [true, { http: 200 }, false]);
     await waitFor(() => lines.length === 1);
     assert.deepEqual([lines[0]!.msg, lines[0]!.status, lines[0]!.uri, lines[0]!.bytesOut, lines[0]!.aborted], ['request', 200, '/x', 3, undefined]);
     assert.equal(await answered(metrics, '200'), 1);
