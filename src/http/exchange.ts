@@ -122,7 +122,8 @@ export class HttpExchange extends Exchange implements AnswerPort {
   onPeerGone(fn: () => void): void {
     const { res } = this;
     res.once('close', () => {
-      if (!res.writableFinished) fn();
+      // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
+      if (!res.writableEnded || !res.writableFinished) fn();
     });
   }
 
