@@ -12,10 +12,9 @@ import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
-import { closeExchange } from '../core/answer-port.ts';
-import { Exchange, httpOutcome } from '../core/exchange.ts';
+import { Exchange } from '../core/exchange.ts';
 import type { BudgetRefusal } from '../core/ledger.ts';
-import { answeredByTransport, HttpExchange } from './exchange.ts';
+import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.ts';
 import { isHttp2 } from '../adapters/http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
@@ -122,9 +121,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     socket.on('error', () => socket.destroy());
     const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
     socket.end(answer);
-    x.bytesOut = Buffer.byteLength(TUNNEL_REFUSAL);
-    // Answered on the raw socket: this is its port, and the answer is complete.
-    closeExchange(ledger, x, httpOutcome(405), false);
+    answeredOnSocket(ledger, x, 405, Buffer.byteLength(TUNNEL_REFUSAL));
   }
 
   function clientError(code: string | undefined, current: ServerResponse | null, peer: string): string {

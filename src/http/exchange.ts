@@ -21,6 +21,15 @@ export function answeredByTransport(res: ServerResponse, status: number): void {
   transportAnswers.set(res, status);
 }
 
+/**
+ * An answer written whole on a raw socket node:http does not own (a refused
+ * CONNECT): nothing follows it, so its record closes now.
+ */
+export function answeredOnSocket(ledger: Ledger, x: Exchange, status: number, bodyBytes: number): void {
+  x.bytesOut = bodyBytes;
+  closeExchange(ledger, x, httpOutcome(status), false);
+}
+
 /** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
 export function isBodiless(status: number): boolean {
   return status === 204 || status === 304;

@@ -83,6 +83,8 @@ describe('architecture', () => {
     const sources = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
     const callers = new Set<string>();
+    /** Each protocol's port: the HTTP one (over node:http's response, and raw CONNECT refusals) and the WebSocket path. */
+    const ports = new Set<string>();
     // Handlers answer through the port and keep no books: no close, no completion, no done flag.
     const handlers = ['echo-handler.ts', 'ops-routes.ts', 'refusals.ts', 'request-body.ts', 'events.ts'];
     const bookkeeping = /closeExchange|\.closed\b|\.done\b|complete(OnClose)?\(|\.finish\(|ledger\.(close|begin)\(/;
@@ -91,9 +93,11 @@ describe('architecture', () => {
       const name = relative(REPO, file);
       // `ledger.close(`, `this.#ledger.close(`, `ctx.ledger.close(`: any call of it through a ledger.
       if (/ledger\)?\.close\(/i.test(text)) callers.add(name);
+      if (/closeExchange\(/.test(text) && name !== 'src/core/answer-port.ts') ports.add(name);
       if (handlers.some((h) => name === `src/http/${h}`)) assert.equal(bookkeeping.exec(text)?.[0], undefined, `${name} does bookkeeping`);
     }
     assert.deepEqual([...callers], ['src/core/answer-port.ts']);
+    assert.deepEqual([...ports].sort(), ['src/http/exchange.ts', 'src/http/upgrade.ts']);
   });
 
   it('lists every source file in the README, and no file that is gone', () => {
