@@ -3,6 +3,7 @@
 // the HTTP port over a real node:http response closes it at the answer's end while
 // the handler runs (no listener added), else when the response closes.
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -16,7 +17,7 @@ import { HttpExchange } from '../../src/http/exchange.ts';
 import { sendText } from '../../src/http/respond.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { waitFor } from '../helpers.ts';
+import { startTestServer, waitFor } from '../helpers.ts';
 
 const FACTS: ConnectionFacts = { peerAddress: '127.0.0.1', peerPort: 40000, proxy: null, tls: null };
 
@@ -141,5 +142,38 @@ describe('the HTTP answer port', () => {
     assert.equal(await get('/reset'), 'ECONNRESET');
     await waitFor(() => lines.length === 3 && ledger.inFlight === 0);
     assert.deepEqual(lines.slice(1).map((l) => [l.uri, l.status, l.aborted]), [['/later', 201, undefined], ['/reset', 499, true]]);
+  });
+});
+
+describe('the server closing its records', () => {
+  it('answers a small GET with its record closed at the end and no close listener added; a delayed one waits for the close', async () => {
+    const t = await startTestServer();
+    /** 'close' listeners on each response: when node:http hands it to the app, and when it has finished. */
+    const before = new Map<ServerResponse, number>();
+    const added: Record<string, number> = {};
+    const onStart = (m: unknown) => {
+      const { response } = m as { response: ServerResponse };
+      before.set(response, response.listenerCount('close'));
+    };
+    const onFinish = (m: unknown) => {
+      const { request: req, response } = m as { request: IncomingMessage; response: ServerResponse };
+      added[req.url!] = response.listenerCount('close') - before.get(response)!;
+    };
+    subscribe('http.server.request.start', onStart);
+    subscribe('http.server.response.finish', onFinish);
+    try {
+      for (const path of ['/small', '/later?echo_delay=5ms']) {
+        const res = await fetch(`${t.url}${path}`);
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+      }
+      await waitFor(() => Object.keys(added).length === 2 && t.logs.messages('request').length === 2);
+      assert.deepEqual(added, { '/small': 0, '/later?echo_delay=5ms': 1 });
+      assert.deepEqual(t.logs.messages('request').map((l) => [l.uri, l.status, l.aborted]), [['/small', 200, undefined], ['/later?echo_delay=5ms', 200, undefined]]);
+    } finally {
+      unsubscribe('http.server.request.start', onStart);
+      unsubscribe('http.server.response.finish', onFinish);
+      await t.close();
+    }
   });
 });
