@@ -38,7 +38,7 @@ export interface Config {
   maxConnections: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
-  /** 0 = `auto`: a tenth of --max-in-flight, at least 10 (see exchange.ts clientShare). */
+  /** 0 = `auto`: a tenth of --max-in-flight, at least 10 (see http/client-share.ts clientShare). */
   maxInFlightPerClient: number;
   /** Whether /readyz stays 200 while the in-flight budget is full. */
   readyWhenSaturated: boolean;

@@ -13,8 +13,10 @@ import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
 import { createContext, type AppDeps } from './context.ts';
 import { createEchoHandler } from './echo-handler.ts';
 import { createEventStreams } from './events.ts';
-import type { BudgetRefusal, HttpExchange } from './exchange.ts';
-import { isHttp2, refuseStream } from '../adapters/http2/stream.ts';
+import { Exchange } from '../core/exchange.ts';
+import type { BudgetRefusal } from '../core/ledger.ts';
+import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.ts';
+import { isHttp2 } from '../adapters/http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
 import { fail, reject } from './refusals.ts';
 import { scanHeaders } from '../core/request-head.ts';
@@ -60,7 +62,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const uri = req.url ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
-    const x: HttpExchange = ledger.begin(req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests);
+    const x = ledger.begin(new HttpExchange(ledger, req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests), req.rawHeaders);
     if (health.draining && (closing || !config.trustedProxies.has(facts.peerAddress))) res.shouldKeepAlive = false;
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
@@ -71,7 +73,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       const problem = admissionProblem(req, x.scan, config);
       if (problem !== null) {
         if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
-        reject(ctx, x, problem.status, problem.reason);
+        reject(x, problem.status, problem.reason);
       } else if (ops === undefined) {
         serveEcho(x, q);
       } else {
@@ -80,18 +82,17 @@ export function createApp(config: Config, deps: AppDeps): App {
     } catch (err) {
       fail(ctx, x, err);
     }
+    x.handlerReturned();
   }
 
   /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
   function refuse(x: HttpExchange, busy: BudgetRefusal): void {
     if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
     if (isHttp2(x.req)) {
-      x.res.statusCode = 503;
-      refuseStream(x.res);
-      ctx.complete(x, true);
+      x.abort('refuse');
       return;
     }
-    reject(ctx, x, 503, busy.reason, ['Retry-After', '1']);
+    reject(x, 503, busy.reason, ['Retry-After', '1']);
   }
 
   /**
@@ -106,12 +107,11 @@ export function createApp(config: Config, deps: AppDeps): App {
   }
 
   function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
-    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders));
+    const x = ledger.begin(new Exchange('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
     socket.on('error', () => socket.destroy());
     const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
     socket.end(answer);
-    x.bytesOut = Buffer.byteLength(TUNNEL_REFUSAL);
-    ledger.finish(x, 405, false);
+    answeredOnSocket(ledger, x, 405, Buffer.byteLength(TUNNEL_REFUSAL));
   }
 
   function clientError(code: string | undefined, current: ServerResponse | null, peer: string): string {
@@ -127,7 +127,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     ctx.log('warn', { peer, code, status }, `bad request: ${reason}`);
     // A request the app is answering is recorded by its exchange, with this status;
     // one it never saw is counted here.
-    if (current !== null) ctx.answeredByTransport(current, status);
+    if (current !== null) answeredByTransport(current, status);
     else ledger.refusedByParser(status);
     return rawAnswer(status, `${reason}\n`);
   }

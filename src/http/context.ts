@@ -1,6 +1,6 @@
 // What every part of the HTTP stage shares: the settings, the injected side effects,
-// the exchange ledger, the health state, and the two ways an HTTP exchange completes.
-import type { ServerResponse } from 'node:http';
+// the exchange ledger and the health state. Exchanges are closed by their answer
+// port (exchange.ts), never from here.
 import type { Config, Env } from '../config/settings.ts';
 import { allowedEnv } from '../echo/environment.ts';
 import type { Identity } from '../echo/identity.ts';
@@ -9,7 +9,8 @@ import { Health } from '../ops/health.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { Ledger, type HttpExchange } from './exchange.ts';
+import { Ledger } from '../core/ledger.ts';
+import { clientKey, clientShare } from './client-share.ts';
 
 /** The side effects the app is given, so tests drive exactly the code that runs in production. */
 export interface AppDeps {
@@ -29,26 +30,14 @@ export interface HttpContext {
   /** Rate-limited warnings about bad requests: a flood of them must not flood the log. */
   log: LimitedLog;
   echoContext: EchoContext;
-  /** The exchange is over: its status is the response's (or what the transport answered, or 499). */
-  complete(x: HttpExchange, aborted: boolean): void;
-  /** For answers that finish later: complete when the response closes, however it ends. */
-  completeOnClose(x: HttpExchange): void;
-  /** The HTTP/1.1 parser answered this request itself (its body was malformed or cut) with `status`. */
-  answeredByTransport(res: ServerResponse, status: number): void;
 }
 
 export function createContext(config: Config, deps: AppDeps): HttpContext {
-  const ledger = new Ledger(deps.logger, deps.metrics, config);
-  /** Requests the transport answered itself: the status it sent. */
-  const transportAnswers = new WeakMap<ServerResponse, number>();
-  const complete = (x: HttpExchange, aborted: boolean) => {
-    const { res } = x;
-    // A client that left before any answer was sent is recorded as 499 (nginx's
-    // "client closed request"), not as the 200 node:http would report. Looked up
-    // only on this rare path: a request the transport answered never ends its response.
-    const status = !aborted ? res.statusCode : transportAnswers.get(res) ?? (res.headersSent ? res.statusCode : 499);
-    ledger.finish(x, status, aborted);
-  };
+  // Who a request counts against is read from its headers, the HTTP side's to say.
+  const ledger = new Ledger(deps.logger, deps.metrics, config, {
+    share: clientShare(config),
+    keyOf: (rawHeaders, facts) => clientKey(rawHeaders, facts, config),
+  });
   return {
     config,
     deps,
@@ -60,14 +49,6 @@ export function createContext(config: Config, deps: AppDeps): HttpContext {
       clientIpHeader: config.clientIpHeader,
       identity: config.identity ? deps.identity : null,
       env: allowedEnv(deps.env, config.echoEnv),
-    },
-    complete,
-    completeOnClose(x) {
-      // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
-      x.res.once('close', () => complete(x, !x.res.writableEnded || !x.res.writableFinished));
-    },
-    answeredByTransport(res, status) {
-      transportAnswers.set(res, status);
     },
   };
 }

@@ -33,7 +33,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   function readControls(x: HttpExchange, q: number): Asked {
     const { scan } = x;
     try {
-      const input = controlInput(x.uri, q, scan.controls, config.controls);
+      const input = controlInput(x.target, q, scan.controls, config.controls);
       const format = pickRepresentation(input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
@@ -46,7 +46,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   }
 
   function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null): void {
-    const echo = buildEcho(requestInfo(x.req, x.facts, x.uri, declared, body, x.requestId), ctx.echoContext);
+    const echo = buildEcho(requestInfo(x.req, x.facts, x.target, declared, body, x.requestId), ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
       return;
@@ -73,7 +73,6 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const asked = readControls(x, q);
     if (asked instanceof ControlError) {
       sendText(x, asked.status, asked.message + '\n');
-      ctx.complete(x, false);
       return;
     }
     const { format, controls } = asked;
@@ -86,11 +85,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       else sendEcho(x, body, declared, format, controls);
     };
     // The common case, a request without body, delay, event stream or generated body,
-    // is answered and accounted for right here; everything slower completes when its
-    // response closes.
+    // is answered right here (its end closes the exchange at once); everything slower
+    // closes when its response does.
     if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
       answer(EMPTY_BODY);
-      ctx.complete(x, false);
       return;
     }
     readRequestBody(ctx, x, declared, config.maxEchoBody, (body) => {

@@ -1,6 +1,7 @@
 // Server-Sent Events: the echo as the first event, then ticks at --sse-interval up
 // to --sse-count, then a `done` event. Shutdown ends every open stream with a
-// `shutdown` event, so clients know it was not the end of the test.
+// `shutdown` event, so clients know it was not the end of the test. Written through
+// the exchange's answer port, whose end (or the peer leaving) closes the record.
 import type { Echo } from '../echo/model.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
@@ -20,24 +21,26 @@ export function createEventStreams(ctx: HttpContext): EventStreams {
   const streams = new Set<() => void>();
   return {
     send(x, echo, controls) {
-      const { res } = x;
       const headers = answerHeaders('text/event-stream; charset=utf-8', null, x.requestId);
       headers.push('X-Accel-Buffering', 'no'); // nginx would otherwise buffer the stream
       // The controls apply to a stream as to any answer: extra headers, interim and final status.
       if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+      x.protocol = 'sse'; // what the record says carried it: an event stream, not one answer
       const write = (event: string, id: number, data: unknown) => {
         const chunk = `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
         x.bytesOut += Buffer.byteLength(chunk);
-        res.write(chunk);
+        x.write(chunk);
       };
       write('echo', 0, echo);
       let n = 0;
+      let ended = false;
       const end = (reason: 'done' | 'shutdown') => {
         clearInterval(timer);
         streams.delete(stop);
-        if (res.writableEnded) return;
+        if (ended) return;
+        ended = true;
         write(reason, n + 1, { ticks: n });
-        res.end();
+        x.end();
       };
       const stop = () => end('shutdown');
       const timer = setInterval(() => {
@@ -46,7 +49,7 @@ export function createEventStreams(ctx: HttpContext): EventStreams {
         if (n >= config.sseCount) end('done');
       }, config.sseIntervalMs);
       streams.add(stop);
-      res.once('close', () => {
+      x.onPeerGone(() => {
         clearInterval(timer);
         streams.delete(stop);
       });

@@ -1,187 +1,163 @@
-// The accounting of every exchange, whatever carried it: an HTTP request and its
-// answer (HTTP/1.1 or HTTP/2, SSE included), a WebSocket from handshake to close, a
-// refused tunnel. Each is begun and finished here, exactly once: in-flight count,
-// metrics and the access-log line come from this one place, and the client address
-// always comes from the connection's facts (so a client that left early is still
-// recorded with its address and a 499, never as a 200 from nobody).
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Config } from '../config/settings.ts';
+// An HTTP exchange (HTTP/1.1, or HTTP/2 through node:http2's compatibility API):
+// the protocol-neutral record (core/exchange.ts) with node:http's request and
+// response, and the answer port over that response. The port closes the record,
+// and nothing else does: at once when the answer ends while the handler runs (the
+// fast path: no listener, nothing allocated), else when the response closes,
+// however it ends; an abort closes it as aborted. HTTP/2's own ways (interim
+// HEADERS, REFUSED_STREAM, CANCEL) are asked of adapters/http2/.
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
+import { closeExchange, type AbortKind, type AnswerPort } from '../core/answer-port.ts';
 import type { ConnectionFacts } from '../core/facts.ts';
-import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
-import type { Metrics } from '../ops/metrics.ts';
-import { normalizeIp } from '../util/addresses.ts';
-import { clientKey, clientShare } from './client-share.ts';
+import { Exchange, httpOutcome } from '../core/exchange.ts';
+import type { Ledger } from '../core/ledger.ts';
 import type { HeaderScan } from '../core/request-head.ts';
+import { cancelStream, interimOnStream, isHttp2, refuseStream, stopReading } from '../adapters/http2/stream.ts';
 
-/** One exchange, from arrival to its access-log line. */
-export interface Exchange {
-  req: IncomingMessage;
-  /** node:http's response object; null for a WebSocket or a tunnel, answered on the raw socket. */
-  res: ServerResponse | null;
-  start: number;
-  /** The request target as sent. */
-  uri: string;
-  scan: HeaderScan;
-  requestId: string;
-  facts: ConnectionFacts;
-  bytesIn: number;
-  bytesOut: number;
-  /** Whether it gets an access-log line (operations requests may not). */
-  logged: boolean;
-  done: boolean;
-  /** The client it counts against in --max-in-flight-per-client ('' when there is no share). */
-  client: string;
+/** Requests the transport answered itself (their body was malformed or cut): the status it sent. */
+const transportAnswers = new WeakMap<ServerResponse, number>();
+
+/** The HTTP/1.1 parser answered this request itself with `status`: its record says so. */
+export function answeredByTransport(res: ServerResponse, status: number): void {
+  transportAnswers.set(res, status);
 }
 
-/** An exchange answered through node:http's response object. */
-export type HttpExchange = Exchange & { res: ServerResponse };
-
-/** What a WebSocket's log line says beyond an HTTP one (its reason, or its traffic). */
-export type WebSocketDetail = { reason: string } | { aborted: true } | { bytesIn: number; messagesIn: number; messagesOut: number; closeCode: number };
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The client's request id when it is sane, else a fresh UUID. */
-function requestIdOf(scan: HeaderScan): string {
-  return scan.requestId !== undefined && REQUEST_ID.test(scan.requestId) ? scan.requestId : randomUUID();
+/**
+ * An answer written whole on a raw socket node:http does not own (a refused
+ * CONNECT): nothing follows it, so its record closes now.
+ */
+export function answeredOnSocket(ledger: Ledger, x: Exchange, status: number, bodyBytes: number): void {
+  x.bytesOut = bodyBytes;
+  closeExchange(ledger, x, httpOutcome(status), false);
 }
 
-/** Why the in-flight budget refuses an exchange. */
-export interface BudgetRefusal {
-  limit: '--max-in-flight' | '--max-in-flight-per-client';
-  reason: string;
+/** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
+export function isBodiless(status: number): boolean {
+  return status === 204 || status === 304;
 }
 
-export class Ledger {
-  #inFlight = 0;
-  #idleWaiters: (() => void)[] = [];
-  /**
-   * Exchanges in flight by client. An entry exists only while its client has one in
-   * flight (removed at zero), so its size never exceeds the in-flight count, whatever
-   * addresses clients claim.
-   */
-  readonly #byClient = new Map<string, number>();
-  readonly #logger: Logger;
-  readonly #metrics: Metrics | null;
-  readonly #accessLog: ReturnType<typeof createAccessLog>;
-  readonly #logRequests: boolean;
-  readonly #config: Config;
-  /** The per-client share; 0 when it is no smaller than the whole budget (no share kept). */
-  readonly #share: number;
+/** The head of a bodiless answer: without Content-Length or Content-Type. */
+export function bodilessHeaders(headers: readonly OutgoingHttpHeader[]): OutgoingHttpHeader[] {
+  const kept: OutgoingHttpHeader[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Type') kept.push(headers[i]!, headers[i + 1]!);
+  }
+  return kept;
+}
 
-  constructor(logger: Logger, metrics: Metrics | null, config: Config) {
-    this.#logger = logger;
-    this.#metrics = metrics;
-    this.#accessLog = createAccessLog(logger);
-    this.#logRequests = config.accessLog;
-    this.#config = config;
-    const share = clientShare(config);
-    this.#share = share < config.maxInFlight ? share : 0;
+export class HttpExchange extends Exchange implements AnswerPort {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly #ledger: Ledger;
+  /** Set when the handler returned before the answer ended: the record then closes with the response. */
+  #watching = false;
+
+  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, logged: boolean) {
+    super(isHttp2(req) ? 'h2' : 'http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scan, logged);
+    this.req = req;
+    this.res = res;
+    this.#ledger = ledger;
   }
 
-  get inFlight(): number {
-    return this.#inFlight;
+  get headersSent(): boolean {
+    return this.res.headersSent;
   }
 
-  /** Whether the budget is full: `others` exchanges in flight that do not count (the one asking). */
-  saturated(others = 0): boolean {
-    return this.#inFlight - others >= this.#config.maxInFlight;
-  }
-
-  /**
-   * Whether one more exchange of this client would fit the budget and its share,
-   * asked before it is begun (an h2c upgrade, before its 101). Nothing is counted.
-   */
-  hasRoom(rawHeaders: readonly string[], facts: ConnectionFacts): boolean {
-    if (this.#inFlight >= this.#config.maxInFlight) return false;
-    return this.#share === 0 || (this.#byClient.get(clientKey(rawHeaders, facts, this.#config)) ?? 0) < this.#share;
-  }
-
-  /**
-   * Null when the in-flight budget has room for `x` (already counted by begin);
-   * else why not, counted as refused (echo_requests_refused_total, or
-   * echo_requests_refused_per_client_total for the client's share).
-   */
-  overBudget(x: Exchange): BudgetRefusal | null {
-    const { maxInFlight } = this.#config;
-    if (this.#inFlight > maxInFlight) {
-      this.#metrics?.requestRefused();
-      return { limit: '--max-in-flight', reason: `server busy: --max-in-flight (${maxInFlight}) requests in progress` };
+  head(status: number, headers: readonly OutgoingHttpHeader[]): boolean {
+    if (isBodiless(status)) {
+      this.res.writeHead(status, bodilessHeaders(headers) as string[]);
+      this.end();
+      return false;
     }
-    if (this.#share > 0 && this.#byClient.get(x.client)! > this.#share) {
-      this.#metrics?.requestRefusedPerClient();
-      return { limit: '--max-in-flight-per-client', reason: `server busy: this client has --max-in-flight-per-client (${this.#share}) requests in progress` };
-    }
-    return null;
+    this.res.writeHead(status, headers as string[]);
+    return true;
   }
 
-  /** Refused by a budget of its own (the operations endpoints'): counted with the in-flight refusals. */
-  refused(): void {
-    this.#metrics?.requestRefused();
+  write(chunk: string | Uint8Array): boolean {
+    return this.res.write(chunk);
   }
 
-  /** A new exchange, counted in flight from now. `logged` is false for unlogged operations requests. */
-  begin<R extends ServerResponse | null>(req: IncomingMessage, res: R, facts: ConnectionFacts, scan: HeaderScan, logged = true): Exchange & { res: R } {
-    this.#inFlight++;
-    this.#metrics?.requestStarted();
-    let client = '';
-    if (this.#share > 0) {
-      client = clientKey(req.rawHeaders, facts, this.#config);
-      this.#byClient.set(client, (this.#byClient.get(client) ?? 0) + 1);
-    }
-    return {
-      req, res, start: performance.now(), uri: req.url ?? '/', scan, requestId: requestIdOf(scan), facts,
-      bytesIn: 0, bytesOut: 0, logged: logged && this.#logRequests, done: false, client,
-    };
+  onDrain(fn: () => void): void {
+    this.res.once('drain', fn);
+  }
+
+  end(chunk?: string | Uint8Array): void {
+    if (chunk === undefined) this.res.end();
+    else this.res.end(chunk);
+    if (!this.#watching) closeExchange(this.#ledger, this, httpOutcome(this.res.statusCode), false);
   }
 
   /**
-   * The exchange is over: metrics, the access-log line, one fewer in flight. Only the
-   * first call counts. A WebSocket passes its detail and gets its own line shape.
+   * node:http has a method per code; HTTP/2 sends the informational HEADERS frame
+   * on the stream. RFC 9110, section 15.2: no 1xx to an HTTP/1.0 client (the final
+   * answer still comes).
    */
-  finish(x: Exchange, status: number, aborted: boolean, websocket?: WebSocketDetail): void {
-    if (x.done) return;
-    x.done = true;
-    const seconds = (performance.now() - x.start) / 1000;
-    const method = x.req.method ?? 'OTHER';
-    this.#metrics?.requestFinished(method, status, seconds);
-    if (x.logged) {
-      const durationMs = Math.round(seconds * 1e6) / 1000;
-      const clientIp = normalizeIp(x.facts.peerAddress);
-      if (websocket === undefined) {
-        this.#accessLog({
-          reqId: x.requestId, method, uri: x.uri, status, bytesIn: x.bytesIn, bytesOut: x.bytesOut,
-          durationMs, clientIp, userAgent: x.scan.userAgent, aborted,
-        });
-      } else {
-        this.#logger.info({
-          reqId: x.requestId, method, uri: logField(x.uri, LOG_URI_MAX), status, ...websocket, durationMs,
-          clientIp, userAgent: logField(x.scan.userAgent, LOG_USER_AGENT_MAX),
-        }, 'websocket');
-      }
-    }
-    this.#inFlight--;
-    if (this.#share > 0) {
-      const n = this.#byClient.get(x.client)! - 1;
-      if (n === 0) this.#byClient.delete(x.client);
-      else this.#byClient.set(x.client, n);
-    }
-    if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
-    }
+  interim(code: number): void {
+    const { req, res } = this;
+    if (req.httpVersion === '1.0') return;
+    if (interimOnStream(res, code)) return;
+    if (code === 100) res.writeContinue();
+    else if (code === 102) res.writeProcessing();
+    // node:http sends a 103 only with a Link hint; a preconnect to this same origin
+    // is the one hint that changes nothing for a browser (it is connected already).
+    else res.writeEarlyHints({ link: '</>; rel=preconnect' });
   }
 
-  /** A request the parser refused before the app saw it: counted (started and finished), not logged as access. */
-  refusedByParser(status: number): void {
-    this.#metrics?.requestStarted();
-    this.#metrics?.requestFinished('OTHER', status, 0);
+  trailers(fields: Readonly<Record<string, string>>): void {
+    this.res.addTrailers(fields);
   }
 
-  /** Resolves once nothing is in flight. */
-  idle(): Promise<void> {
-    return this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.#idleWaiters.push(resolve));
+  /**
+   * reset: the connection (HTTP/2: the stream) is dropped. refuse: HTTP/2's
+   * REFUSED_STREAM, so the client may retry elsewhere (HTTP/1.1 has none: dropped).
+   * cancel: HTTP/2's CANCEL (HTTP/1.1: dropped).
+   */
+  abort(kind: AbortKind): void {
+    const { res } = this;
+    if (kind === 'refuse' && isHttp2(this.req)) {
+      res.statusCode = 503;
+      refuseStream(res);
+    } else if (kind === 'cancel' && isHttp2(this.req)) {
+      cancelStream(res);
+    } else {
+      res.destroy();
+    }
+    closeExchange(this.#ledger, this, httpOutcome(this.#abortedStatus()), true);
+  }
+
+  stopReading(): void {
+    stopReading(this.req, this.res);
+  }
+
+  onPeerGone(fn: () => void): void {
+    const { res } = this;
+    res.once('close', () => {
+      // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
+      if (!res.writableEnded || !res.writableFinished) fn();
+    });
+  }
+
+  /**
+   * The handler returned. An answer still under way (a body being read, a delay, a
+   * stream, a generated body) closes the record when the response closes, however
+   * it ends: as aborted if it did not end complete.
+   */
+  handlerReturned(): void {
+    if (this.closed || this.#watching) return;
+    this.#watching = true;
+    // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
+    this.res.once('close', () => {
+      const aborted = !this.res.writableEnded || !this.res.writableFinished;
+      closeExchange(this.#ledger, this, httpOutcome(aborted ? this.#abortedStatus() : this.res.statusCode), aborted);
+    });
+  }
+
+  /**
+   * A client that left before any answer was sent is recorded as 499 (nginx's
+   * "client closed request"), not as the 200 node:http would report; a request the
+   * transport answered, with the status it sent (it never ends its response).
+   */
+  #abortedStatus(): number {
+    const { res } = this;
+    return transportAnswers.get(res) ?? (res.headersSent ? res.statusCode : 499);
   }
 }

@@ -6,13 +6,13 @@ import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
 import { healthControlAnswer } from './health-control.ts';
-import { isHttp2, refuseStream, stopReading } from '../adapters/http2/stream.ts';
+import { isHttp2 } from '../adapters/http2/stream.ts';
 import { fail, reject, rejectLargeBody } from './refusals.ts';
 import { declaredLength } from './request-body.ts';
 import { send, sendText } from './respond.ts';
 
-/** An operations endpoint answers now (returns true) or later (false: it completes on 'close'). */
-export type OpsHandler = (x: HttpExchange) => boolean;
+/** An operations endpoint: it answers now, or later (metrics); its answer's end closes the exchange. */
+export type OpsHandler = (x: HttpExchange) => void;
 
 export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   const { config, health } = ctx;
@@ -23,7 +23,7 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   };
   /** `?echo_health=` on a probe path sets the state instead of checking it. */
   const healthControl = (x: HttpExchange): boolean => {
-    const answer = healthControlAnswer(x.uri, x.scan.controls, config);
+    const answer = healthControlAnswer(x.target, x.scan.controls, config);
     if (answer === null) return false;
     if (answer.set !== null) health.apply(answer.set);
     sendText(x, answer.status, answer.body);
@@ -31,18 +31,16 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   };
 
   route(config.livenessPath, (x) => {
-    if (healthControl(x)) return true;
+    if (healthControl(x)) return;
     if (health.checkLive()) sendText(x, 200, 'ok\n');
     else sendText(x, 503, 'unhealthy\n');
-    return true;
   });
   route(config.readinessPath, (x) => {
-    if (healthControl(x)) return true;
+    if (healthControl(x)) return;
     // This probe is in flight itself; a full budget of other work is what counts.
     if (!config.readyWhenSaturated && !health.draining && ctx.ledger.saturated(1)) sendText(x, 503, 'saturated: --max-in-flight reached\n');
     else if (health.checkReady()) sendText(x, 200, 'ready\n');
     else sendText(x, 503, health.draining ? 'draining\n' : 'not ready\n');
-    return true;
   });
   if (metrics !== null && config.metricsPort === 0) { // else on its own listener (metrics-listener.ts)
     route(config.metricsPath, (x) => {
@@ -50,13 +48,11 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
         logger.error({ err }, 'metrics collection failed');
         sendText(x, 500, 'metrics collection failed\n');
       }).catch((err: unknown) => fail(ctx, x, err));
-      return false;
     });
   }
   const version = JSON.stringify(BUILD_INFO) + '\n';
   route(config.versionPath, (x) => {
     send(x, 200, 'application/json; charset=utf-8', version);
-    return true;
   });
   return routes;
 }
@@ -93,15 +89,13 @@ export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHan
     const declared = declaredLength(x);
     if (declared > config.maxBodySize) {
       rejectLargeBody(ctx, x);
-      ctx.complete(x, false);
       return;
     }
     if (declared !== 0) {
-      if (isHttp2(x.req)) stopReading(x.req, x.res);
+      if (isHttp2(x.req)) x.stopReading();
       else discardBody(ctx, x);
     }
-    if (ops(x)) ctx.complete(x, false);
-    else ctx.completeOnClose(x);
+    ops(x);
   };
 }
 
@@ -135,10 +129,8 @@ function refuseOps(ctx: HttpContext, x: HttpExchange): void {
   ctx.ledger.refused();
   ctx.log('warn', { peer: x.facts.peerAddress, limit }, 'operations request refused: --max-ops-in-flight reached');
   if (isHttp2(x.req)) {
-    x.res.statusCode = 503;
-    refuseStream(x.res);
-    ctx.complete(x, true);
+    x.abort('refuse');
     return;
   }
-  reject(ctx, x, 503, `server busy: --max-ops-in-flight (${limit}) operations requests in progress`, ['Retry-After', '1']);
+  reject(x, 503, `server busy: --max-ops-in-flight (${limit}) operations requests in progress`, ['Retry-After', '1']);
 }

@@ -6,7 +6,7 @@ import { EMPTY_BODY } from '../echo/model.ts';
 import { BodyTooLarge, readBody } from './body.ts';
 import type { HttpContext } from './context.ts';
 import type { HttpExchange } from './exchange.ts';
-import { isHttp2, mayHaveBody, stopReading } from '../adapters/http2/stream.ts';
+import { isHttp2, mayHaveBody } from '../adapters/http2/stream.ts';
 import { fail, rejectLargeBody } from './refusals.ts';
 import { sendText } from './respond.ts';
 
@@ -17,17 +17,14 @@ export function declaredLength(x: HttpExchange): number {
 }
 
 /**
- * Reads the body (keeping its first `keep` bytes), then runs `then`; the exchange
- * completes when its response closes. A body declared over the limit is refused
- * before anything is read, and the exchange completes at once.
+ * Reads the body (keeping its first `keep` bytes), then runs `then`. A body
+ * declared over the limit is refused before anything is read.
  */
 export function readRequestBody(ctx: HttpContext, x: HttpExchange, declared: number, keep: number, then: (body: BodyResult) => void): void {
   if (declared > ctx.config.maxBodySize) {
     rejectLargeBody(ctx, x);
-    ctx.complete(x, false);
     return;
   }
-  ctx.completeOnClose(x);
   const run = (body: BodyResult) => {
     try {
       then(body);
@@ -64,7 +61,7 @@ function bodyDeadline(ctx: HttpContext, x: HttpExchange): void {
       x.res.destroy();
       return;
     }
-    stopReading(x.req, x.res);
+    x.stopReading();
     sendText(x, 408, 'request not received in time (--request-timeout)\n');
   }, Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)));
   const clear = () => clearTimeout(timer);

@@ -1,11 +1,11 @@
 // The one response writer. Every answer the server gives goes through here: the
 // echo, the operations endpoints, errors, event streams, generated bodies, and the
 // raw answers written on sockets node:http does not own (parser errors, refused
-// upgrades, CONNECT). It owns the headers every answer carries, HEAD, the bodiless
-// statuses (204, 304), interim (1xx) responses, and the byte count of the exchange.
+// upgrades, CONNECT). It owns the headers every answer carries, HEAD, and the byte
+// count of the exchange; an exchange's answer goes through its port (exchange.ts:
+// the bodiless statuses, interim responses, the end that closes its record).
 import { STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type ServerResponse } from 'node:http';
-import type { HttpExchange } from './exchange.ts';
-import { interimOnStream } from '../adapters/http2/stream.ts';
+import { bodilessHeaders, isBodiless, type HttpExchange } from './exchange.ts';
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 
@@ -21,28 +21,14 @@ export function answerHeaders(contentType: string, length: number | null, reques
         'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store'];
 }
 
-/** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
-export function isBodiless(status: number): boolean {
-  return status === 204 || status === 304;
-}
-
-/** Ends a bodiless answer: the head without Content-Length or Content-Type. */
-function endWithoutBody(res: ServerResponse, status: number, headers: OutgoingHttpHeader[]): void {
-  const kept: OutgoingHttpHeader[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] !== 'Content-Length' && headers[i] !== 'Content-Type') kept.push(headers[i]!, headers[i + 1]!);
-  }
-  res.writeHead(status, kept as string[]);
-  res.end();
-}
-
 /**
  * Writes a complete answer: `headers` from answerHeaders (plus any extra), then the
  * body unless the request is HEAD or the status bodiless. Returns the body bytes sent.
  */
 export function writeAnswer(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeader[], body: string, length: number): number {
   if (isBodiless(status)) {
-    endWithoutBody(res, status, headers);
+    res.writeHead(status, bodilessHeaders(headers) as string[]);
+    res.end();
     return 0;
   }
   res.writeHead(status, headers as string[]);
@@ -54,9 +40,15 @@ export function writeAnswer(req: IncomingMessage, res: ServerResponse, status: n
   return length;
 }
 
-/** A complete answer on an exchange, counted in its bytes out. */
+/** A complete answer on an exchange, counted in its bytes out (before the end closes its record). */
 export function sendWith(x: HttpExchange, status: number, headers: OutgoingHttpHeader[], body: string, length: number): void {
-  x.bytesOut = writeAnswer(x.req, x.res, status, headers, body, length);
+  if (!x.head(status, headers)) return;
+  if (x.method === 'HEAD') {
+    x.end();
+    return;
+  }
+  x.bytesOut = length;
+  x.end(body);
 }
 
 /** A complete answer with the common headers, plus `extra` [name, value, ...]. */
@@ -78,11 +70,7 @@ export function sendText(x: HttpExchange, status: number, text: string, extra?: 
  * The caller counts the bytes it writes.
  */
 export function beginBody(x: HttpExchange, status: number, headers: OutgoingHttpHeader[]): boolean {
-  if (isBodiless(status)) {
-    endWithoutBody(x.res, status, headers);
-    return false;
-  }
-  x.res.writeHead(status, headers as string[]);
+  if (!x.head(status, headers)) return false;
   // The head goes out now, as a string: node:http would put it in front of an
   // interim response still queued behind a pipelined request when the first body
   // write is a Buffer, and the 1xx would land inside the body.
@@ -90,21 +78,9 @@ export function beginBody(x: HttpExchange, status: number, headers: OutgoingHttp
   return true;
 }
 
-/**
- * A 1xx response ahead of the final one. node:http has a method per code; the
- * HTTP/2 compatibility response lacks writeProcessing, so HTTP/2 sends the
- * informational HEADERS frame on the stream directly. RFC 9110, section 15.2: no
- * 1xx to an HTTP/1.0 client (the final answer still comes).
- */
+/** A 1xx response ahead of the final one. */
 export function sendInterim(x: HttpExchange, code: number): void {
-  const { req, res } = x;
-  if (req.httpVersion === '1.0') return;
-  if (interimOnStream(res, code)) return;
-  if (code === 100) res.writeContinue();
-  else if (code === 102) res.writeProcessing();
-  // node:http sends a 103 only with a Link hint; a preconnect to this same origin
-  // is the one hint that changes nothing for a browser (it is connected already).
-  else res.writeEarlyHints({ link: '</>; rel=preconnect' });
+  x.interim(code);
 }
 
 /**

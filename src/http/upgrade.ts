@@ -1,14 +1,16 @@
 // WebSocket upgrades: the handshake is checked here (so every refusal is answered,
 // logged and counted), then `ws` takes the socket and echoes messages (websocket.ts).
-// Every upgrade is one exchange, counted in flight from arrival and finished exactly
-// once: refused, failed, aborted before the handshake (499), or closed.
+// Every upgrade is one exchange, counted in flight from arrival and closed exactly
+// once, by this path's own answer end (core/answer-port.ts closeExchange): refused,
+// failed, aborted before the handshake (499), or closed (its close code).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ConnectionFacts } from '../core/facts.ts';
 import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
-import type { WebSocketDetail } from './exchange.ts';
+import { closeExchange } from '../core/answer-port.ts';
+import { Exchange, httpOutcome, type Outcome, type WebSocketDetail } from '../core/exchange.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { scanHeaders } from '../core/request-head.ts';
 import { requestInfo } from './request-info.ts';
@@ -37,18 +39,18 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
   const websocketEcho = () => (websockets ??= import('./websocket.ts').then((m) => m.createWebSocketEcho(config, logger)));
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
-    const x = ledger.begin(req, null, facts, scanHeaders(req.rawHeaders));
-    const finish = (status: number, detail: WebSocketDetail) => {
+    const x = ledger.begin(new Exchange('websocket', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
+    const close = (outcome: Outcome, aborted: boolean, detail: WebSocketDetail) => {
       socket.off('close', onEarlyClose);
-      ledger.finish(x, status, false, detail);
+      closeExchange(ledger, x, outcome, aborted, detail);
     };
     /** The client left before the handshake was answered (nginx's 499). */
-    const onEarlyClose = () => finish(499, { aborted: true });
+    const onEarlyClose = () => close(httpOutcome(499), true, { aborted: true });
     socket.once('close', onEarlyClose);
     const reject = (status: number, reason: string) => {
       if (socket.writable) socket.end(rawAnswer(status, `${reason}\n`, REFUSAL_HEADERS[status]));
       else socket.destroy();
-      finish(status, { reason });
+      close(httpOutcome(status), false, { reason });
     };
     try {
       const busy = health.draining ? null : ledger.overBudget(x);
@@ -66,21 +68,21 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
       reject(500, 'internal error');
       return;
     }
-    const describe = () => JSON.stringify(buildEcho(requestInfo(req, facts, x.uri, 0, EMPTY_BODY, x.requestId), ctx.echoContext));
+    const describe = () => JSON.stringify(buildEcho(requestInfo(req, facts, x.target, 0, EMPTY_BODY, x.requestId), ctx.echoContext));
     const accepted = (echo: WebSocketEcho) => {
-      if (x.done) return; // the client left while the module loaded
+      if (x.closed) return; // the client left while the module loaded
       echo.handleUpgrade(req, socket, head, describe, {
         opened: () => socket.off('close', onEarlyClose),
         closed: (summary) => {
           metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
-          finish(101, { bytesIn: summary.bytesIn, messagesIn: summary.messagesIn, messagesOut: summary.messagesOut, closeCode: summary.closeCode });
+          close({ websocket: summary.closeCode }, false, { bytesIn: summary.bytesIn, messagesIn: summary.messagesIn, messagesOut: summary.messagesOut, closeCode: summary.closeCode });
         },
         refused: (reason) => reject(400, `bad WebSocket handshake: ${reason}`),
       });
     };
     websocketEcho().then(accepted).catch((err: unknown) => {
       logger.error({ err: (err as Error).message, reqId: x.requestId }, 'websocket upgrade failed');
-      if (!x.done) reject(500, 'internal error');
+      if (!x.closed) reject(500, 'internal error');
     });
   }
 

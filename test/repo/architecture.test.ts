@@ -42,6 +42,12 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/core/facts.ts', "import { buildEcho } from '../echo/model.ts';", true],
   ['src/config/settings.ts', "import type { ConnectionFacts } from '../core/facts.ts';", true],
   ['src/ops/logger.ts', "import type { HeaderScan } from '../core/request-head.ts';", true],
+  // The exchange record, the ledger and the answer port know no protocol object.
+  ['src/core/ledger.ts', "import type { ServerResponse } from 'node:http';", true],
+  ['src/core/exchange.ts', "import type { IncomingMessage } from 'node:http';", true],
+  ['src/core/answer-port.ts', "import type { ServerHttp2Stream } from 'node:http2';", true],
+  ['src/core/answer-port.ts', "import type { WebSocket } from 'ws';", true],
+  ['src/core/ledger.ts', "import { HttpExchange } from '../http/exchange.ts';", true],
   // The directions the README allows.
   ['src/http/app.ts', "import { buildEcho } from '../echo/model.ts';", false],
   ['src/transport/listener.ts', "import { EMPTY_BODY } from '../echo/model.ts';", false],
@@ -58,6 +64,8 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/http/app.ts', "import type { Handlers } from '../transport/handlers.ts';", false],
   ['src/transport/listener.ts', "import { portTable } from '../core/ports.ts';", false],
   ['src/adapters/http2/stream.ts', "import type { Config } from '../../config/settings.ts';", false],
+  ['src/core/ledger.ts', "import type { Metrics } from '../ops/metrics.ts';", false],
+  ['src/http/exchange.ts', "import { closeExchange } from '../core/answer-port.ts';", false],
 ];
 
 describe('architecture', () => {
@@ -73,6 +81,27 @@ describe('architecture', () => {
         assert.deepEqual(hits.map((m) => m.message), [], `${file}: ${line} is allowed`);
       }
     }
+  });
+
+  it("closes an exchange's record from one module: the ledger's close is called in core/answer-port.ts only", () => {
+    const sources = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    const callers = new Set<string>();
+    /** Each protocol's port: the HTTP one (over node:http's response, and raw CONNECT refusals) and the WebSocket path. */
+    const ports = new Set<string>();
+    // Handlers answer through the port and keep no books: no close, no completion, no done flag.
+    const handlers = ['echo-handler.ts', 'ops-routes.ts', 'refusals.ts', 'request-body.ts', 'events.ts'];
+    const bookkeeping = /closeExchange|\.closed\b|\.done\b|complete(OnClose)?\(|\.finish\(|ledger\.(close|begin)\(/;
+    for (const file of sources(join(REPO, 'src'))) {
+      const text = readFileSync(file, 'utf8');
+      const name = relative(REPO, file);
+      // `ledger.close(`, `this.#ledger.close(`, `ctx.ledger.close(`: any call of it through a ledger.
+      if (/ledger\)?\.close\(/i.test(text)) callers.add(name);
+      if (/closeExchange\(/.test(text) && name !== 'src/core/answer-port.ts') ports.add(name);
+      if (handlers.some((h) => name === `src/http/${h}`)) assert.equal(bookkeeping.exec(text)?.[0], undefined, `${name} does bookkeeping`);
+    }
+    assert.deepEqual([...callers], ['src/core/answer-port.ts']);
+    assert.deepEqual([...ports].sort(), ['src/http/exchange.ts', 'src/http/upgrade.ts']);
   });
 
   it('lists every source file in the README, and no file that is gone', () => {

@@ -98,6 +98,12 @@ export function stopReading(req: IncomingMessage, res: ServerResponse): void {
   else stream.once('finish', () => cancelAfterAnswer(stream));
 }
 
+/** HTTP/2: cancel a stream now, its answer cut short (CANCEL: the client stops sending too). */
+export function cancelStream(res: ServerResponse): void {
+  const stream = streamOf(res);
+  if (stream !== undefined && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+}
+
 /** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */
 export function refuseStream(res: ServerResponse): void {
   streamOf(res)?.close(NGHTTP2_REFUSED_STREAM);
