@@ -45,20 +45,22 @@ export default tseslint.config(
     },
   },
   // The stages of src/ and the directions imports may run (README, "Architecture"):
-  // top level (cli, server, workers) -> transport -> http -> adapters -> echo -> core -> config -> util;
-  // ops/ is used by all but uses only config/ and util/. Facts flow one way: the
-  // transport hands ConnectionFacts (core/) to the HTTP stage, which builds the echo.
+  // top level (cli, server, workers) -> transport -> adapters -> handlers -> controls
+  // -> echo -> core -> config -> util; ops/ is used by all but uses only config/ and
+  // util/. The transport hands sockets and ConnectionFacts (core/) to the adapters the
+  // top level gives it; an adapter turns its protocol into exchanges (core/) that the
+  // handlers answer through a port; what the record says is closed by the port alone.
   ...stageRules({
-    util: { not: ['config', 'adapters', 'core', 'echo', 'http', 'ops', 'transport'] },
-    config: { not: ['adapters', 'core', 'echo', 'http', 'ops', 'transport'] },
-    ops: { not: ['adapters', 'core', 'echo', 'http', 'transport'] },
+    util: { not: ['adapters', 'config', 'controls', 'core', 'echo', 'handlers', 'ops', 'transport'] },
+    config: { not: ['adapters', 'controls', 'core', 'echo', 'handlers', 'ops', 'transport'] },
+    ops: { not: ['adapters', 'controls', 'core', 'echo', 'handlers', 'transport'] },
     // The protocol-neutral core: what every protocol shares, knowing none of them.
     core: {
-      not: ['adapters', 'echo', 'http', 'transport'],
+      not: ['adapters', 'controls', 'echo', 'handlers', 'transport'],
       modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({ name, message: `core/ may not import ${name}: it is protocol-neutral, adapters pass it plain data` })),
     },
     echo: {
-      not: ['adapters', 'http', 'ops', 'transport'],
+      not: ['adapters', 'controls', 'handlers', 'ops', 'transport'],
       // The echo model and renderers are transport-free: no sockets, no servers.
       modules: [
         { name: 'node:http', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
@@ -67,11 +69,21 @@ export default tseslint.config(
         { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'echo/ is transport-free' },
       ],
     },
-    // One folder per protocol, owning its casts and wire quirks: never the sockets.
-    adapters: { not: ['transport'] },
-    // The one file of transport/ the HTTP stage may import: the interface it implements.
-    http: { not: ['transport'], except: { transport: String.raw`handlers\.ts` } },
-    transport: { not: ['adapters', 'http'] },
+    // The request controls: a table and pure parsers. No protocol, no handler, no I/O.
+    controls: {
+      not: ['adapters', 'handlers', 'transport'],
+      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({ name, message: `controls/ may not import ${name}: controls are parsed from plain data` })),
+    },
+    // Written once against the answer port, for every protocol: never an adapter's internals.
+    handlers: {
+      not: ['adapters', 'transport'],
+      // For now: the HTTP port and its writer, which the handlers still name directly.
+      except: { adapters: String.raw`(http1/(exchange|respond|client-share)|http2/stream|sse/event-stream)\.ts` },
+    },
+    // One folder per protocol, owning its casts and wire quirks; of transport/ only the
+    // interface the HTTP adapter implements.
+    adapters: { not: ['transport'], except: { transport: String.raw`handlers\.ts` } },
+    transport: { not: ['adapters', 'controls', 'handlers'] },
   }),
   {
     files: ['**/*.js', '**/*.mjs'],

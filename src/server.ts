@@ -1,11 +1,11 @@
 // The library entry point: build a server from a Config and injected side effects.
-import { createApp, type App } from './http/app.ts';
+import { createApp, type App } from './adapters/http1/app.ts';
 import type { Config, Env } from './config/settings.ts';
 import { readIdentity, type Identity } from './echo/identity.ts';
 import { listen, type Listener } from './transport/listener.ts';
 import { createLogger, droppedLogLines, type Logger } from './ops/logger.ts';
 import { createMetrics, type Metrics } from './ops/metrics.ts';
-import { serveMetrics, type MetricsListener } from './http/metrics-listener.ts';
+import { serveMetrics, type MetricsListener } from './adapters/http1/metrics-server.ts';
 import { readCgroupLimits, sizeFor } from './config/resources.ts';
 import { loadTlsMaterial } from './transport/tls.ts';
 

@@ -28,7 +28,7 @@ import type { Config } from './config/settings.ts';
 import type { Logger } from './ops/logger.ts';
 import { limitedLog } from './ops/log-limit.ts';
 import { renderMetrics, type Metrics, type MetricsSnapshot } from './ops/metrics.ts';
-import { serveMetrics, type MetricsListener } from './http/metrics-listener.ts';
+import { serveMetrics, type MetricsListener } from './adapters/http1/metrics-server.ts';
 import { sizeFor, type CgroupLimits } from './config/resources.ts';
 
 /** Environment the primary hands a worker. */

@@ -1,6 +1,6 @@
 // Test inputs derived from the controls table, so a new control or a changed bound is
 // tested without editing the tests: values just outside each bound, in both forms.
-import { boundMax, type ControlLimits, type ControlSpec } from '../src/http/controls.ts';
+import { boundMax, type ControlLimits, type ControlSpec } from '../src/controls/table.ts';
 
 /**
  * Requests that break the control's bound, each as the values it carries (a count

@@ -2,7 +2,7 @@
 // and another site's page cannot open WebSockets or event streams to read the echo.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ALLOWED_HEADERS } from '../../src/http/controls.ts';
+import { ALLOWED_HEADERS } from '../../src/controls/table.ts';
 import { headComplete, rawRequest, startTestServer, type TestServer } from '../helpers.ts';
 
 const REFUSED: [string, string][] = [

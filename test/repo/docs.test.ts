@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { SETTINGS, type Config } from '../../src/config/settings.ts';
-import { CONTROLS, type Bound, type ControlSpec } from '../../src/http/controls.ts';
-import { BLOCK_SIZE } from '../../src/http/generate.ts';
+import { CONTROLS, type Bound, type ControlSpec } from '../../src/controls/table.ts';
+import { BLOCK_SIZE } from '../../src/handlers/generated-body.ts';
 import { HTML_CSP } from '../../src/echo/render/html.ts';
 import { assertSameRows, markdownTable } from './readme-tables.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { SETTINGS } from '../../src/config/settings.ts';
-import { ANSWERS, CONTROLS, type Answer } from '../../src/http/controls.ts';
+import { ANSWERS, CONTROLS, type Answer } from '../../src/controls/table.ts';
 import { headerLinesOf, outOfBound, queryOf } from '../control-cases.ts';
 import { h2request, rawRequest, startTestServer, type TestServer } from '../helpers.ts';
 

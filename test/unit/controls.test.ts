@@ -3,11 +3,11 @@ import { describe, it } from 'node:test';
 import {
   ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, parseHeader, parseStatus, pickStatus,
   type ControlGate, type ControlGates, type ControlSettings, type ControlSpec,
-} from '../../src/http/controls.ts';
+} from '../../src/controls/table.ts';
 import {
   ControlError, addControlInput, controlInput, gateRefusal, parseControls, pickRepresentation, type ControlInput,
-} from '../../src/http/request-controls.ts';
-import { healthControlAnswer } from '../../src/http/health-control.ts';
+} from '../../src/controls/read.ts';
+import { healthControlAnswer } from '../../src/controls/health.ts';
 import { SETTINGS, defaultConfig } from '../../src/config/settings.ts';
 import { scanHeaders } from '../../src/core/request-head.ts';
 import { outOfBound, queryOf } from '../control-cases.ts';

@@ -13,7 +13,7 @@ import { FORMATS } from '../echo/render/renderers.ts';
 import { SETTINGS } from '../config/settings.ts';
 import {
   CONTROLS, QUERY_PREFIX, boundMax, controlNamed, headerForm, type ControlGates, type ControlSettings, type ControlSpec, type Controls,
-} from './controls.ts';
+} from './table.ts';
 
 const FORMAT = controlNamed('format')!;
 const KNOWN = CONTROLS.map((c) => c.query).join(', ');

@@ -4,12 +4,12 @@
 // orchestrator would restart a healthy replica) or hide /metrics.
 import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from './exchange.ts';
-import { healthControlAnswer } from './health-control.ts';
+import type { HttpExchange } from '../adapters/http1/exchange.ts';
+import { healthControlAnswer } from '../controls/health.ts';
 import { isHttp2 } from '../adapters/http2/stream.ts';
 import { fail, reject, rejectLargeBody } from './refusals.ts';
 import { declaredLength } from './request-body.ts';
-import { send, sendText } from './respond.ts';
+import { send, sendText } from '../adapters/http1/respond.ts';
 
 /** An operations endpoint: it answers now, or later (metrics); its answer's end closes the exchange. */
 export type OpsHandler = (x: HttpExchange) => void;

@@ -2,8 +2,8 @@
 // why (naming the limit or setting). Their end, like any answer's, closes the
 // exchange (exchange.ts).
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from './exchange.ts';
-import { sendText } from './respond.ts';
+import type { HttpExchange } from '../adapters/http1/exchange.ts';
+import { sendText } from '../adapters/http1/respond.ts';
 
 /** A 4xx (or 503) about the request itself, answered now. `extra` is [name, value, ...]. */
 export function reject(x: HttpExchange, status: number, reason: string, extra?: readonly string[]): void {

@@ -4,11 +4,11 @@
 // the PROXY protocol, the header's source; otherwise the TCP peer. Without this
 // share, one client holding delayed requests or streams takes every slot.
 import { isIP } from 'node:net';
-import type { Config } from '../config/settings.ts';
-import { resolveClient } from '../echo/client-ip.ts';
-import type { ConnectionFacts } from '../core/facts.ts';
-import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
-import { normalizeIp } from '../util/addresses.ts';
+import type { Config } from '../../config/settings.ts';
+import { resolveClient } from '../../echo/client-ip.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../../core/header-names.ts';
+import { normalizeIp } from '../../util/addresses.ts';
 
 /** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */
 export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPerClient'>): number {

@@ -3,12 +3,12 @@
 // counted), and --request-timeout on HTTP/2 too.
 import type { BodyResult } from '../echo/model.ts';
 import { EMPTY_BODY } from '../echo/model.ts';
-import { BodyTooLarge, readBody } from './body.ts';
+import { BodyTooLarge, readBody } from './body-reader.ts';
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from './exchange.ts';
+import type { HttpExchange } from '../adapters/http1/exchange.ts';
 import { isHttp2, mayHaveBody } from '../adapters/http2/stream.ts';
 import { fail, rejectLargeBody } from './refusals.ts';
-import { sendText } from './respond.ts';
+import { sendText } from '../adapters/http1/respond.ts';
 
 /** The declared body length: Content-Length, -1 when unknown (chunked, or an HTTP/2 stream left open), 0 for none. */
 export function declaredLength(x: HttpExchange): number {

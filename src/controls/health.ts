@@ -2,8 +2,8 @@
 // it says what to answer and which state to set; the probe route applies the state.
 import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { ParseError } from '../util/parse.ts';
-import { controlNamed, type ControlGates } from './controls.ts';
-import { controlInput, gateRefusal } from './request-controls.ts';
+import { controlNamed, type ControlGates } from './table.ts';
+import { controlInput, gateRefusal } from './read.ts';
 import type { HeaderScan } from '../core/request-head.ts';
 
 const HEALTH = controlNamed('health')!;

@@ -3,9 +3,9 @@
 // The effect side: request-controls.ts only says what was asked; writing it to the
 // answer is left to the handlers, here, because it needs the exchange.
 import type { OutgoingHttpHeader } from 'node:http';
-import { INTERIM_CODES, pickStatus, type Controls } from './controls.ts';
-import type { HttpExchange } from './exchange.ts';
-import { sendInterim } from './respond.ts';
+import { INTERIM_CODES, pickStatus, type Controls } from '../controls/table.ts';
+import type { HttpExchange } from '../adapters/http1/exchange.ts';
+import { sendInterim } from '../adapters/http1/respond.ts';
 
 /** Appends the control's extra headers to `headers` and sends interim responses; returns the final status. */
 export function controlledStatus(x: HttpExchange, controls: Controls | null, headers: OutgoingHttpHeader[], random: () => number): number {

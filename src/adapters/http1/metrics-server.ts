@@ -6,9 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Config } from '../config/settings.ts';
-import type { Logger } from '../ops/logger.ts';
-import { limitedLog } from '../ops/log-limit.ts';
+import type { Config } from '../../config/settings.ts';
+import type { Logger } from '../../ops/logger.ts';
+import { limitedLog } from '../../ops/log-limit.ts';
 import { TEXT_TYPE, answerHeaders, writeAnswer } from './respond.ts';
 
 function answer(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string): void {

@@ -6,8 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Config } from '../config/settings.ts';
-import type { Logger } from '../ops/logger.ts';
+import type { Config } from '../../config/settings.ts';
+import type { Logger } from '../../ops/logger.ts';
 
 export interface WebSocketEvents {
   /** The handshake succeeded; the connection is a WebSocket now. */

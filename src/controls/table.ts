@@ -15,12 +15,12 @@ import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
-} from './control-values.ts';
+} from './values.ts';
 
 // The handler's effects and the tests take these from here, with the table.
 export {
   ALLOWED_HEADERS, FORBIDDEN_X_HEADERS, INTERIM_CODES, headerAllowed, parseHeader, parseStatus, pickStatus, type StatusChoice,
-} from './control-values.ts';
+} from './values.ts';
 
 export const QUERY_PREFIX = 'echo_';
 /** Lower-cased, as the header scan gives names. */

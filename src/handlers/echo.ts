@@ -10,17 +10,17 @@ import { EMPTY_BODY, buildEcho, type BodyResult } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
-import type { Controls } from './controls.ts';
-import { ControlError, controlInput, parseControls, pickRepresentation } from './request-controls.ts';
-import type { EventStreams } from './events.ts';
-import type { HttpExchange } from './exchange.ts';
+import type { Controls } from '../controls/table.ts';
+import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
+import type { EventStreams } from '../adapters/sse/event-stream.ts';
+import type { HttpExchange } from '../adapters/http1/exchange.ts';
 import { delay } from './delay.ts';
-import { GeneratedBody } from './generate.ts';
+import { GeneratedBody } from './generated-body.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
 import { requestInfo } from './request-info.ts';
-import { answerHeaders, beginBody, sendText, sendWith } from './respond.ts';
+import { answerHeaders, beginBody, sendText, sendWith } from '../adapters/http1/respond.ts';
 
 /** What the controls asked for, or the answer refusing them. */
 type Asked = { format: Representation; controls: Controls | null } | ControlError;

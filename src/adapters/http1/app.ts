@@ -5,23 +5,23 @@
 // so tests drive exactly the code that runs in production.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Config } from '../config/settings.ts';
-import type { ConnectionFacts } from '../core/facts.ts';
-import type { Health } from '../ops/health.ts';
-import type { Handlers } from '../transport/handlers.ts';
-import { admissionProblem, declaredOverLimit } from '../core/admission.ts';
-import { createContext, type AppDeps } from './context.ts';
-import { createEchoHandler } from './echo-handler.ts';
-import { createEventStreams } from './events.ts';
-import { Exchange } from '../core/exchange.ts';
-import type { BudgetRefusal } from '../core/ledger.ts';
+import type { Config } from '../../config/settings.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import type { Health } from '../../ops/health.ts';
+import type { Handlers } from '../../transport/handlers.ts';
+import { admissionProblem, declaredOverLimit } from '../../core/admission.ts';
+import { createContext, type AppDeps } from '../../handlers/context.ts';
+import { createEchoHandler } from '../../handlers/echo.ts';
+import { createEventStreams } from '../sse/event-stream.ts';
+import { Exchange } from '../../core/exchange.ts';
+import type { BudgetRefusal } from '../../core/ledger.ts';
 import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.ts';
-import { isHttp2 } from '../adapters/http2/stream.ts';
-import { createOpsRoutes, createOpsServer } from './ops-routes.ts';
-import { fail, reject } from './refusals.ts';
-import { scanHeaders } from '../core/request-head.ts';
+import { isHttp2 } from '../http2/stream.ts';
+import { createOpsRoutes, createOpsServer } from '../../handlers/probes.ts';
+import { fail, reject } from '../../handlers/refusals.ts';
+import { scanHeaders } from '../../core/request-head.ts';
 import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
-import { createUpgrades } from './upgrade.ts';
+import { createUpgrades } from '../websocket/upgrade.ts';
 
 export type { AppDeps };
 

@@ -5,17 +5,17 @@
 // failed, aborted before the handshake (499), or closed (its close code).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ConnectionFacts } from '../core/facts.ts';
-import { EMPTY_BODY, buildEcho } from '../echo/model.ts';
-import { clip } from '../util/parse.ts';
-import type { HttpContext } from './context.ts';
-import { closeExchange } from '../core/answer-port.ts';
-import { Exchange, httpOutcome, type Outcome, type WebSocketDetail } from '../core/exchange.ts';
-import { requestOriginAllowed } from './origin.ts';
-import { scanHeaders } from '../core/request-head.ts';
-import { requestInfo } from './request-info.ts';
-import { rawAnswer } from './respond.ts';
-import { websocketHandshakeProblem, type WebSocketEcho } from './websocket-handshake.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import { EMPTY_BODY, buildEcho } from '../../echo/model.ts';
+import { clip } from '../../util/parse.ts';
+import type { HttpContext } from '../../handlers/context.ts';
+import { closeExchange } from '../../core/answer-port.ts';
+import { Exchange, httpOutcome, type Outcome, type WebSocketDetail } from '../../core/exchange.ts';
+import { requestOriginAllowed } from '../../handlers/origin.ts';
+import { scanHeaders } from '../../core/request-head.ts';
+import { requestInfo } from '../../handlers/request-info.ts';
+import { rawAnswer } from '../http1/respond.ts';
+import { websocketHandshakeProblem, type WebSocketEcho } from './handshake.ts';
 
 export interface Upgrades {
   upgrade(this: void, req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void;
@@ -36,7 +36,7 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
   // Loaded on the first upgrade: `ws` and what it pulls in cost about 10 MB of
   // resident memory that a server nobody opens a WebSocket to should not carry.
   let websockets: Promise<WebSocketEcho> | null = null;
-  const websocketEcho = () => (websockets ??= import('./websocket.ts').then((m) => m.createWebSocketEcho(config, logger)));
+  const websocketEcho = () => (websockets ??= import('./echo.ts').then((m) => m.createWebSocketEcho(config, logger)));
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
     const x = ledger.begin(new Exchange('websocket', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);

@@ -6,12 +6,12 @@
 // however it ends; an abort closes it as aborted. HTTP/2's own ways (interim
 // HEADERS, REFUSED_STREAM, CANCEL) are asked of adapters/http2/.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import { closeExchange, type AbortKind, type AnswerPort } from '../core/answer-port.ts';
-import type { ConnectionFacts } from '../core/facts.ts';
-import { Exchange, httpOutcome } from '../core/exchange.ts';
-import type { Ledger } from '../core/ledger.ts';
-import type { HeaderScan } from '../core/request-head.ts';
-import { cancelStream, interimOnStream, isHttp2, refuseStream, stopReading } from '../adapters/http2/stream.ts';
+import { closeExchange, type AbortKind, type AnswerPort } from '../../core/answer-port.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import { Exchange, httpOutcome } from '../../core/exchange.ts';
+import type { Ledger } from '../../core/ledger.ts';
+import type { HeaderScan } from '../../core/request-head.ts';
+import { cancelStream, interimOnStream, isHttp2, refuseStream, stopReading } from '../http2/stream.ts';
 
 /** Requests the transport answered itself (their body was malformed or cut): the status it sent. */
 const transportAnswers = new WeakMap<ServerResponse, number>();

@@ -2,7 +2,7 @@
 // sees it, so every refusal is answered, logged and counted by the app. Kept apart
 // from websocket.ts, which loads `ws` and is only imported on the first upgrade.
 import type { IncomingMessage } from 'node:http';
-import type { WebSocketEcho, WebSocketEvents, WebSocketSummary } from './websocket.ts';
+import type { WebSocketEcho, WebSocketEvents, WebSocketSummary } from './echo.ts';
 
 export type { WebSocketEcho, WebSocketEvents, WebSocketSummary };
 
