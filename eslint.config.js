@@ -77,8 +77,10 @@ export default tseslint.config(
     // Written once against the answer port, for every protocol: never an adapter's internals.
     handlers: {
       not: ['adapters', 'transport'],
-      // For now: the HTTP port and its writer, which the handlers still name directly.
-      except: { adapters: String.raw`(http1/(exchange|respond|client-share)|http2/stream|sse/event-stream)\.ts` },
+      modules: [
+        ...['node:http', 'node:http2', 'node:tls', 'ws'].map((name) => ({ name, message: `handlers/ may not import ${name}: they answer through the port, adapters own the wire` })),
+        { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'handlers/ may not use sockets: they answer through the port' },
+      ],
     },
     // One folder per protocol, owning its casts and wire quirks; of transport/ only the
     // interface the HTTP adapter implements.

@@ -10,7 +10,7 @@ import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type 
 import { startServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
-import { clientShare } from './adapters/http1/client-share.ts';
+import { clientShare } from './handlers/client-share.ts';
 
 export interface CliIo {
   env: Env;

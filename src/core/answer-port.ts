@@ -1,6 +1,6 @@
 // The answer port: how any handler answers, whatever protocol carries the answer.
 // Every protocol implements it (HTTP/1.1 and HTTP/2 over node:http's response in
-// http/exchange.ts; the WebSocket path in http/upgrade.ts answers on the socket);
+// adapters/http1/exchange.ts; the WebSocket path in adapters/websocket/upgrade.ts answers on the socket);
 // handlers write through it and never do bookkeeping. The record of an exchange is
 // closed here and nowhere else: when the answer ends, or when the peer goes away.
 import type { Exchange, Outcome, WebSocketDetail } from './exchange.ts';
@@ -15,8 +15,9 @@ export interface AnswerPort {
   /**
    * The head of an answer whose body follows (`headers` is [name, value, ...]).
    * False when the status carries no body: the answer is then complete already.
+   * `streaming`: the body comes in pieces over time, so the head goes out at once.
    */
-  head(status: number, headers: readonly (string | number | readonly string[])[]): boolean;
+  head(status: number, headers: readonly (string | number | readonly string[])[], streaming?: boolean): boolean;
   /** A piece of the body; false when the peer is behind: wait for `onDrain` before the next. */
   write(chunk: string | Uint8Array): boolean;
   /** Runs `fn` once the peer has taken what was written (after write returned false). */
@@ -31,8 +32,8 @@ export interface AnswerPort {
   abort(kind: AbortKind): void;
   /** The answer needs no more of the request body: none is read (the protocol says stop its own way). */
   stopReading(): void;
-  /** Runs `fn` if the peer goes away before the answer is complete. */
-  onPeerGone(fn: () => void): void;
+  /** Runs `fn` if the peer goes away before the answer is complete; returns what forgets it. */
+  onPeerGone(fn: () => void): () => void;
 }
 
 /**

@@ -4,8 +4,22 @@ import { isIP } from 'node:net';
 import type { NetworkSet } from '../util/addresses.ts';
 import { normalizeIp } from '../util/addresses.ts';
 import type { ClientIpHeader } from '../config/settings.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
 
 export type { ClientIpHeader };
+
+/**
+ * The connection's original client: the PROXY header's source when it names one,
+ * else the TCP peer. Only an IP source names a client; a UNIX socket path (AF_UNIX)
+ * is shown in the PROXY section, never taken as the remote address.
+ */
+export function connectionClient(facts: ConnectionFacts): { address: string; port: number | undefined } {
+  const { proxy } = facts;
+  if (proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0) {
+    return { address: proxy.sourceAddress, port: proxy.sourcePort ?? undefined };
+  }
+  return { address: facts.peerAddress, port: facts.peerPort };
+}
 
 export type ClientIpSource = 'peer' | 'forwarded' | 'x-forwarded-for' | 'x-real-ip';
 

@@ -10,7 +10,7 @@ import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { Ledger } from '../core/ledger.ts';
-import { clientKey, clientShare } from '../adapters/http1/client-share.ts';
+import { clientKey, clientShare } from './client-share.ts';
 
 /** The side effects the app is given, so tests drive exactly the code that runs in production. */
 export interface AppDeps {

@@ -2,18 +2,17 @@
 // interim (1xx) responses, and the final status (a weighted choice when several).
 // The effect side: request-controls.ts only says what was asked; writing it to the
 // answer is left to the handlers, here, because it needs the exchange.
-import type { OutgoingHttpHeader } from 'node:http';
+import type { AnswerPort } from '../core/answer-port.ts';
 import { INTERIM_CODES, pickStatus, type Controls } from '../controls/table.ts';
-import type { HttpExchange } from '../adapters/http1/exchange.ts';
-import { sendInterim } from '../adapters/http1/respond.ts';
+import type { HeadFields } from './answer.ts';
 
 /** Appends the control's extra headers to `headers` and sends interim responses; returns the final status. */
-export function controlledStatus(x: HttpExchange, controls: Controls | null, headers: OutgoingHttpHeader[], random: () => number): number {
+export function controlledStatus(x: AnswerPort, controls: Controls | null, headers: HeadFields, random: () => number): number {
   if (controls === null) return 200;
   for (const [name, value] of controls.headers) headers.push(name, value);
   if (controls.status === null) return 200;
   const code = pickStatus(controls.status, random);
   if (!INTERIM_CODES.has(code)) return code;
-  sendInterim(x, code);
+  x.interim(code);
   return 200;
 }

@@ -6,31 +6,36 @@
 import { HTML_CSP } from '../echo/render/html.ts';
 import { RENDERERS } from '../echo/render/renderers.ts';
 import type { Representation } from '../echo/render/negotiate.ts';
-import { EMPTY_BODY, buildEcho, type BodyResult } from '../echo/model.ts';
+import { EMPTY_BODY, buildEcho, type BodyResult, type Echo } from '../echo/model.ts';
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
 import type { Controls } from '../controls/table.ts';
 import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
-import type { EventStreams } from '../adapters/sse/event-stream.ts';
-import type { HttpExchange } from '../adapters/http1/exchange.ts';
+import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
-import { requestInfo } from './request-info.ts';
-import { answerHeaders, beginBody, sendText, sendWith } from '../adapters/http1/respond.ts';
+import { answerHeaders, beginBody, sendText, sendWith } from './answer.ts';
+
+/** Where the echo goes when the client asked for an event stream (adapters/sse/). */
+export interface EventStreams {
+  send(x: HandlerExchange, echo: Echo, controls: Controls | null): void;
+  /** Ends every open stream (shutdown). */
+  endAll(): void;
+}
 
 /** What the controls asked for, or the answer refusing them. */
 type Asked = { format: Representation; controls: Controls | null } | ControlError;
 
-export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HttpExchange, q: number) => void {
+export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HandlerExchange, q: number) => void {
   const { config, health } = ctx;
   const generated = new GeneratedBody();
 
   /** Reads what the request asks for, changing nothing: serveEcho applies it. */
-  function readControls(x: HttpExchange, q: number): Asked {
+  function readControls(x: HandlerExchange, q: number): Asked {
     const { scan } = x;
     try {
       const input = controlInput(x.target, q, scan.controls, config.controls);
@@ -45,8 +50,8 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     }
   }
 
-  function sendEcho(x: HttpExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null): void {
-    const echo = buildEcho(requestInfo(x.req, x.facts, x.target, declared, body, x.requestId), ctx.echoContext);
+  function sendEcho(x: HandlerExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null): void {
+    const echo = buildEcho(x.requestInfo(declared, body), ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
       return;
@@ -59,14 +64,14 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     sendWith(x, controlledStatus(x, controls, headers, ctx.deps.random), headers, out, length);
   }
 
-  function sendGenerated(x: HttpExchange, controls: Controls, size: number): void {
+  function sendGenerated(x: HandlerExchange, controls: Controls, size: number): void {
     const headers = answerHeaders('application/octet-stream', size, x.requestId);
     if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
-    if (x.req.method === 'HEAD') {
-      x.res.end();
+    if (x.method === 'HEAD') {
+      x.end();
       return;
     }
-    generated.pipe(x.res, size, (n) => { x.bytesOut = n; });
+    generated.pipe(x, size, (n) => { x.bytesOut = n; });
   }
 
   return function serveEcho(x, q) {
@@ -96,7 +101,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
         answer(body);
         return;
       }
-      delay(x.res, controls.delayMs, () => {
+      delay(x, controls.delayMs, () => {
         try {
           answer(body);
         } catch (err) {

@@ -8,7 +8,7 @@ import type { Config } from '../config/settings.ts';
 import type { ConnectionFacts } from '../core/facts.ts';
 import { normalizeIp } from '../util/addresses.ts';
 import type { HeaderScan } from '../core/request-head.ts';
-import { clientAddress } from './request-info.ts';
+import { connectionClient } from '../echo/client-ip.ts';
 
 /** `host[:port]` lower-cased, without the scheme's default port. */
 function normalHost(host: string, scheme: string): string {
@@ -39,5 +39,5 @@ export function originAllowed(scan: HeaderScan, allowedOrigins: readonly string[
 /** originAllowed for an exchange: X-Forwarded-Host counts when its sender is a trusted proxy (as for the client IP). */
 export function requestOriginAllowed(x: { scan: HeaderScan; facts: ConnectionFacts }, config: Pick<Config, 'allowedOrigins' | 'trustedProxies'>): boolean {
   if (x.scan.origin === undefined) return true;
-  return originAllowed(x.scan, config.allowedOrigins, config.trustedProxies.has(normalizeIp(clientAddress(x.facts))));
+  return originAllowed(x.scan, config.allowedOrigins, config.trustedProxies.has(normalizeIp(connectionClient(x.facts).address)));
 }

@@ -4,15 +4,14 @@
 // orchestrator would restart a healthy replica) or hide /metrics.
 import { BUILD_INFO } from '../ops/version.ts';
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from '../adapters/http1/exchange.ts';
+import type { HandlerExchange } from './exchange.ts';
 import { healthControlAnswer } from '../controls/health.ts';
-import { isHttp2 } from '../adapters/http2/stream.ts';
 import { fail, reject, rejectLargeBody } from './refusals.ts';
 import { declaredLength } from './request-body.ts';
-import { send, sendText } from '../adapters/http1/respond.ts';
+import { send, sendText } from './answer.ts';
 
 /** An operations endpoint: it answers now, or later (metrics); its answer's end closes the exchange. */
-export type OpsHandler = (x: HttpExchange) => void;
+export type OpsHandler = (x: HandlerExchange) => void;
 
 export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   const { config, health } = ctx;
@@ -22,7 +21,7 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
     if (path !== '') routes.set(path, handler); // an empty path turns the endpoint off
   };
   /** `?echo_health=` on a probe path sets the state instead of checking it. */
-  const healthControl = (x: HttpExchange): boolean => {
+  const healthControl = (x: HandlerExchange): boolean => {
     const answer = healthControlAnswer(x.target, x.scan.controls, config);
     if (answer === null) return false;
     if (answer.set !== null) health.apply(answer.set);
@@ -66,7 +65,7 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
  * stream, HTTP/1.1 drops the body as it arrives, within limits), so a body that
  * never comes, or never ends, holds neither the exchange nor its memory.
  */
-export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHandler) => void {
+export function createOpsServer(ctx: HttpContext): (x: HandlerExchange, ops: OpsHandler) => void {
   const { config } = ctx;
   let inFlight = 0;
   return (x, ops) => {
@@ -79,56 +78,35 @@ export function createOpsServer(ctx: HttpContext): (x: HttpExchange, ops: OpsHan
     // --headers-timeout: an operations answer is immediate, and under a flood
     // node:http2 can leave a stream of a session that went away unclosed, which
     // must not keep its place for ever.
+    let released = false;
     const release = () => {
+      if (released) return;
+      released = true;
       clearTimeout(timer);
-      x.res.off('close', release);
       inFlight--;
     };
     const timer = setTimeout(release, config.headersTimeoutMs).unref();
-    x.res.once('close', release);
+    x.onClose(release);
     const declared = declaredLength(x);
     if (declared > config.maxBodySize) {
       rejectLargeBody(ctx, x);
       return;
     }
     if (declared !== 0) {
-      if (isHttp2(x.req)) x.stopReading();
-      else discardBody(ctx, x);
+      x.dropBody(config.maxBodySize, Math.max(0, config.headersTimeoutMs - (performance.now() - x.start)), (reason) => {
+        ctx.log('warn', { peer: x.facts.peerAddress, reason }, 'connection closed: operations request body not needed');
+      });
     }
     ops(x);
   };
 }
 
-/**
- * HTTP/1.1: the body is read and dropped as it arrives, so the connection can carry
- * the next request, but only up to --max-body-size and until --headers-timeout after
- * the request began; past either the connection is closed. The exchange itself is
- * already over: nothing of the body is kept.
- */
-function discardBody(ctx: HttpContext, x: HttpExchange): void {
-  const { req } = x;
-  const { maxBodySize, headersTimeoutMs } = ctx.config;
-  let bytes = 0;
-  const cut = (reason: string) => {
-    clearTimeout(timer);
-    ctx.log('warn', { peer: x.facts.peerAddress, reason }, 'connection closed: operations request body not needed');
-    req.socket.destroy();
-  };
-  const timer = setTimeout(() => cut('not received within --headers-timeout'), Math.max(0, headersTimeoutMs - (performance.now() - x.start)));
-  req.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes > maxBodySize) cut('over --max-body-size');
-  });
-  req.once('end', () => clearTimeout(timer));
-  req.once('close', () => clearTimeout(timer));
-}
-
-/** Over --max-ops-in-flight: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2, logged (rate-limited) and counted once. */
-function refuseOps(ctx: HttpContext, x: HttpExchange): void {
+/** Over --max-ops-in-flight: refused so the client may retry (HTTP/2's REFUSED_STREAM), else 503; logged (rate-limited) and counted once. */
+function refuseOps(ctx: HttpContext, x: HandlerExchange): void {
   const limit = ctx.config.maxOpsInFlight;
   ctx.ledger.refused();
   ctx.log('warn', { peer: x.facts.peerAddress, limit }, 'operations request refused: --max-ops-in-flight reached');
-  if (isHttp2(x.req)) {
+  if (x.refusable) {
     x.abort('refuse');
     return;
   }

@@ -2,17 +2,17 @@
 // why (naming the limit or setting). Their end, like any answer's, closes the
 // exchange (exchange.ts).
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from '../adapters/http1/exchange.ts';
-import { sendText } from '../adapters/http1/respond.ts';
+import type { HandlerExchange } from './exchange.ts';
+import { sendText } from './answer.ts';
 
 /** A 4xx (or 503) about the request itself, answered now. `extra` is [name, value, ...]. */
-export function reject(x: HttpExchange, status: number, reason: string, extra?: readonly string[]): void {
+export function reject(x: HandlerExchange, status: number, reason: string, extra?: readonly string[]): void {
   x.stopReading(); // first: on HTTP/1.1 it decides the Connection header
   sendText(x, status, `${reason}\n`, extra);
 }
 
 /** 413: the body is over --max-body-size (declared, or counted while reading). */
-export function rejectLargeBody(ctx: HttpContext, x: HttpExchange): void {
+export function rejectLargeBody(ctx: HttpContext, x: HandlerExchange): void {
   reject(x, 413, `request body exceeds the limit of ${ctx.config.maxBodySize} bytes (--max-body-size)`);
 }
 
@@ -20,7 +20,7 @@ export function rejectLargeBody(ctx: HttpContext, x: HttpExchange): void {
  * An unexpected error: 500 (or the connection dropped if the answer had begun),
  * logged. It never takes the server down.
  */
-export function fail(ctx: HttpContext, x: HttpExchange, err: unknown): void {
+export function fail(ctx: HttpContext, x: HandlerExchange, err: unknown): void {
   ctx.deps.logger.error({ err: (err as Error).message, reqId: x.requestId, uri: x.target }, 'request failed');
   let begun = x.headersSent;
   try {

@@ -5,22 +5,21 @@ import type { BodyResult } from '../echo/model.ts';
 import { EMPTY_BODY } from '../echo/model.ts';
 import { BodyTooLarge, readBody } from './body-reader.ts';
 import type { HttpContext } from './context.ts';
-import type { HttpExchange } from '../adapters/http1/exchange.ts';
-import { isHttp2, mayHaveBody } from '../adapters/http2/stream.ts';
+import type { HandlerExchange } from './exchange.ts';
 import { fail, rejectLargeBody } from './refusals.ts';
-import { sendText } from '../adapters/http1/respond.ts';
+import { sendText } from './answer.ts';
 
-/** The declared body length: Content-Length, -1 when unknown (chunked, or an HTTP/2 stream left open), 0 for none. */
-export function declaredLength(x: HttpExchange): number {
-  const { scan, req } = x;
-  return scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || mayHaveBody(req) ? -1 : 0;
+/** The declared body length: Content-Length, -1 when unknown (chunked, or a stream left open), 0 for none. */
+export function declaredLength(x: HandlerExchange): number {
+  const { scan } = x;
+  return scan.contentLength !== undefined ? Number(scan.contentLength) : scan.chunked || x.bodyMayFollow ? -1 : 0;
 }
 
 /**
  * Reads the body (keeping its first `keep` bytes), then runs `then`. A body
  * declared over the limit is refused before anything is read.
  */
-export function readRequestBody(ctx: HttpContext, x: HttpExchange, declared: number, keep: number, then: (body: BodyResult) => void): void {
+export function readRequestBody(ctx: HttpContext, x: HandlerExchange, declared: number, keep: number, then: (body: BodyResult) => void): void {
   if (declared > ctx.config.maxBodySize) {
     rejectLargeBody(ctx, x);
     return;
@@ -37,34 +36,29 @@ export function readRequestBody(ctx: HttpContext, x: HttpExchange, declared: num
     return;
   }
   bodyDeadline(ctx, x);
-  readBody(x.req, ctx.config.maxBodySize, keep).then((body) => {
+  readBody(x.body, ctx.config.maxBodySize, keep).then((body) => {
     x.bytesIn = body.bytes;
     run(body);
   }, (err: unknown) => {
     if (err instanceof BodyTooLarge) rejectLargeBody(ctx, x);
-    else x.res.destroy(); // the client went away mid-body: nobody to answer
+    else x.abort('reset'); // the client went away mid-body: nobody to answer
   });
 }
 
 /**
- * --request-timeout for HTTP/2: node:http enforces it for HTTP/1.1 only, and an
- * HTTP/2 body that trickles (or never ends) would otherwise hold its stream, and a
- * place in the in-flight budget, for as long as the session lives.
+ * --request-timeout wherever the protocol's parser does not enforce it: a body that
+ * trickles (or never ends) would otherwise hold its stream, and a place in the
+ * in-flight budget, for as long as the connection lives.
  */
-function bodyDeadline(ctx: HttpContext, x: HttpExchange): void {
-  if (!isHttp2(x.req)) return;
+function bodyDeadline(ctx: HttpContext, x: HandlerExchange): void {
   const { config } = ctx;
-  const timer = setTimeout(() => {
-    if (x.req.complete) return;
+  x.bodyDeadline(Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)), () => {
     ctx.log('warn', { peer: x.facts.peerAddress, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
-    if (x.res.headersSent) {
-      x.res.destroy();
+    if (x.headersSent) {
+      x.abort('reset');
       return;
     }
     x.stopReading();
     sendText(x, 408, 'request not received in time (--request-timeout)\n');
-  }, Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)));
-  const clear = () => clearTimeout(timer);
-  x.req.once('end', clear);
-  x.res.once('close', clear);
+  });
 }

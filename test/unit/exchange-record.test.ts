@@ -14,7 +14,7 @@ import type { ConnectionFacts } from '../../src/core/facts.ts';
 import { Ledger } from '../../src/core/ledger.ts';
 import { scanHeaders } from '../../src/core/request-head.ts';
 import { HttpExchange } from '../../src/adapters/http1/exchange.ts';
-import { sendText } from '../../src/adapters/http1/respond.ts';
+import { sendText } from '../../src/handlers/answer.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { startTestServer, waitFor } from '../helpers.ts';

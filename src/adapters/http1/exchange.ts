@@ -6,12 +6,15 @@
 // however it ends; an abort closes it as aborted. HTTP/2's own ways (interim
 // HEADERS, REFUSED_STREAM, CANCEL) are asked of adapters/http2/.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import { closeExchange, type AbortKind, type AnswerPort } from '../../core/answer-port.ts';
+import { closeExchange, type AbortKind } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
 import type { HeaderScan } from '../../core/request-head.ts';
-import { cancelStream, interimOnStream, isHttp2, refuseStream, stopReading } from '../http2/stream.ts';
+import type { BodyResult, RequestInfo } from '../../echo/model.ts';
+import type { HandlerExchange } from '../../handlers/exchange.ts';
+import { requestInfo } from './request-info.ts';
+import { cancelStream, interimOnStream, isHttp2, mayHaveBody, refuseStream, stopReading } from '../http2/stream.ts';
 
 /** Requests the transport answered itself (their body was malformed or cut): the status it sent. */
 const transportAnswers = new WeakMap<ServerResponse, number>();
@@ -44,7 +47,7 @@ export function bodilessHeaders(headers: readonly OutgoingHttpHeader[]): Outgoin
   return kept;
 }
 
-export class HttpExchange extends Exchange implements AnswerPort {
+export class HttpExchange extends Exchange implements HandlerExchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly #ledger: Ledger;
@@ -62,13 +65,17 @@ export class HttpExchange extends Exchange implements AnswerPort {
     return this.res.headersSent;
   }
 
-  head(status: number, headers: readonly OutgoingHttpHeader[]): boolean {
+  head(status: number, headers: readonly OutgoingHttpHeader[], streaming = false): boolean {
     if (isBodiless(status)) {
       this.res.writeHead(status, bodilessHeaders(headers) as string[]);
       this.end();
       return false;
     }
     this.res.writeHead(status, headers as string[]);
+    // A streamed body's head goes out now, as a string: node:http would put it in
+    // front of an interim response still queued behind a pipelined request when the
+    // first body write is a Buffer, and the 1xx would land inside the body.
+    if (streaming) this.res.flushHeaders();
     return true;
   }
 
@@ -128,12 +135,70 @@ export class HttpExchange extends Exchange implements AnswerPort {
     stopReading(this.req, this.res);
   }
 
-  onPeerGone(fn: () => void): void {
+  get bodyMayFollow(): boolean {
+    return mayHaveBody(this.req);
+  }
+
+  get body(): IncomingMessage {
+    return this.req;
+  }
+
+  get refusable(): boolean {
+    return isHttp2(this.req);
+  }
+
+  requestInfo(declared: number, body: BodyResult): RequestInfo {
+    return requestInfo(this.req, this.facts, this.target, declared, body, this.requestId);
+  }
+
+  /** node:http holds HTTP/1.1 to --request-timeout itself; an HTTP/2 body that trickles would otherwise hold its stream as long as the session lives. */
+  bodyDeadline(ms: number, expired: () => void): void {
+    if (!isHttp2(this.req)) return;
+    const { req, res } = this;
+    const timer = setTimeout(() => { if (!req.complete) expired(); }, ms);
+    const clear = () => clearTimeout(timer);
+    req.once('end', clear);
+    res.once('close', clear);
+  }
+
+  /**
+   * HTTP/2 ends the stream after the answer (stopReading). HTTP/1.1 reads the body
+   * and drops it as it arrives, so the connection can carry the next request, but
+   * only up to `maxBytes` and for `ms`; past either the connection is closed.
+   */
+  dropBody(maxBytes: number, ms: number, cut: (reason: string) => void): void {
+    if (isHttp2(this.req)) {
+      this.stopReading();
+      return;
+    }
+    const { req } = this;
+    let bytes = 0;
+    const close = (reason: string) => {
+      clearTimeout(timer);
+      cut(reason);
+      req.socket.destroy();
+    };
+    const timer = setTimeout(() => close('not received within --headers-timeout'), ms);
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > maxBytes) close('over --max-body-size');
+    });
+    req.once('end', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+  }
+
+  onClose(fn: () => void): void {
+    this.res.once('close', fn);
+  }
+
+  onPeerGone(fn: () => void): () => void {
     const { res } = this;
-    res.once('close', () => {
+    const gone = () => {
       // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
       if (!res.writableEnded || !res.writableFinished) fn();
-    });
+    };
+    res.once('close', gone);
+    return () => res.off('close', gone);
   }
 
   /**

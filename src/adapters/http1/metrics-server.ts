@@ -9,7 +9,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../../config/settings.ts';
 import type { Logger } from '../../ops/logger.ts';
 import { limitedLog } from '../../ops/log-limit.ts';
-import { TEXT_TYPE, answerHeaders, writeAnswer } from './respond.ts';
+import { TEXT_TYPE, answerHeaders } from '../../handlers/answer.ts';
+import { writeAnswer } from './respond.ts';
 
 function answer(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string): void {
   const length = Buffer.byteLength(body);

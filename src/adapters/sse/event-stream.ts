@@ -2,18 +2,10 @@
 // to --sse-count, then a `done` event. Shutdown ends every open stream with a
 // `shutdown` event, so clients know it was not the end of the test. Written through
 // the exchange's answer port, whose end (or the peer leaving) closes the record.
-import type { Echo } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { controlledStatus } from '../../handlers/controlled-status.ts';
-import type { Controls } from '../../controls/table.ts';
-import type { HttpExchange } from '../http1/exchange.ts';
-import { answerHeaders, beginBody } from '../http1/respond.ts';
-
-export interface EventStreams {
-  send(x: HttpExchange, echo: Echo, controls: Controls | null): void;
-  /** Ends every open stream (shutdown). */
-  endAll(): void;
-}
+import { answerHeaders, beginBody } from '../../handlers/answer.ts';
+import type { EventStreams } from '../../handlers/echo.ts';
 
 export function createEventStreams(ctx: HttpContext): EventStreams {
   const { config } = ctx;

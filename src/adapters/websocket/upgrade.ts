@@ -13,7 +13,7 @@ import { closeExchange } from '../../core/answer-port.ts';
 import { Exchange, httpOutcome, type Outcome, type WebSocketDetail } from '../../core/exchange.ts';
 import { requestOriginAllowed } from '../../handlers/origin.ts';
 import { scanHeaders } from '../../core/request-head.ts';
-import { requestInfo } from '../../handlers/request-info.ts';
+import { requestInfo } from '../http1/request-info.ts';
 import { rawAnswer } from '../http1/respond.ts';
 import { websocketHandshakeProblem, type WebSocketEcho } from './handshake.ts';
 

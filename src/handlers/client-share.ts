@@ -3,24 +3,16 @@
 // proxy that is the address its forwarding header gives; on a listener that takes
 // the PROXY protocol, the header's source; otherwise the TCP peer. Without this
 // share, one client holding delayed requests or streams takes every slot.
-import { isIP } from 'node:net';
-import type { Config } from '../../config/settings.ts';
-import { resolveClient } from '../../echo/client-ip.ts';
-import type { ConnectionFacts } from '../../core/facts.ts';
-import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../../core/header-names.ts';
-import { normalizeIp } from '../../util/addresses.ts';
+import type { Config } from '../config/settings.ts';
+import { connectionClient, resolveClient } from '../echo/client-ip.ts';
+import type { ConnectionFacts } from '../core/facts.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
+import { normalizeIp } from '../util/addresses.ts';
 
 /** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */
 export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPerClient'>): number {
   const share = config.maxInFlightPerClient === 0 ? Math.max(10, Math.ceil(config.maxInFlight / 10)) : config.maxInFlightPerClient;
   return Math.min(share, config.maxInFlight);
-}
-
-/** The address of the connection's client: the PROXY header's source when it names one, else the peer. */
-function connectionClient(facts: ConnectionFacts): string {
-  const { proxy } = facts;
-  if (proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null && isIP(proxy.sourceAddress) !== 0) return proxy.sourceAddress;
-  return facts.peerAddress;
 }
 
 const join = (a: string | null, b: string, sep: string) => (a === null ? b : `${a}${sep}${b}`);
@@ -46,7 +38,7 @@ const keyOf = (ip: string) => (ip.includes(':') ? network64(ip) : ip);
 
 /** The client a request counts against, by the trusted-proxy rules of the echo (echo/client-ip.ts). */
 export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts, config: Pick<Config, 'trustedProxies' | 'clientIpHeader'>): string {
-  const remote = normalizeIp(connectionClient(facts));
+  const remote = normalizeIp(connectionClient(facts).address);
   if (config.trustedProxies.empty || !config.trustedProxies.has(remote)) return keyOf(remote);
   let forwarded: string | null = null;
   let xForwardedFor: string | null = null;
