@@ -7,7 +7,7 @@ import { probe } from './healthcheck.ts';
 import { fdLimitWarning } from './config/fd-limit.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type CgroupLimits } from './config/resources.ts';
-import { startServer, type ServerDeps } from './server.ts';
+import { startServer, type EchoServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
 import { clientShare } from './handlers/client-share.ts';
@@ -141,31 +141,10 @@ export function usage(): string {
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
-  let args: ParsedArgs;
-  let config: Config;
-  const warnings: ConfigWarning[] = [];
-  // Docker reserves exit status 2 of a HEALTHCHECK command: there, any failure is 1.
-  const usageError: ExitCode = argv.includes('healthcheck') ? 1 : 2;
-  try {
-    args = parseArgs(argv);
-    if (args.help) {
-      io.stdout.write(usage());
-      return 0;
-    }
-    if (args.version) {
-      io.stdout.write(`${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`);
-      return 0;
-    }
-    config = loadConfig(args.flags, io.env, (w) => warnings.push(w));
-    if (args.command === 'healthcheck' && config.livenessPath === '') {
-      throw new ConfigError('healthcheck needs a liveness endpoint, but --liveness-path is empty');
-    }
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    io.stderr.write(`echo-server: ${err.message}\nRun "echo-server --help" for the list of settings.\n`);
-    return usageError;
-  }
-
+  const read = readCommandLine(argv, io);
+  if (typeof read === 'number') return read;
+  const { args, warnings } = read;
+  let { config } = read;
   if (args.command === 'healthcheck') {
     // The server logged the configuration warnings at start; a probe every 30 s need not repeat them.
     const result = await probe(config).catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
@@ -181,9 +160,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     io.stderr.write('echo-server: --workers above 1 needs the echo-server binary (it starts more of itself)\n');
     return 2;
   }
-  const autoInFlight = config.maxInFlight === 0;
-  const autoConnections = config.maxConnections === 0;
-  const autoStreams = config.h2MaxStreams === 0;
+  const auto: AutoSized = { inFlight: config.maxInFlight === 0, connections: config.maxConnections === 0, streams: config.h2MaxStreams === 0 };
   if (worker === null && workers === 1 && io.process !== undefined) {
     // Under a memory limit V8 would size its heap from the limit itself, but about
     // twice as large as a limited container can hold (259 MiB in 128 MiB): restart
@@ -203,36 +180,92 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       nodeArgs: proc.nodeArgs, onListening: (url) => io.onListening?.(url),
     });
   }
-  // In-flight budget for a single process, from the same limits that sized the heap.
-  if (autoInFlight && worker === null) config = { ...config, maxInFlight: sizeFor(limits, 1).maxInFlight };
-  if (autoConnections && worker === null) config = { ...config, maxConnections: sizeFor(limits, 1).maxConnections };
-  if (autoStreams && worker === null) config = { ...config, h2MaxStreams: sizeFor(limits, 1, config.maxConnections).h2MaxStreams };
+  config = worker === null ? sizedForOneProcess(config, limits, auto) : sizedByPrimary(config, io.env, auto);
   const deps: ServerDeps = { logger, env: io.env };
-  let stop: (signal: string) => void = () => {};
-  let draining = false;
+  const stopper = { stop: (_signal: string) => {} };
   let joined: ReturnType<typeof joinPrimary> | undefined;
   if (worker !== null) {
-    const perWorker = io.env[WORKER_ENV.maxInFlight];
-    if (autoInFlight && perWorker !== undefined) config = { ...config, maxInFlight: Number(perWorker) };
-    const perWorkerConnections = io.env[WORKER_ENV.maxConnections];
-    if (autoConnections && perWorkerConnections !== undefined) config = { ...config, maxConnections: Number(perWorkerConnections) };
-    const perWorkerStreams = io.env[WORKER_ENV.h2MaxStreams];
-    if (autoStreams && perWorkerStreams !== undefined) config = { ...config, h2MaxStreams: Number(perWorkerStreams) };
-    const ports = io.env[WORKER_ENV.ports];
-    if (ports !== undefined) {
-      const [http, https] = ports.split(',').map(Number);
-      config = { ...config, port: http!, httpsPort: https! };
-    }
     deps.worker = {
       id: worker, reusePort: config.workerBalance === 'reuseport',
       // The primary's word to drain is not a second signal: after Ctrl-C in a terminal
       // the worker gets the SIGINT itself as well, and must still drain, not exit at once.
-      attachMetrics: (m) => { joined = joinPrimary(m, () => stop(FROM_PRIMARY), logger); },
+      attachMetrics: (m) => { joined = joinPrimary(m, () => stopper.stop(FROM_PRIMARY), logger); },
     };
   }
-  let server;
+  const server = await listenOrExit(config, deps, logger, io);
+  if (typeof server === 'number') return server;
+  announce(server, { limits, auto, worker, logger, io, joined });
+  return untilStopped(server, config, logger, io, stopper);
+}
+
+/** Which limits were left at `auto` (sized from the container) rather than chosen. */
+interface AutoSized {
+  inFlight: boolean;
+  connections: boolean;
+  streams: boolean;
+}
+
+/**
+ * The command line and environment read into a config, or the exit status: --help
+ * and --version answered, a bad setting reported (2; 1 for healthcheck, as Docker
+ * reserves 2 of a HEALTHCHECK command).
+ */
+function readCommandLine(argv: readonly string[], io: CliIo): { args: ParsedArgs; config: Config; warnings: ConfigWarning[] } | ExitCode {
+  const warnings: ConfigWarning[] = [];
+  const usageError: ExitCode = argv.includes('healthcheck') ? 1 : 2;
   try {
-    server = await startServer(config, deps);
+    const args = parseArgs(argv);
+    if (args.help) {
+      io.stdout.write(usage());
+      return 0;
+    }
+    if (args.version) {
+      io.stdout.write(`${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`);
+      return 0;
+    }
+    const config = loadConfig(args.flags, io.env, (w) => warnings.push(w));
+    if (args.command === 'healthcheck' && config.livenessPath === '') {
+      throw new ConfigError('healthcheck needs a liveness endpoint, but --liveness-path is empty');
+    }
+    return { args, config, warnings };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.stderr.write(`echo-server: ${err.message}\nRun "echo-server --help" for the list of settings.\n`);
+    return usageError;
+  }
+}
+
+/** A single process: the limits left at `auto`, from the same container limits that sized the heap. */
+function sizedForOneProcess(config: Config, limits: CgroupLimits, auto: AutoSized): Config {
+  const sized = sizeFor(limits, 1);
+  let c = config;
+  if (auto.inFlight) c = { ...c, maxInFlight: sized.maxInFlight };
+  if (auto.connections) c = { ...c, maxConnections: sized.maxConnections };
+  if (auto.streams) c = { ...c, h2MaxStreams: sizeFor(limits, 1, c.maxConnections).h2MaxStreams };
+  return c;
+}
+
+/** A --workers worker: its share of the limits left at `auto`, and the ports, as the primary passed them. */
+function sizedByPrimary(config: Config, env: Env, auto: AutoSized): Config {
+  let c = config;
+  const perWorker = env[WORKER_ENV.maxInFlight];
+  if (auto.inFlight && perWorker !== undefined) c = { ...c, maxInFlight: Number(perWorker) };
+  const perWorkerConnections = env[WORKER_ENV.maxConnections];
+  if (auto.connections && perWorkerConnections !== undefined) c = { ...c, maxConnections: Number(perWorkerConnections) };
+  const perWorkerStreams = env[WORKER_ENV.h2MaxStreams];
+  if (auto.streams && perWorkerStreams !== undefined) c = { ...c, h2MaxStreams: Number(perWorkerStreams) };
+  const ports = env[WORKER_ENV.ports];
+  if (ports !== undefined) {
+    const [http, https] = ports.split(',').map(Number);
+    c = { ...c, port: http!, httpsPort: https! };
+  }
+  return c;
+}
+
+/** The server listening, or the exit status when it cannot: 2 for a busy or forbidden port or a bad setting, else 1. */
+async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io: CliIo): Promise<EchoServer | ExitCode> {
+  try {
+    return await startServer(config, deps);
   } catch (err) {
     if (err instanceof ConfigError) {
       io.stderr.write(`echo-server: ${err.message}\n`);
@@ -244,29 +277,41 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
   }
+}
+
+/** The startup line (a worker's own, or the server's with its settings and resources), then the listening hook. */
+function announce(server: EchoServer, o: { limits: CgroupLimits; auto: AutoSized; worker: number | null; logger: Logger; io: CliIo; joined: ReturnType<typeof joinPrimary> | undefined }): void {
+  const { limits, auto, worker, logger, io } = o;
   const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
   const resources = {
     memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
-    maxInFlight: server.config.maxInFlight, maxInFlightAuto: autoInFlight, maxInFlightPerClient: clientShare(server.config),
-    maxConnections: server.config.maxConnections, maxConnectionsAuto: autoConnections,
+    maxInFlight: server.config.maxInFlight, maxInFlightAuto: auto.inFlight, maxInFlightPerClient: clientShare(server.config),
+    maxConnections: server.config.maxConnections, maxConnectionsAuto: auto.connections,
     h2MaxStreams: server.config.h2MaxStreams, heapLimitMiB: heapLimitMiB(),
   };
   if (worker !== null) {
     logger.info({ worker, pid: process.pid, listeners, resources }, 'worker started');
-    joined?.listening(listeners);
-  } else {
-    logger.info({
-      ...BUILD_INFO, listeners, ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
-      tlsCertificate: server.tlsSource ?? undefined, resources, config: describeConfig(server.config),
-    }, 'echo-server started');
-    const fdWarning = fdLimitWarning(server.config.maxConnections);
-    if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
-    io.onListening?.(server.url);
+    o.joined?.listening(listeners);
+    return;
   }
+  logger.info({
+    ...BUILD_INFO, listeners, ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
+    tlsCertificate: server.tlsSource ?? undefined, resources, config: describeConfig(server.config),
+  }, 'echo-server started');
+  const fdWarning = fdLimitWarning(server.config.maxConnections);
+  if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
+  io.onListening?.(server.url);
+}
 
+/**
+ * Serves until a stop signal: then drains (0 once drained or cut at the drain
+ * timeout, 1 if the shutdown failed); a second signal exits at once (1).
+ */
+function untilStopped(server: EchoServer, config: Config, logger: Logger, io: CliIo, stopper: { stop: (signal: string) => void }): Promise<ExitCode> {
   return new Promise<ExitCode>((resolve) => {
     let signals = 0;
-    io.onSignal(stop = (signal) => {
+    let draining = false;
+    io.onSignal(stopper.stop = (signal) => {
       if ((IGNORED_SIGNALS as readonly string[]).includes(signal)) {
         logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
         return;

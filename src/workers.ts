@@ -26,10 +26,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from './config/settings.ts';
 import type { Logger } from './ops/logger.ts';
-import { limitedLog } from './ops/log-limit.ts';
+import { limitedLog, type LimitedLog } from './ops/log-limit.ts';
 import { renderMetrics, type Metrics, type MetricsSnapshot } from './ops/metrics.ts';
 import { serveMetrics, type MetricsListener } from './adapters/http1/metrics-server.ts';
-import { sizeFor, type CgroupLimits } from './config/resources.ts';
+import { sizeFor, type CgroupLimits, type Sizing } from './config/resources.ts';
 
 /** Environment the primary hands a worker. */
 export const WORKER_ENV = {
@@ -126,220 +126,269 @@ interface Slot {
 }
 
 export async function runPrimary(config: Config, workers: number, limits: CgroupLimits, io: PrimaryIo): Promise<0 | 1 | 2> {
-  const { logger } = io;
-  const limited = limitedLog(logger);
   const sizing = sizeFor(limits, workers, config.maxConnections);
   const heapArgs = sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size')) ? [`--max-old-space-size=${sizing.heapMiB}`] : [];
   cluster.setupPrimary({ args: [...io.argv], execArgv: [...io.nodeArgs, ...heapArgs] });
-  const balance = config.workerBalance;
   let ports: string | undefined;
-  if (balance === 'reuseport') {
+  if (config.workerBalance === 'reuseport') {
     // Every worker binds by itself, so a port of 0 must become one real port first.
     const http = config.port === 0 ? await freePort(config.host) : config.port;
     const https = config.https && config.httpsPort === 0 ? await freePort(config.host) : config.httpsPort;
     ports = `${http},${https}`;
   }
+  const primary = new Primary(config, workers, sizing, ports, io);
+  const heartbeat = setInterval(() => primary.watch(), HEARTBEAT_MS);
+  heartbeat.unref();
+  let metricsListener: MetricsListener | null = null;
+  if (config.metrics && config.metricsPort !== 0 && config.metricsPath !== '') {
+    metricsListener = await serveMetrics(config, () => primary.figures.collect().then(({ text }) => text), 'text/plain; version=0.0.4; charset=utf-8', io.logger);
+  }
+  primary.start();
+  io.onSignal((signal) => primary.signal(signal));
+  const code = await primary.exited;
+  clearInterval(heartbeat);
+  primary.cancelRestarts();
+  await metricsListener?.close();
+  if (code === 0) io.logger.info('shutdown complete');
+  await io.flush();
+  return code;
+}
 
-  const slots = new Map<number, Slot>();
-  const live = new Map<number, Worker>(); // by slot
-  const ready = new Set<number>();
-  let restarts = 0;
-  let stopping = false;
-  /** The exit status once every worker is gone: 0 after a drain, else why they stopped. */
-  let failure: 0 | 1 | 2 = 0;
-  let started = false;
-  let urls: string[] = [];
-  let resolveExit!: (code: 0 | 1 | 2) => void;
-  const exited = new Promise<0 | 1 | 2>((r) => { resolveExit = r; });
-  const pending = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
-  let nextId = 1;
-  let collecting: Promise<string> | null = null;
-  let collected: { text: string; at: number } | null = null;
+/**
+ * The workers' figures for /metrics: every ready worker's counters, added up (a
+ * worker that does not answer in time is left out). One collection at a time;
+ * every scrape meanwhile, and for METRICS_FRESH_MS after, gets its text.
+ */
+class FigureCollector {
+  readonly #primary: Primary;
+  readonly #pending = new Map<number, { want: number; got: MetricsSnapshot[]; done: (s: MetricsSnapshot[]) => void }>();
+  #nextId = 1;
+  #collecting: Promise<string> | null = null;
+  #collected: { text: string; at: number } | null = null;
 
-  /**
-   * Every ready worker's counters, added up (a worker that does not answer in time
-   * is left out). One collection at a time; every scrape meanwhile, and for
-   * METRICS_FRESH_MS after, gets its text.
-   */
-  const collect = (): Promise<{ text: string; freshForMs: number }> => {
+  constructor(primary: Primary) {
+    this.#primary = primary;
+  }
+
+  collect(): Promise<{ text: string; freshForMs: number }> {
     const now = performance.now();
+    const collected = this.#collected;
     if (collected !== null && now - collected.at < METRICS_FRESH_MS) {
       return Promise.resolve({ text: collected.text, freshForMs: METRICS_FRESH_MS - (now - collected.at) });
     }
-    collecting ??= gather().finally(() => { collecting = null; });
-    return collecting.then((text) => ({ text, freshForMs: METRICS_FRESH_MS }));
-  };
-  const gather = () => new Promise<string>((resolve, reject) => {
-    const id = nextId++;
-    const targets: { slot: number; state: Slot; w: Worker }[] = [];
-    let skipped = 0;
-    for (const slot of ready) {
-      const state = slots.get(slot);
-      const w = live.get(slot);
-      if (state === undefined || w === undefined || !w.isConnected()) continue;
-      if (state.awaitingSnapshot) skipped++; // still owes the last answer: asking again would only queue more
-      else targets.push({ slot, state, w });
-    }
-    const finish = (got: MetricsSnapshot[]) => {
-      clearTimeout(timer);
-      if (!pending.delete(id)) return;
-      const missing = targets.length + skipped - got.length;
-      if (missing > 0) limited('warn', { workers: missing, waitedMs: SCRAPE_WAIT_MS }, 'metrics: workers did not answer in time; their figures are left out');
-      renderMetrics(got, { workers: live.size, restarts }).then((text) => {
-        collected = { text, at: performance.now() };
-        resolve(text);
-      }, (err: unknown) => {
-        limited('error', { err: (err as Error).message }, 'metrics aggregation failed');
-        reject(scrapeError(`metrics aggregation failed: ${(err as Error).message}`));
-      });
-    };
-    const timer = setTimeout(() => finish(pending.get(id)?.got ?? []), SCRAPE_WAIT_MS);
-    pending.set(id, { want: targets.length, got: [], done: finish });
-    if (targets.length === 0) finish([]);
-    for (const { state, w } of targets) {
-      state.awaitingSnapshot = true;
-      void sendTo(w, { echo: 'snapshot', id }).then((sent) => { if (!sent && state.worker === w) state.awaitingSnapshot = false; });
-    }
-  });
-  const scrape = () => collect().then(({ text }) => text);
+    this.#collecting ??= this.#gather().finally(() => { this.#collecting = null; });
+    return this.#collecting.then((text) => ({ text, freshForMs: METRICS_FRESH_MS }));
+  }
 
-  const fork = (slot: number) => {
-    const state = slots.get(slot)!;
+  /** A worker's counters arrived for collection `id`. */
+  received(id: number, snapshot: MetricsSnapshot): void {
+    const p = this.#pending.get(id);
+    if (p === undefined) return;
+    p.got.push(snapshot);
+    if (p.got.length >= p.want) p.done(p.got);
+  }
+
+  #gather(): Promise<string> {
+    const primary = this.#primary;
+    return new Promise<string>((resolve, reject) => {
+      const id = this.#nextId++;
+      const targets: { state: Slot; w: Worker }[] = [];
+      let skipped = 0;
+      for (const slot of primary.ready) {
+        const state = primary.slots.get(slot);
+        const w = primary.live.get(slot);
+        if (state === undefined || w === undefined || !w.isConnected()) continue;
+        if (state.awaitingSnapshot) skipped++; // still owes the last answer: asking again would only queue more
+        else targets.push({ state, w });
+      }
+      const finish = (got: MetricsSnapshot[]) => {
+        clearTimeout(timer);
+        if (!this.#pending.delete(id)) return;
+        const missing = targets.length + skipped - got.length;
+        if (missing > 0) primary.limited('warn', { workers: missing, waitedMs: SCRAPE_WAIT_MS }, 'metrics: workers did not answer in time; their figures are left out');
+        renderMetrics(got, { workers: primary.live.size, restarts: primary.restarts }).then((text) => {
+          this.#collected = { text, at: performance.now() };
+          resolve(text);
+        }, (err: unknown) => {
+          primary.limited('error', { err: (err as Error).message }, 'metrics aggregation failed');
+          reject(scrapeError(`metrics aggregation failed: ${(err as Error).message}`));
+        });
+      };
+      const timer = setTimeout(() => finish(this.#pending.get(id)?.got ?? []), SCRAPE_WAIT_MS);
+      this.#pending.set(id, { want: targets.length, got: [], done: finish });
+      if (targets.length === 0) finish([]);
+      for (const { state, w } of targets) {
+        state.awaitingSnapshot = true;
+        void sendTo(w, { echo: 'snapshot', id }).then((sent) => { if (!sent && state.worker === w) state.awaitingSnapshot = false; });
+      }
+    });
+  }
+}
+
+/** The primary's state: its worker slots, who is ready, restarts, and how it stops. */
+class Primary {
+  readonly slots = new Map<number, Slot>();
+  readonly live = new Map<number, Worker>(); // by slot
+  readonly ready = new Set<number>();
+  readonly figures: FigureCollector;
+  readonly limited: LimitedLog;
+  readonly exited: Promise<0 | 1 | 2>;
+  restarts = 0;
+  readonly #config: Config;
+  readonly #workers: number;
+  readonly #sizing: Sizing;
+  readonly #ports: string | undefined;
+  readonly #io: PrimaryIo;
+  #stopping = false;
+  /** The exit status once every worker is gone: 0 after a drain, else why they stopped. */
+  #failure: 0 | 1 | 2 = 0;
+  #started = false;
+  #signals = 0;
+  #resolveExit!: (code: 0 | 1 | 2) => void;
+
+  constructor(config: Config, workers: number, sizing: Sizing, ports: string | undefined, io: PrimaryIo) {
+    this.#config = config;
+    this.#workers = workers;
+    this.#sizing = sizing;
+    this.#ports = ports;
+    this.#io = io;
+    this.limited = limitedLog(io.logger);
+    this.figures = new FigureCollector(this);
+    this.exited = new Promise<0 | 1 | 2>((r) => { this.#resolveExit = r; });
+  }
+
+  start(): void {
+    for (let slot = 1; slot <= this.#workers; slot++) {
+      this.slots.set(slot, { worker: null, forkedAt: 0, lastSeen: 0, failures: 0, restartTimer: null, awaitingSnapshot: false, pingQueued: false, unresponsive: false });
+      this.#fork(slot);
+    }
+  }
+
+  #fork(slot: number): void {
+    const config = this.#config;
+    const state = this.slots.get(slot)!;
     state.restartTimer = null;
     const env: Record<string, string> = { [WORKER_ENV.id]: String(slot) };
-    if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(sizing.maxInFlight);
-    if (config.maxConnections === 0) env[WORKER_ENV.maxConnections] = String(sizing.maxConnections);
-    if (config.h2MaxStreams === 0) env[WORKER_ENV.h2MaxStreams] = String(sizing.h2MaxStreams);
-    if (ports !== undefined) env[WORKER_ENV.ports] = ports;
+    if (config.maxInFlight === 0) env[WORKER_ENV.maxInFlight] = String(this.#sizing.maxInFlight);
+    if (config.maxConnections === 0) env[WORKER_ENV.maxConnections] = String(this.#sizing.maxConnections);
+    if (config.h2MaxStreams === 0) env[WORKER_ENV.h2MaxStreams] = String(this.#sizing.h2MaxStreams);
+    if (this.#ports !== undefined) env[WORKER_ENV.ports] = this.#ports;
     const w = cluster.fork(env);
-    live.set(slot, w);
+    this.live.set(slot, w);
     Object.assign(state, { worker: w, forkedAt: performance.now(), lastSeen: performance.now(), awaitingSnapshot: false, pingQueued: false, unresponsive: false });
-    w.on('message', (m: ToPrimary) => {
-      if (state.worker === w) state.lastSeen = performance.now();
-      if (m.echo === 'listening') {
-        ready.add(slot);
-        urls = m.urls;
-        if (!started && ready.size === workers) {
-          started = true;
-          logger.info({ listeners: urls, workers, workerBalance: balance, config: io.describe }, 'echo-server started');
-          io.onListening?.(urls[0]!);
-        } else if (started) {
-          logger.info({ worker: slot, pid: w.process.pid }, 'worker replaced');
-        }
-      } else if (m.echo === 'snapshot') {
-        if (state.worker === w) state.awaitingSnapshot = false;
-        const p = pending.get(m.id);
-        if (p !== undefined) {
-          p.got.push(m.snapshot);
-          if (p.got.length >= p.want) p.done(p.got);
-        }
-      } else if (m.echo === 'scrape') {
-        // The worker asks again only once this is answered (joinPrimary), so replies cannot pile up.
-        void collect().then(
-          ({ text, freshForMs }) => sendTo(w, { echo: 'scraped', id: m.id, text, freshForMs }),
-          () => sendTo(w, { echo: 'scraped', id: m.id, text: null, freshForMs: 0 }),
-        );
-      }
-    });
-    w.on('exit', (code, signal) => {
-      if (live.get(slot) === w) live.delete(slot);
-      if (state.worker === w) state.worker = null;
-      const wasReady = ready.delete(slot);
-      if (stopping) {
-        if (live.size === 0) resolveExit(failure);
-        return;
-      }
-      if (!started && !wasReady) {
-        // A worker that cannot even start (a busy port, a bad certificate) will not
-        // do better the next time: stop everything with its status.
-        logger.fatal({ worker: slot, code, signal }, 'worker failed to start');
-        stopping = true;
-        failure = code === 2 ? 2 : 1;
-        for (const other of live.values()) other.process.kill('SIGKILL');
-        for (const s of slots.values()) if (s.restartTimer !== null) clearTimeout(s.restartTimer);
-        if (live.size === 0) resolveExit(failure);
-        return;
-      }
-      // Later on, the cause may pass (a certificate being replaced, memory freed), so
-      // the slot is restarted, but a worker that keeps dying waits longer each time.
-      if (wasReady && performance.now() - state.forkedAt >= STABLE_MS) state.failures = 0;
-      const delay = state.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_MS * 2 ** (state.failures - 1), RESTART_BACKOFF_CAP_MS);
-      state.failures++;
-      restarts++;
-      logger.error({ worker: slot, pid: w.process.pid, code, signal, restarts, restartInMs: delay, ...(state.unresponsive ? { unresponsive: true } : {}) }, 'worker died: starting a replacement');
-      if (delay === 0) fork(slot);
-      else state.restartTimer = setTimeout(() => { if (!stopping) fork(slot); }, delay);
-    });
-  };
+    w.on('message', (m: ToPrimary) => this.#message(slot, state, w, m));
+    w.on('exit', (code, signal) => this.#exit(slot, state, w, code, signal));
+  }
 
-  // The watchdog: every ready worker is asked for a sign of life; one that has said
-  // nothing for UNRESPONSIVE_MS is killed, and its exit starts a replacement.
-  const heartbeat = setInterval(() => {
-    if (stopping) return;
+  #message(slot: number, state: Slot, w: Worker, m: ToPrimary): void {
+    const { logger } = this.#io;
+    if (state.worker === w) state.lastSeen = performance.now();
+    if (m.echo === 'listening') {
+      this.ready.add(slot);
+      if (!this.#started && this.ready.size === this.#workers) {
+        this.#started = true;
+        logger.info({ listeners: m.urls, workers: this.#workers, workerBalance: this.#config.workerBalance, config: this.#io.describe }, 'echo-server started');
+        this.#io.onListening?.(m.urls[0]!);
+      } else if (this.#started) {
+        logger.info({ worker: slot, pid: w.process.pid }, 'worker replaced');
+      }
+    } else if (m.echo === 'snapshot') {
+      if (state.worker === w) state.awaitingSnapshot = false;
+      this.figures.received(m.id, m.snapshot);
+    } else if (m.echo === 'scrape') {
+      // The worker asks again only once this is answered (joinPrimary), so replies cannot pile up.
+      void this.figures.collect().then(
+        ({ text, freshForMs }) => sendTo(w, { echo: 'scraped', id: m.id, text, freshForMs }),
+        () => sendTo(w, { echo: 'scraped', id: m.id, text: null, freshForMs: 0 }),
+      );
+    }
+  }
+
+  #exit(slot: number, state: Slot, w: Worker, code: number, signal: string): void {
+    const { logger } = this.#io;
+    if (this.live.get(slot) === w) this.live.delete(slot);
+    if (state.worker === w) state.worker = null;
+    const wasReady = this.ready.delete(slot);
+    if (this.#stopping) {
+      if (this.live.size === 0) this.#resolveExit(this.#failure);
+      return;
+    }
+    if (!this.#started && !wasReady) {
+      // A worker that cannot even start (a busy port, a bad certificate) will not
+      // do better the next time: stop everything with its status.
+      logger.fatal({ worker: slot, code, signal }, 'worker failed to start');
+      this.#stopping = true;
+      this.#failure = code === 2 ? 2 : 1;
+      for (const other of this.live.values()) other.process.kill('SIGKILL');
+      this.cancelRestarts();
+      if (this.live.size === 0) this.#resolveExit(this.#failure);
+      return;
+    }
+    // Later on, the cause may pass (a certificate being replaced, memory freed), so
+    // the slot is restarted, but a worker that keeps dying waits longer each time.
+    if (wasReady && performance.now() - state.forkedAt >= STABLE_MS) state.failures = 0;
+    const delay = state.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_MS * 2 ** (state.failures - 1), RESTART_BACKOFF_CAP_MS);
+    state.failures++;
+    this.restarts++;
+    logger.error({ worker: slot, pid: w.process.pid, code, signal, restarts: this.restarts, restartInMs: delay, ...(state.unresponsive ? { unresponsive: true } : {}) }, 'worker died: starting a replacement');
+    if (delay === 0) this.#fork(slot);
+    else state.restartTimer = setTimeout(() => { if (!this.#stopping) this.#fork(slot); }, delay);
+  }
+
+  /**
+   * The watchdog, every HEARTBEAT_MS: every ready worker is asked for a sign of
+   * life; one that has said nothing for UNRESPONSIVE_MS is killed, and its exit
+   * starts a replacement.
+   */
+  watch(): void {
+    if (this.#stopping) return;
     const now = performance.now();
-    for (const [slot, state] of slots) {
+    for (const [slot, state] of this.slots) {
       const w = state.worker;
-      if (w === null || !ready.has(slot) || state.unresponsive) continue;
+      if (w === null || !this.ready.has(slot) || state.unresponsive) continue;
       const silentMs = Math.round(now - state.lastSeen);
       if (silentMs > UNRESPONSIVE_MS) {
         state.unresponsive = true;
-        logger.error({ worker: slot, pid: w.process.pid, silentMs }, 'worker stopped answering: killing it');
+        this.#io.logger.error({ worker: slot, pid: w.process.pid, silentMs }, 'worker stopped answering: killing it');
         w.process.kill('SIGKILL'); // not w.kill(): that waits for a disconnect a frozen worker never makes
       } else if (!state.pingQueued && w.isConnected()) {
         state.pingQueued = true;
         void sendTo(w, { echo: 'ping' }).then(() => { if (state.worker === w) state.pingQueued = false; });
       }
     }
-  }, HEARTBEAT_MS);
-  heartbeat.unref();
-
-  let metricsListener: MetricsListener | null = null;
-  if (config.metrics && config.metricsPort !== 0 && config.metricsPath !== '') {
-    metricsListener = await serveMetrics(config, scrape, 'text/plain; version=0.0.4; charset=utf-8', logger);
-  }
-  for (let slot = 1; slot <= workers; slot++) {
-    slots.set(slot, { worker: null, forkedAt: 0, lastSeen: 0, failures: 0, restartTimer: null, awaitingSnapshot: false, pingQueued: false, unresponsive: false });
-    fork(slot);
   }
 
-  const cancelRestarts = () => {
-    for (const s of slots.values()) {
+  cancelRestarts(): void {
+    for (const s of this.slots.values()) {
       if (s.restartTimer !== null) clearTimeout(s.restartTimer);
       s.restartTimer = null;
     }
-  };
-  let signals = 0;
-  io.onSignal((signal) => {
+  }
+
+  /** A stop signal: every worker drains; a second one kills them all at once. */
+  signal(signal: string): void {
+    const { logger } = this.#io;
     if (signal === 'SIGUSR1' || signal === 'SIGUSR2') {
       logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
       return;
     }
-    signals++;
-    cancelRestarts();
-    if (signals > 1) {
+    this.#signals++;
+    this.cancelRestarts();
+    this.#stopping = true;
+    if (this.#signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
-      stopping = true;
-      failure = 1;
-      for (const w of live.values()) w.process.kill('SIGKILL');
-      void io.flush().then(() => resolveExit(1));
+      this.#failure = 1;
+      for (const w of this.live.values()) w.process.kill('SIGKILL');
+      void this.#io.flush().then(() => this.#resolveExit(1));
       return;
     }
-    stopping = true;
-    logger.info({ signal, workers: live.size, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining every worker');
-    for (const w of live.values()) if (w.isConnected()) void sendTo(w, { echo: 'drain' });
-    if (live.size === 0) resolveExit(0);
+    logger.info({ signal, workers: this.live.size, drainTimeoutMs: this.#config.drainTimeoutMs }, 'shutting down: draining every worker');
+    for (const w of this.live.values()) if (w.isConnected()) void sendTo(w, { echo: 'drain' });
+    if (this.live.size === 0) this.#resolveExit(0);
     setTimeout(() => {
-      for (const w of live.values()) w.process.kill('SIGKILL');
-    }, config.drainTimeoutMs + EXIT_GRACE_MS).unref();
-  });
-
-  const code = await exited;
-  clearInterval(heartbeat);
-  cancelRestarts();
-  await metricsListener?.close();
-  if (code === 0) logger.info('shutdown complete');
-  await io.flush();
-  return code;
+      for (const w of this.live.values()) w.process.kill('SIGKILL');
+    }, this.#config.drainTimeoutMs + EXIT_GRACE_MS).unref();
+  }
 }
 
 /**

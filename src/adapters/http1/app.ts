@@ -10,13 +10,12 @@ import type { ConnectionFacts } from '../../core/facts.ts';
 import type { Health } from '../../ops/health.ts';
 import type { Handlers } from '../../transport/handlers.ts';
 import { admissionProblem, declaredOverLimit } from '../../core/admission.ts';
-import { createContext, type AppDeps } from '../../handlers/context.ts';
+import { createContext, type AppDeps, type HttpContext } from '../../handlers/context.ts';
 import { createEchoHandler } from '../../handlers/echo.ts';
 import { createEventStreams } from '../sse/event-stream.ts';
 import { Exchange } from '../../core/exchange.ts';
 import type { BudgetRefusal } from '../../core/ledger.ts';
 import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.ts';
-import { isHttp2 } from '../http2/stream.ts';
 import { createOpsRoutes, createOpsServer } from '../../handlers/probes.ts';
 import { fail, reject } from '../../handlers/refusals.ts';
 import { scanHeaders } from '../../core/request-head.ts';
@@ -67,7 +66,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
       if (busy !== null) {
-        refuse(x, busy);
+        refuseOverBudget(ctx, x, busy);
         return;
       }
       const problem = admissionProblem(req, x.scan, config);
@@ -85,16 +84,6 @@ export function createApp(config: Config, deps: AppDeps): App {
     x.handlerReturned();
   }
 
-  /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
-  function refuse(x: HttpExchange, busy: BudgetRefusal): void {
-    if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
-    if (isHttp2(x.req)) {
-      x.abort('refuse');
-      return;
-    }
-    reject(x, 503, busy.reason, ['Retry-After', '1']);
-  }
-
   /**
    * Upgrades pass the same admission as any request, before any 101: a refused one
    * is served as a plain request, and refused there by the same rule.
@@ -106,39 +95,13 @@ export function createApp(config: Config, deps: AppDeps): App {
     return !h2c || (!health.draining && ledger.hasRoom(req.rawHeaders, facts));
   }
 
-  function refuseTunnel(req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
-    const x = ledger.begin(new Exchange('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
-    socket.on('error', () => socket.destroy());
-    const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
-    socket.end(answer);
-    answeredOnSocket(ledger, x, 405, Buffer.byteLength(TUNNEL_REFUSAL));
-  }
-
-  function clientError(code: string | undefined, current: ServerResponse | null, peer: string): string {
-    let status = 400;
-    let reason = 'malformed request';
-    if (code === 'HPE_HEADER_OVERFLOW') {
-      status = 431;
-      reason = 'request header fields too large (--max-header-size)';
-    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      status = 408;
-      reason = 'request not received in time (--headers-timeout, --request-timeout)';
-    }
-    ctx.log('warn', { peer, code, status }, `bad request: ${reason}`);
-    // A request the app is answering is recorded by its exchange, with this status;
-    // one it never saw is counted here.
-    if (current !== null) answeredByTransport(current, status);
-    else ledger.refusedByParser(status);
-    return rawAnswer(status, `${reason}\n`);
-  }
-
   return {
     handle,
     mayUpgrade,
     switchingProtocols: rawSwitchingProtocols,
     upgrade: upgrades.upgrade,
-    refuseTunnel,
-    clientError,
+    refuseTunnel: (req, socket, facts) => refuseTunnel(ctx, req, socket, facts),
+    clientError: (code, current, peer) => parserRefusal(ctx, code, current, peer),
     beginShutdown() {
       closing = true;
       health.beginDrain();
@@ -151,4 +114,43 @@ export function createApp(config: Config, deps: AppDeps): App {
       return ledger.inFlight;
     },
   };
+}
+
+/** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
+function refuseOverBudget(ctx: HttpContext, x: HttpExchange, busy: BudgetRefusal): void {
+  if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
+  if (x.refusable) {
+    x.abort('refuse');
+    return;
+  }
+  reject(x, 503, busy.reason, ['Retry-After', '1']);
+}
+
+/** CONNECT: 405, answered on the raw socket, which is closed after it. */
+function refuseTunnel(ctx: HttpContext, req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
+  const { ledger } = ctx;
+  const x = ledger.begin(new Exchange('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
+  socket.on('error', () => socket.destroy());
+  const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
+  socket.end(answer);
+  answeredOnSocket(ledger, x, 405, Buffer.byteLength(TUNNEL_REFUSAL));
+}
+
+/** A request node:http's parser refused (or the front deadline cut): its status and raw answer, logged and recorded once. */
+function parserRefusal(ctx: HttpContext, code: string | undefined, current: ServerResponse | null, peer: string): string {
+  let status = 400;
+  let reason = 'malformed request';
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    reason = 'request header fields too large (--max-header-size)';
+  } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    reason = 'request not received in time (--headers-timeout, --request-timeout)';
+  }
+  ctx.log('warn', { peer, code, status }, `bad request: ${reason}`);
+  // A request the app is answering is recorded by its exchange, with this status;
+  // one it never saw is counted here.
+  if (current !== null) answeredByTransport(current, status);
+  else ctx.ledger.refusedByParser(status);
+  return rawAnswer(status, `${reason}\n`);
 }

@@ -50,92 +50,13 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
     if (events === undefined) socket.destroy();
     else events.refused(err.message);
   });
-  // Echoes wait in the send buffer while the peer does not read; past this many
-  // bytes the connection stops reading the peer's messages until the buffer drains,
-  // so a client that sends without reading holds this much memory, not more.
-  const sendBufferLimit = config.wsMaxMessage;
-
-  function serve(ws: WebSocket, describe: () => string, done: (s: WebSocketSummary) => void): void {
-    const summary: WebSocketSummary = { messagesIn: 0, messagesOut: 0, bytesIn: 0, closeCode: 0 };
-    // A token bucket: wsMaxRate messages a second, bursts up to the same number.
-    let tokens = config.wsMaxRate;
-    let last = performance.now();
-    let idle: NodeJS.Timeout | undefined;
-    const touch = () => {
-      clearTimeout(idle);
-      if (config.wsIdleTimeoutMs > 0) idle = setTimeout(() => ws.close(1000, 'idle timeout'), config.wsIdleTimeoutMs);
-    };
-    // Heartbeat: a peer that has not answered the previous ping is gone.
-    let alive = true;
-    const pinger = setInterval(() => {
-      if (!alive) {
-        ws.terminate();
-        return;
-      }
-      alive = false;
-      ws.ping();
-    }, 30_000);
-    pinger.unref();
-    touch();
-    let paused = false;
-    const sent = () => {
-      if (paused && ws.bufferedAmount <= sendBufferLimit / 2) {
-        paused = false;
-        ws.resume();
-      }
-    };
-    const send = (data: Buffer | string, binary: boolean) => {
-      ws.send(data, { binary }, sent);
-      summary.messagesOut++;
-      if (!paused && ws.bufferedAmount > sendBufferLimit) {
-        paused = true;
-        ws.pause();
-      }
-    };
-    try {
-      send(describe(), false);
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'websocket echo failed');
-      ws.close(1011, 'internal error');
-    }
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const now = performance.now();
-      tokens = Math.min(config.wsMaxRate, tokens + ((now - last) / 1000) * config.wsMaxRate);
-      last = now;
-      if (tokens < 1) {
-        ws.close(1008, `more than ${config.wsMaxRate} messages per second`);
-        return;
-      }
-      tokens--;
-      touch();
-      summary.messagesIn++;
-      summary.bytesIn += data.length;
-      send(data, isBinary);
-    });
-    ws.on('pong', () => { alive = true; });
-    // When the server ends a connection over a protocol error (a message above
-    // --ws-max-message: 1009), `ws` closes the socket itself and reports 1006 to
-    // 'close'; the code the server sent is the one worth recording.
-    let sentCode = 0;
-    ws.on('error', (err: Error & { code?: string }) => {
-      sentCode = WS_ERROR_CODES[err.code ?? ''] ?? 1002;
-      logger.debug({ err: err.message }, 'websocket error');
-    });
-    ws.on('close', (code) => {
-      clearTimeout(idle);
-      clearInterval(pinger);
-      summary.closeCode = sentCode !== 0 && code === 1006 ? sentCode : code;
-      done(summary);
-    });
-  }
-
   return {
     handleUpgrade(req, socket, head, describe, events) {
       pending.set(socket, events);
       wss.handleUpgrade(req, socket, head, (ws) => {
         pending.delete(socket);
         events.opened();
-        serve(ws, describe, (summary) => events.closed(summary));
+        serveEcho(ws, config, logger, describe, (summary) => events.closed(summary));
       });
     },
     closeAll() {
@@ -145,4 +66,85 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
       return wss.clients.size;
     },
   };
+}
+
+/**
+ * One WebSocket: the handshake's description first, then every message echoed.
+ * Echoes wait in the send buffer while the peer does not read; past
+ * --ws-max-message bytes the connection stops reading the peer's messages until the
+ * buffer drains, so a client that sends without reading holds that much, not more.
+ */
+function serveEcho(ws: WebSocket, config: Config, logger: Logger, describe: () => string, done: (s: WebSocketSummary) => void): void {
+  const sendBufferLimit = config.wsMaxMessage;
+  const summary: WebSocketSummary = { messagesIn: 0, messagesOut: 0, bytesIn: 0, closeCode: 0 };
+  // A token bucket: wsMaxRate messages a second, bursts up to the same number.
+  let tokens = config.wsMaxRate;
+  let last = performance.now();
+  let idle: NodeJS.Timeout | undefined;
+  const touch = () => {
+    clearTimeout(idle);
+    if (config.wsIdleTimeoutMs > 0) idle = setTimeout(() => ws.close(1000, 'idle timeout'), config.wsIdleTimeoutMs);
+  };
+  // Heartbeat: a peer that has not answered the previous ping is gone.
+  let alive = true;
+  const pinger = setInterval(() => {
+    if (!alive) {
+      ws.terminate();
+      return;
+    }
+    alive = false;
+    ws.ping();
+  }, 30_000);
+  pinger.unref();
+  touch();
+  let paused = false;
+  const sent = () => {
+    if (paused && ws.bufferedAmount <= sendBufferLimit / 2) {
+      paused = false;
+      ws.resume();
+    }
+  };
+  const send = (data: Buffer | string, binary: boolean) => {
+    ws.send(data, { binary }, sent);
+    summary.messagesOut++;
+    if (!paused && ws.bufferedAmount > sendBufferLimit) {
+      paused = true;
+      ws.pause();
+    }
+  };
+  try {
+    send(describe(), false);
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'websocket echo failed');
+    ws.close(1011, 'internal error');
+  }
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    const now = performance.now();
+    tokens = Math.min(config.wsMaxRate, tokens + ((now - last) / 1000) * config.wsMaxRate);
+    last = now;
+    if (tokens < 1) {
+      ws.close(1008, `more than ${config.wsMaxRate} messages per second`);
+      return;
+    }
+    tokens--;
+    touch();
+    summary.messagesIn++;
+    summary.bytesIn += data.length;
+    send(data, isBinary);
+  });
+  ws.on('pong', () => { alive = true; });
+  // When the server ends a connection over a protocol error (a message above
+  // --ws-max-message: 1009), `ws` closes the socket itself and reports 1006 to
+  // 'close'; the code the server sent is the one worth recording.
+  let sentCode = 0;
+  ws.on('error', (err: Error & { code?: string }) => {
+    sentCode = WS_ERROR_CODES[err.code ?? ''] ?? 1002;
+    logger.debug({ err: err.message }, 'websocket error');
+  });
+  ws.on('close', (code) => {
+    clearTimeout(idle);
+    clearInterval(pinger);
+    summary.closeCode = sentCode !== 0 && code === 1006 ? sentCode : code;
+    done(summary);
+  });
 }
