@@ -37,6 +37,9 @@ frontend echo
     default_backend echo
 backend echo
     option httpchk GET /readyz
+    # A check may take longer than its interval on a loaded machine: a backend is
+    # taken out by its 503 (draining), not by a slow answer.
+    timeout check 2s
     default-server check inter 300ms fall 1 rise 1
     server a 127.0.0.1:${a}
     server b 127.0.0.1:${b}

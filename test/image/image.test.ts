@@ -252,7 +252,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
         '--build-arg', `LINT_FLAGS=--format=json --cache-location=/tmp/eslint-${process.pid}-${Date.now()}`,
         '--build-arg', 'TEST_FLAGS=--test-reporter=tap', dir], { ...process.env, DOCKER_BUILDKIT: '1' });
       assert.notEqual(code, 0, 'the build must fail');
-      assert.match(output, /"filePath":"\/src\/src\/http\/app\.ts"/, 'LINT_FLAGS reached eslint');
+      assert.match(output, /"filePath":"\/src\/src\/adapters\/http1\/app\.ts"/, 'LINT_FLAGS reached eslint');
       assert.match(output, /not ok \d+ - deliberately fails/, 'TEST_FLAGS reached the test runner, and the test failed');
       assert.match(output, /ERROR|error/);
     } finally {

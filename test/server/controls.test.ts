@@ -173,7 +173,7 @@ describe('unexpected errors', () => {
   });
 });
 
-// The controls table (src/http/controls.ts) against the running server: each row's
+// The controls table (src/controls/table.ts) against the running server: each row's
 // bound, where it applies, --no-controls and its gate, from the declaration alone.
 const TABLE_LIMITS = { maxDelayMs: 2000, maxGeneratedSize: 64 * 1024, maxResponseHeaders: 3 };
 
