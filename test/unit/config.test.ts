@@ -53,7 +53,15 @@ describe('configuration', () => {
     ['headers timeout above request timeout', ['--headers-timeout', '2m', '--request-timeout', '1m'], {}, /must not exceed --request-timeout/],
     ['delay beyond idle timeout', ['--max-delay', '5m'], {}, /shorter than --idle-timeout/],
     ['bad host', ['--host', 'my host'], {}, /not an IP address/],
+    ['a PROXY header on the TCP echo without one', ['--proxy-protocol', 'tcp'], {}, /invalid --proxy-protocol: tcp needs --tcp-port/],
+    ['the TCP echo on the HTTP port', ['--tcp-port', '8080'], {}, /invalid --tcp-port: it must differ from --port/],
+    ['an unknown UDP mode', ['--udp-mode', 'loud'], {}, /invalid --udp-mode: "loud" is not one of envelope, echo/],
   ];
+  it('the L4 echoes are off unless given a port', () => {
+    assert.deepEqual([defaultConfig().tcpPort, defaultConfig().udpPort], [null, null]);
+    const c = load(['--tcp-port', '7000', '--proxy-protocol', 'tcp'], { ECHO_UDP_PORT: '0' });
+    assert.deepEqual([c.tcpPort, c.udpPort, c.proxyProtocol], [7000, 0, ['tcp']]);
+  });
   for (const [name, argv, env, message] of bad) {
     it(`rejects ${name}`, () => assert.throws(() => load(argv, env), (e: Error) => e instanceof ConfigError && message.test(e.message)));
   }
