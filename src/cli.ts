@@ -239,7 +239,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
       return 2;
     }
     const e = err as NodeJS.ErrnoException & { listener?: string; port?: number };
-    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' || e.listener === 'tcp' || e.listener === 'udp' ? `${e.listener}-port` : 'port'})`;
+    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' || e.listener === 'tcp' || e.listener === 'tcp-tls' || e.listener === 'udp' ? `${e.listener}-port` : 'port'})`;
     logger.fatal({ code: e.code, listener: e.listener }, `cannot listen on ${what}: ${e.message}`);
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;

@@ -100,6 +100,8 @@ export interface Config {
   tcpBanner: boolean;
   /** Bytes one TCP connection may send before it is closed (0 = no cap). */
   tcpMaxBytes: number;
+  /** Port of the TCP echo over TLS; null: off. */
+  tcpTlsPort: number | null;
   /** Port of the UDP echo; null: off. */
   udpPort: number | null;
   udpMode: UdpMode;
@@ -241,7 +243,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'tlsKey', flag: 'tls-key', env: 'ECHO_TLS_KEY', default: '', help: 'PEM private key file for --tls-cert', parse: (t) => t.trim() },
   { key: 'tlsClientAuth', flag: 'tls-client-auth', env: 'ECHO_TLS_CLIENT_AUTH', default: 'none', help: 'client certificates: none, request (echo if sent) or require', parse: oneOf(TLS_CLIENT_AUTH) },
   { key: 'tlsClientCa', flag: 'tls-client-ca', env: 'ECHO_TLS_CLIENT_CA', default: '', help: 'PEM CA bundle client certificates are verified against', parse: (t) => t.trim() },
-  { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https, tcp', parse: proxyListeners },
+  { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https, tcp (both TCP echo ports)', parse: proxyListeners },
   { key: 'websocket', flag: 'websocket', env: 'ECHO_WEBSOCKET', default: 'true', help: 'echo WebSocket messages on any path', parse: parseBoolean },
   { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2, 1) },
   { key: 'wsMaxRate', flag: 'ws-max-rate', env: 'ECHO_WS_MAX_RATE', default: '100', help: 'WebSocket messages per second per connection (close 1008 above)', parse: (t) => parseInteger(t, 1, 100_000) },
@@ -257,6 +259,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'tcpPort', flag: 'tcp-port', env: 'ECHO_TCP_PORT', default: '', help: 'port of the raw TCP echo: a JSON line naming the connection, then every byte echoed (empty: off; 0 picks a free one)', parse: optionalPort },
   { key: 'tcpBanner', flag: 'tcp-banner', env: 'ECHO_TCP_BANNER', default: 'true', help: 'begin each TCP echo connection with the JSON line; false: a pure echo for client-first protocols', parse: parseBoolean },
   { key: 'tcpMaxBytes', flag: 'tcp-max-bytes', env: 'ECHO_TCP_MAX_BYTES', default: '1GiB', help: 'bytes one TCP echo connection may send; it is closed after echoing that many (0 = no cap)', parse: (t) => parseSize(t, 64 * GIB) },
+  { key: 'tcpTlsPort', flag: 'tcp-tls-port', env: 'ECHO_TCP_TLS_PORT', default: '', help: 'port of the TCP echo over TLS, with the HTTPS certificate settings (--tls-cert or a self-signed one, --tls-client-auth); the banner adds the TLS facts (empty: off)', parse: optionalPort },
   { key: 'udpPort', flag: 'udp-port', env: 'ECHO_UDP_PORT', default: '', help: 'port of the UDP echo: each datagram answered by one, never more than 3 times its size (empty: off; 0 picks a free one)', parse: optionalPort },
   { key: 'udpMode', flag: 'udp-mode', env: 'ECHO_UDP_MODE', default: 'envelope', help: 'envelope (a JSON envelope naming peer and replica, or the raw bytes when it would exceed 3 times the datagram) or echo (the exact bytes)', parse: oneOf(UDP_MODES) },
   { key: 'udpRatePerSource', flag: 'udp-rate-per-source', env: 'ECHO_UDP_RATE_PER_SOURCE', default: '100', help: 'datagrams per second one source address gets answered; more are dropped and counted', parse: (t) => parseInteger(t, 1, 1_000_000) },
@@ -368,11 +371,13 @@ function editDistance(a: string, b: string): number {
 /** Settings that only mean something on the HTTPS listener are refused without it, not silently ignored. */
 function checkNeedsHttps(c: Config, given: ReadonlyMap<keyof Config, string>): void {
   if (c.https) return;
+  // The TLS TCP echo uses the certificate settings too; the HTTPS port's own still need --https.
+  const certificates = c.tcpTlsPort === null;
   const ignored: [keyof Config, boolean][] = [
-    ['tlsCert', c.tlsCert !== ''],
-    ['tlsKey', c.tlsKey !== ''],
-    ['tlsClientAuth', c.tlsClientAuth !== 'none'],
-    ['tlsClientCa', c.tlsClientCa !== ''],
+    ['tlsCert', certificates && c.tlsCert !== ''],
+    ['tlsKey', certificates && c.tlsKey !== ''],
+    ['tlsClientAuth', certificates && c.tlsClientAuth !== 'none'],
+    ['tlsClientCa', certificates && c.tlsClientCa !== ''],
     ['httpsPort', true],
     ['proxyProtocol', c.proxyProtocol.includes('https')],
   ];
@@ -393,9 +398,10 @@ function checkConsistency(c: Config): void {
   if (c.tlsClientAuth === 'require' && c.tlsClientCa === '') throw new ConfigError('invalid --tls-client-auth: require needs --tls-client-ca to verify against');
   if (c.https && c.httpsPort === c.port && c.port !== 0) throw new ConfigError('invalid --https-port: it must differ from --port');
   if (c.metricsPort !== 0 && (c.metricsPort === c.port || (c.https && c.metricsPort === c.httpsPort))) throw new ConfigError('invalid --metrics-port: it must differ from --port and --https-port');
-  if (c.proxyProtocol.includes('tcp') && c.tcpPort === null) throw new ConfigError('invalid --proxy-protocol: tcp needs --tcp-port');
+  if (c.proxyProtocol.includes('tcp') && c.tcpPort === null && c.tcpTlsPort === null) throw new ConfigError('invalid --proxy-protocol: tcp needs --tcp-port or --tcp-tls-port');
   const tcpPorts = [c.port, ...(c.https ? [c.httpsPort] : []), ...(c.metricsPort !== 0 ? [c.metricsPort] : [])];
   if (c.tcpPort !== null && c.tcpPort !== 0 && tcpPorts.includes(c.tcpPort)) throw new ConfigError('invalid --tcp-port: it must differ from --port, --https-port and --metrics-port');
+  if (c.tcpTlsPort !== null && c.tcpTlsPort !== 0 && [...tcpPorts, c.tcpPort].includes(c.tcpTlsPort)) throw new ConfigError('invalid --tcp-tls-port: it must differ from --port, --https-port, --metrics-port and --tcp-port');
   const paths = [c.livenessPath, c.readinessPath, c.metricsPath, c.versionPath].filter((p) => p !== '');
   if (new Set(paths).size !== paths.length) throw new ConfigError('invalid endpoint paths: liveness, readiness, metrics and version paths must differ');
 }

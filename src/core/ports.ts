@@ -15,7 +15,7 @@ export type PortProtocol = 'http/1.1' | 'h2c' | 'h2' | 'tcp' | 'udp';
 
 export interface PortRow {
   /** The listener's name in logs, bind errors and --proxy-protocol. */
-  readonly name: ProxyProtocolListener | 'udp';
+  readonly name: ProxyProtocolListener | 'tcp-tls' | 'udp';
   readonly host: string;
   /** 0: the system picks a free port. */
   readonly port: number;
@@ -48,6 +48,9 @@ export function portTable(config: Config): PortRow[] {
   }
   if (config.tcpPort !== null) {
     rows.push({ name: 'tcp', host: config.host, port: config.tcpPort, tls: false, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
+  }
+  if (config.tcpTlsPort !== null) {
+    rows.push({ name: 'tcp-tls', host: config.host, port: config.tcpTlsPort, tls: true, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
   }
   if (config.udpPort !== null) {
     rows.push({ name: 'udp', host: config.host, port: config.udpPort, tls: false, proxyProtocol: false, protocols: ['udp'] });

@@ -22,6 +22,7 @@ import { createH2Stage, type H2Stage } from './h2.ts';
 import type { Handlers, L4Handlers } from './handlers.ts';
 import { createHttp1Stage, type Http1Stage } from './http1.ts';
 import { createProgressWatch } from './progress.ts';
+import { createTlsEchoFront } from './tls-echo-front.ts';
 import { createTlsFront } from './tls-front.ts';
 import type { TlsMaterial } from './tls.ts';
 import { dispatchUpgrades } from './upgrade-dispatch.ts';
@@ -147,6 +148,12 @@ function nextStage(row: PortRow, config: Config, deps: ListenerDeps, stages: Sta
   if (row.protocols.includes('tcp')) {
     const { l4 } = deps;
     if (l4 === undefined) return null;
+    if (row.tls) {
+      if (deps.tls === null) return null;
+      const tls = createTlsEchoFront(deps.tls, config, { logger: deps.logger, log: stages.log, l4 });
+      stages.watching.push(tls.stopWatching);
+      return (socket) => tls.take(socket);
+    }
     // Past the PROXY header (when the row takes one), a raw TCP echo has no more front stage.
     return (socket, front) => {
       frontDone(front);
@@ -193,7 +200,7 @@ async function bindAll(fronts: readonly { row: PortRow; server: TcpServer }[], r
   try {
     for (const { row, server } of fronts) {
       const address = await bind(server, row.port, row.host, row.name, reusePort);
-      bound.push({ row, address, url: urlOf(row.tls ? 'https' : row.protocols.includes('tcp') ? 'tcp' : 'http', address) });
+      bound.push({ row, address, url: urlOf(row.protocols.includes('tcp') ? (row.tls ? 'tls' : 'tcp') : row.tls ? 'https' : 'http', address) });
     }
   } catch (err) {
     for (const { server } of fronts.slice(0, bound.length)) server.close();

@@ -30,6 +30,7 @@ interface Banner {
   localAddr: string;
   clientIp: string;
   proxy: { sourceAddress: string; sourcePort: number; version: number } | null;
+  tls: { sni: string | null; version: string | null } | null;
   identity: { hostname: string; addresses: string[] } | null;
 }
 
@@ -70,6 +71,7 @@ print(json.dumps({'banner': json.loads(read_line(s)), 'me': me}))
     assert.equal(r.banner.clientIp, '127.0.0.1');
     assert.equal(r.banner.localAddr, `127.0.0.1:${portOf(t, 'tcp')}`);
     assert.equal(r.banner.proxy, null);
+    assert.equal(r.banner.tls, null);
     assert.deepEqual(r.banner.identity, { hostname: 'test-host', addresses: ['192.0.2.10'] });
     assert.match(r.banner.connectionId, UUID_V4);
     const line = await waitFor(() => t.logs.messages('tcp').find((l) => l.connId === r.banner.connectionId), 3000, 'the access line');
@@ -303,6 +305,32 @@ except OSError:
 print(json.dumps({'closedAfter': time.time() - start}))
 `);
     assert.ok(r.closedAfter < 3, `closed after ${r.closedAfter} s`);
+  });
+});
+
+describe('TCP echo over TLS (--tcp-tls-port)', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ tcpTlsPort: 0 });
+  });
+  after(() => t.close());
+
+  it('the banner carries the TLS facts (SNI, version), then the echo runs inside TLS', async () => {
+    const port = t.server.listener.ports.find((p) => p.row.name === 'tcp-tls')!.address.port;
+    const r = await python<{ banner: Banner; back: string }>(`${PY_READ}
+import ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', ${port})), server_hostname='echo.example')
+banner = json.loads(read_line(s))
+s.sendall(b'inside tls')
+print(json.dumps({'banner': banner, 'back': read_n(s, 10).decode()}))
+`);
+    assert.equal(r.banner.tls?.sni, 'echo.example');
+    assert.match(r.banner.tls?.version ?? '', /^TLSv1\.[23]$/);
+    assert.equal(r.banner.identity?.hostname, 'test-host');
+    assert.equal(r.back, 'inside tls');
   });
 });
 

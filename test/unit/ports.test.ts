@@ -26,5 +26,7 @@ describe('the port table', () => {
       { name: 'udp', host: '::', port: 7001, tls: false, proxyProtocol: false, protocols: ['udp'] },
     ]);
     assert.equal(rows[0]!.proxyProtocol, false);
+    const tls = portTable(defaultConfig({ tcpTlsPort: 7443, proxyProtocol: ['tcp'] }));
+    assert.deepEqual(tls[1], { name: 'tcp-tls', host: '::', port: 7443, tls: true, proxyProtocol: true, protocols: ['tcp'] });
   });
 });

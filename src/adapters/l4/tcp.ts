@@ -109,6 +109,7 @@ function bannerOf(socket: Socket, facts: ConnectionFacts, connectionId: string, 
     localAddr: formatHostPort(normalizeIp(socket.localAddress ?? ''), socket.localPort),
     clientIp: normalizeIp(l4Client(facts)),
     proxy: facts.proxy,
+    tls: facts.tls,
     identity,
   };
 }
