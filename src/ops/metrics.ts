@@ -29,7 +29,7 @@ const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export const CLOSED_EARLY = ['before_proxy_header', 'before_tls_handshake', 'before_request'] as const;
 export type ClosedEarly = (typeof CLOSED_EARLY)[number];
 /** How a TCP echo connection ended: the `reason` label of echo_tcp_connections_total. */
-export const TCP_ENDS = ['closed', 'reset', 'idle_timeout', 'byte_cap', 'drain', 'proxy_header'] as const;
+export const TCP_ENDS = ['closed', 'reset', 'idle_timeout', 'byte_cap', 'drain'] as const;
 export type TcpEnd = (typeof TCP_ENDS)[number];
 /** What became of a datagram on the UDP echo: the `result` label of echo_udp_datagrams_total. */
 export const UDP_RESULTS = ['answered', 'dropped_source_rate', 'dropped_budget'] as const;
