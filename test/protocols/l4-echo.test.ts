@@ -235,6 +235,46 @@ print(json.dumps({'got': got}))
   });
 });
 
+describe('TCP echo: --max-connections', () => {
+  it('refuses connections beyond --max-connections at accept, logged; a slot freed is taken again', async () => {
+    const t = await startTestServer({ tcpPort: 0, maxConnections: 3 });
+    try {
+      const r = await python<{ banners: number; fourth: string; after: boolean }>(`${PY_READ}
+held = []
+for i in range(3):
+    s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
+    read_line(s)
+    held.append(s)
+s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
+s.settimeout(5)
+try:
+    fourth = s.recv(1000).decode() or 'closed'
+except ConnectionResetError:
+    fourth = 'reset'
+held.pop().close()
+import time
+after = False
+for i in range(50):
+    s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
+    s.settimeout(5)
+    try:
+        if s.recv(1).decode() == '{':
+            after = True
+            break
+    except OSError:
+        pass
+    time.sleep(0.05)
+print(json.dumps({'banners': len(held) + 1, 'fourth': fourth, 'after': after}))
+`);
+      assert.equal(r.fourth === 'closed' || r.fourth === 'reset', true, `the fourth connection got ${r.fourth}`);
+      assert.equal(r.after, true, 'a freed slot is taken again');
+      assert.ok(t.logs.messages('connection refused: --max-connections reached').length >= 1);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('TCP echo behind the PROXY protocol (--proxy-protocol tcp)', () => {
   let t: TestServer;
   before(async () => {
