@@ -435,6 +435,21 @@ print(json.dumps({'me': list(me[:2]), 'answers': out}))
     assert.deepEqual([...new Set(kinds)], ['raw', 'bare', 'full'], kinds.join(' '));
   });
 
+  it('a datagram whose envelope would not fit in one datagram gets the envelope without its payload', async () => {
+    const r = await python<{ size: number; answer: { bytes: number; truncated?: boolean; payload?: string } }>(`
+import socket, json, os
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+u.sendto(os.urandom(60000), ('127.0.0.1', ${portOf(t, 'udp')}))
+a = u.recv(65535)
+print(json.dumps({'size': len(a), 'answer': json.loads(a)}))
+`);
+    // Base64 of 60,000 bytes alone is 80,000: over the 65,507 a UDP datagram can carry.
+    assert.equal(r.answer.bytes, 60000);
+    assert.equal(r.answer.truncated, true);
+    assert.ok(r.size < 1000);
+  });
+
   it('binary payloads come back as base64; node:dgram as a second client', async () => {
     const { createSocket } = await import('node:dgram');
     const u = createSocket('udp4');

@@ -20,6 +20,8 @@ import type { DatagramSource } from '../../transport/handlers.ts';
 export const MAX_SOURCES = 10_000;
 /** The answer is never larger than this many times the datagram. */
 export const AMPLIFICATION = 3;
+/** The largest UDP payload over IPv4 (65,535 less the IP and UDP headers): a larger answer could not be sent at all. */
+export const MAX_DATAGRAM = 65_507;
 
 export interface UdpEcho {
   datagram(msg: Buffer, from: DatagramSource, reply: (data: Uint8Array) => void): void;
@@ -75,7 +77,7 @@ export function createUdpEcho(config: Config, deps: UdpDeps): UdpEcho {
 
 /** The largest answer the envelope mode gives a datagram: the envelope, or less of it, or the datagram itself. */
 export function envelopeFor(msg: Buffer, remoteAddr: string, identity: Identity | null): Buffer {
-  const limit = AMPLIFICATION * msg.length;
+  const limit = Math.min(AMPLIFICATION * msg.length, MAX_DATAGRAM);
   const head = { protocol: 'udp', remoteAddr, identity, bytes: msg.length };
   const utf8 = isUtf8(msg);
   const full = Buffer.from(JSON.stringify({ ...head, encoding: utf8 ? 'utf8' : 'base64', payload: msg.toString(utf8 ? 'utf8' : 'base64') }));
