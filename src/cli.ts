@@ -272,7 +272,7 @@ async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io
       return 2;
     }
     const e = err as NodeJS.ErrnoException & { listener?: string; port?: number };
-    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' ? 'https-port' : 'port'})`;
+    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' || e.listener === 'tcp' || e.listener === 'tcp-tls' || e.listener === 'udp' ? `${e.listener}-port` : 'port'})`;
     logger.fatal({ code: e.code, listener: e.listener }, `cannot listen on ${what}: ${e.message}`);
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
@@ -282,7 +282,7 @@ async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io
 /** The startup line (a worker's own, or the server's with its settings and resources), then the listening hook. */
 function announce(server: EchoServer, o: { limits: CgroupLimits; auto: AutoSized; worker: number | null; logger: Logger; io: CliIo; joined: ReturnType<typeof joinPrimary> | undefined }): void {
   const { limits, auto, worker, logger, io } = o;
-  const listeners = server.listener.httpsUrl === null ? [server.url] : [server.url, server.listener.httpsUrl];
+  const listeners = server.listener.ports.map((p) => p.url);
   const resources = {
     memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
     maxInFlight: server.config.maxInFlight, maxInFlightAuto: auto.inFlight, maxInFlightPerClient: clientShare(server.config),

@@ -1,5 +1,6 @@
 // The library entry point: build a server from a Config and injected side effects.
 import { createApp, type App } from './adapters/http1/app.ts';
+import { createL4 } from './adapters/l4/l4.ts';
 import type { Config, Env } from './config/settings.ts';
 import { readIdentity, type Identity } from './echo/identity.ts';
 import { listen, type Listener } from './transport/listener.ts';
@@ -64,8 +65,9 @@ export async function startServer(given: Config, deps: ServerDeps = {}): Promise
     identity,
     env: deps.env ?? {},
   });
-  const tls = config.https ? await loadTlsMaterial(config) : null;
-  const listener = await listen(app, config, { logger, metrics, tls, reusePort: deps.worker?.reusePort ?? false });
+  const tls = config.https || config.tcpTlsPort !== null ? await loadTlsMaterial(config) : null;
+  const l4 = config.tcpPort !== null || config.tcpTlsPort !== null || config.udpPort !== null ? createL4(config, { logger, metrics, identity }) : undefined;
+  const listener = await listen(app, config, { logger, metrics, tls, reusePort: deps.worker?.reusePort ?? false, ...(l4 === undefined ? {} : { l4 }) });
   // A worker leaves --metrics-port to the primary, which serves every worker's figures there.
   const metricsListener = metrics !== null && config.metricsPort !== 0 && config.metricsPath !== '' && deps.worker === undefined
     ? await serveMetrics(config, () => metrics.scrape(), metrics.contentType, logger).catch(async (err: unknown) => {

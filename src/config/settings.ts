@@ -16,11 +16,13 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const TLS_CLIENT_AUTH = ['none', 'request', 'require'] as const;
 export type TlsClientAuth = (typeof TLS_CLIENT_AUTH)[number];
-export const PROXY_PROTOCOL_LISTENERS = ['http', 'https'] as const;
+export const PROXY_PROTOCOL_LISTENERS = ['http', 'https', 'tcp'] as const;
 export type ProxyProtocolListener = (typeof PROXY_PROTOCOL_LISTENERS)[number];
 export const WORKER_BALANCE = ['primary', 'reuseport'] as const;
 export type WorkerBalance = (typeof WORKER_BALANCE)[number];
 export const LOG_FORMATS = ['json', 'text'] as const;
+export const UDP_MODES = ['envelope', 'echo'] as const;
+export type UdpMode = (typeof UDP_MODES)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface Config {
@@ -91,6 +93,22 @@ export interface Config {
   metricsPort: number;
   /** How connections reach workers: the primary hands them out, or the kernel (SO_REUSEPORT). */
   workerBalance: WorkerBalance;
+  // --- the L4 echo
+  /** Port of the raw TCP echo; null: off. */
+  tcpPort: number | null;
+  /** Whether a TCP connection begins with a JSON line naming it. */
+  tcpBanner: boolean;
+  /** Bytes one TCP connection may send before it is closed (0 = no cap). */
+  tcpMaxBytes: number;
+  /** Port of the TCP echo over TLS; null: off. */
+  tcpTlsPort: number | null;
+  /** Port of the UDP echo; null: off. */
+  udpPort: number | null;
+  udpMode: UdpMode;
+  /** Datagrams per second one source address may have answered. */
+  udpRatePerSource: number;
+  /** Datagrams per second answered in all. */
+  udpMaxPps: number;
 }
 
 export interface Setting<K extends keyof Config = keyof Config> {
@@ -134,6 +152,11 @@ function proxyListeners(text: string): ProxyProtocolListener[] {
     if (!(PROXY_PROTOCOL_LISTENERS as readonly string[]).includes(l)) throw new ParseError(`"${clip(l)}" is not one of ${PROXY_PROTOCOL_LISTENERS.join(', ')}`);
   }
   return list as ProxyProtocolListener[];
+}
+
+/** A port, or empty for off (null). */
+function optionalPort(text: string): number | null {
+  return text.trim() === '' ? null : parseInteger(text, 0, 65535);
 }
 
 function bindAddress(text: string): string {
@@ -220,7 +243,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'tlsKey', flag: 'tls-key', env: 'ECHO_TLS_KEY', default: '', help: 'PEM private key file for --tls-cert', parse: (t) => t.trim() },
   { key: 'tlsClientAuth', flag: 'tls-client-auth', env: 'ECHO_TLS_CLIENT_AUTH', default: 'none', help: 'client certificates: none, request (echo if sent) or require', parse: oneOf(TLS_CLIENT_AUTH) },
   { key: 'tlsClientCa', flag: 'tls-client-ca', env: 'ECHO_TLS_CLIENT_CA', default: '', help: 'PEM CA bundle client certificates are verified against', parse: (t) => t.trim() },
-  { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https', parse: proxyListeners },
+  { key: 'proxyProtocol', flag: 'proxy-protocol', env: 'ECHO_PROXY_PROTOCOL', default: '', help: 'listeners that require a PROXY protocol v1/v2 header: http, https, tcp (both TCP echo ports)', parse: proxyListeners },
   { key: 'websocket', flag: 'websocket', env: 'ECHO_WEBSOCKET', default: 'true', help: 'echo WebSocket messages on any path', parse: parseBoolean },
   { key: 'wsMaxMessage', flag: 'ws-max-message', env: 'ECHO_WS_MAX_MESSAGE', default: '1MiB', help: 'largest WebSocket message (close 1009 above)', parse: (t) => parseSize(t, 64 * 1024 ** 2, 1) },
   { key: 'wsMaxRate', flag: 'ws-max-rate', env: 'ECHO_WS_MAX_RATE', default: '100', help: 'WebSocket messages per second per connection (close 1008 above)', parse: (t) => parseInteger(t, 1, 100_000) },
@@ -232,6 +255,15 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'workers', flag: 'workers', env: 'ECHO_WORKERS', default: '1', help: 'processes sharing the listening ports; auto: one per CPU the container may use', parse: autoOr((t) => parseInteger(t, 1, 256)) },
   { key: 'metricsPort', flag: 'metrics-port', env: 'ECHO_METRICS_PORT', default: '0', help: 'serve --metrics-path on this port only, away from the echo (0: on the HTTP port)', parse: (t) => parseInteger(t, 0, 65535) },
   { key: 'workerBalance', flag: 'worker-balance', env: 'ECHO_WORKER_BALANCE', default: 'primary', help: 'with --workers: primary (the primary hands connections out in turn) or reuseport (each worker binds; the kernel spreads them)', parse: oneOf(WORKER_BALANCE) },
+  // --- the L4 echo
+  { key: 'tcpPort', flag: 'tcp-port', env: 'ECHO_TCP_PORT', default: '', help: 'port of the raw TCP echo: a JSON line naming the connection, then every byte echoed (empty: off; 0 picks a free one)', parse: optionalPort },
+  { key: 'tcpBanner', flag: 'tcp-banner', env: 'ECHO_TCP_BANNER', default: 'true', help: 'begin each TCP echo connection with the JSON line; false: a pure echo for client-first protocols', parse: parseBoolean },
+  { key: 'tcpMaxBytes', flag: 'tcp-max-bytes', env: 'ECHO_TCP_MAX_BYTES', default: '1GiB', help: 'bytes one TCP echo connection may send; it is closed after echoing that many (0 = no cap)', parse: (t) => parseSize(t, 64 * GIB) },
+  { key: 'tcpTlsPort', flag: 'tcp-tls-port', env: 'ECHO_TCP_TLS_PORT', default: '', help: 'port of the TCP echo over TLS, with the HTTPS certificate settings (--tls-cert or a self-signed one, --tls-client-auth); the banner adds the TLS facts (empty: off)', parse: optionalPort },
+  { key: 'udpPort', flag: 'udp-port', env: 'ECHO_UDP_PORT', default: '', help: 'port of the UDP echo: each datagram answered by one, never more than 3 times its size (empty: off; 0 picks a free one)', parse: optionalPort },
+  { key: 'udpMode', flag: 'udp-mode', env: 'ECHO_UDP_MODE', default: 'envelope', help: 'envelope (a JSON envelope naming peer and replica, or the raw bytes when it would exceed 3 times the datagram) or echo (the exact bytes)', parse: oneOf(UDP_MODES) },
+  { key: 'udpRatePerSource', flag: 'udp-rate-per-source', env: 'ECHO_UDP_RATE_PER_SOURCE', default: '100', help: 'datagrams per second one source address gets answered; more are dropped and counted', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'udpMaxPps', flag: 'udp-max-pps', env: 'ECHO_UDP_MAX_PPS', default: '10000', help: 'datagrams per second answered from all sources together; more are dropped and counted', parse: (t) => parseInteger(t, 1, 10_000_000) },
 ];
 
 /** A bad setting: names it, says why; the CLI turns it into exit status 2. */
@@ -339,11 +371,13 @@ function editDistance(a: string, b: string): number {
 /** Settings that only mean something on the HTTPS listener are refused without it, not silently ignored. */
 function checkNeedsHttps(c: Config, given: ReadonlyMap<keyof Config, string>): void {
   if (c.https) return;
+  // The TLS TCP echo uses the certificate settings too; the HTTPS port's own still need --https.
+  const certificates = c.tcpTlsPort === null;
   const ignored: [keyof Config, boolean][] = [
-    ['tlsCert', c.tlsCert !== ''],
-    ['tlsKey', c.tlsKey !== ''],
-    ['tlsClientAuth', c.tlsClientAuth !== 'none'],
-    ['tlsClientCa', c.tlsClientCa !== ''],
+    ['tlsCert', certificates && c.tlsCert !== ''],
+    ['tlsKey', certificates && c.tlsKey !== ''],
+    ['tlsClientAuth', certificates && c.tlsClientAuth !== 'none'],
+    ['tlsClientCa', certificates && c.tlsClientCa !== ''],
     ['httpsPort', true],
     ['proxyProtocol', c.proxyProtocol.includes('https')],
   ];
@@ -364,6 +398,10 @@ function checkConsistency(c: Config): void {
   if (c.tlsClientAuth === 'require' && c.tlsClientCa === '') throw new ConfigError('invalid --tls-client-auth: require needs --tls-client-ca to verify against');
   if (c.https && c.httpsPort === c.port && c.port !== 0) throw new ConfigError('invalid --https-port: it must differ from --port');
   if (c.metricsPort !== 0 && (c.metricsPort === c.port || (c.https && c.metricsPort === c.httpsPort))) throw new ConfigError('invalid --metrics-port: it must differ from --port and --https-port');
+  if (c.proxyProtocol.includes('tcp') && c.tcpPort === null && c.tcpTlsPort === null) throw new ConfigError('invalid --proxy-protocol: tcp needs --tcp-port or --tcp-tls-port');
+  const tcpPorts = [c.port, ...(c.https ? [c.httpsPort] : []), ...(c.metricsPort !== 0 ? [c.metricsPort] : [])];
+  if (c.tcpPort !== null && c.tcpPort !== 0 && tcpPorts.includes(c.tcpPort)) throw new ConfigError('invalid --tcp-port: it must differ from --port, --https-port and --metrics-port');
+  if (c.tcpTlsPort !== null && c.tcpTlsPort !== 0 && [...tcpPorts, c.tcpPort].includes(c.tcpTlsPort)) throw new ConfigError('invalid --tcp-tls-port: it must differ from --port, --https-port, --metrics-port and --tcp-port');
   const paths = [c.livenessPath, c.readinessPath, c.metricsPath, c.versionPath].filter((p) => p !== '');
   if (new Set(paths).size !== paths.length) throw new ConfigError('invalid endpoint paths: liveness, readiness, metrics and version paths must differ');
 }

@@ -5,13 +5,17 @@
 // a WebSocket close code, one member to Outcome.
 import { randomUUID } from 'node:crypto';
 import type { ConnectionFacts } from './facts.ts';
+import type { TcpEnd } from '../ops/metrics.ts';
 import type { HeaderScan } from './request-head.ts';
 
 /** What carried the exchange: the access line's and the metrics' view of it. */
-export type Protocol = 'http/1.1' | 'h2' | 'websocket' | 'sse';
+export type Protocol = 'http/1.1' | 'h2' | 'websocket' | 'sse' | 'tcp';
 
-/** How the exchange ended: the status answered, or the close code of a WebSocket that was opened. */
-export type Outcome = { readonly http: number } | { readonly websocket: number };
+/**
+ * How the exchange ended: the status answered, the close code of a WebSocket that
+ * was opened, or why an L4 (TCP echo) connection ended.
+ */
+export type Outcome = { readonly http: number } | { readonly websocket: number } | { readonly l4: TcpEnd };
 
 /** One outcome object per HTTP status, shared: closing an exchange allocates nothing. */
 const HTTP_OUTCOMES: { readonly http: number }[] = [];
@@ -23,7 +27,7 @@ export function httpOutcome(status: number): Outcome {
 
 /** The status the metrics and the access line count: a WebSocket that was opened counts as its 101. */
 export function statusOf(outcome: Outcome): number {
-  return 'http' in outcome ? outcome.http : 101;
+  return 'http' in outcome ? outcome.http : 'websocket' in outcome ? 101 : 0;
 }
 
 /** What a WebSocket's log line says beyond an HTTP one (its reason, or its traffic). */

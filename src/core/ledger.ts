@@ -10,7 +10,8 @@ import type { Config } from '../config/settings.ts';
 import type { ConnectionFacts } from './facts.ts';
 import { LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, logField, type Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
-import { normalizeIp } from '../util/addresses.ts';
+import type { TcpEnd } from '../ops/metrics.ts';
+import { formatHostPort, normalizeIp } from '../util/addresses.ts';
 import { statusOf, type Exchange, type Outcome, type WebSocketDetail } from './exchange.ts';
 
 /** Why the in-flight budget refuses an exchange. */
@@ -27,6 +28,12 @@ export interface BudgetRefusal {
 export interface ClientShare {
   readonly share: number;
   keyOf(rawHeaders: readonly string[], facts: ConnectionFacts): string;
+}
+
+/** The client of an L4 connection: the PROXY header's source when it names one, else the peer. */
+export function l4Client(facts: ConnectionFacts): string {
+  const { proxy } = facts;
+  return proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null ? proxy.sourceAddress : facts.peerAddress;
 }
 
 export class Ledger {
@@ -101,7 +108,8 @@ export class Ledger {
   /** Counts `x` in flight from now (its client's share too). `rawHeaders` name its client. */
   begin<X extends Exchange>(x: X, rawHeaders: readonly string[]): X {
     this.#inFlight++;
-    this.#metrics?.requestStarted();
+    // An L4 connection is no HTTP request: it has its own counts (closeL4).
+    if (x.protocol !== 'tcp') this.#metrics?.requestStarted();
     if (this.#share > 0) {
       const client = this.#clients.keyOf(rawHeaders, x.facts);
       x.client = client;
@@ -124,8 +132,9 @@ export class Ledger {
     const status = statusOf(outcome);
     const seconds = (performance.now() - x.start) / 1000;
     const { method } = x;
-    this.#metrics?.requestFinished(method, status, seconds);
-    if (x.logged) {
+    if ('l4' in outcome) this.#closeL4(x, outcome.l4, seconds);
+    else this.#metrics?.requestFinished(method, status, seconds);
+    if (x.logged && !('l4' in outcome)) {
       const durationMs = Math.round(seconds * 1e6) / 1000;
       const clientIp = normalizeIp(x.facts.peerAddress);
       if (websocket === undefined) {
@@ -151,6 +160,18 @@ export class Ledger {
       this.#idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** An L4 connection's counts and its one access line. */
+  #closeL4(x: Exchange, end: TcpEnd, seconds: number): void {
+    this.#metrics?.tcpConnection(end, x.bytesIn, x.bytesOut);
+    if (!x.logged) return;
+    const { proxy } = x.facts;
+    this.#logger.info({
+      connId: x.requestId, protocol: x.protocol, listener: x.target, clientIp: normalizeIp(l4Client(x.facts)),
+      peer: formatHostPort(normalizeIp(x.facts.peerAddress), x.facts.peerPort), ...(proxy === null ? {} : { proxied: true }),
+      bytesIn: x.bytesIn, bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000, reason: end,
+    }, x.protocol);
   }
 
   /** A request the parser refused before the app saw it: counted (started and finished), not logged as access. */

@@ -11,11 +11,11 @@ import type { Config, ProxyProtocolListener } from '../config/settings.ts';
  * ALPN preference. A later raw TCP echo is a row with ['tcp'], a UDP echo one with
  * ['udp'] (for which the listener binds a datagram socket instead of a TCP server).
  */
-export type PortProtocol = 'http/1.1' | 'h2c' | 'h2';
+export type PortProtocol = 'http/1.1' | 'h2c' | 'h2' | 'tcp' | 'udp';
 
 export interface PortRow {
   /** The listener's name in logs, bind errors and --proxy-protocol. */
-  readonly name: ProxyProtocolListener;
+  readonly name: ProxyProtocolListener | 'tcp-tls' | 'udp';
   readonly host: string;
   /** 0: the system picks a free port. */
   readonly port: number;
@@ -26,7 +26,7 @@ export interface PortRow {
   readonly protocols: readonly PortProtocol[];
 }
 
-/** The port table of a configuration: the plain HTTP port, and the HTTPS port when TLS is on. */
+/** The port table of a configuration: the plain HTTP port, the HTTPS port when TLS is on, and the L4 echoes when set. */
 export function portTable(config: Config): PortRow[] {
   const rows: PortRow[] = [{
     name: 'http',
@@ -45,6 +45,15 @@ export function portTable(config: Config): PortRow[] {
       proxyProtocol: config.proxyProtocol.includes('https'),
       protocols: ['h2', 'http/1.1'],
     });
+  }
+  if (config.tcpPort !== null) {
+    rows.push({ name: 'tcp', host: config.host, port: config.tcpPort, tls: false, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
+  }
+  if (config.tcpTlsPort !== null) {
+    rows.push({ name: 'tcp-tls', host: config.host, port: config.tcpTlsPort, tls: true, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
+  }
+  if (config.udpPort !== null) {
+    rows.push({ name: 'udp', host: config.host, port: config.udpPort, tls: false, proxyProtocol: false, protocols: ['udp'] });
   }
   return rows;
 }

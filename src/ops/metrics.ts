@@ -28,6 +28,12 @@ const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
  */
 export const CLOSED_EARLY = ['before_proxy_header', 'before_tls_handshake', 'before_request'] as const;
 export type ClosedEarly = (typeof CLOSED_EARLY)[number];
+/** How a TCP echo connection ended: the `reason` label of echo_tcp_connections_total. */
+export const TCP_ENDS = ['closed', 'reset', 'idle_timeout', 'byte_cap', 'drain'] as const;
+export type TcpEnd = (typeof TCP_ENDS)[number];
+/** What became of a datagram on the UDP echo: the `result` label of echo_udp_datagrams_total. */
+export const UDP_RESULTS = ['answered', 'dropped_source_rate', 'dropped_budget'] as const;
+export type UdpResult = (typeof UDP_RESULTS)[number];
 /** Label values of `status`, by slot: the exact codes, then the classes. */
 const STATUS_LABELS: readonly string[] = [...EXACT_STATUSES.map(String), ...CLASSES];
 const STATUS_SLOTS = STATUS_LABELS.length;
@@ -57,6 +63,9 @@ interface Counted {
   wsSent: number;
   /** By CLOSED_EARLY slot; absent from a worker that predates it. */
   closedEarly?: ArrayLike<number>;
+  /** The L4 echo: TCP connections by TCP_ENDS slot, then bytes in and out; datagrams by UDP_RESULTS slot, then bytes in and out. */
+  tcp?: ArrayLike<number>;
+  udp?: ArrayLike<number>;
 }
 
 /** Everything a worker counts, as plain data (it crosses the IPC channel): what the primary adds up. */
@@ -65,6 +74,8 @@ export interface MetricsSnapshot extends Counted {
   buckets: number[];
   sums: number[];
   closedEarly: number[];
+  tcp: number[];
+  udp: number[];
   /** prom-client's process_* / nodejs_* metrics, as its JSON. */
   defaults: PromMetric[];
 }
@@ -81,6 +92,10 @@ export interface Metrics {
   connectionClosed(): void;
   /** A connection that closed without sending a byte (an L4 health check, most likely). */
   connectionClosedEarly(reason: ClosedEarly): void;
+  /** A TCP echo connection ended, having carried these bytes. */
+  tcpConnection(end: TcpEnd, bytesIn: number, bytesOut: number): void;
+  /** A datagram reached the UDP echo: answered with `bytesOut` bytes, or dropped. */
+  udpDatagram(result: UdpResult, bytesIn: number, bytesOut: number): void;
   /** This process's counters, for aggregation by a --workers primary. */
   snapshot(): Promise<MetricsSnapshot>;
   /**
@@ -111,10 +126,13 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   let wsReceived = 0;
   let wsSent = 0;
   const closedEarly = new Float64Array(CLOSED_EARLY.length);
+  const tcp = new Float64Array(TCP_ENDS.length + 2);
+  const udp = new Float64Array(UDP_RESULTS.length + 2);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
     inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
+    tcp: Array.from(tcp), udp: Array.from(udp),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -137,10 +155,20 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
     connectionClosedEarly: (reason) => { closedEarly[CLOSED_EARLY.indexOf(reason)]!++; },
+    tcpConnection(end, bytesIn, bytesOut) {
+      tcp[TCP_ENDS.indexOf(end)]!++;
+      tcp[TCP_ENDS.length]! += bytesIn;
+      tcp[TCP_ENDS.length + 1]! += bytesOut;
+    },
+    udpDatagram(result, bytesIn, bytesOut) {
+      udp[UDP_RESULTS.indexOf(result)]!++;
+      udp[UDP_RESULTS.length]! += bytesIn;
+      udp[UDP_RESULTS.length + 1]! += bytesOut;
+    },
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly,
+      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -166,8 +194,12 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   let wsReceived = 0;
   let wsSent = 0;
   const closedEarly = new Float64Array(CLOSED_EARLY.length);
+  const tcp = new Float64Array(TCP_ENDS.length + 2);
+  const udp = new Float64Array(UDP_RESULTS.length + 2);
   for (const s of snapshots) {
     if (s.closedEarly !== undefined) addInto(closedEarly, s.closedEarly);
+    if (s.tcp !== undefined) addInto(tcp, s.tcp);
+    if (s.udp !== undefined) addInto(udp, s.udp);
     addInto(requests, s.requests);
     addInto(buckets, s.buckets);
     addInto(sums, s.sums);
@@ -218,6 +250,16 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
   out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
   out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;
+  head('echo_tcp_connections_total', 'TCP echo connections ended, by how they ended.', 'counter');
+  TCP_ENDS.forEach((reason, i) => { out += `echo_tcp_connections_total{reason="${reason}"} ${tcp[i]}\n`; });
+  head('echo_tcp_bytes_total', 'Bytes through the TCP echo, by direction.', 'counter');
+  out += `echo_tcp_bytes_total{direction="received"} ${tcp[TCP_ENDS.length]}\n`;
+  out += `echo_tcp_bytes_total{direction="sent"} ${tcp[TCP_ENDS.length + 1]}\n`;
+  head('echo_udp_datagrams_total', 'Datagrams that reached the UDP echo: answered, or dropped by the per-source rate or the global budget.', 'counter');
+  UDP_RESULTS.forEach((result, i) => { out += `echo_udp_datagrams_total{result="${result}"} ${udp[i]}\n`; });
+  head('echo_udp_bytes_total', 'Bytes through the UDP echo, by direction.', 'counter');
+  out += `echo_udp_bytes_total{direction="received"} ${udp[UDP_RESULTS.length]}\n`;
+  out += `echo_udp_bytes_total{direction="sent"} ${udp[UDP_RESULTS.length + 1]}\n`;
   if (workers !== undefined) {
     head('echo_workers', 'Worker processes serving now (--workers).', 'gauge');
     out += `echo_workers ${workers.workers}\n`;

@@ -3,6 +3,7 @@
 // the lint allows from http/ into transport/). The transport calls these with each
 // request and the facts of its connection, and nothing flows back but the answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionFacts } from '../core/facts.ts';
 import type { ClientErrorAnswer } from './client-error.ts';
@@ -34,3 +35,22 @@ export interface Handlers extends ClientErrorAnswer {
   idle(): Promise<void>;
 }
 
+
+/** Where a datagram came from, as node:dgram says. */
+export interface DatagramSource {
+  address: string;
+  port: number;
+  family: string;
+}
+
+/**
+ * The L4 echoes' way in (adapters/l4/), given to the listener by the top level: a
+ * TCP connection whose front stage is over (any PROXY header read into its facts),
+ * and each datagram of the UDP port with the one way to answer it.
+ */
+export interface L4Handlers {
+  tcp(socket: Socket, facts: ConnectionFacts): void;
+  datagram(msg: Buffer, from: DatagramSource, reply: (data: Uint8Array) => void): void;
+  /** Open TCP echoes get `drainMs` to finish, then are cut. True when all ended in time. */
+  drain(drainMs: number): Promise<boolean>;
+}

@@ -4,6 +4,7 @@
 // port; TLS with ALPN on a TLS port). Sockets are then handed to one shared HTTP/1.1
 // stage and one shared HTTP/2 stage, so limits, timeouts, routes, metrics and logs
 // are the same whatever the port or the protocol.
+import type { Socket as UdpSocket } from 'node:dgram';
 import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
@@ -13,13 +14,15 @@ import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { formatHostPort } from '../util/addresses.ts';
 import { acceptOn, type Accepted, type NextStage } from './accept.ts';
+import { bindDatagrams } from './datagram.ts';
 import { drain } from './drain.ts';
-import { shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
+import { frontDone, shareFront, sniffHttp2Preface, type FrontState } from './front.ts';
 import { firstRequestSocket } from './h2-authority.ts';
 import { createH2Stage, type H2Stage } from './h2.ts';
-import type { Handlers } from './handlers.ts';
+import type { Handlers, L4Handlers } from './handlers.ts';
 import { createHttp1Stage, type Http1Stage } from './http1.ts';
 import { createProgressWatch } from './progress.ts';
+import { createTlsEchoFront } from './tls-echo-front.ts';
 import { createTlsFront } from './tls-front.ts';
 import type { TlsMaterial } from './tls.ts';
 import { dispatchUpgrades } from './upgrade-dispatch.ts';
@@ -51,6 +54,8 @@ export interface ListenerDeps {
   tls: TlsMaterial | null;
   /** A --workers worker with --worker-balance reuseport: bind a socket of its own (SO_REUSEPORT). */
   reusePort?: boolean;
+  /** The TCP and UDP echoes (adapters/l4/); their ports are not opened without them. */
+  l4?: L4Handlers;
 }
 
 /** The HTTP/2 stage, created when a connection first needs it. */
@@ -72,7 +77,12 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const acceptDeps = { logger, metrics: deps.metrics, log, accepted, expire: http1.expire };
   const watching: (() => void)[] = [];
   const fronts: { row: PortRow; server: TcpServer }[] = [];
+  const datagramRows: PortRow[] = [];
   for (const row of portTable(config)) {
+    if (row.protocols.includes('udp')) {
+      if (deps.l4 !== undefined) datagramRows.push(row);
+      continue;
+    }
     const next = nextStage(row, config, deps, { http1, h2, watching, log });
     // A TLS port without TLS material (a library caller's choice) is not opened.
     if (next !== null) fronts.push({ row, server: acceptOn(row, config, acceptDeps, next) });
@@ -82,6 +92,19 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     stopWatching();
     throw err;
   });
+  const datagrams: UdpSocket[] = [];
+  for (const row of datagramRows) {
+    try {
+      const { socket, address } = await bindDatagrams(row, deps.l4!, log);
+      datagrams.push(socket);
+      ports.push({ row, address, url: urlOf('udp', address) });
+    } catch (err) {
+      stopWatching();
+      for (const { server } of fronts) server.close();
+      for (const d of datagrams) d.close();
+      throw err;
+    }
+  }
   // node:http starts its connection tracking (headers/request timeouts, idle
   // connection closing) on 'listening'. The fronts own the ports, so tell it here.
   http1.server.emit('listening');
@@ -93,7 +116,14 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     httpsAddress: https?.address ?? null,
     httpsUrl: https?.url ?? null,
     ports,
-    shutdown: (drainMs) => drain(app, config, { fronts: fronts.map((f) => f.server), accepted, http1, h2: () => h2.stage, progress, stopWatching }, drainMs),
+    shutdown: async (drainMs) => {
+      const l4Fronts = fronts.filter((f) => f.row.protocols.includes('tcp')).map((f) => f.server);
+      const http = drain(app, config, { fronts: fronts.filter((f) => !f.row.protocols.includes('tcp')).map((f) => f.server), accepted, http1, h2: () => h2.stage, progress, stopWatching }, drainMs);
+      for (const d of datagrams) d.close();
+      const l4 = l4Fronts.length === 0 ? true : drainTcp(l4Fronts, deps.l4!, drainMs);
+      const [a, b] = await Promise.all([http, l4]);
+      return a && b;
+    },
   };
 }
 
@@ -105,9 +135,31 @@ interface Stages {
   log: LimitedLog;
 }
 
+/** The TCP echo ports stop accepting (after a poll, as the HTTP ports do), then their connections get `drainMs`. */
+async function drainTcp(servers: readonly TcpServer[], l4: L4Handlers, drainMs: number): Promise<boolean> {
+  await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+  for (const server of servers) server.close();
+  return l4.drain(drainMs);
+}
+
 /** What a port does with a connection once it is accepted: null when the port cannot be served. */
 function nextStage(row: PortRow, config: Config, deps: ListenerDeps, stages: Stages): NextStage | null {
   const { http1, h2 } = stages;
+  if (row.protocols.includes('tcp')) {
+    const { l4 } = deps;
+    if (l4 === undefined) return null;
+    if (row.tls) {
+      if (deps.tls === null) return null;
+      const tls = createTlsEchoFront(deps.tls, config, { logger: deps.logger, log: stages.log, l4 });
+      stages.watching.push(tls.stopWatching);
+      return (socket) => tls.take(socket);
+    }
+    // Past the PROXY header (when the row takes one), a raw TCP echo has no more front stage.
+    return (socket, front) => {
+      frontDone(front);
+      l4.tcp(socket, front.facts);
+    };
+  }
   if (row.tls) {
     if (deps.tls === null) return null;
     const tls = createTlsFront(row, deps.tls, config, { logger: deps.logger, log: stages.log, http1, toH2: h2.takeFirstRequest });
@@ -148,7 +200,7 @@ async function bindAll(fronts: readonly { row: PortRow; server: TcpServer }[], r
   try {
     for (const { row, server } of fronts) {
       const address = await bind(server, row.port, row.host, row.name, reusePort);
-      bound.push({ row, address, url: urlOf(row.tls ? 'https' : 'http', address) });
+      bound.push({ row, address, url: urlOf(row.protocols.includes('tcp') ? (row.tls ? 'tls' : 'tcp') : row.tls ? 'https' : 'http', address) });
     }
   } catch (err) {
     for (const { server } of fronts.slice(0, bound.length)) server.close();

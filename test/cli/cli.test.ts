@@ -157,6 +157,26 @@ describe('CLI', () => {
     }
   });
 
+  it('lists the L4 echo ports at start-up, and names --tcp-port and --udp-port when they are taken', async () => {
+    const p = await spawnServer(['--tcp-port', '0', '--tcp-tls-port', '0', '--udp-port', '0']);
+    try {
+      const listeners = p.lines.find((l) => l.msg === 'echo-server started')!.listeners as string[];
+      assert.deepEqual(listeners.map((u) => new URL(u).protocol), ['http:', 'tcp:', 'tls:', 'udp:']);
+      const [tcp, , udp] = listeners.slice(1).map((u) => new URL(u).port);
+      for (const [flag, port] of [['tcp-port', tcp!], ['udp-port', udp!]] as const) {
+        const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', `--${flag}`, port], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+        const [code] = await once(child, 'exit') as [number];
+        assert.equal(code, 2, out);
+        assert.match(out, new RegExp(`port ${port} \\(${flag.slice(0, 3)} listener, --${flag}\\).*(EADDRINUSE|address already in use)`));
+      }
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exit;
+    }
+  });
+
   it('writes readable text logs when asked', async () => {
     const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--log-format', 'text'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -27,6 +27,7 @@ const VARIANTS = {
   https: 'deploy/kubernetes/overlays/https',
   servicemonitor: 'deploy/kubernetes/overlays/servicemonitor',
   ingress: 'deploy/kubernetes/overlays/ingress',
+  l4: 'deploy/kubernetes/overlays/l4',
 } as const;
 type Variant = keyof typeof VARIANTS;
 
@@ -84,6 +85,7 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
     assert.deepEqual(kinds('https'), base);
     assert.deepEqual(kinds('servicemonitor'), [...base, 'ServiceMonitor'].sort());
     assert.deepEqual(kinds('ingress'), [...base, 'Ingress'].sort());
+    assert.deepEqual(kinds('l4'), base);
   });
 
   it('every rendered object is valid against the Kubernetes OpenAPI schemas', async () => {
@@ -95,7 +97,7 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
         n++;
       }
     }
-    assert.equal(n, 18);
+    assert.equal(n, 22);
     // The validator is not a formality: a wrong type is caught.
     const Deployment = await modelFor('apps/v1', 'Deployment');
     const broken = structuredClone(find<KObject & { spec: Record<string, unknown> }>('base', 'Deployment'));
@@ -263,6 +265,21 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
     assert.equal(String(https?.containerPort), env.ECHO_HTTPS_PORT);
     assert.ok(find<IService>('https', 'Service').spec?.ports?.some((x) => x.targetPort === 'https'));
     assert.ok(find<INetworkPolicy>('https', 'NetworkPolicy').spec?.ingress?.[0]?.ports?.some((x) => x.port === 'https'));
+  });
+
+  it('the L4 overlay: the TCP and UDP echo ports, each named through Service, container and NetworkPolicy with its protocol', () => {
+    const c = podSpec('l4').containers[0]!;
+    const env = envOf(c);
+    const service = find<IService>('l4', 'Service').spec!.ports!;
+    const policy = find<INetworkPolicy>('l4', 'NetworkPolicy').spec!.ingress![0]!.ports!;
+    for (const [name, protocol, variable] of [['tcp-echo', 'TCP', 'ECHO_TCP_PORT'], ['udp-echo', 'UDP', 'ECHO_UDP_PORT']] as const) {
+      const port = c.ports?.find((x) => x.name === name);
+      assert.equal(port?.protocol, protocol, name);
+      assert.equal(String(port?.containerPort), env[variable], `${variable} is the container port`);
+      assert.ok(service.some((x) => x.targetPort === name && x.protocol === protocol), `the Service forwards ${name} over ${protocol}`);
+      assert.ok(policy.some((x) => x.port === name && x.protocol === protocol), `the NetworkPolicy lets ${name} in over ${protocol}`);
+    }
+    assert.ok(service.some((x) => x.targetPort === 'http'), 'the HTTP port stays');
   });
 
   describe('the image under the pod\'s security context, with Docker', { skip: dockerSkip(), timeout: 10 * 60_000 }, () => {

@@ -97,7 +97,7 @@ describe('architecture', () => {
     const sources = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
     const callers = new Set<string>();
-    /** Each protocol's port: the HTTP one (over node:http's response, and raw CONNECT refusals) and the WebSocket path. */
+    /** Each protocol's port: the HTTP one (over node:http's response, and raw CONNECT refusals), the WebSocket path and the TCP echo. */
     const ports = new Set<string>();
     // Handlers answer through the port and keep no books: no close, no completion, no done flag.
     const keepsNoBooks = (name: string) => name.startsWith('src/handlers/') || name.startsWith('src/controls/') || name === 'src/adapters/sse/event-stream.ts';
@@ -111,7 +111,7 @@ describe('architecture', () => {
       if (keepsNoBooks(name)) assert.equal(bookkeeping.exec(text)?.[0], undefined, `${name} does bookkeeping`);
     }
     assert.deepEqual([...callers], ['src/core/answer-port.ts']);
-    assert.deepEqual([...ports].sort(), ['src/adapters/http1/exchange.ts', 'src/adapters/websocket/upgrade.ts']);
+    assert.deepEqual([...ports].sort(), ['src/adapters/http1/exchange.ts', 'src/adapters/l4/tcp.ts', 'src/adapters/websocket/upgrade.ts']);
   });
 
   it('lists every source file in the README, and no file that is gone', () => {

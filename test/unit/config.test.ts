@@ -53,7 +53,19 @@ describe('configuration', () => {
     ['headers timeout above request timeout', ['--headers-timeout', '2m', '--request-timeout', '1m'], {}, /must not exceed --request-timeout/],
     ['delay beyond idle timeout', ['--max-delay', '5m'], {}, /shorter than --idle-timeout/],
     ['bad host', ['--host', 'my host'], {}, /not an IP address/],
+    ['a PROXY header on the TCP echo without one', ['--proxy-protocol', 'tcp'], {}, /invalid --proxy-protocol: tcp needs --tcp-port/],
+    ['the TCP echo on the HTTP port', ['--tcp-port', '8080'], {}, /invalid --tcp-port: it must differ from --port/],
+    ['an unknown UDP mode', ['--udp-mode', 'loud'], {}, /invalid --udp-mode: "loud" is not one of envelope, echo/],
+    ['the certificate settings with neither HTTPS nor the TLS TCP echo', ['--tls-client-auth', 'request'], {}, /invalid --tls-client-auth: it needs --https/],
+    ['the HTTPS port with the TLS TCP echo but no HTTPS', ['--tcp-tls-port', '7443', '--https-port', '9443'], {}, /invalid --https-port: it needs --https/],
   ];
+  it('the L4 echoes are off unless given a port', () => {
+    assert.deepEqual([defaultConfig().tcpPort, defaultConfig().udpPort], [null, null]);
+    const c = load(['--tcp-port', '7000', '--proxy-protocol', 'tcp'], { ECHO_UDP_PORT: '0' });
+    assert.deepEqual([c.tcpPort, c.udpPort, c.proxyProtocol], [7000, 0, ['tcp']]);
+    // The TLS TCP echo takes the certificate settings without --https.
+    assert.equal(load(['--tcp-tls-port', '7443', '--tls-client-auth', 'request']).tlsClientAuth, 'request');
+  });
   for (const [name, argv, env, message] of bad) {
     it(`rejects ${name}`, () => assert.throws(() => load(argv, env), (e: Error) => e instanceof ConfigError && message.test(e.message)));
   }

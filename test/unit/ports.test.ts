@@ -18,4 +18,15 @@ describe('the port table', () => {
     ]);
     assert.equal(portTable(defaultConfig({ proxyProtocol: ['http', 'https'] }))[0]!.proxyProtocol, true);
   });
+
+  it('adds the TCP and UDP echoes when they have ports, the TCP one with its own PROXY mode', () => {
+    const rows = portTable(defaultConfig({ port: 80, host: '::', tcpPort: 7000, udpPort: 7001, proxyProtocol: ['tcp'] }));
+    assert.deepEqual(rows.slice(1), [
+      { name: 'tcp', host: '::', port: 7000, tls: false, proxyProtocol: true, protocols: ['tcp'] },
+      { name: 'udp', host: '::', port: 7001, tls: false, proxyProtocol: false, protocols: ['udp'] },
+    ]);
+    assert.equal(rows[0]!.proxyProtocol, false);
+    const tls = portTable(defaultConfig({ tcpTlsPort: 7443, proxyProtocol: ['tcp'] }));
+    assert.deepEqual(tls[1], { name: 'tcp-tls', host: '::', port: 7443, tls: true, proxyProtocol: true, protocols: ['tcp'] });
+  });
 });

@@ -1,7 +1,7 @@
 // --workers: the real binary as a child process, observed from outside (its log
 // lines, its exit, real HTTP clients on loopback).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -46,6 +46,33 @@ const sum = (text: string, name: string) => text.split('\n').filter((l) => l.sta
 
 describe('--workers', { timeout: 120_000 }, () => {
   after(() => { for (const s of servers) s.kill(); });
+
+  it('the TCP and UDP echoes are served by every worker, one port each, and /metrics adds them up', async () => {
+    const { s, url } = await start(['--workers', '2', '--tcp-port', '0', '--udp-port', '0']);
+    const listeners = s.lines.find((l) => l.msg === 'echo-server started')!.listeners as string[];
+    const tcp = new URL(listeners.find((u) => u.startsWith('tcp:'))!).port;
+    const udp = new URL(listeners.find((u) => u.startsWith('udp:'))!).port;
+    const r = spawnSync('python3', ['-c', `
+import socket, json
+tcp, udp = set(), set()
+for i in range(20):
+    s = socket.create_connection(('127.0.0.1', ${tcp}))
+    tcp.add(json.loads(s.makefile('rb').readline())['identity']['worker'])
+    s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+for i in range(20):
+    u.sendto(b'w' * 300, ('127.0.0.1', ${udp}))
+    udp.add(json.loads(u.recv(65535))['identity']['worker'])
+print(json.dumps({'tcp': sorted(tcp), 'udp': sorted(udp)}))
+`], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const seen = JSON.parse(r.stdout) as { tcp: number[]; udp: number[] };
+    assert.deepEqual(seen.tcp, [1, 2], 'both workers take TCP echo connections');
+    assert.ok(seen.udp.length >= 1);
+    await waitFor(async () => sum((await get(url, '/metrics')).body, 'echo_tcp_connections_total') === 20, 5000, 'every worker\'s TCP closes in one scrape');
+    assert.equal(sum((await get(url, '/metrics')).body, 'echo_udp_datagrams_total{result="answered"}'), 20);
+  });
 
   it('starts N workers behind one port, the echo names the worker, /metrics adds up every worker', async () => {
     const { s, url } = await start(['--workers', '2']);
