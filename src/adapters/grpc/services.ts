@@ -1,16 +1,14 @@
 // The services a gRPC client finds here, by method path: echoserver.v1.Echo (the
 // record of the call, unary and in the three streaming kinds, bounded like the event
-// stream) and grpc.health.v1.Health (the server's readiness, as Kubernetes' grpc
-// probes and grpc_health_probe ask it).
+// stream), grpc.health.v1.Health (the server's readiness, as Kubernetes' grpc
+// probes and grpc_health_probe ask it) and server reflection (reflection.ts).
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type { HttpContext } from '../../handlers/context.ts';
 import type { Call, Method } from './call.ts';
 import { EchoRequestSchema, ServerStreamRequestSchema } from './gen/echoserver/v1/echo_pb.js';
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from './gen/grpc/health/v1/health_pb.js';
+import { SERVICE_NAMES, reflectionInfo } from './reflection.ts';
 import { Status } from './wire.ts';
-
-/** The services health answers for by name ('' is the server as a whole). */
-export const SERVICES = ['echoserver.v1.Echo', 'grpc.health.v1.Health'] as const;
 /** The health service name that asks for liveness rather than readiness. */
 export const LIVENESS = 'liveness';
 
@@ -113,7 +111,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
     },
   });
 
-  const known = (service: string) => service === '' || service === LIVENESS || (SERVICES as readonly string[]).includes(service);
+  const known = (service: string) => service === '' || service === LIVENESS || SERVICE_NAMES.includes(service);
   const servingNow = (service: string) => (service === LIVENESS ? health.checkLive() : health.checkReady());
   const healthAnswer = (status: Serving) => toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
 
@@ -156,5 +154,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
     },
   });
 
+  methods.set('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', reflectionInfo);
+  methods.set('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo', reflectionInfo);
   return methods;
 }
