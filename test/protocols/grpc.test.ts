@@ -3,6 +3,7 @@
 // its controls, its limits, health, the streaming kinds, and the access line.
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
 import { describe, it } from 'node:test';
 import { EchoClient, collect, create, EchoRequestSchema, grpc } from '../grpc-client.ts';
 import { HealthCheckResponse_ServingStatus as Serving } from '../../src/adapters/grpc/gen/grpc/health/v1/health_pb.js';
@@ -265,6 +266,75 @@ describe('gRPC', () => {
     } finally {
       c.close();
       await t.close();
+    }
+  });
+
+  it('over HTTPS (ALPN h2) the record carries the TLS session', async () => {
+    const t = await startTestServer({ https: true, httpsPort: 0 });
+    const httpsPort = Number(new URL(t.server.listener.httpsUrl!).port);
+    // The server's own (self-signed) certificate, trusted for this one client.
+    const pem = await new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: httpsPort, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+        const der = s.getPeerCertificate().raw;
+        s.end();
+        resolve(`-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`);
+      });
+      s.on('error', reject);
+    });
+    const c = new EchoClient(`127.0.0.1:${httpsPort}`, grpc.credentials.createSsl(Buffer.from(pem), null, null, { checkServerIdentity: () => undefined }));
+    try {
+      const { response, error } = await c.echo(Buffer.from('tls'));
+      assert.equal(error, null);
+      assert.equal(response!.tls?.alpn, 'h2');
+      assert.match(response!.tls?.version ?? '', /^TLSv1\.[23]$/);
+      assert.equal(response!.authority, `127.0.0.1:${httpsPort}`);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('over the in-flight budget a call is refused with REFUSED_STREAM, recorded as UNAVAILABLE', async () => {
+    const t = await startTestServer({ maxInFlight: 1 });
+    const c = new EchoClient(target(t));
+    try {
+      const held = c.echo(undefined, { metadata: { 'x-echo-delay': '1s' } });
+      await waitFor(() => t.server.app.inFlight === 1);
+      const refused = await new Promise<number>((resolve) => {
+        const session = h2connect(t.url);
+        session.on('error', () => {});
+        const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+        req.on('error', () => {});
+        req.on('close', () => { session.close(); resolve(req.rstCode); });
+        req.end(Buffer.alloc(5));
+      });
+      assert.equal(refused, 7); // REFUSED_STREAM: nothing processed, a client may retry it
+      assert.equal((await held).error, null);
+      const lines = await linesWhen(t, 2);
+      assert.deepEqual(lines.map((l) => [l.grpcStatus, l.aborted ?? false]), [[14, true], [0, false]]);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('shutdown ends a server stream UNAVAILABLE, and its record is closed', async () => {
+    const t = await startTestServer({ sseCount: 100, sseIntervalMs: 10_000 });
+    const c = new EchoClient(target(t));
+    try {
+      const stream = c.serverStream({});
+      const done = collect(stream);
+      await waitFor(() => t.server.app.inFlight === 1);
+      const closing = t.close();
+      const { messages, status } = await done;
+      await closing;
+      assert.equal(messages.length, 1);
+      assert.equal(status?.code, grpc.status.UNAVAILABLE);
+      assert.match(status?.details ?? '', /shutting down/);
+      const lines = requestLines(t);
+      assert.deepEqual(lines.map((l) => l.grpcStatus), [14]);
+    } finally {
+      c.close();
     }
   });
 
