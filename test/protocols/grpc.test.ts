@@ -230,6 +230,23 @@ describe('gRPC', () => {
     }
   });
 
+  it('a request stream is bounded by --max-body-size on the wire: empty messages count their prefix', async () => {
+    const t = await startTestServer({ maxBodySize: 1024 });
+    const c = new EchoClient(target(t));
+    try {
+      // 300 empty messages: no payload byte, 1,500 bytes of message prefixes.
+      const { error } = await c.clientStream(Array.from({ length: 300 }, () => new Uint8Array()));
+      assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.match(error?.details ?? '', /--max-body-size/);
+      const small = await c.clientStream(Array.from({ length: 10 }, () => new Uint8Array()));
+      assert.equal(small.error, null);
+      assert.equal(small.response!.messagesReceived, 10n);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
   it('bidi echoes each message as it arrives', async () => {
     const t = await startTestServer();
     const c = new EchoClient(target(t));
@@ -245,6 +262,24 @@ describe('gRPC', () => {
       call.end();
       assert.equal((await ended).code, grpc.status.OK);
       assert.deepEqual(got, ['1:one', '2:two']);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('bidi with x-echo-delay echoes every message, in order, then ends OK', async () => {
+    const t = await startTestServer();
+    const c = new EchoClient(target(t));
+    try {
+      const call = c.bidi({ metadata: { 'x-echo-delay': '30ms' } });
+      const got: bigint[] = [];
+      const ended = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+      call.on('data', (m: { sequence: bigint }) => got.push(m.sequence));
+      for (let i = 0; i < 5; i++) call.write(create(EchoRequestSchema, { payload: Buffer.from(String(i)) }));
+      call.end();
+      assert.equal((await ended).code, grpc.status.OK);
+      assert.deepEqual(got, [1n, 2n, 3n, 4n, 5n]);
     } finally {
       c.close();
       await t.close();

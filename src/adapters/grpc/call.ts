@@ -145,7 +145,8 @@ export class Call {
         this.#refuse(err.code, err.message);
         return;
       }
-      if (this.reader.bytes > ctx.config.maxBodySize) {
+      // On the wire, prefixes included: a stream of empty messages is bounded too.
+      if (x.bytesIn > ctx.config.maxBodySize) {
         this.#refuse(Status.RESOURCE_EXHAUSTED, `request stream larger than --max-body-size (${ctx.config.maxBodySize} bytes)`);
         return;
       }

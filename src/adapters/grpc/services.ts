@@ -100,7 +100,14 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         const req = decode(call, EchoRequestSchema, bytes);
         if (req === null) return;
         const sequence = ++n;
-        call.answer(() => sendPaced(call, call.echo(Buffer.from(req.payload), { sequence })));
+        // A delayed echo waits on a timer: reading waits with it, so a client cannot
+        // pile up timers faster than they fire (a chunk already read is the most).
+        const delayed = (call.controls?.delayMs ?? 0) > 0;
+        if (delayed) call.x.req.pause();
+        call.answer(() => {
+          sendPaced(call, call.echo(Buffer.from(req.payload), { sequence }));
+          if (delayed && call.x.res.writableNeedDrain !== true) call.x.req.resume();
+        });
       };
       call.onHalfClose = () => {
         // After the last echo: a delayed one is still on its timer.
