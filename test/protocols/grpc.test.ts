@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { describe, it } from 'node:test';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcWebTransport } from '@connectrpc/connect-web';
+import { Echo } from '../../src/adapters/grpc/gen/echoserver/v1/echo_pb.js';
 import { EchoClient, collect, create, EchoRequestSchema, grpc } from '../grpc-client.ts';
 import { HealthCheckResponse_ServingStatus as Serving } from '../../src/adapters/grpc/gen/grpc/health/v1/health_pb.js';
 import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
@@ -370,6 +373,69 @@ describe('gRPC', () => {
       assert.deepEqual(lines.map((l) => l.grpcStatus), [14]);
     } finally {
       c.close();
+    }
+  });
+
+  it('gRPC-Web over HTTP/1.1: unary and server streaming with a gRPC-Web client (Connect), controls included', async () => {
+    const t = await startTestServer({ sseCount: 3 });
+    try {
+      const client = createClient(Echo, createGrpcWebTransport({ baseUrl: t.url, useBinaryFormat: true }));
+      const r = await client.echo({ payload: Buffer.from('web') }, { headers: { 'x-web': 'yes' } });
+      assert.equal(r.proto, 'HTTP/1.1');
+      assert.equal(Buffer.from(r.payload!.data).toString(), 'web');
+      assert.ok(r.metadata.some((m) => m.name === 'x-web' && m.value === 'yes'));
+      const seq: bigint[] = [];
+      for await (const m of client.serverStream({ count: 2, intervalMs: 10 })) seq.push(m.sequence);
+      assert.deepEqual(seq, [1n, 2n]);
+      await assert.rejects(client.echo({}, { headers: { 'x-echo-status': '14' } }), (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable);
+      const lines = await linesWhen(t, 3);
+      assert.deepEqual(lines.map((l) => l.grpcStatus), [0, 0, 14]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('gRPC-Web over HTTP/1.1 over the in-flight budget is answered UNAVAILABLE (there is no REFUSED_STREAM)', async () => {
+    const t = await startTestServer({ maxInFlight: 1 });
+    const c = new EchoClient(target(t));
+    try {
+      const held = c.echo(undefined, { metadata: { 'x-echo-delay': '1s' } });
+      await waitFor(() => t.server.app.inFlight === 1);
+      const client = createClient(Echo, createGrpcWebTransport({ baseUrl: t.url, useBinaryFormat: true }));
+      await assert.rejects(client.echo({}, { timeoutMs: 5000 }), (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable && /--max-in-flight/.test(err.message));
+      assert.equal((await held).error, null);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('gRPC-Web text: a base64 request gets base64 frames, the trailers in the last', async () => {
+    const t = await startTestServer();
+    try {
+      const message = Buffer.from([0x0a, 2, 0x68, 0x69]); // EchoRequest { payload: "hi" }
+      const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+      const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
+        method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body: framed.toString('base64'),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'application/grpc-web-text+proto');
+      const body = await res.text();
+      // Each frame is its own padded base64 run: its prefix says how long the run is.
+      const frames: Buffer[] = [];
+      for (let at = 0; at < body.length;) {
+        const length = Buffer.from(body.slice(at, at + 8), 'base64').readUInt32BE(1);
+        const run = Math.ceil((5 + length) / 3) * 4;
+        frames.push(Buffer.from(body.slice(at, at + run), 'base64'));
+        at += run;
+      }
+      assert.equal(frames.length, 2);
+      assert.equal(frames[0]![0], 0);
+      assert.ok(frames[0]!.includes(Buffer.from('hi')));
+      assert.equal(frames[1]![0], 0x80);
+      assert.match(frames[1]!.subarray(5).toString(), /^grpc-status:0\r\n/);
+    } finally {
+      await t.close();
     }
   });
 

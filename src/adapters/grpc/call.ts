@@ -12,7 +12,7 @@ import { pickStatus } from '../../controls/values.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
 import { echoResponse, type CallFacts } from './record.ts';
-import { MessageReader, Status, WireError } from './wire.ts';
+import { Base64Decoder, MessageReader, Status, WireError } from './wire.ts';
 import { toBinary } from '@bufbuild/protobuf';
 import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
 
@@ -134,12 +134,13 @@ export class Call {
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
     if (streaming) this.#guard(() => method.run(this, null));
+    const text = x.flavour === 'web-text' ? new Base64Decoder() : null;
     req.on('data', (chunk: Buffer) => {
       if (this.done) return;
       x.bytesIn += chunk.length;
       let messages: Buffer[];
       try {
-        messages = this.reader.push(chunk);
+        messages = this.reader.push(text === null ? chunk : text.push(chunk));
       } catch (err) {
         if (!(err instanceof WireError)) throw err;
         this.#refuse(err.code, err.message);

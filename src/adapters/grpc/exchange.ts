@@ -11,19 +11,23 @@ import { Exchange, grpcOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
 import type { HeaderScan } from '../../core/request-head.ts';
 import { cancelStream, refuseStream, stopReading } from '../http2/stream.ts';
-import { Status, encodeMessage, frame } from './wire.ts';
+import { isHttp2 } from '../http2/stream.ts';
+import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour } from './wire.ts';
 
 export class GrpcExchange extends Exchange implements AnswerPort {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly #ledger: Ledger;
+  /** gRPC, or gRPC-Web (binary or text), which also runs over HTTP/1.1. */
+  readonly flavour: Flavour;
   /** The status the trailers carry, once set; -1 before. */
   #code = -1;
 
-  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan) {
+  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, flavour: Flavour) {
     super('grpc', facts, req.method ?? 'OTHER', req.url ?? '/', scan, true);
     this.req = req;
     this.res = res;
+    this.flavour = flavour;
     this.#ledger = ledger;
     // Whatever ends the stream before the answer is complete closes the record.
     res.once('close', () => {
@@ -66,11 +70,22 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** gRPC has no 1xx answers. */
   interim(): void {}
 
-  /** The trailers; `grpc-status` among them is the exchange's outcome. */
+  /** The trailers (gRPC-Web: the trailer frame); `grpc-status` among them is the exchange's outcome. */
   trailers(fields: Readonly<Record<string, string>>): void {
     const code = fields['grpc-status'];
     if (code !== undefined) this.#code = Number(code);
-    this.res.addTrailers(fields);
+    if (this.flavour === 'grpc') this.res.addTrailers(fields);
+    else this.write(this.#text(trailerFrame(fields)));
+  }
+
+  /** Whether a refusal can be REFUSED_STREAM (HTTP/2); over HTTP/1.1 gRPC-Web is answered UNAVAILABLE instead. */
+  get refusable(): boolean {
+    return isHttp2(this.req);
+  }
+
+  /** gRPC-Web text: each frame as base64 (padded, as its clients read them one by one). */
+  #text(bytes: Buffer): Buffer | string {
+    return this.flavour === 'web-text' ? bytes.toString('base64') : bytes;
   }
 
   /**
@@ -104,13 +119,13 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** The response headers, once: before the first message or the trailers. */
   sendHeaders(extra: readonly string[] = []): void {
     if (this.res.headersSent) return;
-    this.head(200, ['content-type', 'application/grpc', 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...extra]);
+    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...extra]);
   }
 
   /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */
   sendMessage(message: Uint8Array, extra?: readonly string[]): boolean {
     this.sendHeaders(extra);
-    return this.write(frame(message));
+    return this.write(this.#text(frame(message)));
   }
 
   /** The call's end: its status in the trailers. Only the first finish counts. */

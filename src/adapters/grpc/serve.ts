@@ -1,8 +1,8 @@
-// gRPC on the HTTP ports: a request on the HTTP/2 path whose content type is gRPC
-// (application/grpc, application/grpc+proto) is a call. It is begun in the same
-// Ledger and passes the same admission as any request (the in-flight budget and the
-// client's share, head size and count, Expect), refused its own way (REFUSED_STREAM
-// over the budget, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
+// gRPC on the HTTP ports: a request whose content type is gRPC (on HTTP/2) or
+// gRPC-Web (on any version) is a call. It is begun in the same Ledger and passes the
+// same admission as any request (the in-flight budget and the client's share, head
+// size and count, Expect), refused its own way (REFUSED_STREAM over the budget where
+// HTTP/2 has it, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
 // outcome is its gRPC status: one access line (with grpcStatus) and one count.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { admissionProblem } from '../../core/admission.ts';
@@ -16,7 +16,7 @@ import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
 import { GrpcExchange } from './exchange.ts';
 import { createMethods } from './services.ts';
-import { Status, isGrpcContentType, parseTimeout } from './wire.ts';
+import { Status, grpcFlavour, parseTimeout, type Flavour } from './wire.ts';
 
 export interface Grpc {
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
@@ -24,9 +24,15 @@ export interface Grpc {
   endAll(): void;
 }
 
-/** Whether a request is a gRPC call: HTTP/2, with a gRPC content type. */
+/** Which gRPC a request is: gRPC on HTTP/2, gRPC-Web on any version; null when it is none. */
+function flavourOf(req: IncomingMessage): Flavour | null {
+  const flavour = grpcFlavour(req.headers['content-type']);
+  return flavour === 'grpc' && !isHttp2(req) ? null : flavour;
+}
+
+/** Whether a request is a gRPC call: gRPC's content type on HTTP/2, gRPC-Web's on any. */
 export function isGrpcRequest(req: IncomingMessage): boolean {
-  return isHttp2(req) && isGrpcContentType(req.headers['content-type']);
+  return flavourOf(req) !== null;
 }
 
 /** An admission refusal's HTTP status as the gRPC status that says the same. */
@@ -49,12 +55,13 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     const scan = scanHeaders(req.rawHeaders);
-    const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan), req.rawHeaders);
+    const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan, flavourOf(req)!), req.rawHeaders);
     try {
       const busy = ledger.overBudget(x);
       if (busy !== null) {
         if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
-        x.abort('refuse');
+        if (x.refusable) x.abort('refuse');
+        else refuse(x, Status.UNAVAILABLE, busy.reason);
         return;
       }
       const problem = admissionProblem(req, scan, config);

@@ -10,19 +10,52 @@ export const Status = {
   UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
 } as const;
 
+/** gRPC over HTTP/2; gRPC-Web (any HTTP version) with binary messages, or with base64 text. */
+export type Flavour = 'grpc' | 'web' | 'web-text';
+
+const FLAVOURS: Readonly<Record<string, Flavour>> = {
+  '': 'grpc', '+proto': 'grpc', '-web': 'web', '-web+proto': 'web', '-web-text': 'web-text', '-web-text+proto': 'web-text',
+};
+
 /**
- * Whether a content type names gRPC in its protobuf encoding: `application/grpc`,
- * `application/grpc+proto`, either with parameters. `application/grpc+json` and
- * other codecs are not served (they get the HTTP echo); gRPC-Web neither.
+ * Which gRPC a content type names, in its protobuf encoding: `application/grpc`,
+ * `application/grpc-web`, `application/grpc-web-text`, each also with `+proto` and
+ * with parameters; null for anything else. Other codecs (`+json`) are not served:
+ * they get the HTTP echo.
  */
-export function isGrpcContentType(type: string | undefined): boolean {
-  if (type === undefined || type.length < 16) return false;
+export function grpcFlavour(type: string | undefined): Flavour | null {
+  if (type === undefined || type.length < 16) return null;
   const lower = type.toLowerCase();
-  if (!lower.startsWith('application/grpc')) return false;
+  if (!lower.startsWith('application/grpc')) return null;
   let end = lower.indexOf(';');
   if (end < 0) end = lower.length;
-  const sub = lower.slice(16, end).trim();
-  return sub === '' || sub === '+proto';
+  return FLAVOURS[lower.slice(16, end).trim()] ?? null;
+}
+
+/** The content type of an answer in this flavour. */
+export function contentTypeOf(flavour: Flavour): string {
+  return flavour === 'grpc' ? 'application/grpc' : flavour === 'web' ? 'application/grpc-web+proto' : 'application/grpc-web-text+proto';
+}
+
+/** gRPC-Web's trailers: a frame flagged 0x80 whose body is the fields as HTTP/1.1 header lines. */
+export function trailerFrame(fields: Readonly<Record<string, string>>): Buffer {
+  let text = '';
+  for (const [k, v] of Object.entries(fields)) text += `${k}:${v}\r\n`;
+  const body = Buffer.from(text, 'latin1');
+  const out = frame(body);
+  out[0] = 0x80;
+  return out;
+}
+
+/** gRPC-Web text: the request body is base64, decoded here in whole quanta as it arrives. */
+export class Base64Decoder {
+  #rest = '';
+  push(chunk: Buffer): Buffer {
+    const text = this.#rest + chunk.toString('latin1').replace(/[\r\n]/g, '');
+    const whole = text.length - (text.length % 4);
+    this.#rest = text.slice(whole);
+    return Buffer.from(text.slice(0, whole), 'base64');
+  }
 }
 
 /** One message with its prefix: not compressed, its length big-endian. */
