@@ -86,6 +86,8 @@ export interface Config {
   sse: boolean;
   sseIntervalMs: number;
   sseCount: number;
+  /** Serve gRPC (content type application/grpc) on the HTTP/2 path of every HTTP port. */
+  grpc: boolean;
   // --- workers and metrics listener
   /** Worker processes; 0 = `auto` (the CPUs this container may use), resolved at start-up. */
   workers: number;
@@ -251,6 +253,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
   { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000, 10) },
   { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends (0 = the echo event only)', parse: (t) => parseInteger(t, 0, 10_000) },
+  { key: 'grpc', flag: 'grpc', env: 'ECHO_GRPC', default: 'true', help: 'answer gRPC calls (application/grpc over HTTP/2, gRPC-Web on any version) with the echo, health and reflection services', parse: parseBoolean },
   // --- workers and the metrics listener
   { key: 'workers', flag: 'workers', env: 'ECHO_WORKERS', default: '1', help: 'processes sharing the listening ports; auto: one per CPU the container may use', parse: autoOr((t) => parseInteger(t, 1, 256)) },
   { key: 'metricsPort', flag: 'metrics-port', env: 'ECHO_METRICS_PORT', default: '0', help: 'serve --metrics-path on this port only, away from the echo (0: on the HTTP port)', parse: (t) => parseInteger(t, 0, 65535) },

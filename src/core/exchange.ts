@@ -9,13 +9,14 @@ import type { TcpEnd } from '../ops/metrics.ts';
 import type { HeaderScan } from './request-head.ts';
 
 /** What carried the exchange: the access line's and the metrics' view of it. */
-export type Protocol = 'http/1.1' | 'h2' | 'websocket' | 'sse' | 'tcp';
+export type Protocol = 'http/1.1' | 'h2' | 'websocket' | 'sse' | 'tcp' | 'grpc';
 
 /**
  * How the exchange ended: the status answered, the close code of a WebSocket that
- * was opened, or why an L4 (TCP echo) connection ended.
+ * was opened, why an L4 (TCP echo) connection ended, or the status of a gRPC call
+ * (0-16, carried in its trailers).
  */
-export type Outcome = { readonly http: number } | { readonly websocket: number } | { readonly l4: TcpEnd };
+export type Outcome = { readonly http: number } | { readonly websocket: number } | { readonly l4: TcpEnd } | { readonly grpc: number };
 
 /** One outcome object per HTTP status, shared: closing an exchange allocates nothing. */
 const HTTP_OUTCOMES: { readonly http: number }[] = [];
@@ -25,9 +26,21 @@ export function httpOutcome(status: number): Outcome {
   return (HTTP_OUTCOMES[status] ??= Object.freeze({ http: status }));
 }
 
-/** The status the metrics and the access line count: a WebSocket that was opened counts as its 101. */
+/** One outcome object per gRPC status code, shared as the HTTP ones are. */
+const GRPC_OUTCOMES: { readonly grpc: number }[] = [];
+
+/** The outcome of a gRPC call that ended with this status code. */
+export function grpcOutcome(code: number): Outcome {
+  return (GRPC_OUTCOMES[code] ??= Object.freeze({ grpc: code }));
+}
+
+/**
+ * The HTTP status the metrics and the access line count: a WebSocket that was opened
+ * counts as its 101, a gRPC call as the 200 that carries every gRPC status, an L4
+ * connection as none (0).
+ */
 export function statusOf(outcome: Outcome): number {
-  return 'http' in outcome ? outcome.http : 'websocket' in outcome ? 101 : 0;
+  return 'http' in outcome ? outcome.http : 'grpc' in outcome ? 200 : 'websocket' in outcome ? 101 : 0;
 }
 
 /** What a WebSocket's log line says beyond an HTTP one (its reason, or its traffic). */

@@ -134,13 +134,15 @@ export class Ledger {
     const { method } = x;
     if ('l4' in outcome) this.#closeL4(x, outcome.l4, seconds);
     else this.#metrics?.requestFinished(method, status, seconds);
+    const grpcStatus = 'grpc' in outcome ? outcome.grpc : undefined;
+    if (grpcStatus !== undefined) this.#metrics?.grpcFinished(grpcStatus);
     if (x.logged && !('l4' in outcome)) {
       const durationMs = Math.round(seconds * 1e6) / 1000;
       const clientIp = normalizeIp(x.facts.peerAddress);
       if (websocket === undefined) {
         this.#accessLog({
           reqId: x.requestId, method, uri: x.target, status, bytesIn: x.bytesIn, bytesOut: x.bytesOut,
-          durationMs, clientIp, userAgent: x.scan.userAgent, aborted,
+          durationMs, clientIp, userAgent: x.scan.userAgent, aborted, grpcStatus,
         });
       } else {
         this.#logger.info({

@@ -48,6 +48,11 @@ export class Health {
     return !this.#liveFail;
   }
 
+  /** Readiness as it stands, consuming nothing (a gRPC health Watch looks at it again and again). */
+  get ready(): boolean {
+    return !this.#readyFail && !this.#draining;
+  }
+
   /** Readiness: not ready while draining or failed; consumes its one-shot failure. */
   checkReady(): boolean {
     if (this.#readyOnce) {

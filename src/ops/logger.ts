@@ -91,6 +91,8 @@ export interface AccessEntry {
   clientIp: string;
   userAgent: string | undefined;
   aborted: boolean;
+  /** A gRPC call's status code (its HTTP status is the 200 that carried it). */
+  grpcStatus?: number;
 }
 
 /**
@@ -125,7 +127,7 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     const line = plain
       ? `{"level":"info","time":"${lastIso}","reqId":"${reqId}","method":"${method}","uri":"${uri}","status":${e.status},` +
         `"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${durationText(e.durationMs)},"clientIp":"${clientIp}"` +
-        `${userAgent === undefined ? '' : `,"userAgent":"${userAgent}"`}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`
+        `${userAgent === undefined ? '' : `,"userAgent":"${userAgent}"`}${e.aborted ? ',"aborted":true' : ''}${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`},"msg":"request"}\n`
       : escapedLine(lastIso, e);
     if (sink !== null) sink.writeLine(line, plain);
     else stream.write(line);
@@ -139,5 +141,6 @@ function escapedLine(iso: string, e: AccessEntry): string {
     `"uri":${logText(e.uri, LOG_URI_MAX)},"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},` +
     `"durationMs":${durationText(e.durationMs)},"clientIp":${safeJson(e.clientIp)}` +
     `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
-    `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`;
+    `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''}` +
+    `${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`},"msg":"request"}\n`;
 }

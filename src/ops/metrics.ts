@@ -66,7 +66,14 @@ interface Counted {
   /** The L4 echo: TCP connections by TCP_ENDS slot, then bytes in and out; datagrams by UDP_RESULTS slot, then bytes in and out. */
   tcp?: ArrayLike<number>;
   udp?: ArrayLike<number>;
+  /** gRPC calls by status code (0-16); absent from a worker that predates it. */
+  grpcCalls?: ArrayLike<number>;
 }
+
+/** The gRPC status codes by number, as the `code` label of echo_grpc_calls_total says them. */
+export const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
+  'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'] as const;
 
 /** Everything a worker counts, as plain data (it crosses the IPC channel): what the primary adds up. */
 export interface MetricsSnapshot extends Counted {
@@ -84,6 +91,8 @@ export interface Metrics {
   requestStarted(): void;
   requestFinished(method: string, status: number, seconds: number): void;
   websocketMessages(received: number, sent: number): void;
+  /** A gRPC call ended with this status code (0-16); it is counted as its HTTP request too. */
+  grpcFinished(code: number): void;
   /** A request or stream turned away by the in-flight budget. */
   requestRefused(): void;
   /** A request or stream turned away because its client held its share of the budget. */
@@ -128,11 +137,13 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   const closedEarly = new Float64Array(CLOSED_EARLY.length);
   const tcp = new Float64Array(TCP_ENDS.length + 2);
   const udp = new Float64Array(UDP_RESULTS.length + 2);
+  const grpcCalls = new Float64Array(GRPC_CODES.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
     inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
     tcp: Array.from(tcp), udp: Array.from(udp),
+    grpcCalls: Array.from(grpcCalls),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -150,6 +161,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
       wsReceived += received;
       wsSent += sent;
     },
+    grpcFinished: (code) => { grpcCalls[code >= 0 && code < GRPC_CODES.length ? code : 2 /* UNKNOWN */]!++; },
     requestRefused: () => { refused++; },
     requestRefusedPerClient: () => { refusedPerClient++; },
     connectionOpened: () => { connections++; },
@@ -168,7 +180,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp,
+      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp, grpcCalls,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -196,10 +208,12 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   const closedEarly = new Float64Array(CLOSED_EARLY.length);
   const tcp = new Float64Array(TCP_ENDS.length + 2);
   const udp = new Float64Array(UDP_RESULTS.length + 2);
+  const grpcCalls = new Float64Array(GRPC_CODES.length);
   for (const s of snapshots) {
     if (s.closedEarly !== undefined) addInto(closedEarly, s.closedEarly);
     if (s.tcp !== undefined) addInto(tcp, s.tcp);
     if (s.udp !== undefined) addInto(udp, s.udp);
+    if (s.grpcCalls !== undefined) addInto(grpcCalls, s.grpcCalls);
     addInto(requests, s.requests);
     addInto(buckets, s.buckets);
     addInto(sums, s.sums);
@@ -260,6 +274,8 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   head('echo_udp_bytes_total', 'Bytes through the UDP echo, by direction.', 'counter');
   out += `echo_udp_bytes_total{direction="received"} ${udp[UDP_RESULTS.length]}\n`;
   out += `echo_udp_bytes_total{direction="sent"} ${udp[UDP_RESULTS.length + 1]}\n`;
+  head('echo_grpc_calls_total', 'gRPC calls answered, by gRPC status code (each is also counted as its HTTP request).', 'counter');
+  GRPC_CODES.forEach((code, i) => { if (grpcCalls[i]! > 0) out += `echo_grpc_calls_total{code="${code}"} ${grpcCalls[i]}\n`; });
   if (workers !== undefined) {
     head('echo_workers', 'Worker processes serving now (--workers).', 'gauge');
     out += `echo_workers ${workers.workers}\n`;

@@ -20,6 +20,9 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import { parseAllDocuments } from 'yaml';
 import { parseDuration, parseSize } from '../../src/util/parse.ts';
 import { PREFIX, buildEchoImage, docker, dockerSkip, get, until } from './fleet.ts';
+import { HealthCheckResponse_ServingStatus as Serving } from '../../src/adapters/grpc/gen/grpc/health/v1/health_pb.js';
+import { EchoClient } from '../grpc-client.ts';
+import { startTestServer } from '../helpers.ts';
 
 const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 const VARIANTS = {
@@ -28,6 +31,7 @@ const VARIANTS = {
   servicemonitor: 'deploy/kubernetes/overlays/servicemonitor',
   ingress: 'deploy/kubernetes/overlays/ingress',
   l4: 'deploy/kubernetes/overlays/l4',
+  'grpc-probes': 'deploy/kubernetes/overlays/grpc-probes',
 } as const;
 type Variant = keyof typeof VARIANTS;
 
@@ -86,6 +90,7 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
     assert.deepEqual(kinds('servicemonitor'), [...base, 'ServiceMonitor'].sort());
     assert.deepEqual(kinds('ingress'), [...base, 'Ingress'].sort());
     assert.deepEqual(kinds('l4'), base);
+    assert.deepEqual(kinds('grpc-probes'), base);
   });
 
   it('every rendered object is valid against the Kubernetes OpenAPI schemas', async () => {
@@ -97,7 +102,7 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
         n++;
       }
     }
-    assert.equal(n, 22);
+    assert.equal(n, 26);
     // The validator is not a formality: a wrong type is caught.
     const Deployment = await modelFor('apps/v1', 'Deployment');
     const broken = structuredClone(find<KObject & { spec: Record<string, unknown> }>('base', 'Deployment'));
@@ -205,6 +210,31 @@ describe('Kubernetes manifests, offline', { skip: kubectlSkip }, () => {
         assert.throws(() => check(bad, annotations), assert.AssertionError, 'the check rejects a pod that breaks the rule');
       });
     });
+  });
+
+  it('the grpc-probes overlay asks gRPC health on the HTTP port, and a server answers as readiness and liveness say', async () => {
+    const c = podSpec('grpc-probes').containers[0]!;
+    const httpPort = c.ports!.find((p) => p.name === 'http')!.containerPort;
+    for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
+      assert.equal(probe?.httpGet, undefined);
+      assert.equal(probe?.grpc?.port, httpPort);
+    }
+    // What the kubelet would ask, asked of a real server (on an ephemeral port) with grpc-js.
+    const t = await startTestServer({ healthControl: true });
+    const client = new EchoClient(`127.0.0.1:${t.port}`);
+    try {
+      const ask = async (service: string | undefined) => (await client.check(service ?? '')).response?.status;
+      assert.equal(await ask(c.readinessProbe!.grpc!.service), Serving.SERVING);
+      assert.equal(await ask(c.livenessProbe!.grpc!.service), Serving.SERVING);
+      await fetch(`${t.url}/?echo_health=unready`);
+      assert.equal(await ask(c.readinessProbe!.grpc!.service), Serving.NOT_SERVING);
+      assert.equal(await ask(c.livenessProbe!.grpc!.service), Serving.SERVING, 'unready is not a restart');
+      await fetch(`${t.url}/?echo_health=fail`);
+      assert.equal(await ask(c.livenessProbe!.grpc!.service), Serving.NOT_SERVING);
+    } finally {
+      client.close();
+      await t.close();
+    }
   });
 
   it('the Deployment has what the issue asks beyond Pod Security', () => {

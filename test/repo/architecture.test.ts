@@ -111,7 +111,7 @@ describe('architecture', () => {
       if (keepsNoBooks(name)) assert.equal(bookkeeping.exec(text)?.[0], undefined, `${name} does bookkeeping`);
     }
     assert.deepEqual([...callers], ['src/core/answer-port.ts']);
-    assert.deepEqual([...ports].sort(), ['src/adapters/http1/exchange.ts', 'src/adapters/l4/tcp.ts', 'src/adapters/websocket/upgrade.ts']);
+    assert.deepEqual([...ports].sort(), ['src/adapters/grpc/exchange.ts', 'src/adapters/http1/exchange.ts', 'src/adapters/l4/tcp.ts', 'src/adapters/websocket/upgrade.ts']);
   });
 
   it('lists every source file in the README, and no file that is gone', () => {

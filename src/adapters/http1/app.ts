@@ -21,6 +21,7 @@ import { fail, reject } from '../../handlers/refusals.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
 import { createUpgrades } from '../websocket/upgrade.ts';
+import { createGrpc, isGrpcRequest } from '../grpc/serve.ts';
 
 export type { AppDeps };
 
@@ -43,6 +44,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const events = createEventStreams(ctx);
   const serveEcho = createEchoHandler(ctx, events);
   const upgrades = createUpgrades(ctx);
+  const grpc = config.grpc ? createGrpc(ctx) : null;
   /**
    * Set when the listener is about to close (after --shutdown-delay). During the
    * delay, answers say Connection: close so clients that picked this replica per
@@ -58,6 +60,8 @@ export function createApp(config: Config, deps: AppDeps): App {
    * answer had begun), is logged, and never takes the server down.
    */
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
+    // A gRPC call is its own protocol on the same stream: its adapter admits and records it.
+    if (grpc !== null && isGrpcRequest(req)) return grpc.handle(req, res, facts);
     const uri = req.url ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
@@ -106,6 +110,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       closing = true;
       health.beginDrain();
       events.endAll();
+      grpc?.endAll();
       upgrades.closeAll();
     },
     health,

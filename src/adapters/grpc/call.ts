@@ -1,0 +1,207 @@
+// One gRPC call in progress: its request messages read within the limits (each
+// message and the whole stream at most --max-body-size, the request side complete
+// within --request-timeout, the client's deadline), its controls applied (delay,
+// then the status asked for), its answer written through the exchange's port. A
+// method (services.ts) sees messages and the half-close, and answers with send and
+// finish; every timer and listener ends with the call.
+import { buildEcho } from '../../echo/model.ts';
+import type { HttpContext } from '../../handlers/context.ts';
+import { requestInfo } from '../http1/request-info.ts';
+import type { Controls } from '../../controls/table.ts';
+import { pickStatus } from '../../controls/values.ts';
+import { GRPC_CODES } from '../../ops/metrics.ts';
+import type { GrpcExchange } from './exchange.ts';
+import { echoResponse, type CallFacts } from './record.ts';
+import { Base64Decoder, MessageReader, Status, WireError } from './wire.ts';
+import { toBinary } from '@bufbuild/protobuf';
+import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
+
+/** unary and server streaming take one request message; client streaming and bidi take a stream. */
+export type Kind = 'unary' | 'server' | 'client' | 'bidi';
+
+export interface Method {
+  readonly kind: Kind;
+  /**
+   * unary and server: called once the one request message is in. client and bidi:
+   * called at once with null; the method sets onMessage and onHalfClose.
+   */
+  run(call: Call, message: Buffer | null): void;
+}
+
+export class Call {
+  readonly ctx: HttpContext;
+  readonly x: GrpcExchange;
+  readonly controls: Controls | null;
+  readonly reader: MessageReader;
+  /** grpc-timeout as sent ('' without), and in milliseconds (0 without). */
+  readonly grpcTimeout: string;
+  readonly deadlineMs: number;
+  onMessage: ((message: Buffer) => void) | null = null;
+  onHalfClose: (() => void) | null = null;
+  /** Set by streams that end early, and cleanly, when the server shuts down. */
+  onShutdown: (() => void) | null = null;
+  /** Whether the client has ended its side. */
+  halfClosed = false;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #ended: (() => void)[] = [];
+
+  constructor(ctx: HttpContext, x: GrpcExchange, controls: Controls | null, grpcTimeout: string, deadlineMs: number) {
+    this.ctx = ctx;
+    this.x = x;
+    this.controls = controls;
+    this.reader = new MessageReader(ctx.config.maxBodySize);
+    this.grpcTimeout = grpcTimeout;
+    this.deadlineMs = deadlineMs;
+    x.res.once('close', () => this.#cleanup());
+  }
+
+  /** Whether the call has its status (or was cut short): nothing more is written. */
+  get done(): boolean {
+    return this.x.closed || this.x.code >= 0;
+  }
+
+  /** Runs `fn` once the call is over, however it ended. */
+  whenEnded(fn: () => void): void {
+    this.#ended.push(fn);
+  }
+
+  /** A timer that ends with the call. */
+  after(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (!this.done) this.#guard(fn);
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  /** One response message; false when the peer is behind. */
+  send(message: Uint8Array): boolean {
+    if (this.done) return false;
+    return this.x.sendMessage(message, this.#metadata());
+  }
+
+  /**
+   * The call's end, with its status. When the client has not finished sending, its
+   * stream is reset after the trailers are out (nothing more of it is read).
+   */
+  finish(code: number, message = ''): void {
+    if (this.done) return;
+    this.x.finish(code, message, this.#metadata());
+    if (!this.halfClosed) this.x.stopReading();
+    this.#cleanup();
+  }
+
+  /**
+   * What the controls ask before an answer: wait x-echo-delay, then end with
+   * x-echo-status when it is not OK; else `answer`.
+   */
+  answer(answer: () => void): void {
+    const c = this.controls;
+    const go = () => {
+      const code = c?.status == null ? Status.OK : pickStatus(c.status, this.ctx.deps.random);
+      if (code !== Status.OK) this.finish(code, `x-echo-status asked for ${GRPC_CODES[code]}`);
+      else answer();
+    };
+    if (c !== null && c.delayMs > 0) this.after(c.delayMs, go);
+    else go();
+  }
+
+  /** The echo record of this call, as an EchoResponse message's bytes. */
+  echo(payload: Buffer | null, facts: Partial<CallFacts> = {}): Uint8Array {
+    const { x, ctx } = this;
+    const { maxEchoBody } = ctx.config;
+    const size = this.controls?.size ?? null;
+    const received = payload ?? Buffer.alloc(0);
+    const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
+    const info = requestInfo(x.req, x.facts, x.target, received.length, { bytes: received.length, kept, truncated: kept.length < received.length }, x.requestId);
+    const out = size === null
+      ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
+      : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
+    return toBinary(EchoResponseSchema, echoResponse(buildEcho(info, ctx.echoContext), {
+      grpcTimeout: this.grpcTimeout, deadlineMs: this.deadlineMs, sequence: 0,
+      messagesReceived: this.reader.messages, bytesReceived: this.reader.bytes, ...out, ...facts,
+    }));
+  }
+
+  /** Starts reading the request for `method`. */
+  start(method: Method): void {
+    const { x, ctx } = this;
+    const { req } = x;
+    if (this.deadlineMs > 0) this.after(this.deadlineMs, () => this.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)'));
+    this.after(ctx.config.requestTimeoutMs, () => {
+      if (!this.halfClosed) this.finish(Status.DEADLINE_EXCEEDED, `request not received within --request-timeout (${ctx.config.requestTimeoutMs} ms)`);
+    });
+    const streaming = method.kind === 'client' || method.kind === 'bidi';
+    let single: Buffer | null = null;
+    if (streaming) this.#guard(() => method.run(this, null));
+    const text = x.flavour === 'web-text' ? new Base64Decoder() : null;
+    req.on('data', (chunk: Buffer) => {
+      if (this.done) return;
+      x.bytesIn += chunk.length;
+      let messages: Buffer[];
+      try {
+        messages = this.reader.push(text === null ? chunk : text.push(chunk));
+      } catch (err) {
+        if (!(err instanceof WireError)) throw err;
+        this.#refuse(err.code, err.message);
+        return;
+      }
+      // On the wire, prefixes included: a stream of empty messages is bounded too.
+      if (x.bytesIn > ctx.config.maxBodySize) {
+        this.#refuse(Status.RESOURCE_EXHAUSTED, `request stream larger than --max-body-size (${ctx.config.maxBodySize} bytes)`);
+        return;
+      }
+      for (const m of messages) {
+        if (this.done) return;
+        if (streaming) this.#guard(() => this.onMessage?.(m));
+        else if (single === null) single = m;
+        else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
+      }
+    });
+    req.once('end', () => {
+      this.halfClosed = true;
+      if (this.done) return;
+      if (this.reader.partial) {
+        this.finish(Status.INTERNAL, 'the request stream ended inside a message');
+      } else if (streaming) {
+        this.#guard(() => this.onHalfClose?.());
+      } else if (single === null) {
+        this.finish(Status.INTERNAL, 'no request message for a unary call');
+      } else {
+        const m: Buffer = single;
+        this.#guard(() => method.run(this, m));
+      }
+    });
+  }
+
+  /** A refusal about the request, rate-limited in the log. */
+  #refuse(code: number, message: string): void {
+    this.ctx.log('info', { peer: this.x.facts.peerAddress, path: this.x.target, grpcStatus: code }, `gRPC call refused: ${message}`);
+    this.finish(code, message);
+  }
+
+  /** Response metadata the x-echo-header control asked for. */
+  #metadata(): string[] {
+    const headers = this.controls?.headers;
+    if (headers === undefined || headers.length === 0) return [];
+    return headers.flat();
+  }
+
+  /** A method's code never takes the server down: an error is INTERNAL, logged. */
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.ctx.deps.logger.error({ err: (err as Error).message, reqId: this.x.requestId, uri: this.x.target }, 'gRPC call failed');
+      if (this.x.headersSent && this.done) return;
+      this.finish(Status.INTERNAL, 'internal error');
+    }
+  }
+
+  #cleanup(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const ended = this.#ended.splice(0);
+    for (const fn of ended) fn();
+  }
+}

@@ -1,0 +1,140 @@
+// A gRPC call's exchange and its answer port, over node:http2's compatibility
+// objects (the same request and response the HTTP adapter gets). The record is a
+// 'grpc' exchange whose outcome is the gRPC status the trailers carry; the port
+// closes it, and nothing else does: when the trailers and the end are handed to
+// HTTP/2, or, cut short, when the stream closes first (the client cancelled, its
+// deadline passed, the connection went): then as CANCELLED, aborted.
+import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
+import { closeExchange, type AbortKind, type AnswerPort } from '../../core/answer-port.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import { Exchange, grpcOutcome } from '../../core/exchange.ts';
+import type { Ledger } from '../../core/ledger.ts';
+import type { HeaderScan } from '../../core/request-head.ts';
+import { cancelStream, refuseStream, stopReading } from '../http2/stream.ts';
+import { isHttp2 } from '../http2/stream.ts';
+import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour } from './wire.ts';
+
+export class GrpcExchange extends Exchange implements AnswerPort {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly #ledger: Ledger;
+  /** gRPC, or gRPC-Web (binary or text), which also runs over HTTP/1.1. */
+  readonly flavour: Flavour;
+  /** The status the trailers carry, once set; -1 before. */
+  #code = -1;
+
+  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, flavour: Flavour) {
+    super('grpc', facts, req.method ?? 'OTHER', req.url ?? '/', scan, true);
+    this.req = req;
+    this.res = res;
+    this.flavour = flavour;
+    this.#ledger = ledger;
+    // Whatever ends the stream before the answer is complete closes the record.
+    res.once('close', () => {
+      if (!this.closed) closeExchange(ledger, this, grpcOutcome(Status.CANCELLED), true);
+    });
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  /** The status given to the trailers; -1 before. */
+  get code(): number {
+    return this.#code;
+  }
+
+  /** gRPC's head: always 200, and out at once (the messages may take their time). */
+  head(status: number, headers: readonly OutgoingHttpHeader[]): boolean {
+    this.res.writeHead(status, headers as string[]);
+    this.res.flushHeaders();
+    return true;
+  }
+
+  write(chunk: string | Uint8Array): boolean {
+    this.bytesOut += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    return this.res.write(chunk);
+  }
+
+  onDrain(fn: () => void): void {
+    this.res.once('drain', fn);
+  }
+
+  end(chunk?: string | Uint8Array): void {
+    if (chunk !== undefined) this.bytesOut += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    if (chunk === undefined) this.res.end();
+    else this.res.end(chunk);
+    closeExchange(this.#ledger, this, grpcOutcome(this.#code < 0 ? Status.UNKNOWN : this.#code), false);
+  }
+
+  /** gRPC has no 1xx answers. */
+  interim(): void {}
+
+  /** The trailers (gRPC-Web: the trailer frame); `grpc-status` among them is the exchange's outcome. */
+  trailers(fields: Readonly<Record<string, string>>): void {
+    const code = fields['grpc-status'];
+    if (code !== undefined) this.#code = Number(code);
+    if (this.flavour === 'grpc') this.res.addTrailers(fields);
+    else this.write(this.#text(trailerFrame(fields)));
+  }
+
+  /** Whether a refusal can be REFUSED_STREAM (HTTP/2); over HTTP/1.1 gRPC-Web is answered UNAVAILABLE instead. */
+  get refusable(): boolean {
+    return isHttp2(this.req);
+  }
+
+  /** gRPC-Web text: each frame as base64 (padded, as its clients read them one by one). */
+  #text(bytes: Buffer): Buffer | string {
+    return this.flavour === 'web-text' ? bytes.toString('base64') : bytes;
+  }
+
+  /**
+   * refuse: REFUSED_STREAM, nothing processed (a gRPC client retries it
+   * transparently), recorded as UNAVAILABLE. cancel: RST_STREAM CANCEL. reset: the
+   * stream destroyed. Both recorded as CANCELLED, or the status already set.
+   */
+  abort(kind: AbortKind): void {
+    if (kind === 'refuse') refuseStream(this.res);
+    else if (kind === 'cancel') cancelStream(this.res);
+    else this.res.destroy();
+    const code = kind === 'refuse' ? Status.UNAVAILABLE : this.#code < 0 ? Status.CANCELLED : this.#code;
+    closeExchange(this.#ledger, this, grpcOutcome(code), true);
+  }
+
+  stopReading(): void {
+    stopReading(this.req, this.res);
+  }
+
+  onPeerGone(fn: () => void): () => void {
+    const { res } = this;
+    const gone = () => {
+      if (!res.writableEnded || !res.writableFinished) fn();
+    };
+    res.once('close', gone);
+    return () => res.off('close', gone);
+  }
+
+  // --- gRPC's own shape, written through the port above
+
+  /** The response headers, once: before the first message or the trailers. */
+  sendHeaders(extra: readonly string[] = []): void {
+    if (this.res.headersSent) return;
+    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...extra]);
+  }
+
+  /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */
+  sendMessage(message: Uint8Array, extra?: readonly string[]): boolean {
+    this.sendHeaders(extra);
+    return this.write(this.#text(frame(message)));
+  }
+
+  /** The call's end: its status in the trailers. Only the first finish counts. */
+  finish(code: number, message = '', extra?: readonly string[]): void {
+    if (this.#code >= 0 || this.closed) return;
+    this.sendHeaders(extra);
+    const fields: Record<string, string> = { 'grpc-status': String(code) };
+    if (message !== '') fields['grpc-message'] = encodeMessage(message);
+    this.trailers(fields);
+    this.end();
+  }
+}

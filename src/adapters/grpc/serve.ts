@@ -1,0 +1,118 @@
+// gRPC on the HTTP ports: a request whose content type is gRPC (on HTTP/2) or
+// gRPC-Web (on any version) is a call. It is begun in the same Ledger and passes the
+// same admission as any request (the in-flight budget and the client's share, head
+// size and count, Expect), refused its own way (REFUSED_STREAM over the budget where
+// HTTP/2 has it, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
+// outcome is its gRPC status: one access line (with grpcStatus) and one count.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { admissionProblem } from '../../core/admission.ts';
+import type { ConnectionFacts } from '../../core/facts.ts';
+import { scanHeaders } from '../../core/request-head.ts';
+import { ControlError } from '../../controls/read.ts';
+import { parseGrpcControls } from '../../controls/grpc.ts';
+import type { HttpContext } from '../../handlers/context.ts';
+import { clip } from '../../util/parse.ts';
+import { isHttp2 } from '../http2/stream.ts';
+import { Call } from './call.ts';
+import { GrpcExchange } from './exchange.ts';
+import { createMethods } from './services.ts';
+import { Status, grpcFlavour, parseTimeout, type Flavour } from './wire.ts';
+
+export interface Grpc {
+  handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /** Shutdown: streams that would go on (server streams, bidi, health Watch) end now, UNAVAILABLE. */
+  endAll(): void;
+}
+
+/** Which gRPC a request is: gRPC on HTTP/2, gRPC-Web on any version; null when it is none. */
+function flavourOf(req: IncomingMessage): Flavour | null {
+  const flavour = grpcFlavour(req.headers['content-type']);
+  return flavour === 'grpc' && !isHttp2(req) ? null : flavour;
+}
+
+/** Whether a request is a gRPC call: gRPC's content type on HTTP/2, gRPC-Web's on any. */
+export function isGrpcRequest(req: IncomingMessage): boolean {
+  return flavourOf(req) !== null;
+}
+
+/** An admission refusal's HTTP status as the gRPC status that says the same. */
+function grpcStatusOf(httpStatus: number): number {
+  if (httpStatus === 431 || httpStatus === 413) return Status.RESOURCE_EXHAUSTED;
+  if (httpStatus === 417) return Status.FAILED_PRECONDITION;
+  return Status.INVALID_ARGUMENT;
+}
+
+export function createGrpc(ctx: HttpContext): Grpc {
+  const { config, ledger, health } = ctx;
+  const methods = createMethods(ctx);
+  const calls = new Set<Call>();
+
+  /** Ends the call before it starts, with `code`; nothing of the request is read. */
+  function refuse(x: GrpcExchange, code: number, message: string): void {
+    x.finish(code, message);
+    x.stopReading();
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
+    const scan = scanHeaders(req.rawHeaders);
+    const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan, flavourOf(req)!), req.rawHeaders);
+    try {
+      const busy = ledger.overBudget(x);
+      if (busy !== null) {
+        if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
+        if (x.refusable) x.abort('refuse');
+        else refuse(x, Status.UNAVAILABLE, busy.reason);
+        return;
+      }
+      const problem = admissionProblem(req, scan, config);
+      if (problem !== null) {
+        if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
+        refuse(x, grpcStatusOf(problem.status), problem.reason);
+        return;
+      }
+      const method = methods.get(x.target);
+      if (req.method !== 'POST' || method === undefined) {
+        refuse(x, Status.UNIMPLEMENTED, req.method !== 'POST' ? 'gRPC calls are POST requests' : `unknown method ${clip(x.target, 128)}`);
+        return;
+      }
+      const timeoutText = req.headers['grpc-timeout'] as string | undefined;
+      const timeout = parseTimeout(timeoutText);
+      if (timeout === undefined) {
+        refuse(x, Status.INVALID_ARGUMENT, `malformed grpc-timeout "${clip(timeoutText!)}"`);
+        return;
+      }
+      if (timeout === 0) {
+        refuse(x, Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)');
+        return;
+      }
+      let controls;
+      try {
+        controls = parseGrpcControls(scan.controls, config.controls, config);
+      } catch (err) {
+        if (!(err instanceof ControlError)) throw err;
+        refuse(x, err.status === 403 ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT, err.message);
+        return;
+      }
+      if (controls?.size != null && controls.size > config.maxBodySize) {
+        refuse(x, Status.RESOURCE_EXHAUSTED, `x-echo-size ${controls.size} is larger than a message may be (--max-body-size ${config.maxBodySize})`);
+        return;
+      }
+      // Aimed at the server, not the answer: set at once, as on HTTP.
+      if (controls?.health != null) health.apply(controls.health);
+      const call = new Call(ctx, x, controls, timeoutText ?? '', timeout ?? 0);
+      calls.add(call);
+      call.whenEnded(() => calls.delete(call));
+      call.start(method);
+    } catch (err) {
+      ctx.deps.logger.error({ err: (err as Error).message, reqId: x.requestId, uri: x.target }, 'gRPC call failed');
+      if (!x.closed) refuse(x, Status.INTERNAL, 'internal error');
+    }
+  }
+
+  return {
+    handle,
+    endAll() {
+      for (const call of [...calls]) call.onShutdown?.();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+// The services a gRPC client finds here, by method path: echoserver.v1.Echo (the
+// record of the call, unary and in the three streaming kinds, bounded like the event
+// stream), grpc.health.v1.Health (the server's readiness, as Kubernetes' grpc
+// probes and grpc_health_probe ask it) and server reflection (reflection.ts).
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import type { HttpContext } from '../../handlers/context.ts';
+import type { Call, Method } from './call.ts';
+import { EchoRequestSchema, ServerStreamRequestSchema } from './gen/echoserver/v1/echo_pb.js';
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from './gen/grpc/health/v1/health_pb.js';
+import { SERVICE_NAMES, reflectionInfo } from './reflection.ts';
+import { Status } from './wire.ts';
+/** The health service name that asks for liveness rather than readiness. */
+export const LIVENESS = 'liveness';
+
+/** How often a health Watch looks at the state again. */
+const WATCH_POLL_MS = 1000;
+/** The fastest a server stream may send (its interval_ms is raised to this). */
+const MIN_INTERVAL_MS = 10;
+const MAX_INTERVAL_MS = 60_000;
+
+/** A request message decoded, or the call ended with INVALID_ARGUMENT and null returned. */
+function decode<D extends DescMessage>(call: Call, schema: D, bytes: Buffer): MessageShape<D> | null {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    call.finish(Status.INVALID_ARGUMENT, `malformed ${schema.typeName}: ${(err as Error).message}`);
+    return null;
+  }
+}
+
+/** Sends `message`, pausing the request side while the peer is behind (bidi backpressure). */
+function sendPaced(call: Call, message: Uint8Array): void {
+  if (call.send(message)) return;
+  call.x.req.pause();
+  call.x.onDrain(() => call.x.req.resume());
+}
+
+export function createMethods(ctx: HttpContext): Map<string, Method> {
+  const { config, health } = ctx;
+  const methods = new Map<string, Method>();
+
+  methods.set('/echoserver.v1.Echo/Echo', {
+    kind: 'unary',
+    run(call, bytes) {
+      const req = decode(call, EchoRequestSchema, bytes!);
+      if (req === null) return;
+      call.answer(() => {
+        call.send(call.echo(Buffer.from(req.payload)));
+        call.finish(Status.OK);
+      });
+    },
+  });
+
+  methods.set('/echoserver.v1.Echo/ServerStream', {
+    kind: 'server',
+    run(call, bytes) {
+      const req = decode(call, ServerStreamRequestSchema, bytes!);
+      if (req === null) return;
+      // Bounded like the event stream: at most --sse-count messages (at least one).
+      const cap = Math.max(1, config.sseCount);
+      const count = req.count === 0 ? cap : Math.min(req.count, cap);
+      const interval = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, req.intervalMs === 0 ? config.sseIntervalMs : req.intervalMs));
+      const payload = Buffer.from(req.payload);
+      call.onShutdown = () => call.finish(Status.UNAVAILABLE, 'server shutting down');
+      call.answer(() => {
+        let n = 0;
+        const next = () => {
+          n++;
+          const more = call.send(call.echo(payload, { sequence: n }));
+          if (n >= count) call.finish(Status.OK);
+          else if (more) call.after(interval, next);
+          else call.x.onDrain(() => call.after(interval, next));
+        };
+        next();
+      });
+    },
+  });
+
+  methods.set('/echoserver.v1.Echo/ClientStream', {
+    kind: 'client',
+    run(call) {
+      let last = Buffer.alloc(0);
+      call.onMessage = (bytes) => {
+        const req = decode(call, EchoRequestSchema, bytes);
+        if (req !== null) last = Buffer.from(req.payload);
+      };
+      call.onHalfClose = () => call.answer(() => {
+        call.send(call.echo(last));
+        call.finish(Status.OK);
+      });
+    },
+  });
+
+  methods.set('/echoserver.v1.Echo/Bidi', {
+    kind: 'bidi',
+    run(call) {
+      let n = 0;
+      call.onShutdown = () => call.finish(Status.UNAVAILABLE, 'server shutting down');
+      call.onMessage = (bytes) => {
+        const req = decode(call, EchoRequestSchema, bytes);
+        if (req === null) return;
+        const sequence = ++n;
+        // A delayed echo waits on a timer: reading waits with it, so a client cannot
+        // pile up timers faster than they fire (a chunk already read is the most).
+        const delayed = (call.controls?.delayMs ?? 0) > 0;
+        if (delayed) call.x.req.pause();
+        call.answer(() => {
+          sendPaced(call, call.echo(Buffer.from(req.payload), { sequence }));
+          if (delayed && call.x.res.writableNeedDrain !== true) call.x.req.resume();
+        });
+      };
+      call.onHalfClose = () => {
+        // After the last echo: a delayed one is still on its timer.
+        const delay = call.controls?.delayMs ?? 0;
+        if (delay > 0) call.after(delay + 1, () => call.finish(Status.OK));
+        else call.finish(Status.OK);
+      };
+    },
+  });
+
+  const known = (service: string) => service === '' || service === LIVENESS || SERVICE_NAMES.includes(service);
+  const servingNow = (service: string) => (service === LIVENESS ? health.checkLive() : health.checkReady());
+  const healthAnswer = (status: Serving) => toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
+
+  methods.set('/grpc.health.v1.Health/Check', {
+    kind: 'unary',
+    run(call, bytes) {
+      const req = decode(call, HealthCheckRequestSchema, bytes!);
+      if (req === null) return;
+      if (!known(req.service)) {
+        call.finish(Status.NOT_FOUND, `unknown service ${req.service.slice(0, 64)}`);
+        return;
+      }
+      call.send(healthAnswer(servingNow(req.service) ? Serving.SERVING : Serving.NOT_SERVING));
+      call.finish(Status.OK);
+    },
+  });
+
+  methods.set('/grpc.health.v1.Health/Watch', {
+    kind: 'server',
+    run(call, bytes) {
+      const req = decode(call, HealthCheckRequestSchema, bytes!);
+      if (req === null) return;
+      // Readiness as it stands (nothing consumed: a one-shot failure is the probes').
+      const state = () => (!known(req.service) ? Serving.SERVICE_UNKNOWN : health.ready ? Serving.SERVING : Serving.NOT_SERVING);
+      let sent = state();
+      call.send(healthAnswer(sent));
+      const poll = () => {
+        const now = state();
+        if (now !== sent) {
+          sent = now;
+          call.send(healthAnswer(now));
+        }
+        call.after(WATCH_POLL_MS, poll);
+      };
+      call.after(WATCH_POLL_MS, poll);
+      call.onShutdown = () => {
+        if (sent !== Serving.NOT_SERVING && sent !== Serving.SERVICE_UNKNOWN) call.send(healthAnswer(Serving.NOT_SERVING));
+        call.finish(Status.UNAVAILABLE, 'server shutting down');
+      };
+    },
+  });
+
+  methods.set('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', reflectionInfo);
+  methods.set('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo', reflectionInfo);
+  return methods;
+}
