@@ -116,7 +116,10 @@ COPY --from=build /out/ /
 
 ENV NODE_ENV=production \
     ECHO_PORT=${PORT}
-EXPOSE ${PORT}
+# The TCP and UDP echoes are off unless the operator sets --tcp-port/--udp-port
+# (ECHO_TCP_PORT/ECHO_UDP_PORT); these are the documented ports for them, the ones the
+# Compose file, the Swarm stack and the Kubernetes overlay use. EXPOSE opens nothing.
+EXPOSE ${PORT} 7000/tcp 7001/udp
 WORKDIR /app
 # Numeric UID:GID, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER ${UID}:${UID}

@@ -67,9 +67,11 @@ export function buildHaproxyImage(): Promise<string> {
  * A port from the fixed range (DEPLOY_TEST_PORTS, default 47200-47299) that can be
  * bound now on all interfaces: Swarm's host-mode ports take no address and no 0.
  */
-export async function freeFixedPort(): Promise<number> {
+export async function freeFixedPort(except: readonly number[] = []): Promise<number> {
   const [low, high] = (process.env.DEPLOY_TEST_PORTS ?? '47200-47299').split('-').map(Number) as [number, number];
   for (let port = low; port <= high; port++) {
+    // A port picked earlier for the same deployment is free too until it is deployed.
+    if (except.includes(port)) continue;
     const ok = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));

@@ -1,6 +1,7 @@
 // deploy/swarm/stack.yaml on a single-node swarm made by this test, against the real
 // engine: 3 echo-server replicas (endpoint_mode dnsrr) behind HAProxy built from
-// Debian's package, found through Docker's DNS, checked on /readyz, PROXY v2 to each.
+// Debian's package, found through Docker's DNS, checked on /readyz, PROXY v2 to each;
+// the raw TCP echo behind the same HAProxy in `mode tcp`, reached by Python's sockets.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -22,6 +23,7 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
   let createdSwarm = false;
   let deployed = false;
   let url = '';
+  let tcpPort = 0;
   let env: NodeJS.ProcessEnv = {};
 
   const deploy = async (image: string) => {
@@ -53,8 +55,9 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     await docker('swarm', 'init', '--advertise-addr', '127.0.0.1');
     createdSwarm = true;
     const port = await freeFixedPort();
+    tcpPort = await freeFixedPort([port]);
     url = `http://127.0.0.1:${port}/`;
-    env = { ...process.env, HAPROXY_IMAGE: haproxyImage, HAPROXY_PORT: String(port), ECHO_HEALTH_INTERVAL: '1s', ECHO_HEALTH_CONTROL: 'true' };
+    env = { ...process.env, HAPROXY_IMAGE: haproxyImage, HAPROXY_PORT: String(port), HAPROXY_TCP_PORT: String(tcpPort), ECHO_HEALTH_INTERVAL: '1s', ECHO_HEALTH_CONTROL: 'true' };
     await deploy(V1);
     deployed = true;
     // Tasks enter DNS once healthy, HAProxy resolves every second and needs 2 good checks.
@@ -93,6 +96,61 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     const peerIp = echo.proxy.peer.slice(0, echo.proxy.peer.lastIndexOf(':'));
     assert.ok(haproxyIps.split(' ').includes(peerIp), `peer ${peerIp} is HAProxy (${haproxyIps.trim()})`);
     assert.notEqual(clientIp, peerIp);
+  });
+
+  it('balances the TCP echo over the replicas in mode tcp, the banner naming the original client through PROXY v2', async () => {
+    // 12 connections, one after another: round robin over 3 replicas gives each of them 4.
+    const program = `
+import socket, json
+out = []
+for i in range(12):
+    s = socket.create_connection(('127.0.0.1', ${tcpPort}), timeout=10)
+    buf = b''
+    while not buf.endswith(b'\\n'):
+        c = s.recv(1)
+        if not c: raise SystemExit('closed before the banner ended')
+        buf += c
+    payload = b'through haproxy %d' % i
+    s.sendall(payload)
+    back = b''
+    while len(back) < len(payload):
+        c = s.recv(4096)
+        if not c: break
+        back += c
+    s.close()
+    out.append({'banner': json.loads(buf), 'same': back == payload})
+print(json.dumps(out))
+`;
+    const r = await runCommand('python3', ['-c', program]);
+    assert.equal(r.code, 0, r.output);
+    const conns = JSON.parse(r.output.trim().split('\n').pop()!) as {
+      same: boolean;
+      banner: { protocol: string; remoteAddr: string; clientIp: string; proxy: { version: number; command: string; sourceAddress: string } | null; identity: { hostname: string } };
+    }[];
+    assert.equal(conns.length, 12);
+    for (const c of conns) {
+      assert.equal(c.banner.protocol, 'tcp');
+      assert.ok(c.same, 'the bytes came back through HAProxy');
+    }
+    const running = await runningTasks();
+    const seen = new Map<string, number>();
+    for (const c of conns) seen.set(c.banner.identity.hostname, (seen.get(c.banner.identity.hostname) ?? 0) + 1);
+    assert.equal(seen.size, 3, `replicas seen: ${[...seen].join(', ')}`);
+    for (const h of seen.keys()) assert.ok(running.some((id) => id.startsWith(h)), `${h} is a running task of ${SERVICE}`);
+    // Round robin: consecutive connections go to different replicas.
+    for (let i = 1; i < conns.length; i++) assert.notEqual(conns[i]!.banner.identity.hostname, conns[i - 1]!.banner.identity.hostname, `connection ${i} went to the replica of connection ${i - 1}`);
+
+    const gateway = await docker('network', 'inspect', 'docker_gwbridge', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}');
+    const haproxy = (await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_haproxy`)).split('\n')[0]!;
+    const haproxyIps = (await docker('inspect', haproxy, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}')).split(' ');
+    for (const { banner } of conns) {
+      assert.equal(banner.proxy?.version, 2);
+      assert.equal(banner.proxy.command, 'PROXY');
+      assert.equal(banner.proxy.sourceAddress, gateway, 'the client HAProxy saw');
+      assert.equal(banner.clientIp, gateway);
+      const peerIp = banner.remoteAddr.slice(0, banner.remoteAddr.lastIndexOf(':'));
+      assert.ok(haproxyIps.includes(peerIp), `the TCP peer ${peerIp} is HAProxy (${haproxyIps.join(' ').trim()})`);
+    }
   });
 
   it('takes a replica set unready out of rotation within its check interval, and back when ok', async () => {

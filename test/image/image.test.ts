@@ -105,7 +105,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
 
   it('runs as a numeric non-root user, in production mode, on port 8080, in exec form', () => {
     assert.equal(config.User, '8080:8080');
-    assert.deepEqual(config.ExposedPorts, { '8080/tcp': {} });
+    assert.deepEqual(config.ExposedPorts, { '8080/tcp': {}, '7000/tcp': {}, '7001/udp': {} }, 'HTTP, and the documented TCP and UDP echo ports');
     assert.ok((config.Env as string[]).includes('NODE_ENV=production'));
     assert.deepEqual(config.Entrypoint, ['/nodejs/bin/node', '--disable-sigusr1', '/app/echo-server.cjs'], 'no inspector by SIGUSR1');
     assert.equal(config.StopSignal, 'SIGTERM');
@@ -268,7 +268,7 @@ describe('production image', { skip: !available && process.env.CI !== 'true' ? '
     try {
       const c = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config}}', tag)) as { User: string; ExposedPorts: object; Env: string[] };
       assert.equal(c.User, '12000:12000');
-      assert.deepEqual(c.ExposedPorts, { '9090/tcp': {} });
+      assert.deepEqual(c.ExposedPorts, { '9090/tcp': {}, '7000/tcp': {}, '7001/udp': {} });
       assert.ok(c.Env.includes('ECHO_PORT=9090'));
       const name = await run('-p', '127.0.0.1::9090', '--health-interval', '500ms', tag);
       await waitForStatus(name, 'healthy', 5000);
