@@ -102,6 +102,8 @@ export interface Config {
   tcpBanner: boolean;
   /** Bytes one TCP connection may send before it is closed (0 = no cap). */
   tcpMaxBytes: number;
+  /** Bytes per second one TCP echo connection is echoed at; 0 = as fast as the peer takes them. */
+  tcpMaxRate: number;
   /** Port of the TCP echo over TLS; null: off. */
   tcpTlsPort: number | null;
   /** Port of the UDP echo; null: off. */
@@ -262,6 +264,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'tcpPort', flag: 'tcp-port', env: 'ECHO_TCP_PORT', default: '', help: 'port of the raw TCP echo: a JSON line naming the connection, then every byte echoed (empty: off; 0 picks a free one)', parse: optionalPort },
   { key: 'tcpBanner', flag: 'tcp-banner', env: 'ECHO_TCP_BANNER', default: 'true', help: 'begin each TCP echo connection with the JSON line; false: a pure echo for client-first protocols', parse: parseBoolean },
   { key: 'tcpMaxBytes', flag: 'tcp-max-bytes', env: 'ECHO_TCP_MAX_BYTES', default: '1GiB', help: 'bytes one TCP echo connection may send; it is closed after echoing that many (0 = no cap)', parse: (t) => parseSize(t, 64 * GIB) },
+  { key: 'tcpMaxRate', flag: 'tcp-max-rate', env: 'ECHO_TCP_MAX_RATE', default: '0', help: 'bytes per second one TCP echo connection is echoed at; reading pauses to keep to it (0 = no limit)', parse: (t) => parseSize(t, 64 * GIB) },
   { key: 'tcpTlsPort', flag: 'tcp-tls-port', env: 'ECHO_TCP_TLS_PORT', default: '', help: 'port of the TCP echo over TLS, with the HTTPS certificate settings (--tls-cert or a self-signed one, --tls-client-auth); the banner adds the TLS facts (empty: off)', parse: optionalPort },
   { key: 'udpPort', flag: 'udp-port', env: 'ECHO_UDP_PORT', default: '', help: 'port of the UDP echo: each datagram answered by one, never more than 3 times its size (empty: off; 0 picks a free one)', parse: optionalPort },
   { key: 'udpMode', flag: 'udp-mode', env: 'ECHO_UDP_MODE', default: 'envelope', help: 'envelope (a JSON envelope naming peer and replica, or the raw bytes when it would exceed 3 times the datagram) or echo (the exact bytes)', parse: oneOf(UDP_MODES) },

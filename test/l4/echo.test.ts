@@ -191,6 +191,27 @@ print(json.dumps({'back': read_n(s, 100).decode()}))
     }
   });
 
+  it('--tcp-max-rate: echoes at that many bytes a second, byte for byte', async () => {
+    // 64 KiB/s: 256 KiB cannot come back in less than (256 - 64) / 64 = 3 s, whatever the
+    // first read took in one piece; a slower machine only makes it longer.
+    const t = await startTestServer({ tcpPort: 0, tcpBanner: false, tcpMaxRate: 65_536, idleTimeoutMs: 10_000, maxDelayMs: 500 });
+    try {
+      const r = await python<{ same: boolean; seconds: number }>(`${PY_READ}
+import time, threading
+s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
+data = os.urandom(262144)
+start = time.monotonic()
+threading.Thread(target=lambda: s.sendall(data), daemon=True).start()
+back = read_n(s, len(data))
+print(json.dumps({'same': back == data, 'seconds': time.monotonic() - start}))
+`, 60_000);
+      assert.equal(r.same, true);
+      assert.ok(r.seconds >= 2.9, `256 KiB at 64 KiB/s came back in ${r.seconds.toFixed(2)} s`);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('--tcp-max-bytes: echoes that many, then closes, counted as byte_cap', async () => {
     const t = await startTestServer({ tcpPort: 0, tcpBanner: false, tcpMaxBytes: 1000 });
     try {

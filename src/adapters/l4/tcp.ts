@@ -56,6 +56,7 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
       socket.write(banner);
     }
     let capped = false;
+    const pace = paceOf(socket, config.tcpMaxRate);
     socket.on('data', (chunk: Buffer) => {
       if (capped) return;
       let piece = chunk;
@@ -72,11 +73,11 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
         ending('byte_cap');
         socket.pause();
         socket.end(() => socket.destroy());
-      } else if (!more) {
-        socket.pause();
+      } else {
+        pace.sent(piece.length, more);
       }
     });
-    socket.on('drain', () => { if (!capped) socket.resume(); });
+    socket.on('drain', () => { if (!capped) pace.drained(); });
     // The front stage may have left the socket paused (after a PROXY header).
     socket.resume();
   }
@@ -111,5 +112,42 @@ function bannerOf(socket: Socket, facts: ConnectionFacts, connectionId: string, 
     proxy: facts.proxy,
     tls: facts.tls,
     identity,
+  };
+}
+
+/**
+ * Reading paused while the write side is full, and, with --tcp-max-rate, while the
+ * connection is ahead of its rate: each echoed piece moves the time its next bytes
+ * are due by its size over the rate, and reading resumes then. One timer per
+ * connection at most, cleared when it closes.
+ */
+function paceOf(socket: Socket, rate: number): { sent(bytes: number, writable: boolean): void; drained(): void } {
+  let due = performance.now();
+  let full = false;
+  let timer: NodeJS.Timeout | null = null;
+  const resumeIfFree = () => { if (!full && timer === null) socket.resume(); };
+  const wait = () => {
+    const ahead = due - performance.now();
+    if (ahead <= 0) {
+      timer = null;
+      resumeIfFree();
+      return;
+    }
+    timer = setTimeout(wait, ahead);
+  };
+  socket.once('close', () => { if (timer !== null) clearTimeout(timer); });
+  return {
+    sent(bytes, writable) {
+      full = !writable;
+      if (rate > 0) {
+        due = Math.max(due, performance.now()) + (bytes / rate) * 1000;
+        if (timer === null) wait();
+      }
+      if (full || timer !== null) socket.pause();
+    },
+    drained() {
+      full = false;
+      resumeIfFree();
+    },
   };
 }
