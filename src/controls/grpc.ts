@@ -4,26 +4,17 @@
 // 0-16 (or weighted codes, `14:1,0:3`). Pure, like the rest of controls/: what was
 // asked, never its effect. A bad value is a ControlError, which the call answers
 // with INVALID_ARGUMENT naming the control.
-import { ParseError, clip, parseInteger } from '../util/parse.ts';
+import { ParseError, parseInteger } from '../util/parse.ts';
 import { ControlError, controlInput, parseControls } from './read.ts';
 import type { ControlSettings, Controls } from './table.ts';
-import { MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, type StatusChoice } from './values.ts';
+import { parseWeightedCodes, type StatusChoice } from './values.ts';
 
 /** gRPC's status codes: OK (0) to UNAUTHENTICATED (16). */
 export const GRPC_STATUS_CODES = { min: 0, max: 16 } as const;
 
 /** `14`, or weighted codes such as `0:3,14:1`. */
 export function parseGrpcStatus(text: string): StatusChoice[] {
-  const parts = text.split(',');
-  if (parts.length > MAX_STATUS_CHOICES) throw new ParseError(`at most ${MAX_STATUS_CHOICES} choices`);
-  return parts.map((part) => {
-    const pieces = part.split(':');
-    if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a code or code:weight`);
-    const [codeText = '', weightText] = pieces;
-    const code = parseInteger(codeText.trim(), GRPC_STATUS_CODES.min, GRPC_STATUS_CODES.max);
-    const weight = weightText === undefined ? 1 : parseInteger(weightText.trim(), 1, MAX_STATUS_WEIGHT);
-    return { code, weight };
-  });
+  return parseWeightedCodes(text, (t) => parseInteger(t, GRPC_STATUS_CODES.min, GRPC_STATUS_CODES.max), (t) => t.trim());
 }
 
 /**

@@ -17,15 +17,27 @@ export const MAX_STATUS_WEIGHT = 1000;
 
 /** `503`, or a weighted choice such as `200:3,503:1`. */
 export function parseStatus(text: string): StatusChoice[] {
+  return parseWeightedCodes(text, (codeText) => {
+    const code = parseInteger(codeText, STATUS_CODES.min, STATUS_CODES.max);
+    if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
+    return code;
+  });
+}
+
+/**
+ * `code`, or weighted choices `code:weight,...` (at most MAX_STATUS_CHOICES, weights
+ * 1 to MAX_STATUS_WEIGHT), each code read by `parseCode`; `normalize` applies to
+ * every piece first. HTTP statuses and gRPC codes share it.
+ */
+export function parseWeightedCodes(text: string, parseCode: (text: string) => number, normalize: (text: string) => string = (t) => t): StatusChoice[] {
   const parts = text.split(',');
   if (parts.length > MAX_STATUS_CHOICES) throw new ParseError(`at most ${MAX_STATUS_CHOICES} choices`);
   return parts.map((part) => {
     const pieces = part.split(':');
     if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a code or code:weight`);
     const [codeText = '', weightText] = pieces;
-    const code = parseInteger(codeText, STATUS_CODES.min, STATUS_CODES.max);
-    if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
-    const weight = weightText === undefined ? 1 : parseInteger(weightText, 1, MAX_STATUS_WEIGHT);
+    const code = parseCode(normalize(codeText));
+    const weight = weightText === undefined ? 1 : parseInteger(normalize(weightText), 1, MAX_STATUS_WEIGHT);
     return { code, weight };
   });
 }
