@@ -67,11 +67,6 @@ export class ConnectionShares {
       },
     };
   }
-
-  /** Clients holding at least one connection now (for tests and the drain). */
-  get clients(): number {
-    return this.#byClient.size;
-  }
 }
 
 export const isRefusal = (r: ConnectionSlot | ShareRefusal | null): r is ShareRefusal => r !== null && !('release' in r);

@@ -7,9 +7,7 @@ import type { Config } from '../config/settings.ts';
 import { connectionClient, resolveClient } from '../echo/client-ip.ts';
 import type { ConnectionFacts } from '../core/facts.ts';
 import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
-import { clientAddressKey, normalizeIp } from '../util/addresses.ts';
-
-export { network64 } from '../util/addresses.ts';
+import { clientAddressKey as keyOf, normalizeIp } from '../util/addresses.ts';
 
 /** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */
 export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPerClient'>): number {
@@ -18,9 +16,6 @@ export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPer
 }
 
 const join = (a: string | null, b: string, sep: string) => (a === null ? b : `${a}${sep}${b}`);
-
-/** The key of a client address: IPv4 as it is, IPv6 by its /64 (util/addresses.ts). */
-const keyOf = clientAddressKey;
 
 /** The client a request counts against, by the trusted-proxy rules of the echo (echo/client-ip.ts). */
 export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts, config: Pick<Config, 'trustedProxies' | 'clientIpHeader'>): string {

@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { connectionShare } from '../../src/core/connection-share.ts';
 import { NetworkSet } from '../../src/util/addresses.ts';
 import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
@@ -144,5 +145,16 @@ describe('--max-connections-per-client behind the PROXY protocol and a trusted p
       for (const s of mine) s.destroy();
       await trusted.close();
     }
+  });
+});
+
+describe('--max-connections-per-client auto', () => {
+  it('is a tenth of --max-connections, at least 10; a share as large as the limit is none', () => {
+    assert.equal(connectionShare({ maxConnections: 10_000, maxConnectionsPerClient: 0 }), 1000);
+    assert.equal(connectionShare({ maxConnections: 528, maxConnectionsPerClient: 0 }), 53, 'under --memory 128m');
+    assert.equal(connectionShare({ maxConnections: 100, maxConnectionsPerClient: 0 }), 10);
+    assert.equal(connectionShare({ maxConnections: 6, maxConnectionsPerClient: 0 }), 0, 'the floor of 10 is above the limit: no share');
+    assert.equal(connectionShare({ maxConnections: 1000, maxConnectionsPerClient: 1000 }), 0);
+    assert.equal(connectionShare({ maxConnections: 1000, maxConnectionsPerClient: 7 }), 7);
   });
 });
