@@ -22,7 +22,7 @@ const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
-const child = spawn(process.execPath, ['--disable-sigusr1', MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', '--max-delay', '20s', '--max-in-flight-per-client', '1000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--disable-sigusr1', MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', '--max-delay', '20s', '--max-in-flight-per-client', '1000000', '--max-connections-per-client', '1000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
 child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
 while (!out.includes('echo-server started')) await sleep(20);

@@ -10,6 +10,7 @@ import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type 
 import { startServer, type EchoServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
+import { connectionShare } from './core/connection-share.ts';
 import { clientShare } from './handlers/client-share.ts';
 
 export interface CliIo {
@@ -286,7 +287,7 @@ function announce(server: EchoServer, o: { limits: CgroupLimits; auto: AutoSized
   const resources = {
     memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
     maxInFlight: server.config.maxInFlight, maxInFlightAuto: auto.inFlight, maxInFlightPerClient: clientShare(server.config),
-    maxConnections: server.config.maxConnections, maxConnectionsAuto: auto.connections,
+    maxConnections: server.config.maxConnections, maxConnectionsAuto: auto.connections, maxConnectionsPerClient: connectionShare(server.config) || server.config.maxConnections,
     h2MaxStreams: server.config.h2MaxStreams, heapLimitMiB: heapLimitMiB(),
   };
   if (worker !== null) {

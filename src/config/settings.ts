@@ -38,6 +38,8 @@ export interface Config {
   idleTimeoutMs: number;
   /** 0 until resolved: `auto` (10,000, or fewer under a container memory limit, see resources.ts). */
   maxConnections: number;
+  /** 0 = `auto`: a tenth of --max-connections, at least 10 (see core/connection-share.ts). */
+  maxConnectionsPerClient: number;
   /** 0 until resolved: `auto` (sized from the container's memory limit at start-up, see resources.ts). */
   maxInFlight: number;
   /** 0 = `auto`: a tenth of --max-in-flight, at least 10 (see http/client-share.ts clientShare). */
@@ -213,6 +215,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'ECHO_IDLE_TIMEOUT', default: '2m', help: 'a connection with no traffic either way for this long is closed (0 = never)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxConnections', flag: 'max-connections', env: 'ECHO_MAX_CONNECTIONS', default: 'auto', help: 'open connections (HTTP/2 sessions included) allowed at once; more are refused; auto: 10000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlight', flag: 'max-in-flight', env: 'ECHO_MAX_IN_FLIGHT', default: 'auto', help: 'requests, streams and WebSockets handled at once, all protocols together (503 or REFUSED_STREAM above); auto: 1000, less under a container memory limit', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
+  { key: 'maxConnectionsPerClient', flag: 'max-connections-per-client', env: 'ECHO_MAX_CONNECTIONS_PER_CLIENT', default: 'auto', help: 'how many of the --max-connections slots one client may hold (on every port: the TCP peer, the PROXY header\'s source where the port takes one; IPv6 by /64; a peer in --trusted-proxies is not held to it); more are closed at once; auto: a tenth, at least 10; --max-connections or more: no share', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'maxInFlightPerClient', flag: 'max-in-flight-per-client', env: 'ECHO_MAX_IN_FLIGHT_PER_CLIENT', default: 'auto', help: 'how many of the --max-in-flight slots one client may hold (the client the echo names: behind a trusted proxy, by PROXY header, else the peer; IPv6 by /64); 503 or REFUSED_STREAM above; auto: a tenth, at least 10; --max-in-flight or more: no share', parse: autoOr((t) => parseInteger(t, 1, 1_000_000)) },
   { key: 'readyWhenSaturated', flag: 'ready-when-saturated', env: 'ECHO_READY_WHEN_SATURATED', default: 'true', help: 'whether readiness stays 200 while --max-in-flight is full; false answers 503 then, so balancers send elsewhere', parse: parseBoolean },
   { key: 'maxOpsInFlight', flag: 'max-ops-in-flight', env: 'ECHO_MAX_OPS_IN_FLIGHT', default: '64', help: 'health, metrics and version requests handled at once, apart from --max-in-flight (503 or REFUSED_STREAM above)', parse: (t) => parseInteger(t, 1, 10_000) },

@@ -7,7 +7,7 @@ import type { Config } from '../config/settings.ts';
 import { connectionClient, resolveClient } from '../echo/client-ip.ts';
 import type { ConnectionFacts } from '../core/facts.ts';
 import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
-import { normalizeIp } from '../util/addresses.ts';
+import { clientAddressKey as keyOf, normalizeIp } from '../util/addresses.ts';
 
 /** The share one client may hold: `auto` is a tenth of the budget, at least 10, never above the budget. */
 export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPerClient'>): number {
@@ -16,25 +16,6 @@ export function clientShare(config: Pick<Config, 'maxInFlight' | 'maxInFlightPer
 }
 
 const join = (a: string | null, b: string, sep: string) => (a === null ? b : `${a}${sep}${b}`);
-
-/**
- * An IPv6 client by its /64 network: a host is usually given a whole /64, so
- * choosing a new source address in it must not make it a new client.
- */
-export function network64(ip: string): string {
-  const zone = ip.indexOf('%');
-  const a = zone < 0 ? ip : ip.slice(0, zone);
-  const gap = a.indexOf('::');
-  const head = gap < 0 ? a.split(':') : gap === 0 ? [] : a.slice(0, gap).split(':');
-  const tail = gap < 0 ? [] : a.slice(gap + 2) === '' ? [] : a.slice(gap + 2).split(':');
-  // A trailing dotted quad is the last two groups.
-  const tailGroups = tail.length + (tail.length > 0 && tail[tail.length - 1]!.includes('.') ? 1 : 0);
-  const groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail].slice(0, 4);
-  return `${groups.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
-}
-
-/** The key of a client address: IPv4 as it is, IPv6 by its /64. */
-const keyOf = (ip: string) => (ip.includes(':') ? network64(ip) : ip);
 
 /** The client a request counts against, by the trusted-proxy rules of the echo (echo/client-ip.ts). */
 export function clientKey(rawHeaders: readonly string[], facts: ConnectionFacts, config: Pick<Config, 'trustedProxies' | 'clientIpHeader'>): string {

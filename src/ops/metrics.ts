@@ -31,6 +31,9 @@ export type ClosedEarly = (typeof CLOSED_EARLY)[number];
 /** How a TCP echo connection ended: the `reason` label of echo_tcp_connections_total. */
 export const TCP_ENDS = ['closed', 'reset', 'idle_timeout', 'byte_cap', 'drain'] as const;
 export type TcpEnd = (typeof TCP_ENDS)[number];
+/** The limit a connection was refused by at accept: the `limit` label of echo_connections_refused_total. */
+export const CONNECTION_LIMITS = ['max_connections', 'max_connections_per_client'] as const;
+export type ConnectionLimit = (typeof CONNECTION_LIMITS)[number];
 /** What became of a datagram on the UDP echo: the `result` label of echo_udp_datagrams_total. */
 export const UDP_RESULTS = ['answered', 'dropped_source_rate', 'dropped_budget'] as const;
 export type UdpResult = (typeof UDP_RESULTS)[number];
@@ -68,6 +71,8 @@ interface Counted {
   udp?: ArrayLike<number>;
   /** gRPC calls by status code (0-16); absent from a worker that predates it. */
   grpcCalls?: ArrayLike<number>;
+  /** Connections refused at accept, by CONNECTION_LIMITS slot; absent from a worker that predates it. */
+  connectionsRefused?: ArrayLike<number>;
 }
 
 /** The gRPC status codes by number, as the `code` label of echo_grpc_calls_total says them. */
@@ -101,6 +106,8 @@ export interface Metrics {
   connectionClosed(): void;
   /** A connection that closed without sending a byte (an L4 health check, most likely). */
   connectionClosedEarly(reason: ClosedEarly): void;
+  /** A connection closed at accept because a limit was reached. */
+  connectionRefused(limit: ConnectionLimit): void;
   /** A TCP echo connection ended, having carried these bytes. */
   tcpConnection(end: TcpEnd, bytesIn: number, bytesOut: number): void;
   /** A datagram reached the UDP echo: answered with `bytesOut` bytes, or dropped. */
@@ -138,12 +145,13 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   const tcp = new Float64Array(TCP_ENDS.length + 2);
   const udp = new Float64Array(UDP_RESULTS.length + 2);
   const grpcCalls = new Float64Array(GRPC_CODES.length);
+  const connectionsRefused = new Float64Array(CONNECTION_LIMITS.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
     inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
     tcp: Array.from(tcp), udp: Array.from(udp),
-    grpcCalls: Array.from(grpcCalls),
+    grpcCalls: Array.from(grpcCalls), connectionsRefused: Array.from(connectionsRefused),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -167,6 +175,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     connectionOpened: () => { connections++; },
     connectionClosed: () => { connections--; },
     connectionClosedEarly: (reason) => { closedEarly[CLOSED_EARLY.indexOf(reason)]!++; },
+    connectionRefused: (limit) => { connectionsRefused[CONNECTION_LIMITS.indexOf(limit)]!++; },
     tcpConnection(end, bytesIn, bytesOut) {
       tcp[TCP_ENDS.indexOf(end)]!++;
       tcp[TCP_ENDS.length]! += bytesIn;
@@ -180,7 +189,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
     scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp, grpcCalls,
+      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp, grpcCalls, connectionsRefused,
     }]) + await registry.metrics(),
     contentType: CONTENT_TYPE,
   };
@@ -209,7 +218,9 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   const tcp = new Float64Array(TCP_ENDS.length + 2);
   const udp = new Float64Array(UDP_RESULTS.length + 2);
   const grpcCalls = new Float64Array(GRPC_CODES.length);
+  const connectionsRefused = new Float64Array(CONNECTION_LIMITS.length);
   for (const s of snapshots) {
+    if (s.connectionsRefused !== undefined) addInto(connectionsRefused, s.connectionsRefused);
     if (s.closedEarly !== undefined) addInto(closedEarly, s.closedEarly);
     if (s.tcp !== undefined) addInto(tcp, s.tcp);
     if (s.udp !== undefined) addInto(udp, s.udp);
@@ -259,6 +270,8 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   out += `echo_requests_refused_total ${refused}\n`;
   head('echo_connections_closed_early_total', 'Connections closed before sending a byte (TCP health checks), by what the port was waiting for.', 'counter');
   CLOSED_EARLY.forEach((reason, i) => { out += `echo_connections_closed_early_total{reason="${reason}"} ${closedEarly[i]}\n`; });
+  head('echo_connections_refused_total', 'Connections closed at accept because --max-connections or --max-connections-per-client was reached, by limit.', 'counter');
+  CONNECTION_LIMITS.forEach((limit, i) => { out += `echo_connections_refused_total{limit="${limit}"} ${connectionsRefused[i]}\n`; });
   head('echo_requests_refused_per_client_total', 'Requests and streams refused because their client held --max-in-flight-per-client.', 'counter');
   out += `echo_requests_refused_per_client_total ${refusedPerClient}\n`;
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');

@@ -8,6 +8,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { AddressInfo, Server as TcpServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
+import { ConnectionShares } from '../core/connection-share.ts';
 import { portTable, type PortRow } from '../core/ports.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
@@ -74,7 +75,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const http1 = createHttp1Stage(app, config, { log, progress });
   http1.server.on('upgrade', dispatchUpgrades(app, config, { logger, log, http1, toH2: h2.take }));
   const accepted: Accepted = { inFront: new Set(), count: 0 };
-  const acceptDeps = { logger, metrics: deps.metrics, log, accepted, expire: http1.expire };
+  const acceptDeps = { logger, metrics: deps.metrics, log, accepted, expire: http1.expire, shares: new ConnectionShares(config) };
   const watching: (() => void)[] = [];
   const fronts: { row: PortRow; server: TcpServer }[] = [];
   const datagramRows: PortRow[] = [];

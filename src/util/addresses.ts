@@ -77,3 +77,27 @@ export class NetworkSet {
     return this.#list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
   }
 }
+
+/**
+ * An IPv6 client by its /64 network: a host is usually given a whole /64, so
+ * choosing a new source address in it must not make it a new client.
+ */
+export function network64(ip: string): string {
+  const zone = ip.indexOf('%');
+  const a = zone < 0 ? ip : ip.slice(0, zone);
+  const gap = a.indexOf('::');
+  const head = gap < 0 ? a.split(':') : gap === 0 ? [] : a.slice(0, gap).split(':');
+  const tail = gap < 0 ? [] : a.slice(gap + 2) === '' ? [] : a.slice(gap + 2).split(':');
+  // A trailing dotted quad is the last two groups.
+  const tailGroups = tail.length + (tail.length > 0 && tail[tail.length - 1]!.includes('.') ? 1 : 0);
+  const groups = [...head, ...Array<string>(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail].slice(0, 4);
+  return `${groups.map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/**
+ * The key a client address counts under in a per-client share (of the in-flight
+ * budget, of --max-connections): IPv4 as it is, IPv6 by its /64.
+ */
+export function clientAddressKey(ip: string): string {
+  return ip.includes(':') ? network64(ip) : ip;
+}

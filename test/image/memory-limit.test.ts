@@ -108,6 +108,8 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
       '-v', `${dir}:/app:ro`, '--entrypoint', '/nodejs/bin/node', runtime, '--disable-sigusr1', '/app/echo-server.cjs', '--no-access-log',
       // Every request comes from this one client: without this its share (a tenth) would hold the load below the budget.
       '--max-in-flight-per-client', '1000000',
+      // The same for its share of the connections (a tenth of --max-connections).
+      '--max-connections-per-client', '1000000',
       // The automatic limit (528) leaves room for as many HTTP/2 sessions; HTTP/1.1
       // connections cost less, so more are allowed here and the in-flight budget refuses.
       '--max-connections', '1024');
@@ -161,7 +163,10 @@ describe('in a container limited to 128 MiB', { skip: !available && process.env.
       // Sessions left closing after the flood (GOAWAY sent, the client gone behind
       // docker-proxy, which keeps the server's side open) end by the idle timeout: a
       // short one (above --max-delay, as it must be) keeps the wait below short.
-      '--max-delay', '20s', '--idle-timeout', '25s');
+      '--max-delay', '20s', '--idle-timeout', '25s',
+      // The flood comes from this one client (the Docker gateway): its share of the
+      // connections (a tenth) would keep it below the limit this test fills.
+      '--max-connections-per-client', '1000000');
     const port = Number(/127\.0\.0\.1:(\d+)/.exec(await docker('port', name, '8080/tcp'))![1]);
     const startLine = await waitFor(async () => (await docker('logs', name)).split('\n').filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'echo-server started'), 45_000, 'the startup log line', 100)

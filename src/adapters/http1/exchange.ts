@@ -90,7 +90,14 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   end(chunk?: string | Uint8Array): void {
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
-    if (!this.#watching) closeExchange(this.#ledger, this, httpOutcome(this.res.statusCode), false);
+    if (this.#watching) return;
+    // An HTTP/2 answer is not gone at end(): node:http2 holds it, whole, until the
+    // peer's flow-control window lets it out, which a peer that never reads never
+    // does. Its exchange stays counted (in flight, against its client's share) until
+    // the stream closes, sent or reset, so the in-flight budget bounds what stalled
+    // answers hold. HTTP/1.1 is bounded by its socket buffer and the connection.
+    if (isHttp2(this.req)) this.handlerReturned();
+    else closeExchange(this.#ledger, this, httpOutcome(this.res.statusCode), false);
   }
 
   /**
