@@ -579,11 +579,13 @@ async function main(): Promise<void> {
     const only = process.env.BENCH_QUICK_ONLY;
     if (only === 'h2') {
       console.log(h2Table(await h2Compare()).join('\n'));
+      rmSync(TMP, { recursive: true, force: true });
       return;
     }
     const scenarios = only === undefined ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)) : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
     console.log(table(await compare(scenarios, PINNED, ECHO_ARGS), true).join('\n'));
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    rmSync(TMP, { recursive: true, force: true });
     return;
   }
   const startup: Record<Duo, number[]> = { echo: [], baseline: [] };
