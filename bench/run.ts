@@ -16,7 +16,7 @@
 // (mixed-load length and idle wait, 30), BENCH_IMAGE (an existing image for the
 // docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
 // (only the pinned small GETs, printed: the loop for optimising the hot path; with
-// BENCH_QUICK_SCENARIOS=n or BENCH_QUICK_ONLY=<part of a scenario's name>, BENCH_ECHO_ARGS='--no-access-log ...',
+// BENCH_QUICK_SCENARIOS=n or BENCH_QUICK_ONLY=<part of a scenario's name, or h2 for the HTTP/2 rows>, BENCH_ECHO_ARGS='--no-access-log ...',
 // BENCH_BUNDLE=path).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -43,7 +43,10 @@ const SERVER_CPUS = '0';
 const LOAD_CPUS = NCPU > 2 ? `1-${NCPU - 1}` : '1';
 const TMP = mkdtempSync(join(tmpdir(), 'echo-bench-'));
 
-type Target = 'echo' | 'baseline';
+/** echo-server, the same-fields baseline (baseline.mjs) and what a user would run instead (article.mjs). */
+type Target = 'echo' | 'baseline' | 'article';
+/** The memory, startup and held-request figures compare with the same-fields baseline only. */
+type Duo = 'echo' | 'baseline';
 
 interface StartOptions {
   pin?: boolean;
@@ -52,6 +55,8 @@ interface StartOptions {
   traceGc?: boolean;
   /** Cleartext HTTP/2 port for the baseline (mixed load). */
   h2?: boolean;
+  /** article.mjs's h2c port, TLS port, key and certificate files. */
+  articleArgs?: string[];
 }
 
 interface Server {
@@ -116,6 +121,7 @@ async function startServer(target: Target, opts: StartOptions = {}): Promise<Ser
   const node = [process.execPath, ...(opts.traceGc ? ['--trace-gc-nvp'] : [])];
   const args = target === 'echo'
     ? [...node, BUNDLE, '--port', String(port), '--host', HOST, ...(opts.args ?? [])]
+    : target === 'article' ? [...node, 'bench/article.mjs', String(port), ...(opts.articleArgs ?? [])]
     : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
   const argv = PINNED ? ['taskset', '-c', opts.pin ? SERVER_CPUS : `0-${NCPU - 1}`, ...args] : args;
   const start = performance.now();
@@ -270,33 +276,114 @@ function aggregate(xs: Sample[]): Sample {
   };
 }
 
-interface Row { scenario: string; echo: Sample; baseline: Sample }
+/** `article`: the six-line server, what the ratios are against; `baseline`: the same fields, where the time goes. */
+interface Row { scenario: string; echo: Sample; baseline: Sample; article: Sample }
 
 /** Every scenario, echo-server and the baseline interleaved round by round. */
 async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = []): Promise<Row[]> {
   const echo = await startServer('echo', { pin, traceGc: true, args: echoArgs });
   const baseline = await startServer('baseline', { pin, traceGc: true });
+  const article = await startServer('article', { pin, traceGc: true });
   await sleep(300);
   const rows: Row[] = [];
   try {
     for (const scenario of scenarios) {
-      const samples: Record<Target, Sample[]> = { echo: [], baseline: [] };
+      const samples: Record<Target, Sample[]> = { echo: [], baseline: [], article: [] };
       for (let round = 0; round < ROUNDS; round++) {
-        for (const server of [echo, baseline]) {
+        for (const server of [echo, article, baseline]) {
           if (round === 0) await wrk(server.port, { ...scenario.shape(server.target), duration: 1 }, pin); // warm-up
           samples[server.target].push(await measure(server, scenario, pin));
         }
       }
-      const row = { scenario: scenario.name, echo: aggregate(samples.echo), baseline: aggregate(samples.baseline) };
+      const row = { scenario: scenario.name, echo: aggregate(samples.echo), baseline: aggregate(samples.baseline), article: aggregate(samples.article) };
       rows.push(row);
-      console.log(`  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs ${row.baseline.rps.toFixed(0)} req/s (${(row.echo.rps / row.baseline.rps).toFixed(2)}), ` +
-        `CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.baseline.cpuUsPerReq.toFixed(1)} µs/req`);
+      console.log(`  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs six-line ${row.article.rps.toFixed(0)} (${(row.echo.rps / row.article.rps).toFixed(2)}), ` +
+        `same fields ${row.baseline.rps.toFixed(0)} (${(row.echo.rps / row.baseline.rps).toFixed(2)}) req/s; CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`);
     }
   } finally {
     await stopServer(echo);
     await stopServer(baseline);
+    await stopServer(article);
   }
   return rows;
+}
+
+interface H2Row { scenario: string; echo: Sample; article: Sample }
+
+/** One bounded h2load run (10 connections x 10 streams); per-request durations from its log give p50/p99. */
+function h2load(url: string, seconds = DURATION): Omit<Sample, 'rssMb' | 'cpuUsPerReq' | 'allocKbPerReq'> & { requests: number } {
+  const log = join(TMP, 'h2load.log');
+  const args = ['h2load', '-D', String(seconds), '-c', '10', '-m', '10', '--log-file', log, url];
+  const argv = PINNED ? ['taskset', '-c', LOAD_CPUS, ...args] : args;
+  const out = execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+  const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(out);
+  if (done === null || rate === null) throw new Error(`h2load: ${out}`);
+  const us = readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2])).filter(Number.isFinite).sort((a, b) => a - b);
+  rmSync(log, { force: true });
+  const at = (q: number) => (us.length === 0 ? 0 : us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000);
+  return { rps: Number(rate[1]), p50: at(0.5), p99: at(0.99), p999: at(0.999), errors: Number(done[3]) + Number(done[4]), requests: Number(done[2]) };
+}
+
+/** HTTP/2 small GETs (h2c on the plain port, and TLS), echo-server against a bare node:http2 stream server, interleaved. */
+async function h2Compare(): Promise<H2Row[]> {
+  if (spawnSync('sh', ['-c', 'command -v h2load'], { stdio: 'ignore' }).status !== 0) {
+    console.log('  HTTP/2: skipped (h2load is not installed: nghttp2-client)');
+    return [];
+  }
+  const key = join(TMP, 'key.pem');
+  const cert = join(TMP, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  const [echoTls, h2c, h2tls] = [await freePort(), await freePort(), await freePort()];
+  const echo = await startServer('echo', { pin: true, args: ['--https', '--https-port', String(echoTls), '--tls-cert', cert, '--tls-key', key] });
+  const article = await startServer('article', { pin: true, articleArgs: [String(h2c), String(h2tls), key, cert] });
+  await sleep(300);
+  const urls: { scenario: string; echo: string; article: string }[] = [
+    { scenario: 'HTTP/2 h2c GET /bench?x=1', echo: `http://${HOST}:${echo.port}/bench?x=1`, article: `http://${HOST}:${h2c}/bench?x=1` },
+    { scenario: 'HTTP/2 TLS GET /bench?x=1', echo: `https://${HOST}:${echoTls}/bench?x=1`, article: `https://${HOST}:${h2tls}/bench?x=1` },
+  ];
+  const rows: H2Row[] = [];
+  try {
+    for (const u of urls) {
+      const samples: Record<'echo' | 'article', Sample[]> = { echo: [], article: [] };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const [server, url] of [[echo, u.echo], [article, u.article]] as const) {
+          const pids = [server.child.pid!];
+          if (round === 0) h2load(url, 1); // warm-up
+          ftruncateSync(server.logFd, 0);
+          const cpu0 = cpuUs(pids);
+          const r = h2load(url);
+          const cpu = cpuUs(pids) - cpu0;
+          samples[server.target as 'echo' | 'article'].push({ ...r, rssMb: rssOf(pids), cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0, allocKbPerReq: null });
+        }
+      }
+      const row = { scenario: u.scenario, echo: aggregate(samples.echo), article: aggregate(samples.article) };
+      rows.push(row);
+      console.log(`  ${row.scenario}: ${row.echo.rps.toFixed(0)} vs bare node:http2 ${row.article.rps.toFixed(0)} req/s (${ratio(row.echo.rps, row.article.rps)}), ` +
+        `CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`);
+    }
+  } finally {
+    await stopServer(echo);
+    await stopServer(article);
+  }
+  return rows;
+}
+
+function h2Table(rows: H2Row[]): string[] {
+  const lines = ['| scenario | req/s (bare node:http2) | **ratio** | p50 ms | p99 ms | p99 ratio | CPU µs / req | ratio | errors |', '|---|---|---|---|---|---|---|---|---|'];
+  for (const { scenario, echo: e, article: a } of rows) {
+    lines.push(`| ${scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
+      `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} | ${e.errors} (${a.errors}) |`);
+  }
+  return lines;
+}
+
+/** The gRPC and L4 benches, run as they are (each pinned and interleaved the same way); their printed tables are kept. */
+function subBench(script: string): string {
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, BENCH_BUNDLE: BUNDLE }, timeout: 15 * 60_000 });
+  if (r.status !== 0) return `${script} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' ')}`;
+  return r.stdout.trim();
 }
 
 interface WorkerRow { name: string; sample: Sample }
@@ -473,10 +560,10 @@ function dockerRunToHealthy(): string {
 interface Report {
   date: string; node: string; cpus: number; cpuModel: string; memoryGb: number; durationSeconds: number; rounds: number; connections: number;
   pinned: boolean; loadBefore: number[]; loadAfter: number[]; benchSeconds: number;
-  pinnedRows: Row[]; unpinnedRows: Row[]; workers: WorkerRow[]; scrape: ScrapeFigures;
-  mix: Record<Target, MixFigures>; mixSeconds: number;
-  startupMs: Record<Target, number>; idleRssMb: Record<Target, number>;
-  held: Record<Target, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>; dockerRunToHealthy: string;
+  pinnedRows: Row[]; unpinnedRows: Row[]; h2Rows: H2Row[]; grpc: string; l4: string; go: string; workers: WorkerRow[]; scrape: ScrapeFigures;
+  mix: Record<Duo, MixFigures>; mixSeconds: number;
+  startupMs: Record<Duo, number>; idleRssMb: Record<Duo, number>;
+  held: Record<Duo, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>; dockerRunToHealthy: string;
 }
 
 async function main(): Promise<void> {
@@ -490,13 +577,19 @@ async function main(): Promise<void> {
   if (process.env.BENCH_QUICK === '1') {
     // Development loop: only the pinned small GETs, printed, nothing written.
     const only = process.env.BENCH_QUICK_ONLY;
+    if (only === 'h2') {
+      console.log(h2Table(await h2Compare()).join('\n'));
+      rmSync(TMP, { recursive: true, force: true });
+      return;
+    }
     const scenarios = only === undefined ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)) : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
     console.log(table(await compare(scenarios, PINNED, ECHO_ARGS), true).join('\n'));
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    rmSync(TMP, { recursive: true, force: true });
     return;
   }
-  const startup: Record<Target, number[]> = { echo: [], baseline: [] };
-  const idle: Record<Target, number> = { echo: 0, baseline: 0 };
+  const startup: Record<Duo, number[]> = { echo: [], baseline: [] };
+  const idle: Record<Duo, number> = { echo: 0, baseline: 0 };
   for (let i = 0; i < 5; i++) {
     for (const target of ['echo', 'baseline'] as const) {
       const s = await startServer(target);
@@ -511,6 +604,15 @@ async function main(): Promise<void> {
 
   const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true) : [];
   const unpinnedRows = await compare(UNPINNED_SCENARIOS, false);
+  const h2Rows = await h2Compare();
+  const grpc = subBench('bench/grpc.ts');
+  console.log(grpc);
+  const l4Out = subBench('bench/l4.ts');
+  const l4 = existsSync('bench/results/l4.md') && !l4Out.includes('failed (exit') ? readFileSync('bench/results/l4.md', 'utf8').trim() : l4Out;
+  const go = spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status === 0
+    ? 'not measured yet: the Go reference server is not written (go is on PATH)'
+    : 'skipped: `go` is not on PATH (Debian: golang-go)';
+  console.log(`  Go net/http: ${go}`);
   const workers = await workersCompare();
   const scrape = await scrapeCost();
   console.log(`  scrape: ${scrape.series} series, ${scrape.scrapeMs.toFixed(2)} ms, ${scrape.cpuUsPerScrape.toFixed(0)} µs CPU; p99 ${scrape.p99Quiet.toFixed(1)} -> ${scrape.p99Scraped.toFixed(1)} ms with ${scrape.scrapes} scrapes`);
@@ -528,7 +630,7 @@ async function main(): Promise<void> {
     date: started.toISOString(), node: process.version, cpus: NCPU, cpuModel: cpus()[0]?.model ?? '',
     memoryGb: Math.round(totalmem() / 1024 ** 3), durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS,
     pinned: PINNED, loadBefore, loadAfter: loadavg(), benchSeconds: Math.round((Date.now() - started.getTime()) / 1000),
-    pinnedRows, unpinnedRows, workers, scrape, mix, mixSeconds: MIX_SECONDS,
+    pinnedRows, unpinnedRows, h2Rows, grpc, l4, go, workers, scrape, mix, mixSeconds: MIX_SECONDS,
     startupMs: { echo: median(startup.echo), baseline: median(startup.baseline) }, idleRssMb: idle, held, dockerRunToHealthy: docker,
   };
   const md = markdown(report);
@@ -545,15 +647,16 @@ const ratio = (a: number, b: number) => (b === 0 ? '-' : (a / b).toFixed(2));
 
 function table(rows: Row[], withAlloc: boolean): string[] {
   const lines = [
-    `| scenario | req/s | ratio | p50 ms | p99 ms | ratio | p99.9 ms | CPU µs / req | ratio |${withAlloc ? ' alloc KiB / req | ratio |' : ''} errors |`,
-    `|---|---|---|---|---|---|---|---|---|${withAlloc ? '---|---|' : ''}---|`,
+    `| scenario | req/s (six-line) | **ratio** | same fields: req/s, CPU µs / req | ratio | p50 ms | p99 ms | p99 ratio | CPU µs / req | ratio |${withAlloc ? ' alloc KiB / req | ratio |' : ''} errors |`,
+    `|---|---|---|---|---|---|---|---|---|---|${withAlloc ? '---|---|' : ''}---|`,
   ];
   for (const s of rows) {
     const e = s.echo;
+    const a = s.article;
     const b = s.baseline;
-    const alloc = withAlloc ? ` ${e.allocKbPerReq === null ? '-' : f(e.allocKbPerReq, 1)} (${b.allocKbPerReq === null ? '-' : f(b.allocKbPerReq, 1)}) | ${e.allocKbPerReq !== null && b.allocKbPerReq !== null ? ratio(e.allocKbPerReq, b.allocKbPerReq) : '-'} |` : '';
-    lines.push(`| ${s.scenario} | ${f(e.rps)} (base ${f(b.rps)}) | **${ratio(e.rps, b.rps)}** | ${f(e.p50, 2)} (${f(b.p50, 2)}) | ${f(e.p99, 2)} (${f(b.p99, 2)}) | ${ratio(e.p99, b.p99)} | ` +
-      `${f(e.p999, 1)} (${f(b.p999, 1)}) | ${f(e.cpuUsPerReq, 1)} (${f(b.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, b.cpuUsPerReq)} |${alloc} ${e.errors} (${b.errors}) |`);
+    const alloc = withAlloc ? ` ${e.allocKbPerReq === null ? '-' : f(e.allocKbPerReq, 1)} (${a.allocKbPerReq === null ? '-' : f(a.allocKbPerReq, 1)}) | ${e.allocKbPerReq !== null && a.allocKbPerReq !== null ? ratio(e.allocKbPerReq, a.allocKbPerReq) : '-'} |` : '';
+    lines.push(`| ${s.scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(b.rps)}, ${f(b.cpuUsPerReq, 1)} | ${ratio(e.rps, b.rps)} | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
+      `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} |${alloc} ${e.errors} (${a.errors}) |`);
   }
   return lines;
 }
@@ -563,13 +666,19 @@ function markdown(r: Report): string {
     `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${r.cpus} × ${r.cpuModel.trim()}, ${r.memoryGb} GiB, Node ${r.node}; load average ${r.loadBefore.map((l) => f(l, 2)).join(' ')} before, ` +
     `${r.loadAfter.map((l) => f(l, 2)).join(' ')} after (the machine is shared: compare ratios, not absolute figures); wrk (1 thread), ${r.connections} connections, ` +
     `${r.rounds} interleaved rounds of ${r.durationSeconds} s (medians); the whole bench took ${r.benchSeconds} s. echo-server runs its production bundle with default settings, ` +
-    'access log on, written to a file; both servers write their stdout to a file. Values in parentheses and every ratio are against the bare node:http baseline of the same run.',
+    'access log on, written to a file; both servers write their stdout to a file. Values in parentheses and the bold ratios are against what a user would run instead, in the same run: the article\'s six-line node:http server ' +
+    '(bench/article.mjs, nothing read, limited or logged); the "same fields" column is bench/baseline.mjs, which renders what echo-server\'s answer holds and echoes bodies, and shows how much of the gap is rendering.',
     '',
   ];
   if (r.pinned) {
     lines.push(`**Per core (pinned):** each server on CPU ${SERVER_CPUS}, wrk on CPU ${LOAD_CPUS}. CPU µs / req is user + system time of the server process (from /proc); ` +
       'allocations per request are V8\'s `allocated=` counts from `--trace-gc-nvp`. The first row is the headline.', '', ...table(r.pinnedRows, true), '');
   }
+  if (r.h2Rows.length > 0) {
+    lines.push('**HTTP/2 (pinned)**, h2load 10 connections × 10 streams, against a bare node:http2 server on the stream API answering the six lines (h2c, and TLS with ALPN h2):', '', ...h2Table(r.h2Rows), '');
+  }
+  lines.push('**gRPC** (`npm run bench:grpc`, pinned, against a plain @grpc/grpc-js server):', '', '```', r.grpc, '```', '',
+    '**TCP and UDP** (`npm run bench:l4`, against bare node:net and node:dgram echoes):', '', r.l4, '', `**Go net/http reference:** ${r.go}.`, '');
   lines.push('**Unpinned:** servers and wrk share both cores, so Node\'s GC and libuv threads can use the second one.', '', ...table(r.unpinnedRows, false), '');
   const w1 = r.workers[0]!.sample;
   lines.push(`**Workers** (unpinned, ${HEADLINE}): on ${r.cpus} cores shared with the load generator the gain is bounded; on a host with spare cores it is larger.`, '',
