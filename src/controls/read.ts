@@ -58,7 +58,7 @@ export function gateRefusal(spec: ControlSpec, gates: ControlGates): ControlErro
  * 400 whatever the settings.
  */
 export function parseControls(input: ControlInput, settings: ControlSettings): Controls {
-  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
+  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null, fault: null };
   let refusal: ControlError | null = null;
   for (const [name, { source, values }] of input) {
     const spec = controlNamed(name);

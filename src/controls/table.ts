@@ -13,6 +13,7 @@ import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { REPRESENTATIONS } from '../echo/render/negotiate.ts';
 import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
+import { parseFault, type FaultChoice } from './faults.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './values.ts';
@@ -35,6 +36,8 @@ export interface Controls {
   size: number | null;
   /** The health state to set; the handler applies it. Only set when its gate is on. */
   health: HealthAction | null;
+  /** A connection fault, or a weighted choice among faults and `none`. */
+  fault: FaultChoice[] | null;
 }
 
 /** The operator's limits on controls: settings (src/config/settings.ts), by their Config key. */
@@ -146,6 +149,15 @@ export const CONTROLS: readonly ControlSpec[] = [
     withControlsOff: false, gate: 'healthControl', appliesTo: [...ECHO, 'probes'],
     description: 'set the state the liveness and readiness checks report',
     read: (into, values) => { into.health = parseHealth(values[0]!); },
+  }),
+  control({
+    name: 'fault',
+    example: 'none',
+    values: '`reset`, `reset:CODE` (an HTTP/2 error code), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
+    bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'break the connection: RST or FIN before any byte, or after SIZE bytes of the body; over HTTP/2 reset the stream only, or GOAWAY after the answer; refused on an event stream (see docs/faults.md)',
+    read: (into, values, max) => { into.fault = parseFault(values[0]!, max); },
   }),
   control({
     name: 'format',

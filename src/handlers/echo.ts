@@ -12,6 +12,7 @@ import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
 import type { Controls } from '../controls/table.ts';
 import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
+import { faultRefusal, pickFault } from '../controls/faults.ts';
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
@@ -43,7 +44,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
-      return { format, controls: input === null ? null : parseControls(input, config) };
+      const controls = input === null ? null : parseControls(input, config);
+      const refusal = faultRefusal(controls?.fault ?? null, format === 'sse', x.protocol === 'h2');
+      if (refusal !== null) return new ControlError(refusal);
+      return { format, controls };
     } catch (err) {
       if (err instanceof ControlError) return err;
       throw err;
@@ -86,6 +90,12 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     if (controls !== null && controls.health !== null) health.apply(controls.health);
     const declared = declaredLength(x);
     const answer = (body: BodyResult) => {
+      // After the body and the delay, so a fault can also be a slow one.
+      const fault = controls?.fault == null ? null : pickFault(controls.fault, ctx.deps.random);
+      if (fault !== null) {
+        x.fault(fault);
+        if (x.closed) return;
+      }
       if (controls?.size != null) sendGenerated(x, controls, controls.size);
       else sendEcho(x, body, declared, format, controls);
     };
