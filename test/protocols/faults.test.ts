@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
+import { EchoClient, grpc } from '../grpc-client.ts';
 import { requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 async function curl(args: string[]): Promise<{ code: number | null; bytes: number; stderr: string }> {
@@ -172,6 +173,32 @@ describe('connection faults', () => {
       assert.equal(m.logs.messages('request').filter((l) => l.fault === 'reset').length, 3);
     } finally {
       await m.close();
+    }
+  });
+});
+
+describe('connection faults on gRPC', () => {
+  it('x-echo-fault reset resets the call\'s stream: grpc-js sees the status of its code, and the next call succeeds', async () => {
+    const t = await startTestServer();
+    const c = new EchoClient(t.url.replace('http://', ''));
+    try {
+      const internal = await c.echo(undefined, { metadata: { 'x-echo-fault': 'reset' } });
+      assert.equal(internal.error?.code, grpc.status.INTERNAL, internal.error?.details);
+      const calm = await c.echo(undefined, { metadata: { 'x-echo-fault': 'reset:ENHANCE_YOUR_CALM' } });
+      assert.equal(calm.error?.code, grpc.status.RESOURCE_EXHAUSTED, calm.error?.details);
+      const ok = await c.echo(undefined, {});
+      assert.equal(ok.error, null);
+      const bad = await c.echo(undefined, { metadata: { 'x-echo-fault': 'truncate:10' } });
+      assert.equal(bad.error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(bad.error?.details ?? '', /x-echo-fault/);
+      const lines = await waitFor(() => {
+        const l = t.logs.messages('request').filter((e) => e.fault !== undefined);
+        return l.length >= 2 ? l : null;
+      }, 3000, 'two faulted calls logged');
+      assert.deepEqual(lines.map((l) => [l.fault, l.grpcStatus, l.aborted]), [['reset', 13, true], ['reset:ENHANCE_YOUR_CALM', 8, true]]);
+    } finally {
+      c.close();
+      await t.close();
     }
   });
 });
