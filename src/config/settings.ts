@@ -63,6 +63,8 @@ export interface Config {
   maxGeneratedSize: number;
   maxResponseHeaders: number;
   healthControl: boolean;
+  failFirstKeys: number;
+  failFirstTtlMs: number;
   identity: boolean;
   metrics: boolean;
   echoEnv: string[];
@@ -231,6 +233,8 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxDelayMs', flag: 'max-delay', env: 'ECHO_MAX_DELAY', default: '30s', help: 'longest delay the delay control may ask for (0 = no delays)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxGeneratedSize', flag: 'max-generated-size', env: 'ECHO_MAX_GENERATED_SIZE', default: '100MiB', help: 'largest body the size control may generate (0 = empty bodies only)', parse: (t) => parseSize(t, 64 * GIB) },
   { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add (0 = none)', parse: (t) => parseInteger(t, 0, 1000) },
+  { key: 'failFirstKeys', flag: 'fail-first-keys', env: 'ECHO_FAIL_FIRST_KEYS', default: '10000', help: 'most keys the fail-first control counts attempts for, per replica; over it the oldest key is forgotten', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'failFirstTtlMs', flag: 'fail-first-ttl', env: 'ECHO_FAIL_FIRST_TTL', default: '10m', help: 'how long the fail-first control counts attempts for a key, from its first attempt', parse: (t) => parseDuration(t, 24 * HOUR, 1) },
   { key: 'healthControl', flag: 'health-control', env: 'ECHO_HEALTH_CONTROL', default: 'false', help: 'let clients fail the health endpoints (failover tests)', parse: parseBoolean },
   { key: 'identity', flag: 'identity', env: 'ECHO_IDENTITY', default: 'true', help: 'echo the server hostname and interface addresses', parse: parseBoolean },
   { key: 'metrics', flag: 'metrics', env: 'ECHO_METRICS', default: 'true', help: 'collect and serve Prometheus metrics', parse: parseBoolean },

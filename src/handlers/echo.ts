@@ -16,6 +16,7 @@ import { faultRefusal, pickFault } from '../controls/faults.ts';
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
+import { attemptControls } from './fail-first.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -84,7 +85,8 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       sendText(x, asked.status, asked.message + '\n');
       return;
     }
-    const { format, controls } = asked;
+    const { format } = asked;
+    const controls = asked.controls === null ? null : attemptControls(ctx.attempts, asked.controls, x.target);
     // The one control aimed at the server rather than the answer: set at once, so
     // probes see it even while this answer waits for its body or its delay.
     if (controls !== null && controls.health !== null) health.apply(controls.health);

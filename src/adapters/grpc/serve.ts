@@ -11,6 +11,7 @@ import { scanHeaders } from '../../core/request-head.ts';
 import { ControlError } from '../../controls/read.ts';
 import { parseGrpcControls } from '../../controls/grpc.ts';
 import type { HttpContext } from '../../handlers/context.ts';
+import { attemptControls } from '../../handlers/fail-first.ts';
 import { clip } from '../../util/parse.ts';
 import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
@@ -99,7 +100,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
       }
       // Aimed at the server, not the answer: set at once, as on HTTP.
       if (controls?.health != null) health.apply(controls.health);
-      const call = new Call(ctx, x, controls, timeoutText ?? '', timeout ?? 0);
+      const call = new Call(ctx, x, controls === null ? null : attemptControls(ctx.attempts, controls, x.target), timeoutText ?? '', timeout ?? 0);
       calls.add(call);
       call.whenEnded(() => calls.delete(call));
       call.start(method);
