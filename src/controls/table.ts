@@ -95,7 +95,7 @@ export interface ControlSpec {
 
 /** The echo itself: every protocol and rendering but WebSocket, whose first message is always the JSON echo. */
 const ECHO: readonly Answer[] = ['HTTP/1.1', 'HTTP/2', 'HTML', 'SSE'];
-const HEALTH_WORDS: readonly HealthAction[] = ['unready', 'fail', 'fail-once', 'ok'];
+const HEALTH_WORDS: readonly HealthAction[] = ['unready', 'fail', 'fail-once', 'sick', 'ok'];
 
 export const MAX_FAIL_FIRST = 1000;
 export const MAX_KEY_LENGTH = 128;

@@ -17,6 +17,7 @@ import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
 import { attemptControls } from './fail-first.ts';
+import { answerSick, sickAnswerOf } from './sick.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -35,6 +36,7 @@ type Asked = { format: Representation; controls: Controls | null } | ControlErro
 export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HandlerExchange, q: number) => void {
   const { config, health } = ctx;
   const generated = new GeneratedBody();
+  const sick = sickAnswerOf(config.sickAnswer);
 
   /** Reads what the request asks for, changing nothing: serveEcho applies it. */
   function readControls(x: HandlerExchange, q: number): Asked {
@@ -90,6 +92,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     // The one control aimed at the server rather than the answer: set at once, so
     // probes see it even while this answer waits for its body or its delay.
     if (controls !== null && controls.health !== null) health.apply(controls.health);
+    if (health.sick) {
+      answerSick(x, sick);
+      return;
+    }
     const declared = declaredLength(x);
     const answer = (body: BodyResult) => {
       // After the body and the delay, so a fault can also be a slow one.

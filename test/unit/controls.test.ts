@@ -194,7 +194,7 @@ describe('the gate of each control, off and on', () => {
   }
 
   it('returns the health state asked for, for the handler to set', () => {
-    for (const word of ['unready', 'fail', 'fail-once', 'ok'] as const) {
+    for (const word of ['unready', 'fail', 'fail-once', 'sick', 'ok'] as const) {
       assert.equal(parseControls(input([['health', word]]), settings).health, word);
     }
     assert.equal(parseControls(input([['status', '200']]), settings).health, null);
@@ -211,7 +211,7 @@ describe('the health control on the probe paths', () => {
     ['a state by header', '/livez', [['health', 'fail']], on, { status: 200, body: 'health: fail\n', set: 'fail' }],
     ['the query over the header', '/livez?echo_health=ok', [['health', 'fail']], on, { status: 200, body: 'health: ok\n', set: 'ok' }],
     ['a bad state', '/livez?echo_health=sideways', null, on,
-      { status: 400, body: 'invalid echo_health: "sideways" is not one of fail, fail-once, ok, unready\n', set: null }],
+      { status: 400, body: 'invalid echo_health: "sideways" is not one of fail, fail-once, ok, sick, unready\n', set: null }],
     ['a valid state, gate off', '/readyz?echo_health=unready', null, off,
       { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null }],
     ['a bad state, gate off: the gate first', '/readyz?echo_health=sideways', null, off,
