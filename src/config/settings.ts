@@ -74,6 +74,8 @@ export interface Config {
   maxResponseHeaders: number;
   healthControl: boolean;
   failFirstKeys: number;
+  /** Controls for requests that do not set them, as a query string (checked against the table at start). */
+  defaultControls: string;
   /** A 5xx status, or a fault (`reset`, `reset:CODE`, `close`): what a sick replica answers. */
   sickAnswer: string;
   failFirstTtlMs: number;
@@ -247,6 +249,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add (0 = none)', parse: (t) => parseInteger(t, 0, 1000) },
   { key: 'failFirstKeys', flag: 'fail-first-keys', env: 'ECHO_FAIL_FIRST_KEYS', default: '10000', help: 'most keys the fail-first control counts attempts for, per replica; over it the oldest key is forgotten', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'failFirstTtlMs', flag: 'fail-first-ttl', env: 'ECHO_FAIL_FIRST_TTL', default: '10m', help: 'how long the fail-first control counts attempts for a key, from its first attempt', parse: (t) => parseDuration(t, 24 * HOUR, 1) },
+  { key: 'defaultControls', flag: 'default-controls', env: 'ECHO_DEFAULT_CONTROLS', default: '', help: 'controls applied to every echo request that does not set them, as a query string: echo_status=503:1,200:9&echo_delay=20ms (HTTP only)', parse: (t) => t.trim().replace(/^\?/, '') },
   { key: 'sickAnswer', flag: 'sick-answer', env: 'ECHO_SICK_ANSWER', default: '503', help: 'what the echo answers while the health state is sick: a 5xx status, or reset, reset:CODE (an HTTP/2 error code), close', parse: parseSickAnswer },
   { key: 'healthControl', flag: 'health-control', env: 'ECHO_HEALTH_CONTROL', default: 'false', help: 'let clients fail the health endpoints (failover tests)', parse: parseBoolean },
   { key: 'identity', flag: 'identity', env: 'ECHO_IDENTITY', default: 'true', help: 'echo the server hostname and interface addresses', parse: parseBoolean },

@@ -18,6 +18,7 @@ import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
 import { attemptControls } from './fail-first.ts';
 import { answerSick, sickAnswerOf } from './sick.ts';
+import { readDefaultControls, withDefaults } from './default-controls.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -37,12 +38,17 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   const { config, health } = ctx;
   const generated = new GeneratedBody();
   const sick = sickAnswerOf(config.sickAnswer);
+  const defaults = readDefaultControls(config);
 
   /** Reads what the request asks for, changing nothing: serveEcho applies it. */
   function readControls(x: HandlerExchange, q: number): Asked {
     const { scan } = x;
     try {
-      const input = controlInput(x.target, q, scan.controls, config.controls);
+      const own = controlInput(x.target, q, scan.controls, config.controls);
+      if (own === null && defaults !== null && defaults.input.get('format') === undefined) {
+        return { format: pickRepresentation(null, scan.accept, config.sse), controls: defaults.controls };
+      }
+      const input = defaults === null ? own : withDefaults(own, defaults);
       const format = pickRepresentation(input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
