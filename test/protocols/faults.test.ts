@@ -104,6 +104,14 @@ describe('connection faults', () => {
     }
   });
 
+  it('nghttp: one stream reset with CANCEL, the next on the same connection 200', async (ctx) => {
+    if (!requireTool(ctx, 'nghttp')) return;
+    const r = await runTool('nghttp', ['-nv', `${t.url}/?echo_fault=reset:CANCEL`, `${t.url}/next`]);
+    assert.match(r.stdout, /recv RST_STREAM frame[^\n]*\n\s*\(error_code=CANCEL\(0x08\)\)/, r.stdout);
+    assert.match(r.stdout, /recv \(stream_id=\d+\) :status: 200/, r.stdout);
+    assert.equal((r.stdout.match(/send HEADERS frame/g) ?? []).length, 2, 'both requests on one connection');
+  });
+
   it('HTTP/2: truncate sends SIZE bytes then resets the stream; goaway answers then closes the session gracefully', async () => {
     const session = h2connect(t.url);
     session.on('error', () => {});
@@ -123,7 +131,7 @@ describe('connection faults', () => {
     }
   });
 
-  it('weighted: reset:1,none:9 picks by weight', async () => {
+  it('weighted: reset:1,none:1 gives both outcomes', async () => {
     const session = h2connect(t.url);
     session.on('error', () => {});
     try {
