@@ -106,10 +106,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const answer = (body: BodyResult) => {
       // After the body and the delay, so a fault can also be a slow one.
       const fault = controls?.fault == null ? null : pickFault(controls.fault, ctx.deps.random);
-      if (fault !== null) {
-        x.fault(fault);
-        if (x.closed) return;
-      }
+      if (fault !== null && x.fault(fault)) return;
       if (controls?.size != null) sendGenerated(x, controls, controls.size);
       else sendEcho(x, body, declared, format, controls);
     };

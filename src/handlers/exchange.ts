@@ -30,10 +30,11 @@ export interface HandlerExchange extends Exchange, AnswerPort {
   dropBody(maxBytes: number, ms: number, cut: (reason: string) => void): void;
   /**
    * Carries out a connection fault. Before any byte (reset, close) the exchange is
-   * over when this returns; otherwise the answer that follows is cut (truncate,
-   * reset-after) or the connection closed after it (goaway). The record names it.
+   * over when this returns, and it returns true; otherwise the answer that follows
+   * is cut (truncate, reset-after) or the connection closed after it (goaway). The
+   * record names it.
    */
-  fault(f: ConnectionFault): void;
+  fault(f: ConnectionFault): boolean;
   /** Runs `fn` once the exchange is over, however it ended. */
   onClose(fn: () => void): void;
 }

@@ -100,10 +100,7 @@ export class Call {
     const c = this.controls;
     const go = () => {
       const fault = c?.fault == null ? null : pickFault(c.fault, this.ctx.deps.random);
-      if (fault !== null) {
-        this.x.fault(fault);
-        if (this.x.closed) return; // the stream's close cleans up
-      }
+      if (fault !== null && this.x.fault(fault)) return; // the stream's close cleans up
       const code = c?.status == null ? Status.OK : pickStatus(c.status, this.ctx.deps.random);
       if (code !== Status.OK) this.finish(code, `x-echo-status asked for ${GRPC_CODES[code]}`);
       else answer();

@@ -117,12 +117,12 @@ export class GrpcExchange extends Exchange implements AnswerPort {
    * is recorded as the status a gRPC client makes of it (the gRPC spec's mapping of
    * RST_STREAM codes), aborted.
    */
-  fault(f: ConnectionFault): void {
+  fault(f: ConnectionFault): boolean {
     this.faultLabel = f.label;
     const h2 = isHttp2(this.req);
     if (f.kind === 'goaway') {
       if (h2) closeSession(this.res);
-      return;
+      return false;
     }
     if (f.kind === 'reset' && h2) resetStream(this.res, f.h2Code);
     else if (f.kind === 'reset') this.req.socket.resetAndDestroy();
@@ -130,6 +130,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
     else this.req.socket.destroySoon();
     const code = f.kind === 'close' ? Status.UNAVAILABLE : RESET_STATUS[f.h2Code] ?? Status.INTERNAL;
     closeExchange(this.#ledger, this, grpcOutcome(code), true);
+    return true;
   }
 
   onPeerGone(fn: () => void): () => void {

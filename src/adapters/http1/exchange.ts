@@ -156,7 +156,7 @@ export class HttpExchange extends Exchange implements HandlerExchange {
    * stream cannot end short of its Content-Length); goaway sends GOAWAY at once, so
    * this answer completes and the next request needs a new connection.
    */
-  fault(f: ConnectionFault): void {
+  fault(f: ConnectionFault): boolean {
     this.faultLabel = f.label;
     const h2 = isHttp2(this.req);
     switch (f.kind) {
@@ -164,18 +164,19 @@ export class HttpExchange extends Exchange implements HandlerExchange {
         if (h2) resetStream(this.res, f.h2Code);
         else this.req.socket.resetAndDestroy();
         this.#faulted();
-        return;
+        return true;
       case 'close':
         if (h2) destroySession(this.res);
         else this.req.socket.destroySoon();
         this.#faulted();
-        return;
+        return true;
       case 'goaway':
         if (h2) closeSession(this.res);
-        return;
+        return false;
       case 'truncate':
       case 'reset-after':
         this.#cut = f;
+        return false;
     }
   }
 
