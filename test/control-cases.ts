@@ -12,6 +12,7 @@ export function outOfBound(spec: ControlSpec, limits: ControlLimits): string[][]
   switch (bound.kind) {
     case 'range': return [[String(bound.min - 1)], [String(max + 1)]];
     case 'one-of': return [['nonesuch']];
+    case 'length': return [['k'.repeat(max + 1)]];
     case 'limit':
       if (bound.unit === 'duration') return [[`${max + 1}ms`]];
       if (bound.unit === 'size') return [[String(max + 1)]];

@@ -8,6 +8,16 @@ import {
 } from '../util/parse.ts';
 
 /** The forwarding headers --client-ip-header may name; echo/client-ip.ts reads each. */
+/** The HTTP/2 error codes a sick replica's reset may carry (the fault control knows the same names). */
+const SICK_RESET_CODES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'REFUSED_STREAM', 'CANCEL', 'ENHANCE_YOUR_CALM'];
+
+function parseSickAnswer(text: string): string {
+  const t = text.trim();
+  if (/^5\d\d$/.test(t) || t === 'reset' || t === 'close') return t;
+  if (t.startsWith('reset:') && SICK_RESET_CODES.includes(t.slice(6).toUpperCase())) return `reset:${t.slice(6).toUpperCase()}`;
+  throw new ParseError(`"${clip(t)}" is not a 5xx status, reset, reset:CODE (${SICK_RESET_CODES.join(', ')}) or close`);
+}
+
 export const CLIENT_IP_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
 /** The forwarding header the trusted proxy maintains (--client-ip-header). */
 export type ClientIpHeader = (typeof CLIENT_IP_HEADERS)[number];
@@ -65,6 +75,12 @@ export interface Config {
   maxGeneratedSize: number;
   maxResponseHeaders: number;
   healthControl: boolean;
+  failFirstKeys: number;
+  /** Controls for requests that do not set them, as a query string (checked against the table at start). */
+  defaultControls: string;
+  /** A 5xx status, or a fault (`reset`, `reset:CODE`, `close`): what a sick replica answers. */
+  sickAnswer: string;
+  failFirstTtlMs: number;
   identity: boolean;
   metrics: boolean;
   echoEnv: string[];
@@ -234,6 +250,10 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'maxDelayMs', flag: 'max-delay', env: 'ECHO_MAX_DELAY', default: '30s', help: 'longest delay the delay control may ask for (0 = no delays)', parse: (t) => parseDuration(t, HOUR) },
   { key: 'maxGeneratedSize', flag: 'max-generated-size', env: 'ECHO_MAX_GENERATED_SIZE', default: '100MiB', help: 'largest body the size control may generate (0 = empty bodies only)', parse: (t) => parseSize(t, 64 * GIB) },
   { key: 'maxResponseHeaders', flag: 'max-response-headers', env: 'ECHO_MAX_RESPONSE_HEADERS', default: '32', help: 'most extra headers the header control may add (0 = none)', parse: (t) => parseInteger(t, 0, 1000) },
+  { key: 'failFirstKeys', flag: 'fail-first-keys', env: 'ECHO_FAIL_FIRST_KEYS', default: '10000', help: 'most keys the fail-first control counts attempts for, per replica; over it the oldest key is forgotten', parse: (t) => parseInteger(t, 1, 1_000_000) },
+  { key: 'failFirstTtlMs', flag: 'fail-first-ttl', env: 'ECHO_FAIL_FIRST_TTL', default: '10m', help: 'how long the fail-first control counts attempts for a key, from its first attempt', parse: (t) => parseDuration(t, 24 * HOUR, 1) },
+  { key: 'defaultControls', flag: 'default-controls', env: 'ECHO_DEFAULT_CONTROLS', default: '', help: 'controls applied to every echo request that does not set them, as a query string: echo_status=503:1,200:9&echo_delay=20ms (HTTP only)', parse: (t) => t.trim().replace(/^\?/, '') },
+  { key: 'sickAnswer', flag: 'sick-answer', env: 'ECHO_SICK_ANSWER', default: '503', help: 'what the echo answers while the health state is sick: a 5xx status, or reset, reset:CODE (an HTTP/2 error code), close', parse: parseSickAnswer },
   { key: 'healthControl', flag: 'health-control', env: 'ECHO_HEALTH_CONTROL', default: 'false', help: 'let clients fail the health endpoints (failover tests)', parse: parseBoolean },
   { key: 'identity', flag: 'identity', env: 'ECHO_IDENTITY', default: 'true', help: 'echo the server hostname and interface addresses', parse: parseBoolean },
   { key: 'metrics', flag: 'metrics', env: 'ECHO_METRICS', default: 'true', help: 'collect and serve Prometheus metrics', parse: parseBoolean },

@@ -29,6 +29,11 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
   input.delete('status');
   input.delete('format');
   const controls = parseControls(input, settings);
+  // A call's answer is framed messages and trailers: a cut at a byte count means
+  // nothing to a gRPC client that reset does not already say.
+  if (controls.fault?.some((c) => c.fault.kind === 'truncate' || c.fault.kind === 'reset-after')) {
+    throw new ControlError('invalid x-echo-fault: truncate and reset-after do not apply to gRPC (use reset, reset:CODE, close or goaway)');
+  }
   if (status !== undefined) {
     try {
       controls.status = parseGrpcStatus(status.values[0]!);

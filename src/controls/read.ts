@@ -58,7 +58,7 @@ export function gateRefusal(spec: ControlSpec, gates: ControlGates): ControlErro
  * 400 whatever the settings.
  */
 export function parseControls(input: ControlInput, settings: ControlSettings): Controls {
-  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null };
+  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null, fault: null, failFirst: null, key: null };
   let refusal: ControlError | null = null;
   for (const [name, { source, values }] of input) {
     const spec = controlNamed(name);
@@ -91,7 +91,8 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
     }
   }
   if (headers !== null) {
-    for (const [name, value] of headers) {
+    for (const [header, value] of headers) {
+      const name = header.includes('-') ? header.replaceAll('-', '_') : header;
       if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
       // The query wins: a header only fills a control the query did not set.
       if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;

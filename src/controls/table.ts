@@ -8,11 +8,12 @@
 // a new control is a new row and nothing else.
 //
 // Pure data: nothing here reads a request, changes the health state, waits or writes.
-import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
+import { ParseError, clip, parseDuration, parseInteger, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { REPRESENTATIONS } from '../echo/render/negotiate.ts';
 import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
+import { parseFault, type FaultChoice } from './faults.ts';
 import {
   MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, type StatusChoice,
 } from './values.ts';
@@ -35,6 +36,12 @@ export interface Controls {
   size: number | null;
   /** The health state to set; the handler applies it. Only set when its gate is on. */
   health: HealthAction | null;
+  /** A connection fault, or a weighted choice among faults and `none`. */
+  fault: FaultChoice[] | null;
+  /** Only the first this many attempts for the key get the failure controls (status, fault, delay). */
+  failFirst: number | null;
+  /** Which attempts count together for failFirst; null: the request target. */
+  key: string | null;
 }
 
 /** The operator's limits on controls: settings (src/config/settings.ts), by their Config key. */
@@ -53,7 +60,9 @@ export type Bound =
   /** At most the operator's limit: a duration, a size, or a number of values (the control repeats). */
   | { kind: 'limit'; limit: keyof ControlLimits; unit: 'duration' | 'size' | 'count' }
   /** One word of a fixed list. */
-  | { kind: 'one-of'; words: readonly string[] };
+  | { kind: 'one-of'; words: readonly string[] }
+  /** A name of at most `max` characters: letters, digits and `-._~:`. */
+  | { kind: 'length'; max: number };
 
 /** Where a control can be read: the echo over each protocol and rendering, and the probe paths. */
 export const ANSWERS = ['HTTP/1.1', 'HTTP/2', 'HTML', 'SSE', 'WebSocket', 'probes'] as const;
@@ -86,7 +95,16 @@ export interface ControlSpec {
 
 /** The echo itself: every protocol and rendering but WebSocket, whose first message is always the JSON echo. */
 const ECHO: readonly Answer[] = ['HTTP/1.1', 'HTTP/2', 'HTML', 'SSE'];
-const HEALTH_WORDS: readonly HealthAction[] = ['unready', 'fail', 'fail-once', 'ok'];
+const HEALTH_WORDS: readonly HealthAction[] = ['unready', 'fail', 'fail-once', 'sick', 'ok'];
+
+export const MAX_FAIL_FIRST = 1000;
+export const MAX_KEY_LENGTH = 128;
+const KEY = /^[A-Za-z0-9._~:-]+$/;
+
+function parseKey(text: string, max: number): string {
+  if (text.length > max || !KEY.test(text)) throw new ParseError(`"${clip(text)}" is not a key of 1 to ${max} letters, digits or -._~:`);
+  return text;
+}
 
 function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
   return { ...spec, query: QUERY_PREFIX + spec.name, header: headerForm(spec.name) };
@@ -94,7 +112,9 @@ function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
 
 /** `X-Echo-Status` for `status`: how messages name a control given as a header. */
 export function headerForm(name: string): string {
-  return `X-Echo-${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  // A header name has dashes where the query name has underscores (`fail_first` is
+  // `X-Echo-Fail-First`): fronts such as nginx drop headers with underscores.
+  return `X-Echo-${name.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('-')}`;
 }
 
 /** Every control, in the order error messages and the README list them. */
@@ -148,6 +168,33 @@ export const CONTROLS: readonly ControlSpec[] = [
     read: (into, values) => { into.health = parseHealth(values[0]!); },
   }),
   control({
+    name: 'fault',
+    example: 'none',
+    values: '`reset`, `reset:CODE` (an HTTP/2 error code), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
+    bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'break the connection: RST or FIN before any byte, or after SIZE bytes of the body; over HTTP/2 reset the stream only, or GOAWAY after the answer; refused on an event stream (see docs/faults.md)',
+    read: (into, values, max) => { into.fault = parseFault(values[0]!, max); },
+  }),
+  control({
+    name: 'fail_first',
+    example: '2',
+    values: 'a number of attempts',
+    bound: { kind: 'range', min: 0, max: MAX_FAIL_FIRST },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'only the first N attempts for the key (`echo_key`, else the request target) get the status, fault and delay asked for; later ones succeed; counted per replica (see docs/faults.md)',
+    read: (into, values) => { into.failFirst = parseInteger(values[0]!, 0, MAX_FAIL_FIRST); },
+  }),
+  control({
+    name: 'key',
+    example: 'retry-1',
+    values: 'a name: letters, digits, `-._~:`',
+    bound: { kind: 'length', max: MAX_KEY_LENGTH },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'the key `echo_fail_first` counts attempts by',
+    read: (into, values, max) => { into.key = parseKey(values[0]!, max); },
+  }),
+  control({
     name: 'format',
     example: 'json',
     values: 'a rendering; `sse` only with `--sse`',
@@ -171,5 +218,6 @@ export function boundMax(bound: Bound, limits: ControlLimits): number {
     case 'range': return bound.max;
     case 'limit': return limits[bound.limit];
     case 'one-of': return bound.words.length;
+    case 'length': return bound.max;
   }
 }

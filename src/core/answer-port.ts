@@ -9,6 +9,20 @@ import type { Ledger } from './ledger.ts';
 /** How an answer is cut short: reset (it broke), refuse (not processed, safe to retry), cancel (stop sending). */
 export type AbortKind = 'reset' | 'refuse' | 'cancel';
 
+/**
+ * A connection fault a client asked for (the fault control), as the adapters carry
+ * it out: reset (TCP RST; HTTP/2: RST_STREAM with `h2Code`) and close (FIN; HTTP/2:
+ * the connection) before any byte, truncate and reset-after once `bytes` of the
+ * body are out, goaway (HTTP/2) after the answer.
+ */
+export interface ConnectionFault {
+  readonly kind: 'reset' | 'close' | 'truncate' | 'reset-after' | 'goaway';
+  readonly bytes: number;
+  readonly h2Code: number;
+  /** How the access line names it: `reset:REFUSED_STREAM`, `truncate:4096`. */
+  readonly label: string;
+}
+
 export interface AnswerPort {
   /** Whether the head is out (a status can no longer be chosen). */
   readonly headersSent: boolean;

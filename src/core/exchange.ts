@@ -76,6 +76,8 @@ export class Exchange {
   outcome: Outcome | null = null;
   /** Whether it was cut short (the peer left, a reset or refused stream), once closed. */
   aborted = false;
+  /** The connection fault the client asked for, as the access line names it; null for none. */
+  faultLabel: string | null = null;
 
   constructor(protocol: Protocol, facts: ConnectionFacts, method: string, target: string, scan: HeaderScan, logged: boolean) {
     this.protocol = protocol;

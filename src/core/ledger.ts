@@ -142,7 +142,7 @@ export class Ledger {
       if (websocket === undefined) {
         this.#accessLog({
           reqId: x.requestId, method, uri: x.target, status, bytesIn: x.bytesIn, bytesOut: x.bytesOut,
-          durationMs, clientIp, userAgent: x.scan.userAgent, aborted, grpcStatus,
+          durationMs, clientIp, userAgent: x.scan.userAgent, aborted, grpcStatus, fault: x.faultLabel,
         });
       } else {
         this.#logger.info({

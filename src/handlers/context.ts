@@ -11,6 +11,7 @@ import type { Logger } from '../ops/logger.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import { Ledger } from '../core/ledger.ts';
 import { clientKey, clientShare } from './client-share.ts';
+import { Attempts } from './fail-first.ts';
 
 /** The side effects the app is given, so tests drive exactly the code that runs in production. */
 export interface AppDeps {
@@ -30,6 +31,8 @@ export interface HttpContext {
   /** Rate-limited warnings about bad requests: a flood of them must not flood the log. */
   log: LimitedLog;
   echoContext: EchoContext;
+  /** The fail-first control's attempts by key. */
+  attempts: Attempts;
 }
 
 export function createContext(config: Config, deps: AppDeps): HttpContext {
@@ -44,6 +47,7 @@ export function createContext(config: Config, deps: AppDeps): HttpContext {
     ledger,
     health: new Health(),
     log: limitedLog(deps.logger),
+    attempts: new Attempts(config.failFirstKeys, config.failFirstTtlMs),
     echoContext: {
       trustedProxies: config.trustedProxies,
       clientIpHeader: config.clientIpHeader,

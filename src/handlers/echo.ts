@@ -12,9 +12,13 @@ import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
 import type { Controls } from '../controls/table.ts';
 import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
+import { faultRefusal, pickFault } from '../controls/faults.ts';
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
+import { attemptControls } from './fail-first.ts';
+import { answerSick, sickAnswerOf } from './sick.ts';
+import { readDefaultControls, withDefaults } from './default-controls.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -33,17 +37,26 @@ type Asked = { format: Representation; controls: Controls | null } | ControlErro
 export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HandlerExchange, q: number) => void {
   const { config, health } = ctx;
   const generated = new GeneratedBody();
+  const sick = sickAnswerOf(config.sickAnswer);
+  const defaults = readDefaultControls(config);
 
   /** Reads what the request asks for, changing nothing: serveEcho applies it. */
   function readControls(x: HandlerExchange, q: number): Asked {
     const { scan } = x;
     try {
-      const input = controlInput(x.target, q, scan.controls, config.controls);
+      const own = controlInput(x.target, q, scan.controls, config.controls);
+      if (own === null && defaults !== null && defaults.input.get('format') === undefined) {
+        return { format: pickRepresentation(null, scan.accept, config.sse), controls: defaults.controls };
+      }
+      const input = defaults === null ? own : withDefaults(own, defaults);
       const format = pickRepresentation(input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
-      return { format, controls: input === null ? null : parseControls(input, config) };
+      const controls = input === null ? null : parseControls(input, config);
+      const refusal = faultRefusal(controls?.fault ?? null, format === 'sse', x.protocol === 'h2');
+      if (refusal !== null) return new ControlError(refusal);
+      return { format, controls };
     } catch (err) {
       if (err instanceof ControlError) return err;
       throw err;
@@ -80,12 +93,20 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       sendText(x, asked.status, asked.message + '\n');
       return;
     }
-    const { format, controls } = asked;
+    const { format } = asked;
+    const controls = asked.controls === null ? null : attemptControls(ctx.attempts, asked.controls, x.target);
     // The one control aimed at the server rather than the answer: set at once, so
     // probes see it even while this answer waits for its body or its delay.
     if (controls !== null && controls.health !== null) health.apply(controls.health);
+    if (health.sick) {
+      answerSick(x, sick);
+      return;
+    }
     const declared = declaredLength(x);
     const answer = (body: BodyResult) => {
+      // After the body and the delay, so a fault can also be a slow one.
+      const fault = controls?.fault == null ? null : pickFault(controls.fault, ctx.deps.random);
+      if (fault !== null && x.fault(fault)) return;
       if (controls?.size != null) sendGenerated(x, controls, controls.size);
       else sendEcho(x, body, declared, format, controls);
     };

@@ -4,7 +4,7 @@
 // and response, in adapters/http1/exchange.ts); handlers never see those objects,
 // so they are written once, for every protocol that carries them.
 import type { Readable } from 'node:stream';
-import type { AnswerPort } from '../core/answer-port.ts';
+import type { AnswerPort, ConnectionFault } from '../core/answer-port.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { BodyResult, RequestInfo } from '../echo/model.ts';
 
@@ -28,6 +28,13 @@ export interface HandlerExchange extends Exchange, AnswerPort {
    * `maxBytes` and for `ms`, past which `cut` is called and the connection closed.
    */
   dropBody(maxBytes: number, ms: number, cut: (reason: string) => void): void;
+  /**
+   * Carries out a connection fault. Before any byte (reset, close) the exchange is
+   * over when this returns, and it returns true; otherwise the answer that follows
+   * is cut (truncate, reset-after) or the connection closed after it (goaway). The
+   * record names it.
+   */
+  fault(f: ConnectionFault): boolean;
   /** Runs `fn` once the exchange is over, however it ended. */
   onClose(fn: () => void): void;
 }

@@ -49,7 +49,8 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
       }).catch((err: unknown) => fail(ctx, x, err));
     });
   }
-  const version = JSON.stringify(BUILD_INFO) + '\n';
+  // The operator's default controls change every answer: a client can see which are in force.
+  const version = JSON.stringify(config.defaultControls === '' ? BUILD_INFO : { ...BUILD_INFO, defaultControls: config.defaultControls }) + '\n';
   route(config.versionPath, (x) => {
     send(x, 200, 'application/json; charset=utf-8', version);
   });

@@ -6,9 +6,9 @@
 import { ParseError, clip } from '../util/parse.ts';
 
 /** What the health control (`echo_health=`) may set. */
-export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'ok';
+export type HealthAction = 'unready' | 'fail' | 'fail-once' | 'sick' | 'ok';
 
-const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'unready'];
+const HEALTH_ACTIONS: readonly HealthAction[] = ['fail', 'fail-once', 'ok', 'sick', 'unready'];
 
 export function parseHealth(text: string): HealthAction {
   const s = text.trim().toLowerCase() as HealthAction;
@@ -22,6 +22,7 @@ export class Health {
   #readyFail = false;
   #liveOnce = false;
   #readyOnce = false;
+  #sick = false;
 
   get draining(): boolean {
     return this.#draining;
@@ -37,6 +38,15 @@ export class Health {
     this.#readyFail = action === 'fail' || action === 'unready';
     this.#liveOnce = action === 'fail-once';
     this.#readyOnce = action === 'fail-once';
+    this.#sick = action === 'sick';
+  }
+
+  /**
+   * A sick replica: the echo fails (--sick-answer) while liveness and readiness stay
+   * green, so only a front's outlier detection takes it out, not the orchestrator.
+   */
+  get sick(): boolean {
+    return this.#sick;
   }
 
   /** Liveness: consumes its one-shot failure. */

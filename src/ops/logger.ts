@@ -93,6 +93,8 @@ export interface AccessEntry {
   aborted: boolean;
   /** A gRPC call's status code (its HTTP status is the 200 that carried it). */
   grpcStatus?: number;
+  /** The connection fault the client asked for (server-made text: `reset:CANCEL`, `truncate:4096`). */
+  fault?: string | null;
 }
 
 /**
@@ -127,7 +129,7 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     const line = plain
       ? `{"level":"info","time":"${lastIso}","reqId":"${reqId}","method":"${method}","uri":"${uri}","status":${e.status},` +
         `"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${durationText(e.durationMs)},"clientIp":"${clientIp}"` +
-        `${userAgent === undefined ? '' : `,"userAgent":"${userAgent}"`}${e.aborted ? ',"aborted":true' : ''}${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`},"msg":"request"}\n`
+        `${userAgent === undefined ? '' : `,"userAgent":"${userAgent}"`}${e.aborted ? ',"aborted":true' : ''}${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`}${e.fault == null ? '' : `,"fault":"${e.fault}"`},"msg":"request"}\n`
       : escapedLine(lastIso, e);
     if (sink !== null) sink.writeLine(line, plain);
     else stream.write(line);
@@ -142,5 +144,5 @@ function escapedLine(iso: string, e: AccessEntry): string {
     `"durationMs":${durationText(e.durationMs)},"clientIp":${safeJson(e.clientIp)}` +
     `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
     `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''}` +
-    `${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`},"msg":"request"}\n`;
+    `${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`}${e.fault == null ? '' : `,"fault":"${e.fault}"`},"msg":"request"}\n`;
 }

@@ -123,6 +123,20 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.deepEqual(problems(watch, [400, 418]), []);
   });
 
+  it('sends the fault controls: fail-first by header counts per key, and the fault goes into the curl command', async (ctx) => {
+    const b = need(ctx);
+    if (b === null) return;
+    const { context, page } = await watchedPage(b);
+    ctx.after(() => context.close());
+    await openPage(page, `${t.url}/start`);
+    const form = { status: '503', failFirst: '1', key: 'console-1', via: 'header' as const };
+    assert.equal((await sendRequest(page, form)).code, '503');
+    assert.equal((await sendRequest(page, form)).code, '200', 'the second attempt for the key succeeds');
+    assert.match(await page.locator('#rq-curl').textContent() ?? '', /X-Echo-Fail-First: 1/, 'the header form has dashes');
+    await fillRequest(page, { fault: 'reset' });
+    assert.match(await page.locator('#rq-curl').textContent() ?? '', /echo_fault=reset/);
+  });
+
   it('copies a request as a curl command that reproduces it', async (ctx) => {
     const b = need(ctx);
     if (b === null || !requireTool(ctx, 'curl')) return;

@@ -16,6 +16,9 @@ export interface RequestForm {
   status?: string;
   delay?: string;
   size?: string;
+  fault?: string;
+  failFirst?: string;
+  key?: string;
   format?: 'json' | 'text' | 'html' | '';
   via?: 'query' | 'header';
   responseHeaders?: string;
@@ -40,6 +43,9 @@ export async function fillRequest(page: Page, f: RequestForm): Promise<void> {
   await page.fill('#rq-status', f.status ?? '');
   await page.fill('#rq-delay', f.delay ?? '');
   await page.fill('#rq-size', f.size ?? '');
+  await page.fill('#rq-fault', f.fault ?? '');
+  await page.fill('#rq-fail_first', f.failFirst ?? '');
+  await page.fill('#rq-key', f.key ?? '');
   await page.selectOption('#rq-format', f.format ?? 'json');
   await page.selectOption('#rq-via', f.via ?? 'query');
   await page.fill('#rq-resp-headers', f.responseHeaders ?? '');

@@ -27,6 +27,7 @@ function boundText(bound: Bound): string {
   switch (bound.kind) {
     case 'range': return `${bound.min}–${bound.max}`;
     case 'one-of': return bound.words.map(code).join(', ');
+    case 'length': return `at most ${bound.max} characters`;
     case 'limit': return `at most ${flagWithDefault(bound.limit)}${bound.unit === 'count' ? ' of them' : ''}`;
   }
 }

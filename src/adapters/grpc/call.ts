@@ -9,6 +9,7 @@ import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
 import type { Controls } from '../../controls/table.ts';
 import { pickStatus } from '../../controls/values.ts';
+import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
 import { echoResponse, type CallFacts } from './record.ts';
@@ -98,6 +99,8 @@ export class Call {
   answer(answer: () => void): void {
     const c = this.controls;
     const go = () => {
+      const fault = c?.fault == null ? null : pickFault(c.fault, this.ctx.deps.random);
+      if (fault !== null && this.x.fault(fault)) return; // the stream's close cleans up
       const code = c?.status == null ? Status.OK : pickStatus(c.status, this.ctx.deps.random);
       if (code !== Status.OK) this.finish(code, `x-echo-status asked for ${GRPC_CODES[code]}`);
       else answer();

@@ -5,14 +5,19 @@
 // HTTP/2, or, cut short, when the stream closes first (the client cancelled, its
 // deadline passed, the connection went): then as CANCELLED, aborted.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import { closeExchange, type AbortKind, type AnswerPort } from '../../core/answer-port.ts';
+import { closeExchange, type AbortKind, type AnswerPort, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, grpcOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
 import type { HeaderScan } from '../../core/request-head.ts';
-import { cancelStream, refuseStream, stopReading } from '../http2/stream.ts';
+import { cancelStream, closeSession, destroySession, refuseStream, resetStream, stopReading } from '../http2/stream.ts';
 import { isHttp2 } from '../http2/stream.ts';
 import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour } from './wire.ts';
+
+/** What a gRPC client makes of a RST_STREAM code (the gRPC HTTP/2 protocol spec); INTERNAL otherwise. */
+const RESET_STATUS: Readonly<Record<number, number>> = {
+  7: Status.UNAVAILABLE, 8: Status.CANCELLED, 11: Status.RESOURCE_EXHAUSTED, 12: Status.PERMISSION_DENIED,
+};
 
 export class GrpcExchange extends Exchange implements AnswerPort {
   readonly req: IncomingMessage;
@@ -103,6 +108,29 @@ export class GrpcExchange extends Exchange implements AnswerPort {
 
   stopReading(): void {
     stopReading(this.req, this.res);
+  }
+
+  /**
+   * A connection fault before any answer: reset is the stream's RST_STREAM with the
+   * fault's code (gRPC-Web over HTTP/1.1: a TCP RST), close drops the connection,
+   * goaway closes the session gracefully and the call is answered. A reset or close
+   * is recorded as the status a gRPC client makes of it (the gRPC spec's mapping of
+   * RST_STREAM codes), aborted.
+   */
+  fault(f: ConnectionFault): boolean {
+    this.faultLabel = f.label;
+    const h2 = isHttp2(this.req);
+    if (f.kind === 'goaway') {
+      if (h2) closeSession(this.res);
+      return false;
+    }
+    if (f.kind === 'reset' && h2) resetStream(this.res, f.h2Code);
+    else if (f.kind === 'reset') this.req.socket.resetAndDestroy();
+    else if (h2) destroySession(this.res);
+    else this.req.socket.destroySoon();
+    const code = f.kind === 'close' ? Status.UNAVAILABLE : RESET_STATUS[f.h2Code] ?? Status.INTERNAL;
+    closeExchange(this.#ledger, this, grpcOutcome(code), true);
+    return true;
   }
 
   onPeerGone(fn: () => void): () => void {

@@ -11,6 +11,8 @@ import { scanHeaders } from '../../core/request-head.ts';
 import { ControlError } from '../../controls/read.ts';
 import { parseGrpcControls } from '../../controls/grpc.ts';
 import type { HttpContext } from '../../handlers/context.ts';
+import { attemptControls } from '../../handlers/fail-first.ts';
+import { sickAnswerOf } from '../../handlers/sick.ts';
 import { clip } from '../../util/parse.ts';
 import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
@@ -44,6 +46,7 @@ function grpcStatusOf(httpStatus: number): number {
 
 export function createGrpc(ctx: HttpContext): Grpc {
   const { config, ledger, health } = ctx;
+  const sick = sickAnswerOf(config.sickAnswer);
   const methods = createMethods(ctx);
   const calls = new Set<Call>();
 
@@ -99,7 +102,12 @@ export function createGrpc(ctx: HttpContext): Grpc {
       }
       // Aimed at the server, not the answer: set at once, as on HTTP.
       if (controls?.health != null) health.apply(controls.health);
-      const call = new Call(ctx, x, controls, timeoutText ?? '', timeout ?? 0);
+      if (health.sick) {
+        if (sick.fault !== null) x.fault(sick.fault);
+        else refuse(x, Status.UNAVAILABLE, `this replica is sick (--sick-answer ${sick.status})`);
+        return;
+      }
+      const call = new Call(ctx, x, controls === null ? null : attemptControls(ctx.attempts, controls, x.target), timeoutText ?? '', timeout ?? 0);
       calls.add(call);
       call.whenEnded(() => calls.delete(call));
       call.start(method);

@@ -6,7 +6,7 @@
 // however it ends; an abort closes it as aborted. HTTP/2's own ways (interim
 // HEADERS, REFUSED_STREAM, CANCEL) are asked of adapters/http2/.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import { closeExchange, type AbortKind } from '../../core/answer-port.ts';
+import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
@@ -14,7 +14,11 @@ import type { HeaderScan } from '../../core/request-head.ts';
 import type { BodyResult, RequestInfo } from '../../echo/model.ts';
 import type { HandlerExchange } from '../../handlers/exchange.ts';
 import { requestInfo } from './request-info.ts';
-import { cancelStream, interimOnStream, isHttp2, mayHaveBody, refuseStream, stopReading } from '../http2/stream.ts';
+import {
+  cancelStream, closeSession, destroySession, interimOnStream, isHttp2, mayHaveBody, refuseStream, resetStream, stopReading,
+} from '../http2/stream.ts';
+
+const EMPTY = new Uint8Array(0);
 
 /** Requests the transport answered itself (their body was malformed or cut): the status it sent. */
 const transportAnswers = new WeakMap<ServerResponse, number>();
@@ -53,6 +57,10 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   readonly #ledger: Ledger;
   /** Set when the handler returned before the answer ended: the record then closes with the response. */
   #watching = false;
+  /** A fault that cuts the body (truncate, reset-after): the bytes written so far, and whether the cut is done. */
+  #cut: ConnectionFault | null = null;
+  #cutSent = 0;
+  #cutDone = false;
 
   constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, logged: boolean) {
     super(isHttp2(req) ? 'h2' : 'http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scan, logged);
@@ -80,6 +88,7 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   }
 
   write(chunk: string | Uint8Array): boolean {
+    if (this.#cut !== null) return this.#writeCut(chunk, false);
     return this.res.write(chunk);
   }
 
@@ -88,6 +97,10 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   }
 
   end(chunk?: string | Uint8Array): void {
+    if (this.#cut !== null) {
+      this.#writeCut(chunk ?? EMPTY, true);
+      return;
+    }
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
     if (this.#watching) return;
@@ -140,6 +153,73 @@ export class HttpExchange extends Exchange implements HandlerExchange {
 
   stopReading(): void {
     stopReading(this.req, this.res);
+  }
+
+  /**
+   * HTTP/1.1: reset is a TCP RST (SO_LINGER 0), close a FIN, both before any byte;
+   * truncate and reset-after send the head and that many body bytes first. HTTP/2:
+   * reset is the stream's RST_STREAM with the fault's code and the session lives on;
+   * close drops the connection; truncate and reset-after end in RST_STREAM too (a
+   * stream cannot end short of its Content-Length); goaway sends GOAWAY at once, so
+   * this answer completes and the next request needs a new connection.
+   */
+  fault(f: ConnectionFault): boolean {
+    this.faultLabel = f.label;
+    const h2 = isHttp2(this.req);
+    switch (f.kind) {
+      case 'reset':
+        if (h2) resetStream(this.res, f.h2Code);
+        else this.req.socket.resetAndDestroy();
+        this.#faulted();
+        return true;
+      case 'close':
+        if (h2) destroySession(this.res);
+        else this.req.socket.destroySoon();
+        this.#faulted();
+        return true;
+      case 'goaway':
+        if (h2) closeSession(this.res);
+        return false;
+      case 'truncate':
+      case 'reset-after':
+        this.#cut = f;
+        return false;
+    }
+  }
+
+  /** A write under a cutting fault: passed on until its bytes are out, then the cut. */
+  #writeCut(chunk: string | Uint8Array, last: boolean): boolean {
+    if (this.#cutDone) return false;
+    const f = this.#cut!;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const room = f.bytes - this.#cutSent;
+    if (bytes.length < room && !last) {
+      this.#cutSent += bytes.length;
+      return this.res.write(bytes);
+    }
+    // A body no longer than the fault's size goes whole, then the cut all the same.
+    const piece = bytes.subarray(0, Math.min(room, bytes.length));
+    this.#cutSent += piece.length;
+    this.#cutDone = true;
+    this.bytesOut = this.#cutSent;
+    const { req, res } = this;
+    const cut = () => {
+      if (isHttp2(req)) resetStream(res, f.h2Code);
+      else if (f.kind === 'reset-after') req.socket.resetAndDestroy();
+      else req.socket.destroySoon();
+    };
+    if (piece.length > 0) res.write(piece, cut);
+    else {
+      res.flushHeaders();
+      setImmediate(cut);
+    }
+    this.#faulted();
+    return false;
+  }
+
+  /** A fault ended the exchange: aborted, with the status sent (0 when nothing was). */
+  #faulted(): void {
+    closeExchange(this.#ledger, this, httpOutcome(this.res.headersSent ? this.res.statusCode : 0), true);
   }
 
   get bodyMayFollow(): boolean {

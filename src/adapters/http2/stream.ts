@@ -24,7 +24,7 @@ export function interimOnStream(res: ServerResponse, code: number): boolean {
 
 type H2Stream = {
   close(code?: number): void; destroyed: boolean; writableFinished: boolean; state: { localClose?: number };
-  session?: { ping(callback: () => void): boolean };
+  session?: { ping(callback: () => void): boolean; close(): void; destroy(): void; closed: boolean; destroyed: boolean };
   once(event: 'finish', f: () => void): void;
 };
 const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;
@@ -107,4 +107,24 @@ export function cancelStream(res: ServerResponse): void {
 /** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */
 export function refuseStream(res: ServerResponse): void {
   streamOf(res)?.close(NGHTTP2_REFUSED_STREAM);
+}
+
+/** HTTP/2: reset the stream now with `code` (the fault control); the session lives on. */
+export function resetStream(res: ServerResponse, code: number): void {
+  const stream = streamOf(res);
+  if (stream !== undefined && !stream.destroyed) stream.close(code);
+}
+
+const sessionOf = (res: ServerResponse) => streamOf(res)?.session;
+
+/** HTTP/2: the connection goes now, every stream on it with it (no GOAWAY). */
+export function destroySession(res: ServerResponse): void {
+  const session = sessionOf(res);
+  if (session !== undefined && !session.destroyed) session.destroy();
+}
+
+/** HTTP/2: GOAWAY (NO_ERROR) now; open streams finish, then the connection closes. */
+export function closeSession(res: ServerResponse): void {
+  const session = sessionOf(res);
+  if (session !== undefined && !session.closed) session.close();
 }
