@@ -10,7 +10,7 @@ import { EMPTY_BODY, buildEcho, type BodyResult, type Echo } from '../echo/model
 import { clip } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
-import type { Controls } from '../controls/table.ts';
+import { chooseValues, type Controls } from '../controls/table.ts';
 import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
@@ -43,7 +43,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
-      return { format, controls: input === null ? null : parseControls(input, config) };
+      const controls = input === null ? null : parseControls(input, config);
+      // Picked now, once: the fast path below, the delay and the answer's head all see this value.
+      if (controls !== null) chooseValues(controls, ctx.deps.random);
+      return { format, controls };
     } catch (err) {
       if (err instanceof ControlError) return err;
       throw err;
