@@ -42,7 +42,12 @@ export interface Controls {
    */
   delayChoices?: ValueChoice[] | null;
   sizeChoices?: ValueChoice[] | null;
+  /** Send the body at this many bytes per second; null (or absent): as fast as the peer takes it. */
+  rate?: number | null;
 }
+
+/** The fastest rate the rate control takes, in bytes per second (1 GiB/s: beyond that it paces nothing). */
+export const MAX_RATE = 1024 ** 3;
 
 /** The response headers that say which delay (ms) and size (bytes) a distribution gave. */
 export const CHOSEN_DELAY_HEADER = 'X-Echo-Chosen-Delay';
@@ -171,6 +176,15 @@ export const CONTROLS: readonly ControlSpec[] = [
       into.sizeChoices = parseWeightedValues(values[0]!, (t) => parseSize(t, max), max, false);
       into.size = into.sizeChoices[0]!.value;
     },
+  }),
+  control({
+    name: 'rate',
+    example: '100KiB',
+    values: 'a size per second: `100KiB` sends 100 KiB each second',
+    bound: { kind: 'range', min: 1, max: MAX_RATE },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'send the body (the echo or a generated one) at this many bytes per second; refused (400) when it would take past `--max-delay`, delay included, or on an event stream',
+    read: (into, values, max) => { into.rate = parseSize(values[0]!, max, 1); },
   }),
   control({
     name: 'health',

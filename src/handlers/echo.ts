@@ -15,6 +15,7 @@ import { ControlError, controlInput, parseControls, pickRepresentation } from '.
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
+import { pacedWrite, rateRefusal } from './paced-body.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -28,7 +29,7 @@ export interface EventStreams {
 }
 
 /** What the controls asked for, or the answer refusing them. */
-type Asked = { format: Representation; controls: Controls | null } | ControlError;
+type Asked = { format: Representation; controls: Controls | null; rateSource: string } | ControlError;
 
 export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: HandlerExchange, q: number) => void {
   const { config, health } = ctx;
@@ -46,14 +47,20 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       const controls = input === null ? null : parseControls(input, config);
       // Picked now, once: the fast path below, the delay and the answer's head all see this value.
       if (controls !== null) chooseValues(controls, ctx.deps.random);
-      return { format, controls };
+      // An event stream is paced by --sse-interval already.
+      if (format === 'sse' && controls?.rate != null) return new ControlError(`invalid ${input!.get('rate')!.source}: an event stream is not sent at a rate`);
+      if (controls?.rate != null && controls.size !== null) {
+        const refused = rateRefusal(input!.get('rate')!.source, controls.rate, controls.size, controls.delayMs, config.maxDelayMs);
+        if (refused !== null) return new ControlError(refused);
+      }
+      return { format, controls, rateSource: input?.get('rate')?.source ?? '' };
     } catch (err) {
       if (err instanceof ControlError) return err;
       throw err;
     }
   }
 
-  function sendEcho(x: HandlerExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null): void {
+  function sendEcho(x: HandlerExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null, rateSource: string): void {
     const echo = buildEcho(x.requestInfo(declared, body), ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
@@ -64,7 +71,20 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const length = Buffer.byteLength(out);
     const headers = answerHeaders(renderer.contentType, length, x.requestId);
     if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
-    sendWith(x, controlledStatus(x, controls, headers, ctx.deps.random), headers, out, length);
+    const rate = controls?.rate ?? null;
+    if (rate === null || x.method === 'HEAD') {
+      sendWith(x, controlledStatus(x, controls, headers, ctx.deps.random), headers, out, length);
+      return;
+    }
+    // The echo's size is known only now, once rendered (after any delay).
+    const refused = rateRefusal(rateSource, rate, length, controls!.delayMs, config.maxDelayMs);
+    if (refused !== null) {
+      sendText(x, 400, refused + '\n');
+      return;
+    }
+    if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+    const bytes = Buffer.from(out);
+    pacedWrite(x, length, rate, (offset, most) => bytes.subarray(offset, offset + most), (n) => { x.bytesOut = n; });
   }
 
   function sendGenerated(x: HandlerExchange, controls: Controls, size: number): void {
@@ -74,7 +94,8 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       x.end();
       return;
     }
-    generated.pipe(x, size, (n) => { x.bytesOut = n; });
+    if (controls.rate != null) generated.paced(x, size, controls.rate, (n) => { x.bytesOut = n; });
+    else generated.pipe(x, size, (n) => { x.bytesOut = n; });
   }
 
   return function serveEcho(x, q) {
@@ -83,19 +104,19 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       sendText(x, asked.status, asked.message + '\n');
       return;
     }
-    const { format, controls } = asked;
+    const { format, controls, rateSource } = asked;
     // The one control aimed at the server rather than the answer: set at once, so
     // probes see it even while this answer waits for its body or its delay.
     if (controls !== null && controls.health !== null) health.apply(controls.health);
     const declared = declaredLength(x);
     const answer = (body: BodyResult) => {
       if (controls?.size != null) sendGenerated(x, controls, controls.size);
-      else sendEcho(x, body, declared, format, controls);
+      else sendEcho(x, body, declared, format, controls, rateSource);
     };
     // The common case, a request without body, delay, event stream or generated body,
     // is answered right here (its end closes the exchange at once); everything slower
     // closes when its response does.
-    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null))) {
+    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null && controls.rate == null))) {
       answer(EMPTY_BODY);
       return;
     }
