@@ -31,6 +31,7 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
   const controls = parseControls(input, settings);
   // A call's messages are paced by their method (a server stream's interval), not by a byte rate.
   if (controls.rate != null) throw new ControlError('x-echo-rate does not apply to gRPC calls');
+  if (controls.chunks != null) throw new ControlError('x-echo-chunks does not apply to gRPC calls');
   if (status !== undefined) {
     try {
       controls.status = parseGrpcStatus(status.values[0]!);

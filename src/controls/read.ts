@@ -91,7 +91,9 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
     }
   }
   if (headers !== null) {
-    for (const [name, value] of headers) {
+    for (const [header, value] of headers) {
+      // `x-echo-chunk-delay` names the control `chunk_delay`.
+      const name = header.includes('-') ? header.replaceAll('-', '_') : header;
       if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
       // The query wins: a header only fills a control the query did not set.
       if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;

@@ -8,7 +8,7 @@
 // a new control is a new row and nothing else.
 //
 // Pure data: nothing here reads a request, changes the health state, waits or writes.
-import { ParseError, parseDuration, parseSize } from '../util/parse.ts';
+import { ParseError, parseDuration, parseInteger, parseSize } from '../util/parse.ts';
 import { parseHealth, type HealthAction } from '../ops/health.ts';
 import { REPRESENTATIONS } from '../echo/render/negotiate.ts';
 import type { Config } from '../config/settings.ts';
@@ -44,7 +44,13 @@ export interface Controls {
   sizeChoices?: ValueChoice[] | null;
   /** Send the body at this many bytes per second; null (or absent): as fast as the peer takes it. */
   rate?: number | null;
+  /** Send the body in this many pieces, chunkDelayMs apart; null (or absent): as it comes. */
+  chunks?: number | null;
+  chunkDelayMs?: number;
 }
+
+/** The most pieces the chunks control may ask for. */
+export const MAX_CHUNKS = 1000;
 
 /** The fastest rate the rate control takes, in bytes per second (1 GiB/s: beyond that it paces nothing). */
 export const MAX_RATE = 1024 ** 3;
@@ -127,7 +133,8 @@ function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
 
 /** `X-Echo-Status` for `status`: how messages name a control given as a header. */
 export function headerForm(name: string): string {
-  return `X-Echo-${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  // A two-word control (`chunk_delay`) is `X-Echo-Chunk-Delay`: fronts such as nginx drop headers with underscores.
+  return `X-Echo-${name.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('-')}`;
 }
 
 /** Every control, in the order error messages and the README list them. */
@@ -185,6 +192,24 @@ export const CONTROLS: readonly ControlSpec[] = [
     withControlsOff: false, gate: null, appliesTo: ECHO,
     description: 'send the body (the echo or a generated one) at this many bytes per second; refused (400) when it would take past `--max-delay`, delay included, or on an event stream',
     read: (into, values, max) => { into.rate = parseSize(values[0]!, max, 1); },
+  }),
+  control({
+    name: 'chunks',
+    example: '4',
+    values: 'a number of pieces',
+    bound: { kind: 'range', min: 1, max: MAX_CHUNKS },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'send the body (the echo or a generated one) in this many pieces, without `Content-Length` (HTTP/1.1: one chunk each); refused (400) with `echo_rate`, on an event stream, or when the waits between pieces, delay included, pass `--max-delay`',
+    read: (into, values, max) => { into.chunks = parseInteger(values[0]!, 1, max); },
+  }),
+  control({
+    name: 'chunk_delay',
+    example: '100ms',
+    values: 'a duration: `250ms`, `2s`; bare numbers are ms',
+    bound: { kind: 'limit', limit: 'maxDelayMs', unit: 'duration' },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'the wait between the pieces of `echo_chunks` (without it the body is one piece, so it has no effect)',
+    read: (into, values, max) => { into.chunkDelayMs = parseDuration(values[0]!, max); },
   }),
   control({
     name: 'health',

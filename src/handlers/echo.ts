@@ -7,7 +7,7 @@ import { HTML_CSP } from '../echo/render/html.ts';
 import { RENDERERS } from '../echo/render/renderers.ts';
 import type { Representation } from '../echo/render/negotiate.ts';
 import { EMPTY_BODY, buildEcho, type BodyResult, type Echo } from '../echo/model.ts';
-import { clip } from '../util/parse.ts';
+import { clip, formatDuration } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
 import { chooseValues, type Controls } from '../controls/table.ts';
@@ -15,7 +15,7 @@ import { ControlError, controlInput, parseControls, pickRepresentation } from '.
 import type { HandlerExchange } from './exchange.ts';
 import { delay } from './delay.ts';
 import { GeneratedBody } from './generated-body.ts';
-import { pacedWrite, rateRefusal } from './paced-body.ts';
+import { chunkedWrite, pacedWrite, rateRefusal } from './paced-body.ts';
 import { requestOriginAllowed } from './origin.ts';
 import { fail } from './refusals.ts';
 import { declaredLength, readRequestBody } from './request-body.ts';
@@ -49,6 +49,15 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       if (controls !== null) chooseValues(controls, ctx.deps.random);
       // An event stream is paced by --sse-interval already.
       if (format === 'sse' && controls?.rate != null) return new ControlError(`invalid ${input!.get('rate')!.source}: an event stream is not sent at a rate`);
+      if (controls?.chunks != null) {
+        const source = input!.get('chunks')!.source;
+        if (format === 'sse') return new ControlError(`invalid ${source}: an event stream is sent in pieces already`);
+        if (controls.rate != null) return new ControlError(`invalid ${source}: a body is sent at a rate or in pieces, not both`);
+        const waits = (controls.chunks - 1) * (controls.chunkDelayMs ?? 0);
+        if (controls.delayMs + waits > config.maxDelayMs) {
+          return new ControlError(`invalid ${source}: ${controls.chunks} pieces ${formatDuration(controls.chunkDelayMs ?? 0)} apart${controls.delayMs > 0 ? ` after a delay of ${formatDuration(controls.delayMs)}` : ''} take over the maximum of ${formatDuration(config.maxDelayMs)} (--max-delay)`);
+        }
+      }
       if (controls?.rate != null && controls.size !== null) {
         const refused = rateRefusal(input!.get('rate')!.source, controls.rate, controls.size, controls.delayMs, config.maxDelayMs);
         if (refused !== null) return new ControlError(refused);
@@ -69,8 +78,16 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
     const length = Buffer.byteLength(out);
-    const headers = answerHeaders(renderer.contentType, length, x.requestId);
+    const chunks = controls?.chunks ?? null;
+    // In pieces: no Content-Length, so HTTP/1.1 sends each piece as one chunk.
+    const headers = answerHeaders(renderer.contentType, chunks === null ? length : null, x.requestId);
     if (format === 'html') headers.push('Content-Security-Policy', HTML_CSP);
+    if (chunks !== null && x.method !== 'HEAD') {
+      if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+      const bytes = Buffer.from(out);
+      chunkedWrite(x, length, chunks, controls!.chunkDelayMs ?? 0, (offset, most) => bytes.subarray(offset, offset + most), (n) => { x.bytesOut = n; });
+      return;
+    }
     const rate = controls?.rate ?? null;
     if (rate === null || x.method === 'HEAD') {
       sendWith(x, controlledStatus(x, controls, headers, ctx.deps.random), headers, out, length);
@@ -88,13 +105,14 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   }
 
   function sendGenerated(x: HandlerExchange, controls: Controls, size: number): void {
-    const headers = answerHeaders('application/octet-stream', size, x.requestId);
+    const headers = answerHeaders('application/octet-stream', controls.chunks == null ? size : null, x.requestId);
     if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
     if (x.method === 'HEAD') {
       x.end();
       return;
     }
-    if (controls.rate != null) generated.paced(x, size, controls.rate, (n) => { x.bytesOut = n; });
+    if (controls.chunks != null) generated.chunked(x, size, controls.chunks, controls.chunkDelayMs ?? 0, (n) => { x.bytesOut = n; });
+    else if (controls.rate != null) generated.paced(x, size, controls.rate, (n) => { x.bytesOut = n; });
     else generated.pipe(x, size, (n) => { x.bytesOut = n; });
   }
 
@@ -116,7 +134,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     // The common case, a request without body, delay, event stream or generated body,
     // is answered right here (its end closes the exchange at once); everything slower
     // closes when its response does.
-    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null && controls.rate == null))) {
+    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null && controls.rate == null && controls.chunks == null))) {
       answer(EMPTY_BODY);
       return;
     }

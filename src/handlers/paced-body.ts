@@ -61,3 +61,50 @@ export function pacedWrite(out: AnswerPort, size: number, rate: number, slice: (
   };
   next();
 }
+
+/**
+ * Writes `size` bytes in `pieces` pieces (fewer when there are fewer bytes), one
+ * write each (a generated piece over 1 MiB: one per MiB), waiting `delayMs` between them and for the peer's drain, then ends
+ * the answer; reports progress as bytes written.
+ */
+export function chunkedWrite(out: AnswerPort, size: number, pieces: number, delayMs: number, slice: (offset: number, most: number) => Uint8Array, progress: (written: number) => void): void {
+  const count = Math.max(1, Math.min(pieces, size));
+  const pieceSize = Math.ceil(size / count);
+  let written = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let gone = false;
+  const forget = out.onPeerGone(() => {
+    gone = true;
+    clearTimeout(timer);
+  });
+  const after = (): void => {
+    if (gone) return;
+    if (written >= size) {
+      forget();
+      out.end();
+      return;
+    }
+    timer = setTimeout(piece, delayMs);
+  };
+  let end = 0;
+  // A piece is one write unless a generated body's 1 MiB block is shorter: then
+  // several, each waiting for the drain, so nothing larger than the block is copied.
+  const part = (): void => {
+    while (!gone && written < end) {
+      const bytes = slice(written, end - written);
+      written += bytes.length;
+      progress(written);
+      if (!out.write(bytes)) {
+        out.onDrain(part);
+        return;
+      }
+    }
+    after();
+  };
+  const piece = (): void => {
+    if (gone) return;
+    end = Math.min(size, written + pieceSize);
+    part();
+  };
+  piece();
+}

@@ -118,4 +118,62 @@ describe('bodies sent at a rate', () => {
       c.close();
     }
   });
+
+  it('HTTP/1.1: echo_chunks sends the body as that many chunks, the pauses between them on the socket', async () => {
+    const sock = connect(t.port, '127.0.0.1');
+    const arrivals: { at: number; text: string }[] = [];
+    const start = performance.now();
+    sock.on('data', (d: Buffer) => arrivals.push({ at: performance.now() - start, text: d.toString('latin1') }));
+    sock.write('GET /?echo_size=3000&echo_chunks=3&echo_chunk_delay=300ms HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+    await new Promise((resolve) => sock.once('close', resolve));
+    const text = arrivals.map((a) => a.text).join('');
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    assert.match(text, /\r\ntransfer-encoding: chunked\r\n/i);
+    assert.doesNotMatch(text, /\r\ncontent-length:/i);
+    assert.equal(text.split('\r\n3e8\r\n').length - 1, 3, 'three chunks of 1000 bytes');
+    // Each piece in a read of its own, the pauses between them.
+    const withData = arrivals.filter((a) => a.text.includes('3e8\r\n'));
+    assert.equal(withData.length, 3, 'three reads carry a piece');
+    assert.ok(withData[1]!.at - withData[0]!.at >= 250 && withData[2]!.at - withData[1]!.at >= 250, withData.map((a) => a.at).join(', '));
+  });
+
+  it('HTTP/2: echo_chunks with X-Echo-Chunk-Delay arrives as separate DATA, apart', async () => {
+    const session = h2connect(t.url);
+    try {
+      const times = await new Promise<number[]>((resolve, reject) => {
+        const start = performance.now();
+        const req = session.request({ ':path': '/?echo_format=json&echo_chunks=3', 'x-echo-chunk-delay': '300ms' });
+        const at: number[] = [];
+        req.on('data', () => at.push(performance.now() - start));
+        req.on('end', () => resolve(at));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(times.length, 3, times.join(', '));
+      assert.ok(times[2]! - times[0]! >= 500, times.join(', '));
+    } finally {
+      session.close();
+    }
+  });
+
+  it('refuses chunks with a rate, on an event stream, or past --max-delay', async () => {
+    for (const [path, pattern] of [
+      ['/?echo_chunks=2&echo_rate=1KiB', /^invalid echo_chunks: a body is sent at a rate or in pieces, not both/],
+      ['/?echo_chunks=100&echo_chunk_delay=200ms', /^invalid echo_chunks: 100 pieces 200ms apart take over the maximum of 10s \(--max-delay\)/],
+      ['/?echo_chunks=3&echo_chunk_delay=2s&echo_delay=7s', /after a delay of 7s take over the maximum/],
+      ['/?echo_chunks=1001', /^invalid echo_chunks: 1001 is out of range 1..1000/],
+    ] as const) {
+      const res = await fetch(t.url + path);
+      assert.equal(res.status, 400, path);
+      assert.match(await res.text(), pattern);
+    }
+    const s = await startTestServer({ sse: true });
+    try {
+      const res = await fetch(`${s.url}/?echo_format=sse&echo_chunks=2`);
+      assert.equal(res.status, 400);
+      assert.match(await res.text(), /^invalid echo_chunks: an event stream is sent in pieces already/);
+    } finally {
+      await s.close();
+    }
+  });
 });

@@ -104,7 +104,8 @@ describe('the controls table', () => {
     }
     it(`${spec.query}: the query and header names follow the one scheme`, () => {
       assert.equal(spec.query, QUERY_PREFIX + spec.name);
-      assert.equal(spec.header.toLowerCase(), HEADER_PREFIX + spec.name);
+      // A two-word name's header joins its words with a dash (`chunk_delay`: X-Echo-Chunk-Delay).
+      assert.equal(spec.header.toLowerCase(), HEADER_PREFIX + spec.name.replaceAll('_', '-'));
     });
   }
 
@@ -130,7 +131,7 @@ describe('the controls table', () => {
     const query = '/?' + CONTROLS.map((c) => queryOf(c, [c.example])).join('&') + '&echo_nope=1';
     // The scan collects every X-Echo-* header (the probe paths read health from it); controlInput applies the rule.
     const scanned = scanHeaders(raw).controls;
-    assert.deepEqual(scanned, CONTROLS.map((c) => [c.name, c.example]));
+    assert.deepEqual(scanned, CONTROLS.map((c) => [c.name.replaceAll('_', '-'), c.example]));
     assert.deepEqual([...controlInput(query, 1, scanned, false)!.keys()], off.map((c) => c.name));
     assert.deepEqual([...controlInput('/', -1, scanned, false)!.values()].map((e) => e.source), off.map((c) => c.header));
     // Controls on: all of them, and the unknown one, which parseControls refuses.
