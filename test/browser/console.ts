@@ -16,6 +16,9 @@ export interface RequestForm {
   status?: string;
   delay?: string;
   size?: string;
+  rate?: string;
+  chunks?: string;
+  chunkDelay?: string;
   format?: 'json' | 'text' | 'html' | '';
   via?: 'query' | 'header';
   responseHeaders?: string;
@@ -40,6 +43,9 @@ export async function fillRequest(page: Page, f: RequestForm): Promise<void> {
   await page.fill('#rq-status', f.status ?? '');
   await page.fill('#rq-delay', f.delay ?? '');
   await page.fill('#rq-size', f.size ?? '');
+  await page.fill('#rq-rate', f.rate ?? '');
+  await page.fill('#rq-chunks', f.chunks ?? '');
+  await page.fill('#rq-chunk-delay', f.chunkDelay ?? '');
   await page.selectOption('#rq-format', f.format ?? 'json');
   await page.selectOption('#rq-via', f.via ?? 'query');
   await page.fill('#rq-resp-headers', f.responseHeaders ?? '');

@@ -84,7 +84,7 @@
 
   // --- request builder
   var form = $('rq-form');
-  var fields = ['method', 'path', 'status', 'delay', 'size', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
+  var fields = ['method', 'path', 'status', 'delay', 'size', 'rate', 'chunks', 'chunk-delay', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
   var input = {};
   fields.forEach(function (f) { input[f] = $('rq-' + f); });
   input.path.value = location.pathname;
@@ -98,6 +98,9 @@
     if (input.status.value.trim()) controls.push(['status', input.status.value.trim()]);
     if (input.delay.value.trim()) controls.push(['delay', input.delay.value.trim()]);
     if (input.size.value.trim()) controls.push(['size', input.size.value.trim()]);
+    if (input.rate.value.trim()) controls.push(['rate', input.rate.value.trim()]);
+    if (input.chunks.value.trim()) controls.push(['chunks', input.chunks.value.trim()]);
+    if (input['chunk-delay'].value.trim()) controls.push(['chunk_delay', input['chunk-delay'].value.trim()]);
     if (input.format.value) controls.push(['format', input.format.value]);
     var extra = headerLines(input['resp-headers'].value, 'response headers').map(function (h) { return h[0] + ': ' + h[1]; });
     // Several X-Echo-Header values would be joined into one by the browser, so more
@@ -107,7 +110,8 @@
     controls.forEach(function (c) {
       var via = c[2] || input.via.value;
       if (via === 'query') url.searchParams.append('echo_' + c[0], c[1]);
-      else headers.push(['X-Echo-' + c[0].charAt(0).toUpperCase() + c[0].slice(1), c[1]]);
+      // chunk_delay travels as X-Echo-Chunk-Delay: the words of a name joined by a dash.
+      else headers.push(['X-Echo-' + c[0].split('_').map(function (w) { return w.charAt(0).toUpperCase() + w.slice(1); }).join('-'), c[1]]);
     });
     var body = method === 'GET' || method === 'HEAD' ? null : input.body.value;
     if (body !== null && body !== '' && !headers.some(function (h) { return h[0].toLowerCase() === 'content-type'; })) {
