@@ -34,6 +34,9 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
   if (controls.fault?.some((c) => c.fault.kind === 'truncate' || c.fault.kind === 'reset-after')) {
     throw new ControlError('invalid x-echo-fault: truncate and reset-after do not apply to gRPC (use reset, reset:CODE, close or goaway)');
   }
+  // A call's messages are paced by their method (a server stream's interval), not by a byte rate.
+  if (controls.rate != null) throw new ControlError('x-echo-rate does not apply to gRPC calls');
+  if (controls.chunks != null) throw new ControlError('x-echo-chunks does not apply to gRPC calls');
   if (status !== undefined) {
     try {
       controls.status = parseGrpcStatus(status.values[0]!);

@@ -42,6 +42,56 @@ export function parseWeightedCodes(text: string, parseCode: (text: string) => nu
   });
 }
 
+/** One value of a distribution (echo_delay, echo_size): picked by weight, then spread by up to `jitter` either way. */
+export interface ValueChoice {
+  value: number;
+  jitter: number;
+  weight: number;
+}
+
+/**
+ * `value`, or weighted values `value:weight,...` (the same bounds as the status
+ * choices), each read by `parseValue`; with `jitter`, a value may be `100ms~20ms`:
+ * uniformly within 20 ms either side. The spread must stay within 0 and `max`, so
+ * a picked value never needs clamping.
+ */
+export function parseWeightedValues(text: string, parseValue: (text: string) => number, max: number, jitter: boolean): ValueChoice[] {
+  const parts = text.split(',');
+  if (parts.length > MAX_STATUS_CHOICES) throw new ParseError(`at most ${MAX_STATUS_CHOICES} choices`);
+  return parts.map((part) => {
+    const pieces = part.split(':');
+    if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a value or value:weight`);
+    const [valueText = '', weightText] = pieces;
+    const spread = valueText.split('~');
+    if (spread.length > 2 || (spread.length === 2 && !jitter)) throw new ParseError(`"${clip(valueText)}" is not a single value`);
+    const value = parseValue(spread[0]!);
+    const j = spread.length === 2 ? parseValue(spread[1]!) : 0;
+    if (j > value) throw new ParseError(`the jitter of ${clip(valueText)} is larger than its value`);
+    if (value + j > max) throw new ParseError(`${clip(valueText)} may exceed the maximum`);
+    const weight = weightText === undefined ? 1 : parseInteger(weightText, 1, MAX_STATUS_WEIGHT);
+    return { value, jitter: j, weight };
+  });
+}
+
+/** Pick a value from a distribution; `random` returns [0, 1). Whole units (ms, bytes). */
+export function pickValue(choices: readonly ValueChoice[], random: () => number): number {
+  let chosen = choices[choices.length - 1]!;
+  if (choices.length > 1) {
+    let total = 0;
+    for (const c of choices) total += c.weight;
+    let r = random() * total;
+    for (const c of choices) {
+      r -= c.weight;
+      if (r < 0) {
+        chosen = c;
+        break;
+      }
+    }
+  }
+  if (chosen.jitter === 0) return chosen.value;
+  return Math.round(chosen.value - chosen.jitter + random() * 2 * chosen.jitter);
+}
+
 /** Pick a status from weighted choices; `random` returns [0, 1). */
 export function pickStatus(choices: readonly StatusChoice[], random: () => number): number {
   if (choices.length === 1) return choices[0]!.code;

@@ -3,13 +3,14 @@
 // The effect side: request-controls.ts only says what was asked; writing it to the
 // answer is left to the handlers, here, because it needs the exchange.
 import type { AnswerPort } from '../core/answer-port.ts';
-import { INTERIM_CODES, pickStatus, type Controls } from '../controls/table.ts';
+import { INTERIM_CODES, chosenHeaders, pickStatus, type Controls } from '../controls/table.ts';
 import type { HeadFields } from './answer.ts';
 
-/** Appends the control's extra headers to `headers` and sends interim responses; returns the final status. */
+/** Appends the control's extra headers (and the delay and size a distribution gave) to `headers` and sends interim responses; returns the final status. */
 export function controlledStatus(x: AnswerPort, controls: Controls | null, headers: HeadFields, random: () => number): number {
   if (controls === null) return 200;
   for (const [name, value] of controls.headers) headers.push(name, value);
+  headers.push(...chosenHeaders(controls));
   if (controls.status === null) return 200;
   const code = pickStatus(controls.status, random);
   if (!INTERIM_CODES.has(code)) return code;

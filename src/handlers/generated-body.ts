@@ -6,6 +6,7 @@
 // 1 MiB answers than one write of the whole block.
 import { randomBytes } from 'node:crypto';
 import type { AnswerPort } from '../core/answer-port.ts';
+import { chunkedWrite, pacedWrite } from './paced-body.ts';
 
 export const BLOCK_SIZE = 1024 * 1024;
 
@@ -29,5 +30,23 @@ export class GeneratedBody {
       out.end();
     };
     write();
+  }
+
+  /** As pipe, in `pieces` pieces `delayMs` apart (paced-body.ts). */
+  chunked(out: AnswerPort, size: number, pieces: number, delayMs: number, progress: (written: number) => void): void {
+    const block = (this.#block ??= randomBytes(BLOCK_SIZE));
+    chunkedWrite(out, size, pieces, delayMs, (offset, most) => {
+      const at = offset % BLOCK_SIZE;
+      return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
+    }, progress);
+  }
+
+  /** As pipe, at `rate` bytes per second (paced-body.ts). */
+  paced(out: AnswerPort, size: number, rate: number, progress: (written: number) => void): void {
+    const block = (this.#block ??= randomBytes(BLOCK_SIZE));
+    pacedWrite(out, size, rate, (offset, most) => {
+      const at = offset % BLOCK_SIZE;
+      return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
+    }, progress);
   }
 }

@@ -82,6 +82,14 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.equal(slow.code, '200');
     assert.ok(completeMs(slow) >= 295, slow.timing);
 
+    // Distributions, rate and pieces, as headers too (X-Echo-Chunk-Delay, with a dash).
+    const paced = await sendRequest(page, { delay: '5ms:1,6ms:1', size: '3000', chunks: '3', chunkDelay: '20ms', via: 'header' });
+    assert.equal(paced.code, '200');
+    assert.match(paced.headers.get('x-echo-chosen-delay') ?? '', /^[56]$/);
+    assert.equal(paced.headers.get('x-echo-chosen-size'), '3000');
+    const rated = await sendRequest(page, { size: '2000', rate: '4KiB' });
+    assert.equal(rated.code, '200');
+
     const withHeaders = await sendRequest(page, { responseHeaders: 'X-From-Console: yes\nRetry-After: 7' });
     assert.equal(withHeaders.headers.get('x-from-console'), 'yes');
     assert.equal(withHeaders.headers.get('retry-after'), '7');

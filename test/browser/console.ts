@@ -19,6 +19,9 @@ export interface RequestForm {
   fault?: string;
   failFirst?: string;
   key?: string;
+  rate?: string;
+  chunks?: string;
+  chunkDelay?: string;
   format?: 'json' | 'text' | 'html' | '';
   via?: 'query' | 'header';
   responseHeaders?: string;
@@ -46,6 +49,9 @@ export async function fillRequest(page: Page, f: RequestForm): Promise<void> {
   await page.fill('#rq-fault', f.fault ?? '');
   await page.fill('#rq-fail_first', f.failFirst ?? '');
   await page.fill('#rq-key', f.key ?? '');
+  await page.fill('#rq-rate', f.rate ?? '');
+  await page.fill('#rq-chunks', f.chunks ?? '');
+  await page.fill('#rq-chunk-delay', f.chunkDelay ?? '');
   await page.selectOption('#rq-format', f.format ?? 'json');
   await page.selectOption('#rq-via', f.via ?? 'query');
   await page.fill('#rq-resp-headers', f.responseHeaders ?? '');

@@ -7,7 +7,7 @@
 import { buildEcho } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
-import type { Controls } from '../../controls/table.ts';
+import { chosenHeaders, type Controls } from '../../controls/table.ts';
 import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
@@ -183,11 +183,13 @@ export class Call {
     this.finish(code, message);
   }
 
-  /** Response metadata the x-echo-header control asked for. */
+  /** Response metadata the x-echo-header control asked for, and the delay and size a distribution gave. */
   #metadata(): string[] {
-    const headers = this.controls?.headers;
-    if (headers === undefined || headers.length === 0) return [];
-    return headers.flat();
+    const c = this.controls;
+    if (c === null) return [];
+    const chosen = chosenHeaders(c).map((v, i) => (i % 2 === 0 ? v.toLowerCase() : v));
+    if (c.headers.length === 0) return chosen;
+    return [...c.headers.flat(), ...chosen];
   }
 
   /** A method's code never takes the server down: an error is INTERNAL, logged. */

@@ -10,6 +10,7 @@ import type { ConnectionFacts } from '../../core/facts.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { ControlError } from '../../controls/read.ts';
 import { parseGrpcControls } from '../../controls/grpc.ts';
+import { chooseValues } from '../../controls/table.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { attemptControls } from '../../handlers/fail-first.ts';
 import { sickAnswerOf } from '../../handlers/sick.ts';
@@ -91,6 +92,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
       let controls;
       try {
         controls = parseGrpcControls(scan.controls, config.controls, config);
+        if (controls !== null) chooseValues(controls, ctx.deps.random);
       } catch (err) {
         if (!(err instanceof ControlError)) throw err;
         refuse(x, err.status === 403 ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT, err.message);
