@@ -161,7 +161,9 @@ export class Call {
     req.once('end', () => {
       this.halfClosed = true;
       if (this.done) return;
-      if (this.reader.partial) {
+      if (text?.partial === true) {
+        this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
+      } else if (this.reader.partial) {
         this.finish(Status.INTERNAL, 'the request stream ended inside a message');
       } else if (streaming) {
         this.#guard(() => this.onHalfClose?.());

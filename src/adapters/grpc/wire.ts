@@ -47,14 +47,43 @@ export function trailerFrame(fields: Readonly<Record<string, string>>): Buffer {
   return out;
 }
 
-/** gRPC-Web text: the request body is base64, decoded here in whole quanta as it arrives. */
+/** A character that is neither base64's alphabet nor its padding. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
+const malformed = () => new WireError(Status.INVALID_ARGUMENT, 'malformed base64 in a gRPC-Web text request');
+
+/**
+ * gRPC-Web text: the request body is base64, decoded here in whole quanta as it arrives.
+ * Strict, because a lenient decoder turns garbage into an empty or truncated message that
+ * the call would then answer as if it were valid. Clients may send each frame as its own
+ * padded run, so a run may end with padding and another begin after it. Throws WireError.
+ */
 export class Base64Decoder {
   #rest = '';
+
+  /** Whether characters of an unfinished quantum are left (the body ended inside one). */
+  get partial(): boolean {
+    return this.#rest.length > 0;
+  }
+
   push(chunk: Buffer): Buffer {
     const text = this.#rest + chunk.toString('latin1').replace(/[\r\n]/g, '');
     const whole = text.length - (text.length % 4);
     this.#rest = text.slice(whole);
-    return Buffer.from(text.slice(0, whole), 'base64');
+    const quanta = text.slice(0, whole);
+    if (NOT_BASE64.test(quanta)) throw malformed();
+    // Node's decoder stops at the first padding: decode each padded run on its own.
+    const runs: Buffer[] = [];
+    let start = 0;
+    for (let pad = quanta.indexOf('='); pad !== -1; pad = quanta.indexOf('=', start)) {
+      // Padding ends a quantum: "xx==" or "xxx=", nothing else.
+      const end = pad - (pad % 4) + 4;
+      const at = pad % 4;
+      if (at < 2 || (at === 2 && quanta[pad + 1] !== '=')) throw malformed();
+      runs.push(Buffer.from(quanta.slice(start, end), 'base64'));
+      start = end;
+    }
+    if (start < quanta.length) runs.push(Buffer.from(quanta.slice(start), 'base64'));
+    return runs.length === 1 ? runs[0]! : Buffer.concat(runs);
   }
 }
 
