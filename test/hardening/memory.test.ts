@@ -157,7 +157,7 @@ describe('gRPC message decoding', () => {
       const session = h2connect(`http://127.0.0.1:${port}`);
       const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
       let status: unknown;
-      req.on('trailers', (h) => { status = h['grpc-status']; });
+      req.on('trailers', (h: Record<string, unknown>) => { status = h['grpc-status']; });
       req.resume();
       req.end(Buffer.concat([prefix, message]));
       await once(req, 'close');
