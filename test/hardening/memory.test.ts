@@ -172,3 +172,35 @@ describe('gRPC message decoding', () => {
     }
   });
 });
+
+describe('gRPC messages buffered by all calls', () => {
+  it('refuses a message with RESOURCE_EXHAUSTED once held calls would buffer more than the budget', async () => {
+    const t = await startTestServer();
+    const session = h2connect(t.url);
+    try {
+      // Each call announces a 9 MB message and sends a byte of it, then holds: without a shared
+      // bound every call may buffer up to --max-body-size (100 such calls took 1 GB of RSS).
+      const prefix = Buffer.alloc(6);
+      prefix.writeUInt32BE(9_000_000, 1);
+      const statuses: Promise<unknown>[] = [];
+      for (let i = 0; i < 5; i++) {
+        const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+        req.resume();
+        req.on('error', () => {});
+        statuses.push(new Promise((resolve) => {
+          req.on('response', (h) => { if (h['grpc-status'] !== undefined) resolve(h['grpc-status']); });
+          req.on('trailers', (h: Record<string, unknown>) => { resolve(h['grpc-status']); });
+          req.on('close', () => resolve('closed'));
+        }));
+        req.write(prefix);
+      }
+      // The default budget (32 MiB, twice --max-body-size at least) holds three of them.
+      const refused = await Promise.race([statuses[3]!, new Promise((resolve) => setTimeout(() => resolve('still held'), 5000))]);
+      assert.equal(refused, '8');
+      assert.equal(await statuses[4], '8');
+    } finally {
+      session.destroy();
+      await t.close();
+    }
+  });
+});

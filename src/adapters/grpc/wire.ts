@@ -111,8 +111,29 @@ export class WireError extends Error {
  * oversized one is refused at once, RESOURCE_EXHAUSTED); a compressed one is refused
  * (UNIMPLEMENTED: this server offers only `identity`, as grpc-accept-encoding says).
  */
+/**
+ * Message bytes a server may hold for all its calls at once. A message is buffered whole
+ * before it is decoded, so without a shared bound a hundred calls each sending most of a
+ * --max-body-size message would hold a gigabyte, far past what the in-flight sizing allows.
+ */
+export class MessageBudget {
+  readonly limit: number;
+  used = 0;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+}
+
+/** The budget for a server whose message limit is `maxMessage`: a few whole messages, 32 MiB at least. */
+export function messageBudgetFor(maxMessage: number): MessageBudget {
+  return new MessageBudget(Math.max(2 * maxMessage, 32 * 1024 * 1024));
+}
+
 export class MessageReader {
   readonly #maxMessage: number;
+  readonly #budget: MessageBudget | null;
+  /** Bytes of the budget this call holds: its message being read (or the last one read). */
+  #reserved = 0;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** The length of the message being read, once its prefix is in; -1 before. */
@@ -120,8 +141,15 @@ export class MessageReader {
   messages = 0;
   bytes = 0;
 
-  constructor(maxMessage: number) {
+  constructor(maxMessage: number, budget: MessageBudget | null = null) {
     this.#maxMessage = maxMessage;
+    this.#budget = budget;
+  }
+
+  /** Gives back what this call held of the budget; the call is over. */
+  dispose(): void {
+    if (this.#budget !== null) this.#budget.used -= this.#reserved;
+    this.#reserved = 0;
   }
 
   /** Whether a message was begun and not finished (the stream ended inside one). */
@@ -145,6 +173,16 @@ export class MessageReader {
         const length = head.readUInt32BE(1);
         if (length > this.#maxMessage) {
           throw new WireError(Status.RESOURCE_EXHAUSTED, `message of ${length} bytes is larger than --max-body-size (${this.#maxMessage})`);
+        }
+        if (this.#budget !== null) {
+          this.#budget.used -= this.#reserved;
+          this.#reserved = 0;
+          if (this.#budget.used + length > this.#budget.limit) {
+            throw new WireError(Status.RESOURCE_EXHAUSTED,
+              `message of ${length} bytes would take the messages buffered by all calls over ${this.#budget.limit} bytes`);
+          }
+          this.#budget.used += length;
+          this.#reserved = length;
         }
         this.#length = length;
       }
