@@ -137,3 +137,70 @@ describe('the in-flight budget', () => {
     await Promise.all(blockers);
   });
 });
+
+describe('gRPC message decoding', () => {
+  /** Peak resident memory of a process so far (VmHWM), in MiB. */
+  function peakMiB(pid: number): number {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return Number(m![1]) / 1024;
+  }
+
+  it('a message of millions of unknown fields is skipped without keeping them', async () => {
+    const { child, port } = await spawnServer([]);
+    try {
+      // 9 MB of two-byte unknown varint fields (field 15, value 0): kept, each is an object.
+      const message = Buffer.alloc(9_000_000);
+      for (let i = 0; i < message.length; i += 2) message[i] = 0x78;
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(message.length, 1);
+      const before = peakMiB(child.pid!);
+      const session = h2connect(`http://127.0.0.1:${port}`);
+      const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+      let status: unknown;
+      req.on('trailers', (h: Record<string, unknown>) => { status = h['grpc-status']; });
+      req.resume();
+      req.end(Buffer.concat([prefix, message]));
+      await once(req, 'close');
+      session.close();
+      assert.equal(status, '0');
+      // The body itself is buffered once (9 MB, twice while framed); kept unknown fields cost ~900 MB.
+      const grew = peakMiB(child.pid!) - before;
+      assert.ok(grew < 200, `peak RSS grew by ${grew.toFixed(0)} MiB decoding one message`);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+});
+
+describe('gRPC messages buffered by all calls', () => {
+  it('refuses a message with RESOURCE_EXHAUSTED once held calls would buffer more than the budget', async () => {
+    const t = await startTestServer();
+    const session = h2connect(t.url);
+    try {
+      // Each call announces a 9 MB message and sends a byte of it, then holds: without a shared
+      // bound every call may buffer up to --max-body-size (100 such calls took 1 GB of RSS).
+      const prefix = Buffer.alloc(6);
+      prefix.writeUInt32BE(9_000_000, 1);
+      const statuses: Promise<unknown>[] = [];
+      for (let i = 0; i < 5; i++) {
+        const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+        req.resume();
+        req.on('error', () => {});
+        statuses.push(new Promise((resolve) => {
+          req.on('response', (h) => { if (h['grpc-status'] !== undefined) resolve(h['grpc-status']); });
+          req.on('trailers', (h: Record<string, unknown>) => { resolve(h['grpc-status']); });
+          req.on('close', () => resolve('closed'));
+        }));
+        req.write(prefix);
+      }
+      // The default budget (32 MiB, twice --max-body-size at least) holds three of them.
+      const refused = await Promise.race([statuses[3]!, new Promise((resolve) => setTimeout(() => resolve('still held'), 5000))]);
+      assert.equal(refused, '8');
+      assert.equal(await statuses[4], '8');
+    } finally {
+      session.destroy();
+      await t.close();
+    }
+  });
+});

@@ -410,6 +410,40 @@ describe('gRPC', () => {
     }
   });
 
+  it('gRPC-Web text: a request sent as several padded base64 runs is decoded whole', async () => {
+    const t = await startTestServer();
+    try {
+      const message = Buffer.from([0x0a, 2, 0x68, 0x69]); // EchoRequest { payload: "hi" }
+      // The prefix and the message each as their own padded run, as streaming clients send them.
+      const body = Buffer.from([0, 0, 0, 0, message.length]).toString('base64') + message.toString('base64');
+      assert.match(body, /=.+=$/);
+      const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
+        method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body,
+      });
+      const text = Buffer.from(await res.text(), 'base64').toString('latin1');
+      assert.match(text, /grpc-status:0\r\n/);
+      assert.ok(text.includes('hi'));
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('gRPC-Web text: malformed base64 is INVALID_ARGUMENT, not an empty message', async () => {
+    const t = await startTestServer();
+    try {
+      for (const body of ['!!!!', 'AAAAAAA', 'AA=A', 'A===', 'AAAAAA==AA!A']) {
+        const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
+          method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body,
+        });
+        const text = Buffer.from(await res.text(), 'base64').toString('latin1') + (res.headers.get('grpc-status') ?? '');
+        assert.match(text, /grpc-status:3\r\n|^3$/, `body ${JSON.stringify(body)}: ${text}`);
+      }
+      await fetch(t.url); // the server still answers
+    } finally {
+      await t.close();
+    }
+  });
+
   it('gRPC-Web text: a base64 request gets base64 frames, the trailers in the last', async () => {
     const t = await startTestServer();
     try {

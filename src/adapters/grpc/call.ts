@@ -13,9 +13,17 @@ import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
 import { echoResponse, type CallFacts } from './record.ts';
-import { Base64Decoder, MessageReader, Status, WireError } from './wire.ts';
+import { Base64Decoder, MessageReader, messageBudgetFor, Status, WireError, type MessageBudget } from './wire.ts';
 import { toBinary } from '@bufbuild/protobuf';
 import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
+
+/** One budget of buffered message bytes per server (its configuration), shared by all its calls. */
+const budgets = new WeakMap<object, MessageBudget>();
+function budgetFor(config: { maxBodySize: number }): MessageBudget {
+  let budget = budgets.get(config);
+  if (budget === undefined) budgets.set(config, budget = messageBudgetFor(config.maxBodySize));
+  return budget;
+}
 
 /** unary and server streaming take one request message; client streaming and bidi take a stream. */
 export type Kind = 'unary' | 'server' | 'client' | 'bidi';
@@ -50,7 +58,7 @@ export class Call {
     this.ctx = ctx;
     this.x = x;
     this.controls = controls;
-    this.reader = new MessageReader(ctx.config.maxBodySize);
+    this.reader = new MessageReader(ctx.config.maxBodySize, budgetFor(ctx.config));
     this.grpcTimeout = grpcTimeout;
     this.deadlineMs = deadlineMs;
     x.res.once('close', () => this.#cleanup());
@@ -164,7 +172,9 @@ export class Call {
     req.once('end', () => {
       this.halfClosed = true;
       if (this.done) return;
-      if (this.reader.partial) {
+      if (text?.partial === true) {
+        this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
+      } else if (this.reader.partial) {
         this.finish(Status.INTERNAL, 'the request stream ended inside a message');
       } else if (streaming) {
         this.#guard(() => this.onHalfClose?.());
@@ -204,6 +214,7 @@ export class Call {
   }
 
   #cleanup(): void {
+    this.reader.dispose();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     const ended = this.#ended.splice(0);

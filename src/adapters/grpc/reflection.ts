@@ -50,7 +50,7 @@ const files = (file: DescFile | undefined, what: string): Answer => (file === un
 
 /** The one answer to one reflection request. */
 export function reflect(bytes: Buffer): Uint8Array {
-  const req = fromBinary(ServerReflectionRequestSchema, bytes);
+  const req = fromBinary(ServerReflectionRequestSchema, bytes, { readUnknownFields: false });
   const r = req.messageRequest;
   let answer: Answer;
   switch (r.case) {

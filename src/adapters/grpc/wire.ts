@@ -47,14 +47,43 @@ export function trailerFrame(fields: Readonly<Record<string, string>>): Buffer {
   return out;
 }
 
-/** gRPC-Web text: the request body is base64, decoded here in whole quanta as it arrives. */
+/** A character that is neither base64's alphabet nor its padding. */
+const NOT_BASE64 = /[^A-Za-z0-9+/=]/;
+const malformed = () => new WireError(Status.INVALID_ARGUMENT, 'malformed base64 in a gRPC-Web text request');
+
+/**
+ * gRPC-Web text: the request body is base64, decoded here in whole quanta as it arrives.
+ * Strict, because a lenient decoder turns garbage into an empty or truncated message that
+ * the call would then answer as if it were valid. Clients may send each frame as its own
+ * padded run, so a run may end with padding and another begin after it. Throws WireError.
+ */
 export class Base64Decoder {
   #rest = '';
+
+  /** Whether characters of an unfinished quantum are left (the body ended inside one). */
+  get partial(): boolean {
+    return this.#rest.length > 0;
+  }
+
   push(chunk: Buffer): Buffer {
     const text = this.#rest + chunk.toString('latin1').replace(/[\r\n]/g, '');
     const whole = text.length - (text.length % 4);
     this.#rest = text.slice(whole);
-    return Buffer.from(text.slice(0, whole), 'base64');
+    const quanta = text.slice(0, whole);
+    if (NOT_BASE64.test(quanta)) throw malformed();
+    // Node's decoder stops at the first padding: decode each padded run on its own.
+    const runs: Buffer[] = [];
+    let start = 0;
+    for (let pad = quanta.indexOf('='); pad !== -1; pad = quanta.indexOf('=', start)) {
+      // Padding ends a quantum: "xx==" or "xxx=", nothing else.
+      const end = pad - (pad % 4) + 4;
+      const at = pad % 4;
+      if (at < 2 || (at === 2 && quanta[pad + 1] !== '=')) throw malformed();
+      runs.push(Buffer.from(quanta.slice(start, end), 'base64'));
+      start = end;
+    }
+    if (start < quanta.length) runs.push(Buffer.from(quanta.slice(start), 'base64'));
+    return runs.length === 1 ? runs[0]! : Buffer.concat(runs);
   }
 }
 
@@ -82,8 +111,29 @@ export class WireError extends Error {
  * oversized one is refused at once, RESOURCE_EXHAUSTED); a compressed one is refused
  * (UNIMPLEMENTED: this server offers only `identity`, as grpc-accept-encoding says).
  */
+/**
+ * Message bytes a server may hold for all its calls at once. A message is buffered whole
+ * before it is decoded, so without a shared bound a hundred calls each sending most of a
+ * --max-body-size message would hold a gigabyte, far past what the in-flight sizing allows.
+ */
+export class MessageBudget {
+  readonly limit: number;
+  used = 0;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+}
+
+/** The budget for a server whose message limit is `maxMessage`: a few whole messages, 32 MiB at least. */
+export function messageBudgetFor(maxMessage: number): MessageBudget {
+  return new MessageBudget(Math.max(2 * maxMessage, 32 * 1024 * 1024));
+}
+
 export class MessageReader {
   readonly #maxMessage: number;
+  readonly #budget: MessageBudget | null;
+  /** Bytes of the budget this call holds: its message being read (or the last one read). */
+  #reserved = 0;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   /** The length of the message being read, once its prefix is in; -1 before. */
@@ -91,8 +141,15 @@ export class MessageReader {
   messages = 0;
   bytes = 0;
 
-  constructor(maxMessage: number) {
+  constructor(maxMessage: number, budget: MessageBudget | null = null) {
     this.#maxMessage = maxMessage;
+    this.#budget = budget;
+  }
+
+  /** Gives back what this call held of the budget; the call is over. */
+  dispose(): void {
+    if (this.#budget !== null) this.#budget.used -= this.#reserved;
+    this.#reserved = 0;
   }
 
   /** Whether a message was begun and not finished (the stream ended inside one). */
@@ -116,6 +173,16 @@ export class MessageReader {
         const length = head.readUInt32BE(1);
         if (length > this.#maxMessage) {
           throw new WireError(Status.RESOURCE_EXHAUSTED, `message of ${length} bytes is larger than --max-body-size (${this.#maxMessage})`);
+        }
+        if (this.#budget !== null) {
+          this.#budget.used -= this.#reserved;
+          this.#reserved = 0;
+          if (this.#budget.used + length > this.#budget.limit) {
+            throw new WireError(Status.RESOURCE_EXHAUSTED,
+              `message of ${length} bytes would take the messages buffered by all calls over ${this.#budget.limit} bytes`);
+          }
+          this.#budget.used += length;
+          this.#reserved = length;
         }
         this.#length = length;
       }
