@@ -11,6 +11,7 @@ import { startServer, type EchoServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
 import { clientShare } from './handlers/client-share.ts';
+import { callCommand } from './call.ts';
 
 export interface CliIo {
   env: Env;
@@ -124,6 +125,7 @@ export function usage(): string {
     'Usage:',
     '  echo-server [serve] [flags]     serve (the default command)',
     '  echo-server healthcheck [flags] probe the local server\'s liveness; exit 0 when healthy, 1 when not',
+    '  echo-server call URL... [flags] outbound calls (http https h2c h2 tcp tls udp); echo-server call --help',
     '  echo-server --version | --help',
     '',
     'Every flag has an environment twin; a flag wins over its variable. Booleans take',
@@ -141,6 +143,8 @@ export function usage(): string {
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  // `call` has flags of its own (a client's, not the server's settings).
+  if (argv[0] === 'call') return callCommand(argv.slice(1), io);
   const read = readCommandLine(argv, io);
   if (typeof read === 'number') return read;
   const { args, warnings } = read;
