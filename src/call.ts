@@ -14,7 +14,8 @@ export interface CallIo {
 }
 
 export const CALL_USAGE = `Usage: echo-server call URL... [flags]
-  schemes: http https h2c h2 tcp tls udp (tcp, tls and udp: the L4 echo ports)
+  schemes: http https h2c h2 grpc grpcs ws wss tcp tls udp (tcp, tls, udp: the L4 echo ports)
+  grpc: the echo service's Echo, or the path /grpc.health.v1.Health/Check
   --count N           calls per URL (default 1, at most 100000)
   --qps N             calls per second, 0 = back to back (default 0)
   --timeout D         per call (default 5s)

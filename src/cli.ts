@@ -125,7 +125,7 @@ export function usage(): string {
     'Usage:',
     '  echo-server [serve] [flags]     serve (the default command)',
     '  echo-server healthcheck [flags] probe the local server\'s liveness; exit 0 when healthy, 1 when not',
-    '  echo-server call URL... [flags] outbound calls (http https h2c h2 tcp tls udp); echo-server call --help',
+    '  echo-server call URL... [flags] outbound calls (http(s) h2c h2 grpc(s) ws(s) tcp tls udp); see call --help',
     '  echo-server --version | --help',
     '',
     'Every flag has an environment twin; a flag wins over its variable. Booleans take',

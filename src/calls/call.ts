@@ -8,8 +8,12 @@ import { connect as h2Connect, constants as h2 } from 'node:http2';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import WebSocket from 'ws';
+import { EchoRequestSchema, EchoResponseSchema } from '../adapters/grpc/gen/echoserver/v1/echo_pb.js';
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from '../adapters/grpc/gen/grpc/health/v1/health_pb.js';
 
-export const SCHEMES = ['http', 'https', 'h2c', 'h2', 'tcp', 'tls', 'udp'] as const;
+export const SCHEMES = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs', 'ws', 'wss', 'tcp', 'tls', 'udp'] as const;
 export type Scheme = (typeof SCHEMES)[number];
 
 export interface CallOptions {
@@ -38,7 +42,7 @@ export interface CallResult {
 
 export class CallError extends Error {}
 
-const DEFAULT_PORT: Record<Scheme, number> = { http: 80, https: 443, h2c: 80, h2: 443, tcp: 0, tls: 0, udp: 0 };
+const DEFAULT_PORT: Record<Scheme, number> = { http: 80, https: 443, h2c: 80, h2: 443, grpc: 80, grpcs: 443, ws: 80, wss: 443, tcp: 0, tls: 0, udp: 0 };
 
 /** The URL checked and split; throws CallError naming what is wrong. */
 export function parseTarget(text: string): { url: URL; scheme: Scheme; host: string; port: number } {
@@ -153,12 +157,22 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       const echo = await udpCall(address, port, o, signal);
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
     }
-    const tls = scheme === 'https' || scheme === 'h2' || scheme === 'tls';
-    const socket = await dial(address, port, host, tls, scheme === 'h2' ? ['h2'] : scheme === 'https' ? ['http/1.1'] : [], o, signal);
+    if (scheme === 'ws' || scheme === 'wss') {
+      const echo = await wsCall(url, address, o, signal);
+      protocol = 'websocket';
+      return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
+    }
+    const tls = scheme === 'https' || scheme === 'h2' || scheme === 'tls' || scheme === 'grpcs';
+    const socket = await dial(address, port, host, tls, scheme === 'h2' || scheme === 'grpcs' ? ['h2'] : scheme === 'https' ? ['http/1.1'] : [], o, signal);
     try {
       if (scheme === 'tcp' || scheme === 'tls') {
         const echo = await tcpCall(socket, o, signal);
         return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
+      }
+      if (scheme === 'grpc' || scheme === 'grpcs') {
+        const g = await grpcCall(socket, url, o, signal);
+        protocol = 'grpc';
+        return result({ status: g.status, ok: g.ok, echo: g.echo, replica: replicaOf(g.echo) });
       }
       const answer = scheme === 'h2' || scheme === 'h2c' ? await h2Call(socket, url, o, signal) : await h1Call(socket, url, o, signal);
       protocol = answer.protocol;
@@ -210,7 +224,9 @@ function h2Call(socket: Socket, url: URL, o: CallOptions, signal: AbortSignal): 
   });
 }
 
-async function readBounded(stream: AsyncIterable<Buffer>, max: number): Promise<string> {
+async function readBounded(stream: AsyncIterable<Buffer>, max: number): Promise<string>;
+async function readBounded(stream: AsyncIterable<Buffer>, max: number, raw: true): Promise<Buffer>;
+async function readBounded(stream: AsyncIterable<Buffer>, max: number, raw = false): Promise<string | Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of stream) {
@@ -218,7 +234,7 @@ async function readBounded(stream: AsyncIterable<Buffer>, max: number): Promise<
     if (n > max) throw new CallError(`answer larger than ${max} bytes`);
     parts.push(chunk);
   }
-  return Buffer.concat(parts).toString('utf8');
+  return raw ? Buffer.concat(parts) : Buffer.concat(parts).toString('utf8');
 }
 
 /** The TCP echo: its banner line (when it sends one), then the body sent and read back. */
@@ -268,5 +284,80 @@ function udpCall(address: string, port: number, o: CallOptions, signal: AbortSig
     s.once('error', (err) => done(() => reject(err)));
     s.once('message', (m: Buffer) => done(() => resolve(parseJson(m.toString('utf8')))));
     s.send(payload, port, address);
+  });
+}
+
+/**
+ * A unary gRPC call over HTTP/2: the echo service's Echo by default (the URL's path
+ * names another method), or grpc.health.v1.Health/Check; the status is grpc-status
+ * (a health check's: its serving status).
+ */
+function grpcCall(socket: Socket, url: URL, o: CallOptions, signal: AbortSignal): Promise<{ status: string; ok: boolean; echo: unknown }> {
+  const path = url.pathname === '/' || url.pathname === '' ? '/echoserver.v1.Echo/Echo' : url.pathname;
+  const health = path === '/grpc.health.v1.Health/Check';
+  const message = health
+    ? toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: url.searchParams.get('service') ?? '' }))
+    : toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: o.body }));
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, 5);
+  return new Promise((resolve, reject) => {
+    const session = h2Connect(`${url.protocol === 'grpcs:' ? 'https' : 'http'}://${url.host}`, { createConnection: () => socket });
+    session.once('error', reject);
+    const headers: Record<string, string> = { [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: path, 'content-type': 'application/grpc', te: 'trailers' };
+    for (const [k, v] of o.headers) headers[k.toLowerCase()] = v;
+    const stream = session.request(headers, { signal });
+    let trailers: IncomingHttpHeaders = {};
+    let head: IncomingHttpHeaders = {};
+    stream.once('response', (h: IncomingHttpHeaders) => { head = h; });
+    stream.once('trailers', (h: IncomingHttpHeaders) => { trailers = h; });
+    stream.once('error', (err: Error) => { session.destroy(); reject(err); });
+    readBounded(stream, o.maxResponseBytes, true).then((body) => {
+      session.close();
+      const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
+      const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
+      if (code !== '0' || bytes === null) {
+        resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
+        return;
+      }
+      if (health) {
+        const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+        resolve({ status: HealthCheckResponse_ServingStatus[serving], ok: serving === HealthCheckResponse_ServingStatus.SERVING, echo: null });
+        return;
+      }
+      const r = fromBinary(EchoResponseSchema, bytes);
+      resolve({ status: 'OK', ok: true, echo: { method: r.method, path: r.path, requestId: r.requestId, trace: r.trace ?? null, server: r.server ?? null } });
+    }, (err: Error) => { session.destroy(); reject(err); });
+    stream.end(framed);
+  });
+}
+
+/** The WebSocket echo: its first message (the handshake's echo), then the body sent and read back. */
+function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal): Promise<unknown> {
+  const payload = o.body.length > 0 ? o.body.toString('utf8') : 'ping';
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of o.headers) headers[k] = v;
+    const ws = new WebSocket(url, {
+      headers, maxPayload: o.maxResponseBytes, rejectUnauthorized: !o.tls.insecure, ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+      ...(o.tls.servername ? { servername: o.tls.servername } : {}),
+      // Connect to the address resolved once, whatever the resolver says next.
+      lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, isIP(address)),
+    });
+    let first: unknown;
+    let n = 0;
+    const fail = (err: Error) => { ws.terminate(); reject(err); };
+    signal.addEventListener('abort', () => fail(new CallError('timeout')), { once: true });
+    ws.once('error', fail);
+    ws.on('message', (m: Buffer) => {
+      if (n++ === 0) {
+        first = parseJson(m.toString('utf8'));
+        ws.send(payload);
+        return;
+      }
+      ws.close();
+      if (m.toString('utf8') === payload) resolve(first);
+      else reject(new CallError('echo differs from what was sent'));
+    });
   });
 }

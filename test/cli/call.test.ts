@@ -34,6 +34,10 @@ describe('echo-server call', () => {
     ['h2c', (u) => `${u('http').replace('http:', 'h2c:')}/`, 'HTTP/2.0', []],
     ['https', (u) => `${u('https')}/`, 'HTTP/1.1', ['--insecure']],
     ['h2 (HTTP/2 over TLS)', (u) => `${u('https').replace('https:', 'h2:')}/`, 'HTTP/2.0', ['--insecure']],
+    ['grpc (the echo service)', (u) => `${u('http').replace('http:', 'grpc:')}/`, 'grpc', []],
+    ['grpcs (gRPC over TLS)', (u) => `${u('https').replace('https:', 'grpcs:')}/`, 'grpc', ['--insecure']],
+    ['ws', (u) => `${u('http').replace('http:', 'ws:')}/`, 'websocket', []],
+    ['wss', (u) => `${u('https').replace('https:', 'wss:')}/`, 'websocket', ['--insecure']],
     ['tcp', (u) => u('tcp'), 'tcp', []],
     ['tls (the TCP echo over TLS)', (u) => u('tcp-tls').replace(/^[a-z-]+:/, 'tls:'), 'tls', ['--insecure']],
     ['udp', (u) => u('udp'), 'udp', []],
@@ -47,6 +51,20 @@ describe('echo-server call', () => {
       assert.match(r.out, /^summary: 3 calls, 3 ok, 0 failed; statuses \S+×3; replicas test-host×3; latency p50 /m);
     });
   }
+
+  it('grpc health: the serving status, exit 0', async () => {
+    const r = await call([`${url('http').replace('http:', 'grpc:')}/grpc.health.v1.Health/Check`, '--count', '2']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.equal(r.lines.filter((l) => / SERVING replica=- protocol=grpc /.test(l)).length, 2, r.out);
+  });
+
+  it('grpc: the call carries the trace, the target echoes it', async () => {
+    const r = await call([`${url('http').replace('http:', 'grpc:')}/`, '--json']);
+    const [c] = jsonLines(r.out);
+    const { traceId } = JSON.parse(r.lines.at(-1)!) as { traceId: string };
+    assert.equal(c!.target?.trace?.traceId, traceId);
+    assert.equal(c!.target?.trace?.parentId, c!.spanId);
+  });
 
   it('https without --insecure: the self-signed certificate is refused, exit 1', async () => {
     const r = await call([`${url('https')}/`]);
