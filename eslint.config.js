@@ -87,6 +87,8 @@ export default tseslint.config(
     // interface the HTTP adapter implements.
     adapters: { not: ['transport'], except: { transport: String.raw`handlers\.ts` } },
     transport: { not: ['adapters', 'controls', 'handlers'] },
+    // Outbound calls (echo-server call): a client of the protocols, never the server's stages.
+    calls: { not: ['adapters', 'controls', 'handlers', 'transport', 'core'], except: { adapters: String.raw`grpc/gen/.*` } },
   }),
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -12,6 +12,7 @@ import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
 import { connectionShare } from './core/connection-share.ts';
 import { clientShare } from './handlers/client-share.ts';
+import { callCommand } from './call.ts';
 
 export interface CliIo {
   env: Env;
@@ -125,6 +126,7 @@ export function usage(): string {
     'Usage:',
     '  echo-server [serve] [flags]     serve (the default command)',
     '  echo-server healthcheck [flags] probe the local server\'s liveness; exit 0 when healthy, 1 when not',
+    '  echo-server call URL... [flags] outbound calls (http(s) h2c h2 grpc(s) ws(s) tcp tls udp); see call --help',
     '  echo-server --version | --help',
     '',
     'Every flag has an environment twin; a flag wins over its variable. Booleans take',
@@ -142,6 +144,8 @@ export function usage(): string {
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode> {
+  // `call` has flags of its own (a client's, not the server's settings).
+  if (argv[0] === 'call') return callCommand(argv.slice(1), io);
   const read = readCommandLine(argv, io);
   if (typeof read === 'number') return read;
   const { args, warnings } = read;

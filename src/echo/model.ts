@@ -6,6 +6,7 @@ import { formatHostPort, normalizeIp, type NetworkSet } from '../util/addresses.
 import { COOKIE, FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../core/header-names.ts';
 import type { Identity } from './identity.ts';
 import type { ProxyInfo, TlsInfo } from '../core/facts.ts';
+import { traceOf, type TraceContext } from './trace.ts';
 
 /** A body as read: the first bytes kept for the echo, and the real count. */
 export interface BodyResult {
@@ -67,6 +68,8 @@ export interface Echo {
   env: Record<string, string> | null;
   tls: TlsInfo | null;
   proxy: (ProxyInfo & { peer: string }) | null;
+  /** The incoming trace context (traceparent, b3, x-b3-*), validated; null when absent or malformed. */
+  trace: TraceContext | null;
 }
 
 export interface EchoContext {
@@ -140,6 +143,7 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     env: ctx.env,
     tls: info.tls,
     proxy: info.proxy === null ? null : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    trace: traceOf(raw),
   };
 }
 

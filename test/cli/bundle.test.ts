@@ -40,6 +40,10 @@ describe('production bundle', () => {
         assert.equal(version.commit, 'abc123');
         assert.equal(version.created, '2026-01-02T03:04:05Z');
         assert.match(await (await fetch(url)).text(), /^Proto: HTTP\/1\.1$/m);
+        // `call` runs from the bundle too: the image has no shell and no curl.
+        const called = await run(process.execPath, [outfile, 'call', `${url}/`, '--count', '3'], { cwd: dir });
+        assert.equal(called.stdout.split('\n').filter((l) => / 200 replica=\S+ protocol=HTTP\/1\.1 /.test(l)).length, 3, called.stdout);
+        assert.match(called.stdout, /^summary: 3 calls, 3 ok, 0 failed/m);
         // The page's stylesheet and console script are inside the bundle, pinned by the CSP.
         const page = await fetch(url, { headers: { accept: 'text/html' } });
         const html = await page.text();

@@ -61,5 +61,6 @@ export function echoResponse(echo: Echo, call: CallFacts): EchoResponse {
     sequence: BigInt(call.sequence),
     messagesReceived: BigInt(call.messagesReceived),
     bytesReceived: BigInt(call.bytesReceived),
+    trace: echo.trace === null ? undefined : { ...echo.trace, sampled: orUndefined(echo.trace.sampled) },
   });
 }

@@ -449,6 +449,13 @@ export declare type EchoResponse = Message<"echoserver.v1.EchoResponse"> & {
    * @generated from field: uint64 bytes_received = 20;
    */
   bytesReceived: bigint;
+
+  /**
+   * The incoming trace context (traceparent, b3, x-b3-*), validated; absent when malformed.
+   *
+   * @generated from field: optional echoserver.v1.Trace trace = 40;
+   */
+  trace?: Trace | undefined;
 };
 
 /**
@@ -456,6 +463,41 @@ export declare type EchoResponse = Message<"echoserver.v1.EchoResponse"> & {
  * Use `create(EchoResponseSchema)` to create a new message.
  */
 export declare const EchoResponseSchema: GenMessage<EchoResponse>;
+
+/**
+ * @generated from message echoserver.v1.Trace
+ */
+export declare type Trace = Message<"echoserver.v1.Trace"> & {
+  /**
+   * @generated from field: string trace_id = 1;
+   */
+  traceId: string;
+
+  /**
+   * @generated from field: string parent_id = 2;
+   */
+  parentId: string;
+
+  /**
+   * Absent when the caller left sampling undecided (B3 without a flag).
+   *
+   * @generated from field: optional bool sampled = 3;
+   */
+  sampled?: boolean | undefined;
+
+  /**
+   * traceparent, b3 or x-b3.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+};
+
+/**
+ * Describes the message echoserver.v1.Trace.
+ * Use `create(TraceSchema)` to create a new message.
+ */
+export declare const TraceSchema: GenMessage<Trace>;
 
 /**
  * @generated from service echoserver.v1.Echo

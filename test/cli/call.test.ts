@@ -1,0 +1,145 @@
+// `echo-server call`: every scheme against the server's own listeners, the flags a
+// caller needs (headers, method, body, PROXY header, TLS), trace propagation per call,
+// the summary and the exit codes (0 all succeeded, 1 one failed, 2 bad arguments).
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/cli.ts';
+import { startTestServer, type TestServer } from '../helpers.ts';
+
+async function call(argv: string[]) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const code = await main(['call', ...argv], { env: {}, stdout, stderr, onSignal: () => {} });
+  return { code, out, err, lines: out.split('\n').filter((l) => l !== '') };
+}
+
+type JsonLine = { n: number; ok: boolean; status: unknown; replica: string | null; protocol: string; requestId: string; spanId: string; target: { method: string; path: string; requestId: string; trace: { traceId: string; parentId: string } | null; proxy: unknown; body: { data: string } } | null };
+const jsonLines = (out: string) => out.split('\n').filter((l) => l.startsWith('{"n"')).map((l) => JSON.parse(l) as JsonLine);
+
+describe('echo-server call', () => {
+  let t: TestServer;
+  const url = (name: string) => t.server.listener.ports.find((p) => p.row.name === name)!.url;
+  before(async () => {
+    t = await startTestServer({ https: true, httpsPort: 0, tcpPort: 0, tcpTlsPort: 0, udpPort: 0 });
+  });
+  after(() => t.close());
+
+  const schemes: [string, (u: (n: string) => string) => string, string, string[]][] = [
+    ['http', (u) => `${u('http')}/`, 'HTTP/1.1', []],
+    ['h2c', (u) => `${u('http').replace('http:', 'h2c:')}/`, 'HTTP/2.0', []],
+    ['https', (u) => `${u('https')}/`, 'HTTP/1.1', ['--insecure']],
+    ['h2 (HTTP/2 over TLS)', (u) => `${u('https').replace('https:', 'h2:')}/`, 'HTTP/2.0', ['--insecure']],
+    ['grpc (the echo service)', (u) => `${u('http').replace('http:', 'grpc:')}/`, 'grpc', []],
+    ['grpcs (gRPC over TLS)', (u) => `${u('https').replace('https:', 'grpcs:')}/`, 'grpc', ['--insecure']],
+    ['ws', (u) => `${u('http').replace('http:', 'ws:')}/`, 'websocket', []],
+    ['wss', (u) => `${u('https').replace('https:', 'wss:')}/`, 'websocket', ['--insecure']],
+    ['tcp', (u) => u('tcp'), 'tcp', []],
+    ['tls (the TCP echo over TLS)', (u) => u('tcp-tls').replace(/^[a-z-]+:/, 'tls:'), 'tls', ['--insecure']],
+    ['udp', (u) => u('udp'), 'udp', []],
+  ];
+  for (const [name, target, protocol, extra] of schemes) {
+    it(`${name}: three lines naming the replica, a summary, exit 0`, async () => {
+      const r = await call([target(url), '--count', '3', ...extra]);
+      assert.equal(r.code, 0, r.out + r.err);
+      const lines = r.lines.filter((l) => / replica=test-host /.test(l) && l.includes(`protocol=${protocol} `));
+      assert.equal(lines.length, 3, r.out);
+      assert.match(r.out, /^summary: 3 calls, 3 ok, 0 failed; statuses \S+×3; replicas test-host×3; latency p50 /m);
+    });
+  }
+
+  it('grpc health: the serving status, exit 0', async () => {
+    const r = await call([`${url('http').replace('http:', 'grpc:')}/grpc.health.v1.Health/Check`, '--count', '2']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.equal(r.lines.filter((l) => / SERVING replica=- protocol=grpc /.test(l)).length, 2, r.out);
+  });
+
+  it('grpc: the call carries the trace, the target echoes it', async () => {
+    const r = await call([`${url('http').replace('http:', 'grpc:')}/`, '--json']);
+    const [c] = jsonLines(r.out);
+    const { traceId } = JSON.parse(r.lines.at(-1)!) as { traceId: string };
+    assert.equal(c!.target?.trace?.traceId, traceId);
+    assert.equal(c!.target?.trace?.parentId, c!.spanId);
+  });
+
+  it('https without --insecure: the self-signed certificate is refused, exit 1', async () => {
+    const r = await call([`${url('https')}/`]);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /error=(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/);
+  });
+
+  it('sends the method, headers and body asked for, a request id and a new span of one trace per call', async () => {
+    const r = await call([`${url('http')}/path?q=1`, '--count', '3', '--method', 'POST', '--header', 'X-Test: yes', '--body', 'hello', '--json']);
+    assert.equal(r.code, 0, r.out + r.err);
+    const calls = jsonLines(r.out);
+    assert.equal(calls.length, 3);
+    const summary = JSON.parse(r.lines.at(-1)!) as { traceId: string; summary: { ok: number } };
+    assert.equal(summary.summary.ok, 3);
+    for (const c of calls) {
+      assert.equal(c.target?.method, 'POST');
+      assert.equal(c.target?.path, '/path');
+      assert.equal(c.target?.body.data, 'hello');
+      assert.equal(c.target?.requestId, c.requestId);
+      assert.equal(c.target?.trace?.traceId, summary.traceId);
+      assert.equal(c.target?.trace?.parentId, c.spanId);
+    }
+    assert.equal(new Set(calls.map((c) => c.spanId)).size, 3);
+    assert.equal(new Set(calls.map((c) => c.requestId)).size, 3);
+  });
+
+  for (const version of ['v1', 'v2'] as const) {
+    it(`--proxy-protocol ${version}: the PROXY header reaches a listener that requires one`, async () => {
+      const p = await startTestServer({ proxyProtocol: ['http'] });
+      try {
+        const r = await call([`${p.url}/`, '--proxy-protocol', version, '--json']);
+        assert.equal(r.code, 0, r.out + r.err);
+        const [c] = jsonLines(r.out);
+        assert.equal((c!.target!.proxy as { version: number }).version, version === 'v1' ? 1 : 2);
+        const without = await call([`${p.url}/`, '--timeout', '2s']);
+        assert.equal(without.code, 1, 'a listener that requires the header refuses a call without it');
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
+  it('exit 1 when any call fails: a refused connection, a 5xx answer', async () => {
+    const refused = await call(['http://127.0.0.1:1/']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.out, /error=ECONNREFUSED/);
+    const failing = await call([`${url('http')}/?echo_status=503`, `${url('http')}/`]);
+    assert.equal(failing.code, 1);
+    assert.match(failing.out, /^summary: 2 calls, 1 ok, 1 failed; statuses 200×1 503×1/m);
+  });
+
+  it('--timeout ends a call that gets no answer', async () => {
+    const r = await call([`${url('http')}/?echo_delay=2s`, '--timeout', '200ms']);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /error=timeout/);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['no URL', [], /at least one URL/],
+    ['an unknown scheme', ['gopher://127.0.0.1:70/'], /gopher: is not one of/],
+    ['not a URL', ['nonsense'], /is not a URL/],
+    ['a tcp URL without a port', ['tcp://127.0.0.1'], /needs a port/],
+    ['a bad --count', ['http://127.0.0.1:1/', '--count', '0'], /--count/],
+    ['a bad --timeout', ['http://127.0.0.1:1/', '--timeout', 'soon'], /--timeout/],
+    ['a bad --header', ['http://127.0.0.1:1/', '--header', 'no colon'], /--header/],
+    ['a bad --proxy-protocol', ['http://127.0.0.1:1/', '--proxy-protocol', 'v3'], /v1 or v2/],
+    ['an unknown flag', ['http://127.0.0.1:1/', '--bogus'], /bogus/],
+    ['an unreadable --ca', ['https://127.0.0.1:1/', '--ca', '/nonexistent/ca.pem'], /--ca/],
+  ];
+  for (const [name, argv, message] of bad) {
+    it(`exit 2 on ${name}`, async () => {
+      const r = await call(argv);
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.err, message);
+      assert.equal(r.out, '', 'no call was made');
+    });
+  }
+});
