@@ -1,4 +1,4 @@
-// Issue 9, strict configuration: what a deployment hands the server is either used,
+// Strict configuration: what a deployment hands the server is either used,
 // refused with exit status 2 naming the setting, or ignored with a warning saying
 // why; never silently ignored, never a server that starts and then fails.
 import assert from 'node:assert/strict';
@@ -53,7 +53,7 @@ const SERVICE_LINKS: Record<string, string> = {
   ECHO_HTTPS_PORT_443_TCP_ADDR: '10.96.0.13',
 };
 
-describe('strict configuration (issue 9)', () => {
+describe('strict configuration', () => {
   it('Kubernetes service links: the server starts, warns about each setting variable holding one, and names the fix', async (t: TestContext) => {
     const s = spawnMain(LOOPBACK, { env: SERVICE_LINKS });
     t.after(() => s.kill());
@@ -158,7 +158,7 @@ describe('strict configuration (issue 9)', () => {
   });
 });
 
-describe('strict configuration: certificate material (issue 9)', () => {
+describe('strict configuration: certificate material', () => {
   let dir: string;
   const file = (name: string) => join(dir, name);
   before(async () => {

@@ -1,4 +1,4 @@
-// A bounded, seeded fuzz test of the whole HTTP surface (issue 8, item 9).
+// A bounded, seeded fuzz test of the whole HTTP surface.
 //
 // The real server runs as a child process, so a crash shows up as an exit. Random
 // requests (methods, paths, query keys and values, header names and values with

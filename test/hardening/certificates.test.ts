@@ -1,4 +1,4 @@
-// Issue 8: certificate files are read without trusting what the path points to. A
+// Certificate files are read without trusting what the path points to. A
 // FIFO nobody writes to, /dev/zero or a 300 MB file given as --tls-cert must be
 // refused at once (exit 2, naming the flag) without blocking or ballooning; and a
 // certificate replaced by a FIFO at run time must be refused with a log line while

@@ -1,4 +1,4 @@
-// Issue 8: the log destination must never stop the server. Standard output is a
+// The log destination must never stop the server. Standard output is a
 // pipe nobody reads, a pipe whose reader went away, or /dev/full; in every case the
 // real process keeps answering (each request within a hard bound), and the lost
 // lines are counted in echo_log_lines_dropped_total and reported on standard error.

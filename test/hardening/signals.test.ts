@@ -1,4 +1,4 @@
-// Issue 8: signals. SIGUSR1 must not open Node's inspector (anyone in the network
+// Signals. SIGUSR1 must not open Node's inspector (anyone in the network
 // namespace could then run code in the server); SIGUSR2 is logged and ignored;
 // SIGHUP and SIGQUIT drain and exit 0 like SIGTERM, with a log line. Checked on the
 // real process as each launcher starts it: the `npm start` command, the production

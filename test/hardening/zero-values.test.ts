@@ -1,4 +1,4 @@
-// Issue 8: zero means what it says. A zero that would silently remove a safety
+// Zero means what it says. A zero that would silently remove a safety
 // limit (a 0 ms timer, an unlimited message, a hang) is refused with exit status 2
 // naming the setting; a zero documented as meaning something ("never", "no body",
 // "count only") is accepted and does exactly that on the real server.

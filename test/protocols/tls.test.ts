@@ -113,7 +113,7 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
     assert.equal((await h2request(`https://localhost:${port}`, '/?echo_status=418')).status, 418);
     assert.equal((await h2request(`https://localhost:${port}`, '/?echo_delay=abc')).status, 400);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
-    // 418 is off the list of exact codes: it is counted under its class (bounded labels, issue 9).
+    // 418 is off the list of exact codes: it is counted under its class (bounded labels).
     assert.match(metrics, /echo_http_requests_total\{method="GET",status="4xx"\} 1/);
   });
 
