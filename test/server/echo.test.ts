@@ -62,7 +62,7 @@ describe('echo over HTTP/1.1', () => {
     const res = await fetch(`${t.url}/p/a%20th?a=1&a=2&b=x`, { headers: { accept: 'application/json', cookie: 'sid=abc; theme=dark' } });
     assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
     const e = await res.json() as Record<string, unknown>;
-    assert.deepEqual(Object.keys(e), ['remoteAddr', 'method', 'requestURI', 'proto', 'contentLength', 'headers', 'pseudoHeaders', 'rawHeaders', 'path', 'query', 'cookies', 'body', 'client', 'requestId', 'server', 'env', 'tls', 'proxy']);
+    assert.deepEqual(Object.keys(e), ['remoteAddr', 'method', 'requestURI', 'proto', 'contentLength', 'headers', 'pseudoHeaders', 'rawHeaders', 'path', 'query', 'cookies', 'body', 'client', 'requestId', 'server', 'env', 'tls', 'proxy', 'trace']);
     assert.equal(e.path, '/p/a th');
     assert.equal(e.requestURI, '/p/a%20th?a=1&a=2&b=x');
     assert.deepEqual(e.query, { a: ['1', '2'], b: ['x'] });
