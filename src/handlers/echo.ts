@@ -53,7 +53,7 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
         return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
       }
-      const controls = onlyDefaults ? { ...defaults!.controls } : input === null ? null : parseControls(input, config);
+      const controls = onlyDefaults ? { ...defaults.controls } : input === null ? null : parseControls(input, config);
       const refusal = faultRefusal(controls?.fault ?? null, format === 'sse', x.protocol === 'h2');
       if (refusal !== null) return new ControlError(refusal);
       // Picked now, once: the fast path below, the delay and the answer's head all see this value.

@@ -124,6 +124,62 @@ describe('gRPC', () => {
     }
   });
 
+  it('x-echo-trailer adds trailing metadata, whatever the status, by the x-echo-header allowlist', async () => {
+    const t = await startTestServer();
+    const c = new EchoClient(target(t));
+    try {
+      const ok = await c.echo(undefined, { metadata: { 'x-echo-trailer': ['X-Shard: 7', 'x-cost: 3', 'X-Shard: 8'], 'x-echo-header': 'X-Head: h' } });
+      assert.equal(ok.error, null);
+      // Two fields on the wire; Node's HTTP/2 client (under grpc-js) joins a repeated field with ', '.
+      assert.deepEqual(ok.trailers!.get('x-shard'), ['7, 8']);
+      assert.deepEqual(ok.trailers!.get('x-cost'), ['3']);
+      assert.deepEqual(ok.trailers!.get('x-head'), []);
+      assert.deepEqual(ok.headers!.get('x-shard'), []);
+      // A retry policy reads the trailers of the failed attempt.
+      const failed = await c.echo(undefined, { metadata: { 'x-echo-status': '14', 'x-echo-trailer': 'X-Retry-Hint: later' } });
+      assert.equal(failed.error?.code, grpc.status.UNAVAILABLE);
+      assert.deepEqual(failed.trailers!.get('x-retry-hint'), ['later']);
+      // The same allowlist as x-echo-header: gRPC's own trailers and browser-facing headers are refused.
+      for (const bad of ['grpc-status: 0', 'Set-Cookie: a=b', 'X-Echo-Status: 14', 'no colon']) {
+        const r = await c.echo(undefined, { metadata: { 'x-echo-trailer': bad } });
+        assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT, bad);
+        assert.match(r.error?.details ?? '', /X-Echo-Trailer/, bad);
+      }
+      const tooMany = await c.echo(undefined, { metadata: { 'x-echo-trailer': Array.from({ length: 33 }, (_, i) => `X-T${i}: v`) } });
+      assert.equal(tooMany.error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(tooMany.error?.details ?? '', /at most \d+ trailers/);
+      // gRPC-Web: in the trailer frame.
+      const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
+        method: 'POST', headers: { 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-trailer': 'X-Shard: 9' }, body: Buffer.alloc(5),
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      let at = 0;
+      let trailerText = '';
+      while (at + 5 <= body.length) {
+        const length = body.readUInt32BE(at + 1);
+        if (body[at] === 0x80) trailerText = body.subarray(at + 5, at + 5 + length).toString('latin1');
+        at += 5 + length;
+      }
+      assert.equal(trailerText, 'x-shard:9\r\ngrpc-status:0\r\n');
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('x-echo-trailer is ignored under --no-controls', async () => {
+    const t = await startTestServer({ controls: false });
+    const c = new EchoClient(target(t));
+    try {
+      const r = await c.echo(undefined, { metadata: { 'x-echo-trailer': 'X-Shard: 7' } });
+      assert.equal(r.error, null);
+      assert.deepEqual(r.trailers!.get('x-shard'), []);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
   it('a message over --max-body-size is RESOURCE_EXHAUSTED, and the server keeps serving', async () => {
     const t = await startTestServer({ maxBodySize: 1024 });
     const c = new EchoClient(target(t));

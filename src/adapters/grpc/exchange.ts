@@ -76,7 +76,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   interim(): void {}
 
   /** The trailers (gRPC-Web: the trailer frame); `grpc-status` among them is the exchange's outcome. */
-  trailers(fields: Readonly<Record<string, string>>): void {
+  trailers(fields: Readonly<Record<string, string | string[]>>): void {
     const code = fields['grpc-status'];
     if (code !== undefined) this.#code = Number(code);
     if (this.flavour === 'grpc') this.res.addTrailers(fields);
@@ -156,11 +156,20 @@ export class GrpcExchange extends Exchange implements AnswerPort {
     return this.write(this.#text(frame(message)));
   }
 
-  /** The call's end: its status in the trailers. Only the first finish counts. */
-  finish(code: number, message = '', extra?: readonly string[]): void {
+  /**
+   * The call's end: its status in the trailers, after `trailing` (lower-case names;
+   * a repeated name stays repeated, as gRPC metadata readers do not split commas).
+   * Only the first finish counts.
+   */
+  finish(code: number, message = '', extra?: readonly string[], trailing: readonly (readonly [string, string])[] = []): void {
     if (this.#code >= 0 || this.closed) return;
     this.sendHeaders(extra);
-    const fields: Record<string, string> = { 'grpc-status': String(code) };
+    const fields: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+    for (const [name, value] of trailing) {
+      const had = fields[name];
+      fields[name] = had === undefined ? value : [...(typeof had === 'string' ? [had] : had), value];
+    }
+    fields['grpc-status'] = String(code);
     if (message !== '') fields['grpc-message'] = encodeMessage(message);
     this.trailers(fields);
     this.end();
