@@ -27,6 +27,8 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   readonly flavour: Flavour;
   /** The status the trailers carry, once set; -1 before. */
   #code = -1;
+  /** CORS headers for a gRPC-Web call from an allowed origin ([name, value, ...]); set by serve.ts. */
+  cors: readonly string[] = [];
 
   constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, flavour: Flavour) {
     super('grpc', facts, req.method ?? 'OTHER', req.url ?? '/', scan, true);
@@ -147,7 +149,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** The response headers, once: before the first message or the trailers. */
   sendHeaders(extra: readonly string[] = []): void {
     if (this.res.headersSent) return;
-    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...extra]);
+    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...this.cors, ...extra]);
   }
 
   /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */

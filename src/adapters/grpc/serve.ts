@@ -17,6 +17,9 @@ import { sickAnswerOf } from '../../handlers/sick.ts';
 import { clip } from '../../util/parse.ts';
 import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
+import { callCorsHeaders, isGrpcWebPreflight, preflightAnswer } from './cors.ts';
+import type { HandlerExchange } from '../../handlers/exchange.ts';
+import { sendText } from '../../handlers/answer.ts';
 import { GrpcExchange } from './exchange.ts';
 import { createMethods } from './services.ts';
 import { Status, grpcFlavour, parseTimeout, type Flavour } from './wire.ts';
@@ -25,6 +28,10 @@ export interface Grpc {
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
   /** Shutdown: streams that would go on (server streams, bidi, health Watch) end now, UNAVAILABLE. */
   endAll(): void;
+  /** Whether an HTTP request is a browser's CORS preflight for a gRPC-Web call here. */
+  isPreflight(req: IncomingMessage): boolean;
+  /** Answers that preflight (an HTTP exchange, admitted as any request). */
+  preflight(req: IncomingMessage, x: HandlerExchange): void;
 }
 
 /** Which gRPC a request is: gRPC on HTTP/2, gRPC-Web on any version; null when it is none. */
@@ -60,6 +67,8 @@ export function createGrpc(ctx: HttpContext): Grpc {
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     const scan = scanHeaders(req.rawHeaders);
     const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan, flavourOf(req)!), req.rawHeaders);
+    // Before any refusal, so a page of an allowed origin can read it too.
+    if (x.flavour !== 'grpc') x.cors = callCorsHeaders(x, config);
     try {
       const busy = ledger.overBudget(x);
       if (busy !== null) {
@@ -98,6 +107,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
         refuse(x, err.status === 403 ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT, err.message);
         return;
       }
+      if (x.flavour !== 'grpc' && controls !== null && controls.headers.length > 0) x.cors = callCorsHeaders(x, config, controls.headers.map(([n]) => n));
       if (controls?.size != null && controls.size > config.maxBodySize) {
         refuse(x, Status.RESOURCE_EXHAUSTED, `x-echo-size ${controls.size} is larger than a message may be (--max-body-size ${config.maxBodySize})`);
         return;
@@ -121,6 +131,12 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   return {
     handle,
+    isPreflight: (req) => isGrpcWebPreflight(req, methods),
+    preflight(req, x) {
+      const answer = preflightAnswer(x, req.headers['access-control-request-method'], config);
+      if (answer.status === 204) x.head(204, answer.headers);
+      else sendText(x, answer.status, answer.reason, answer.headers);
+    },
     endAll() {
       for (const call of [...calls]) call.onShutdown?.();
     },

@@ -77,6 +77,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       if (problem !== null) {
         if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
         reject(x, problem.status, problem.reason);
+      } else if (ops === undefined && grpc !== null && grpc.isPreflight(req)) {
+        grpc.preflight(req, x);
       } else if (ops === undefined) {
         serveEcho(x, q);
       } else {
