@@ -5,7 +5,7 @@
 // HTTP/2 has it, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
 // outcome is its gRPC status: one access line (with grpcStatus) and one count.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { admissionProblem } from '../../core/admission.ts';
+import { admissionProblem, declaredOverLimit } from '../../core/admission.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { ControlError } from '../../controls/read.ts';
@@ -60,8 +60,10 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   /** Ends the call before it starts, with `code`; nothing of the request is read. */
   function refuse(x: GrpcExchange, code: number, message: string): void {
-    x.finish(code, message);
+    // First: on HTTP/1.1 the head must say Connection: close, as the unread body
+    // would otherwise be parsed as the connection's next request.
     x.stopReading();
+    x.finish(code, message);
   }
 
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
@@ -81,6 +83,12 @@ export function createGrpc(ctx: HttpContext): Grpc {
       if (problem !== null) {
         if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
         refuse(x, grpcStatusOf(problem.status), problem.reason);
+        return;
+      }
+      // As an HTTP request's 413: a body declared over the limit is refused before any of
+      // it arrives, rather than waited for until the request timeout.
+      if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) {
+        refuse(x, Status.RESOURCE_EXHAUSTED, `request body declared larger than --max-body-size (${config.maxBodySize} bytes)`);
         return;
       }
       const method = methods.get(x.target);
