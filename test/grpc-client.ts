@@ -33,6 +33,8 @@ export interface UnaryResult<T> {
   response: T | null;
   error: grpc.ServiceError | null;
   headers: grpc.Metadata | null;
+  /** The trailing metadata (grpc-status and grpc-message are not in it). */
+  trailers: grpc.Metadata | null;
 }
 
 export class EchoClient {
@@ -49,9 +51,14 @@ export class EchoClient {
   #unary<I extends DescMessage, O extends DescMessage>(path: string, inSchema: I, outSchema: O, message: MessageInitShape<I>, opts: CallOptions): Promise<UnaryResult<MessageShape<O>>> {
     return new Promise((resolve) => {
       let headers: grpc.Metadata | null = null;
+      let result: Omit<UnaryResult<MessageShape<O>>, 'trailers'> | null = null;
+      let trailers: grpc.Metadata | null | undefined;
+      // The callback and the status (with the trailers) come in either order.
+      const done = () => { if (result !== null && trailers !== undefined) resolve({ ...result, trailers }); };
       const call = this.client.makeUnaryRequest(path, ser(inSchema), de(outSchema), create(inSchema, message), metadataOf(opts), callOptions(opts),
-        (error, response) => resolve({ response: response ?? null, error: error ?? null, headers }));
+        (error, response) => { result = { response: response ?? null, error: error ?? null, headers }; done(); });
       call.on('metadata', (md) => { headers = md; });
+      call.on('status', (s) => { trailers = s.metadata; done(); });
     });
   }
 
@@ -67,7 +74,7 @@ export class EchoClient {
   raw(path: string, message: Buffer, opts: CallOptions = {}): Promise<UnaryResult<Buffer>> {
     return new Promise((resolve) => {
       this.client.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, message, metadataOf(opts), callOptions(opts),
-        (error, response) => resolve({ response: response ?? null, error: error ?? null, headers: null }));
+        (error, response) => resolve({ response: response ?? null, error: error ?? null, headers: null, trailers: null }));
     });
   }
 
@@ -85,7 +92,7 @@ export class EchoClient {
   clientStream(payloads: Uint8Array[], opts: CallOptions = {}): Promise<UnaryResult<EchoResponse>> {
     return new Promise((resolve) => {
       const call = this.client.makeClientStreamRequest('/echoserver.v1.Echo/ClientStream', ser(EchoRequestSchema), de(EchoResponseSchema),
-        metadataOf(opts), callOptions(opts), (error, response) => resolve({ response: response ?? null, error: error ?? null, headers: null }));
+        metadataOf(opts), callOptions(opts), (error, response) => resolve({ response: response ?? null, error: error ?? null, headers: null, trailers: null }));
       for (const payload of payloads) call.write(create(EchoRequestSchema, { payload }));
       call.end();
     });

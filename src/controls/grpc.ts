@@ -1,13 +1,24 @@
 // The response controls of a gRPC call: the same names as the HTTP headers, read
 // from its metadata (`x-echo-status`, `x-echo-delay`, `x-echo-size`,
-// `x-echo-header`, `x-echo-health`), with one difference: a status is a gRPC code
-// 0-16 (or weighted codes, `14:1,0:3`). Pure, like the rest of controls/: what was
+// `x-echo-header`, `x-echo-health`), with two differences: a status is a gRPC code
+// 0-16 (or weighted codes, `14:1,0:3`), and `x-echo-trailer` adds trailing metadata,
+// which only a gRPC answer has (an HTTP echo ends without trailers, so the control
+// is not a row of the CONTROLS table). Pure, like the rest of controls/: what was
 // asked, never its effect. A bad value is a ControlError, which the call answers
 // with INVALID_ARGUMENT naming the control.
 import { ParseError, parseInteger } from '../util/parse.ts';
 import { ControlError, controlInput, parseControls } from './read.ts';
 import type { ControlSettings, Controls } from './table.ts';
-import { parseWeightedCodes, type StatusChoice } from './values.ts';
+import { parseHeader, parseWeightedCodes, type StatusChoice } from './values.ts';
+
+/** A call's controls: the HTTP ones, plus the trailing metadata to add. */
+export interface GrpcControls extends Controls {
+  /** `x-echo-trailer` entries, names lower-cased (as HTTP/2 carries them), in the order asked. */
+  trailers: [string, string][];
+}
+
+/** The header form of the trailer control, as messages name it. */
+export const TRAILER_CONTROL = 'X-Echo-Trailer';
 
 /** gRPC's status codes: OK (0) to UNAUTHENTICATED (16). */
 export const GRPC_STATUS_CODES = { min: 0, max: 16 } as const;
@@ -22,13 +33,16 @@ export function parseGrpcStatus(text: string): StatusChoice[] {
  * null when there are none. `format` means nothing to gRPC and is ignored. Throws
  * ControlError.
  */
-export function parseGrpcControls(headers: [string, string][] | null, controlsOn: boolean, settings: ControlSettings): Controls | null {
+export function parseGrpcControls(headers: [string, string][] | null, controlsOn: boolean, settings: ControlSettings): GrpcControls | null {
   const input = controlInput('', -1, headers, controlsOn);
   if (input === null) return null;
   const status = input.get('status');
+  const trailer = input.get('trailer');
   input.delete('status');
+  input.delete('trailer');
   input.delete('format');
-  const controls = parseControls(input, settings);
+  const controls: GrpcControls = { ...parseControls(input, settings), trailers: [] };
+  if (trailer !== undefined) controls.trailers = parseTrailers(trailer.values, settings.maxResponseHeaders);
   // A call's answer is framed messages and trailers: a cut at a byte count means
   // nothing to a gRPC client that reset does not already say.
   if (controls.fault?.some((c) => c.fault.kind === 'truncate' || c.fault.kind === 'reset-after')) {
@@ -46,4 +60,22 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
     }
   }
   return controls;
+}
+
+/**
+ * `x-echo-trailer: Name: value` entries: the x-echo-header grammar and allowlist
+ * (so grpc-status, grpc-message and every reserved name are refused), at most
+ * --max-response-headers of them.
+ */
+function parseTrailers(values: readonly string[], max: number): [string, string][] {
+  try {
+    if (values.length > max) throw new ParseError(`at most ${max} trailers may be set`);
+    return values.map((v) => {
+      const [name, value] = parseHeader(v);
+      return [name.toLowerCase(), value];
+    });
+  } catch (err) {
+    if (err instanceof ParseError) throw new ControlError(`invalid ${TRAILER_CONTROL}: ${err.message}`);
+    throw err;
+  }
 }

@@ -47,7 +47,7 @@ export class Attempts {
  * key, else without the failure controls (status, fault, delay). `target` is the key
  * when the request names none.
  */
-export function attemptControls(attempts: Attempts, controls: Controls, target: string): Controls {
+export function attemptControls<C extends Controls>(attempts: Attempts, controls: C, target: string): C {
   if (controls.failFirst === null) return controls;
   if (attempts.next(controls.key ?? target) <= controls.failFirst) return controls;
   return { ...controls, status: null, fault: null, delayMs: 0 };

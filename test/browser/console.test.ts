@@ -272,6 +272,43 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.deepEqual(problems(watch), []);
   });
 
+  it('gRPC-Web: calls Echo, shows the status, the record and the trailers; markup in the payload stays text', async (ctx) => {
+    const b = need(ctx);
+    if (b === null) return;
+    const { context, page, watch } = await watchedPage(b);
+    ctx.after(() => context.close());
+    await openPage(page, `${t.url}/grpc/page`);
+    await page.click('#tab-grpc');
+    const call = async (payload: string, metadata: string) => {
+      const before = Number(await page.getAttribute('#panel-grpc', 'data-calls') ?? '0');
+      await page.fill('#grpc-payload', payload);
+      await page.fill('#grpc-metadata', metadata);
+      await page.click('#grpc-call');
+      await page.waitForSelector(`#panel-grpc[data-calls="${before + 1}"]`, { state: 'attached', timeout: 30_000 });
+      const table = async (id: string) => {
+        const names = await page.locator(`#${id} th`).allTextContents();
+        const values = await page.locator(`#${id} td`).allTextContents();
+        return names.map((n, i) => [n, values[i] ?? ''] as const);
+      };
+      return { code: await page.locator('#grpc-code').innerText(), message: await page.locator('#grpc-message').innerText(), record: await table('grpc-record'), trailers: await table('grpc-trailers') };
+    };
+    const ok = await call('<img src=x onerror=alert(1)>', 'x-trace: one\nx-echo-trailer: X-Shard: 7');
+    assert.equal(ok.code, 'OK (0)');
+    const record = new Map(ok.record.filter(([n]) => n !== 'metadata'));
+    assert.equal(record.get('path'), '/echoserver.v1.Echo/Echo');
+    assert.equal(record.get('proto'), 'HTTP/1.1');
+    assert.equal(record.get('client'), '127.0.0.1 (peer)');
+    assert.equal(record.get('server'), 'test-host');
+    assert.equal(record.get('payload'), '28 bytes: <img src=x onerror=alert(1)>');
+    assert.ok(ok.record.some(([n, v]) => n === 'metadata' && v === 'x-trace: one'));
+    assert.deepEqual(ok.trailers, [['x-shard', '7']]);
+    assert.equal(await page.locator('#panel-grpc img').count(), 0);
+    const failed = await call('', 'x-echo-status: 14');
+    assert.equal(failed.code, 'UNAVAILABLE (14)');
+    assert.equal(failed.message, 'x-echo-status asked for UNAVAILABLE');
+    assert.deepEqual(problems(watch), []);
+  });
+
   it('with JavaScript off still shows the whole echo, and no console', async (ctx) => {
     const b = need(ctx);
     if (b === null) return;

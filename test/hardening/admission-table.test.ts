@@ -2,7 +2,8 @@
 // the per-client share, header count and size, the Host rules, Expect, a foreign
 // Origin, a declared body over the limit) is sent down each path (HTTP/1.1, h2c by
 // prior knowledge, an h2c Upgrade, HTTPS h2, a WebSocket upgrade, an event stream,
-// an operations endpoint, PROXY mode) with real clients. Every cell names what the
+// an operations endpoint, PROXY mode, a gRPC call on h2c, a gRPC-Web call on
+// HTTP/1.1) with real clients. Every cell names what the
 // path must answer: a refusal status (never a 101), REFUSED_STREAM, or why the rule
 // does not apply there and what is answered instead. Each probe must leave exactly
 // one access-log line and one count.
@@ -19,9 +20,13 @@ const H2C = 'Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settin
 const PROXY_V1 = 'PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n';
 const FOREIGN = 'https://elsewhere.example';
 
-type Path = 'HTTP/1.1' | 'h2c prior knowledge' | 'h2c Upgrade' | 'HTTPS h2' | 'WebSocket' | 'SSE' | 'operations' | 'PROXY';
-const PATHS: Path[] = ['HTTP/1.1', 'h2c prior knowledge', 'h2c Upgrade', 'HTTPS h2', 'WebSocket', 'SSE', 'operations', 'PROXY'];
-const H2_PATHS = new Set<Path>(['h2c prior knowledge', 'HTTPS h2']);
+type Path = 'HTTP/1.1' | 'h2c prior knowledge' | 'h2c Upgrade' | 'HTTPS h2' | 'WebSocket' | 'SSE' | 'operations' | 'PROXY' | 'gRPC' | 'gRPC-Web';
+const PATHS: Path[] = ['HTTP/1.1', 'h2c prior knowledge', 'h2c Upgrade', 'HTTPS h2', 'WebSocket', 'SSE', 'operations', 'PROXY', 'gRPC', 'gRPC-Web'];
+const H2_PATHS = new Set<Path>(['h2c prior knowledge', 'HTTPS h2', 'gRPC']);
+/** A gRPC call's path; `grpc N` in a cell is the gRPC status its trailers carry. */
+const GRPC_METHOD = '/echoserver.v1.Echo/Echo';
+/** One empty request message: its 5-byte prefix. */
+const EMPTY_MESSAGE = Buffer.alloc(5);
 
 /** What a server holds while a rule is probed. */
 type State = 'none' | 'budget' | 'per-client' | 'draining';
@@ -45,32 +50,44 @@ const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) 
 // 'n/a <answer>' marks a rule that does not apply to a path: the request is served
 // and the cell says how, so the table shows it rather than skipping it.
 const RULES: Rule[] = [
-  { name: 'header count over --max-header-count', h1: `Host: h\r\n${fields(35)}`, h2: many(35), state: 'none', expect: '431' },
-  { name: 'header size over --max-header-size', h1: `Host: h\r\nX-Big: ${'a'.repeat(3000)}\r\n`, h2: { 'x-big': 'a'.repeat(3000) }, state: 'none', expect: '431' },
-  { name: 'two Host headers', h1: 'Host: h\r\nHost: g\r\n', h2: null, state: 'none', expect: '400' },
-  { name: 'no Host', h1: '', h2: null, state: 'none', expect: '400' },
-  { name: 'an invalid Host', h1: 'Host: a b\r\n', h2: null, state: 'none', expect: '400' },
-  { name: 'Expect: foo', h1: 'Host: h\r\nExpect: foo\r\n', h2: { expect: 'foo' }, state: 'none', expect: '417' },
+  { name: 'header count over --max-header-count', h1: `Host: h\r\n${fields(35)}`, h2: many(35), state: 'none', expect: '431', paths: { gRPC: 'grpc 8', 'gRPC-Web': 'grpc 8' } },
+  {
+    name: 'header size over --max-header-size', h1: `Host: h\r\nX-Big: ${'a'.repeat(3000)}\r\n`, h2: { 'x-big': 'a'.repeat(3000) }, state: 'none', expect: '431',
+    // node:http's parser refuses an HTTP/1.1 head that large before any handler sees it: a gRPC-Web call too.
+    paths: { gRPC: 'grpc 8' },
+  },
+  { name: 'two Host headers', h1: 'Host: h\r\nHost: g\r\n', h2: null, state: 'none', expect: '400', paths: { 'gRPC-Web': 'grpc 3' } },
+  { name: 'no Host', h1: '', h2: null, state: 'none', expect: '400', paths: { 'gRPC-Web': 'grpc 3' } },
+  { name: 'an invalid Host', h1: 'Host: a b\r\n', h2: null, state: 'none', expect: '400', paths: { 'gRPC-Web': 'grpc 3' } },
+  { name: 'Expect: foo', h1: 'Host: h\r\nExpect: foo\r\n', h2: { expect: 'foo' }, state: 'none', expect: '417', paths: { gRPC: 'grpc 9', 'gRPC-Web': 'grpc 9' } },
   {
     name: 'a foreign Origin', h1: `Host: h\r\nOrigin: ${FOREIGN}\r\n`, h2: { origin: FOREIGN }, state: 'none', expect: 'n/a 200',
     // The origin rule guards what a browser page could read across sites: WebSockets and event streams.
     // An h2c upgrade is not a browser's: it switches and is answered over HTTP/2.
-    paths: { WebSocket: '403', SSE: '403', 'h2c Upgrade': 'n/a 101' },
+    // A gRPC-Web call from another origin is answered without CORS headers: the browser keeps the page from reading it.
+    paths: { WebSocket: '403', SSE: '403', 'h2c Upgrade': 'n/a 101', gRPC: 'n/a grpc 0', 'gRPC-Web': 'n/a grpc 0' },
   },
-  { name: 'a declared body over --max-body-size', h1: 'Host: h\r\nContent-Length: 2000\r\n', h2: { 'content-length': '2000' }, state: 'none', expect: '413' },
+  {
+    name: 'a declared body over --max-body-size', h1: 'Host: h\r\nContent-Length: 2000\r\n', h2: { 'content-length': '2000' }, state: 'none', expect: '413',
+    // Refused before the body arrives; on HTTP/1.1 the connection closes, its body unread.
+    paths: { gRPC: 'grpc 8', 'gRPC-Web': 'grpc 8 close' },
+  },
   {
     name: 'the in-flight budget full', h1: 'Host: h\r\n', h2: {}, state: 'budget', expect: '503',
-    paths: { 'h2c prior knowledge': 'REFUSED_STREAM', 'HTTPS h2': 'REFUSED_STREAM', operations: 'n/a 200' },
+    paths: { 'h2c prior knowledge': 'REFUSED_STREAM', 'HTTPS h2': 'REFUSED_STREAM', operations: 'n/a 200', gRPC: 'REFUSED_STREAM', 'gRPC-Web': 'grpc 14' },
   },
   {
     name: 'the client\'s in-flight share full', h1: 'Host: h\r\n', h2: {}, state: 'per-client', expect: '503',
-    paths: { 'h2c prior knowledge': 'REFUSED_STREAM', 'HTTPS h2': 'REFUSED_STREAM', operations: 'n/a 200' },
+    paths: { 'h2c prior knowledge': 'REFUSED_STREAM', 'HTTPS h2': 'REFUSED_STREAM', operations: 'n/a 200', gRPC: 'REFUSED_STREAM', 'gRPC-Web': 'grpc 14' },
   },
   {
     // Draining answers requests (with Connection: close, GOAWAY on HTTP/2) so nothing
     // sent in time is lost; only what would outlive the drain is refused.
     name: 'draining', h1: 'Host: h\r\n', h2: {}, state: 'draining', expect: 'n/a 200 close',
-    paths: { WebSocket: '503', 'h2c Upgrade': 'n/a 200 close', SSE: 'n/a 200 close', 'h2c prior knowledge': 'n/a 200', 'HTTPS h2': 'n/a 200' },
+    paths: {
+      WebSocket: '503', 'h2c Upgrade': 'n/a 200 close', SSE: 'n/a 200 close', 'h2c prior knowledge': 'n/a 200', 'HTTPS h2': 'n/a 200',
+      gRPC: 'n/a grpc 0', 'gRPC-Web': 'n/a grpc 0 close',
+    },
   },
 ];
 
@@ -123,6 +140,42 @@ async function h2probe(origin: string, headers: Record<string, string>): Promise
   }
 }
 
+/** A gRPC call over h2c: `grpc N` (the status of its trailers, or of a trailers-only answer), REFUSED_STREAM, or the HTTP status. */
+async function grpcProbe(origin: string, headers: Record<string, string>): Promise<string> {
+  const s = await h2session(origin);
+  try {
+    return await new Promise<string>((resolve) => {
+      const req = s.request({ ':method': 'POST', ':path': GRPC_METHOD, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      let status = '';
+      req.on('response', (h) => {
+        status = String(h[':status']);
+        if (h['grpc-status'] !== undefined) status = `grpc ${String(h['grpc-status'])}`;
+      });
+      req.on('trailers', (h: Record<string, string | undefined>) => { if (h['grpc-status'] !== undefined) status = `grpc ${String(h['grpc-status'])}`; });
+      req.on('close', () => resolve(status !== '' ? status : req.rstCode === 7 ? 'REFUSED_STREAM' : `reset ${req.rstCode}`));
+      req.on('error', () => {});
+      req.resume();
+      // A declared body over the limit is refused before it is read: send none, and keep the stream open.
+      if (headers['content-length'] === undefined) req.end(EMPTY_MESSAGE);
+    });
+  } finally {
+    s.destroy();
+  }
+}
+
+/** A gRPC-Web call over HTTP/1.1 on a raw socket: `grpc N` from its trailer frame (with ` close`), else the HTTP status. */
+async function grpcWebProbe(port: number, h1: string): Promise<string> {
+  const declared = /content-length/i.test(h1);
+  const head = `POST ${GRPC_METHOD} HTTP/1.1\r\n${h1}Content-Type: application/grpc-web\r\n${declared ? '' : 'Content-Length: 5\r\n'}\r\n`;
+  const res = await rawRequest(port, Buffer.concat([Buffer.from(head, 'latin1'), declared ? Buffer.alloc(0) : EMPTY_MESSAGE]), {
+    timeoutMs: 3000, until: (r) => /grpc-status:\d+\r\n/.test(r) || /^HTTP\/1\.1 (?!200)/.test(r) && r.includes('\r\n\r\n'),
+  });
+  const http = /^HTTP\/1\.1 (\d{3}) /.exec(res)?.[1] ?? `no answer: ${JSON.stringify(res.slice(0, 60))}`;
+  const grpc = /grpc-status:(\d+)\r\n/.exec(res)?.[1];
+  const status = http === '200' && grpc !== undefined ? `grpc ${grpc}` : http;
+  return /\r\nConnection: close\r\n/i.test(res) ? `${status} close` : status;
+}
+
 /** One HTTP/1.1 request on a raw socket: its status, and ` close` when the answer closes the connection. */
 async function h1probe(port: number, payload: string): Promise<string> {
   const res = await rawRequest(port, payload, { timeoutMs: 3000, until: (r) => r.includes('\r\n\r\n') });
@@ -173,6 +226,8 @@ function probe(t: TestServer, proxied: TestServer, path: Path, rule: Rule): Prom
     case 'PROXY': return h1probe(proxied.port, `${PROXY_V1}GET /admission HTTP/1.1\r\n${h1}\r\n`);
     case 'h2c prior knowledge': return h2probe(t.url, rule.h2!);
     case 'HTTPS h2': return h2probe(t.server.listener.httpsUrl!, rule.h2!);
+    case 'gRPC': return grpcProbe(t.url, rule.h2!);
+    case 'gRPC-Web': return grpcWebProbe(t.port, h1);
   }
 }
 

@@ -10,6 +10,44 @@ import { startTestServer } from '../helpers.ts';
 type Stub = grpc.Client & Record<string, (req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void>;
 
 describe('gRPC server reflection', () => {
+  it('the calls of docs/grpc.md, by reflection: payload, status, weighted status, trailer, server stream', async () => {
+    const t = await startTestServer({ sseCount: 5 });
+    const target = `127.0.0.1:${t.port}`;
+    const reflection = new GrpcReflection(target, grpc.credentials.createInsecure(), {}, 'v1');
+    const pkg = (await reflection.getDescriptorBySymbol('echoserver.v1.Echo')).getPackageObject({ keepCase: true, longs: String, defaults: true });
+    const Echo = ((pkg.echoserver as grpc.GrpcObject).v1 as grpc.GrpcObject).Echo as grpc.ServiceClientConstructor;
+    const stub = new Echo(target, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall & grpc.ClientReadableStream<Record<string, unknown>>>;
+    const unary = (req: object, metadata: Record<string, string>) => new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> | undefined; trailers: grpc.Metadata }>((resolve) => {
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(metadata)) md.add(k, v);
+      let out: { err: grpc.ServiceError | null; res: Record<string, unknown> | undefined } | null = null;
+      let trailers: grpc.Metadata | null = null;
+      const done = () => { if (out !== null && trailers !== null) resolve({ ...out, trailers }); };
+      const call = stub.Echo!(req, md, (err: grpc.ServiceError | null, res?: Record<string, unknown>) => { out = { err, res }; done(); });
+      call.on('status', (st: grpc.StatusObject) => { trailers = st.metadata; done(); });
+    });
+    try {
+      // -H 'x-trace: 1' -d '{"payload":"aGk="}'
+      const hi = await unary({ payload: Buffer.from('aGk=', 'base64') }, { 'x-trace': '1' });
+      assert.equal((hi.res!.payload as { data: Buffer }).data.toString(), 'hi');
+      assert.ok((hi.res!.metadata as { name: string; value: string }[]).some((m) => m.name === 'x-trace' && m.value === '1'));
+      // -H 'x-echo-status: 14'
+      assert.equal((await unary({}, { 'x-echo-status': '14' })).err?.code, grpc.status.UNAVAILABLE);
+      // -H 'x-echo-status: 0:3,14:1': only those two codes.
+      for (let i = 0; i < 8; i++) assert.ok([undefined, grpc.status.UNAVAILABLE].includes((await unary({}, { 'x-echo-status': '0:3,14:1' })).err?.code));
+      // -H 'x-echo-trailer: X-Shard: 7'
+      assert.deepEqual((await unary({}, { 'x-echo-trailer': 'X-Shard: 7' })).trailers.get('x-shard'), ['7']);
+      // -d '{"count":3,"interval_ms":100}' ServerStream
+      const seq: string[] = [];
+      const stream = stub.ServerStream!({ count: 3, interval_ms: 100 }, new grpc.Metadata());
+      for await (const m of stream) seq.push(String((m as Record<string, unknown>).sequence));
+      assert.deepEqual(seq, ['1', '2', '3']);
+    } finally {
+      stub.close();
+      await t.close();
+    }
+  });
+
   for (const version of ['v1', 'v1alpha']) {
     it(`${version}: a reflection-only client lists the services and calls the echo from the served descriptors`, async () => {
       const t = await startTestServer();

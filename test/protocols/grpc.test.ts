@@ -2,6 +2,7 @@
 // node:http2 as a raw one where the wire itself is the point): the record of a call,
 // its controls, its limits, health, the streaming kinds, and the access line.
 import assert from 'node:assert/strict';
+import { request as h1request } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { describe, it } from 'node:test';
@@ -38,6 +39,19 @@ function rawCall(t: TestServer, path: string, message: Buffer | null, headers: R
     const prefix = Buffer.alloc(5);
     prefix.writeUInt32BE(message.length, 1);
     req.end(Buffer.concat([prefix, message]));
+  });
+}
+
+/** One HTTP/1.1 request by node:http (which, unlike fetch, sends Origin as given): status, headers, body. */
+function h1(t: TestServer, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = h1request({ host: '127.0.0.1', port: t.port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -118,6 +132,62 @@ describe('gRPC', () => {
       assert.ok(performance.now() - start >= 95);
       assert.equal(response!.payload!.data.length, 1024);
       assert.equal(headers!.get('x-shard')[0], '7');
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('x-echo-trailer adds trailing metadata, whatever the status, by the x-echo-header allowlist', async () => {
+    const t = await startTestServer();
+    const c = new EchoClient(target(t));
+    try {
+      const ok = await c.echo(undefined, { metadata: { 'x-echo-trailer': ['X-Shard: 7', 'x-cost: 3', 'X-Shard: 8'], 'x-echo-header': 'X-Head: h' } });
+      assert.equal(ok.error, null);
+      // Two fields on the wire; Node's HTTP/2 client (under grpc-js) joins a repeated field with ', '.
+      assert.deepEqual(ok.trailers!.get('x-shard'), ['7, 8']);
+      assert.deepEqual(ok.trailers!.get('x-cost'), ['3']);
+      assert.deepEqual(ok.trailers!.get('x-head'), []);
+      assert.deepEqual(ok.headers!.get('x-shard'), []);
+      // A retry policy reads the trailers of the failed attempt.
+      const failed = await c.echo(undefined, { metadata: { 'x-echo-status': '14', 'x-echo-trailer': 'X-Retry-Hint: later' } });
+      assert.equal(failed.error?.code, grpc.status.UNAVAILABLE);
+      assert.deepEqual(failed.trailers!.get('x-retry-hint'), ['later']);
+      // The same allowlist as x-echo-header: gRPC's own trailers and browser-facing headers are refused.
+      for (const bad of ['grpc-status: 0', 'Set-Cookie: a=b', 'X-Echo-Status: 14', 'no colon']) {
+        const r = await c.echo(undefined, { metadata: { 'x-echo-trailer': bad } });
+        assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT, bad);
+        assert.match(r.error?.details ?? '', /X-Echo-Trailer/, bad);
+      }
+      const tooMany = await c.echo(undefined, { metadata: { 'x-echo-trailer': Array.from({ length: 33 }, (_, i) => `X-T${i}: v`) } });
+      assert.equal(tooMany.error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(tooMany.error?.details ?? '', /at most \d+ trailers/);
+      // gRPC-Web: in the trailer frame.
+      const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
+        method: 'POST', headers: { 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-trailer': 'X-Shard: 9' }, body: Buffer.alloc(5),
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      let at = 0;
+      let trailerText = '';
+      while (at + 5 <= body.length) {
+        const length = body.readUInt32BE(at + 1);
+        if (body[at] === 0x80) trailerText = body.subarray(at + 5, at + 5 + length).toString('latin1');
+        at += 5 + length;
+      }
+      assert.equal(trailerText, 'x-shard:9\r\ngrpc-status:0\r\n');
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('x-echo-trailer is ignored under --no-controls', async () => {
+    const t = await startTestServer({ controls: false });
+    const c = new EchoClient(target(t));
+    try {
+      const r = await c.echo(undefined, { metadata: { 'x-echo-trailer': 'X-Shard: 7' } });
+      assert.equal(r.error, null);
+      assert.deepEqual(r.trailers!.get('x-shard'), []);
     } finally {
       c.close();
       await t.close();
@@ -391,6 +461,79 @@ describe('gRPC', () => {
       const lines = await linesWhen(t, 3);
       assert.deepEqual(lines.map((l) => l.grpcStatus), [0, 0, 14]);
     } finally {
+      await t.close();
+    }
+  });
+
+  it('gRPC-Web CORS: an allowed origin\'s preflight gets 204 with what gRPC-Web sends, its calls expose the status and the echo\'s headers', async () => {
+    const t = await startTestServer({ allowedOrigins: ['https://app.example'] });
+    const path = '/echoserver.v1.Echo/Echo';
+    try {
+      const pre = await h1(t, 'OPTIONS', path, {
+        origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-grpc-web,x-echo-status',
+      });
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
+      assert.equal(pre.headers['access-control-allow-methods'], 'POST');
+      const allowed = String(pre.headers['access-control-allow-headers']).split(', ');
+      for (const h of ['content-type', 'x-grpc-web', 'x-user-agent', 'grpc-timeout', 'x-echo-status', 'x-echo-delay', 'x-echo-header', 'x-echo-trailer', 'x-echo-fail-first']) assert.ok(allowed.includes(h), h);
+      assert.match(String(pre.headers.vary), /Origin/);
+      assert.ok(Number(pre.headers['access-control-max-age']) > 0);
+      // Another origin's preflight is refused, so the browser never sends the call.
+      const evil = await h1(t, 'OPTIONS', path, { origin: 'https://evil.example', 'access-control-request-method': 'POST' });
+      assert.equal(evil.status, 403);
+      assert.equal(evil.headers['access-control-allow-origin'], undefined);
+      assert.match(evil.body.toString(), /--allowed-origins/);
+      const notPost = await h1(t, 'OPTIONS', path, { origin: 'https://app.example', 'access-control-request-method': 'GET' });
+      assert.equal(notPost.status, 403);
+      // OPTIONS elsewhere is still the HTTP echo.
+      const other = await h1(t, 'OPTIONS', '/not-grpc', { origin: 'https://app.example', 'access-control-request-method': 'POST', accept: 'application/json' });
+      assert.equal(other.status, 200);
+      assert.equal(other.headers['access-control-allow-origin'], undefined);
+      // The call: the origin, and the status, message and the echo's headers exposed.
+      const call = await h1(t, 'POST', path, { origin: 'https://app.example', 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-header': 'X-Shard: 7' }, Buffer.alloc(5));
+      assert.equal(call.status, 200);
+      assert.equal(call.headers['x-shard'], '7');
+      assert.equal(call.headers['access-control-allow-origin'], 'https://app.example');
+      const exposed = String(call.headers['access-control-expose-headers']).split(', ');
+      for (const h of ['grpc-status', 'grpc-message', 'x-request-id', 'x-shard']) assert.ok(exposed.includes(h), h);
+      // A refusal is readable too.
+      const refused = await h1(t, 'POST', path, { origin: 'https://app.example', 'content-type': 'application/grpc-web', 'x-echo-status': '99' }, Buffer.alloc(5));
+      assert.equal(refused.headers['access-control-allow-origin'], 'https://app.example');
+      assert.match(refused.body.toString('latin1'), /grpc-status:3/);
+      const foreign = await h1(t, 'POST', path, { origin: 'https://evil.example', 'content-type': 'application/grpc-web' }, Buffer.alloc(5));
+      assert.equal(foreign.headers['access-control-allow-origin'], undefined);
+      // One access line each: three preflights, the echo, three calls.
+      const lines = await linesWhen(t, 7);
+      assert.deepEqual(lines.map((l) => l.status), [204, 403, 403, 200, 200, 200, 200]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('gRPC-Web CORS over HTTP/2: the preflight and the call, by node:http2', async () => {
+    const t = await startTestServer({ allowedOrigins: ['*'] });
+    const session = h2connect(t.url);
+    const ask = (headers: Record<string, string>, body?: Buffer) => new Promise<Record<string, unknown>>((resolve, reject) => {
+      const req = session.request(headers);
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.resume();
+      req.end(body);
+    });
+    try {
+      const pre = await ask({ ':method': 'OPTIONS', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'access-control-request-method': 'POST' });
+      assert.equal(pre[':status'], 204);
+      assert.equal(pre['access-control-allow-origin'], 'https://any.example');
+      const call = await ask({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'content-type': 'application/grpc-web+proto' }, Buffer.alloc(5));
+      assert.equal(call[':status'], 200);
+      assert.equal(call['access-control-allow-origin'], 'https://any.example');
+      assert.match(String(call['access-control-expose-headers']), /grpc-status/);
+      // gRPC proper (not -web) is no browser's: no CORS headers.
+      const native = await ask({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.alloc(5));
+      assert.equal(native['access-control-allow-origin'], undefined);
+    } finally {
+      session.close();
       await t.close();
     }
   });

@@ -7,7 +7,8 @@
 import { buildEcho } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
-import { chosenHeaders, type Controls } from '../../controls/table.ts';
+import { chosenHeaders } from '../../controls/table.ts';
+import type { GrpcControls } from '../../controls/grpc.ts';
 import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
@@ -40,7 +41,7 @@ export interface Method {
 export class Call {
   readonly ctx: HttpContext;
   readonly x: GrpcExchange;
-  readonly controls: Controls | null;
+  readonly controls: GrpcControls | null;
   readonly reader: MessageReader;
   /** grpc-timeout as sent ('' without), and in milliseconds (0 without). */
   readonly grpcTimeout: string;
@@ -54,7 +55,7 @@ export class Call {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #ended: (() => void)[] = [];
 
-  constructor(ctx: HttpContext, x: GrpcExchange, controls: Controls | null, grpcTimeout: string, deadlineMs: number) {
+  constructor(ctx: HttpContext, x: GrpcExchange, controls: GrpcControls | null, grpcTimeout: string, deadlineMs: number) {
     this.ctx = ctx;
     this.x = x;
     this.controls = controls;
@@ -90,12 +91,13 @@ export class Call {
   }
 
   /**
-   * The call's end, with its status. When the client has not finished sending, its
+   * The call's end, with its status and the trailers x-echo-trailer asked for
+   * (whatever the status). When the client has not finished sending, its
    * stream is reset after the trailers are out (nothing more of it is read).
    */
   finish(code: number, message = ''): void {
     if (this.done) return;
-    this.x.finish(code, message, this.#metadata());
+    this.x.finish(code, message, this.#metadata(), this.controls?.trailers);
     if (!this.halfClosed) this.x.stopReading();
     this.#cleanup();
   }

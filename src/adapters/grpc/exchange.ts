@@ -27,6 +27,8 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   readonly flavour: Flavour;
   /** The status the trailers carry, once set; -1 before. */
   #code = -1;
+  /** CORS headers for a gRPC-Web call from an allowed origin ([name, value, ...]); set by serve.ts. */
+  cors: readonly string[] = [];
 
   constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, flavour: Flavour) {
     super('grpc', facts, req.method ?? 'OTHER', req.url ?? '/', scan, true);
@@ -76,7 +78,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   interim(): void {}
 
   /** The trailers (gRPC-Web: the trailer frame); `grpc-status` among them is the exchange's outcome. */
-  trailers(fields: Readonly<Record<string, string>>): void {
+  trailers(fields: Readonly<Record<string, string | string[]>>): void {
     const code = fields['grpc-status'];
     if (code !== undefined) this.#code = Number(code);
     if (this.flavour === 'grpc') this.res.addTrailers(fields);
@@ -147,7 +149,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** The response headers, once: before the first message or the trailers. */
   sendHeaders(extra: readonly string[] = []): void {
     if (this.res.headersSent) return;
-    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...extra]);
+    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...this.cors, ...extra]);
   }
 
   /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */
@@ -156,11 +158,20 @@ export class GrpcExchange extends Exchange implements AnswerPort {
     return this.write(this.#text(frame(message)));
   }
 
-  /** The call's end: its status in the trailers. Only the first finish counts. */
-  finish(code: number, message = '', extra?: readonly string[]): void {
+  /**
+   * The call's end: its status in the trailers, after `trailing` (lower-case names;
+   * a repeated name stays repeated, as gRPC metadata readers do not split commas).
+   * Only the first finish counts.
+   */
+  finish(code: number, message = '', extra?: readonly string[], trailing: readonly (readonly [string, string])[] = []): void {
     if (this.#code >= 0 || this.closed) return;
     this.sendHeaders(extra);
-    const fields: Record<string, string> = { 'grpc-status': String(code) };
+    const fields: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+    for (const [name, value] of trailing) {
+      const had = fields[name];
+      fields[name] = had === undefined ? value : [...(typeof had === 'string' ? [had] : had), value];
+    }
+    fields['grpc-status'] = String(code);
     if (message !== '') fields['grpc-message'] = encodeMessage(message);
     this.trailers(fields);
     this.end();

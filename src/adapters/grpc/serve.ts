@@ -5,7 +5,7 @@
 // HTTP/2 has it, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
 // outcome is its gRPC status: one access line (with grpcStatus) and one count.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { admissionProblem } from '../../core/admission.ts';
+import { admissionProblem, declaredOverLimit } from '../../core/admission.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { ControlError } from '../../controls/read.ts';
@@ -17,6 +17,9 @@ import { sickAnswerOf } from '../../handlers/sick.ts';
 import { clip } from '../../util/parse.ts';
 import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
+import { callCorsHeaders, isGrpcWebPreflight, preflightAnswer } from './cors.ts';
+import type { HandlerExchange } from '../../handlers/exchange.ts';
+import { sendText } from '../../handlers/answer.ts';
 import { GrpcExchange } from './exchange.ts';
 import { createMethods } from './services.ts';
 import { Status, grpcFlavour, parseTimeout, type Flavour } from './wire.ts';
@@ -25,6 +28,10 @@ export interface Grpc {
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
   /** Shutdown: streams that would go on (server streams, bidi, health Watch) end now, UNAVAILABLE. */
   endAll(): void;
+  /** Whether an HTTP request is a browser's CORS preflight for a gRPC-Web call here. */
+  isPreflight(req: IncomingMessage): boolean;
+  /** Answers that preflight (an HTTP exchange, admitted as any request). */
+  preflight(req: IncomingMessage, x: HandlerExchange): void;
 }
 
 /** Which gRPC a request is: gRPC on HTTP/2, gRPC-Web on any version; null when it is none. */
@@ -53,13 +60,17 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   /** Ends the call before it starts, with `code`; nothing of the request is read. */
   function refuse(x: GrpcExchange, code: number, message: string): void {
-    x.finish(code, message);
+    // First: on HTTP/1.1 the head must say Connection: close, as the unread body
+    // would otherwise be parsed as the connection's next request.
     x.stopReading();
+    x.finish(code, message);
   }
 
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     const scan = scanHeaders(req.rawHeaders);
     const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan, flavourOf(req)!), req.rawHeaders);
+    // Before any refusal, so a page of an allowed origin can read it too.
+    if (x.flavour !== 'grpc') x.cors = callCorsHeaders(x, config);
     try {
       const busy = ledger.overBudget(x);
       if (busy !== null) {
@@ -72,6 +83,12 @@ export function createGrpc(ctx: HttpContext): Grpc {
       if (problem !== null) {
         if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
         refuse(x, grpcStatusOf(problem.status), problem.reason);
+        return;
+      }
+      // As an HTTP request's 413: a body declared over the limit is refused before any of
+      // it arrives, rather than waited for until the request timeout.
+      if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) {
+        refuse(x, Status.RESOURCE_EXHAUSTED, `request body declared larger than --max-body-size (${config.maxBodySize} bytes)`);
         return;
       }
       const method = methods.get(x.target);
@@ -98,6 +115,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
         refuse(x, err.status === 403 ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT, err.message);
         return;
       }
+      if (x.flavour !== 'grpc' && controls !== null && controls.headers.length > 0) x.cors = callCorsHeaders(x, config, controls.headers.map(([n]) => n));
       if (controls?.size != null && controls.size > config.maxBodySize) {
         refuse(x, Status.RESOURCE_EXHAUSTED, `x-echo-size ${controls.size} is larger than a message may be (--max-body-size ${config.maxBodySize})`);
         return;
@@ -121,6 +139,12 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   return {
     handle,
+    isPreflight: (req) => isGrpcWebPreflight(req, methods),
+    preflight(req, x) {
+      const answer = preflightAnswer(x, req.headers['access-control-request-method'], config);
+      if (answer.status === 204) x.head(204, answer.headers);
+      else sendText(x, answer.status, answer.reason, answer.headers);
+    },
     endAll() {
       for (const call of [...calls]) call.onShutdown?.();
     },

@@ -38,9 +38,9 @@ export function contentTypeOf(flavour: Flavour): string {
 }
 
 /** gRPC-Web's trailers: a frame flagged 0x80 whose body is the fields as HTTP/1.1 header lines. */
-export function trailerFrame(fields: Readonly<Record<string, string>>): Buffer {
+export function trailerFrame(fields: Readonly<Record<string, string | readonly string[]>>): Buffer {
   let text = '';
-  for (const [k, v] of Object.entries(fields)) text += `${k}:${v}\r\n`;
+  for (const [k, v] of Object.entries(fields)) for (const one of typeof v === 'string' ? [v] : v) text += `${k}:${one}\r\n`;
   const body = Buffer.from(text, 'latin1');
   const out = frame(body);
   out[0] = 0x80;

@@ -55,18 +55,25 @@ export function createApp(config: Config, deps: AppDeps): App {
    */
   let closing = false;
 
+  function closeIfDraining(res: ServerResponse, facts: ConnectionFacts): void {
+    if (health.draining && (closing || !config.trustedProxies.has(facts.peerAddress))) res.shouldKeepAlive = false;
+  }
+
   /**
    * The handler. An unexpected error answers 500 (or drops the connection if the
    * answer had begun), is logged, and never takes the server down.
    */
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     // A gRPC call is its own protocol on the same stream: its adapter admits and records it.
-    if (grpc !== null && isGrpcRequest(req)) return grpc.handle(req, res, facts);
+    if (grpc !== null && isGrpcRequest(req)) {
+      closeIfDraining(res, facts); // gRPC-Web over HTTP/1.1 moves on like any request
+      return grpc.handle(req, res, facts);
+    }
     const uri = req.url ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
     const x = ledger.begin(new HttpExchange(ledger, req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests), req.rawHeaders);
-    if (health.draining && (closing || !config.trustedProxies.has(facts.peerAddress))) res.shouldKeepAlive = false;
+    closeIfDraining(res, facts);
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
       if (busy !== null) {
@@ -77,6 +84,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       if (problem !== null) {
         if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
         reject(x, problem.status, problem.reason);
+      } else if (ops === undefined && grpc !== null && grpc.isPreflight(req)) {
+        grpc.preflight(req, x);
       } else if (ops === undefined) {
         serveEcho(x, q);
       } else {

@@ -7,6 +7,7 @@ export const CONSOLE_MARKUP = `<section id="console" class="console" hidden aria
 <button type="button" role="tab" id="tab-request" aria-controls="panel-request" aria-selected="true">Request</button>
 <button type="button" role="tab" id="tab-ws" aria-controls="panel-ws" aria-selected="false">WebSocket</button>
 <button type="button" role="tab" id="tab-sse" aria-controls="panel-sse" aria-selected="false">SSE</button>
+<button type="button" role="tab" id="tab-grpc" aria-controls="panel-grpc" aria-selected="false">gRPC-Web</button>
 </div>
 <div id="panel-request" role="tabpanel" aria-labelledby="tab-request" class="panel">
 <form id="rq-form" novalidate>
@@ -69,5 +70,21 @@ export const CONSOLE_MARKUP = `<section id="console" class="console" hidden aria
 </div>
 <p id="sse-state" class="state" role="status">Not open.</p>
 <ol id="sse-log" class="log"></ol>
+</div>
+<div id="panel-grpc" role="tabpanel" aria-labelledby="tab-grpc" class="panel" hidden>
+<p class="state">Calls echoserver.v1.Echo/Echo on this server over gRPC-Web (binary).</p>
+<div class="row">
+<label class="grow">Payload<input id="grpc-payload" value="hello from the console" autocomplete="off" spellcheck="false"></label>
+<button type="button" id="grpc-call">Call</button>
+</div>
+<label>Metadata (Name: value per line; x-echo-status, x-echo-delay, x-echo-header, x-echo-trailer ...)<textarea id="grpc-metadata" spellcheck="false" placeholder="x-echo-trailer: X-Shard: 7"></textarea></label>
+<p id="grpc-state" class="state" role="status">No call yet.</p>
+<div id="grpc-result" class="result" hidden aria-live="polite">
+<p class="statusline"><span id="grpc-code" class="code"></span><span id="grpc-message"></span><span id="grpc-timing" class="timing"></span></p>
+<h3>Record</h3>
+<table><tbody id="grpc-record"></tbody></table>
+<h3>Trailers</h3>
+<table><tbody id="grpc-trailers"></tbody></table>
+</div>
 </div>
 </section>`;

@@ -1,5 +1,6 @@
 // The console on echo-server's HTML page: a request builder for the response
-// controls, a WebSocket panel and an SSE panel, all talking to this same origin.
+// controls, a WebSocket panel, an SSE panel and a gRPC-Web panel, all talking to
+// this same origin.
 // Plain browser JavaScript, inlined into the page and pinned by its sha256 in the
 // Content-Security-Policy. Everything received is shown through textContent and
 // form values, never parsed as HTML, so an echoed payload stays text.
@@ -72,7 +73,7 @@
   }
 
   // --- tabs
-  var tabs = ['request', 'ws', 'sse'];
+  var tabs = ['request', 'ws', 'sse', 'grpc'];
   tabs.forEach(function (name) {
     $('tab-' + name).addEventListener('click', function () {
       tabs.forEach(function (other) {
@@ -396,6 +397,152 @@
   $('sse-stop').addEventListener('click', function () {
     logTo(sseLog, 'sys', '\u2022', 'stopped');
     sseEnd('Stopped.');
+  });
+
+  // --- gRPC-Web: echoserver.v1.Echo/Echo framed by hand (proto/echoserver/v1/echo.proto),
+  // so the page needs no bundle: a 5-byte prefix per message, a 0x80 frame for the
+  // trailers, and just enough protobuf to write EchoRequest and read EchoResponse.
+  var GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+    'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
+    'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+  var grpcCalls = 0;
+
+  function varint(n, out) {
+    while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); }
+    out.push(n);
+  }
+
+  /** EchoRequest { bytes payload = 1 } in one frame. */
+  function echoRequestFrame(payload) {
+    var msg = [];
+    if (payload.length > 0) { msg.push(0x0a); varint(payload.length, msg); }
+    var body = new Uint8Array(5 + msg.length + payload.length);
+    var len = msg.length + payload.length;
+    body[1] = (len >>> 24) & 255; body[2] = (len >>> 16) & 255; body[3] = (len >>> 8) & 255; body[4] = len & 255;
+    body.set(msg, 5);
+    body.set(payload, 5 + msg.length);
+    return body;
+  }
+
+  /** A message's fields as [number, wire type, value]: a number (varint) or bytes (length-delimited). */
+  function fieldsOf(bytes) {
+    var out = [];
+    var i = 0;
+    function readVarint() {
+      var n = 0, mul = 1, b;
+      do {
+        if (i >= bytes.length) throw new Error('truncated message');
+        b = bytes[i++];
+        n += (b & 127) * mul;
+        mul *= 128;
+      } while (b & 128);
+      return n;
+    }
+    while (i < bytes.length) {
+      var key = readVarint();
+      var wire = key % 8, num = Math.floor(key / 8);
+      if (wire === 0) out.push([num, 0, readVarint()]);
+      else if (wire === 2) {
+        var len = readVarint();
+        if (i + len > bytes.length) throw new Error('truncated message');
+        out.push([num, 2, bytes.subarray(i, i + len)]);
+        i += len;
+      } else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else throw new Error('unsupported wire type ' + wire);
+    }
+    return out;
+  }
+
+  var utf8 = new TextDecoder();
+  /** EchoResponse's fields that the console shows, by number, as [name, kind]. */
+  var ECHO_FIELDS = {
+    1: ['remote_addr', 's'], 2: ['method', 's'], 3: ['request_uri', 's'], 4: ['proto', 's'], 5: ['metadata', 'md'],
+    7: ['path', 's'], 8: ['authority', 's'], 9: ['client', 'client'], 10: ['request_id', 's'], 11: ['server', 'server'],
+    15: ['payload', 'payload'], 16: ['grpc_timeout', 's'], 17: ['deadline_ms', 'n'],
+  };
+
+  function describeField(kind, v) {
+    if (kind === 's') return utf8.decode(v);
+    if (kind === 'n') return String(v);
+    var f = fieldsOf(v);
+    var get = function (n) { var hit = f.filter(function (x) { return x[0] === n; })[0]; return hit === undefined ? undefined : hit[2]; };
+    if (kind === 'md') return utf8.decode(get(1) || new Uint8Array()) + ': ' + utf8.decode(get(2) || new Uint8Array());
+    if (kind === 'client') return utf8.decode(get(1) || new Uint8Array()) + ' (' + utf8.decode(get(2) || new Uint8Array()) + ')';
+    if (kind === 'server') return utf8.decode(get(1) || new Uint8Array());
+    if (kind === 'payload') return (get(1) || 0) + ' bytes' + (get(2) ? ', truncated' : '') + ': ' + clip(utf8.decode(get(3) || new Uint8Array()), 2000);
+    return '';
+  }
+
+  function row(tbody, name, value) {
+    var tr = el('tr');
+    tr.appendChild(el('th', '', name));
+    tr.appendChild(el('td', '', value));
+    tbody.appendChild(tr);
+  }
+
+  function grpcDone(state) {
+    $('grpc-state').textContent = state;
+    $('grpc-call').disabled = false;
+    $('panel-grpc').setAttribute('data-calls', String(++grpcCalls));
+  }
+
+  $('grpc-call').addEventListener('click', async function () {
+    var headers = new Headers({ 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', accept: 'application/grpc-web+proto' });
+    var url;
+    try {
+      url = sameOrigin('/echoserver.v1.Echo/Echo').href;
+      headerLines($('grpc-metadata').value, 'metadata').forEach(function (h) { headers.append(h[0], h[1]); });
+    } catch (err) {
+      grpcDone('Not sent: ' + err.message);
+      return;
+    }
+    $('grpc-call').disabled = true;
+    $('grpc-state').textContent = 'Calling\u2026';
+    var started = performance.now();
+    var res, bytes;
+    try {
+      res = await fetch(url, { method: 'POST', headers: headers, body: echoRequestFrame(new TextEncoder().encode($('grpc-payload').value)), cache: 'no-store' });
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      grpcDone('Failed: ' + err.message);
+      return;
+    }
+    var record = $('grpc-record'), trailers = $('grpc-trailers');
+    record.replaceChildren();
+    trailers.replaceChildren();
+    var status = res.headers.get('grpc-status'), message = res.headers.get('grpc-message') || '';
+    try {
+      var i = 0;
+      while (i + 5 <= bytes.length) {
+        var len = ((bytes[i + 1] << 24) >>> 0) + (bytes[i + 2] << 16) + (bytes[i + 3] << 8) + bytes[i + 4];
+        var body = bytes.subarray(i + 5, i + 5 + len);
+        if (bytes[i] & 0x80) {
+          utf8.decode(body).split('\r\n').forEach(function (line) {
+            var colon = line.indexOf(':');
+            if (colon <= 0) return;
+            var name = line.slice(0, colon).trim().toLowerCase(), value = line.slice(colon + 1).trim();
+            if (name === 'grpc-status') status = value;
+            else if (name === 'grpc-message') message = decodeURIComponent(value);
+            else row(trailers, name, value);
+          });
+        } else {
+          fieldsOf(body).forEach(function (f) {
+            var spec = ECHO_FIELDS[f[0]];
+            if (spec !== undefined) row(record, spec[0], describeField(spec[1], f[2]));
+          });
+        }
+        i += 5 + len;
+      }
+    } catch (err) {
+      message = 'unreadable answer: ' + err.message;
+    }
+    var code = status === null ? NaN : Number(status);
+    $('grpc-code').textContent = isNaN(code) ? 'HTTP ' + res.status : (GRPC_CODES[code] || 'code') + ' (' + code + ')';
+    $('grpc-message').textContent = message;
+    $('grpc-timing').textContent = 'after ' + (performance.now() - started).toFixed(1) + ' ms';
+    $('grpc-result').hidden = false;
+    grpcDone('Done: ' + res.headers.get('x-request-id'));
   });
 
   root.hidden = false;
