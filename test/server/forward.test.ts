@@ -2,6 +2,7 @@
 // address, the bounds, and trace propagation through a chain of real servers.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { parseAllowList } from '../../src/util/allowlist.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers.ts';
 
@@ -144,6 +145,34 @@ describe('GET /forward', () => {
       assert.equal(spans.size, 2);
     } finally {
       await Promise.all([a.close(), c.close()]);
+    }
+  });
+
+  it('does not follow a redirect and bounds the answer read', async () => {
+    const c = await startTestServer({}, named('c'));
+    const a = await startTestServer(allow('127.0.0.1'), named('a'));
+    const small = await startTestServer({ ...allow('127.0.0.1'), forwardMaxResponse: 100 }, named('small'));
+    try {
+      // A plain origin that redirects to a path it counts: the hop must not be taken.
+      let landed = 0;
+      const origin = createServer((req, res) => {
+        if (req.url === '/landed') landed++;
+        res.writeHead(req.url === '/landed' ? 200 : 302, { location: '/landed' }).end();
+      });
+      await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+      const { port } = origin.address() as { port: number };
+      try {
+        const moved = await forward(a, `http://127.0.0.1:${port}/`);
+        assert.equal(moved.json.calls[0]?.status, 302, 'the 3xx is the result');
+        assert.equal(landed, 0);
+      } finally {
+        origin.close();
+      }
+      const big = await forward(small, `http://127.0.0.1:${c.port}/`);
+      assert.equal(big.json.calls[0]?.status, null);
+      assert.match(String((big.json.calls[0] as unknown as { error: string }).error), /larger than 100 bytes/);
+    } finally {
+      await Promise.all([a.close(), small.close(), c.close()]);
     }
   });
 
