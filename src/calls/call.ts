@@ -25,6 +25,8 @@ export interface CallOptions {
   maxResponseBytes: number;
   proxyProtocol: 'v1' | 'v2' | null;
   tls: { servername?: string; alpn?: string[]; ca?: Buffer; cert?: Buffer; key?: Buffer; insecure: boolean };
+  /** The address to connect to, resolved and checked by the caller (an allowlist); else resolved here. */
+  address?: string;
 }
 
 export interface CallResult {
@@ -152,7 +154,7 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
   try {
     const { scheme, host, port, url } = parseTarget(text);
     protocol = scheme;
-    const address = await resolve(host);
+    const address = o.address ?? await resolve(host);
     if (scheme === 'udp') {
       const echo = await udpCall(address, port, o, signal);
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });

@@ -3,6 +3,7 @@
 // so `--help`, the README test and the running server can never disagree.
 import { isIP } from 'node:net';
 import { NetworkSet } from '../util/addresses.ts';
+import { parseAllowList, type AllowEntry } from '../util/allowlist.ts';
 import {
   ParseError, clip, parseBoolean, parseDuration, parseInteger, parseList, parseSize,
 } from '../util/parse.ts';
@@ -131,6 +132,13 @@ export interface Config {
   udpRatePerSource: number;
   /** Datagrams per second answered in all. */
   udpMaxPps: number;
+  /** What GET /forward may call (CIDRs, names, with :port); empty: /forward is echoed like any path. */
+  forwardAllow: AllowEntry[];
+  forwardMaxCount: number;
+  forwardMaxQps: number;
+  forwardMaxConcurrency: number;
+  forwardTimeoutMs: number;
+  forwardMaxResponse: number;
 }
 
 export interface Setting<K extends keyof Config = keyof Config> {
@@ -293,6 +301,13 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'udpMode', flag: 'udp-mode', env: 'ECHO_UDP_MODE', default: 'envelope', help: 'envelope (a JSON envelope naming peer and replica, or the raw bytes when it would exceed 3 times the datagram) or echo (the exact bytes)', parse: oneOf(UDP_MODES) },
   { key: 'udpRatePerSource', flag: 'udp-rate-per-source', env: 'ECHO_UDP_RATE_PER_SOURCE', default: '100', help: 'datagrams per second one source address gets answered; more are dropped and counted', parse: (t) => parseInteger(t, 1, 1_000_000) },
   { key: 'udpMaxPps', flag: 'udp-max-pps', env: 'ECHO_UDP_MAX_PPS', default: '10000', help: 'datagrams per second answered from all sources together; more are dropped and counted', parse: (t) => parseInteger(t, 1, 10_000_000) },
+  // --- GET /forward: the server calling out on a client's behalf, behind an allowlist
+  { key: 'forwardAllow', flag: 'forward-allow', env: 'ECHO_FORWARD_ALLOW', default: '', help: 'what GET /forward may call: CIDRs, host names, host:port or CIDR:port, comma-separated; loopback, link-local/metadata addresses and this server\'s own ports need an entry of their own (empty: off, /forward is echoed)', parse: (t) => parseAllowList(parseList(t)) },
+  { key: 'forwardMaxCount', flag: 'forward-max-count', env: 'ECHO_FORWARD_MAX_COUNT', default: '10', help: 'most calls one /forward request may ask for (?count=; 400 above)', parse: (t) => parseInteger(t, 1, 1000) },
+  { key: 'forwardMaxQps', flag: 'forward-max-qps', env: 'ECHO_FORWARD_MAX_QPS', default: '10', help: 'fastest pace one /forward request may ask for, calls per second (?qps=; 400 above; the default pace)', parse: (t) => parseInteger(t, 1, 1000) },
+  { key: 'forwardMaxConcurrency', flag: 'forward-max-concurrency', env: 'ECHO_FORWARD_MAX_CONCURRENCY', default: '4', help: '/forward requests in progress at once in the process; 503 above', parse: (t) => parseInteger(t, 1, 1000) },
+  { key: 'forwardTimeoutMs', flag: 'forward-timeout', env: 'ECHO_FORWARD_TIMEOUT', default: '5s', help: 'time one /forward call may take', parse: (t) => parseDuration(t, 60_000) },
+  { key: 'forwardMaxResponse', flag: 'forward-max-response', env: 'ECHO_FORWARD_MAX_RESPONSE', default: '256KiB', help: 'bytes read of one /forward call\'s answer; more fails the call', parse: (t) => parseSize(t, 16 * 1024 ** 2) },
 ];
 
 /** A bad setting: names it, says why; the CLI turns it into exit status 2. */

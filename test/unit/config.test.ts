@@ -58,6 +58,8 @@ describe('configuration', () => {
     ['an unknown UDP mode', ['--udp-mode', 'loud'], {}, /invalid --udp-mode: "loud" is not one of envelope, echo/],
     ['the certificate settings with neither HTTPS nor the TLS TCP echo', ['--tls-client-auth', 'request'], {}, /invalid --tls-client-auth: it needs --https/],
     ['the HTTPS port with the TLS TCP echo but no HTTPS', ['--tcp-tls-port', '7443', '--https-port', '9443'], {}, /invalid --https-port: it needs --https/],
+    ['a forward allowlist entry that is no CIDR nor name', ['--forward-allow', '10.0.0.0/8,not a host'], {}, /invalid --forward-allow: "not a host" is not a CIDR/],
+    ['a forward allowlist entry with a bad port', ['--forward-allow', 'echo-b:99999'], {}, /invalid --forward-allow: "echo-b:99999" has an invalid port/],
   ];
   it('the L4 echoes are off unless given a port', () => {
     assert.deepEqual([defaultConfig().tcpPort, defaultConfig().udpPort], [null, null]);

@@ -17,6 +17,7 @@ import { Exchange } from '../../core/exchange.ts';
 import type { BudgetRefusal } from '../../core/ledger.ts';
 import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.ts';
 import { createOpsRoutes, createOpsServer } from '../../handlers/probes.ts';
+import { createForward, FORWARD_PATH } from '../../handlers/forward.ts';
 import { fail, reject } from '../../handlers/refusals.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
@@ -43,6 +44,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   const serveOps = createOpsServer(ctx);
   const events = createEventStreams(ctx);
   const serveEcho = createEchoHandler(ctx, events);
+  const serveForward = createForward(ctx);
   const upgrades = createUpgrades(ctx);
   const grpc = config.grpc ? createGrpc(ctx) : null;
   /**
@@ -86,6 +88,8 @@ export function createApp(config: Config, deps: AppDeps): App {
         reject(x, problem.status, problem.reason);
       } else if (ops === undefined && grpc !== null && grpc.isPreflight(req)) {
         grpc.preflight(req, x);
+      } else if (ops === undefined && serveForward !== null && (q < 0 ? uri : uri.slice(0, q)) === FORWARD_PATH) {
+        serveForward(x);
       } else if (ops === undefined) {
         serveEcho(x, q);
       } else {
