@@ -97,7 +97,8 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     }
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
-    const compress = controls?.compress ?? null;
+    // The operator's default applies only where the control itself could.
+    const compress = controls?.compress ?? (config.compress === 'auto' && controls?.rate == null && controls?.chunks == null ? 'auto' : null);
     if (compress !== null) {
       sendCompressed(x, compress, info.rawHeaders, renderer.contentType, format === 'html', out, controls!);
       return;
