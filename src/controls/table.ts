@@ -249,7 +249,7 @@ export const CONTROLS: readonly ControlSpec[] = [
     example: 'gzip',
     values: 'a coding, or `auto`: the best the client\'s `Accept-Encoding` takes (q-values honoured)',
     bound: { kind: 'one-of', words: COMPRESS_WORDS },
-    withControlsOff: false, gate: null, appliesTo: ['HTTP/1.1', 'HTTP/2', 'HTML'],
+    withControlsOff: false, gate: null, appliesTo: ECHO,
     description: 'compress the echo (gzip, br, zstd, deflate) with `Vary: Accept-Encoding`; 406 when the client does not accept the coding named; refused (400) on an event stream and with `echo_size`, `echo_rate` or `echo_chunks` (see docs/faults.md)',
     read: (into, values) => { into.compress = parseCompress(values[0]!); },
   }),
