@@ -105,6 +105,8 @@ export interface Config {
   sse: boolean;
   sseIntervalMs: number;
   sseCount: number;
+  /** `auto`: echoes without the compress control are compressed as Accept-Encoding prefers. */
+  compress: 'off' | 'auto';
   /** Serve gRPC (content type application/grpc) on the HTTP/2 path of every HTTP port. */
   grpc: boolean;
   // --- workers and metrics listener
@@ -286,6 +288,7 @@ export const SETTINGS: readonly AnySetting[] = [
   { key: 'sse', flag: 'sse', env: 'ECHO_SSE', default: 'true', help: 'answer Accept: text/event-stream with Server-Sent Events', parse: parseBoolean },
   { key: 'sseIntervalMs', flag: 'sse-interval', env: 'ECHO_SSE_INTERVAL', default: '1s', help: 'time between SSE tick events', parse: (t) => parseDuration(t, 60_000, 10) },
   { key: 'sseCount', flag: 'sse-count', env: 'ECHO_SSE_COUNT', default: '10', help: 'tick events before an SSE stream ends (0 = the echo event only)', parse: (t) => parseInteger(t, 0, 10_000) },
+  { key: 'compress', flag: 'compress', env: 'ECHO_COMPRESS', default: 'off', help: 'compress echoes as the client\'s Accept-Encoding prefers (auto) when a request does not say (echo_compress); off: only when it does', parse: oneOf(['off', 'auto'] as const) },
   { key: 'grpc', flag: 'grpc', env: 'ECHO_GRPC', default: 'true', help: 'answer gRPC calls (application/grpc over HTTP/2, gRPC-Web on any version) with the echo, health and reflection services', parse: parseBoolean },
   // --- workers and the metrics listener
   { key: 'workers', flag: 'workers', env: 'ECHO_WORKERS', default: '1', help: 'processes sharing the listening ports; auto: one per CPU the container may use', parse: autoOr((t) => parseInteger(t, 1, 256)) },

@@ -54,7 +54,15 @@ export interface Controls {
   /** Send the body in this many pieces, chunkDelayMs apart; null (or absent): as it comes. */
   chunks?: number | null;
   chunkDelayMs?: number;
+  /** Compress the echo in this coding, or the one Accept-Encoding prefers (auto); null (or absent): plain. */
+  compress?: CompressAsk | null;
 }
+
+/** The codings the compress control names (handlers/compress.ts compresses), and `auto`. */
+export const CODINGS = ['gzip', 'br', 'zstd', 'deflate'] as const;
+export type Coding = (typeof CODINGS)[number];
+export const COMPRESS_WORDS = [...CODINGS, 'auto'] as const;
+export type CompressAsk = (typeof COMPRESS_WORDS)[number];
 
 /** The most pieces the chunks control may ask for. */
 export const MAX_CHUNKS = 1000;
@@ -145,6 +153,12 @@ function parseKey(text: string, max: number): string {
   return text;
 }
 
+function parseCompress(text: string): CompressAsk {
+  const word = text.trim().toLowerCase();
+  if (!(COMPRESS_WORDS as readonly string[]).includes(word)) throw new ParseError(`"${clip(text)}" is not one of ${COMPRESS_WORDS.join(', ')}`);
+  return word as CompressAsk;
+}
+
 function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
   return { ...spec, query: QUERY_PREFIX + spec.name, header: headerForm(spec.name) };
 }
@@ -229,6 +243,15 @@ export const CONTROLS: readonly ControlSpec[] = [
     withControlsOff: false, gate: null, appliesTo: ECHO,
     description: 'the wait between the pieces of `echo_chunks` (without it the body is one piece, so it has no effect)',
     read: (into, values, max) => { into.chunkDelayMs = parseDuration(values[0]!, max); },
+  }),
+  control({
+    name: 'compress',
+    example: 'gzip',
+    values: 'a coding, or `auto`: the best the client\'s `Accept-Encoding` takes (q-values honoured)',
+    bound: { kind: 'one-of', words: COMPRESS_WORDS },
+    withControlsOff: false, gate: null, appliesTo: ECHO,
+    description: 'compress the echo (gzip, br, zstd, deflate) with `Vary: Accept-Encoding`; 406 when the client does not accept the coding named; refused (400) on an event stream and with `echo_size`, `echo_rate` or `echo_chunks` (see docs/faults.md)',
+    read: (into, values) => { into.compress = parseCompress(values[0]!); },
   }),
   control({
     name: 'health',

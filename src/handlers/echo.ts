@@ -10,7 +10,8 @@ import { EMPTY_BODY, buildEcho, type BodyResult, type Echo } from '../echo/model
 import { clip, formatDuration } from '../util/parse.ts';
 import type { HttpContext } from './context.ts';
 import { controlledStatus } from './controlled-status.ts';
-import { chooseValues, type Controls } from '../controls/table.ts';
+import { chooseValues, type CompressAsk, type Controls } from '../controls/table.ts';
+import { acceptEncodingOf, compressBody, negotiateCoding } from './compress.ts';
 import { ControlError, controlInput, parseControls, pickRepresentation } from '../controls/read.ts';
 import { faultRefusal, pickFault } from '../controls/faults.ts';
 import type { HandlerExchange } from './exchange.ts';
@@ -69,6 +70,13 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
           return new ControlError(`invalid ${source}: ${controls.chunks} pieces ${formatDuration(controls.chunkDelayMs ?? 0)} apart${controls.delayMs > 0 ? ` after a delay of ${formatDuration(controls.delayMs)}` : ''} take over the maximum of ${formatDuration(config.maxDelayMs)} (--max-delay)`);
         }
       }
+      if (controls?.compress != null) {
+        const source = input!.get('compress')!.source;
+        // A compressor holds bytes back: pieces and rates would no longer be what was asked.
+        if (format === 'sse') return new ControlError(`invalid ${source}: an event stream is not compressed`);
+        if (controls.size !== null) return new ControlError(`invalid ${source}: a generated body is random bytes, which do not compress`);
+        if (controls.rate != null || controls.chunks != null) return new ControlError(`invalid ${source}: a body is compressed or sent at a rate or in pieces, not both`);
+      }
       if (controls?.rate != null && controls.size !== null) {
         const refused = rateRefusal(input!.get('rate')!.source, controls.rate, controls.size, controls.delayMs, config.maxDelayMs);
         if (refused !== null) return new ControlError(refused);
@@ -81,13 +89,20 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
   }
 
   function sendEcho(x: HandlerExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null, rateSource: string): void {
-    const echo = buildEcho(x.requestInfo(declared, body), ctx.echoContext);
+    const info = x.requestInfo(declared, body);
+    const echo = buildEcho(info, ctx.echoContext);
     if (format === 'sse') {
       events.send(x, echo, controls);
       return;
     }
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
+    // The operator's default applies only where the control itself could.
+    const compress = controls?.compress ?? (config.compress === 'auto' && controls?.rate == null && controls?.chunks == null ? 'auto' : null);
+    if (compress !== null) {
+      sendCompressed(x, compress, info.rawHeaders, renderer.contentType, format === 'html', out, controls!);
+      return;
+    }
     const length = Buffer.byteLength(out);
     const chunks = controls?.chunks ?? null;
     // In pieces: no Content-Length, so HTTP/1.1 sends each piece as one chunk.
@@ -113,6 +128,27 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
     const bytes = Buffer.from(out);
     pacedWrite(x, length, rate, (offset, most) => bytes.subarray(offset, offset + most), (n) => { x.bytesOut = n; });
+  }
+
+  function sendCompressed(x: HandlerExchange, ask: CompressAsk, rawHeaders: readonly string[], type: string, html: boolean, out: string, controls: Controls): void {
+    const coding = negotiateCoding(ask, acceptEncodingOf(rawHeaders));
+    if (coding === 'refuse') {
+      sendText(x, 406, `echo_compress=${ask}: the client does not accept ${ask} (Accept-Encoding)\n`, ['Vary', 'Accept-Encoding']);
+      return;
+    }
+    const bytes = coding === null ? Buffer.from(out) : compressBody(coding, out);
+    const headers = answerHeaders(type, bytes.length, x.requestId);
+    if (coding !== null) headers.push('Content-Encoding', coding);
+    headers.push('Vary', 'Accept-Encoding');
+    if (html) headers.push('Content-Security-Policy', HTML_CSP);
+    if (!x.head(controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
+    if (x.method === 'HEAD') {
+      x.end();
+      return;
+    }
+    // What goes on the wire: the compressed bytes.
+    x.bytesOut = bytes.length;
+    x.end(bytes);
   }
 
   function sendGenerated(x: HandlerExchange, controls: Controls, size: number): void {

@@ -25,6 +25,7 @@ export const CONSOLE_MARKUP = `<section id="console" class="console" hidden aria
 <label>Rate<input id="rq-rate" placeholder="100KiB per second" autocomplete="off" spellcheck="false"></label>
 <label>Chunks<input id="rq-chunks" placeholder="4 pieces" autocomplete="off" spellcheck="false"></label>
 <label>Chunk delay<input id="rq-chunk-delay" placeholder="100ms between pieces" autocomplete="off" spellcheck="false"></label>
+<label>Compress<input id="rq-compress" placeholder="gzip, br, zstd, deflate or auto" autocomplete="off" spellcheck="false"></label>
 <label>Format<select id="rq-format"><option value="json">json</option><option value="text">text</option><option value="html">html</option><option value="">by Accept</option></select></label>
 <label>Controls as<select id="rq-via"><option value="query">echo_* query</option><option value="header">X-Echo-* headers</option></select></label>
 </div>

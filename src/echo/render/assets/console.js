@@ -85,7 +85,7 @@
 
   // --- request builder
   var form = $('rq-form');
-  var fields = ['method', 'path', 'status', 'delay', 'size', 'rate', 'chunks', 'chunk-delay', 'fault', 'fail_first', 'key', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
+  var fields = ['method', 'path', 'status', 'delay', 'size', 'rate', 'chunks', 'chunk-delay', 'compress', 'fault', 'fail_first', 'key', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
   var input = {};
   fields.forEach(function (f) { input[f] = $('rq-' + f); });
   input.path.value = location.pathname;
@@ -105,6 +105,7 @@
     if (input.rate.value.trim()) controls.push(['rate', input.rate.value.trim()]);
     if (input.chunks.value.trim()) controls.push(['chunks', input.chunks.value.trim()]);
     if (input['chunk-delay'].value.trim()) controls.push(['chunk_delay', input['chunk-delay'].value.trim()]);
+    if (input.compress.value.trim()) controls.push(['compress', input.compress.value.trim()]);
     if (input.format.value) controls.push(['format', input.format.value]);
     var extra = headerLines(input['resp-headers'].value, 'response headers').map(function (h) { return h[0] + ': ' + h[1]; });
     // Several X-Echo-Header values would be joined into one by the browser, so more
