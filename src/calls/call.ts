@@ -2,6 +2,7 @@
 // over TLS), tcp, tls (TCP over TLS) and udp. The answer is read within a size bound
 // and a timeout; the replica is read from an echo-server answer when it is one.
 import { connect as netConnect, type Socket } from 'node:net';
+import { encodeProxyV2 } from '../util/proxy-header.ts';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect as h2Connect, constants as h2 } from 'node:http2';
@@ -89,27 +90,8 @@ async function resolve(host: string): Promise<string> {
 function proxyHeader(version: 'v1' | 'v2', s: Socket): Buffer {
   const src = s.localAddress ?? '';
   const dst = s.remoteAddress ?? '';
-  const v6 = isIP(src) === 6;
-  if (version === 'v1') return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${src} ${dst} ${s.localPort} ${s.remotePort}\r\n`, 'latin1');
-  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-  const addr = (ip: string) => (v6 ? v6Bytes(ip) : Buffer.from(ip.split('.').map(Number)));
-  const ports = Buffer.alloc(4);
-  ports.writeUInt16BE(s.localPort ?? 0, 0);
-  ports.writeUInt16BE(s.remotePort ?? 0, 2);
-  const body = Buffer.concat([addr(src), addr(dst), ports]);
-  const head = Buffer.from([0x21, v6 ? 0x21 : 0x11, 0, 0]);
-  head.writeUInt16BE(body.length, 2);
-  return Buffer.concat([sig, head, body]);
-}
-
-function v6Bytes(ip: string): Buffer {
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === '' ? [] : tail.split(':');
-  const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  if (version === 'v1') return Buffer.from(`PROXY ${isIP(src) === 6 ? 'TCP6' : 'TCP4'} ${src} ${dst} ${s.localPort} ${s.remotePort}\r\n`, 'latin1');
+  return encodeProxyV2({ source: [src, s.localPort ?? 0], destination: [dst, s.remotePort ?? 0] });
 }
 
 /** A connected socket to the resolved address: PROXY header first when asked, then TLS when the scheme has it. */

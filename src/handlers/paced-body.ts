@@ -30,36 +30,22 @@ export function rateRefusal(source: string, rate: number, size: number, delayMs:
 export function pacedWrite(out: AnswerPort, size: number, rate: number, slice: (offset: number, most: number) => Uint8Array, progress: (written: number) => void): void {
   const start = performance.now();
   let written = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let gone = false;
-  const forget = out.onPeerGone(() => {
-    gone = true;
-    clearTimeout(timer);
-  });
-  const next = (): void => {
-    if (gone) return;
-    if (written >= size) {
-      forget();
-      out.end();
-      return;
-    }
-    timer = setTimeout(step, TICK_MS);
-  };
   const step = (): void => {
-    if (gone) return;
+    if (loop.gone()) return;
     const due = Math.min(size, Math.floor((rate * (performance.now() - start)) / 1000));
     while (written < due) {
       const piece = slice(written, due - written);
       written += piece.length;
       progress(written);
       if (!out.write(piece)) {
-        out.onDrain(next);
+        out.onDrain(loop.next);
         return;
       }
     }
-    next();
+    loop.next();
   };
-  next();
+  const loop = writeLoop(out, () => written >= size, TICK_MS, step);
+  loop.next();
 }
 
 /**
@@ -71,26 +57,11 @@ export function chunkedWrite(out: AnswerPort, size: number, pieces: number, dela
   const count = Math.max(1, Math.min(pieces, size));
   const pieceSize = Math.ceil(size / count);
   let written = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let gone = false;
-  const forget = out.onPeerGone(() => {
-    gone = true;
-    clearTimeout(timer);
-  });
-  const after = (): void => {
-    if (gone) return;
-    if (written >= size) {
-      forget();
-      out.end();
-      return;
-    }
-    timer = setTimeout(piece, delayMs);
-  };
   let end = 0;
   // A piece is one write unless a generated body's 1 MiB block is shorter: then
   // several, each waiting for the drain, so nothing larger than the block is copied.
   const part = (): void => {
-    while (!gone && written < end) {
+    while (!loop.gone() && written < end) {
       const bytes = slice(written, end - written);
       written += bytes.length;
       progress(written);
@@ -99,12 +70,38 @@ export function chunkedWrite(out: AnswerPort, size: number, pieces: number, dela
         return;
       }
     }
-    after();
+    loop.next();
   };
   const piece = (): void => {
-    if (gone) return;
+    if (loop.gone()) return;
     end = Math.min(size, written + pieceSize);
     part();
   };
+  const loop = writeLoop(out, () => written >= size, delayMs, piece);
   piece();
+}
+
+/**
+ * The wait between writes that both pacings share: `next` ends the answer once
+ * everything is written, else runs `step` after `waitMs`; the peer going stops it.
+ */
+function writeLoop(out: AnswerPort, done: () => boolean, waitMs: number, step: () => void): { gone: () => boolean; next: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let gone = false;
+  const forget = out.onPeerGone(() => {
+    gone = true;
+    clearTimeout(timer);
+  });
+  return {
+    gone: () => gone,
+    next: () => {
+      if (gone) return;
+      if (done()) {
+        forget();
+        out.end();
+        return;
+      }
+      timer = setTimeout(step, waitMs);
+    },
+  };
 }
