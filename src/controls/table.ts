@@ -265,7 +265,7 @@ export const CONTROLS: readonly ControlSpec[] = [
   control({
     name: 'fault',
     example: 'none',
-    values: '`reset`, `reset:CODE` (an HTTP/2 error code), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
+    values: '`reset`, `reset:CODE` (an HTTP/2 error code by its RFC 9113 name, `reset:REFUSED_STREAM`; a number after `reset:` is a weight, as in `reset:1,none:9`), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
     bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
     withControlsOff: false, gate: null, appliesTo: ECHO,
     description: 'break the connection: RST or FIN before any byte, or after SIZE bytes of the body; over HTTP/2 reset the stream only, or GOAWAY after the answer; refused on an event stream (see docs/faults.md)',
