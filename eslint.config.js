@@ -12,16 +12,22 @@ function stageRules(stages) {
   return Object.entries(stages).map(([stage, { not, modules = [], except = {} }]) => ({
     files: [`src/${stage}/**/*.ts`],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: modules,
-        patterns: [
-          ...not.map((other) => ({
-            regex: `(^|/)${other}/${except[other] === undefined ? '' : `(?!${except[other]}$)`}`,
-            message: `src/${stage}/ may not import src/${other}/ (README, "Architecture")`,
-          })),
-          { regex: String.raw`^(\.\./)+(cli|healthcheck|main|server|workers)\.ts$`, message: `src/${stage}/ may not import the top-level modules; they wire the stages` },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: modules,
+          patterns: [
+            ...not.map((other) => ({
+              regex: `(^|/)${other}/${except[other] === undefined ? '' : `(?!${except[other]}$)`}`,
+              message: `src/${stage}/ may not import src/${other}/ (README, "Architecture")`,
+            })),
+            {
+              regex: String.raw`^(\.\./)+(cli|healthcheck|main|server|workers)\.ts$`,
+              message: `src/${stage}/ may not import the top-level modules; they wire the stages`,
+            },
+          ],
+        },
+      ],
     },
   }));
 }
@@ -37,9 +43,14 @@ export default tseslint.config(
     },
     rules: {
       // node:test's describe/it return promises the runner itself tracks.
-      '@typescript-eslint/no-floating-promises': ['error', {
-        allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }],
-      }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] },
+          ],
+        },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
@@ -58,7 +69,10 @@ export default tseslint.config(
     // The protocol-neutral core: what every protocol shares, knowing none of them.
     core: {
       not: ['adapters', 'controls', 'echo', 'handlers', 'transport'],
-      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({ name, message: `core/ may not import ${name}: it is protocol-neutral, adapters pass it plain data` })),
+      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({
+        name,
+        message: `core/ may not import ${name}: it is protocol-neutral, adapters pass it plain data`,
+      })),
     },
     echo: {
       not: ['adapters', 'controls', 'handlers', 'ops', 'transport'],
@@ -67,20 +81,34 @@ export default tseslint.config(
         { name: 'node:http', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
         { name: 'node:http2', message: 'echo/ is transport-free: the HTTP stage passes it plain data' },
         { name: 'node:tls', message: 'echo/ is transport-free: TLS facts arrive as ConnectionFacts' },
-        { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'echo/ is transport-free' },
+        {
+          name: 'node:net',
+          importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'],
+          message: 'echo/ is transport-free',
+        },
       ],
     },
     // The request controls: a table and pure parsers. No protocol, no handler, no I/O.
     controls: {
       not: ['adapters', 'handlers', 'transport'],
-      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({ name, message: `controls/ may not import ${name}: controls are parsed from plain data` })),
+      modules: ['node:http', 'node:http2', 'node:net', 'node:tls', 'ws'].map((name) => ({
+        name,
+        message: `controls/ may not import ${name}: controls are parsed from plain data`,
+      })),
     },
     // Written once against the answer port, for every protocol: never an adapter's internals.
     handlers: {
       not: ['adapters', 'transport'],
       modules: [
-        ...['node:http', 'node:http2', 'node:tls', 'ws'].map((name) => ({ name, message: `handlers/ may not import ${name}: they answer through the port, adapters own the wire` })),
-        { name: 'node:net', importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'], message: 'handlers/ may not use sockets: they answer through the port' },
+        ...['node:http', 'node:http2', 'node:tls', 'ws'].map((name) => ({
+          name,
+          message: `handlers/ may not import ${name}: they answer through the port, adapters own the wire`,
+        })),
+        {
+          name: 'node:net',
+          importNames: ['Socket', 'Server', 'createServer', 'connect', 'createConnection'],
+          message: 'handlers/ may not use sockets: they answer through the port',
+        },
       ],
     },
     // One folder per protocol, owning its casts and wire quirks; of transport/ only the
@@ -88,7 +116,10 @@ export default tseslint.config(
     adapters: { not: ['transport'], except: { transport: String.raw`handlers\.ts` } },
     transport: { not: ['adapters', 'controls', 'handlers'] },
     // Outbound calls (echo-server call): a client of the protocols, never the server's stages.
-    calls: { not: ['adapters', 'controls', 'handlers', 'transport', 'core'], except: { adapters: String.raw`grpc/gen/.*` } },
+    calls: {
+      not: ['adapters', 'controls', 'handlers', 'transport', 'core'],
+      except: { adapters: String.raw`grpc/gen/.*` },
+    },
   }),
   {
     files: ['**/*.js', '**/*.mjs'],
@@ -99,12 +130,28 @@ export default tseslint.config(
     files: ['src/echo/render/assets/*.js'],
     languageOptions: {
       sourceType: 'script',
-      globals: Object.fromEntries(['window', 'document', 'location', 'navigator', 'fetch', 'Headers', 'URL', 'performance',
-        'TextDecoder', 'TextEncoder', 'WebSocket', 'EventSource'].map((name) => [name, 'readonly'])),
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'navigator',
+          'fetch',
+          'Headers',
+          'URL',
+          'performance',
+          'TextDecoder',
+          'TextEncoder',
+          'WebSocket',
+          'EventSource',
+        ].map((name) => [name, 'readonly']),
+      ),
     },
   },
   {
     files: ['**/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { process: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', console: 'readonly' },
+    },
   },
 );

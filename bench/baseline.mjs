@@ -30,25 +30,42 @@ function handle(req, res) {
     let n = 0;
     const timer = setInterval(() => {
       res.write(`event: tick\nid: ${++n}\ndata: {"n":${n}}\n\n`);
-      if (n >= 10) { clearInterval(timer); res.end(); }
+      if (n >= 10) {
+        clearInterval(timer);
+        res.end();
+      }
     }, 1000);
     res.on('close', () => clearInterval(timer));
     return;
   }
   let bytes = 0;
   const chunks = [];
-  req.on('data', (c) => { bytes += c.length; chunks.push(c); });
+  req.on('data', (c) => {
+    bytes += c.length;
+    chunks.push(c);
+  });
   req.on('end', () => {
     const answer = () => {
       const fields = {
-        RemoteAddr: `${req.socket.remoteAddress}:${req.socket.remotePort}`, Method: req.method, RequestURI: url,
-        Proto: `HTTP/${req.httpVersion}`, ContentLength: bytes, Headers: req.headers,
+        RemoteAddr: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+        Method: req.method,
+        RequestURI: url,
+        Proto: `HTTP/${req.httpVersion}`,
+        ContentLength: bytes,
+        Headers: req.headers,
       };
       // Like echo-server, a body comes back as a JSON string, so both answers are the same size.
       if (bytes > 0) fields.Body = Buffer.concat(chunks).toString('utf8');
       const json = req.headers.accept === 'application/json';
-      const body = json ? JSON.stringify(fields) : Object.entries(fields).map(([k, v]) => `${k}: ${typeof v === 'object' || k === 'Body' ? JSON.stringify(v) : String(v)}`).join('\n') + '\n';
-      res.writeHead(200, { 'Content-Type': json ? 'application/json' : 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+      const body = json
+        ? JSON.stringify(fields)
+        : Object.entries(fields)
+            .map(([k, v]) => `${k}: ${typeof v === 'object' || k === 'Body' ? JSON.stringify(v) : String(v)}`)
+            .join('\n') + '\n';
+      res.writeHead(200, {
+        'Content-Type': json ? 'application/json' : 'text/plain; charset=utf-8',
+        'Content-Length': Buffer.byteLength(body),
+      });
       res.end(body);
     };
     if (url.startsWith('/delay')) setTimeout(answer, 5000);

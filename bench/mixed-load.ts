@@ -34,23 +34,36 @@ export async function mixedLoad(target: MixTarget, seconds: number): Promise<Mix
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const running = () => performance.now() < until;
 
-  const http1 = (method: string, body: Buffer | null) => new Promise<boolean>((resolve) => {
-    const req = request({ host: HOST, port: target.port, path: '/mix?x=1', method, agent, headers: body ? { 'Content-Length': body.length } : {} }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
+  const http1 = (method: string, body: Buffer | null) =>
+    new Promise<boolean>((resolve) => {
+      const req = request(
+        {
+          host: HOST,
+          port: target.port,
+          path: '/mix?x=1',
+          method,
+          agent,
+          headers: body ? { 'Content-Length': body.length } : {},
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode === 200));
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end(body ?? undefined);
     });
-    req.setTimeout(10_000, () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end(body ?? undefined);
-  });
 
   const getLane = async () => {
-    while (running()) if (await http1('GET', null)) counts.gets++;
-    else counts.errors++;
+    while (running())
+      if (await http1('GET', null)) counts.gets++;
+      else counts.errors++;
   };
   const postLane = async () => {
-    while (running()) if (await http1('POST', BODY)) counts.posts++;
-    else counts.errors++;
+    while (running())
+      if (await http1('POST', BODY)) counts.posts++;
+      else counts.errors++;
   };
   const h2Lane = async () => {
     while (running()) {
@@ -60,7 +73,10 @@ export async function mixedLoad(target: MixTarget, seconds: number): Promise<Mix
       for (let i = 0; i < 200 && running(); i++) {
         const ok = await new Promise<boolean>((resolve) => {
           const s = session.request({ ':path': '/mix?h2=1' });
-          s.on('response', (h) => { s.resume(); s.on('end', () => resolve(h[':status'] === 200)); });
+          s.on('response', (h) => {
+            s.resume();
+            s.on('end', () => resolve(h[':status'] === 200));
+          });
           s.on('error', () => resolve(false));
           s.end();
         });
@@ -81,34 +97,52 @@ export async function mixedLoad(target: MixTarget, seconds: number): Promise<Mix
           if (got <= 5) ws.send(`message ${got}`);
           else ws.close(1000);
         });
-        ws.on('close', () => { clearTimeout(timer); resolve(got > 5); });
+        ws.on('close', () => {
+          clearTimeout(timer);
+          resolve(got > 5);
+        });
         ws.on('error', () => {});
       });
       if (ok) counts.websockets++;
-        else counts.errors++;
+      else counts.errors++;
     }
   };
   const sseLane = async () => {
     while (running()) {
       const ok = await new Promise<boolean>((resolve) => {
-        const req = request({ host: HOST, port: target.port, path: target.ssePath, agent: false, headers: { Accept: 'text/event-stream' } }, (res) => {
-          res.once('data', () => {
-            // The first event (the echo) arrived: hold the stream a moment, then drop it.
-            setTimeout(() => { req.destroy(); resolve(res.statusCode === 200); }, 1500);
-          });
-        });
+        const req = request(
+          {
+            host: HOST,
+            port: target.port,
+            path: target.ssePath,
+            agent: false,
+            headers: { Accept: 'text/event-stream' },
+          },
+          (res) => {
+            res.once('data', () => {
+              // The first event (the echo) arrived: hold the stream a moment, then drop it.
+              setTimeout(() => {
+                req.destroy();
+                resolve(res.statusCode === 200);
+              }, 1500);
+            });
+          },
+        );
         req.on('error', () => resolve(false));
         req.end();
       });
       if (ok) counts.sse++;
-        else counts.errors++;
+      else counts.errors++;
       await sleep(10);
     }
   };
 
   const lanes = [
-    ...Array.from({ length: 8 }, getLane), ...Array.from({ length: 4 }, postLane),
-    ...Array.from({ length: 4 }, h2Lane), ...Array.from({ length: 2 }, wsLane), ...Array.from({ length: 8 }, sseLane),
+    ...Array.from({ length: 8 }, getLane),
+    ...Array.from({ length: 4 }, postLane),
+    ...Array.from({ length: 4 }, h2Lane),
+    ...Array.from({ length: 2 }, wsLane),
+    ...Array.from({ length: 8 }, sseLane),
   ];
   await Promise.all(lanes);
   agent.destroy();

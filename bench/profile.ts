@@ -13,16 +13,24 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const PATH = process.env.BENCH_PATH ?? '/bench?x=1';
 /** Pinned like the bench: the server on CPU 0, wrk on CPU 1 (when there are two). */
 const PIN = cpus().length >= 2;
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address() as { port: number };
-    s.close(() => resolve(port));
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
   });
-});
 const PORT = await freePort();
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
-interface Profile { nodes: ProfileNode[]; samples: number[] }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+}
 
 /** Line ranges of each module in an unminified esbuild bundle, from its `// path` markers. */
 function moduleMap(bundle: string): { line: number; owner: string }[] {
@@ -46,14 +54,35 @@ function ownerOf(marks: { line: number; owner: string }[], line: number): string
 /** Self time of each function, for the echo-server run's table of hottest functions. */
 const functions = new Map<string, number>();
 
-async function profile(args: string[], bundleName: string | null, marks: { line: number; owner: string }[], path: string): Promise<Map<string, number>> {
+async function profile(
+  args: string[],
+  bundleName: string | null,
+  marks: { line: number; owner: string }[],
+  path: string,
+): Promise<Map<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'echo-prof-'));
   // The access log goes to a file, as in the bench.
   const log = openSync(join(dir, 'stdout.log'), 'a');
-  const argv = [...(PIN ? ['taskset', '-c', '0'] : []), process.execPath, '--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir, ...args];
+  const argv = [
+    ...(PIN ? ['taskset', '-c', '0'] : []),
+    process.execPath,
+    '--cpu-prof',
+    '--cpu-prof-interval',
+    '100',
+    '--cpu-prof-dir',
+    dir,
+    ...args,
+  ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, 'ignore'] });
   await new Promise((r) => setTimeout(r, 700));
-  const load = [...(PIN ? ['taskset', '-c', '1'] : []), 'wrk', '-t1', '-c50', `-d${DURATION}s`, `http://127.0.0.1:${PORT}${path}`];
+  const load = [
+    ...(PIN ? ['taskset', '-c', '1'] : []),
+    'wrk',
+    '-t1',
+    '-c50',
+    `-d${DURATION}s`,
+    `http://127.0.0.1:${PORT}${path}`,
+  ];
   execFileSync(load[0]!, load.slice(1), { stdio: 'ignore' });
   child.kill('SIGINT');
   await new Promise((r) => child.once('exit', r));
@@ -89,10 +118,17 @@ execFileSync(process.execPath, ['scripts/build.ts', '--no-minify', '--outfile', 
 const marks = moduleMap(readFileSync(out, 'utf8'));
 // The baseline exits on SIGINT without a handler, which would lose its profile.
 const echo = await profile([out, '--port', String(PORT), '--host', '127.0.0.1'], 'echo-server.cjs', marks, PATH);
-const base = await profile(['--import', 'data:text/javascript,process.on("SIGINT",()=>process.exit(0))', 'bench/baseline.mjs', String(PORT)], null, [], PATH);
+const base = await profile(
+  ['--import', 'data:text/javascript,process.on("SIGINT",()=>process.exit(0))', 'bench/baseline.mjs', String(PORT)],
+  null,
+  [],
+  PATH,
+);
 
 const owners = [...new Set([...echo.keys(), ...base.keys()])].sort((a, b) => (echo.get(b) ?? 0) - (echo.get(a) ?? 0));
-console.log(`Self time of busy samples under wrk -c50 (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`);
+console.log(
+  `Self time of busy samples under wrk -c50 (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`,
+);
 console.log('| owner | echo-server | baseline |\n|---|---|---|');
 for (const o of owners) {
   const e = echo.get(o) ?? 0;
@@ -103,4 +139,5 @@ for (const o of owners) {
 
 console.log('\nHottest echo-server functions (self time, share of busy samples):\n');
 console.log('| function | self |\n|---|---|');
-for (const [fn, share] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`| ${fn} | ${(share * 100).toFixed(1)}% |`);
+for (const [fn, share] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 30))
+  console.log(`| ${fn} | ${(share * 100).toFixed(1)}% |`);

@@ -20,7 +20,18 @@
 // BENCH_BUNDLE=path).
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -37,7 +48,10 @@ const BUNDLE = process.env.BENCH_BUNDLE ?? 'dist/echo-server.cjs';
 const ECHO_ARGS = (process.env.BENCH_ECHO_ARGS ?? '').split(' ').filter(Boolean);
 const HOST = '127.0.0.1';
 const NCPU = cpus().length;
-const PINNED = NCPU >= 2 && process.env.BENCH_PINNED !== '0' && spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
+const PINNED =
+  NCPU >= 2 &&
+  process.env.BENCH_PINNED !== '0' &&
+  spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
 /** CPU sets: the server on CPU 0, the load generator on the rest. */
 const SERVER_CPUS = '0';
 const LOAD_CPUS = NCPU > 2 ? `1-${NCPU - 1}` : '1';
@@ -102,7 +116,9 @@ function get(port: number, path: string, agent: Agent | false = false): Promise<
     const req = request({ host: HOST, port, path, agent }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('error', () => resolve({ status: 0, body: '' }));
@@ -119,10 +135,12 @@ async function startServer(target: Target, opts: StartOptions = {}): Promise<Ser
   // O_APPEND, so truncating the file between measurements keeps later lines at its start.
   const logFd = openSync(logFile, 'a');
   const node = [process.execPath, ...(opts.traceGc ? ['--trace-gc-nvp'] : [])];
-  const args = target === 'echo'
-    ? [...node, BUNDLE, '--port', String(port), '--host', HOST, ...(opts.args ?? [])]
-    : target === 'article' ? [...node, 'bench/article.mjs', String(port), ...(opts.articleArgs ?? [])]
-    : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
+  const args =
+    target === 'echo'
+      ? [...node, BUNDLE, '--port', String(port), '--host', HOST, ...(opts.args ?? [])]
+      : target === 'article'
+        ? [...node, 'bench/article.mjs', String(port), ...(opts.articleArgs ?? [])]
+        : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
   const argv = PINNED ? ['taskset', '-c', opts.pin ? SERVER_CPUS : `0-${NCPU - 1}`, ...args] : args;
   const start = performance.now();
   // taskset execs node: the child's pid is the server's.
@@ -163,7 +181,9 @@ function tree(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -176,7 +196,9 @@ function cpuUs(pids: number[]): number {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return ticks * 10_000; // USER_HZ is 100 on Linux
 }
@@ -207,21 +229,46 @@ interface LoadShape {
 /** One bounded wrk run against loopback (asynchronous: a scraper can run beside it). */
 async function wrk(port: number, shape: LoadShape, pin: boolean) {
   const args = [
-    'wrk', '-t1', `-c${shape.connections ?? CONNECTIONS}`, `-d${shape.duration ?? DURATION}s`, '--timeout', '10s',
-    '-s', 'bench/wrk.lua', `http://${HOST}:${port}${shape.path ?? '/'}`,
+    'wrk',
+    '-t1',
+    `-c${shape.connections ?? CONNECTIONS}`,
+    `-d${shape.duration ?? DURATION}s`,
+    '--timeout',
+    '10s',
+    '-s',
+    'bench/wrk.lua',
+    `http://${HOST}:${port}${shape.path ?? '/'}`,
   ];
   const argv = pin && PINNED ? ['taskset', '-c', LOAD_CPUS, ...args] : args;
   const { stdout: out } = await promisify(execFile)(argv[0]!, argv.slice(1), {
     encoding: 'utf8',
     env: {
-      ...process.env, BENCH_METHOD: shape.method ?? 'GET', BENCH_BODY: String(shape.body ?? 0),
-      BENCH_ACCEPT: shape.accept ?? '*/*', BENCH_CLOSE: shape.close ? '1' : '0',
+      ...process.env,
+      BENCH_METHOD: shape.method ?? 'GET',
+      BENCH_BODY: String(shape.body ?? 0),
+      BENCH_ACCEPT: shape.accept ?? '*/*',
+      BENCH_CLOSE: shape.close ? '1' : '0',
     },
   });
   const line = out.trim().split('\n').pop()!;
-  const r = JSON.parse(line) as { requests: number; durationUs: number; bytes: number; errors: number; p50: number; p99: number; p999: number };
+  const r = JSON.parse(line) as {
+    requests: number;
+    durationUs: number;
+    bytes: number;
+    errors: number;
+    p50: number;
+    p99: number;
+    p999: number;
+  };
   const seconds = r.durationUs / 1e6;
-  return { rps: r.requests / seconds, p50: r.p50 / 1000, p99: r.p99 / 1000, p999: r.p999 / 1000, errors: r.errors, requests: r.requests };
+  return {
+    rps: r.requests / seconds,
+    p50: r.p50 / 1000,
+    p99: r.p99 / 1000,
+    p999: r.p999 / 1000,
+    errors: r.errors,
+    requests: r.requests,
+  };
 }
 
 function ensureWrk(): void {
@@ -229,7 +276,10 @@ function ensureWrk(): void {
   if (process.getuid?.() === 0) {
     console.log('bench: installing wrk from Debian');
     execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'update', '-qq'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'wrk'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'wrk'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
     return;
   }
   throw new Error('bench needs wrk: apt-get install wrk');
@@ -242,14 +292,19 @@ const PINNED_SCENARIOS: Scenario[] = [
   { name: 'GET /, text', shape: () => ({}) },
   { name: 'POST 64 KiB body', shape: () => ({ method: 'POST', body: 64 * 1024 }) },
   { name: 'GET, new connection per request', shape: () => ({ close: true }) },
-  { name: 'generated 1 MiB response', shape: (t) => ({ path: t === 'echo' ? '/?echo_size=1MiB' : '/1mib', connections: 10 }) },
+  {
+    name: 'generated 1 MiB response',
+    shape: (t) => ({ path: t === 'echo' ? '/?echo_size=1MiB' : '/1mib', connections: 10 }),
+  },
 ];
 const UNPINNED_SCENARIOS = PINNED_SCENARIOS.slice(0, 3);
 
 async function measure(server: Server, scenario: Scenario, pin: boolean): Promise<Sample> {
   const pids = tree(server.child.pid!);
   let peak = rssOf(pids);
-  const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pids)); }, 100);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssOf(pids));
+  }, 100);
   ftruncateSync(server.logFd, 0);
   const cpu0 = cpuUs(pids);
   const t0 = performance.now() - server.spawnedAt;
@@ -259,7 +314,9 @@ async function measure(server: Server, scenario: Scenario, pin: boolean): Promis
   clearInterval(sampler);
   const allocated = pids.length === 1 ? allocatedBetween(server, t0, t1) : 0;
   return {
-    ...r, rssMb: peak, cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0,
+    ...r,
+    rssMb: peak,
+    cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0,
     allocKbPerReq: pids.length === 1 && r.requests > 0 ? allocated / r.requests / 1024 : null,
   };
 }
@@ -269,15 +326,24 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function aggregate(xs: Sample[]): Sample {
   const allocs = xs.map((x) => x.allocKbPerReq).filter((x): x is number => x !== null);
   return {
-    rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)),
-    p999: median(xs.map((x) => x.p999)), errors: xs.reduce((n, x) => n + x.errors, 0),
-    rssMb: Math.max(...xs.map((x) => x.rssMb)), cpuUsPerReq: median(xs.map((x) => x.cpuUsPerReq)),
+    rps: median(xs.map((x) => x.rps)),
+    p50: median(xs.map((x) => x.p50)),
+    p99: median(xs.map((x) => x.p99)),
+    p999: median(xs.map((x) => x.p999)),
+    errors: xs.reduce((n, x) => n + x.errors, 0),
+    rssMb: Math.max(...xs.map((x) => x.rssMb)),
+    cpuUsPerReq: median(xs.map((x) => x.cpuUsPerReq)),
     allocKbPerReq: allocs.length > 0 ? median(allocs) : null,
   };
 }
 
 /** `article`: the six-line server, what the ratios are against; `baseline`: the same fields, where the time goes. */
-interface Row { scenario: string; echo: Sample; baseline: Sample; article: Sample }
+interface Row {
+  scenario: string;
+  echo: Sample;
+  baseline: Sample;
+  article: Sample;
+}
 
 /** Every scenario, echo-server and the baseline interleaved round by round. */
 async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = []): Promise<Row[]> {
@@ -295,10 +361,17 @@ async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] =
           samples[server.target].push(await measure(server, scenario, pin));
         }
       }
-      const row = { scenario: scenario.name, echo: aggregate(samples.echo), baseline: aggregate(samples.baseline), article: aggregate(samples.article) };
+      const row = {
+        scenario: scenario.name,
+        echo: aggregate(samples.echo),
+        baseline: aggregate(samples.baseline),
+        article: aggregate(samples.article),
+      };
       rows.push(row);
-      console.log(`  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs six-line ${row.article.rps.toFixed(0)} (${(row.echo.rps / row.article.rps).toFixed(2)}), ` +
-        `same fields ${row.baseline.rps.toFixed(0)} (${(row.echo.rps / row.baseline.rps).toFixed(2)}) req/s; CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`);
+      console.log(
+        `  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs six-line ${row.article.rps.toFixed(0)} (${(row.echo.rps / row.article.rps).toFixed(2)}), ` +
+          `same fields ${row.baseline.rps.toFixed(0)} (${(row.echo.rps / row.baseline.rps).toFixed(2)}) req/s; CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`,
+      );
     }
   } finally {
     await stopServer(echo);
@@ -308,10 +381,17 @@ async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] =
   return rows;
 }
 
-interface H2Row { scenario: string; echo: Sample; article: Sample }
+interface H2Row {
+  scenario: string;
+  echo: Sample;
+  article: Sample;
+}
 
 /** One bounded h2load run (10 connections x 10 streams); per-request durations from its log give p50/p99. */
-function h2load(url: string, seconds = DURATION): Omit<Sample, 'rssMb' | 'cpuUsPerReq' | 'allocKbPerReq'> & { requests: number } {
+function h2load(
+  url: string,
+  seconds = DURATION,
+): Omit<Sample, 'rssMb' | 'cpuUsPerReq' | 'allocKbPerReq'> & { requests: number } {
   const log = join(TMP, 'h2load.log');
   const args = ['h2load', '-D', String(seconds), '-c', '10', '-m', '10', '--log-file', log, url];
   const argv = PINNED ? ['taskset', '-c', LOAD_CPUS, ...args] : args;
@@ -319,10 +399,22 @@ function h2load(url: string, seconds = DURATION): Omit<Sample, 'rssMb' | 'cpuUsP
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(out);
   if (done === null || rate === null) throw new Error(`h2load: ${out}`);
-  const us = readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2])).filter(Number.isFinite).sort((a, b) => a - b);
+  const us = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
   rmSync(log, { force: true });
   const at = (q: number) => (us.length === 0 ? 0 : us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000);
-  return { rps: Number(rate[1]), p50: at(0.5), p99: at(0.99), p999: at(0.999), errors: Number(done[3]) + Number(done[4]), requests: Number(done[2]) };
+  return {
+    rps: Number(rate[1]),
+    p50: at(0.5),
+    p99: at(0.99),
+    p999: at(0.999),
+    errors: Number(done[3]) + Number(done[4]),
+    requests: Number(done[2]),
+  };
 }
 
 /** HTTP/2 small GETs (h2c on the plain port, and TLS), echo-server against a bare node:http2 stream server, interleaved. */
@@ -333,35 +425,75 @@ async function h2Compare(): Promise<H2Row[]> {
   }
   const key = join(TMP, 'key.pem');
   const cert = join(TMP, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   const [echoTls, h2c, h2tls] = [await freePort(), await freePort(), await freePort()];
-  const echo = await startServer('echo', { pin: true, args: ['--https', '--https-port', String(echoTls), '--tls-cert', cert, '--tls-key', key] });
+  const echo = await startServer('echo', {
+    pin: true,
+    args: ['--https', '--https-port', String(echoTls), '--tls-cert', cert, '--tls-key', key],
+  });
   const article = await startServer('article', { pin: true, articleArgs: [String(h2c), String(h2tls), key, cert] });
   await sleep(300);
   const urls: { scenario: string; echo: string; article: string }[] = [
-    { scenario: 'HTTP/2 h2c GET /bench?x=1', echo: `http://${HOST}:${echo.port}/bench?x=1`, article: `http://${HOST}:${h2c}/bench?x=1` },
-    { scenario: 'HTTP/2 TLS GET /bench?x=1', echo: `https://${HOST}:${echoTls}/bench?x=1`, article: `https://${HOST}:${h2tls}/bench?x=1` },
+    {
+      scenario: 'HTTP/2 h2c GET /bench?x=1',
+      echo: `http://${HOST}:${echo.port}/bench?x=1`,
+      article: `http://${HOST}:${h2c}/bench?x=1`,
+    },
+    {
+      scenario: 'HTTP/2 TLS GET /bench?x=1',
+      echo: `https://${HOST}:${echoTls}/bench?x=1`,
+      article: `https://${HOST}:${h2tls}/bench?x=1`,
+    },
   ];
   const rows: H2Row[] = [];
   try {
     for (const u of urls) {
       const samples: Record<'echo' | 'article', Sample[]> = { echo: [], article: [] };
       for (let round = 0; round < ROUNDS; round++) {
-        for (const [server, url] of [[echo, u.echo], [article, u.article]] as const) {
+        for (const [server, url] of [
+          [echo, u.echo],
+          [article, u.article],
+        ] as const) {
           const pids = [server.child.pid!];
           if (round === 0) h2load(url, 1); // warm-up
           ftruncateSync(server.logFd, 0);
           const cpu0 = cpuUs(pids);
           const r = h2load(url);
           const cpu = cpuUs(pids) - cpu0;
-          samples[server.target as 'echo' | 'article'].push({ ...r, rssMb: rssOf(pids), cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0, allocKbPerReq: null });
+          samples[server.target as 'echo' | 'article'].push({
+            ...r,
+            rssMb: rssOf(pids),
+            cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0,
+            allocKbPerReq: null,
+          });
         }
       }
       const row = { scenario: u.scenario, echo: aggregate(samples.echo), article: aggregate(samples.article) };
       rows.push(row);
-      console.log(`  ${row.scenario}: ${row.echo.rps.toFixed(0)} vs bare node:http2 ${row.article.rps.toFixed(0)} req/s (${ratio(row.echo.rps, row.article.rps)}), ` +
-        `CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`);
+      console.log(
+        `  ${row.scenario}: ${row.echo.rps.toFixed(0)} vs bare node:http2 ${row.article.rps.toFixed(0)} req/s (${ratio(row.echo.rps, row.article.rps)}), ` +
+          `CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`,
+      );
     }
   } finally {
     await stopServer(echo);
@@ -371,22 +503,35 @@ async function h2Compare(): Promise<H2Row[]> {
 }
 
 function h2Table(rows: H2Row[]): string[] {
-  const lines = ['| scenario | req/s (bare node:http2) | **ratio** | p50 ms | p99 ms | p99 ratio | CPU µs / req | ratio | errors |', '|---|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    '| scenario | req/s (bare node:http2) | **ratio** | p50 ms | p99 ms | p99 ratio | CPU µs / req | ratio | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
   for (const { scenario, echo: e, article: a } of rows) {
-    lines.push(`| ${scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
-      `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} | ${e.errors} (${a.errors}) |`);
+    lines.push(
+      `| ${scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
+        `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} | ${e.errors} (${a.errors}) |`,
+    );
   }
   return lines;
 }
 
 /** The gRPC and L4 benches, run as they are (each pinned and interleaved the same way); their printed tables are kept. */
 function subBench(script: string): string {
-  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, BENCH_BUNDLE: BUNDLE }, timeout: 15 * 60_000 });
-  if (r.status !== 0) return `${script} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' ')}`;
+  const r = spawnSync(process.execPath, [script], {
+    encoding: 'utf8',
+    env: { ...process.env, BENCH_BUNDLE: BUNDLE },
+    timeout: 15 * 60_000,
+  });
+  if (r.status !== 0)
+    return `${script} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' ')}`;
   return r.stdout.trim();
 }
 
-interface WorkerRow { name: string; sample: Sample }
+interface WorkerRow {
+  name: string;
+  sample: Sample;
+}
 
 /** echo-server with 1 and 2 workers (both balance modes), unpinned: the load generator shares the two cores. */
 async function workersCompare(): Promise<WorkerRow[]> {
@@ -411,7 +556,8 @@ async function workersCompare(): Promise<WorkerRow[]> {
     for (const s of servers) await stopServer(s);
   }
   const rows = configs.map((c, i) => ({ name: c.name, sample: aggregate(samples[i]!) }));
-  for (const r of rows) console.log(`  workers ${r.name}: ${r.sample.rps.toFixed(0)} req/s, CPU ${r.sample.cpuUsPerReq.toFixed(1)} µs/req`);
+  for (const r of rows)
+    console.log(`  workers ${r.name}: ${r.sample.rps.toFixed(0)} req/s, CPU ${r.sample.cpuUsPerReq.toFixed(1)} µs/req`);
   return rows;
 }
 
@@ -440,12 +586,20 @@ async function scrapeCost(): Promise<ScrapeFigures> {
     let jobs: Promise<unknown>[] = [];
     for (const method of methods) {
       for (const code of statuses) {
-        jobs.push(new Promise((resolve) => {
-          const req = request({ host: HOST, port: s.port, method, path: `/?echo_status=${code}`, agent }, (res) => { res.resume(); res.on('end', resolve); });
-          req.on('error', resolve);
-          req.end();
-        }));
-        if (jobs.length >= 8) { await Promise.all(jobs); jobs = []; }
+        jobs.push(
+          new Promise((resolve) => {
+            const req = request({ host: HOST, port: s.port, method, path: `/?echo_status=${code}`, agent }, (res) => {
+              res.resume();
+              res.on('end', resolve);
+            });
+            req.on('error', resolve);
+            req.end();
+          }),
+        );
+        if (jobs.length >= 8) {
+          await Promise.all(jobs);
+          jobs = [];
+        }
       }
     }
     await Promise.all(jobs);
@@ -462,18 +616,37 @@ async function scrapeCost(): Promise<ScrapeFigures> {
     const quiet = await wrk(s.port, scenario.shape('echo'), true);
     let scraping = true;
     let scrapes = 0;
-    const scraper = (async () => { while (scraping) { await get(s.port, '/metrics', agent); scrapes++; } })();
+    const scraper = (async () => {
+      while (scraping) {
+        await get(s.port, '/metrics', agent);
+        scrapes++;
+      }
+    })();
     const loud = await wrk(s.port, scenario.shape('echo'), true);
     scraping = false;
     await scraper;
     agent.destroy();
-    return { series, bytes: Buffer.byteLength(first.body), scrapeMs, cpuUsPerScrape, p99Quiet: quiet.p99, p99Scraped: loud.p99, scrapes };
+    return {
+      series,
+      bytes: Buffer.byteLength(first.body),
+      scrapeMs,
+      cpuUsPerScrape,
+      p99Quiet: quiet.p99,
+      p99Scraped: loud.p99,
+      scrapes,
+    };
   } finally {
     await stopServer(s);
   }
 }
 
-interface MixFigures { plateauMb: number; peakMb: number; idleAfterMb: number; beforeMb: number; counts: MixCounts }
+interface MixFigures {
+  plateauMb: number;
+  peakMb: number;
+  idleAfterMb: number;
+  beforeMb: number;
+  counts: MixCounts;
+}
 
 /** The mixed load for MIX_SECONDS, then as long idle: RSS plateau (median of the last third), peak, and after. */
 async function mixed(target: Target): Promise<MixFigures> {
@@ -485,33 +658,51 @@ async function mixed(target: Target): Promise<MixFigures> {
     const samples: { t: number; mb: number }[] = [];
     const t0 = performance.now();
     const sampler = setInterval(() => samples.push({ t: performance.now() - t0, mb: rssMb(pid) }), 250);
-    const counts = await mixedLoad({ port: s.port, h2port: s.h2port, ssePath: target === 'echo' ? '/mix' : '/sse' }, MIX_SECONDS);
+    const counts = await mixedLoad(
+      { port: s.port, h2port: s.h2port, ssePath: target === 'echo' ? '/mix' : '/sse' },
+      MIX_SECONDS,
+    );
     clearInterval(sampler);
     const last = samples.filter((x) => x.t >= (MIX_SECONDS * 1000 * 2) / 3).map((x) => x.mb);
     await sleep(MIX_SECONDS * 1000);
-    return { plateauMb: median(last), peakMb: Math.max(...samples.map((x) => x.mb)), idleAfterMb: rssMb(pid), beforeMb, counts };
+    return {
+      plateauMb: median(last),
+      peakMb: Math.max(...samples.map((x) => x.mb)),
+      idleAfterMb: rssMb(pid),
+      beforeMb,
+      counts,
+    };
   } finally {
     await stopServer(s);
   }
 }
 
 /** 1,000 requests held open by a 5 s delay: RSS while they wait. */
-async function heldRequests(server: Server): Promise<{ idleMb: number; heldMb: number; perRequestKb: number; completed: number }> {
+async function heldRequests(
+  server: Server,
+): Promise<{ idleMb: number; heldMb: number; perRequestKb: number; completed: number }> {
   const pid = server.child.pid!;
   await sleep(300);
   const idleMb = rssMb(pid);
   const agent = new Agent({ keepAlive: false, maxSockets: 1000 });
   const path = server.target === 'echo' ? '/?echo_delay=5s' : '/delay';
   let completed = 0;
-  const all = Array.from({ length: 1000 }, () => new Promise<void>((resolve) => {
-    const req = request({ host: HOST, port: server.port, path, agent }, (res) => {
-      res.resume();
-      res.on('end', () => { if (res.statusCode === 200) completed++; resolve(); });
-    });
-    req.setTimeout(15_000, () => req.destroy());
-    req.on('error', () => resolve());
-    req.end();
-  }));
+  const all = Array.from(
+    { length: 1000 },
+    () =>
+      new Promise<void>((resolve) => {
+        const req = request({ host: HOST, port: server.port, path, agent }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) completed++;
+            resolve();
+          });
+        });
+        req.setTimeout(15_000, () => req.destroy());
+        req.on('error', () => resolve());
+        req.end();
+      }),
+  );
   let heldMb = 0;
   for (let i = 0; i < 20; i++) {
     await sleep(200);
@@ -540,7 +731,10 @@ function dockerRunToHealthy(): string {
   if (spawnSync(docker, ['image', 'inspect', image], { stdio: 'ignore' }).status !== 0) {
     if (process.env.BENCH_BUILD_IMAGE !== '1') return `skipped (no image ${image}; BENCH_BUILD_IMAGE=1 builds it)`;
     // Build it against the local stand-in bases, as the image tests do.
-    const built = spawnSync(process.execPath, ['scripts/image.ts', '--airgap', '--tag', image], { stdio: 'ignore', env: { ...process.env, DOCKER: docker } });
+    const built = spawnSync(process.execPath, ['scripts/image.ts', '--airgap', '--tag', image], {
+      stdio: 'ignore',
+      env: { ...process.env, DOCKER: docker },
+    });
     if (built.status !== 0) return `skipped (building ${image} failed)`;
   }
   const name = `echo-bench-${process.pid}`;
@@ -548,7 +742,9 @@ function dockerRunToHealthy(): string {
   execFileSync(docker, ['run', '-d', '--rm', '--name', name, '--health-interval', '100ms', image], { stdio: 'ignore' });
   try {
     for (;;) {
-      const status = execFileSync(docker, ['inspect', '--format', '{{.State.Health.Status}}', name], { encoding: 'utf8' }).trim();
+      const status = execFileSync(docker, ['inspect', '--format', '{{.State.Health.Status}}', name], {
+        encoding: 'utf8',
+      }).trim();
       if (status === 'healthy') return `${(performance.now() - start).toFixed(0)} ms (health interval 100ms)`;
       if (performance.now() - start > 30_000) return 'did not become healthy within 30 s';
     }
@@ -558,21 +754,44 @@ function dockerRunToHealthy(): string {
 }
 
 interface Report {
-  date: string; node: string; cpus: number; cpuModel: string; memoryGb: number; durationSeconds: number; rounds: number; connections: number;
-  pinned: boolean; loadBefore: number[]; loadAfter: number[]; benchSeconds: number;
-  pinnedRows: Row[]; unpinnedRows: Row[]; h2Rows: H2Row[]; grpc: string; l4: string; go: string; workers: WorkerRow[]; scrape: ScrapeFigures;
-  mix: Record<Duo, MixFigures>; mixSeconds: number;
-  startupMs: Record<Duo, number>; idleRssMb: Record<Duo, number>;
-  held: Record<Duo, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>; dockerRunToHealthy: string;
+  date: string;
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  memoryGb: number;
+  durationSeconds: number;
+  rounds: number;
+  connections: number;
+  pinned: boolean;
+  loadBefore: number[];
+  loadAfter: number[];
+  benchSeconds: number;
+  pinnedRows: Row[];
+  unpinnedRows: Row[];
+  h2Rows: H2Row[];
+  grpc: string;
+  l4: string;
+  go: string;
+  workers: WorkerRow[];
+  scrape: ScrapeFigures;
+  mix: Record<Duo, MixFigures>;
+  mixSeconds: number;
+  startupMs: Record<Duo, number>;
+  idleRssMb: Record<Duo, number>;
+  held: Record<Duo, { idleMb: number; heldMb: number; perRequestKb: number; completed: number }>;
+  dockerRunToHealthy: string;
 }
 
 async function main(): Promise<void> {
   ensureWrk();
-  if (process.env.BENCH_BUNDLE === undefined) execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
+  if (process.env.BENCH_BUNDLE === undefined)
+    execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' });
   const started = new Date();
   const loadBefore = loadavg();
-  console.log(`bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}, ` +
-    `${PINNED ? `pinned (server on CPU ${SERVER_CPUS}, load on ${LOAD_CPUS})` : 'unpinned only'}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `bench: ${ROUNDS} interleaved rounds of ${DURATION}s, ${CONNECTIONS} connections, wrk, Node ${process.version}, ` +
+      `${PINNED ? `pinned (server on CPU ${SERVER_CPUS}, load on ${LOAD_CPUS})` : 'unpinned only'}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  );
 
   if (process.env.BENCH_QUICK === '1') {
     // Development loop: only the pinned small GETs, printed, nothing written.
@@ -582,9 +801,16 @@ async function main(): Promise<void> {
       rmSync(TMP, { recursive: true, force: true });
       return;
     }
-    const scenarios = only === undefined ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3)) : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
+    const scenarios =
+      only === undefined
+        ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3))
+        : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
     console.log(table(await compare(scenarios, PINNED, ECHO_ARGS), true).join('\n'));
-    console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average after: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     rmSync(TMP, { recursive: true, force: true });
     return;
   }
@@ -608,16 +834,24 @@ async function main(): Promise<void> {
   const grpc = subBench('bench/grpc.ts');
   console.log(grpc);
   const l4Out = subBench('bench/l4.ts');
-  const l4 = existsSync('bench/results/l4.md') && !l4Out.includes('failed (exit') ? readFileSync('bench/results/l4.md', 'utf8').trim() : l4Out;
-  const go = spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status === 0
-    ? 'not measured yet: the Go reference server is not written (go is on PATH)'
-    : 'skipped: `go` is not on PATH (Debian: golang-go)';
+  const l4 =
+    existsSync('bench/results/l4.md') && !l4Out.includes('failed (exit')
+      ? readFileSync('bench/results/l4.md', 'utf8').trim()
+      : l4Out;
+  const go =
+    spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status === 0
+      ? 'not measured yet: the Go reference server is not written (go is on PATH)'
+      : 'skipped: `go` is not on PATH (Debian: golang-go)';
   console.log(`  Go net/http: ${go}`);
   const workers = await workersCompare();
   const scrape = await scrapeCost();
-  console.log(`  scrape: ${scrape.series} series, ${scrape.scrapeMs.toFixed(2)} ms, ${scrape.cpuUsPerScrape.toFixed(0)} µs CPU; p99 ${scrape.p99Quiet.toFixed(1)} -> ${scrape.p99Scraped.toFixed(1)} ms with ${scrape.scrapes} scrapes`);
+  console.log(
+    `  scrape: ${scrape.series} series, ${scrape.scrapeMs.toFixed(2)} ms, ${scrape.cpuUsPerScrape.toFixed(0)} µs CPU; p99 ${scrape.p99Quiet.toFixed(1)} -> ${scrape.p99Scraped.toFixed(1)} ms with ${scrape.scrapes} scrapes`,
+  );
   // The mixed load is generated in this process: it goes to the load CPUs meanwhile.
-  const pinSelf = (cpuList: string) => { if (PINNED) execFileSync('taskset', ['-pc', cpuList, String(process.pid)], { stdio: 'ignore' }); };
+  const pinSelf = (cpuList: string) => {
+    if (PINNED) execFileSync('taskset', ['-pc', cpuList, String(process.pid)], { stdio: 'ignore' });
+  };
   pinSelf(LOAD_CPUS);
   const mix = { echo: await mixed('echo'), baseline: await mixed('baseline') };
   pinSelf(`0-${NCPU - 1}`);
@@ -627,11 +861,32 @@ async function main(): Promise<void> {
   const docker = dockerRunToHealthy();
 
   const report: Report = {
-    date: started.toISOString(), node: process.version, cpus: NCPU, cpuModel: cpus()[0]?.model ?? '',
-    memoryGb: Math.round(totalmem() / 1024 ** 3), durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS,
-    pinned: PINNED, loadBefore, loadAfter: loadavg(), benchSeconds: Math.round((Date.now() - started.getTime()) / 1000),
-    pinnedRows, unpinnedRows, h2Rows, grpc, l4, go, workers, scrape, mix, mixSeconds: MIX_SECONDS,
-    startupMs: { echo: median(startup.echo), baseline: median(startup.baseline) }, idleRssMb: idle, held, dockerRunToHealthy: docker,
+    date: started.toISOString(),
+    node: process.version,
+    cpus: NCPU,
+    cpuModel: cpus()[0]?.model ?? '',
+    memoryGb: Math.round(totalmem() / 1024 ** 3),
+    durationSeconds: DURATION,
+    rounds: ROUNDS,
+    connections: CONNECTIONS,
+    pinned: PINNED,
+    loadBefore,
+    loadAfter: loadavg(),
+    benchSeconds: Math.round((Date.now() - started.getTime()) / 1000),
+    pinnedRows,
+    unpinnedRows,
+    h2Rows,
+    grpc,
+    l4,
+    go,
+    workers,
+    scrape,
+    mix,
+    mixSeconds: MIX_SECONDS,
+    startupMs: { echo: median(startup.echo), baseline: median(startup.baseline) },
+    idleRssMb: idle,
+    held,
+    dockerRunToHealthy: docker,
   };
   const md = markdown(report);
   mkdirSync('bench/results', { recursive: true });
@@ -654,9 +909,13 @@ function table(rows: Row[], withAlloc: boolean): string[] {
     const e = s.echo;
     const a = s.article;
     const b = s.baseline;
-    const alloc = withAlloc ? ` ${e.allocKbPerReq === null ? '-' : f(e.allocKbPerReq, 1)} (${a.allocKbPerReq === null ? '-' : f(a.allocKbPerReq, 1)}) | ${e.allocKbPerReq !== null && a.allocKbPerReq !== null ? ratio(e.allocKbPerReq, a.allocKbPerReq) : '-'} |` : '';
-    lines.push(`| ${s.scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(b.rps)}, ${f(b.cpuUsPerReq, 1)} | ${ratio(e.rps, b.rps)} | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
-      `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} |${alloc} ${e.errors} (${a.errors}) |`);
+    const alloc = withAlloc
+      ? ` ${e.allocKbPerReq === null ? '-' : f(e.allocKbPerReq, 1)} (${a.allocKbPerReq === null ? '-' : f(a.allocKbPerReq, 1)}) | ${e.allocKbPerReq !== null && a.allocKbPerReq !== null ? ratio(e.allocKbPerReq, a.allocKbPerReq) : '-'} |`
+      : '';
+    lines.push(
+      `| ${s.scenario} | ${f(e.rps)} (${f(a.rps)}) | **${ratio(e.rps, a.rps)}** | ${f(b.rps)}, ${f(b.cpuUsPerReq, 1)} | ${ratio(e.rps, b.rps)} | ${f(e.p50, 2)} (${f(a.p50, 2)}) | ${f(e.p99, 2)} (${f(a.p99, 2)}) | ${ratio(e.p99, a.p99)} | ` +
+        `${f(e.cpuUsPerReq, 1)} (${f(a.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, a.cpuUsPerReq)} |${alloc} ${e.errors} (${a.errors}) |`,
+    );
   }
   return lines;
 }
@@ -664,40 +923,83 @@ function table(rows: Row[], withAlloc: boolean): string[] {
 function markdown(r: Report): string {
   const lines = [
     `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC on ${r.cpus} × ${r.cpuModel.trim()}, ${r.memoryGb} GiB, Node ${r.node}; load average ${r.loadBefore.map((l) => f(l, 2)).join(' ')} before, ` +
-    `${r.loadAfter.map((l) => f(l, 2)).join(' ')} after (the machine is shared: compare ratios, not absolute figures); wrk (1 thread), ${r.connections} connections, ` +
-    `${r.rounds} interleaved rounds of ${r.durationSeconds} s (medians); the whole bench took ${r.benchSeconds} s. echo-server runs its production bundle with default settings, ` +
-    'access log on, written to a file; both servers write their stdout to a file. Values in parentheses and the bold ratios are against what a user would run instead, in the same run: the article\'s six-line node:http server ' +
-    '(bench/article.mjs, nothing read, limited or logged); the "same fields" column is bench/baseline.mjs, which renders what echo-server\'s answer holds and echoes bodies, and shows how much of the gap is rendering.',
+      `${r.loadAfter.map((l) => f(l, 2)).join(' ')} after (the machine is shared: compare ratios, not absolute figures); wrk (1 thread), ${r.connections} connections, ` +
+      `${r.rounds} interleaved rounds of ${r.durationSeconds} s (medians); the whole bench took ${r.benchSeconds} s. echo-server runs its production bundle with default settings, ` +
+      "access log on, written to a file; both servers write their stdout to a file. Values in parentheses and the bold ratios are against what a user would run instead, in the same run: the article's six-line node:http server " +
+      '(bench/article.mjs, nothing read, limited or logged); the "same fields" column is bench/baseline.mjs, which renders what echo-server\'s answer holds and echoes bodies, and shows how much of the gap is rendering.',
     '',
   ];
   if (r.pinned) {
-    lines.push(`**Per core (pinned):** each server on CPU ${SERVER_CPUS}, wrk on CPU ${LOAD_CPUS}. CPU µs / req is user + system time of the server process (from /proc); ` +
-      'allocations per request are V8\'s `allocated=` counts from `--trace-gc-nvp`. The first row is the headline.', '', ...table(r.pinnedRows, true), '');
+    lines.push(
+      `**Per core (pinned):** each server on CPU ${SERVER_CPUS}, wrk on CPU ${LOAD_CPUS}. CPU µs / req is user + system time of the server process (from /proc); ` +
+        "allocations per request are V8's `allocated=` counts from `--trace-gc-nvp`. The first row is the headline.",
+      '',
+      ...table(r.pinnedRows, true),
+      '',
+    );
   }
   if (r.h2Rows.length > 0) {
-    lines.push('**HTTP/2 (pinned)**, h2load 10 connections × 10 streams, against a bare node:http2 server on the stream API answering the six lines (h2c, and TLS with ALPN h2):', '', ...h2Table(r.h2Rows), '');
+    lines.push(
+      '**HTTP/2 (pinned)**, h2load 10 connections × 10 streams, against a bare node:http2 server on the stream API answering the six lines (h2c, and TLS with ALPN h2):',
+      '',
+      ...h2Table(r.h2Rows),
+      '',
+    );
   }
-  lines.push('**gRPC** (`npm run bench:grpc`, pinned, against a plain @grpc/grpc-js server):', '', '```', r.grpc, '```', '',
-    '**TCP and UDP** (`npm run bench:l4`, against bare node:net and node:dgram echoes):', '', r.l4, '', `**Go net/http reference:** ${r.go}.`, '');
-  lines.push('**Unpinned:** servers and wrk share both cores, so Node\'s GC and libuv threads can use the second one.', '', ...table(r.unpinnedRows, false), '');
+  lines.push(
+    '**gRPC** (`npm run bench:grpc`, pinned, against a plain @grpc/grpc-js server):',
+    '',
+    '```',
+    r.grpc,
+    '```',
+    '',
+    '**TCP and UDP** (`npm run bench:l4`, against bare node:net and node:dgram echoes):',
+    '',
+    r.l4,
+    '',
+    `**Go net/http reference:** ${r.go}.`,
+    '',
+  );
+  lines.push(
+    "**Unpinned:** servers and wrk share both cores, so Node's GC and libuv threads can use the second one.",
+    '',
+    ...table(r.unpinnedRows, false),
+    '',
+  );
   const w1 = r.workers[0]!.sample;
-  lines.push(`**Workers** (unpinned, ${HEADLINE}): on ${r.cpus} cores shared with the load generator the gain is bounded; on a host with spare cores it is larger.`, '',
-    '| echo-server | req/s | vs 1 process | p99 ms | CPU µs / req (all processes) |', '|---|---|---|---|---|');
-  for (const w of r.workers) lines.push(`| ${w.name} | ${f(w.sample.rps)} | ${ratio(w.sample.rps, w1.rps)} | ${f(w.sample.p99, 2)} | ${f(w.sample.cpuUsPerReq, 1)} |`);
+  lines.push(
+    `**Workers** (unpinned, ${HEADLINE}): on ${r.cpus} cores shared with the load generator the gain is bounded; on a host with spare cores it is larger.`,
+    '',
+    '| echo-server | req/s | vs 1 process | p99 ms | CPU µs / req (all processes) |',
+    '|---|---|---|---|---|',
+  );
+  for (const w of r.workers)
+    lines.push(
+      `| ${w.name} | ${f(w.sample.rps)} | ${ratio(w.sample.rps, w1.rps)} | ${f(w.sample.p99, 2)} | ${f(w.sample.cpuUsPerReq, 1)} |`,
+    );
   const s = r.scrape;
-  lines.push('', `**Scrape cost** with every \`echo_http_requests_total\` series in use (9 methods × every status 200-599): ${s.series} series in use (at most ${MAX_REQUEST_SERIES} can exist), ` +
-    `${f(s.bytes / 1024, 1)} KiB of text, ${f(s.scrapeMs, 2)} ms and ${f(s.cpuUsPerScrape)} µs of server CPU per scrape; p99 of the headline load ${f(s.p99Quiet, 2)} ms without scrapes, ` +
-    `${f(s.p99Scraped, 2)} ms with a scraper fetching /metrics back to back (${s.scrapes} scrapes in ${r.durationSeconds} s).`);
+  lines.push(
+    '',
+    `**Scrape cost** with every \`echo_http_requests_total\` series in use (9 methods × every status 200-599): ${s.series} series in use (at most ${MAX_REQUEST_SERIES} can exist), ` +
+      `${f(s.bytes / 1024, 1)} KiB of text, ${f(s.scrapeMs, 2)} ms and ${f(s.cpuUsPerScrape)} µs of server CPU per scrape; p99 of the headline load ${f(s.p99Quiet, 2)} ms without scrapes, ` +
+      `${f(s.p99Scraped, 2)} ms with a scraper fetching /metrics back to back (${s.scrapes} scrapes in ${r.durationSeconds} s).`,
+  );
   const m = r.mix;
   const mc = m.echo.counts;
-  lines.push('', `**Memory under a mixed load** (${r.mixSeconds} s of 8 lanes of small GETs, 4 of 16 KiB POSTs, 4 of HTTP/2 streams, 2 of WebSocket churn, 8 of SSE churn; ` +
-    `echo-server answered ${mc.gets} GETs, ${mc.posts} POSTs, ${mc.h2} HTTP/2 streams, ${mc.websockets} WebSockets, ${mc.sse} SSE streams, ${mc.errors} errors):`, '',
-    '| figure | echo-server | baseline | ratio | target |', '|---|---|---|---|---|',
+  lines.push(
+    '',
+    `**Memory under a mixed load** (${r.mixSeconds} s of 8 lanes of small GETs, 4 of 16 KiB POSTs, 4 of HTTP/2 streams, 2 of WebSocket churn, 8 of SSE churn; ` +
+      `echo-server answered ${mc.gets} GETs, ${mc.posts} POSTs, ${mc.h2} HTTP/2 streams, ${mc.websockets} WebSockets, ${mc.sse} SSE streams, ${mc.errors} errors):`,
+    '',
+    '| figure | echo-server | baseline | ratio | target |',
+    '|---|---|---|---|---|',
     `| RSS plateau (median of the last third) | ${f(m.echo.plateauMb)} MB | ${f(m.baseline.plateauMb)} MB | ${ratio(m.echo.plateauMb, m.baseline.plateauMb)} | ≤ 1.2 |`,
     `| RSS peak | ${f(m.echo.peakMb)} MB | ${f(m.baseline.peakMb)} MB | ${ratio(m.echo.peakMb, m.baseline.peakMb)} | |`,
-    `| RSS after ${r.mixSeconds} s idle | ${f(m.echo.idleAfterMb)} MB | ${f(m.baseline.idleAfterMb)} MB | ${ratio(m.echo.idleAfterMb, m.baseline.idleAfterMb)} | |`);
+    `| RSS after ${r.mixSeconds} s idle | ${f(m.echo.idleAfterMb)} MB | ${f(m.baseline.idleAfterMb)} MB | ${ratio(m.echo.idleAfterMb, m.baseline.idleAfterMb)} | |`,
+  );
   const h = r.held;
-  lines.push('',
+  lines.push(
+    '',
     '| figure | echo-server | baseline | target |',
     '|---|---|---|---|',
     `| idle RSS | ${f(r.idleRssMb.echo, 1)} MB | ${f(r.idleRssMb.baseline, 1)} MB | ≤ 60 MB |`,

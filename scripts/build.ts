@@ -75,12 +75,19 @@ const sideModule: Plugin = {
 const pageAssets: Plugin = {
   name: 'page-assets',
   setup(b) {
-    b.onResolve({ filter: /^\.\/assets\.ts$/ }, (args) => (/src[\\/]echo[\\/]render[\\/]html\.ts$/.test(args.importer)
-      ? { path: join(args.resolveDir, args.path), namespace: 'page-assets' } : undefined));
+    b.onResolve({ filter: /^\.\/assets\.ts$/ }, (args) =>
+      /src[\\/]echo[\\/]render[\\/]html\.ts$/.test(args.importer)
+        ? { path: join(args.resolveDir, args.path), namespace: 'page-assets' }
+        : undefined,
+    );
     b.onLoad({ filter: /.*/, namespace: 'page-assets' }, (args) => {
       const dir = join(dirname(args.path), 'assets');
       const text = (name: string) => JSON.stringify(readFileSync(join(dir, name), 'utf8'));
-      return { contents: `export const PAGE_CSS = ${text('page.css')};\nexport const CONSOLE_JS = ${text('console.js')};\n`, loader: 'js', watchFiles: [join(dir, 'page.css'), join(dir, 'console.js')] };
+      return {
+        contents: `export const PAGE_CSS = ${text('page.css')};\nexport const CONSOLE_JS = ${text('console.js')};\n`,
+        loader: 'js',
+        watchFiles: [join(dir, 'page.css'), join(dir, 'console.js')],
+      };
     });
   },
 };
@@ -97,7 +104,11 @@ const common = {
   logLevel: 'warning',
 } as const;
 
-const side = await build({ ...common, entryPoints: ['src/transport/self-signed.ts'], outfile: join(dirname(outfile), SIDE_FILE) });
+const side = await build({
+  ...common,
+  entryPoints: ['src/transport/self-signed.ts'],
+  outfile: join(dirname(outfile), SIDE_FILE),
+});
 const result = await build({
   ...common,
   entryPoints: ['src/main.ts'],
@@ -110,7 +121,14 @@ const result = await build({
 });
 if (opts.metafile) console.log(await analyzeMetafile(result.metafile));
 if (metaOut !== undefined) {
-  await writeFile(metaOut, JSON.stringify({ inputs: { ...side.metafile.inputs, ...result.metafile.inputs }, outputs: { ...side.metafile.outputs, ...result.metafile.outputs } }));
+  await writeFile(
+    metaOut,
+    JSON.stringify({
+      inputs: { ...side.metafile.inputs, ...result.metafile.inputs },
+      outputs: { ...side.metafile.outputs, ...result.metafile.outputs },
+    }),
+  );
 }
-const size = (r: typeof result) => `${(Object.values(r.metafile.outputs).reduce((n, o) => n + o.bytes, 0) / 1024).toFixed(0)} KiB`;
+const size = (r: typeof result) =>
+  `${(Object.values(r.metafile.outputs).reduce((n, o) => n + o.bytes, 0) / 1024).toFixed(0)} KiB`;
 console.log(`built ${outfile} (${size(result)}) and ${SIDE_FILE} (${size(side)}), commit ${commit || 'unknown'}`);

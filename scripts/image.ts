@@ -23,15 +23,19 @@ import { commitDateUtc, currentBranch, headCommit } from './lib/git.ts';
 const args = process.argv.slice(2);
 const dashdash = args.indexOf('--');
 const passthrough = dashdash < 0 ? [] : args.slice(dashdash + 1);
-const { values: opts } = scriptArgs('image', {
-  options: {
-    airgap: { type: 'boolean', default: false },
-    tag: { type: 'string' },
-    environment: { type: 'string', default: 'production' },
-    record: { type: 'string', default: '' },
-    platform: { type: 'string', default: '' },
+const { values: opts } = scriptArgs(
+  'image',
+  {
+    options: {
+      airgap: { type: 'boolean', default: false },
+      tag: { type: 'string' },
+      environment: { type: 'string', default: 'production' },
+      record: { type: 'string', default: '' },
+      platform: { type: 'string', default: '' },
+    },
   },
-}, dashdash < 0 ? args : args.slice(0, dashdash));
+  dashdash < 0 ? args : args.slice(0, dashdash),
+);
 
 const docker = process.env.DOCKER ?? 'docker';
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
@@ -49,7 +53,10 @@ const buildArgs: Record<string, string> = {
   ENVIRONMENT: opts.environment,
 };
 
-const platforms = opts.platform.split(',').map((p) => p.trim()).filter(Boolean);
+const platforms = opts.platform
+  .split(',')
+  .map((p) => p.trim())
+  .filter(Boolean);
 for (const p of platforms) {
   if (!/^linux\/(amd64|arm64)$/.test(p)) {
     console.error(`image: unsupported platform "${p}" (linux/amd64, linux/arm64)`);
@@ -61,9 +68,21 @@ const archOf = (platform: string): string => platform.split('/')[1]!;
 /** Base images by architecture: the stand-ins for --airgap, else the Dockerfile's (multi-arch) defaults. */
 const bases = new Map<string, Record<string, string>>();
 if (opts.airgap) {
-  const extra = platforms.map(archOf).filter((a) => a !== 'amd64').flatMap((a) => ['--arch', a]);
-  const out = execFileSync('bash', ['scripts/airgap-bases.sh', ...extra], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, DOCKER: docker } });
-  const lines = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
+  const extra = platforms
+    .map(archOf)
+    .filter((a) => a !== 'amd64')
+    .flatMap((a) => ['--arch', a]);
+  const out = execFileSync('bash', ['scripts/airgap-bases.sh', ...extra], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, DOCKER: docker },
+  });
+  const lines = Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=') as [string, string]),
+  );
   for (const arch of ['amd64', ...platforms.map(archOf)]) {
     const suffix = arch === 'amd64' ? '' : `_${arch.toUpperCase()}`;
     const runtime = lines[`RUNTIME_IMAGE${suffix}`];
@@ -111,4 +130,5 @@ for (const platform of platforms.length > 0 ? platforms : [undefined]) {
 if (records.length > 1) for (const r of records) console.error(`image: ${String(r.platform)} -> ${String(r.tag)}`);
 
 const record = opts.record;
-if (record !== '') writeFileSync(record, JSON.stringify(records.length === 1 ? records[0] : { tag, platforms: records }, null, 2));
+if (record !== '')
+  writeFileSync(record, JSON.stringify(records.length === 1 ? records[0] : { tag, platforms: records }, null, 2));

@@ -34,9 +34,15 @@ class ReleaseError extends Error {}
 const docker = process.env.DOCKER ?? (existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker');
 const { values: opts } = scriptArgs('release', {
   options: {
-    registry: { type: 'string' }, repository: { type: 'string', default: 'echo-server' }, tag: { type: 'string' },
-    key: { type: 'string', default: 'cosign.key' }, image: { type: 'string' }, record: { type: 'string' }, platform: { type: 'string' },
-    airgap: { type: 'boolean', default: false }, 'content-trust': { type: 'boolean', default: false },
+    registry: { type: 'string' },
+    repository: { type: 'string', default: 'echo-server' },
+    tag: { type: 'string' },
+    key: { type: 'string', default: 'cosign.key' },
+    image: { type: 'string' },
+    record: { type: 'string' },
+    platform: { type: 'string' },
+    airgap: { type: 'boolean', default: false },
+    'content-trust': { type: 'boolean', default: false },
     // A literal option, not parseArgs' --no-<flag> negation: there is no --sign to negate.
     'no-sign': { type: 'boolean', default: false },
   },
@@ -73,7 +79,10 @@ function dockerRun(a: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(docker, a, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const take = (c: Buffer): void => { out += c.toString(); process.stderr.write(c); };
+    const take = (c: Buffer): void => {
+      out += c.toString();
+      process.stderr.write(c);
+    };
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     child.on('error', reject);
@@ -86,7 +95,10 @@ function dockerRun(a: string[], env: NodeJS.ProcessEnv): Promise<string> {
 
 /** A base image as a resolved dependency: its registry digest when it has one, else its local image ID. */
 function baseDependency(name: string, image: string): Record<string, unknown> {
-  const info = JSON.parse(dockerOut('image', 'inspect', '--format', '{{json .}}', image)) as { Id: string; RepoDigests: string[] | null };
+  const info = JSON.parse(dockerOut('image', 'inspect', '--format', '{{json .}}', image)) as {
+    Id: string;
+    RepoDigests: string[] | null;
+  };
   const repoDigest = (info.RepoDigests ?? [])[0];
   if (repoDigest) return { name, uri: `docker-image://${image}`, digest: { sha256: repoDigest.split('@sha256:')[1] } };
   return {
@@ -123,7 +135,10 @@ function provenance(record: BuildRecord, target: string): Record<string, unknown
       ],
     },
     runDetails: {
-      builder: { id: 'https://github.com/echo-server/echo-server/blob/main/scripts/release.ts', version: { docker: dockerOut('version', '--format', '{{.Server.Version}}') } },
+      builder: {
+        id: 'https://github.com/echo-server/echo-server/blob/main/scripts/release.ts',
+        version: { docker: dockerOut('version', '--format', '{{.Server.Version}}') },
+      },
       metadata: { invocationId: randomUUID(), startedOn: record.startedOn, finishedOn: record.finishedOn },
     },
   };
@@ -151,7 +166,8 @@ async function main(): Promise<void> {
   const tag = opts.tag ?? version;
   const sign = !opts['no-sign'];
   const contentTrust = opts['content-trust'];
-  if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(repository)) throw new ReleaseError(`invalid repository name "${repository}"`);
+  if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(repository))
+    throw new ReleaseError(`invalid repository name "${repository}"`);
 
   // 1. everything that can be checked before a push
   let key: KeyObject | undefined;
@@ -164,9 +180,16 @@ async function main(): Promise<void> {
       throw new ReleaseError(`${keyFile}: ${(e as Error).message}`);
     }
   }
-  if (contentTrust && opts.platform !== undefined) throw new ReleaseError('--content-trust signs the one tag a push names; it cannot sign a multi-platform index (use the cosign-style signatures)');
+  if (contentTrust && opts.platform !== undefined)
+    throw new ReleaseError(
+      '--content-trust signs the one tag a push names; it cannot sign a multi-platform index (use the cosign-style signatures)',
+    );
   if (contentTrust) {
-    for (const v of ['DOCKER_CONTENT_TRUST_SERVER', 'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE', 'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE']) {
+    for (const v of [
+      'DOCKER_CONTENT_TRUST_SERVER',
+      'DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE',
+      'DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE',
+    ]) {
       if (!process.env[v]) throw new ReleaseError(`--content-trust needs ${v} in the environment`);
     }
   }
@@ -177,13 +200,19 @@ async function main(): Promise<void> {
   let record: BuildRecord;
   const local = opts.image;
   if (local !== undefined) {
-    const recordFile = opts.record ?? fail('--image needs --record FILE (written by npm run image -- --record FILE) for the provenance', 2);
+    const recordFile =
+      opts.record ??
+      fail('--image needs --record FILE (written by npm run image -- --record FILE) for the provenance', 2);
     const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;
     if ('platforms' in read) {
       await releasePlatforms(registry, registryHost, repository, tag, key, read.platforms);
       return;
     }
-    try { dockerOut('image', 'inspect', local); } catch { throw new ReleaseError(`local image ${local} not found`); }
+    try {
+      dockerOut('image', 'inspect', local);
+    } catch {
+      throw new ReleaseError(`local image ${local} not found`);
+    }
     record = read;
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'release-'));
@@ -191,15 +220,27 @@ async function main(): Promise<void> {
     let multi: BuildRecord[] | undefined;
     const built = `${repository}:${tag}`; // the local name mirrors the repository
     try {
-      const imageArgs = ['scripts/image.ts', '--tag', built, '--record', recordFile, ...(opts.airgap ? ['--airgap'] : [])];
+      const imageArgs = [
+        'scripts/image.ts',
+        '--tag',
+        built,
+        '--record',
+        recordFile,
+        ...(opts.airgap ? ['--airgap'] : []),
+      ];
       const platforms = opts.platform;
       if (platforms !== undefined) imageArgs.push('--platform', platforms);
-      execFileSync(process.execPath, imageArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DOCKER: docker } });
+      execFileSync(process.execPath, imageArgs, {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, DOCKER: docker },
+      });
       const read = JSON.parse(readFileSync(recordFile, 'utf8')) as BuildRecord | MultiRecord;
       if ('platforms' in read) multi = read.platforms;
       record = 'platforms' in read ? read.platforms[0]! : read;
     } catch (e) {
-      throw new ReleaseError(`the image build failed${e instanceof Error && 'status' in e ? ` (exit ${String((e as { status: unknown }).status)})` : ''}`);
+      throw new ReleaseError(
+        `the image build failed${e instanceof Error && 'status' in e ? ` (exit ${String((e as { status: unknown }).status)})` : ''}`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -216,29 +257,51 @@ async function main(): Promise<void> {
   const env = { ...process.env };
   if (contentTrust) env.DOCKER_CONTENT_TRUST = '1';
   const pushed = await dockerRun(['push', target], env);
-  if (contentTrust && !/Successfully signed/.test(pushed)) throw new ReleaseError('the content-trust push did not report "Successfully signed"');
+  if (contentTrust && !/Successfully signed/.test(pushed))
+    throw new ReleaseError('the content-trust push did not report "Successfully signed"');
   const image = await registry.manifest(repository, tag);
   if (!image) throw new ReleaseError(`${target} is not in the registry after the push`);
   const pushedDigest = /digest: (sha256:[a-f0-9]{64})/.exec(pushed)?.[1];
-  if (pushedDigest && pushedDigest !== image.digest) throw new ReleaseError(`the tag moved during the release: pushed ${pushedDigest}, the registry now has ${image.digest}`);
+  if (pushedDigest && pushedDigest !== image.digest)
+    throw new ReleaseError(
+      `the tag moved during the release: pushed ${pushedDigest}, the registry now has ${image.digest}`,
+    );
   const name = `${registryHost}/${repository}`;
 
   // 4. sign and attest the digest
   if (key) await signImage(registry, repository, name, image, key, source, record, target);
-  if (contentTrust) console.error(`release: tag ${tag} signed through Notary (${process.env.DOCKER_CONTENT_TRUST_SERVER})`);
+  if (contentTrust)
+    console.error(`release: tag ${tag} signed through Notary (${process.env.DOCKER_CONTENT_TRUST_SERVER})`);
   console.log(`${name}@${image.digest}`);
 }
 
 /** Signs `image` and attests its SBOM (read from the local image `source`) and provenance. */
-async function signImage(registry: Registry, repository: string, name: string, image: Manifest, key: KeyObject, source: string, record: BuildRecord, target: string): Promise<void> {
+async function signImage(
+  registry: Registry,
+  repository: string,
+  name: string,
+  image: Manifest,
+  key: KeyObject,
+  source: string,
+  record: BuildRecord,
+  target: string,
+): Promise<void> {
   const created = new Date().toISOString();
   const attachments = [
     { predicateType: PREDICATE.sign, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sign, {})) },
-    { predicateType: PREDICATE.sbom, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sbom, sbomFromImage(source))) },
-    { predicateType: PREDICATE.provenance, bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.provenance, provenance(record, target))) },
+    {
+      predicateType: PREDICATE.sbom,
+      bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.sbom, sbomFromImage(source))),
+    },
+    {
+      predicateType: PREDICATE.provenance,
+      bundle: await dsseBundle(key, statement(name, image.digest, PREDICATE.provenance, provenance(record, target))),
+    },
   ];
   const result = await signAndAttach(registry, repository, image, key, attachments, created);
-  console.error(`release: signed ${name}@${image.digest} (${result.signatureTag}); attested ${result.referrers.map((r) => r.predicateType).join(', ')} as referrers`);
+  console.error(
+    `release: signed ${name}@${image.digest} (${result.signatureTag}); attested ${result.referrers.map((r) => r.predicateType).join(', ')} as referrers`,
+  );
 }
 
 /**
@@ -247,12 +310,23 @@ async function signImage(registry: Registry, repository: string, name: string, i
  * provenance, and the index is signed last, so the reference users pull is signed only
  * once everything it points to is.
  */
-async function releasePlatforms(registry: Registry, registryHost: string, repository: string, tag: string, key: KeyObject | undefined, records: BuildRecord[]): Promise<void> {
+async function releasePlatforms(
+  registry: Registry,
+  registryHost: string,
+  repository: string,
+  tag: string,
+  key: KeyObject | undefined,
+  records: BuildRecord[],
+): Promise<void> {
   const name = `${registryHost}/${repository}`;
   const pushed: { record: BuildRecord; image: Manifest; target: string }[] = [];
   for (const record of records) {
     if (!record.platform) throw new ReleaseError(`the record of ${record.tag} names no platform`);
-    try { dockerOut('image', 'inspect', record.tag); } catch { throw new ReleaseError(`local image ${record.tag} (${record.platform}) not found`); }
+    try {
+      dockerOut('image', 'inspect', record.tag);
+    } catch {
+      throw new ReleaseError(`local image ${record.tag} (${record.platform}) not found`);
+    }
     const perTag = `${tag}-${record.platform.split('/')[1]!}`;
     const target = `${name}:${perTag}`;
     dockerOut('tag', record.tag, target);
@@ -260,25 +334,47 @@ async function releasePlatforms(registry: Registry, registryHost: string, reposi
     const image = await registry.manifest(repository, perTag);
     if (!image) throw new ReleaseError(`${target} is not in the registry after the push`);
     const pushedDigest = /digest: (sha256:[a-f0-9]{64})/.exec(out)?.[1];
-    if (pushedDigest && pushedDigest !== image.digest) throw new ReleaseError(`the tag moved during the release: pushed ${pushedDigest}, the registry now has ${image.digest}`);
+    if (pushedDigest && pushedDigest !== image.digest)
+      throw new ReleaseError(
+        `the tag moved during the release: pushed ${pushedDigest}, the registry now has ${image.digest}`,
+      );
     pushed.push({ record, image, target });
   }
   const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
   const revision = records[0]!.buildArgs.COMMIT_HASH ?? '';
-  const index = await publishIndex(registry, repository, tag, pushed.map((p) => p.image), {
-    'org.opencontainers.image.version': version,
-    ...(revision ? { 'org.opencontainers.image.revision': revision } : {}),
-  });
-  const listed = (index.json.manifests as { digest: string; platform: { os: string; architecture: string; variant?: string } }[]);
+  const index = await publishIndex(
+    registry,
+    repository,
+    tag,
+    pushed.map((p) => p.image),
+    {
+      'org.opencontainers.image.version': version,
+      ...(revision ? { 'org.opencontainers.image.revision': revision } : {}),
+    },
+  );
+  const listed = index.json.manifests as {
+    digest: string;
+    platform: { os: string; architecture: string; variant?: string };
+  }[];
   for (const p of pushed) {
     const entry = listed.find((m) => m.digest === p.image.digest)!;
-    if (platformName(entry.platform) !== p.record.platform) throw new ReleaseError(`${p.record.tag} was built for ${p.record.platform} but its config says ${platformName(entry.platform)}`);
+    if (platformName(entry.platform) !== p.record.platform)
+      throw new ReleaseError(
+        `${p.record.tag} was built for ${p.record.platform} but its config says ${platformName(entry.platform)}`,
+      );
     console.error(`release: ${platformName(entry.platform)} ${name}@${p.image.digest}`);
   }
   if (key) {
     for (const p of pushed) await signImage(registry, repository, name, p.image, key, p.record.tag, p.record, p.target);
     const stmt = statement(name, index.digest, PREDICATE.sign, {});
-    const result = await signAndAttach(registry, repository, index, key, [{ predicateType: PREDICATE.sign, bundle: await dsseBundle(key, stmt) }], new Date().toISOString());
+    const result = await signAndAttach(
+      registry,
+      repository,
+      index,
+      key,
+      [{ predicateType: PREDICATE.sign, bundle: await dsseBundle(key, stmt) }],
+      new Date().toISOString(),
+    );
     console.error(`release: signed the index ${name}@${index.digest} (${result.signatureTag})`);
   }
   console.log(`${name}@${index.digest}`);

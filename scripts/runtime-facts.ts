@@ -18,7 +18,9 @@ import { parseArgs } from 'node:util';
 let args: string[] = [];
 try {
   args = parseArgs({ allowPositionals: true, strict: true }).positionals;
-} catch { /* an option: refused below with the usage */ }
+} catch {
+  /* an option: refused below with the usage */
+}
 const [binary, out] = args;
 if (args.length !== 2 || binary === undefined || out === undefined) {
   console.error('usage: node scripts/runtime-facts.ts NODE_BINARY OUT.json');
@@ -34,7 +36,10 @@ const arch = MACHINES[machine];
 if (arch === undefined) throw new Error(`${binary}: unsupported ELF machine 0x${machine.toString(16)}`);
 
 const marker = bytes.indexOf('-headers.tar.gz');
-const embedded = marker < 0 ? null : /node-(v\d+\.\d+\.\d+)$/.exec(bytes.subarray(Math.max(0, marker - 40), marker).toString('latin1'));
+const embedded =
+  marker < 0
+    ? null
+    : /node-(v\d+\.\d+\.\d+)$/.exec(bytes.subarray(Math.max(0, marker - 40), marker).toString('latin1'));
 const version = embedded?.[1] ?? execFileSync(binary, ['-p', 'process.version'], { encoding: 'utf8' }).trim();
 writeFileSync(out, JSON.stringify({ version, arch }));
 console.log(`runtime-facts: node ${version} (${arch}), read from ${embedded ? 'the binary' : 'running it'}`);

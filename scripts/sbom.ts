@@ -21,16 +21,33 @@ import { scriptArgs, usageError } from './lib/args.ts';
 
 // Every option is required.
 const OPTIONS = {
-  metafile: { type: 'string' }, lock: { type: 'string' }, package: { type: 'string' }, base: { type: 'string' },
-  created: { type: 'string' }, commit: { type: 'string' }, out: { type: 'string' },
+  metafile: { type: 'string' },
+  lock: { type: 'string' },
+  package: { type: 'string' },
+  base: { type: 'string' },
+  created: { type: 'string' },
+  commit: { type: 'string' },
+  out: { type: 'string' },
 } as const;
 const { values } = scriptArgs('sbom', { options: OPTIONS });
 const opt = (name: keyof typeof OPTIONS): string => values[name] ?? usageError('sbom', `missing --${name}`);
 for (const name of Object.keys(OPTIONS) as (keyof typeof OPTIONS)[]) opt(name);
 
-interface LockEntry { name?: string; version?: string; license?: string; integrity?: string; resolved?: string }
+interface LockEntry {
+  name?: string;
+  version?: string;
+  license?: string;
+  integrity?: string;
+  resolved?: string;
+}
 const lock = JSON.parse(readFileSync(opt('lock'), 'utf8')) as { packages: Record<string, LockEntry> };
-const pkg = JSON.parse(readFileSync(opt('package'), 'utf8')) as { name: string; version: string; license: string; description: string; repository?: { url: string } };
+const pkg = JSON.parse(readFileSync(opt('package'), 'utf8')) as {
+  name: string;
+  version: string;
+  license: string;
+  description: string;
+  repository?: { url: string };
+};
 const meta = JSON.parse(readFileSync(opt('metafile'), 'utf8')) as { inputs: Record<string, unknown> };
 const base = opt('base');
 
@@ -54,7 +71,7 @@ for (const dir of [...npmDirs].sort()) {
   const entry = lock.packages[dir];
   if (!entry?.version) throw new Error(`sbom: ${dir} was bundled but is not in package-lock.json`);
   const full = entry.name ?? dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
-  const [group, name] = full.startsWith('@') ? full.split('/') as [string, string] : [undefined, full];
+  const [group, name] = full.startsWith('@') ? (full.split('/') as [string, string]) : [undefined, full];
   const c = new Models.Component(Enums.ComponentType.Library, name, {
     group,
     version: entry.version,
@@ -64,13 +81,19 @@ for (const dir of [...npmDirs].sort()) {
   for (const l of license(entry.license)) c.licenses.add(l);
   const sri = /^sha512-(.+)$/.exec(entry.integrity ?? '');
   if (sri) c.hashes.set(Enums.HashAlgorithm['SHA-512'], Buffer.from(sri[1]!, 'base64').toString('hex'));
-  if (entry.resolved) c.externalReferences.add(new Models.ExternalReference(entry.resolved, Enums.ExternalReferenceType.Distribution));
+  if (entry.resolved)
+    c.externalReferences.add(new Models.ExternalReference(entry.resolved, Enums.ExternalReferenceType.Distribution));
   npm.push(c);
 }
 
 // --- Debian packages of the runtime base
-const osRelease = Object.fromEntries(readFileSync(join(base, 'os-release'), 'utf8').split('\n')
-  .map((l) => /^([A-Z_]+)="?([^"]*)"?$/.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, m[2]!]));
+const osRelease = Object.fromEntries(
+  readFileSync(join(base, 'os-release'), 'utf8')
+    .split('\n')
+    .map((l) => /^([A-Z_]+)="?([^"]*)"?$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => [m[1]!, m[2]!]),
+);
 const distro = `${osRelease.ID ?? 'debian'}-${osRelease.VERSION_ID ?? 'unknown'}`;
 
 /** The licence of the `Files: *` paragraph of a machine-readable (DEP-5) copyright file. */
@@ -88,9 +111,16 @@ function debianLicense(name: string): string | undefined {
 const deb: Models.Component[] = [];
 const statusDir = join(base, 'status.d');
 // distroless also keeps <package>.md5sums files there; every other file is one package.
-for (const file of readdirSync(statusDir).filter((f) => !f.endsWith('.md5sums')).sort()) {
-  const fields = Object.fromEntries(readFileSync(join(statusDir, file), 'utf8').split('\n')
-    .map((l) => /^([A-Za-z-]+):\s*(.*)$/.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, m[2]!]));
+for (const file of readdirSync(statusDir)
+  .filter((f) => !f.endsWith('.md5sums'))
+  .sort()) {
+  const fields = Object.fromEntries(
+    readFileSync(join(statusDir, file), 'utf8')
+      .split('\n')
+      .map((l) => /^([A-Za-z-]+):\s*(.*)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  );
   const name = fields.Package ?? file;
   const version = fields.Version ?? '';
   const qualifiers: Record<string, string> = { arch: fields.Architecture ?? 'amd64', distro };
@@ -107,14 +137,26 @@ for (const file of readdirSync(statusDir).filter((f) => !f.endsWith('.md5sums'))
 if (deb.length === 0) throw new Error(`sbom: no package status files in ${statusDir}`);
 
 // --- the operating system and the Node.js runtime
-const os = new Models.Component(Enums.ComponentType.OperatingSystem, osRelease.ID ?? 'debian', { version: osRelease.VERSION_ID, bomRef: `os:${distro}` });
+const os = new Models.Component(Enums.ComponentType.OperatingSystem, osRelease.ID ?? 'debian', {
+  version: osRelease.VERSION_ID,
+  bomRef: `os:${distro}`,
+});
 // arch: the binary's own (scripts/runtime-facts.ts); x64 when an older record lacks it.
 const nodeInfo = JSON.parse(readFileSync(join(base, 'node.json'), 'utf8')) as { version: string; arch?: string };
 const nodeVersion = nodeInfo.version.replace(/^v/, '');
 const node = new Models.Component(Enums.ComponentType.Platform, 'node', {
   version: nodeVersion,
   bomRef: `node:${nodeVersion}`,
-  purl: new PackageURL('generic', undefined, 'node', nodeVersion, { download_url: `https://nodejs.org/dist/v${nodeVersion}/node-v${nodeVersion}-linux-${nodeInfo.arch ?? 'x64'}.tar.xz` }, undefined).toString(),
+  purl: new PackageURL(
+    'generic',
+    undefined,
+    'node',
+    nodeVersion,
+    {
+      download_url: `https://nodejs.org/dist/v${nodeVersion}/node-v${nodeVersion}-linux-${nodeInfo.arch ?? 'x64'}.tar.xz`,
+    },
+    undefined,
+  ).toString(),
   description: 'Node.js runtime at /nodejs/bin/node',
 });
 node.licenses.add(new Models.SpdxLicense('MIT'));
@@ -127,7 +169,10 @@ const app = new Models.Component(Enums.ComponentType.Application, pkg.name, {
 });
 app.licenses.add(new Models.SpdxLicense(pkg.license));
 app.properties.add(new Models.Property('org.opencontainers.image.revision', opt('commit')));
-if (pkg.repository) app.externalReferences.add(new Models.ExternalReference(pkg.repository.url.replace(/^git\+/, ''), Enums.ExternalReferenceType.VCS));
+if (pkg.repository)
+  app.externalReferences.add(
+    new Models.ExternalReference(pkg.repository.url.replace(/^git\+/, ''), Enums.ExternalReferenceType.VCS),
+  );
 
 const bom = new Models.Bom();
 bom.metadata.timestamp = new Date(opt('created'));

@@ -12,14 +12,18 @@ import { KeyError, loadPublicKey } from './supply-chain/keys.ts';
 import { parseRef, Registry, RegistryError } from './supply-chain/registry.ts';
 import { verifyReference } from './supply-chain/verify.ts';
 
-const { values: opts, positionals } = scriptArgs('verify', { options: { key: { type: 'string' }, timeout: { type: 'string', default: '120' } }, allowPositionals: true });
+const { values: opts, positionals } = scriptArgs('verify', {
+  options: { key: { type: 'string' }, timeout: { type: 'string', default: '120' } },
+  allowPositionals: true,
+});
 const keyFile = opts.key;
 if (positionals.length !== 1 || keyFile === undefined) {
   console.error('usage: npm run verify -- HOST:PORT/REPOSITORY@sha256:DIGEST --key cosign.pub [--timeout SECONDS]');
   process.exit(2);
 }
 const timeout = Number(opts.timeout);
-if (!/^\d+$/.test(opts.timeout) || timeout < 1 || timeout > 3600) usageError('verify', `--timeout ${opts.timeout}: a whole number of seconds from 1 to 3600`);
+if (!/^\d+$/.test(opts.timeout) || timeout < 1 || timeout > 3600)
+  usageError('verify', `--timeout ${opts.timeout}: a whole number of seconds from 1 to 3600`);
 
 try {
   if (!existsSync(keyFile)) throw new KeyError(`key file ${keyFile} not found`);

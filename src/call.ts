@@ -30,10 +30,22 @@ export const CALL_USAGE = `Usage: echo-server call URL... [flags]
 `;
 
 const OPTIONS = {
-  count: { type: 'string' }, qps: { type: 'string' }, timeout: { type: 'string' }, method: { type: 'string' },
-  header: { type: 'string', multiple: true }, body: { type: 'string' }, 'proxy-protocol': { type: 'string' },
-  sni: { type: 'string' }, alpn: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
-  insecure: { type: 'boolean' }, 'new-connection': { type: 'boolean' }, json: { type: 'boolean' }, 'max-response': { type: 'string' },
+  count: { type: 'string' },
+  qps: { type: 'string' },
+  timeout: { type: 'string' },
+  method: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  body: { type: 'string' },
+  'proxy-protocol': { type: 'string' },
+  sni: { type: 'string' },
+  alpn: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  insecure: { type: 'boolean' },
+  'new-connection': { type: 'boolean' },
+  json: { type: 'boolean' },
+  'max-response': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -44,7 +56,13 @@ export async function callCommand(argv: readonly string[], io: CallIo): Promise<
   try {
     parsed = readArgs(argv);
   } catch (err) {
-    if (!(err instanceof UsageError || err instanceof CallError || err instanceof ParseError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) throw err;
+    if (!(
+      err instanceof UsageError ||
+      err instanceof CallError ||
+      err instanceof ParseError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ))
+      throw err;
     io.stderr.write(`echo-server call: ${(err as Error).message}\n${CALL_USAGE}`);
     return 2;
   }
@@ -55,13 +73,29 @@ export async function callCommand(argv: readonly string[], io: CallIo): Promise<
   const { urls, json, ...o } = parsed;
   const summary = await runCalls(urls, o, (r) => {
     if (json) {
-      io.stdout.write(JSON.stringify({ n: r.n, url: r.url, protocol: r.protocol, status: r.status, ok: r.ok, replica: r.replica, latencyMs: r.latencyMs, error: r.error, requestId: r.requestId, spanId: r.spanId, target: seenBy(r.echo) }) + '\n');
+      io.stdout.write(
+        JSON.stringify({
+          n: r.n,
+          url: r.url,
+          protocol: r.protocol,
+          status: r.status,
+          ok: r.ok,
+          replica: r.replica,
+          latencyMs: r.latencyMs,
+          error: r.error,
+          requestId: r.requestId,
+          spanId: r.spanId,
+          target: seenBy(r.echo),
+        }) + '\n',
+      );
       return;
     }
     const what = r.error === null ? String(r.status) : `error=${r.error}`;
     io.stdout.write(`${r.n} ${r.url} ${what} replica=${r.replica ?? '-'} protocol=${r.protocol} ${r.latencyMs}ms\n`);
   });
-  io.stdout.write(json ? JSON.stringify({ summary, traceId: o.trace.traceId }) + '\n' : summaryText(summary, o.trace.traceId));
+  io.stdout.write(
+    json ? JSON.stringify({ summary, traceId: o.trace.traceId }) + '\n' : summaryText(summary, o.trace.traceId),
+  );
   return summary.failed === 0 ? 0 : 1;
 }
 
@@ -69,51 +103,93 @@ export async function callCommand(argv: readonly string[], io: CallIo): Promise<
 function seenBy(echo: unknown): unknown {
   if (typeof echo !== 'object' || echo === null) return null;
   const e = echo as Record<string, unknown>;
-  return { method: e.method, path: e.path, requestId: e.requestId, trace: e.trace, proxy: e.proxy ?? null, body: e.body, tls: e.tls ?? null };
+  return {
+    method: e.method,
+    path: e.path,
+    requestId: e.requestId,
+    trace: e.trace,
+    proxy: e.proxy ?? null,
+    body: e.body,
+    tls: e.tls ?? null,
+  };
 }
 
 function summaryText(s: Summary, traceId: string): string {
-  const counts = (m: Record<string, number>) => Object.entries(m).map(([k, v]) => `${k}×${v}`).join(' ') || '-';
+  const counts = (m: Record<string, number>) =>
+    Object.entries(m)
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' ') || '-';
   const l = s.latencyMs;
-  return `summary: ${s.calls} calls, ${s.ok} ok, ${s.failed} failed; statuses ${counts(s.statuses)}; replicas ${counts(s.replicas)}; ` +
-    `latency ${l === null ? '-' : `p50 ${l.p50}ms p90 ${l.p90}ms p99 ${l.p99}ms max ${l.max}ms`}; trace ${traceId}\n`;
+  return (
+    `summary: ${s.calls} calls, ${s.ok} ok, ${s.failed} failed; statuses ${counts(s.statuses)}; replicas ${counts(s.replicas)}; ` +
+    `latency ${l === null ? '-' : `p50 ${l.p50}ms p90 ${l.p90}ms p99 ${l.p99}ms max ${l.max}ms`}; trace ${traceId}\n`
+  );
 }
 
 function readArgs(argv: readonly string[]) {
-  const { values: v, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  const { values: v, positionals } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
   if (v.help) return 'help' as const;
   if (positionals.length === 0) throw new UsageError('give at least one URL');
   for (const u of positionals) parseTarget(u);
   const headers: [string, string][] = (v.header ?? []).map((h) => {
     const colon = h.indexOf(':');
-    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.slice(0, colon).trim())) throw new UsageError(`--header "${h.slice(0, 100)}" is not "Name: value"`);
+    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h.slice(0, colon).trim()))
+      throw new UsageError(`--header "${h.slice(0, 100)}" is not "Name: value"`);
     return [h.slice(0, colon).trim(), h.slice(colon + 1).trim()];
   });
   const pp = v['proxy-protocol'];
   if (pp !== undefined && pp !== 'v1' && pp !== 'v2') throw new UsageError('--proxy-protocol is v1 or v2');
   const proxyProtocol: 'v1' | 'v2' | null = pp ?? null;
   const method = v.method ?? 'GET';
-  if (!/^[A-Z]{1,20}$/.test(method)) throw new UsageError(`--method "${method.slice(0, 30)}" is not an HTTP method such as GET`);
+  if (!/^[A-Z]{1,20}$/.test(method))
+    throw new UsageError(`--method "${method.slice(0, 30)}" is not an HTTP method such as GET`);
   const file = (name: string, path: string | undefined) => {
     if (path === undefined) return undefined;
-    try { return readFileSync(path); } catch (err) { throw new UsageError(`--${name}: ${(err as Error).message}`); }
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`--${name}: ${(err as Error).message}`);
+    }
   };
   const num = (name: string, text: string | undefined, dflt: string, max: number, min = 0) => {
-    try { return parseInteger(text ?? dflt, min, max); } catch (err) { throw new UsageError(`--${name}: ${(err as Error).message}`); }
+    try {
+      return parseInteger(text ?? dflt, min, max);
+    } catch (err) {
+      throw new UsageError(`--${name}: ${(err as Error).message}`);
+    }
   };
   let timeoutMs: number;
-  try { timeoutMs = parseDuration(v.timeout ?? '5s', 3_600_000, 1); } catch (err) { throw new UsageError(`--timeout: ${(err as Error).message}`); }
+  try {
+    timeoutMs = parseDuration(v.timeout ?? '5s', 3_600_000, 1);
+  } catch (err) {
+    throw new UsageError(`--timeout: ${(err as Error).message}`);
+  }
   return {
-    urls: positionals, json: v.json ?? false,
-    count: num('count', v.count, '1', 100_000, 1), qps: num('qps', v.qps, '0', 10_000),
+    urls: positionals,
+    json: v.json ?? false,
+    count: num('count', v.count, '1', 100_000, 1),
+    qps: num('qps', v.qps, '0', 10_000),
     maxResponseBytes: num('max-response', v['max-response'], '1048576', 64 * 1024 ** 2, 1),
-    method, headers, body: Buffer.from(v.body ?? ''), timeoutMs, proxyProtocol,
+    method,
+    headers,
+    body: Buffer.from(v.body ?? ''),
+    timeoutMs,
+    proxyProtocol,
     tls: {
       insecure: v.insecure ?? false,
-      ...(v.sni !== undefined ? { servername: v.sni } : {}), ...(v.alpn !== undefined ? { alpn: v.alpn.split(',').map((a) => a.trim()) } : {}),
-      ...(v.ca !== undefined ? { ca: file('ca', v.ca)! } : {}), ...(v.cert !== undefined ? { cert: file('cert', v.cert)! } : {}),
+      ...(v.sni !== undefined ? { servername: v.sni } : {}),
+      ...(v.alpn !== undefined ? { alpn: v.alpn.split(',').map((a) => a.trim()) } : {}),
+      ...(v.ca !== undefined ? { ca: file('ca', v.ca)! } : {}),
+      ...(v.cert !== undefined ? { cert: file('cert', v.cert)! } : {}),
       ...(v.key !== undefined ? { key: file('key', v.key)! } : {}),
     },
-    trace: continueTrace(null), requestId: null, forwarded: [],
+    trace: continueTrace(null),
+    requestId: null,
+    forwarded: [],
   };
 }

@@ -2,11 +2,27 @@
 // environment, output streams, signals) comes in through `CliIo`, so tests run it
 // in-process exactly as the binary does.
 import { parseArgs as tokenize, type ParseArgsOptionsConfig } from 'node:util';
-import { ConfigError, SETTINGS, closest, describeConfig, loadConfig, type Config, type ConfigWarning, type Env } from './config/settings.ts';
+import {
+  ConfigError,
+  SETTINGS,
+  closest,
+  describeConfig,
+  loadConfig,
+  type Config,
+  type ConfigWarning,
+  type Env,
+} from './config/settings.ts';
 import { probe } from './healthcheck.ts';
 import { fdLimitWarning } from './config/fd-limit.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
-import { heapChosen, heapLimitMiB, readCgroupLimits, autoWorkers, sizeFor, type CgroupLimits } from './config/resources.ts';
+import {
+  heapChosen,
+  heapLimitMiB,
+  readCgroupLimits,
+  autoWorkers,
+  sizeFor,
+  type CgroupLimits,
+} from './config/resources.ts';
 import { startServer, type EchoServer, type ServerDeps } from './server.ts';
 import { WORKER_ENV, joinPrimary, runPrimary, workerId } from './workers.ts';
 import { BUILD_INFO } from './ops/version.ts';
@@ -79,7 +95,14 @@ const unexpected = (arg: string) => new ConfigError(`unexpected argument "${arg}
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const out: ParsedArgs = { command: 'serve', help: false, version: false, flags: new Map() };
   let sawCommand = false;
-  const { tokens } = tokenize({ args: [...argv], options: OPTIONS, strict: false, allowPositionals: true, allowNegative: true, tokens: true });
+  const { tokens } = tokenize({
+    args: [...argv],
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    allowNegative: true,
+    tokens: true,
+  });
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t.kind === 'option-terminator') throw unexpected('--');
@@ -125,7 +148,7 @@ export function usage(): string {
     '',
     'Usage:',
     '  echo-server [serve] [flags]     serve (the default command)',
-    '  echo-server healthcheck [flags] probe the local server\'s liveness; exit 0 when healthy, 1 when not',
+    "  echo-server healthcheck [flags] probe the local server's liveness; exit 0 when healthy, 1 when not",
     '  echo-server call URL... [flags] outbound calls (http(s) h2c h2 grpc(s) ws(s) tcp tls udp); see call --help',
     '  echo-server --version | --help',
     '',
@@ -165,24 +188,35 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
     io.stderr.write('echo-server: --workers above 1 needs the echo-server binary (it starts more of itself)\n');
     return 2;
   }
-  const auto: AutoSized = { inFlight: config.maxInFlight === 0, connections: config.maxConnections === 0, streams: config.h2MaxStreams === 0 };
+  const auto: AutoSized = {
+    inFlight: config.maxInFlight === 0,
+    connections: config.maxConnections === 0,
+    streams: config.h2MaxStreams === 0,
+  };
   if (worker === null && workers === 1 && io.process !== undefined) {
     // Under a memory limit V8 would size its heap from the limit itself, but about
     // twice as large as a limited container can hold (259 MiB in 128 MiB): restart
     // once, in place (same PID), with a heap that fits, unless the operator chose one.
     const heap = sizeFor(limits, 1).heapMiB;
-    if (heap !== null && !heapChosen(io.process.nodeArgs, io.env.NODE_OPTIONS)) io.process.relaunch([`--max-old-space-size=${heap}`]);
+    if (heap !== null && !heapChosen(io.process.nodeArgs, io.env.NODE_OPTIONS))
+      io.process.relaunch([`--max-old-space-size=${heap}`]);
   }
   const logger: Logger = createLogger({
-    level: config.logLevel, format: config.logFormat,
+    level: config.logLevel,
+    format: config.logFormat,
     ...(io.logDestination ? { destination: io.logDestination } : {}),
   });
   if (worker === null) for (const w of warnings) logger.warn({ variable: w.variable }, w.message);
   if (workers > 1 && io.process !== undefined) {
     const proc = io.process;
     return runPrimary(config, workers, limits, {
-      argv, logger, describe: describeConfig(config), onSignal: (h) => io.onSignal(h), flush: () => flush(logger),
-      nodeArgs: proc.nodeArgs, onListening: (url) => io.onListening?.(url),
+      argv,
+      logger,
+      describe: describeConfig(config),
+      onSignal: (h) => io.onSignal(h),
+      flush: () => flush(logger),
+      nodeArgs: proc.nodeArgs,
+      onListening: (url) => io.onListening?.(url),
     });
   }
   config = worker === null ? sizedForOneProcess(config, limits, auto) : sizedByPrimary(config, io.env, auto);
@@ -191,10 +225,13 @@ export async function main(argv: readonly string[], io: CliIo): Promise<ExitCode
   let joined: ReturnType<typeof joinPrimary> | undefined;
   if (worker !== null) {
     deps.worker = {
-      id: worker, reusePort: config.workerBalance === 'reuseport',
+      id: worker,
+      reusePort: config.workerBalance === 'reuseport',
       // The primary's word to drain is not a second signal: after Ctrl-C in a terminal
       // the worker gets the SIGINT itself as well, and must still drain, not exit at once.
-      attachMetrics: (m) => { joined = joinPrimary(m, () => stopper.stop(FROM_PRIMARY), logger); },
+      attachMetrics: (m) => {
+        joined = joinPrimary(m, () => stopper.stop(FROM_PRIMARY), logger);
+      },
     };
   }
   const server = await listenOrExit(config, deps, logger, io);
@@ -215,7 +252,10 @@ interface AutoSized {
  * and --version answered, a bad setting reported (2; 1 for healthcheck, as Docker
  * reserves 2 of a HEALTHCHECK command).
  */
-function readCommandLine(argv: readonly string[], io: CliIo): { args: ParsedArgs; config: Config; warnings: ConfigWarning[] } | ExitCode {
+function readCommandLine(
+  argv: readonly string[],
+  io: CliIo,
+): { args: ParsedArgs; config: Config; warnings: ConfigWarning[] } | ExitCode {
   const warnings: ConfigWarning[] = [];
   const usageError: ExitCode = argv.includes('healthcheck') ? 1 : 2;
   try {
@@ -225,7 +265,9 @@ function readCommandLine(argv: readonly string[], io: CliIo): { args: ParsedArgs
       return 0;
     }
     if (args.version) {
-      io.stdout.write(`${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`);
+      io.stdout.write(
+        `${BUILD_INFO.name} ${BUILD_INFO.version}${BUILD_INFO.commit ? ` (${BUILD_INFO.commit})` : ''} node ${process.version}\n`,
+      );
       return 0;
     }
     const config = loadConfig(args.flags, io.env, (w) => warnings.push(w));
@@ -256,7 +298,8 @@ function sizedByPrimary(config: Config, env: Env, auto: AutoSized): Config {
   const perWorker = env[WORKER_ENV.maxInFlight];
   if (auto.inFlight && perWorker !== undefined) c = { ...c, maxInFlight: Number(perWorker) };
   const perWorkerConnections = env[WORKER_ENV.maxConnections];
-  if (auto.connections && perWorkerConnections !== undefined) c = { ...c, maxConnections: Number(perWorkerConnections) };
+  if (auto.connections && perWorkerConnections !== undefined)
+    c = { ...c, maxConnections: Number(perWorkerConnections) };
   const perWorkerStreams = env[WORKER_ENV.h2MaxStreams];
   if (auto.streams && perWorkerStreams !== undefined) c = { ...c, h2MaxStreams: Number(perWorkerStreams) };
   const ports = env[WORKER_ENV.ports];
@@ -268,7 +311,12 @@ function sizedByPrimary(config: Config, env: Env, auto: AutoSized): Config {
 }
 
 /** The server listening, or the exit status when it cannot: 2 for a busy or forbidden port or a bad setting, else 1. */
-async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io: CliIo): Promise<EchoServer | ExitCode> {
+async function listenOrExit(
+  config: Config,
+  deps: ServerDeps,
+  logger: Logger,
+  io: CliIo,
+): Promise<EchoServer | ExitCode> {
   try {
     return await startServer(config, deps);
   } catch (err) {
@@ -277,7 +325,10 @@ async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io
       return 2;
     }
     const e = err as NodeJS.ErrnoException & { listener?: string; port?: number };
-    const what = e.listener === undefined ? `${config.host} port ${config.port}` : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' || e.listener === 'tcp' || e.listener === 'tcp-tls' || e.listener === 'udp' ? `${e.listener}-port` : 'port'})`;
+    const what =
+      e.listener === undefined
+        ? `${config.host} port ${config.port}`
+        : `${config.host} port ${e.port} (${e.listener} listener, --${e.listener === 'https' || e.listener === 'tcp' || e.listener === 'tcp-tls' || e.listener === 'udp' ? `${e.listener}-port` : 'port'})`;
     logger.fatal({ code: e.code, listener: e.listener }, `cannot listen on ${what}: ${e.message}`);
     await flush(logger);
     return e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' ? 2 : 1;
@@ -285,24 +336,47 @@ async function listenOrExit(config: Config, deps: ServerDeps, logger: Logger, io
 }
 
 /** The startup line (a worker's own, or the server's with its settings and resources), then the listening hook. */
-function announce(server: EchoServer, o: { limits: CgroupLimits; auto: AutoSized; worker: number | null; logger: Logger; io: CliIo; joined: ReturnType<typeof joinPrimary> | undefined }): void {
+function announce(
+  server: EchoServer,
+  o: {
+    limits: CgroupLimits;
+    auto: AutoSized;
+    worker: number | null;
+    logger: Logger;
+    io: CliIo;
+    joined: ReturnType<typeof joinPrimary> | undefined;
+  },
+): void {
   const { limits, auto, worker, logger, io } = o;
   const listeners = server.listener.ports.map((p) => p.url);
   const resources = {
-    memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20), cpuQuota: limits.cpuQuota,
-    maxInFlight: server.config.maxInFlight, maxInFlightAuto: auto.inFlight, maxInFlightPerClient: clientShare(server.config),
-    maxConnections: server.config.maxConnections, maxConnectionsAuto: auto.connections, maxConnectionsPerClient: connectionShare(server.config) || server.config.maxConnections,
-    h2MaxStreams: server.config.h2MaxStreams, heapLimitMiB: heapLimitMiB(),
+    memoryLimitMiB: limits.memoryBytes === null ? null : Math.round(limits.memoryBytes / 2 ** 20),
+    cpuQuota: limits.cpuQuota,
+    maxInFlight: server.config.maxInFlight,
+    maxInFlightAuto: auto.inFlight,
+    maxInFlightPerClient: clientShare(server.config),
+    maxConnections: server.config.maxConnections,
+    maxConnectionsAuto: auto.connections,
+    maxConnectionsPerClient: connectionShare(server.config) || server.config.maxConnections,
+    h2MaxStreams: server.config.h2MaxStreams,
+    heapLimitMiB: heapLimitMiB(),
   };
   if (worker !== null) {
     logger.info({ worker, pid: process.pid, listeners, resources }, 'worker started');
     o.joined?.listening(listeners);
     return;
   }
-  logger.info({
-    ...BUILD_INFO, listeners, ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
-    tlsCertificate: server.tlsSource ?? undefined, resources, config: describeConfig(server.config),
-  }, 'echo-server started');
+  logger.info(
+    {
+      ...BUILD_INFO,
+      listeners,
+      ...(server.metricsListener ? { metricsPort: server.metricsListener.port } : {}),
+      tlsCertificate: server.tlsSource ?? undefined,
+      resources,
+      config: describeConfig(server.config),
+    },
+    'echo-server started',
+  );
   const fdWarning = fdLimitWarning(server.config.maxConnections);
   if (fdWarning !== null) logger.warn({ setting: '--max-connections' }, fdWarning);
   io.onListening?.(server.url);
@@ -312,33 +386,52 @@ function announce(server: EchoServer, o: { limits: CgroupLimits; auto: AutoSized
  * Serves until a stop signal: then drains (0 once drained or cut at the drain
  * timeout, 1 if the shutdown failed); a second signal exits at once (1).
  */
-function untilStopped(server: EchoServer, config: Config, logger: Logger, io: CliIo, stopper: { stop: (signal: string) => void }): Promise<ExitCode> {
+function untilStopped(
+  server: EchoServer,
+  config: Config,
+  logger: Logger,
+  io: CliIo,
+  stopper: { stop: (signal: string) => void },
+): Promise<ExitCode> {
   return new Promise<ExitCode>((resolve) => {
     let signals = 0;
     let draining = false;
-    io.onSignal(stopper.stop = (signal) => {
-      if ((IGNORED_SIGNALS as readonly string[]).includes(signal)) {
-        logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
-        return;
-      }
-      if (signal !== FROM_PRIMARY) signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        void flush(logger).then(() => resolve(1));
-        return;
-      }
-      if (draining) return;
-      draining = true;
-      logger.info({ signal, inFlight: server.app.inFlight, shutdownDelayMs: config.shutdownDelayMs, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining');
-      server.shutdown().then((drained) => {
-        if (drained) logger.info('shutdown complete');
-        else logger.warn({ inFlight: server.app.inFlight }, 'drain timeout: closed remaining connections');
-        return flush(logger).then(() => resolve(0));
-      }, (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        return flush(logger).then(() => resolve(1));
-      });
-    });
+    io.onSignal(
+      (stopper.stop = (signal) => {
+        if ((IGNORED_SIGNALS as readonly string[]).includes(signal)) {
+          logger.warn({ signal }, 'signal ignored (SIGTERM, SIGINT, SIGHUP or SIGQUIT stop the server)');
+          return;
+        }
+        if (signal !== FROM_PRIMARY) signals++;
+        if (signals > 1) {
+          logger.warn({ signal }, 'second signal: exiting now');
+          void flush(logger).then(() => resolve(1));
+          return;
+        }
+        if (draining) return;
+        draining = true;
+        logger.info(
+          {
+            signal,
+            inFlight: server.app.inFlight,
+            shutdownDelayMs: config.shutdownDelayMs,
+            drainTimeoutMs: config.drainTimeoutMs,
+          },
+          'shutting down: draining',
+        );
+        server.shutdown().then(
+          (drained) => {
+            if (drained) logger.info('shutdown complete');
+            else logger.warn({ inFlight: server.app.inFlight }, 'drain timeout: closed remaining connections');
+            return flush(logger).then(() => resolve(0));
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            return flush(logger).then(() => resolve(1));
+          },
+        );
+      }),
+    );
   });
 }
 

@@ -24,15 +24,27 @@ export function probe(config: Config): Promise<ProbeResult> {
     // A listener that requires the PROXY protocol gets a v2 LOCAL header first: the
     // command a proxy uses for its own health checks, carrying no client address.
     const viaProxyProtocol = config.proxyProtocol.includes('http')
-      ? { createConnection: () => { const s = connect({ host, port }); s.write(LOCAL_HEADER); return s; } }
+      ? {
+          createConnection: () => {
+            const s = connect({ host, port });
+            s.write(LOCAL_HEADER);
+            return s;
+          },
+        }
       : {};
-    const req = request({ host, port, path, method: 'GET', headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol }, (res) => {
-      res.on('end', () => clearTimeout(deadline));
-      res.on('error', () => {}); // the body cut off by the deadline: the status was already the answer
-      res.resume();
-      const ok = res.statusCode === 200;
-      resolve({ ok, detail: `GET http://${host.includes(':') ? `[${host}]` : host}:${port}${path} answered ${res.statusCode}` });
-    });
+    const req = request(
+      { host, port, path, method: 'GET', headers: { 'User-Agent': 'echo-server-healthcheck' }, ...viaProxyProtocol },
+      (res) => {
+        res.on('end', () => clearTimeout(deadline));
+        res.on('error', () => {}); // the body cut off by the deadline: the status was already the answer
+        res.resume();
+        const ok = res.statusCode === 200;
+        resolve({
+          ok,
+          detail: `GET http://${host.includes(':') ? `[${host}]` : host}:${port}${path} answered ${res.statusCode}`,
+        });
+      },
+    );
     // One deadline for the whole check (connect, request, answer), not an idle
     // timeout: a peer that trickles a byte now and then must not hold it longer.
     const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms);

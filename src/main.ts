@@ -19,9 +19,17 @@ main(process.argv.slice(2), {
     entry: process.argv[1]!,
     nodeArgs: process.execArgv,
     // Same PID (PID 1 in a container stays PID 1), same descriptors; nothing is listening yet.
-    relaunch: (nodeArgs) => process.execve!(process.execPath, [process.execPath, ...nodeArgs, ...process.execArgv, ...process.argv.slice(1)], process.env),
+    relaunch: (nodeArgs) =>
+      process.execve!(
+        process.execPath,
+        [process.execPath, ...nodeArgs, ...process.execArgv, ...process.argv.slice(1)],
+        process.env,
+      ),
   },
-}).then((code) => process.exit(code), (err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+}).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

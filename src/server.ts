@@ -66,15 +66,25 @@ export async function startServer(given: Config, deps: ServerDeps = {}): Promise
     env: deps.env ?? {},
   });
   const tls = config.https || config.tcpTlsPort !== null ? await loadTlsMaterial(config) : null;
-  const l4 = config.tcpPort !== null || config.tcpTlsPort !== null || config.udpPort !== null ? createL4(config, { logger, metrics, identity }) : undefined;
-  const listener = await listen(app, config, { logger, metrics, tls, reusePort: deps.worker?.reusePort ?? false, ...(l4 === undefined ? {} : { l4 }) });
+  const l4 =
+    config.tcpPort !== null || config.tcpTlsPort !== null || config.udpPort !== null
+      ? createL4(config, { logger, metrics, identity })
+      : undefined;
+  const listener = await listen(app, config, {
+    logger,
+    metrics,
+    tls,
+    reusePort: deps.worker?.reusePort ?? false,
+    ...(l4 === undefined ? {} : { l4 }),
+  });
   // A worker leaves --metrics-port to the primary, which serves every worker's figures there.
-  const metricsListener = metrics !== null && config.metricsPort !== 0 && config.metricsPath !== '' && deps.worker === undefined
-    ? await serveMetrics(config, () => metrics.scrape(), metrics.contentType, logger).catch(async (err: unknown) => {
-      await listener.shutdown(0);
-      throw err;
-    })
-    : null;
+  const metricsListener =
+    metrics !== null && config.metricsPort !== 0 && config.metricsPath !== '' && deps.worker === undefined
+      ? await serveMetrics(config, () => metrics.scrape(), metrics.contentType, logger).catch(async (err: unknown) => {
+          await listener.shutdown(0);
+          throw err;
+        })
+      : null;
   let stopping: Promise<boolean> | undefined;
   return {
     app,

@@ -95,7 +95,11 @@ const STABLE_MS = 10_000;
 function sendTo(target: Pick<Worker, 'send'> | NodeJS.Process, message: ToWorker | ToPrimary): Promise<boolean> {
   return new Promise((resolve) => {
     try {
-      const queued = (target.send as ((m: unknown, cb: (err: Error | null) => void) => boolean) | undefined)?.call(target, message, (err) => resolve(err == null));
+      const queued = (target.send as ((m: unknown, cb: (err: Error | null) => void) => boolean) | undefined)?.call(
+        target,
+        message,
+        (err) => resolve(err == null),
+      );
       if (queued === undefined) resolve(false); // no channel at all
     } catch {
       resolve(false); // the channel is already closed
@@ -125,9 +129,17 @@ interface Slot {
   unresponsive: boolean;
 }
 
-export async function runPrimary(config: Config, workers: number, limits: CgroupLimits, io: PrimaryIo): Promise<0 | 1 | 2> {
+export async function runPrimary(
+  config: Config,
+  workers: number,
+  limits: CgroupLimits,
+  io: PrimaryIo,
+): Promise<0 | 1 | 2> {
   const sizing = sizeFor(limits, workers, config.maxConnections);
-  const heapArgs = sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size')) ? [`--max-old-space-size=${sizing.heapMiB}`] : [];
+  const heapArgs =
+    sizing.heapMiB !== null && !io.nodeArgs.some((a) => a.startsWith('--max-old-space-size'))
+      ? [`--max-old-space-size=${sizing.heapMiB}`]
+      : [];
   cluster.setupPrimary({ args: [...io.argv], execArgv: [...io.nodeArgs, ...heapArgs] });
   let ports: string | undefined;
   if (config.workerBalance === 'reuseport') {
@@ -141,7 +153,12 @@ export async function runPrimary(config: Config, workers: number, limits: Cgroup
   heartbeat.unref();
   let metricsListener: MetricsListener | null = null;
   if (config.metrics && config.metricsPort !== 0 && config.metricsPath !== '') {
-    metricsListener = await serveMetrics(config, () => primary.figures.collect().then(({ text }) => text), 'text/plain; version=0.0.4; charset=utf-8', io.logger);
+    metricsListener = await serveMetrics(
+      config,
+      () => primary.figures.collect().then(({ text }) => text),
+      'text/plain; version=0.0.4; charset=utf-8',
+      io.logger,
+    );
   }
   primary.start();
   io.onSignal((signal) => primary.signal(signal));
@@ -176,7 +193,9 @@ class FigureCollector {
     if (collected !== null && now - collected.at < METRICS_FRESH_MS) {
       return Promise.resolve({ text: collected.text, freshForMs: METRICS_FRESH_MS - (now - collected.at) });
     }
-    this.#collecting ??= this.#gather().finally(() => { this.#collecting = null; });
+    this.#collecting ??= this.#gather().finally(() => {
+      this.#collecting = null;
+    });
     return this.#collecting.then((text) => ({ text, freshForMs: METRICS_FRESH_MS }));
   }
 
@@ -198,28 +217,39 @@ class FigureCollector {
         const state = primary.slots.get(slot);
         const w = primary.live.get(slot);
         if (state === undefined || w === undefined || !w.isConnected()) continue;
-        if (state.awaitingSnapshot) skipped++; // still owes the last answer: asking again would only queue more
+        if (state.awaitingSnapshot)
+          skipped++; // still owes the last answer: asking again would only queue more
         else targets.push({ state, w });
       }
       const finish = (got: MetricsSnapshot[]) => {
         clearTimeout(timer);
         if (!this.#pending.delete(id)) return;
         const missing = targets.length + skipped - got.length;
-        if (missing > 0) primary.limited('warn', { workers: missing, waitedMs: SCRAPE_WAIT_MS }, 'metrics: workers did not answer in time; their figures are left out');
-        renderMetrics(got, { workers: primary.live.size, restarts: primary.restarts }).then((text) => {
-          this.#collected = { text, at: performance.now() };
-          resolve(text);
-        }, (err: unknown) => {
-          primary.limited('error', { err: (err as Error).message }, 'metrics aggregation failed');
-          reject(scrapeError(`metrics aggregation failed: ${(err as Error).message}`));
-        });
+        if (missing > 0)
+          primary.limited(
+            'warn',
+            { workers: missing, waitedMs: SCRAPE_WAIT_MS },
+            'metrics: workers did not answer in time; their figures are left out',
+          );
+        renderMetrics(got, { workers: primary.live.size, restarts: primary.restarts }).then(
+          (text) => {
+            this.#collected = { text, at: performance.now() };
+            resolve(text);
+          },
+          (err: unknown) => {
+            primary.limited('error', { err: (err as Error).message }, 'metrics aggregation failed');
+            reject(scrapeError(`metrics aggregation failed: ${(err as Error).message}`));
+          },
+        );
       };
       const timer = setTimeout(() => finish(this.#pending.get(id)?.got ?? []), SCRAPE_WAIT_MS);
       this.#pending.set(id, { want: targets.length, got: [], done: finish });
       if (targets.length === 0) finish([]);
       for (const { state, w } of targets) {
         state.awaitingSnapshot = true;
-        void sendTo(w, { echo: 'snapshot', id }).then((sent) => { if (!sent && state.worker === w) state.awaitingSnapshot = false; });
+        void sendTo(w, { echo: 'snapshot', id }).then((sent) => {
+          if (!sent && state.worker === w) state.awaitingSnapshot = false;
+        });
       }
     });
   }
@@ -254,12 +284,23 @@ class Primary {
     this.#io = io;
     this.limited = limitedLog(io.logger);
     this.figures = new FigureCollector(this);
-    this.exited = new Promise<0 | 1 | 2>((r) => { this.#resolveExit = r; });
+    this.exited = new Promise<0 | 1 | 2>((r) => {
+      this.#resolveExit = r;
+    });
   }
 
   start(): void {
     for (let slot = 1; slot <= this.#workers; slot++) {
-      this.slots.set(slot, { worker: null, forkedAt: 0, lastSeen: 0, failures: 0, restartTimer: null, awaitingSnapshot: false, pingQueued: false, unresponsive: false });
+      this.slots.set(slot, {
+        worker: null,
+        forkedAt: 0,
+        lastSeen: 0,
+        failures: 0,
+        restartTimer: null,
+        awaitingSnapshot: false,
+        pingQueued: false,
+        unresponsive: false,
+      });
       this.#fork(slot);
     }
   }
@@ -275,7 +316,14 @@ class Primary {
     if (this.#ports !== undefined) env[WORKER_ENV.ports] = this.#ports;
     const w = cluster.fork(env);
     this.live.set(slot, w);
-    Object.assign(state, { worker: w, forkedAt: performance.now(), lastSeen: performance.now(), awaitingSnapshot: false, pingQueued: false, unresponsive: false });
+    Object.assign(state, {
+      worker: w,
+      forkedAt: performance.now(),
+      lastSeen: performance.now(),
+      awaitingSnapshot: false,
+      pingQueued: false,
+      unresponsive: false,
+    });
     w.on('message', (m: ToPrimary) => this.#message(slot, state, w, m));
     w.on('exit', (code, signal) => this.#exit(slot, state, w, code, signal));
   }
@@ -287,7 +335,15 @@ class Primary {
       this.ready.add(slot);
       if (!this.#started && this.ready.size === this.#workers) {
         this.#started = true;
-        logger.info({ listeners: m.urls, workers: this.#workers, workerBalance: this.#config.workerBalance, config: this.#io.describe }, 'echo-server started');
+        logger.info(
+          {
+            listeners: m.urls,
+            workers: this.#workers,
+            workerBalance: this.#config.workerBalance,
+            config: this.#io.describe,
+          },
+          'echo-server started',
+        );
         this.#io.onListening?.(m.urls[0]!);
       } else if (this.#started) {
         logger.info({ worker: slot, pid: w.process.pid }, 'worker replaced');
@@ -327,12 +383,27 @@ class Primary {
     // Later on, the cause may pass (a certificate being replaced, memory freed), so
     // the slot is restarted, but a worker that keeps dying waits longer each time.
     if (wasReady && performance.now() - state.forkedAt >= STABLE_MS) state.failures = 0;
-    const delay = state.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_MS * 2 ** (state.failures - 1), RESTART_BACKOFF_CAP_MS);
+    const delay =
+      state.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_MS * 2 ** (state.failures - 1), RESTART_BACKOFF_CAP_MS);
     state.failures++;
     this.restarts++;
-    logger.error({ worker: slot, pid: w.process.pid, code, signal, restarts: this.restarts, restartInMs: delay, ...(state.unresponsive ? { unresponsive: true } : {}) }, 'worker died: starting a replacement');
+    logger.error(
+      {
+        worker: slot,
+        pid: w.process.pid,
+        code,
+        signal,
+        restarts: this.restarts,
+        restartInMs: delay,
+        ...(state.unresponsive ? { unresponsive: true } : {}),
+      },
+      'worker died: starting a replacement',
+    );
     if (delay === 0) this.#fork(slot);
-    else state.restartTimer = setTimeout(() => { if (!this.#stopping) this.#fork(slot); }, delay);
+    else
+      state.restartTimer = setTimeout(() => {
+        if (!this.#stopping) this.#fork(slot);
+      }, delay);
   }
 
   /**
@@ -353,7 +424,9 @@ class Primary {
         w.process.kill('SIGKILL'); // not w.kill(): that waits for a disconnect a frozen worker never makes
       } else if (!state.pingQueued && w.isConnected()) {
         state.pingQueued = true;
-        void sendTo(w, { echo: 'ping' }).then(() => { if (state.worker === w) state.pingQueued = false; });
+        void sendTo(w, { echo: 'ping' }).then(() => {
+          if (state.worker === w) state.pingQueued = false;
+        });
       }
     }
   }
@@ -382,7 +455,10 @@ class Primary {
       void this.#io.flush().then(() => this.#resolveExit(1));
       return;
     }
-    logger.info({ signal, workers: this.live.size, drainTimeoutMs: this.#config.drainTimeoutMs }, 'shutting down: draining every worker');
+    logger.info(
+      { signal, workers: this.live.size, drainTimeoutMs: this.#config.drainTimeoutMs },
+      'shutting down: draining every worker',
+    );
     for (const w of this.live.values()) if (w.isConnected()) void sendTo(w, { echo: 'drain' });
     if (this.live.size === 0) this.#resolveExit(0);
     setTimeout(() => {
@@ -396,7 +472,11 @@ class Primary {
  * for the whole scrape, drains on its word. Scrapes share one question to the
  * primary at a time, and its answer while the primary says it is fresh.
  */
-export function joinPrimary(metrics: Metrics | null, drain: () => void, logger: Logger): { listening(urls: string[]): void } {
+export function joinPrimary(
+  metrics: Metrics | null,
+  drain: () => void,
+  logger: Logger,
+): { listening(urls: string[]): void } {
   const limited = limitedLog(logger);
   const waiting = new Map<number, (text: string | null, freshForMs: number) => void>();
   let next = 1;
@@ -417,33 +497,38 @@ export function joinPrimary(metrics: Metrics | null, drain: () => void, logger: 
   if (metrics !== null) {
     let asking: Promise<string> | null = null;
     let fresh: { text: string; until: number } | null = null;
-    const ask = () => new Promise<string>((resolve, reject) => {
-      const id = next++;
-      let settled = false;
-      const fail = (why: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        waiting.delete(id);
-        limited('error', { err: why }, 'metrics collection failed');
-        reject(scrapeError(`metrics collection failed: ${why}`));
-      };
-      const timer = setTimeout(() => fail('the primary did not answer in time'), SCRAPE_WAIT_MS * 2);
-      waiting.set(id, (text, freshForMs) => {
-        if (text === null || settled) {
-          fail('the primary could not collect the figures');
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        fresh = { text, until: performance.now() + freshForMs };
-        resolve(text);
+    const ask = () =>
+      new Promise<string>((resolve, reject) => {
+        const id = next++;
+        let settled = false;
+        const fail = (why: string) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          waiting.delete(id);
+          limited('error', { err: why }, 'metrics collection failed');
+          reject(scrapeError(`metrics collection failed: ${why}`));
+        };
+        const timer = setTimeout(() => fail('the primary did not answer in time'), SCRAPE_WAIT_MS * 2);
+        waiting.set(id, (text, freshForMs) => {
+          if (text === null || settled) {
+            fail('the primary could not collect the figures');
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          fresh = { text, until: performance.now() + freshForMs };
+          resolve(text);
+        });
+        void sendTo(process, { echo: 'scrape', id }).then((sent) => {
+          if (!sent) fail('no channel to the primary');
+        });
       });
-      void sendTo(process, { echo: 'scrape', id }).then((sent) => { if (!sent) fail('no channel to the primary'); });
-    });
     metrics.scrape = () => {
       if (fresh !== null && performance.now() < fresh.until) return Promise.resolve(fresh.text);
-      asking ??= ask().finally(() => { asking = null; });
+      asking ??= ask().finally(() => {
+        asking = null;
+      });
       return asking;
     };
   }

@@ -10,9 +10,12 @@ export function outOfBound(spec: ControlSpec, limits: ControlLimits): string[][]
   const { bound } = spec;
   const max = boundMax(bound, limits);
   switch (bound.kind) {
-    case 'range': return [[String(bound.min - 1)], [String(max + 1)]];
-    case 'one-of': return [['nonesuch']];
-    case 'length': return [['k'.repeat(max + 1)]];
+    case 'range':
+      return [[String(bound.min - 1)], [String(max + 1)]];
+    case 'one-of':
+      return [['nonesuch']];
+    case 'length':
+      return [['k'.repeat(max + 1)]];
     case 'limit':
       if (bound.unit === 'duration') return [[`${max + 1}ms`]];
       if (bound.unit === 'size') return [[String(max + 1)]];

@@ -39,13 +39,19 @@ export async function startTestServer(overrides: Partial<Config> = {}, deps: Ser
   const config = defaultConfig({ port: 0, host: '127.0.0.1', drainIdleGraceMs: 0, ...overrides });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'info', format: 'json', destination: logs });
-  const server = await startServer(config, { logger, identity: { hostname: 'test-host', addresses: ['192.0.2.10'] }, ...deps });
+  const server = await startServer(config, {
+    logger,
+    identity: { hostname: 'test-host', addresses: ['192.0.2.10'] },
+    ...deps,
+  });
   return {
     server,
     url: server.url,
     port: server.listener.address.port,
     logs,
-    close: async () => { await server.shutdown(); },
+    close: async () => {
+      await server.shutdown();
+    },
   };
 }
 
@@ -60,7 +66,12 @@ export interface RawOptions {
  * Sends raw bytes over TCP and returns everything received until the server closes,
  * `until` holds, or the time bound passes (a number as the third argument is that bound).
  */
-export function rawRequest(port: number, payload: string | Buffer, options: number | RawOptions = 2000, host = '127.0.0.1'): Promise<string> {
+export function rawRequest(
+  port: number,
+  payload: string | Buffer,
+  options: number | RawOptions = 2000,
+  host = '127.0.0.1',
+): Promise<string> {
   const { timeoutMs = 2000, until } = typeof options === 'number' ? { timeoutMs: options } : options;
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host });
@@ -106,7 +117,12 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `what`. A check that throws counts as "not yet" (a server still starting refuses
  * connections), and its last error is reported if time runs out.
  */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2000, what = 'condition', everyMs = 10): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 2000,
+  what = 'condition',
+  everyMs = 10,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -137,7 +153,12 @@ export async function requestsInFlight(url: string): Promise<number> {
  * scrape itself: the observable moment to signal it "while a request is in flight".
  */
 export async function waitForInFlight(url: string, n: number, timeoutMs = 5000): Promise<void> {
-  await waitFor(async () => await requestsInFlight(url) - 1 === n, timeoutMs, `${n} request(s) in flight at ${url}`, 20);
+  await waitFor(
+    async () => (await requestsInFlight(url)) - 1 === n,
+    timeoutMs,
+    `${n} request(s) in flight at ${url}`,
+    20,
+  );
 }
 
 /**
@@ -153,13 +174,22 @@ export function requireTool(ctx: { skip(msg: string): void }, name: string): boo
 }
 
 /** Runs a program to completion with a time limit; resolves with its exit code and output. */
-export function runTool(cmd: string, args: string[], input?: string, timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runTool(
+  cmd: string,
+  args: string[],
+  input?: string,
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('latin1'); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('latin1'); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('latin1');
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString('latin1');
+    });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.on('error', () => {}); // a program that never reads its input closes the pipe early
     child.stdin.end(input ?? '');
@@ -167,16 +197,32 @@ export function runTool(cmd: string, args: string[], input?: string, timeoutMs =
 }
 
 /** One HTTP/2 request on a fresh session (h2c for http:, TLS without verification for https:). */
-export function h2request(origin: string, path: string, opts: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
+export function h2request(
+  origin: string,
+  path: string,
+  opts: { method?: string; body?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const session = h2connect(origin, { rejectUnauthorized: false });
     session.on('error', reject);
-    const req = session.request({ ':path': path, ':method': opts.method ?? 'GET', accept: 'application/json', ...opts.headers });
+    const req = session.request({
+      ':path': path,
+      ':method': opts.method ?? 'GET',
+      accept: 'application/json',
+      ...opts.headers,
+    });
     let status = 0;
     let body = '';
-    req.on('response', (hd) => { status = Number(hd[':status']); });
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { session.close(); resolve({ status, body }); });
+    req.on('response', (hd) => {
+      status = Number(hd[':status']);
+    });
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      session.close();
+      resolve({ status, body });
+    });
     req.on('error', reject);
     req.end(opts.body);
   });

@@ -10,7 +10,11 @@ export function usageError(script: string, message: string): never {
 }
 
 /** The script's command line (process.argv after the script) parsed by `config`, or exit 2. */
-export function scriptArgs<T extends ParseArgsConfig>(script: string, config: T, args: readonly string[] = process.argv.slice(2)): ReturnType<typeof parseArgs<T>> {
+export function scriptArgs<T extends ParseArgsConfig>(
+  script: string,
+  config: T,
+  args: readonly string[] = process.argv.slice(2),
+): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs({ ...config, args, strict: true }) as ReturnType<typeof parseArgs<T>>;
   } catch (e) {

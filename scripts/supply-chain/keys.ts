@@ -4,7 +4,15 @@
 // 32-byte salt) derives a 32-byte key, NaCl secretbox (XSalsa20-Poly1305, 24-byte
 // nonce) seals the DER, and the JSON of {kdf, cipher, ciphertext} is the body of
 // an `ENCRYPTED SIGSTORE PRIVATE KEY` PEM block. The public key is SPKI PEM.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  scryptSync,
+  type KeyObject,
+} from 'node:crypto';
 import { secretbox } from '@noble/ciphers/salsa.js';
 
 export const PRIVATE_PEM_TYPES = ['ENCRYPTED SIGSTORE PRIVATE KEY', 'ENCRYPTED COSIGN PRIVATE KEY'] as const;
@@ -23,7 +31,12 @@ interface Encrypted {
 
 function scryptKey(passphrase: string, salt: Buffer, params: { N: number; r: number; p: number }): Buffer {
   // scrypt needs 128 * N * r bytes; Node's default ceiling (32 MiB) is below cosign's standard N.
-  return scryptSync(Buffer.from(passphrase, 'utf8'), salt, 32, { N: params.N, r: params.r, p: params.p, maxmem: 256 * 1024 * 1024 });
+  return scryptSync(Buffer.from(passphrase, 'utf8'), salt, 32, {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: 256 * 1024 * 1024,
+  });
 }
 
 export function toPem(type: string, der: Buffer): string {
@@ -83,16 +96,19 @@ export function generateKeyPair(passphrase: string): { privatePem: string; publi
 
 export function loadPrivateKey(pemText: string, passphrase: string): KeyObject {
   const { type, der } = fromPem(pemText);
-  if (!(PRIVATE_PEM_TYPES as readonly string[]).includes(type)) throw new KeyError(`unsupported PEM type "${type}" (want ${PRIVATE_PEM_TYPES[0]})`);
+  if (!(PRIVATE_PEM_TYPES as readonly string[]).includes(type))
+    throw new KeyError(`unsupported PEM type "${type}" (want ${PRIVATE_PEM_TYPES[0]})`);
   const key = createPrivateKey({ key: decrypt(der, passphrase), format: 'der', type: 'pkcs8' });
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new KeyError('the key is not ECDSA P-256');
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new KeyError('the key is not ECDSA P-256');
   return key;
 }
 
 export function loadPublicKey(pemText: string): KeyObject {
   try {
     const key = createPublicKey({ key: pemText, format: 'pem' });
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new KeyError('the public key is not ECDSA P-256');
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+      throw new KeyError('the public key is not ECDSA P-256');
     return key;
   } catch (e) {
     if (e instanceof KeyError) throw e;
@@ -102,12 +118,15 @@ export function loadPublicKey(pemText: string): KeyObject {
 
 /** A stable short name for a public key: sha256 of its SPKI DER, as the bundle's key hint. */
 export function keyHint(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ format: 'der', type: 'spki' })).digest('hex');
+  return createHash('sha256')
+    .update(publicKey.export({ format: 'der', type: 'spki' }))
+    .digest('hex');
 }
 
 /** The passphrase from COSIGN_PASSWORD, as cosign reads it; an empty value is allowed, an unset one is not. */
 export function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   const value = env.COSIGN_PASSWORD;
-  if (value === undefined) throw new KeyError('COSIGN_PASSWORD is not set (the key passphrase comes only from the environment)');
+  if (value === undefined)
+    throw new KeyError('COSIGN_PASSWORD is not set (the key passphrase comes only from the environment)');
   return value;
 }

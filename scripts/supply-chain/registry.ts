@@ -68,14 +68,18 @@ export interface ImageRef {
 
 export function parseRef(text: string): ImageRef {
   const m = /^([a-z0-9.-]+(?::\d+)?)\/([a-z0-9._/-]+?)(?::([\w][\w.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$/.exec(text);
-  if (!m) throw new RegistryError(`"${text}" is not an image reference of the form HOST:PORT/REPOSITORY[:TAG][@sha256:DIGEST]`);
+  if (!m)
+    throw new RegistryError(
+      `"${text}" is not an image reference of the form HOST:PORT/REPOSITORY[:TAG][@sha256:DIGEST]`,
+    );
   const ref: ImageRef = { host: m[1]!, repository: m[2]! };
   if (m[3] !== undefined) ref.tag = m[3];
   if (m[4] !== undefined) ref.digest = m[4];
   return ref;
 }
 
-export const formatRef = (r: ImageRef): string => `${r.host}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+export const formatRef = (r: ImageRef): string =>
+  `${r.host}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
 
 /** The tag that the cosign spec and the OCI referrers tag schema derive from a digest. */
 export const digestTag = (digest: string): string => digest.replace(':', '-');
@@ -104,19 +108,33 @@ export class Registry {
   /** The error for a request or a body read that did not complete. */
   private failure(e: unknown, what: string): RegistryError {
     if (e instanceof RegistryError) return e;
-    if (this.deadline?.aborted) return new RegistryError(`registry ${this.host}: ${what} did not complete within the overall deadline of ${this.deadlineMs! / 1000} s`);
+    if (this.deadline?.aborted)
+      return new RegistryError(
+        `registry ${this.host}: ${what} did not complete within the overall deadline of ${this.deadlineMs! / 1000} s`,
+      );
     const err = e as { name?: string; cause?: { code?: string; name?: string }; message?: string };
-    if (err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError') return new RegistryError(`registry ${this.host}: ${what} did not complete within ${LIMITS.requestMs / 1000} s`);
+    if (err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError')
+      return new RegistryError(`registry ${this.host}: ${what} did not complete within ${LIMITS.requestMs / 1000} s`);
     const cause = err.cause?.code ?? err.message ?? String(e);
     return new RegistryError(`registry ${this.host} is not reachable (${cause})`);
   }
 
-  private async request(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Buffer } = {},
+  ): Promise<Response> {
     let url = new URL(`${this.base}${path}`);
     for (let hop = 0; ; hop++) {
       let res: Response;
       try {
-        res = await fetch(url, { method, headers: init.headers, body: init.body, redirect: 'manual', signal: this.signal() });
+        res = await fetch(url, {
+          method,
+          headers: init.headers,
+          body: init.body,
+          redirect: 'manual',
+          signal: this.signal(),
+        });
       } catch (e) {
         throw this.failure(e, `${method} ${url.pathname}`);
       }
@@ -129,11 +147,22 @@ export class Registry {
       try {
         next = new URL(location ?? '', url);
       } catch {
-        throw new RegistryError(`registry ${this.host} answered ${method} ${url.pathname} with a ${res.status} redirect to an invalid location`);
+        throw new RegistryError(
+          `registry ${this.host} answered ${method} ${url.pathname} with a ${res.status} redirect to an invalid location`,
+        );
       }
-      if (location === null) throw new RegistryError(`registry ${this.host} answered ${method} ${url.pathname} with a ${res.status} redirect and no location`);
-      if (next.origin !== url.origin) throw new RegistryError(`registry ${this.host} redirected ${method} ${url.pathname} to another host (${next.origin}); not followed`);
-      if (hop >= LIMITS.redirects) throw new RegistryError(`registry ${this.host} redirected ${method} ${url.pathname} more than ${LIMITS.redirects} times`);
+      if (location === null)
+        throw new RegistryError(
+          `registry ${this.host} answered ${method} ${url.pathname} with a ${res.status} redirect and no location`,
+        );
+      if (next.origin !== url.origin)
+        throw new RegistryError(
+          `registry ${this.host} redirected ${method} ${url.pathname} to another host (${next.origin}); not followed`,
+        );
+      if (hop >= LIMITS.redirects)
+        throw new RegistryError(
+          `registry ${this.host} redirected ${method} ${url.pathname} more than ${LIMITS.redirects} times`,
+        );
       url = next;
     }
   }
@@ -143,9 +172,12 @@ export class Registry {
    * reading, and the read stops as soon as more arrives than allowed.
    */
   private async read(res: Response, limit: number, what: string, declared?: number): Promise<Buffer> {
-    const tooBig = (n: string) => new RegistryError(declared !== undefined && declared <= limit
-      ? `registry ${this.host} returned ${n} bytes for ${what}, more than the ${declared} its descriptor declares`
-      : `registry ${this.host} returned ${n} bytes for ${what}, more than the ${limit} allowed`);
+    const tooBig = (n: string) =>
+      new RegistryError(
+        declared !== undefined && declared <= limit
+          ? `registry ${this.host} returned ${n} bytes for ${what}, more than the ${declared} its descriptor declares`
+          : `registry ${this.host} returned ${n} bytes for ${what}, more than the ${limit} allowed`,
+      );
     const length = res.headers.get('content-length');
     if (length !== null && Number(length) > limit) {
       await res.body?.cancel().catch(() => undefined);
@@ -168,8 +200,12 @@ export class Registry {
   /** The bound of one read: the declared size when there is one, never above `max`; a declared size above it is refused unread. */
   private limit(what: string, max: number, declared?: number): number {
     if (declared === undefined) return max;
-    if (!Number.isSafeInteger(declared) || declared < 0) throw new RegistryError(`${what} declares an invalid size ${JSON.stringify(declared)}`);
-    if (declared > max) throw new RegistryError(`${what} declares ${declared} bytes, more than the ${max} this client reads; not fetched`);
+    if (!Number.isSafeInteger(declared) || declared < 0)
+      throw new RegistryError(`${what} declares an invalid size ${JSON.stringify(declared)}`);
+    if (declared > max)
+      throw new RegistryError(
+        `${what} declares ${declared} bytes, more than the ${max} this client reads; not fetched`,
+      );
     return declared;
   }
 
@@ -177,7 +213,8 @@ export class Registry {
   async ping(): Promise<void> {
     const res = await this.request('GET', '/');
     await this.read(res, LIMITS.manifestBytes, '/v2/');
-    if (res.status !== 200 && res.status !== 401) throw new RegistryError(`registry ${this.host} answered ${res.status} to /v2/, not a distribution registry`);
+    if (res.status !== 200 && res.status !== 401)
+      throw new RegistryError(`registry ${this.host} answered ${res.status} to /v2/, not a distribution registry`);
   }
 
   /**
@@ -198,30 +235,41 @@ export class Registry {
     }
     const bytes = await this.read(res, limit, what, size);
     const digest = sha256(bytes);
-    if (reference.startsWith('sha256:') && digest !== reference) throw new RegistryError(`registry ${this.host} returned a manifest whose digest is ${digest}, not ${reference}`);
+    if (reference.startsWith('sha256:') && digest !== reference)
+      throw new RegistryError(`registry ${this.host} returned a manifest whose digest is ${digest}, not ${reference}`);
     let json: unknown;
     try {
       json = JSON.parse(bytes.toString('utf8'));
     } catch {
-      throw new RegistryError(`registry ${this.host}: ${what} is not JSON (${bytes.length} bytes, ${res.headers.get('content-type') ?? 'no content type'})`);
+      throw new RegistryError(
+        `registry ${this.host}: ${what} is not JSON (${bytes.length} bytes, ${res.headers.get('content-type') ?? 'no content type'})`,
+      );
     }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new RegistryError(`registry ${this.host}: ${what} is not a JSON object`);
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      throw new RegistryError(`registry ${this.host}: ${what} is not a JSON object`);
     const doc = json as Record<string, unknown>;
-    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : res.headers.get('content-type') ?? '';
+    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : (res.headers.get('content-type') ?? '');
     return { bytes, digest, mediaType, json: doc };
   }
 
   async putManifest(repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<string> {
-    const res = await this.request('PUT', `/${repository}/manifests/${reference}`, { headers: { 'Content-Type': mediaType }, body: bytes });
+    const res = await this.request('PUT', `/${repository}/manifests/${reference}`, {
+      headers: { 'Content-Type': mediaType },
+      body: bytes,
+    });
     const text = (await this.read(res, LIMITS.manifestBytes, `the answer to PUT ${reference}`)).toString('utf8');
-    if (res.status !== 201) throw new RegistryError(`registry ${this.host} refused manifest ${repository}:${reference} (${res.status} ${text.slice(0, 300)})`);
+    if (res.status !== 201)
+      throw new RegistryError(
+        `registry ${this.host} refused manifest ${repository}:${reference} (${res.status} ${text.slice(0, 300)})`,
+      );
     return sha256(bytes);
   }
 
   async deleteManifest(repository: string, digest: string): Promise<void> {
     const res = await this.request('DELETE', `/${repository}/manifests/${digest}`);
     await this.read(res, LIMITS.manifestBytes, `the answer to DELETE ${digest}`);
-    if (res.status !== 202 && res.status !== 404) throw new RegistryError(`registry ${this.host}: DELETE ${digest} answered ${res.status}`);
+    if (res.status !== 202 && res.status !== 404)
+      throw new RegistryError(`registry ${this.host}: DELETE ${digest} answered ${res.status}`);
   }
 
   /** A blob by digest; `size`, from its descriptor, bounds the read (never above LIMITS.blobBytes). */
@@ -235,7 +283,8 @@ export class Registry {
       throw new RegistryError(`registry ${this.host}: blob ${digest} of ${repository} answered ${res.status}`);
     }
     const bytes = await this.read(res, limit, what, size);
-    if (sha256(bytes) !== digest) throw new RegistryError(`registry ${this.host} returned blob bytes that do not hash to ${digest}`);
+    if (sha256(bytes) !== digest)
+      throw new RegistryError(`registry ${this.host} returned blob bytes that do not hash to ${digest}`);
     return bytes;
   }
 
@@ -247,12 +296,19 @@ export class Registry {
       const start = await this.request('POST', `/${repository}/blobs/uploads/`);
       await this.read(start, LIMITS.manifestBytes, 'the answer to an upload start');
       const location = start.headers.get('location');
-      if (start.status !== 202 || !location) throw new RegistryError(`registry ${this.host} refused a blob upload to ${repository} (${start.status})`);
+      if (start.status !== 202 || !location)
+        throw new RegistryError(`registry ${this.host} refused a blob upload to ${repository} (${start.status})`);
       const url = new URL(location, `${this.base}/`);
       url.searchParams.set('digest', digest);
       let put: Response;
       try {
-        put = await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: bytes, redirect: 'manual', signal: this.signal() });
+        put = await fetch(url, {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/octet-stream' },
+          body: bytes,
+          redirect: 'manual',
+          signal: this.signal(),
+        });
       } catch (e) {
         throw this.failure(e, `PUT blob ${digest}`);
       }

@@ -12,7 +12,11 @@ import { isIP } from 'node:net';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import WebSocket from 'ws';
 import { EchoRequestSchema, EchoResponseSchema } from '../adapters/grpc/gen/echoserver/v1/echo_pb.js';
-import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from '../adapters/grpc/gen/grpc/health/v1/health_pb.js';
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus,
+} from '../adapters/grpc/gen/grpc/health/v1/health_pb.js';
 
 export const SCHEMES = ['http', 'https', 'h2c', 'h2', 'grpc', 'grpcs', 'ws', 'wss', 'tcp', 'tls', 'udp'] as const;
 export type Scheme = (typeof SCHEMES)[number];
@@ -45,7 +49,19 @@ export interface CallResult {
 
 export class CallError extends Error {}
 
-const DEFAULT_PORT: Record<Scheme, number> = { http: 80, https: 443, h2c: 80, h2: 443, grpc: 80, grpcs: 443, ws: 80, wss: 443, tcp: 0, tls: 0, udp: 0 };
+const DEFAULT_PORT: Record<Scheme, number> = {
+  http: 80,
+  https: 443,
+  h2c: 80,
+  h2: 443,
+  grpc: 80,
+  grpcs: 443,
+  ws: 80,
+  wss: 443,
+  tcp: 0,
+  tls: 0,
+  udp: 0,
+};
 
 /** The URL checked and split; throws CallError naming what is wrong. */
 export function parseTarget(text: string): { url: URL; scheme: Scheme; host: string; port: number } {
@@ -56,7 +72,8 @@ export function parseTarget(text: string): { url: URL; scheme: Scheme; host: str
     throw new CallError(`"${text.slice(0, 200)}" is not a URL such as http://host:8080/`);
   }
   const scheme = url.protocol.slice(0, -1) as Scheme;
-  if (!(SCHEMES as readonly string[]).includes(scheme)) throw new CallError(`${url.protocol} is not one of ${SCHEMES.join(', ')}`);
+  if (!(SCHEMES as readonly string[]).includes(scheme))
+    throw new CallError(`${url.protocol} is not one of ${SCHEMES.join(', ')}`);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === '' ? DEFAULT_PORT[scheme] : Number(url.port);
   if (port === 0) throw new CallError(`${scheme}:// needs a port (${text.slice(0, 200)})`);
@@ -90,15 +107,30 @@ async function resolve(host: string): Promise<string> {
 function proxyHeader(version: 'v1' | 'v2', s: Socket): Buffer {
   const src = s.localAddress ?? '';
   const dst = s.remoteAddress ?? '';
-  if (version === 'v1') return Buffer.from(`PROXY ${isIP(src) === 6 ? 'TCP6' : 'TCP4'} ${src} ${dst} ${s.localPort} ${s.remotePort}\r\n`, 'latin1');
+  if (version === 'v1')
+    return Buffer.from(
+      `PROXY ${isIP(src) === 6 ? 'TCP6' : 'TCP4'} ${src} ${dst} ${s.localPort} ${s.remotePort}\r\n`,
+      'latin1',
+    );
   return encodeProxyV2({ source: [src, s.localPort ?? 0], destination: [dst, s.remotePort ?? 0] });
 }
 
 /** A connected socket to the resolved address: PROXY header first when asked, then TLS when the scheme has it. */
-function dial(address: string, port: number, host: string, tls: boolean, alpn: string[], o: CallOptions, signal: AbortSignal): Promise<Socket | TLSSocket> {
+function dial(
+  address: string,
+  port: number,
+  host: string,
+  tls: boolean,
+  alpn: string[],
+  o: CallOptions,
+  signal: AbortSignal,
+): Promise<Socket | TLSSocket> {
   return new Promise((resolve, reject) => {
     const raw = netConnect({ host: address, port });
-    const fail = (err: Error) => { raw.destroy(); reject(err); };
+    const fail = (err: Error) => {
+      raw.destroy();
+      reject(err);
+    };
     signal.addEventListener('abort', () => fail(new CallError('timeout')), { once: true });
     raw.once('error', fail);
     raw.once('connect', () => {
@@ -110,9 +142,13 @@ function dial(address: string, port: number, host: string, tls: boolean, alpn: s
       }
       const servername = o.tls.servername ?? (isIP(host) === 0 ? host : undefined);
       const s = tlsConnect({
-        socket: raw, ...(servername === undefined ? {} : { servername }), ALPNProtocols: o.tls.alpn ?? alpn,
+        socket: raw,
+        ...(servername === undefined ? {} : { servername }),
+        ALPNProtocols: o.tls.alpn ?? alpn,
         rejectUnauthorized: !o.tls.insecure,
-        ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.cert ? { cert: o.tls.cert } : {}), ...(o.tls.key ? { key: o.tls.key } : {}),
+        ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+        ...(o.tls.cert ? { cert: o.tls.cert } : {}),
+        ...(o.tls.key ? { key: o.tls.key } : {}),
       });
       s.once('error', fail);
       s.once('secureConnect', () => {
@@ -130,13 +166,20 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
   const signal = AbortSignal.timeout(o.timeoutMs);
   let protocol = '';
   const result = (r: Partial<CallResult>): CallResult => ({
-    url: text, protocol, status: null, ok: false, replica: null, error: null, echo: null, ...r,
+    url: text,
+    protocol,
+    status: null,
+    ok: false,
+    replica: null,
+    error: null,
+    echo: null,
+    ...r,
     latencyMs: Math.round((performance.now() - started) * 100) / 100,
   });
   try {
     const { scheme, host, port, url } = parseTarget(text);
     protocol = scheme;
-    const address = o.address ?? await resolve(host);
+    const address = o.address ?? (await resolve(host));
     if (scheme === 'udp') {
       const echo = await udpCall(address, port, o, signal);
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
@@ -147,7 +190,15 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
     }
     const tls = scheme === 'https' || scheme === 'h2' || scheme === 'tls' || scheme === 'grpcs';
-    const socket = await dial(address, port, host, tls, scheme === 'h2' || scheme === 'grpcs' ? ['h2'] : scheme === 'https' ? ['http/1.1'] : [], o, signal);
+    const socket = await dial(
+      address,
+      port,
+      host,
+      tls,
+      scheme === 'h2' || scheme === 'grpcs' ? ['h2'] : scheme === 'https' ? ['http/1.1'] : [],
+      o,
+      signal,
+    );
     try {
       if (scheme === 'tcp' || scheme === 'tls') {
         const echo = await tcpCall(socket, o, signal);
@@ -158,7 +209,10 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
         protocol = 'grpc';
         return result({ status: g.status, ok: g.ok, echo: g.echo, replica: replicaOf(g.echo) });
       }
-      const answer = scheme === 'h2' || scheme === 'h2c' ? await h2Call(socket, url, o, signal) : await h1Call(socket, url, o, signal);
+      const answer =
+        scheme === 'h2' || scheme === 'h2c'
+          ? await h2Call(socket, url, o, signal)
+          : await h1Call(socket, url, o, signal);
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({ status: answer.status, ok: answer.status < 400, echo, replica: replicaOf(echo) });
@@ -176,33 +230,67 @@ function withDefaults(o: CallOptions): [string, string][] {
   return [...(has('accept') ? [] : [['accept', 'application/json'] as [string, string]]), ...o.headers];
 }
 
-function h1Call(socket: Socket, url: URL, o: CallOptions, signal: AbortSignal): Promise<{ status: number; body: string; protocol: string }> {
+function h1Call(
+  socket: Socket,
+  url: URL,
+  o: CallOptions,
+  signal: AbortSignal,
+): Promise<{ status: number; body: string; protocol: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of withDefaults(o)) headers[k] = k in headers ? [...[headers[k]!].flat(), v] : v;
-    const req = httpRequest({ createConnection: () => socket, method: o.method, path: url.pathname + url.search, host: url.host, headers, signal });
+    const req = httpRequest({
+      createConnection: () => socket,
+      method: o.method,
+      path: url.pathname + url.search,
+      host: url.host,
+      headers,
+      signal,
+    });
     req.setHeader('host', url.host);
     req.once('error', reject);
     req.once('response', (res) => {
-      void readBounded(res, o.maxResponseBytes).then((body) => resolve({ status: res.statusCode ?? 0, body, protocol: `HTTP/${res.httpVersion}` }), reject);
+      void readBounded(res, o.maxResponseBytes).then(
+        (body) => resolve({ status: res.statusCode ?? 0, body, protocol: `HTTP/${res.httpVersion}` }),
+        reject,
+      );
     });
     req.end(o.body.length > 0 ? o.body : undefined);
   });
 }
 
-function h2Call(socket: Socket, url: URL, o: CallOptions, signal: AbortSignal): Promise<{ status: number; body: string; protocol: string }> {
+function h2Call(
+  socket: Socket,
+  url: URL,
+  o: CallOptions,
+  signal: AbortSignal,
+): Promise<{ status: number; body: string; protocol: string }> {
   return new Promise((resolve, reject) => {
-    const session = h2Connect(`${url.protocol === 'h2:' ? 'https' : 'http'}://${url.host}`, { createConnection: () => socket });
+    const session = h2Connect(`${url.protocol === 'h2:' ? 'https' : 'http'}://${url.host}`, {
+      createConnection: () => socket,
+    });
     session.once('error', reject);
-    const headers: Record<string, string | string[]> = { [h2.HTTP2_HEADER_METHOD]: o.method, [h2.HTTP2_HEADER_PATH]: url.pathname + url.search };
+    const headers: Record<string, string | string[]> = {
+      [h2.HTTP2_HEADER_METHOD]: o.method,
+      [h2.HTTP2_HEADER_PATH]: url.pathname + url.search,
+    };
     for (const [k, v] of withDefaults(o)) headers[k.toLowerCase()] = v;
     const stream = session.request(headers, { signal });
-    stream.once('error', (err: Error) => { session.destroy(); reject(err); });
+    stream.once('error', (err: Error) => {
+      session.destroy();
+      reject(err);
+    });
     stream.once('response', (h: IncomingHttpHeaders) => {
-      void readBounded(stream, o.maxResponseBytes).then((body) => {
-        session.close();
-        resolve({ status: Number(h[h2.HTTP2_HEADER_STATUS]), body, protocol: 'HTTP/2.0' });
-      }, (err: Error) => { session.destroy(); reject(err); });
+      void readBounded(stream, o.maxResponseBytes).then(
+        (body) => {
+          session.close();
+          resolve({ status: Number(h[h2.HTTP2_HEADER_STATUS]), body, protocol: 'HTTP/2.0' });
+        },
+        (err: Error) => {
+          session.destroy();
+          reject(err);
+        },
+      );
     });
     stream.end(o.body.length > 0 ? o.body : undefined);
   });
@@ -234,7 +322,10 @@ function tcpCall(socket: Socket, o: CallOptions, signal: AbortSignal): Promise<u
     socket.once('close', () => reject(new CallError('closed before the echo came back')));
     socket.on('data', (c: Buffer) => {
       got = Buffer.concat([got, c]);
-      if (got.length > o.maxResponseBytes + payload.length) { reject(new CallError('answer too large')); return; }
+      if (got.length > o.maxResponseBytes + payload.length) {
+        reject(new CallError('answer too large'));
+        return;
+      }
       if (!sent && got[0] === 0x7b /* { */) {
         const nl = got.indexOf(0x0a);
         if (nl < 0) return;
@@ -263,7 +354,10 @@ function udpCall(address: string, port: number, o: CallOptions, signal: AbortSig
   const payload = o.body.length > 0 ? o.body : Buffer.from('ping'.padEnd(256, '.'));
   return new Promise((resolve, reject) => {
     const s = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
-    const done = (f: () => void) => { s.close(); f(); };
+    const done = (f: () => void) => {
+      s.close();
+      f();
+    };
     signal.addEventListener('abort', () => done(() => reject(new CallError('timeout'))), { once: true });
     s.once('error', (err) => done(() => reject(err)));
     s.once('message', (m: Buffer) => done(() => resolve(parseJson(m.toString('utf8')))));
@@ -276,42 +370,84 @@ function udpCall(address: string, port: number, o: CallOptions, signal: AbortSig
  * names another method), or grpc.health.v1.Health/Check; the status is grpc-status
  * (a health check's: its serving status).
  */
-function grpcCall(socket: Socket, url: URL, o: CallOptions, signal: AbortSignal): Promise<{ status: string; ok: boolean; echo: unknown }> {
+function grpcCall(
+  socket: Socket,
+  url: URL,
+  o: CallOptions,
+  signal: AbortSignal,
+): Promise<{ status: string; ok: boolean; echo: unknown }> {
   const path = url.pathname === '/' || url.pathname === '' ? '/echoserver.v1.Echo/Echo' : url.pathname;
   const health = path === '/grpc.health.v1.Health/Check';
   const message = health
-    ? toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: url.searchParams.get('service') ?? '' }))
+    ? toBinary(
+        HealthCheckRequestSchema,
+        create(HealthCheckRequestSchema, { service: url.searchParams.get('service') ?? '' }),
+      )
     : toBinary(EchoRequestSchema, create(EchoRequestSchema, { payload: o.body }));
   const framed = Buffer.alloc(5 + message.length);
   framed.writeUInt32BE(message.length, 1);
   framed.set(message, 5);
   return new Promise((resolve, reject) => {
-    const session = h2Connect(`${url.protocol === 'grpcs:' ? 'https' : 'http'}://${url.host}`, { createConnection: () => socket });
+    const session = h2Connect(`${url.protocol === 'grpcs:' ? 'https' : 'http'}://${url.host}`, {
+      createConnection: () => socket,
+    });
     session.once('error', reject);
-    const headers: Record<string, string> = { [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: path, 'content-type': 'application/grpc', te: 'trailers' };
+    const headers: Record<string, string> = {
+      [h2.HTTP2_HEADER_METHOD]: 'POST',
+      [h2.HTTP2_HEADER_PATH]: path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    };
     for (const [k, v] of o.headers) headers[k.toLowerCase()] = v;
     const stream = session.request(headers, { signal });
     let trailers: IncomingHttpHeaders = {};
     let head: IncomingHttpHeaders = {};
-    stream.once('response', (h: IncomingHttpHeaders) => { head = h; });
-    stream.once('trailers', (h: IncomingHttpHeaders) => { trailers = h; });
-    stream.once('error', (err: Error) => { session.destroy(); reject(err); });
-    readBounded(stream, o.maxResponseBytes, true).then((body) => {
-      session.close();
-      const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
-      const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
-      if (code !== '0' || bytes === null) {
-        resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
-        return;
-      }
-      if (health) {
-        const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
-        resolve({ status: HealthCheckResponse_ServingStatus[serving], ok: serving === HealthCheckResponse_ServingStatus.SERVING, echo: null });
-        return;
-      }
-      const r = fromBinary(EchoResponseSchema, bytes);
-      resolve({ status: 'OK', ok: true, echo: { method: r.method, path: r.path, requestId: r.requestId, trace: r.trace ?? null, server: r.server ?? null } });
-    }, (err: Error) => { session.destroy(); reject(err); });
+    stream.once('response', (h: IncomingHttpHeaders) => {
+      head = h;
+    });
+    stream.once('trailers', (h: IncomingHttpHeaders) => {
+      trailers = h;
+    });
+    stream.once('error', (err: Error) => {
+      session.destroy();
+      reject(err);
+    });
+    readBounded(stream, o.maxResponseBytes, true).then(
+      (body) => {
+        session.close();
+        const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
+        const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
+        if (code !== '0' || bytes === null) {
+          resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
+          return;
+        }
+        if (health) {
+          const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+          resolve({
+            status: HealthCheckResponse_ServingStatus[serving],
+            ok: serving === HealthCheckResponse_ServingStatus.SERVING,
+            echo: null,
+          });
+          return;
+        }
+        const r = fromBinary(EchoResponseSchema, bytes);
+        resolve({
+          status: 'OK',
+          ok: true,
+          echo: {
+            method: r.method,
+            path: r.path,
+            requestId: r.requestId,
+            trace: r.trace ?? null,
+            server: r.server ?? null,
+          },
+        });
+      },
+      (err: Error) => {
+        session.destroy();
+        reject(err);
+      },
+    );
     stream.end(framed);
   });
 }
@@ -323,14 +459,21 @@ function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal):
     const headers: Record<string, string> = {};
     for (const [k, v] of o.headers) headers[k] = v;
     const ws = new WebSocket(url, {
-      headers, maxPayload: o.maxResponseBytes, rejectUnauthorized: !o.tls.insecure, ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+      headers,
+      maxPayload: o.maxResponseBytes,
+      rejectUnauthorized: !o.tls.insecure,
+      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
       ...(o.tls.servername ? { servername: o.tls.servername } : {}),
       // Connect to the address resolved once, whatever the resolver says next.
-      lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, isIP(address)),
+      lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
+        cb(null, address, isIP(address)),
     });
     let first: unknown;
     let n = 0;
-    const fail = (err: Error) => { ws.terminate(); reject(err); };
+    const fail = (err: Error) => {
+      ws.terminate();
+      reject(err);
+    };
     signal.addEventListener('abort', () => fail(new CallError('timeout')), { once: true });
     ws.once('error', fail);
     ws.on('message', (m: Buffer) => {

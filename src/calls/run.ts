@@ -24,7 +24,11 @@ export interface Summary {
   latencyMs: { p50: number; p90: number; p99: number; max: number } | null;
 }
 
-export async function runCalls(urls: readonly string[], o: RunOptions, each: (r: CallResult & { n: number; requestId: string; spanId: string }) => void): Promise<Summary> {
+export async function runCalls(
+  urls: readonly string[],
+  o: RunOptions,
+  each: (r: CallResult & { n: number; requestId: string; spanId: string }) => void,
+): Promise<Summary> {
   const results: CallResult[] = [];
   const interval = o.qps > 0 ? 1000 / o.qps : 0;
   const start = performance.now();
@@ -38,7 +42,12 @@ export async function runCalls(urls: readonly string[], o: RunOptions, each: (r:
       n++;
       const requestId = o.requestId ?? randomUUID();
       const { traceparent, spanId } = traceparentFor(o.trace);
-      const headers: [string, string][] = [['x-request-id', requestId], ['traceparent', traceparent], ...o.forwarded, ...o.headers];
+      const headers: [string, string][] = [
+        ['x-request-id', requestId],
+        ['traceparent', traceparent],
+        ...o.forwarded,
+        ...o.headers,
+      ];
       const r = await call(url, { ...o, headers });
       results.push(r);
       each({ ...r, n, requestId, spanId });
@@ -59,7 +68,11 @@ export function summarize(results: readonly CallResult[]): Summary {
   const lat = results.map((r) => r.latencyMs).sort((a, b) => a - b);
   const pct = (p: number) => lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)]!;
   return {
-    calls: results.length, ok, failed: results.length - ok, statuses, replicas,
+    calls: results.length,
+    ok,
+    failed: results.length - ok,
+    statuses,
+    replicas,
     latencyMs: lat.length === 0 ? null : { p50: pct(50), p90: pct(90), p99: pct(99), max: lat.at(-1)! },
   };
 }

@@ -20,6 +20,8 @@ const RESERVED = 64;
 
 export function fdLimitWarning(maxConnections: number, limit = openFilesLimit()): string | null {
   if (limit === null || limit >= maxConnections + RESERVED) return null;
-  return `the open-files limit (${limit}) is below --max-connections (${maxConnections}) plus ${RESERVED}: ` +
-    `about ${Math.max(0, limit - RESERVED)} connections can be open at once; raise it (docker run --ulimit nofile=…) or lower --max-connections`;
+  return (
+    `the open-files limit (${limit}) is below --max-connections (${maxConnections}) plus ${RESERVED}: ` +
+    `about ${Math.max(0, limit - RESERVED)} connections can be open at once; raise it (docker run --ulimit nofile=…) or lower --max-connections`
+  );
 }

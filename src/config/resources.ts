@@ -95,15 +95,31 @@ export interface Sizing {
  * HTTP/2 streams per session are then sized for.
  */
 export function sizeFor(limits: CgroupLimits, workers: number, connections = 0): Sizing {
-  if (limits.memoryBytes === null) return { shareBytes: null, maxInFlight: DEFAULT_IN_FLIGHT, maxConnections: DEFAULT_CONNECTIONS, h2MaxStreams: DEFAULT_H2_STREAMS, heapMiB: null };
+  if (limits.memoryBytes === null)
+    return {
+      shareBytes: null,
+      maxInFlight: DEFAULT_IN_FLIGHT,
+      maxConnections: DEFAULT_CONNECTIONS,
+      h2MaxStreams: DEFAULT_H2_STREAMS,
+      heapMiB: null,
+    };
   const share = workers > 1 ? (limits.memoryBytes - PRIMARY_RESERVE) / workers : limits.memoryBytes;
-  const maxInFlight = Math.max(MIN_IN_FLIGHT, Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)));
+  const maxInFlight = Math.max(
+    MIN_IN_FLIGHT,
+    Math.min(DEFAULT_IN_FLIGHT, Math.floor((share - PROCESS_RESERVE) / PER_REQUEST)),
+  );
   // Sessions and their streams share one budget (counting it once for each would
   // promise the memory twice): connections are sized with room for the fewest
   // streams a session gets, and the streams from what each session has left.
   const room = share - PROCESS_RESERVE;
-  const maxConnections = Math.max(MIN_CONNECTIONS, Math.min(DEFAULT_CONNECTIONS, Math.floor(room / (PER_CONNECTION + MIN_H2_STREAMS * PER_STREAM))));
-  const h2MaxStreams = Math.max(MIN_H2_STREAMS, Math.min(DEFAULT_H2_STREAMS, Math.floor((room / (connections || maxConnections) - PER_CONNECTION) / PER_STREAM)));
+  const maxConnections = Math.max(
+    MIN_CONNECTIONS,
+    Math.min(DEFAULT_CONNECTIONS, Math.floor(room / (PER_CONNECTION + MIN_H2_STREAMS * PER_STREAM))),
+  );
+  const h2MaxStreams = Math.max(
+    MIN_H2_STREAMS,
+    Math.min(DEFAULT_H2_STREAMS, Math.floor((room / (connections || maxConnections) - PER_CONNECTION) / PER_STREAM)),
+  );
   const heapMiB = Math.max(32, Math.floor(share / 2 / MIB));
   return { shareBytes: share, maxInFlight, maxConnections, h2MaxStreams, heapMiB };
 }

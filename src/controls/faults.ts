@@ -7,9 +7,20 @@ import { MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, pickStatus } from './values.ts';
 
 /** The HTTP/2 error codes a reset may carry (RFC 9113, section 7), by name. */
 export const H2_CODES: Readonly<Record<string, number>> = {
-  NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, SETTINGS_TIMEOUT: 4,
-  STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, CANCEL: 8, COMPRESSION_ERROR: 9,
-  CONNECT_ERROR: 10, ENHANCE_YOUR_CALM: 11, INADEQUATE_SECURITY: 12, HTTP_1_1_REQUIRED: 13,
+  NO_ERROR: 0,
+  PROTOCOL_ERROR: 1,
+  INTERNAL_ERROR: 2,
+  FLOW_CONTROL_ERROR: 3,
+  SETTINGS_TIMEOUT: 4,
+  STREAM_CLOSED: 5,
+  FRAME_SIZE_ERROR: 6,
+  REFUSED_STREAM: 7,
+  CANCEL: 8,
+  COMPRESSION_ERROR: 9,
+  CONNECT_ERROR: 10,
+  ENHANCE_YOUR_CALM: 11,
+  INADEQUATE_SECURITY: 12,
+  HTTP_1_1_REQUIRED: 13,
 };
 /** A reset without a code: INTERNAL_ERROR, "the stream broke", which every client treats as a failure. */
 export const DEFAULT_RESET_CODE = H2_CODES.INTERNAL_ERROR!;
@@ -18,7 +29,8 @@ export const FAULT_KINDS = ['none', 'reset', 'close', 'truncate', 'reset-after',
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** A fault, or `none` (a weighted list's way to say "answer normally"). */
-export type Fault = ConnectionFault | { readonly kind: 'none'; readonly bytes: 0; readonly h2Code: 0; readonly label: 'none' };
+export type Fault =
+  ConnectionFault | { readonly kind: 'none'; readonly bytes: 0; readonly h2Code: 0; readonly label: 'none' };
 
 export interface FaultChoice {
   fault: Fault;
@@ -40,7 +52,9 @@ function parseChoice(part: string, maxBytes: number): FaultChoice {
   const kind = word.toLowerCase();
   if (rest.length > 2) throw new ParseError(`"${clip(part)}" has too many parts`);
   switch (kind) {
-    case 'none': case 'close': case 'goaway':
+    case 'none':
+    case 'close':
+    case 'goaway':
       if (rest.length > 1) throw new ParseError(`"${clip(part)}": ${kind} takes only a weight`);
       return { fault: kind === 'none' ? NONE : { kind, bytes: 0, h2Code: 0, label: kind }, weight: weightOf(rest[0]) };
     case 'reset': {
@@ -51,18 +65,28 @@ function parseChoice(part: string, maxBytes: number): FaultChoice {
       if (rest[0] !== undefined && !/^\d+$/.test(rest[0])) {
         name = rest[0].toUpperCase();
         const known = H2_CODES[name];
-        if (known === undefined || !Object.hasOwn(H2_CODES, name)) throw new ParseError(`"${clip(rest[0])}" is not an HTTP/2 error code; use ${Object.keys(H2_CODES).join(', ')}`);
+        if (known === undefined || !Object.hasOwn(H2_CODES, name))
+          throw new ParseError(
+            `"${clip(rest[0])}" is not an HTTP/2 error code; use ${Object.keys(H2_CODES).join(', ')}`,
+          );
         code = known;
         weightText = rest[1];
       } else if (rest.length > 1) {
         throw new ParseError(`"${clip(part)}" is not reset[:CODE][:WEIGHT]`);
       }
-      return { fault: { kind: 'reset', bytes: 0, h2Code: code, label: name === null ? 'reset' : `reset:${name}` }, weight: weightOf(weightText) };
+      return {
+        fault: { kind: 'reset', bytes: 0, h2Code: code, label: name === null ? 'reset' : `reset:${name}` },
+        weight: weightOf(weightText),
+      };
     }
-    case 'truncate': case 'reset-after': {
+    case 'truncate':
+    case 'reset-after': {
       if (rest[0] === undefined) throw new ParseError(`${kind} needs a size: ${kind}:4KiB`);
       const bytes = parseSize(rest[0], maxBytes);
-      return { fault: { kind, bytes, h2Code: DEFAULT_RESET_CODE, label: `${kind}:${bytes}` }, weight: weightOf(rest[1]) };
+      return {
+        fault: { kind, bytes, h2Code: DEFAULT_RESET_CODE, label: `${kind}:${bytes}` },
+        weight: weightOf(rest[1]),
+      };
     }
     default:
       throw new ParseError(`"${clip(word)}" is not a fault; use ${FAULT_KINDS.join(', ')}`);
@@ -78,7 +102,13 @@ export function parseFault(text: string, maxBytes: number): FaultChoice[] {
 
 /** Picks a fault from weighted choices (`random` returns [0, 1)); null for none. */
 export function pickFault(choices: readonly FaultChoice[], random: () => number): ConnectionFault | null {
-  const i = choices.length === 1 ? 0 : pickStatus(choices.map((c, index) => ({ code: index, weight: c.weight })), random);
+  const i =
+    choices.length === 1
+      ? 0
+      : pickStatus(
+          choices.map((c, index) => ({ code: index, weight: c.weight })),
+          random,
+        );
   const { fault } = choices[i]!;
   return fault.kind === 'none' ? null : fault;
 }
@@ -87,9 +117,14 @@ export function pickFault(choices: readonly FaultChoice[], random: () => number)
  * Why these faults cannot apply to this answer, or null: an event stream has no end
  * to cut short and no length to fall short of, and GOAWAY is HTTP/2's.
  */
-export function faultRefusal(choices: readonly FaultChoice[] | null, eventStream: boolean, http2: boolean): string | null {
+export function faultRefusal(
+  choices: readonly FaultChoice[] | null,
+  eventStream: boolean,
+  http2: boolean,
+): string | null {
   if (choices === null) return null;
   if (eventStream) return 'echo_fault (X-Echo-Fault) does not apply to an event stream';
-  if (!http2 && choices.some((c) => c.fault.kind === 'goaway')) return 'echo_fault=goaway needs HTTP/2: HTTP/1.1 has no GOAWAY (use close)';
+  if (!http2 && choices.some((c) => c.fault.kind === 'goaway'))
+    return 'echo_fault=goaway needs HTTP/2: HTTP/1.1 has no GOAWAY (use close)';
   return null;
 }

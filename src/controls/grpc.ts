@@ -25,7 +25,11 @@ export const GRPC_STATUS_CODES = { min: 0, max: 16 } as const;
 
 /** `14`, or weighted codes such as `0:3,14:1`. */
 export function parseGrpcStatus(text: string): StatusChoice[] {
-  return parseWeightedCodes(text, (t) => parseInteger(t, GRPC_STATUS_CODES.min, GRPC_STATUS_CODES.max), (t) => t.trim());
+  return parseWeightedCodes(
+    text,
+    (t) => parseInteger(t, GRPC_STATUS_CODES.min, GRPC_STATUS_CODES.max),
+    (t) => t.trim(),
+  );
 }
 
 /**
@@ -33,7 +37,11 @@ export function parseGrpcStatus(text: string): StatusChoice[] {
  * null when there are none. `format` means nothing to gRPC and is ignored. Throws
  * ControlError.
  */
-export function parseGrpcControls(headers: [string, string][] | null, controlsOn: boolean, settings: ControlSettings): GrpcControls | null {
+export function parseGrpcControls(
+  headers: [string, string][] | null,
+  controlsOn: boolean,
+  settings: ControlSettings,
+): GrpcControls | null {
   const input = controlInput('', -1, headers, controlsOn);
   if (input === null) return null;
   const status = input.get('status');
@@ -46,7 +54,9 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
   // A call's answer is framed messages and trailers: a cut at a byte count means
   // nothing to a gRPC client that reset does not already say.
   if (controls.fault?.some((c) => c.fault.kind === 'truncate' || c.fault.kind === 'reset-after')) {
-    throw new ControlError('invalid x-echo-fault: truncate and reset-after do not apply to gRPC (use reset, reset:CODE, close or goaway)');
+    throw new ControlError(
+      'invalid x-echo-fault: truncate and reset-after do not apply to gRPC (use reset, reset:CODE, close or goaway)',
+    );
   }
   // A call's messages are paced by their method (a server stream's interval), not by a byte rate.
   if (controls.rate != null) throw new ControlError('x-echo-rate does not apply to gRPC calls');
@@ -55,7 +65,10 @@ export function parseGrpcControls(headers: [string, string][] | null, controlsOn
     try {
       controls.status = parseGrpcStatus(status.values[0]!);
     } catch (err) {
-      if (err instanceof ParseError) throw new ControlError(`invalid x-echo-status: ${err.message} (a gRPC status code ${GRPC_STATUS_CODES.min}-${GRPC_STATUS_CODES.max})`);
+      if (err instanceof ParseError)
+        throw new ControlError(
+          `invalid x-echo-status: ${err.message} (a gRPC status code ${GRPC_STATUS_CODES.min}-${GRPC_STATUS_CODES.max})`,
+        );
       throw err;
     }
   }

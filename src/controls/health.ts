@@ -24,7 +24,11 @@ export interface HealthControlAnswer {
  * control, and the path answers its check as usual. Gated by the control's gate
  * setting alone (--health-control).
  */
-export function healthControlAnswer(uri: string, headerControls: HeaderScan['controls'], gates: ControlGates): HealthControlAnswer | null {
+export function healthControlAnswer(
+  uri: string,
+  headerControls: HeaderScan['controls'],
+  gates: ControlGates,
+): HealthControlAnswer | null {
   const q = uri.indexOf('?');
   // --controls does not govern this: the probe paths read the health control whenever its gate is on.
   const input = controlInput(uri, q, headerControls, true);

@@ -12,7 +12,15 @@ import { negotiate, parseRepresentation, type Representation } from '../echo/ren
 import { FORMATS } from '../echo/render/renderers.ts';
 import { SETTINGS } from '../config/settings.ts';
 import {
-  CONTROLS, QUERY_PREFIX, boundMax, controlNamed, headerForm, type ControlGates, type ControlSettings, type ControlSpec, type Controls,
+  CONTROLS,
+  QUERY_PREFIX,
+  boundMax,
+  controlNamed,
+  headerForm,
+  type ControlGates,
+  type ControlSettings,
+  type ControlSpec,
+  type Controls,
 } from './table.ts';
 
 const FORMAT = controlNamed('format')!;
@@ -58,7 +66,16 @@ export function gateRefusal(spec: ControlSpec, gates: ControlGates): ControlErro
  * 400 whatever the settings.
  */
 export function parseControls(input: ControlInput, settings: ControlSettings): Controls {
-  const controls: Controls = { status: null, delayMs: 0, headers: [], size: null, health: null, fault: null, failFirst: null, key: null };
+  const controls: Controls = {
+    status: null,
+    delayMs: 0,
+    headers: [],
+    size: null,
+    health: null,
+    fault: null,
+    failFirst: null,
+    key: null,
+  };
   let refusal: ControlError | null = null;
   for (const [name, { source, values }] of input) {
     const spec = controlNamed(name);
@@ -82,7 +99,12 @@ export function parseControls(input: ControlInput, settings: ControlSettings): C
  * nothing here. With `controlsOn` false only the controls declared `withControlsOff`
  * are taken.
  */
-export function controlInput(uri: string, q: number, headers: [string, string][] | null, controlsOn: boolean): ControlInput | null {
+export function controlInput(
+  uri: string,
+  q: number,
+  headers: [string, string][] | null,
+  controlsOn: boolean,
+): ControlInput | null {
   let input: ControlInput | null = null;
   if (q >= 0 && uri.includes(QUERY_PREFIX, q)) {
     for (const [k, v] of new URLSearchParams(uri.slice(q + 1))) {
@@ -96,17 +118,27 @@ export function controlInput(uri: string, q: number, headers: [string, string][]
       if (!controlsOn && !NAMES_WITH_CONTROLS_OFF.includes(name)) continue;
       // The query wins: a header only fills a control the query did not set.
       if (input?.get(name)?.source.startsWith(QUERY_PREFIX)) continue;
-      addControlInput((input ??= new Map() as ControlInput), name, controlNamed(name)?.header ?? headerForm(name), value);
+      addControlInput(
+        (input ??= new Map() as ControlInput),
+        name,
+        controlNamed(name)?.header ?? headerForm(name),
+        value,
+      );
     }
   }
   return input;
 }
 
 /** A rendering or an event stream: an explicit echo_format / X-Echo-Format, else the Accept header. */
-export function pickRepresentation(input: ControlInput | null, accept: string | undefined, sse: boolean): Representation {
+export function pickRepresentation(
+  input: ControlInput | null,
+  accept: string | undefined,
+  sse: boolean,
+): Representation {
   const requested = input?.get(FORMAT.name);
   if (requested === undefined) return negotiate(accept, sse);
   const chosen = parseRepresentation(requested.values[0]!);
-  if (chosen === null || (chosen === 'sse' && !sse)) throw new ControlError(`invalid ${requested.source}: use ${FORMATS.join(', ')}${sse ? ' or sse' : ''}`);
+  if (chosen === null || (chosen === 'sse' && !sse))
+    throw new ControlError(`invalid ${requested.source}: use ${FORMATS.join(', ')}${sse ? ' or sse' : ''}`);
   return chosen;
 }

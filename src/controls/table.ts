@@ -15,12 +15,29 @@ import type { Config } from '../config/settings.ts';
 import { CONTROL_PREFIX } from '../core/header-names.ts';
 import { parseFault, type FaultChoice } from './faults.ts';
 import {
-  MAX_STATUS_CHOICES, MAX_STATUS_WEIGHT, STATUS_CODES, parseHeader, parseStatus, parseWeightedValues, pickValue, type StatusChoice, type ValueChoice,
+  MAX_STATUS_CHOICES,
+  MAX_STATUS_WEIGHT,
+  STATUS_CODES,
+  parseHeader,
+  parseStatus,
+  parseWeightedValues,
+  pickValue,
+  type StatusChoice,
+  type ValueChoice,
 } from './values.ts';
 
 // The handler's effects and the tests take these from here, with the table.
 export {
-  ALLOWED_HEADERS, FORBIDDEN_X_HEADERS, INTERIM_CODES, headerAllowed, parseHeader, parseStatus, pickStatus, pickValue, type StatusChoice, type ValueChoice,
+  ALLOWED_HEADERS,
+  FORBIDDEN_X_HEADERS,
+  INTERIM_CODES,
+  headerAllowed,
+  parseHeader,
+  parseStatus,
+  pickStatus,
+  pickValue,
+  type StatusChoice,
+  type ValueChoice,
 } from './values.ts';
 
 export const QUERY_PREFIX = 'echo_';
@@ -149,13 +166,15 @@ export const MAX_KEY_LENGTH = 128;
 const KEY = /^[A-Za-z0-9._~:-]+$/;
 
 function parseKey(text: string, max: number): string {
-  if (text.length > max || !KEY.test(text)) throw new ParseError(`"${clip(text)}" is not a key of 1 to ${max} letters, digits or -._~:`);
+  if (text.length > max || !KEY.test(text))
+    throw new ParseError(`"${clip(text)}" is not a key of 1 to ${max} letters, digits or -._~:`);
   return text;
 }
 
 function parseCompress(text: string): CompressAsk {
   const word = text.trim().toLowerCase();
-  if (!(COMPRESS_WORDS as readonly string[]).includes(word)) throw new ParseError(`"${clip(text)}" is not one of ${COMPRESS_WORDS.join(', ')}`);
+  if (!(COMPRESS_WORDS as readonly string[]).includes(word))
+    throw new ParseError(`"${clip(text)}" is not one of ${COMPRESS_WORDS.join(', ')}`);
   return word as CompressAsk;
 }
 
@@ -167,7 +186,10 @@ function control(spec: Omit<ControlSpec, 'query' | 'header'>): ControlSpec {
 export function headerForm(name: string): string {
   // A header name has dashes where the query name has underscores (`fail_first` is
   // `X-Echo-Fail-First`): fronts such as nginx drop headers with underscores.
-  return `X-Echo-${name.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('-')}`;
+  return `X-Echo-${name
+    .split('_')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('-')}`;
 }
 
 /** Every control, in the order error messages and the README list them. */
@@ -177,16 +199,23 @@ export const CONTROLS: readonly ControlSpec[] = [
     example: '503',
     values: `a code, or weighted choices \`200:3,503:1\` (weight 1–${MAX_STATUS_WEIGHT}, at most ${MAX_STATUS_CHOICES})`,
     bound: { kind: 'range', min: STATUS_CODES.min, max: STATUS_CODES.max },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'final status, or a weighted random choice; 100, 102 and 103 are sent as interim responses before a 200',
-    read: (into, values) => { into.status = parseStatus(values[0]!); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'final status, or a weighted random choice; 100, 102 and 103 are sent as interim responses before a 200',
+    read: (into, values) => {
+      into.status = parseStatus(values[0]!);
+    },
   }),
   control({
     name: 'delay',
     example: '1.5s',
     values: `a duration: \`250ms\`, \`2s\` (bare numbers are ms); a jitter \`100ms~20ms\`; weighted choices \`10ms:9,1s:1\` (weight 1–${MAX_STATUS_WEIGHT}, at most ${MAX_STATUS_CHOICES})`,
     bound: { kind: 'limit', limit: 'maxDelayMs', unit: 'duration' },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
     description: 'wait this long before answering; the delay waited is in `X-Echo-Chosen-Delay` (ms)',
     read: (into, values, max) => {
       into.delayChoices = parseWeightedValues(values[0]!, (t) => parseDuration(t, max), max, true);
@@ -198,7 +227,9 @@ export const CONTROLS: readonly ControlSpec[] = [
     example: 'X-Debug: on',
     values: '`Name: value`, from the allowlist below; repeatable',
     bound: { kind: 'limit', limit: 'maxResponseHeaders', unit: 'count' },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
     description: 'add a response header',
     read: (into, values, max) => {
       if (values.length > max) throw new ParseError(`at most ${max} headers may be set`);
@@ -210,8 +241,11 @@ export const CONTROLS: readonly ControlSpec[] = [
     example: '1KiB',
     values: `a size: \`1000\`, \`64KiB\`, \`10MB\`; weighted choices \`1KiB:9,1MiB:1\` (weight 1–${MAX_STATUS_WEIGHT}, at most ${MAX_STATUS_CHOICES})`,
     bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'answer with this many generated bytes (`application/octet-stream`) instead of the echo, whatever the rendering; the size is in `X-Echo-Chosen-Size`',
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'answer with this many generated bytes (`application/octet-stream`) instead of the echo, whatever the rendering; the size is in `X-Echo-Chosen-Size`',
     read: (into, values, max) => {
       into.sizeChoices = parseWeightedValues(values[0]!, (t) => parseSize(t, max), max, false);
       into.size = into.sizeChoices[0]!.value;
@@ -222,79 +256,119 @@ export const CONTROLS: readonly ControlSpec[] = [
     example: '100KiB',
     values: 'a size per second: `100KiB` sends 100 KiB each second',
     bound: { kind: 'range', min: 1, max: MAX_RATE },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'send the body (the echo or a generated one) at this many bytes per second; refused (400) when it would take past `--max-delay`, delay included, or on an event stream',
-    read: (into, values, max) => { into.rate = parseSize(values[0]!, max, 1); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'send the body (the echo or a generated one) at this many bytes per second; refused (400) when it would take past `--max-delay`, delay included, or on an event stream',
+    read: (into, values, max) => {
+      into.rate = parseSize(values[0]!, max, 1);
+    },
   }),
   control({
     name: 'chunks',
     example: '4',
     values: 'a number of pieces',
     bound: { kind: 'range', min: 1, max: MAX_CHUNKS },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'send the body (the echo or a generated one) in this many pieces, without `Content-Length` (HTTP/1.1: one chunk each); refused (400) with `echo_rate`, on an event stream, or when the waits between pieces, delay included, pass `--max-delay`',
-    read: (into, values, max) => { into.chunks = parseInteger(values[0]!, 1, max); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'send the body (the echo or a generated one) in this many pieces, without `Content-Length` (HTTP/1.1: one chunk each); refused (400) with `echo_rate`, on an event stream, or when the waits between pieces, delay included, pass `--max-delay`',
+    read: (into, values, max) => {
+      into.chunks = parseInteger(values[0]!, 1, max);
+    },
   }),
   control({
     name: 'chunk_delay',
     example: '100ms',
     values: 'a duration: `250ms`, `2s`; bare numbers are ms',
     bound: { kind: 'limit', limit: 'maxDelayMs', unit: 'duration' },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
     description: 'the wait between the pieces of `echo_chunks` (without it the body is one piece, so it has no effect)',
-    read: (into, values, max) => { into.chunkDelayMs = parseDuration(values[0]!, max); },
+    read: (into, values, max) => {
+      into.chunkDelayMs = parseDuration(values[0]!, max);
+    },
   }),
   control({
     name: 'compress',
     example: 'gzip',
-    values: 'a coding, or `auto`: the best the client\'s `Accept-Encoding` takes (q-values honoured)',
+    values: "a coding, or `auto`: the best the client's `Accept-Encoding` takes (q-values honoured)",
     bound: { kind: 'one-of', words: COMPRESS_WORDS },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'compress the echo (gzip, br, zstd, deflate) with `Vary: Accept-Encoding`; 406 when the client does not accept the coding named; refused (400) on an event stream and with `echo_size`, `echo_rate` or `echo_chunks` (see docs/faults.md)',
-    read: (into, values) => { into.compress = parseCompress(values[0]!); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'compress the echo (gzip, br, zstd, deflate) with `Vary: Accept-Encoding`; 406 when the client does not accept the coding named; refused (400) on an event stream and with `echo_size`, `echo_rate` or `echo_chunks` (see docs/faults.md)',
+    read: (into, values) => {
+      into.compress = parseCompress(values[0]!);
+    },
   }),
   control({
     name: 'health',
     example: 'unready',
     values: 'a health state',
     bound: { kind: 'one-of', words: HEALTH_WORDS },
-    withControlsOff: false, gate: 'healthControl', appliesTo: [...ECHO, 'probes'],
+    withControlsOff: false,
+    gate: 'healthControl',
+    appliesTo: [...ECHO, 'probes'],
     description: 'set the state the liveness and readiness checks report',
-    read: (into, values) => { into.health = parseHealth(values[0]!); },
+    read: (into, values) => {
+      into.health = parseHealth(values[0]!);
+    },
   }),
   control({
     name: 'fault',
     example: 'none',
-    values: '`reset`, `reset:CODE` (an HTTP/2 error code by its RFC 9113 name, `reset:REFUSED_STREAM`; a number after `reset:` is a weight, as in `reset:1,none:9`), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
+    values:
+      '`reset`, `reset:CODE` (an HTTP/2 error code by its RFC 9113 name, `reset:REFUSED_STREAM`; a number after `reset:` is a weight, as in `reset:1,none:9`), `close`, `truncate:SIZE`, `reset-after:SIZE`, `goaway` (HTTP/2), `none`; or weighted choices `reset:1,none:9`',
     bound: { kind: 'limit', limit: 'maxGeneratedSize', unit: 'size' },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'break the connection: RST or FIN before any byte, or after SIZE bytes of the body; over HTTP/2 reset the stream only, or GOAWAY after the answer; refused on an event stream (see docs/faults.md)',
-    read: (into, values, max) => { into.fault = parseFault(values[0]!, max); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'break the connection: RST or FIN before any byte, or after SIZE bytes of the body; over HTTP/2 reset the stream only, or GOAWAY after the answer; refused on an event stream (see docs/faults.md)',
+    read: (into, values, max) => {
+      into.fault = parseFault(values[0]!, max);
+    },
   }),
   control({
     name: 'fail_first',
     example: '2',
     values: 'a number of attempts',
     bound: { kind: 'range', min: 0, max: MAX_FAIL_FIRST },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
-    description: 'only the first N attempts for the key (`echo_key`, else the request target) get the status, fault and delay asked for; later ones succeed; counted per replica (see docs/faults.md)',
-    read: (into, values) => { into.failFirst = parseInteger(values[0]!, 0, MAX_FAIL_FIRST); },
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
+    description:
+      'only the first N attempts for the key (`echo_key`, else the request target) get the status, fault and delay asked for; later ones succeed; counted per replica (see docs/faults.md)',
+    read: (into, values) => {
+      into.failFirst = parseInteger(values[0]!, 0, MAX_FAIL_FIRST);
+    },
   }),
   control({
     name: 'key',
     example: 'retry-1',
     values: 'a name: letters, digits, `-._~:`',
     bound: { kind: 'length', max: MAX_KEY_LENGTH },
-    withControlsOff: false, gate: null, appliesTo: ECHO,
+    withControlsOff: false,
+    gate: null,
+    appliesTo: ECHO,
     description: 'the key `echo_fail_first` counts attempts by',
-    read: (into, values, max) => { into.key = parseKey(values[0]!, max); },
+    read: (into, values, max) => {
+      into.key = parseKey(values[0]!, max);
+    },
   }),
   control({
     name: 'format',
     example: 'json',
     values: 'a rendering; `sse` only with `--sse`',
     bound: { kind: 'one-of', words: REPRESENTATIONS },
-    withControlsOff: true, gate: null, appliesTo: ECHO,
+    withControlsOff: true,
+    gate: null,
+    appliesTo: ECHO,
     description: 'choose the rendering, instead of the `Accept` header',
     read: null,
   }),
@@ -310,9 +384,13 @@ export function controlNamed(name: string): ControlSpec | undefined {
 /** The upper end of a bound, with the operator's limits (for a list of words, how many; no reader uses it). */
 export function boundMax(bound: Bound, limits: ControlLimits): number {
   switch (bound.kind) {
-    case 'range': return bound.max;
-    case 'limit': return limits[bound.limit];
-    case 'one-of': return bound.words.length;
-    case 'length': return bound.max;
+    case 'range':
+      return bound.max;
+    case 'limit':
+      return limits[bound.limit];
+    case 'one-of':
+      return bound.words.length;
+    case 'length':
+      return bound.max;
   }
 }

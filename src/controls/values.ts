@@ -19,7 +19,8 @@ export const MAX_STATUS_WEIGHT = 1000;
 export function parseStatus(text: string): StatusChoice[] {
   return parseWeightedCodes(text, (codeText) => {
     const code = parseInteger(codeText, STATUS_CODES.min, STATUS_CODES.max);
-    if (code < 200 && !INTERIM_CODES.has(code)) throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
+    if (code < 200 && !INTERIM_CODES.has(code))
+      throw new ParseError(`${code} cannot be sent; of the 1xx codes only 100, 102 and 103 (as interim responses)`);
     return code;
   });
 }
@@ -29,7 +30,11 @@ export function parseStatus(text: string): StatusChoice[] {
  * 1 to MAX_STATUS_WEIGHT), each code read by `parseCode`; `normalize` applies to
  * every piece first. HTTP statuses and gRPC codes share it.
  */
-export function parseWeightedCodes(text: string, parseCode: (text: string) => number, normalize: (text: string) => string = (t) => t): StatusChoice[] {
+export function parseWeightedCodes(
+  text: string,
+  parseCode: (text: string) => number,
+  normalize: (text: string) => string = (t) => t,
+): StatusChoice[] {
   const parts = text.split(',');
   if (parts.length > MAX_STATUS_CHOICES) throw new ParseError(`at most ${MAX_STATUS_CHOICES} choices`);
   return parts.map((part) => {
@@ -55,7 +60,12 @@ export interface ValueChoice {
  * uniformly within 20 ms either side. The spread must stay within 0 and `max`, so
  * a picked value never needs clamping.
  */
-export function parseWeightedValues(text: string, parseValue: (text: string) => number, max: number, jitter: boolean): ValueChoice[] {
+export function parseWeightedValues(
+  text: string,
+  parseValue: (text: string) => number,
+  max: number,
+  jitter: boolean,
+): ValueChoice[] {
   const parts = text.split(',');
   if (parts.length > MAX_STATUS_CHOICES) throw new ParseError(`at most ${MAX_STATUS_CHOICES} choices`);
   return parts.map((part) => {
@@ -63,7 +73,8 @@ export function parseWeightedValues(text: string, parseValue: (text: string) => 
     if (pieces.length > 2) throw new ParseError(`"${clip(part)}" is not a value or value:weight`);
     const [valueText = '', weightText] = pieces;
     const spread = valueText.split('~');
-    if (spread.length > 2 || (spread.length === 2 && !jitter)) throw new ParseError(`"${clip(valueText)}" is not a single value`);
+    if (spread.length > 2 || (spread.length === 2 && !jitter))
+      throw new ParseError(`"${clip(valueText)}" is not a single value`);
     const value = parseValue(spread[0]!);
     const j = spread.length === 2 ? parseValue(spread[1]!) : 0;
     if (j > value) throw new ParseError(`the jitter of ${clip(valueText)} is larger than its value`);
@@ -120,15 +131,41 @@ const SAFE_VALUE = /^[\x20-\x7e\x80-\xff]*$/;
  * itself) is refused with 400.
  */
 export const ALLOWED_HEADERS = new Set([
-  'accept-patch', 'accept-post', 'accept-ranges', 'allow', 'content-language', 'deprecation', 'etag',
-  'last-modified', 'location', 'retry-after', 'server', 'sunset', 'via', 'warning',
+  'accept-patch',
+  'accept-post',
+  'accept-ranges',
+  'allow',
+  'content-language',
+  'deprecation',
+  'etag',
+  'last-modified',
+  'location',
+  'retry-after',
+  'server',
+  'sunset',
+  'via',
+  'warning',
 ]);
 /** Extension headers with an effect in browsers, proxies or servers in front of us. */
 export const FORBIDDEN_X_HEADERS = new Set([
-  'x-content-type-options', 'x-frame-options', 'x-xss-protection', 'x-dns-prefetch-control',
-  'x-permitted-cross-domain-policies', 'x-download-options', 'x-ua-compatible', 'x-request-id',
-  'x-sendfile', 'x-lighttpd-send-file', 'x-accel-redirect', 'x-accel-buffering', 'x-accel-expires',
-  'x-accel-limit-rate', 'x-accel-charset', 'x-real-ip', 'x-content-security-policy', 'x-webkit-csp',
+  'x-content-type-options',
+  'x-frame-options',
+  'x-xss-protection',
+  'x-dns-prefetch-control',
+  'x-permitted-cross-domain-policies',
+  'x-download-options',
+  'x-ua-compatible',
+  'x-request-id',
+  'x-sendfile',
+  'x-lighttpd-send-file',
+  'x-accel-redirect',
+  'x-accel-buffering',
+  'x-accel-expires',
+  'x-accel-limit-rate',
+  'x-accel-charset',
+  'x-real-ip',
+  'x-content-security-policy',
+  'x-webkit-csp',
 ]);
 
 /**
@@ -137,11 +174,22 @@ export const FORBIDDEN_X_HEADERS = new Set([
  * the replica), LiteSpeed, lighttpd and mod_xsendfile, the forwarding headers, and
  * Next.js middleware; and our own controls.
  */
-const FORBIDDEN_X_PREFIXES = ['x-accel-', 'x-envoy-', 'x-litespeed-', 'x-lighttpd-', 'x-sendfile', 'x-forwarded-', 'x-middleware-', 'x-echo-'];
+const FORBIDDEN_X_PREFIXES = [
+  'x-accel-',
+  'x-envoy-',
+  'x-litespeed-',
+  'x-lighttpd-',
+  'x-sendfile',
+  'x-forwarded-',
+  'x-middleware-',
+  'x-echo-',
+];
 
 export function headerAllowed(lower: string): boolean {
   if (ALLOWED_HEADERS.has(lower)) return true;
-  return lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !FORBIDDEN_X_PREFIXES.some((p) => lower.startsWith(p));
+  return (
+    lower.startsWith('x-') && !FORBIDDEN_X_HEADERS.has(lower) && !FORBIDDEN_X_PREFIXES.some((p) => lower.startsWith(p))
+  );
 }
 
 /** `Name: value`. A Location must be a path on this server, so no open redirect. */
@@ -151,10 +199,13 @@ export function parseHeader(text: string): [string, string] {
   const name = text.slice(0, colon).trim();
   const value = text.slice(colon + 1).trim();
   if (!TOKEN.test(name)) throw new ParseError(`"${clip(name)}" is not a valid header name`);
-  if (!SAFE_VALUE.test(value) || value.length > 4096) throw new ParseError(`the value of ${clip(name)} has control characters or is longer than 4096`);
+  if (!SAFE_VALUE.test(value) || value.length > 4096)
+    throw new ParseError(`the value of ${clip(name)} has control characters or is longer than 4096`);
   const lower = name.toLowerCase();
   if (!headerAllowed(lower)) {
-    throw new ParseError(`${name} cannot be set by a client: only X-… extension headers and ${[...ALLOWED_HEADERS].join(', ')} (see README, "Response controls")`);
+    throw new ParseError(
+      `${name} cannot be set by a client: only X-… extension headers and ${[...ALLOWED_HEADERS].join(', ')} (see README, "Response controls")`,
+    );
   }
   // A path: one slash, then anything but a second slash or a backslash (browsers
   // read `/\evil.com` as `//evil.com`). Control characters are already refused.

@@ -54,10 +54,18 @@ export function declaredOverLimit(contentLength: string | undefined, limit: numb
 /** Null when the request may be served; else the answer that refuses it. */
 export function admissionProblem(req: RequestHead, scan: HeaderScan, config: Config): Refusal | null {
   if (isHttp2(req) && headerListSize(req.rawHeaders) > config.maxHeaderSize) {
-    return { status: 431, reason: `request header fields too large (--max-header-size ${config.maxHeaderSize})`, limit: '--max-header-size' };
+    return {
+      status: 431,
+      reason: `request header fields too large (--max-header-size ${config.maxHeaderSize})`,
+      limit: '--max-header-size',
+    };
   }
   if (req.rawHeaders.length > 2 * config.maxHeaderCount && fieldCount(req.rawHeaders) > config.maxHeaderCount) {
-    return { status: 431, reason: `too many header fields (--max-header-count ${config.maxHeaderCount})`, limit: '--max-header-count' };
+    return {
+      status: 431,
+      reason: `too many header fields (--max-header-count ${config.maxHeaderCount})`,
+      limit: '--max-header-count',
+    };
   }
   if (!isHttp2(req) && !hostValid(req, scan)) {
     return { status: 400, reason: 'a request must carry exactly one valid Host header (RFC 9112, section 3.2)' };

@@ -56,6 +56,12 @@ export interface AnswerPort {
  * once, when the handler ended it before returning, so the fast path adds no
  * listener) or when the peer goes away. Only the first close of an exchange counts.
  */
-export function closeExchange(ledger: Ledger, x: Exchange, outcome: Outcome, aborted: boolean, websocket?: WebSocketDetail): void {
+export function closeExchange(
+  ledger: Ledger,
+  x: Exchange,
+  outcome: Outcome,
+  aborted: boolean,
+  websocket?: WebSocketDetail,
+): void {
   ledger.close(x, outcome, aborted, websocket);
 }

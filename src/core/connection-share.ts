@@ -11,7 +11,10 @@ import { clientAddressKey, normalizeIp } from '../util/addresses.ts';
 
 /** The share in effect: `auto` is a tenth of --max-connections, at least 10; 0 when it is no smaller than the limit (no share kept). */
 export function connectionShare(config: Pick<Config, 'maxConnections' | 'maxConnectionsPerClient'>): number {
-  const share = config.maxConnectionsPerClient === 0 ? Math.max(10, Math.ceil(config.maxConnections / 10)) : config.maxConnectionsPerClient;
+  const share =
+    config.maxConnectionsPerClient === 0
+      ? Math.max(10, Math.ceil(config.maxConnections / 10))
+      : config.maxConnectionsPerClient;
   return share < config.maxConnections ? share : 0;
 }
 
@@ -69,4 +72,5 @@ export class ConnectionShares {
   }
 }
 
-export const isRefusal = (r: ConnectionSlot | ShareRefusal | null): r is ShareRefusal => r !== null && !('release' in r);
+export const isRefusal = (r: ConnectionSlot | ShareRefusal | null): r is ShareRefusal =>
+  r !== null && !('release' in r);

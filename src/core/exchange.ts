@@ -16,7 +16,8 @@ export type Protocol = 'http/1.1' | 'h2' | 'websocket' | 'sse' | 'tcp' | 'grpc';
  * was opened, why an L4 (TCP echo) connection ended, or the status of a gRPC call
  * (0-16, carried in its trailers).
  */
-export type Outcome = { readonly http: number } | { readonly websocket: number } | { readonly l4: TcpEnd } | { readonly grpc: number };
+export type Outcome =
+  { readonly http: number } | { readonly websocket: number } | { readonly l4: TcpEnd } | { readonly grpc: number };
 
 /** One outcome object per HTTP status, shared: closing an exchange allocates nothing. */
 const HTTP_OUTCOMES: { readonly http: number }[] = [];
@@ -44,7 +45,10 @@ export function statusOf(outcome: Outcome): number {
 }
 
 /** What a WebSocket's log line says beyond an HTTP one (its reason, or its traffic). */
-export type WebSocketDetail = { reason: string } | { aborted: true } | { bytesIn: number; messagesIn: number; messagesOut: number; closeCode: number };
+export type WebSocketDetail =
+  | { reason: string }
+  | { aborted: true }
+  | { bytesIn: number; messagesIn: number; messagesOut: number; closeCode: number };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -79,7 +83,14 @@ export class Exchange {
   /** The connection fault the client asked for, as the access line names it; null for none. */
   faultLabel: string | null = null;
 
-  constructor(protocol: Protocol, facts: ConnectionFacts, method: string, target: string, scan: HeaderScan, logged: boolean) {
+  constructor(
+    protocol: Protocol,
+    facts: ConnectionFacts,
+    method: string,
+    target: string,
+    scan: HeaderScan,
+    logged: boolean,
+  ) {
     this.protocol = protocol;
     this.facts = facts;
     this.method = method;

@@ -28,10 +28,19 @@ export const CONTROL_PREFIX = 'x-echo-';
 /** Which known header `name` (any letter case) is. */
 export function headerKind(name: string): number {
   switch (name.length) {
-    case 4: return name.toLowerCase() === 'host' ? HOST : OTHER;
+    case 4:
+      return name.toLowerCase() === 'host' ? HOST : OTHER;
     case 6: {
       const lower = name.toLowerCase();
-      return lower === 'accept' ? ACCEPT : lower === 'origin' ? ORIGIN : lower === 'expect' ? EXPECT : lower === 'cookie' ? COOKIE : controlOrOther(name);
+      return lower === 'accept'
+        ? ACCEPT
+        : lower === 'origin'
+          ? ORIGIN
+          : lower === 'expect'
+            ? EXPECT
+            : lower === 'cookie'
+              ? COOKIE
+              : controlOrOther(name);
     }
     case 9: {
       const lower = name.toLowerCase();
@@ -41,16 +50,26 @@ export function headerKind(name: string): number {
       const lower = name.toLowerCase();
       return lower === 'user-agent' ? USER_AGENT : lower === ':authority' ? AUTHORITY : controlOrOther(name);
     }
-    case 12: return name.toLowerCase() === 'x-request-id' ? X_REQUEST_ID : controlOrOther(name);
-    case 14: return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : controlOrOther(name);
-    case 15: return name.toLowerCase() === 'x-forwarded-for' ? X_FORWARDED_FOR : controlOrOther(name);
-    case 16: return name.toLowerCase() === 'x-forwarded-host' ? X_FORWARDED_HOST : controlOrOther(name);
-    case 17: return name.toLowerCase() === 'transfer-encoding' ? TRANSFER_ENCODING : controlOrOther(name);
-    default: return controlOrOther(name);
+    case 12:
+      return name.toLowerCase() === 'x-request-id' ? X_REQUEST_ID : controlOrOther(name);
+    case 14:
+      return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : controlOrOther(name);
+    case 15:
+      return name.toLowerCase() === 'x-forwarded-for' ? X_FORWARDED_FOR : controlOrOther(name);
+    case 16:
+      return name.toLowerCase() === 'x-forwarded-host' ? X_FORWARDED_HOST : controlOrOther(name);
+    case 17:
+      return name.toLowerCase() === 'transfer-encoding' ? TRANSFER_ENCODING : controlOrOther(name);
+    default:
+      return controlOrOther(name);
   }
 }
 
 /** `X-Echo-<something>`: checked on the first letter before anything is lower-cased. */
 function controlOrOther(name: string): number {
-  return name.length > CONTROL_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 /* x */ && name.toLowerCase().startsWith(CONTROL_PREFIX) ? ECHO_CONTROL : OTHER;
+  return name.length > CONTROL_PREFIX.length &&
+    (name.charCodeAt(0) | 0x20) === 0x78 /* x */ &&
+    name.toLowerCase().startsWith(CONTROL_PREFIX)
+    ? ECHO_CONTROL
+    : OTHER;
 }

@@ -33,7 +33,9 @@ export interface ClientShare {
 /** The client of an L4 connection: the PROXY header's source when it names one, else the peer. */
 export function l4Client(facts: ConnectionFacts): string {
   const { proxy } = facts;
-  return proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null ? proxy.sourceAddress : facts.peerAddress;
+  return proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null
+    ? proxy.sourceAddress
+    : facts.peerAddress;
 }
 
 export class Ledger {
@@ -54,7 +56,12 @@ export class Ledger {
   /** The per-client share; 0 when it is no smaller than the whole budget (no share kept). */
   readonly #share: number;
 
-  constructor(logger: Logger, metrics: Metrics | null, config: Pick<Config, 'accessLog' | 'maxInFlight'>, clients: ClientShare) {
+  constructor(
+    logger: Logger,
+    metrics: Metrics | null,
+    config: Pick<Config, 'accessLog' | 'maxInFlight'>,
+    clients: ClientShare,
+  ) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#accessLog = createAccessLog(logger);
@@ -95,7 +102,10 @@ export class Ledger {
     }
     if (this.#share > 0 && this.#byClient.get(x.client)! > this.#share) {
       this.#metrics?.requestRefusedPerClient();
-      return { limit: '--max-in-flight-per-client', reason: `server busy: this client has --max-in-flight-per-client (${this.#share}) requests in progress` };
+      return {
+        limit: '--max-in-flight-per-client',
+        reason: `server busy: this client has --max-in-flight-per-client (${this.#share}) requests in progress`,
+      };
     }
     return null;
   }
@@ -141,14 +151,33 @@ export class Ledger {
       const clientIp = normalizeIp(x.facts.peerAddress);
       if (websocket === undefined) {
         this.#accessLog({
-          reqId: x.requestId, method, uri: x.target, status, bytesIn: x.bytesIn, bytesOut: x.bytesOut,
-          durationMs, clientIp, userAgent: x.scan.userAgent, aborted, grpcStatus, fault: x.faultLabel,
+          reqId: x.requestId,
+          method,
+          uri: x.target,
+          status,
+          bytesIn: x.bytesIn,
+          bytesOut: x.bytesOut,
+          durationMs,
+          clientIp,
+          userAgent: x.scan.userAgent,
+          aborted,
+          grpcStatus,
+          fault: x.faultLabel,
         });
       } else {
-        this.#logger.info({
-          reqId: x.requestId, method, uri: logField(x.target, LOG_URI_MAX), status, ...websocket, durationMs,
-          clientIp, userAgent: logField(x.scan.userAgent, LOG_USER_AGENT_MAX),
-        }, 'websocket');
+        this.#logger.info(
+          {
+            reqId: x.requestId,
+            method,
+            uri: logField(x.target, LOG_URI_MAX),
+            status,
+            ...websocket,
+            durationMs,
+            clientIp,
+            userAgent: logField(x.scan.userAgent, LOG_USER_AGENT_MAX),
+          },
+          'websocket',
+        );
       }
     }
     this.#inFlight--;
@@ -169,11 +198,21 @@ export class Ledger {
     this.#metrics?.tcpConnection(end, x.bytesIn, x.bytesOut);
     if (!x.logged) return;
     const { proxy } = x.facts;
-    this.#logger.info({
-      connId: x.requestId, protocol: x.protocol, listener: x.target, clientIp: normalizeIp(l4Client(x.facts)),
-      peer: formatHostPort(normalizeIp(x.facts.peerAddress), x.facts.peerPort), ...(proxy === null ? {} : { proxied: true }),
-      bytesIn: x.bytesIn, bytesOut: x.bytesOut, durationMs: Math.round(seconds * 1e6) / 1000, reason: end,
-    }, x.protocol);
+    this.#logger.info(
+      {
+        connId: x.requestId,
+        protocol: x.protocol,
+        listener: x.target,
+        clientIp: normalizeIp(l4Client(x.facts)),
+        peer: formatHostPort(normalizeIp(x.facts.peerAddress), x.facts.peerPort),
+        ...(proxy === null ? {} : { proxied: true }),
+        bytesIn: x.bytesIn,
+        bytesOut: x.bytesOut,
+        durationMs: Math.round(seconds * 1e6) / 1000,
+        reason: end,
+      },
+      x.protocol,
+    );
   }
 
   /** A request the parser refused before the app saw it: counted (started and finished), not logged as access. */

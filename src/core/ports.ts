@@ -28,14 +28,16 @@ export interface PortRow {
 
 /** The port table of a configuration: the plain HTTP port, the HTTPS port when TLS is on, and the L4 echoes when set. */
 export function portTable(config: Config): PortRow[] {
-  const rows: PortRow[] = [{
-    name: 'http',
-    host: config.host,
-    port: config.port,
-    tls: false,
-    proxyProtocol: config.proxyProtocol.includes('http'),
-    protocols: config.h2c ? ['http/1.1', 'h2c'] : ['http/1.1'],
-  }];
+  const rows: PortRow[] = [
+    {
+      name: 'http',
+      host: config.host,
+      port: config.port,
+      tls: false,
+      proxyProtocol: config.proxyProtocol.includes('http'),
+      protocols: config.h2c ? ['http/1.1', 'h2c'] : ['http/1.1'],
+    },
+  ];
   if (config.https) {
     rows.push({
       name: 'https',
@@ -47,13 +49,34 @@ export function portTable(config: Config): PortRow[] {
     });
   }
   if (config.tcpPort !== null) {
-    rows.push({ name: 'tcp', host: config.host, port: config.tcpPort, tls: false, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
+    rows.push({
+      name: 'tcp',
+      host: config.host,
+      port: config.tcpPort,
+      tls: false,
+      proxyProtocol: config.proxyProtocol.includes('tcp'),
+      protocols: ['tcp'],
+    });
   }
   if (config.tcpTlsPort !== null) {
-    rows.push({ name: 'tcp-tls', host: config.host, port: config.tcpTlsPort, tls: true, proxyProtocol: config.proxyProtocol.includes('tcp'), protocols: ['tcp'] });
+    rows.push({
+      name: 'tcp-tls',
+      host: config.host,
+      port: config.tcpTlsPort,
+      tls: true,
+      proxyProtocol: config.proxyProtocol.includes('tcp'),
+      protocols: ['tcp'],
+    });
   }
   if (config.udpPort !== null) {
-    rows.push({ name: 'udp', host: config.host, port: config.udpPort, tls: false, proxyProtocol: false, protocols: ['udp'] });
+    rows.push({
+      name: 'udp',
+      host: config.host,
+      port: config.udpPort,
+      tls: false,
+      proxyProtocol: false,
+      protocols: ['udp'],
+    });
   }
   return rows;
 }

@@ -2,7 +2,19 @@
 // so the hot path never builds Node's lower-cased `req.headers` object. Which names
 // matter is decided in one place for the whole server (header-names.ts).
 import {
-  ACCEPT, AUTHORITY, CONTENT_LENGTH, CONTROL_PREFIX, ECHO_CONTROL, EXPECT, HOST, ORIGIN, TRANSFER_ENCODING, USER_AGENT, X_FORWARDED_HOST, X_REQUEST_ID, headerKind,
+  ACCEPT,
+  AUTHORITY,
+  CONTENT_LENGTH,
+  CONTROL_PREFIX,
+  ECHO_CONTROL,
+  EXPECT,
+  HOST,
+  ORIGIN,
+  TRANSFER_ENCODING,
+  USER_AGENT,
+  X_FORWARDED_HOST,
+  X_REQUEST_ID,
+  headerKind,
 } from './header-names.ts';
 
 export interface HeaderScan {
@@ -31,8 +43,18 @@ export interface HeaderScan {
  */
 export function scanHeaders(raw: readonly string[]): HeaderScan {
   const scan: HeaderScan = {
-    accept: undefined, requestId: undefined, contentLength: undefined, userAgent: undefined, chunked: false,
-    origin: undefined, host: undefined, hosts: 0, authority: undefined, forwardedHost: undefined, expect: undefined, controls: null,
+    accept: undefined,
+    requestId: undefined,
+    contentLength: undefined,
+    userAgent: undefined,
+    chunked: false,
+    origin: undefined,
+    host: undefined,
+    hosts: 0,
+    authority: undefined,
+    forwardedHost: undefined,
+    expect: undefined,
+    controls: null,
   };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -41,16 +63,36 @@ export function scanHeaders(raw: readonly string[]): HeaderScan {
         scan.host = raw[i + 1];
         scan.hosts++;
         break;
-      case ACCEPT: scan.accept = raw[i + 1]; break;
-      case AUTHORITY: scan.authority = raw[i + 1]; break;
-      case X_FORWARDED_HOST: scan.forwardedHost ??= raw[i + 1]; break;
-      case ORIGIN: scan.origin = raw[i + 1]; break;
-      case EXPECT: scan.expect = raw[i + 1]; break;
-      case USER_AGENT: scan.userAgent = raw[i + 1]; break;
-      case X_REQUEST_ID: scan.requestId = raw[i + 1]; break;
-      case CONTENT_LENGTH: scan.contentLength = raw[i + 1]; break;
-      case TRANSFER_ENCODING: scan.chunked = true; break;
-      case ECHO_CONTROL: (scan.controls ??= []).push([name.toLowerCase().slice(CONTROL_PREFIX.length), raw[i + 1]!]); break;
+      case ACCEPT:
+        scan.accept = raw[i + 1];
+        break;
+      case AUTHORITY:
+        scan.authority = raw[i + 1];
+        break;
+      case X_FORWARDED_HOST:
+        scan.forwardedHost ??= raw[i + 1];
+        break;
+      case ORIGIN:
+        scan.origin = raw[i + 1];
+        break;
+      case EXPECT:
+        scan.expect = raw[i + 1];
+        break;
+      case USER_AGENT:
+        scan.userAgent = raw[i + 1];
+        break;
+      case X_REQUEST_ID:
+        scan.requestId = raw[i + 1];
+        break;
+      case CONTENT_LENGTH:
+        scan.contentLength = raw[i + 1];
+        break;
+      case TRANSFER_ENCODING:
+        scan.chunked = true;
+        break;
+      case ECHO_CONTROL:
+        (scan.controls ??= []).push([name.toLowerCase().slice(CONTROL_PREFIX.length), raw[i + 1]!]);
+        break;
     }
   }
   return scan;

@@ -52,19 +52,37 @@ export interface ForwardingHeaders {
  * for=unknown` cannot hide the real X-Forwarded-For, and a client's own
  * X-Forwarded-For cannot beat the X-Real-IP a proxy set.
  */
-export function resolveClient(peerAddress: string, h: ForwardingHeaders, trusted: NetworkSet, header: ClientIpHeader = 'x-forwarded-for'): ClientInfo {
+export function resolveClient(
+  peerAddress: string,
+  h: ForwardingHeaders,
+  trusted: NetworkSet,
+  header: ClientIpHeader = 'x-forwarded-for',
+): ClientInfo {
   const peer = normalizeIp(peerAddress);
   const peerTrusted = trusted.has(peer);
   const info: ClientInfo = {
-    ip: peer, source: 'peer', peer, peerTrusted, trustedHeader: header,
-    forwarded: h.forwarded, xForwardedFor: h.xForwardedFor, xRealIp: h.xRealIp, // no spread: a literal is cheaper
+    ip: peer,
+    source: 'peer',
+    peer,
+    peerTrusted,
+    trustedHeader: header,
+    forwarded: h.forwarded,
+    xForwardedFor: h.xForwardedFor,
+    xRealIp: h.xRealIp, // no spread: a literal is cheaper
   };
   if (!peerTrusted) return info;
   if (header === 'forwarded') {
     return h.forwarded === null ? info : pick(info, forwardedFor(h.forwarded), 'forwarded', trusted);
   }
   if (header === 'x-forwarded-for') {
-    return h.xForwardedFor === null ? info : pick(info, h.xForwardedFor.split(',').map((s) => s.trim()), 'x-forwarded-for', trusted);
+    return h.xForwardedFor === null
+      ? info
+      : pick(
+          info,
+          h.xForwardedFor.split(',').map((s) => s.trim()),
+          'x-forwarded-for',
+          trusted,
+        );
   }
   if (h.xRealIp !== null) {
     const ip = hopAddress(h.xRealIp.trim());

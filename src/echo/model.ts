@@ -117,10 +117,18 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     }
     (headers[name] ??= []).push(value);
     switch (headerKind(name)) {
-      case COOKIE: cookie = join(cookie, value, '; '); break;
-      case FORWARDED: forwarded = join(forwarded, value, ', '); break;
-      case X_REAL_IP: xRealIp ??= value; break;
-      case X_FORWARDED_FOR: xForwardedFor = join(xForwardedFor, value, ', '); break;
+      case COOKIE:
+        cookie = join(cookie, value, '; ');
+        break;
+      case FORWARDED:
+        forwarded = join(forwarded, value, ', ');
+        break;
+      case X_REAL_IP:
+        xRealIp ??= value;
+        break;
+      case X_FORWARDED_FOR:
+        xForwardedFor = join(xForwardedFor, value, ', ');
+        break;
     }
   }
   const { path, query } = splitTarget(info.uri);
@@ -137,12 +145,20 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     query,
     cookies: cookie === null ? clientKeyed() : parseCookies(cookie),
     body: describeBody(info.body),
-    client: resolveClient(info.remoteAddress, { forwarded, xForwardedFor, xRealIp }, ctx.trustedProxies, ctx.clientIpHeader),
+    client: resolveClient(
+      info.remoteAddress,
+      { forwarded, xForwardedFor, xRealIp },
+      ctx.trustedProxies,
+      ctx.clientIpHeader,
+    ),
     requestId: info.requestId,
     server: ctx.identity,
     env: ctx.env,
     tls: info.tls,
-    proxy: info.proxy === null ? null : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    proxy:
+      info.proxy === null
+        ? null
+        : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
     trace: traceOf(raw),
   };
 }
@@ -185,7 +201,11 @@ export function splitTarget(uri: string): { path: string; query: Record<string, 
   }
   let path = rawPath;
   if (rawPath.includes('%')) {
-    try { path = decodeURIComponent(rawPath); } catch { /* keep it as sent */ }
+    try {
+      path = decodeURIComponent(rawPath);
+    } catch {
+      /* keep it as sent */
+    }
   }
   return { path, query };
 }
@@ -211,10 +231,13 @@ function splitPlainQuery(target: string, from: number, query: Record<string, str
   while (start <= end) {
     let amp = target.indexOf('&', start);
     if (amp < 0) amp = end;
-    if (amp > start) { // empty sequences are skipped
+    if (amp > start) {
+      // empty sequences are skipped
       if (eq !== -1 && eq < start) eq = target.indexOf('=', start);
       const hasValue = eq >= 0 && eq < amp;
-      (query[hasValue ? target.slice(start, eq) : target.slice(start, amp)] ??= []).push(hasValue ? target.slice(eq + 1, amp) : '');
+      (query[hasValue ? target.slice(start, eq) : target.slice(start, amp)] ??= []).push(
+        hasValue ? target.slice(eq + 1, amp) : '',
+      );
     }
     start = amp + 1;
   }

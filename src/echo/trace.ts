@@ -26,7 +26,14 @@ export function parseTraceparent(value: string): TraceContext | null {
   if (value.length > MAX_LENGTH) return null;
   const m = TRACEPARENT.exec(value.trim());
   if (m === null) return null;
-  const [, version, traceId, parentId, flags, rest] = m as unknown as [string, string, string, string, string, string | undefined];
+  const [, version, traceId, parentId, flags, rest] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+  ];
   if (version === 'ff' || (version === '00' && rest !== undefined)) return null;
   if (ZERO.test(traceId) || ZERO.test(parentId)) return null;
   return { traceId, parentId, sampled: (parseInt(flags, 16) & 1) === 1, source: 'traceparent' };
@@ -45,7 +52,12 @@ export function parseB3(value: string): TraceContext | null {
 }
 
 /** B3 multi: X-B3-TraceId and X-B3-SpanId, with X-B3-Sampled (1, 0, true, false) or X-B3-Flags: 1 (debug). */
-export function parseB3Multi(traceId: string | undefined, spanId: string | undefined, sampled: string | undefined, flags: string | undefined): TraceContext | null {
+export function parseB3Multi(
+  traceId: string | undefined,
+  spanId: string | undefined,
+  sampled: string | undefined,
+  flags: string | undefined,
+): TraceContext | null {
   if (traceId === undefined || spanId === undefined) return null;
   const t = traceId.trim().toLowerCase();
   const s = spanId.trim().toLowerCase();
@@ -68,7 +80,12 @@ export function parseB3Multi(traceId: string | undefined, spanId: string | undef
 export function traceOf(rawHeaders: readonly string[]): TraceContext | null {
   let traceparent: string | null | undefined;
   let b3: string | null | undefined;
-  const multi: Record<string, string | null | undefined> = { 'x-b3-traceid': undefined, 'x-b3-spanid': undefined, 'x-b3-sampled': undefined, 'x-b3-flags': undefined };
+  const multi: Record<string, string | null | undefined> = {
+    'x-b3-traceid': undefined,
+    'x-b3-spanid': undefined,
+    'x-b3-sampled': undefined,
+    'x-b3-flags': undefined,
+  };
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     // Cheap first test: only names starting with t, b or x can be one of these.
@@ -85,5 +102,10 @@ export function traceOf(rawHeaders: readonly string[]): TraceContext | null {
   if (b3 != null) return parseB3(b3);
   if (b3 === null) return null;
   if (Object.values(multi).includes(null)) return null;
-  return parseB3Multi(multi['x-b3-traceid'] ?? undefined, multi['x-b3-spanid'] ?? undefined, multi['x-b3-sampled'] ?? undefined, multi['x-b3-flags'] ?? undefined);
+  return parseB3Multi(
+    multi['x-b3-traceid'] ?? undefined,
+    multi['x-b3-spanid'] ?? undefined,
+    multi['x-b3-sampled'] ?? undefined,
+    multi['x-b3-flags'] ?? undefined,
+  );
 }

@@ -16,9 +16,28 @@ export type HeadFields = (string | number | string[])[];
  */
 export function answerHeaders(contentType: string, length: number | null, requestId: string): HeadFields {
   return length === null
-    ? ['Content-Type', contentType, 'X-Request-Id', requestId, 'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store']
-    : ['Content-Type', contentType, 'Content-Length', String(length), 'X-Request-Id', requestId,
-        'X-Content-Type-Options', 'nosniff', 'Cache-Control', 'no-store'];
+    ? [
+        'Content-Type',
+        contentType,
+        'X-Request-Id',
+        requestId,
+        'X-Content-Type-Options',
+        'nosniff',
+        'Cache-Control',
+        'no-store',
+      ]
+    : [
+        'Content-Type',
+        contentType,
+        'Content-Length',
+        String(length),
+        'X-Request-Id',
+        requestId,
+        'X-Content-Type-Options',
+        'nosniff',
+        'Cache-Control',
+        'no-store',
+      ];
 }
 
 type Answering = Exchange & AnswerPort;

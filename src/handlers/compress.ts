@@ -77,9 +77,15 @@ export function negotiateCoding(ask: CompressAsk, header: string | undefined): C
 /** The body in `coding`, at a level chosen for speed over size. */
 export function compressBody(coding: Coding, body: string | Buffer): Buffer {
   switch (coding) {
-    case 'gzip': return gzipSync(body, { level: 1 });
-    case 'deflate': return deflateSync(body, { level: 1 });
-    case 'br': return brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_SIZE_HINT]: Buffer.byteLength(body) } });
-    case 'zstd': return zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } });
+    case 'gzip':
+      return gzipSync(body, { level: 1 });
+    case 'deflate':
+      return deflateSync(body, { level: 1 });
+    case 'br':
+      return brotliCompressSync(body, {
+        params: { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_SIZE_HINT]: Buffer.byteLength(body) },
+      });
+    case 'zstd':
+      return zstdCompressSync(body, { params: { [constants.ZSTD_c_compressionLevel]: 1 } });
   }
 }

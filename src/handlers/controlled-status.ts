@@ -7,7 +7,12 @@ import { INTERIM_CODES, chosenHeaders, pickStatus, type Controls } from '../cont
 import type { HeadFields } from './answer.ts';
 
 /** Appends the control's extra headers (and the delay and size a distribution gave) to `headers` and sends interim responses; returns the final status. */
-export function controlledStatus(x: AnswerPort, controls: Controls | null, headers: HeadFields, random: () => number): number {
+export function controlledStatus(
+  x: AnswerPort,
+  controls: Controls | null,
+  headers: HeadFields,
+  random: () => number,
+): number {
   if (controls === null) return 200;
   for (const [name, value] of controls.headers) headers.push(name, value);
   headers.push(...chosenHeaders(controls));

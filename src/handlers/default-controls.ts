@@ -19,8 +19,12 @@ export function readDefaultControls(config: Config): DefaultControls | null {
   if (text === '') return null;
   const input = controlInput(`?${text}`, 0, null, true);
   const stray = [...new URLSearchParams(text).keys()].find((k) => !k.startsWith('echo_'));
-  if (input === null || stray !== undefined) throw new ConfigError(`--default-controls: "${stray ?? text}" is not an echo_ control (use echo_status=503&echo_delay=20ms)`);
-  if (input.has('health')) throw new ConfigError('--default-controls: echo_health sets the server\'s state, it cannot be a default');
+  if (input === null || stray !== undefined)
+    throw new ConfigError(
+      `--default-controls: "${stray ?? text}" is not an echo_ control (use echo_status=503&echo_delay=20ms)`,
+    );
+  if (input.has('health'))
+    throw new ConfigError("--default-controls: echo_health sets the server's state, it cannot be a default");
   try {
     return { input, controls: Object.freeze(parseControls(input, config)) };
   } catch (err) {

@@ -52,7 +52,10 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       const input = defaults === null ? own : withDefaults(own, defaults);
       const format = pickRepresentation(onlyDefaults ? null : input, scan.accept, config.sse);
       if (format === 'sse' && !requestOriginAllowed(x, config)) {
-        return new ControlError(`origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`, 403);
+        return new ControlError(
+          `origin ${clip(scan.origin ?? '')} may not open event streams here (--allowed-origins)`,
+          403,
+        );
       }
       const controls = onlyDefaults ? { ...defaults.controls } : input === null ? null : parseControls(input, config);
       const refusal = faultRefusal(controls?.fault ?? null, format === 'sse', x.protocol === 'h2');
@@ -60,25 +63,37 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       // Picked now, once: the fast path below, the delay and the answer's head all see this value.
       if (controls !== null) chooseValues(controls, ctx.deps.random);
       // An event stream is paced by --sse-interval already.
-      if (format === 'sse' && controls?.rate != null) return new ControlError(`invalid ${input!.get('rate')!.source}: an event stream is not sent at a rate`);
+      if (format === 'sse' && controls?.rate != null)
+        return new ControlError(`invalid ${input!.get('rate')!.source}: an event stream is not sent at a rate`);
       if (controls?.chunks != null) {
         const source = input!.get('chunks')!.source;
         if (format === 'sse') return new ControlError(`invalid ${source}: an event stream is sent in pieces already`);
-        if (controls.rate != null) return new ControlError(`invalid ${source}: a body is sent at a rate or in pieces, not both`);
+        if (controls.rate != null)
+          return new ControlError(`invalid ${source}: a body is sent at a rate or in pieces, not both`);
         const waits = (controls.chunks - 1) * (controls.chunkDelayMs ?? 0);
         if (controls.delayMs + waits > config.maxDelayMs) {
-          return new ControlError(`invalid ${source}: ${controls.chunks} pieces ${formatDuration(controls.chunkDelayMs ?? 0)} apart${controls.delayMs > 0 ? ` after a delay of ${formatDuration(controls.delayMs)}` : ''} take over the maximum of ${formatDuration(config.maxDelayMs)} (--max-delay)`);
+          return new ControlError(
+            `invalid ${source}: ${controls.chunks} pieces ${formatDuration(controls.chunkDelayMs ?? 0)} apart${controls.delayMs > 0 ? ` after a delay of ${formatDuration(controls.delayMs)}` : ''} take over the maximum of ${formatDuration(config.maxDelayMs)} (--max-delay)`,
+          );
         }
       }
       if (controls?.compress != null) {
         const source = input!.get('compress')!.source;
         // A compressor holds bytes back: pieces and rates would no longer be what was asked.
         if (format === 'sse') return new ControlError(`invalid ${source}: an event stream is not compressed`);
-        if (controls.size !== null) return new ControlError(`invalid ${source}: a generated body is random bytes, which do not compress`);
-        if (controls.rate != null || controls.chunks != null) return new ControlError(`invalid ${source}: a body is compressed or sent at a rate or in pieces, not both`);
+        if (controls.size !== null)
+          return new ControlError(`invalid ${source}: a generated body is random bytes, which do not compress`);
+        if (controls.rate != null || controls.chunks != null)
+          return new ControlError(`invalid ${source}: a body is compressed or sent at a rate or in pieces, not both`);
       }
       if (controls?.rate != null && controls.size !== null) {
-        const refused = rateRefusal(input!.get('rate')!.source, controls.rate, controls.size, controls.delayMs, config.maxDelayMs);
+        const refused = rateRefusal(
+          input!.get('rate')!.source,
+          controls.rate,
+          controls.size,
+          controls.delayMs,
+          config.maxDelayMs,
+        );
         if (refused !== null) return new ControlError(refused);
       }
       return { format, controls, rateSource: input?.get('rate')?.source ?? '' };
@@ -88,7 +103,14 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     }
   }
 
-  function sendEcho(x: HandlerExchange, body: BodyResult, declared: number, format: Representation, controls: Controls | null, rateSource: string): void {
+  function sendEcho(
+    x: HandlerExchange,
+    body: BodyResult,
+    declared: number,
+    format: Representation,
+    controls: Controls | null,
+    rateSource: string,
+  ): void {
     const info = x.requestInfo(declared, body);
     const echo = buildEcho(info, ctx.echoContext);
     if (format === 'sse') {
@@ -98,7 +120,9 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     const renderer = RENDERERS[format];
     const out = renderer.render(echo);
     // The operator's default applies only where the control itself could.
-    const compress = controls?.compress ?? (config.compress === 'auto' && controls?.rate == null && controls?.chunks == null ? 'auto' : null);
+    const compress =
+      controls?.compress ??
+      (config.compress === 'auto' && controls?.rate == null && controls?.chunks == null ? 'auto' : null);
     if (compress !== null) {
       sendCompressed(x, compress, info.rawHeaders, renderer.contentType, format === 'html', out, controls!);
       return;
@@ -111,7 +135,16 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     if (chunks !== null && x.method !== 'HEAD') {
       if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
       const bytes = Buffer.from(out);
-      chunkedWrite(x, length, chunks, controls!.chunkDelayMs ?? 0, (offset, most) => bytes.subarray(offset, offset + most), (n) => { x.bytesOut = n; });
+      chunkedWrite(
+        x,
+        length,
+        chunks,
+        controls!.chunkDelayMs ?? 0,
+        (offset, most) => bytes.subarray(offset, offset + most),
+        (n) => {
+          x.bytesOut = n;
+        },
+      );
       return;
     }
     const rate = controls?.rate ?? null;
@@ -127,13 +160,32 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     }
     if (!beginBody(x, controlledStatus(x, controls, headers, ctx.deps.random), headers)) return;
     const bytes = Buffer.from(out);
-    pacedWrite(x, length, rate, (offset, most) => bytes.subarray(offset, offset + most), (n) => { x.bytesOut = n; });
+    pacedWrite(
+      x,
+      length,
+      rate,
+      (offset, most) => bytes.subarray(offset, offset + most),
+      (n) => {
+        x.bytesOut = n;
+      },
+    );
   }
 
-  function sendCompressed(x: HandlerExchange, ask: CompressAsk, rawHeaders: readonly string[], type: string, html: boolean, out: string, controls: Controls): void {
+  function sendCompressed(
+    x: HandlerExchange,
+    ask: CompressAsk,
+    rawHeaders: readonly string[],
+    type: string,
+    html: boolean,
+    out: string,
+    controls: Controls,
+  ): void {
     const coding = negotiateCoding(ask, acceptEncodingOf(rawHeaders));
     if (coding === 'refuse') {
-      sendText(x, 406, `echo_compress=${ask}: the client does not accept ${ask} (Accept-Encoding)\n`, ['Vary', 'Accept-Encoding']);
+      sendText(x, 406, `echo_compress=${ask}: the client does not accept ${ask} (Accept-Encoding)\n`, [
+        'Vary',
+        'Accept-Encoding',
+      ]);
       return;
     }
     const bytes = coding === null ? Buffer.from(out) : compressBody(coding, out);
@@ -158,9 +210,18 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
       x.end();
       return;
     }
-    if (controls.chunks != null) generated.chunked(x, size, controls.chunks, controls.chunkDelayMs ?? 0, (n) => { x.bytesOut = n; });
-    else if (controls.rate != null) generated.paced(x, size, controls.rate, (n) => { x.bytesOut = n; });
-    else generated.pipe(x, size, (n) => { x.bytesOut = n; });
+    if (controls.chunks != null)
+      generated.chunked(x, size, controls.chunks, controls.chunkDelayMs ?? 0, (n) => {
+        x.bytesOut = n;
+      });
+    else if (controls.rate != null)
+      generated.paced(x, size, controls.rate, (n) => {
+        x.bytesOut = n;
+      });
+    else
+      generated.pipe(x, size, (n) => {
+        x.bytesOut = n;
+      });
   }
 
   return function serveEcho(x, q) {
@@ -189,7 +250,12 @@ export function createEchoHandler(ctx: HttpContext, events: EventStreams): (x: H
     // The common case, a request without body, delay, event stream or generated body,
     // is answered right here (its end closes the exchange at once); everything slower
     // closes when its response does.
-    if (declared === 0 && format !== 'sse' && (controls === null || (controls.delayMs === 0 && controls.size === null && controls.rate == null && controls.chunks == null))) {
+    if (
+      declared === 0 &&
+      format !== 'sse' &&
+      (controls === null ||
+        (controls.delayMs === 0 && controls.size === null && controls.rate == null && controls.chunks == null))
+    ) {
       answer(EMPTY_BODY);
       return;
     }

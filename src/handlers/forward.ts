@@ -29,7 +29,14 @@ function ownPorts(ctx: HttpContext): Set<number> {
 }
 
 /** A whole number in [min, max] from the query, `fallback` when absent; a string says what is wrong. */
-function bounded(q: URLSearchParams, name: string, fallback: number, min: number, max: number, setting: string): number | string {
+function bounded(
+  q: URLSearchParams,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  setting: string,
+): number | string {
   const text = q.get(name);
   if (text === null) return fallback;
   if (!/^[0-9]{1,7}$/.test(text)) return `${name} must be a whole number`;
@@ -65,29 +72,47 @@ export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) 
       return refuse(400, (err as Error).message);
     }
     if (!SCHEMES.has(target.scheme)) return refuse(400, `forward calls http, https or h2c, not ${target.scheme}`);
-    if (inProgress >= config.forwardMaxConcurrency) return refuse(503, `--forward-max-concurrency (${config.forwardMaxConcurrency}) forward requests in progress`);
+    if (inProgress >= config.forwardMaxConcurrency)
+      return refuse(503, `--forward-max-concurrency (${config.forwardMaxConcurrency}) forward requests in progress`);
     inProgress++;
     let released = false;
     const release = () => {
-      if (!released) { released = true; inProgress--; }
+      if (!released) {
+        released = true;
+        inProgress--;
+      }
     };
     x.onClose(release);
-    void forward(ctx, x, target, count, qps, refuse).catch((err: unknown) => {
-      fail(ctx, x, err);
-    }).finally(release);
+    void forward(ctx, x, target, count, qps, refuse)
+      .catch((err: unknown) => {
+        fail(ctx, x, err);
+      })
+      .finally(release);
   };
 }
 
-async function forward(ctx: HttpContext, x: HandlerExchange, target: ReturnType<typeof parseTarget>, count: number, qps: number,
-  refuse: (status: number, why: string) => void): Promise<void> {
+async function forward(
+  ctx: HttpContext,
+  x: HandlerExchange,
+  target: ReturnType<typeof parseTarget>,
+  count: number,
+  qps: number,
+  refuse: (status: number, why: string) => void,
+): Promise<void> {
   const { config } = ctx;
   let addresses: string[];
   try {
-    addresses = isIP(target.host) !== 0 ? [target.host] : (await lookup(target.host, { all: true })).map((a) => a.address);
+    addresses =
+      isIP(target.host) !== 0 ? [target.host] : (await lookup(target.host, { all: true })).map((a) => a.address);
   } catch (err) {
     return refuse(502, `${target.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const problem = allowProblem(config.forwardAllow, { host: target.host, port: target.port, addresses, ownPorts: ownPorts(ctx) });
+  const problem = allowProblem(config.forwardAllow, {
+    host: target.host,
+    port: target.port,
+    addresses,
+    ownPorts: ownPorts(ctx),
+  });
   if (problem !== null) return refuse(403, problem);
   const raw = x.requestInfo(0, EMPTY_BODY).rawHeaders;
   const forwarded: [string, string][] = [];
@@ -97,17 +122,47 @@ async function forward(ctx: HttpContext, x: HandlerExchange, target: ReturnType<
   }
   const trace = continueTrace(traceOf(raw));
   const calls: unknown[] = [];
-  const summary = await runCalls([target.url.href], {
-    method: 'GET', headers: [], body: Buffer.alloc(0), timeoutMs: config.forwardTimeoutMs, maxResponseBytes: config.forwardMaxResponse,
-    proxyProtocol: null, tls: { insecure: false }, address: addresses[0]!,
-    count, qps, trace, requestId: x.requestId, forwarded,
-  }, (r) => {
-    // The target's own echo only when it is an echo-server's (it names its replica).
-    calls.push({ n: r.n, url: r.url, status: r.status, ok: r.ok, protocol: r.protocol, latencyMs: r.latencyMs, error: r.error,
-      replica: r.replica, spanId: r.spanId, echo: r.replica === null ? null : r.echo });
-  });
+  const summary = await runCalls(
+    [target.url.href],
+    {
+      method: 'GET',
+      headers: [],
+      body: Buffer.alloc(0),
+      timeoutMs: config.forwardTimeoutMs,
+      maxResponseBytes: config.forwardMaxResponse,
+      proxyProtocol: null,
+      tls: { insecure: false },
+      address: addresses[0]!,
+      count,
+      qps,
+      trace,
+      requestId: x.requestId,
+      forwarded,
+    },
+    (r) => {
+      // The target's own echo only when it is an echo-server's (it names its replica).
+      calls.push({
+        n: r.n,
+        url: r.url,
+        status: r.status,
+        ok: r.ok,
+        protocol: r.protocol,
+        latencyMs: r.latencyMs,
+        error: r.error,
+        replica: r.replica,
+        spanId: r.spanId,
+        echo: r.replica === null ? null : r.echo,
+      });
+    },
+  );
   // Named like an echo's `server`, so a caller one hop up sees which replica forwarded.
   const who = ctx.echoContext.identity;
-  const server = who === null ? null : { hostname: who.hostname, ...(who.worker === undefined ? {} : { worker: who.worker }) };
-  send(x, 200, 'application/json; charset=utf-8', JSON.stringify({ server, traceId: trace.traceId, requestId: x.requestId, calls, summary }, null, 2) + '\n');
+  const server =
+    who === null ? null : { hostname: who.hostname, ...(who.worker === undefined ? {} : { worker: who.worker }) };
+  send(
+    x,
+    200,
+    'application/json; charset=utf-8',
+    JSON.stringify({ server, traceId: trace.traceId, requestId: x.requestId, calls, summary }, null, 2) + '\n',
+  );
 }

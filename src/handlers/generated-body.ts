@@ -35,18 +35,31 @@ export class GeneratedBody {
   /** As pipe, in `pieces` pieces `delayMs` apart (paced-body.ts). */
   chunked(out: AnswerPort, size: number, pieces: number, delayMs: number, progress: (written: number) => void): void {
     const block = (this.#block ??= randomBytes(BLOCK_SIZE));
-    chunkedWrite(out, size, pieces, delayMs, (offset, most) => {
-      const at = offset % BLOCK_SIZE;
-      return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
-    }, progress);
+    chunkedWrite(
+      out,
+      size,
+      pieces,
+      delayMs,
+      (offset, most) => {
+        const at = offset % BLOCK_SIZE;
+        return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
+      },
+      progress,
+    );
   }
 
   /** As pipe, at `rate` bytes per second (paced-body.ts). */
   paced(out: AnswerPort, size: number, rate: number, progress: (written: number) => void): void {
     const block = (this.#block ??= randomBytes(BLOCK_SIZE));
-    pacedWrite(out, size, rate, (offset, most) => {
-      const at = offset % BLOCK_SIZE;
-      return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
-    }, progress);
+    pacedWrite(
+      out,
+      size,
+      rate,
+      (offset, most) => {
+        const at = offset % BLOCK_SIZE;
+        return block.subarray(at, Math.min(BLOCK_SIZE, at + most));
+      },
+      progress,
+    );
   }
 }

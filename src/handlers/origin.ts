@@ -37,7 +37,14 @@ export function originAllowed(scan: HeaderScan, allowedOrigins: readonly string[
 }
 
 /** originAllowed for an exchange: X-Forwarded-Host counts when its sender is a trusted proxy (as for the client IP). */
-export function requestOriginAllowed(x: { scan: HeaderScan; facts: ConnectionFacts }, config: Pick<Config, 'allowedOrigins' | 'trustedProxies'>): boolean {
+export function requestOriginAllowed(
+  x: { scan: HeaderScan; facts: ConnectionFacts },
+  config: Pick<Config, 'allowedOrigins' | 'trustedProxies'>,
+): boolean {
   if (x.scan.origin === undefined) return true;
-  return originAllowed(x.scan, config.allowedOrigins, config.trustedProxies.has(normalizeIp(connectionClient(x.facts).address)));
+  return originAllowed(
+    x.scan,
+    config.allowedOrigins,
+    config.trustedProxies.has(normalizeIp(connectionClient(x.facts).address)),
+  );
 }

@@ -17,17 +17,31 @@ export function pacedMs(size: number, rate: number): number {
  * The refusal of a rate that would take the answer past --max-delay (with the
  * delay already asked for), or null.
  */
-export function rateRefusal(source: string, rate: number, size: number, delayMs: number, maxDelayMs: number): string | null {
+export function rateRefusal(
+  source: string,
+  rate: number,
+  size: number,
+  delayMs: number,
+  maxDelayMs: number,
+): string | null {
   if (delayMs + pacedMs(size, rate) <= maxDelayMs) return null;
-  return `invalid ${source}: ${rate} bytes per second takes ${formatDuration(pacedMs(size, rate))} for ${size} bytes` +
-    `${delayMs > 0 ? ` after a delay of ${formatDuration(delayMs)}` : ''}, over the maximum of ${formatDuration(maxDelayMs)} (--max-delay)`;
+  return (
+    `invalid ${source}: ${rate} bytes per second takes ${formatDuration(pacedMs(size, rate))} for ${size} bytes` +
+    `${delayMs > 0 ? ` after a delay of ${formatDuration(delayMs)}` : ''}, over the maximum of ${formatDuration(maxDelayMs)} (--max-delay)`
+  );
 }
 
 /**
  * Writes `size` bytes, taken from `slice(offset, most)`, at `rate` bytes per second
  * on average since the call, then ends the answer; reports progress as bytes written.
  */
-export function pacedWrite(out: AnswerPort, size: number, rate: number, slice: (offset: number, most: number) => Uint8Array, progress: (written: number) => void): void {
+export function pacedWrite(
+  out: AnswerPort,
+  size: number,
+  rate: number,
+  slice: (offset: number, most: number) => Uint8Array,
+  progress: (written: number) => void,
+): void {
   const start = performance.now();
   let written = 0;
   const step = (): void => {
@@ -53,7 +67,14 @@ export function pacedWrite(out: AnswerPort, size: number, rate: number, slice: (
  * write each (a generated piece over 1 MiB: one per MiB), waiting `delayMs` between them and for the peer's drain, then ends
  * the answer; reports progress as bytes written.
  */
-export function chunkedWrite(out: AnswerPort, size: number, pieces: number, delayMs: number, slice: (offset: number, most: number) => Uint8Array, progress: (written: number) => void): void {
+export function chunkedWrite(
+  out: AnswerPort,
+  size: number,
+  pieces: number,
+  delayMs: number,
+  slice: (offset: number, most: number) => Uint8Array,
+  progress: (written: number) => void,
+): void {
   const count = Math.max(1, Math.min(pieces, size));
   const pieceSize = Math.ceil(size / count);
   let written = 0;
@@ -85,7 +106,12 @@ export function chunkedWrite(out: AnswerPort, size: number, pieces: number, dela
  * The wait between writes that both pacings share: `next` ends the answer once
  * everything is written, else runs `step` after `waitMs`; the peer going stops it.
  */
-function writeLoop(out: AnswerPort, done: () => boolean, waitMs: number, step: () => void): { gone: () => boolean; next: () => void } {
+function writeLoop(
+  out: AnswerPort,
+  done: () => boolean,
+  waitMs: number,
+  step: () => void,
+): { gone: () => boolean; next: () => void } {
   let timer: NodeJS.Timeout | undefined;
   let gone = false;
   const forget = out.onPeerGone(() => {

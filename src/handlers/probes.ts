@@ -37,20 +37,31 @@ export function createOpsRoutes(ctx: HttpContext): Map<string, OpsHandler> {
   route(config.readinessPath, (x) => {
     if (healthControl(x)) return;
     // This probe is in flight itself; a full budget of other work is what counts.
-    if (!config.readyWhenSaturated && !health.draining && ctx.ledger.saturated(1)) sendText(x, 503, 'saturated: --max-in-flight reached\n');
+    if (!config.readyWhenSaturated && !health.draining && ctx.ledger.saturated(1))
+      sendText(x, 503, 'saturated: --max-in-flight reached\n');
     else if (health.checkReady()) sendText(x, 200, 'ready\n');
     else sendText(x, 503, health.draining ? 'draining\n' : 'not ready\n');
   });
-  if (metrics !== null && config.metricsPort === 0) { // else on its own listener (metrics-listener.ts)
+  if (metrics !== null && config.metricsPort === 0) {
+    // else on its own listener (metrics-listener.ts)
     route(config.metricsPath, (x) => {
-      metrics.scrape().then((body) => send(x, 200, metrics.contentType, body), (err: unknown) => {
-        logger.error({ err }, 'metrics collection failed');
-        sendText(x, 500, 'metrics collection failed\n');
-      }).catch((err: unknown) => fail(ctx, x, err));
+      metrics
+        .scrape()
+        .then(
+          (body) => send(x, 200, metrics.contentType, body),
+          (err: unknown) => {
+            logger.error({ err }, 'metrics collection failed');
+            sendText(x, 500, 'metrics collection failed\n');
+          },
+        )
+        .catch((err: unknown) => fail(ctx, x, err));
     });
   }
   // The operator's default controls change every answer: a client can see which are in force.
-  const version = JSON.stringify(config.defaultControls === '' ? BUILD_INFO : { ...BUILD_INFO, defaultControls: config.defaultControls }) + '\n';
+  const version =
+    JSON.stringify(
+      config.defaultControls === '' ? BUILD_INFO : { ...BUILD_INFO, defaultControls: config.defaultControls },
+    ) + '\n';
   route(config.versionPath, (x) => {
     send(x, 200, 'application/json; charset=utf-8', version);
   });

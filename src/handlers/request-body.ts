@@ -19,7 +19,13 @@ export function declaredLength(x: HandlerExchange): number {
  * Reads the body (keeping its first `keep` bytes), then runs `then`. A body
  * declared over the limit is refused before anything is read.
  */
-export function readRequestBody(ctx: HttpContext, x: HandlerExchange, declared: number, keep: number, then: (body: BodyResult) => void): void {
+export function readRequestBody(
+  ctx: HttpContext,
+  x: HandlerExchange,
+  declared: number,
+  keep: number,
+  then: (body: BodyResult) => void,
+): void {
   if (declared > ctx.config.maxBodySize) {
     rejectLargeBody(ctx, x);
     return;
@@ -36,13 +42,16 @@ export function readRequestBody(ctx: HttpContext, x: HandlerExchange, declared: 
     return;
   }
   bodyDeadline(ctx, x);
-  readBody(x.body, ctx.config.maxBodySize, keep).then((body) => {
-    x.bytesIn = body.bytes;
-    run(body);
-  }, (err: unknown) => {
-    if (err instanceof BodyTooLarge) rejectLargeBody(ctx, x);
-    else x.abort('reset'); // the client went away mid-body: nobody to answer
-  });
+  readBody(x.body, ctx.config.maxBodySize, keep).then(
+    (body) => {
+      x.bytesIn = body.bytes;
+      run(body);
+    },
+    (err: unknown) => {
+      if (err instanceof BodyTooLarge) rejectLargeBody(ctx, x);
+      else x.abort('reset'); // the client went away mid-body: nobody to answer
+    },
+  );
 }
 
 /**
@@ -53,7 +62,11 @@ export function readRequestBody(ctx: HttpContext, x: HandlerExchange, declared: 
 function bodyDeadline(ctx: HttpContext, x: HandlerExchange): void {
   const { config } = ctx;
   x.bodyDeadline(Math.max(0, config.requestTimeoutMs - (performance.now() - x.start)), () => {
-    ctx.log('warn', { peer: x.facts.peerAddress, limitMs: config.requestTimeoutMs }, 'bad request: request not received in time (--request-timeout)');
+    ctx.log(
+      'warn',
+      { peer: x.facts.peerAddress, limitMs: config.requestTimeoutMs },
+      'bad request: request not received in time (--request-timeout)',
+    );
     if (x.headersSent) {
       x.abort('reset');
       return;

@@ -3,7 +3,8 @@
 
 /** `.5`, `.25`, `.125`...: the decimals of a thousandth, as JavaScript prints them (none for 0). */
 const THOUSANDTHS: readonly string[] = Array.from({ length: 1000 }, (_, f) =>
-  f === 0 ? '' : `.${String(f).padStart(3, '0').replace(/0+$/, '')}`);
+  f === 0 ? '' : `.${String(f).padStart(3, '0').replace(/0+$/, '')}`,
+);
 
 /**
  * A duration in milliseconds rounded to the microsecond (Math.round(x * 1e3) / 1e3),

@@ -40,7 +40,9 @@ function writerFor(fd: number): Writer {
     const socket = new Socket({ fd, readable: false, writable: true });
     socket.unref(); // pending log lines must not keep a finished process alive
     let failed: NodeJS.ErrnoException | null = null;
-    socket.on('error', (err: NodeJS.ErrnoException) => { failed = err; });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      failed = err;
+    });
     return (buf, len, done) => {
       if (failed !== null || socket.destroyed) {
         done(failed ?? Object.assign(new Error('log stream closed'), { code: 'EPIPE' }));
@@ -58,7 +60,7 @@ function writerFor(fd: number): Writer {
         let to = len;
         if (to - from > PIPE_BUF) {
           const nl = buf.lastIndexOf(0x0a, from + PIPE_BUF - 1);
-          to = nl >= from ? nl + 1 : Math.min(len, (buf.indexOf(0x0a, from) + 1) || len);
+          to = nl >= from ? nl + 1 : Math.min(len, buf.indexOf(0x0a, from) + 1 || len);
         }
         socket.write(buf.subarray(from, to), to >= len ? (err) => done(err ?? failed) : undefined);
         from = to;
@@ -143,7 +145,8 @@ export class LogSink {
     if (this.#pending.length - this.#pendingBytes < worst) this.#grow(worst);
     const at = this.#pendingBytes;
     const n = this.#pending.write(text, at, ascii ? 'latin1' : 'utf8');
-    if (used + n > this.#limit) { // the bytes just written past the end are simply not counted
+    if (used + n > this.#limit) {
+      // the bytes just written past the end are simply not counted
       this.#drop(lines, 'the log destination is not keeping up');
       return false;
     }

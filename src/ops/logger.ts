@@ -17,14 +17,18 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  const base: DestinationStream = (opts.destination as DestinationStream | undefined) ?? new LogSink(1, { reporter: stderrSink() });
+  const base: DestinationStream =
+    (opts.destination as DestinationStream | undefined) ?? new LogSink(1, { reporter: stderrSink() });
   const dest = opts.format === 'text' ? textStream(base) : base;
-  const logger = pino({
-    level: opts.level,
-    base: undefined,
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  }, dest);
+  const logger = pino(
+    {
+      level: opts.level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    dest,
+  );
   if (base instanceof LogSink) sinks.set(logger, base);
   return logger;
 }
@@ -45,7 +49,6 @@ function stderrSink(): LogSink {
 /** What cannot stand unquoted in a text log line: spaces, quotes, = and every control, C1 and line separators included. */
 // eslint-disable-next-line no-control-regex -- control characters are what this finds
 const UNSAFE_PLAIN = /[\s"=\x00-\x1f\x7f-\x9f\u2028\u2029]/;
-
 
 /** Client text in a log line: at most `max` characters, so a short request cannot buy a long line. */
 export function logText(s: string, max: number): string {
@@ -72,8 +75,12 @@ function textStream(out: DestinationStream): Writable {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line === '') continue;
         const { time, level, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
-        const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' && !UNSAFE_PLAIN.test(v) ? v : safeJson(v)}`);
-        out.write(`${String(time)} ${String(level).toUpperCase()} ${typeof msg === 'string' ? msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}\n`);
+        const fields = Object.entries(rest).map(
+          ([k, v]) => `${k}=${typeof v === 'string' && !UNSAFE_PLAIN.test(v) ? v : safeJson(v)}`,
+        );
+        out.write(
+          `${String(time)} ${String(level).toUpperCase()} ${typeof msg === 'string' ? msg : ''}${fields.length ? ' ' + fields.join(' ') : ''}\n`,
+        );
       }
       done();
     },
@@ -124,8 +131,12 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
     // Every string is client text or close to it; the common ones need no escaping
     // and are checked by a scan, cheaper than JSON.stringify and a regular expression.
     // The request id (validated or generated) and the address are never cut.
-    const plain = plainJson(reqId, Infinity) && plainJson(method, LOG_METHOD_MAX) && plainJson(uri, LOG_URI_MAX) &&
-      plainJson(clientIp, Infinity) && (userAgent === undefined || plainJson(userAgent, LOG_USER_AGENT_MAX));
+    const plain =
+      plainJson(reqId, Infinity) &&
+      plainJson(method, LOG_METHOD_MAX) &&
+      plainJson(uri, LOG_URI_MAX) &&
+      plainJson(clientIp, Infinity) &&
+      (userAgent === undefined || plainJson(userAgent, LOG_USER_AGENT_MAX));
     const line = plain
       ? `{"level":"info","time":"${lastIso}","reqId":"${reqId}","method":"${method}","uri":"${uri}","status":${e.status},` +
         `"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},"durationMs":${durationText(e.durationMs)},"clientIp":"${clientIp}"` +
@@ -138,11 +149,14 @@ export function createAccessLog(logger: Logger): (e: AccessEntry) => void {
 
 /** The line when some field needs escaping or truncating. */
 function escapedLine(iso: string, e: AccessEntry): string {
-  const truncated = e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
-  return `{"level":"info","time":"${iso}","reqId":${safeJson(e.reqId)},"method":${logText(e.method, LOG_METHOD_MAX)},` +
+  const truncated =
+    e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
+  return (
+    `{"level":"info","time":"${iso}","reqId":${safeJson(e.reqId)},"method":${logText(e.method, LOG_METHOD_MAX)},` +
     `"uri":${logText(e.uri, LOG_URI_MAX)},"status":${e.status},"bytesIn":${e.bytesIn},"bytesOut":${e.bytesOut},` +
     `"durationMs":${durationText(e.durationMs)},"clientIp":${safeJson(e.clientIp)}` +
     `${e.userAgent === undefined ? '' : `,"userAgent":${logText(e.userAgent, LOG_USER_AGENT_MAX)}`}` +
     `${truncated ? ',"truncated":true' : ''}${e.aborted ? ',"aborted":true' : ''}` +
-    `${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`}${e.fault == null ? '' : `,"fault":"${e.fault}"`},"msg":"request"}\n`;
+    `${e.grpcStatus === undefined ? '' : `,"grpcStatus":${e.grpcStatus}`}${e.fault == null ? '' : `,"fault":"${e.fault}"`},"msg":"request"}\n`
+  );
 }

@@ -10,16 +10,26 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 
 type PromMetric = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
-export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT', 'OTHER'] as const;
+export const METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+  'TRACE',
+  'CONNECT',
+  'OTHER',
+] as const;
 /**
  * Status codes kept exact in the `status` label; every other code is counted under
  * its class, `1xx` to `5xx`. These are the codes the server itself answers with,
  * plus the ones load tests commonly ask for through `echo_status`.
  */
 export const EXACT_STATUSES = [
-  101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308,
-  400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 426, 429, 431, 499,
-  500, 501, 502, 503, 504,
+  101, 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 426,
+  429, 431, 499, 500, 501, 502, 503, 504,
 ] as const;
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 /**
@@ -42,7 +52,9 @@ const STATUS_LABELS: readonly string[] = [...EXACT_STATUSES.map(String), ...CLAS
 const STATUS_SLOTS = STATUS_LABELS.length;
 /** The most `echo_http_requests_total` series there can ever be. */
 export const MAX_REQUEST_SERIES = METHODS.length * STATUS_SLOTS;
-export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+export const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+] as const;
 const NB = DURATION_BUCKETS.length + 1; // the last slot is +Inf
 
 const METHOD_INDEX = new Map<string, number>(METHODS.map((m, i) => [m, i]));
@@ -50,7 +62,9 @@ const OTHER = METHODS.length - 1;
 /** status code (100..599) -> slot; anything outside that range is a 5xx. */
 const STATUS_SLOT = new Uint8Array(600).fill(STATUS_SLOTS - 1);
 for (let code = 100; code < 600; code++) STATUS_SLOT[code] = EXACT_STATUSES.length + Math.floor(code / 100) - 1;
-EXACT_STATUSES.forEach((code, i) => { STATUS_SLOT[code] = i; });
+EXACT_STATUSES.forEach((code, i) => {
+  STATUS_SLOT[code] = i;
+});
 
 /** The echo_* figures of one process. */
 interface Counted {
@@ -76,9 +90,25 @@ interface Counted {
 }
 
 /** The gRPC status codes by number, as the `code` label of echo_grpc_calls_total says them. */
-export const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
-  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
-  'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'] as const;
+export const GRPC_CODES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
 
 /** Everything a worker counts, as plain data (it crosses the IPC channel): what the primary adds up. */
 export interface MetricsSnapshot extends Counted {
@@ -148,14 +178,27 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   const connectionsRefused = new Float64Array(CONNECTION_LIMITS.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
-    requests: Array.from(requests), buckets: Array.from(buckets), sums: Array.from(sums),
-    inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly: Array.from(closedEarly),
-    tcp: Array.from(tcp), udp: Array.from(udp),
-    grpcCalls: Array.from(grpcCalls), connectionsRefused: Array.from(connectionsRefused),
+    requests: Array.from(requests),
+    buckets: Array.from(buckets),
+    sums: Array.from(sums),
+    inFlight,
+    connections,
+    refused,
+    refusedPerClient,
+    droppedLogLines: sources.droppedLogLines(),
+    wsReceived,
+    wsSent,
+    closedEarly: Array.from(closedEarly),
+    tcp: Array.from(tcp),
+    udp: Array.from(udp),
+    grpcCalls: Array.from(grpcCalls),
+    connectionsRefused: Array.from(connectionsRefused),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
-    requestStarted: () => { inFlight++; },
+    requestStarted: () => {
+      inFlight++;
+    },
     requestFinished(method, status, seconds) {
       inFlight--;
       const m = METHOD_INDEX.get(method) ?? OTHER;
@@ -169,13 +212,27 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
       wsReceived += received;
       wsSent += sent;
     },
-    grpcFinished: (code) => { grpcCalls[code >= 0 && code < GRPC_CODES.length ? code : 2 /* UNKNOWN */]!++; },
-    requestRefused: () => { refused++; },
-    requestRefusedPerClient: () => { refusedPerClient++; },
-    connectionOpened: () => { connections++; },
-    connectionClosed: () => { connections--; },
-    connectionClosedEarly: (reason) => { closedEarly[CLOSED_EARLY.indexOf(reason)]!++; },
-    connectionRefused: (limit) => { connectionsRefused[CONNECTION_LIMITS.indexOf(limit)]!++; },
+    grpcFinished: (code) => {
+      grpcCalls[code >= 0 && code < GRPC_CODES.length ? code : 2 /* UNKNOWN */]!++;
+    },
+    requestRefused: () => {
+      refused++;
+    },
+    requestRefusedPerClient: () => {
+      refusedPerClient++;
+    },
+    connectionOpened: () => {
+      connections++;
+    },
+    connectionClosed: () => {
+      connections--;
+    },
+    connectionClosedEarly: (reason) => {
+      closedEarly[CLOSED_EARLY.indexOf(reason)]!++;
+    },
+    connectionRefused: (limit) => {
+      connectionsRefused[CONNECTION_LIMITS.indexOf(limit)]!++;
+    },
     tcpConnection(end, bytesIn, bytesOut) {
       tcp[TCP_ENDS.indexOf(end)]!++;
       tcp[TCP_ENDS.length]! += bytesIn;
@@ -188,9 +245,26 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     },
     snapshot,
     // One process: its own counters straight from the arrays, no copy.
-    scrape: async () => renderCounters([{
-      requests, buckets, sums, inFlight, connections, refused, refusedPerClient, droppedLogLines: sources.droppedLogLines(), wsReceived, wsSent, closedEarly, tcp, udp, grpcCalls, connectionsRefused,
-    }]) + await registry.metrics(),
+    scrape: async () =>
+      renderCounters([
+        {
+          requests,
+          buckets,
+          sums,
+          inFlight,
+          connections,
+          refused,
+          refusedPerClient,
+          droppedLogLines: sources.droppedLogLines(),
+          wsReceived,
+          wsSent,
+          closedEarly,
+          tcp,
+          udp,
+          grpcCalls,
+          connectionsRefused,
+        },
+      ]) + (await registry.metrics()),
     contentType: CONTENT_TYPE,
   };
   return metrics;
@@ -237,16 +311,26 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
     wsSent += s.wsSent;
   }
   let out = '';
-  const head = (name: string, help: string, type: string) => { out += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`; };
+  const head = (name: string, help: string, type: string) => {
+    out += `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+  };
 
-  head('echo_http_requests_total', 'HTTP requests answered, by method and status (exact for common codes, else the class such as 4xx).', 'counter');
+  head(
+    'echo_http_requests_total',
+    'HTTP requests answered, by method and status (exact for common codes, else the class such as 4xx).',
+    'counter',
+  );
   for (let m = 0; m < METHODS.length; m++) {
     for (let s = 0; s < STATUS_SLOTS; s++) {
       const n = requests[m * STATUS_SLOTS + s]!;
       if (n > 0) out += `echo_http_requests_total{method="${METHODS[m]}",status="${STATUS_LABELS[s]}"} ${n}\n`;
     }
   }
-  head('echo_http_request_duration_seconds', 'Time from request start to the end of the response, by method.', 'histogram');
+  head(
+    'echo_http_request_duration_seconds',
+    'Time from request start to the end of the response, by method.',
+    'histogram',
+  );
   for (let m = 0; m < METHODS.length; m++) {
     let total = 0;
     for (let b = 0; b < NB; b++) total += buckets[m * NB + b]!;
@@ -264,31 +348,65 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   out += `echo_http_requests_in_flight ${inFlight}\n`;
   head('echo_open_connections', 'Open client connections.', 'gauge');
   out += `echo_open_connections ${connections}\n`;
-  head('echo_log_lines_dropped_total', 'Log lines dropped because the log destination was slow, gone or full.', 'counter');
+  head(
+    'echo_log_lines_dropped_total',
+    'Log lines dropped because the log destination was slow, gone or full.',
+    'counter',
+  );
   out += `echo_log_lines_dropped_total ${dropped}\n`;
   head('echo_requests_refused_total', 'Requests and streams refused because --max-in-flight was reached.', 'counter');
   out += `echo_requests_refused_total ${refused}\n`;
-  head('echo_connections_closed_early_total', 'Connections closed before sending a byte (TCP health checks), by what the port was waiting for.', 'counter');
-  CLOSED_EARLY.forEach((reason, i) => { out += `echo_connections_closed_early_total{reason="${reason}"} ${closedEarly[i]}\n`; });
-  head('echo_connections_refused_total', 'Connections closed at accept because --max-connections or --max-connections-per-client was reached, by limit.', 'counter');
-  CONNECTION_LIMITS.forEach((limit, i) => { out += `echo_connections_refused_total{limit="${limit}"} ${connectionsRefused[i]}\n`; });
-  head('echo_requests_refused_per_client_total', 'Requests and streams refused because their client held --max-in-flight-per-client.', 'counter');
+  head(
+    'echo_connections_closed_early_total',
+    'Connections closed before sending a byte (TCP health checks), by what the port was waiting for.',
+    'counter',
+  );
+  CLOSED_EARLY.forEach((reason, i) => {
+    out += `echo_connections_closed_early_total{reason="${reason}"} ${closedEarly[i]}\n`;
+  });
+  head(
+    'echo_connections_refused_total',
+    'Connections closed at accept because --max-connections or --max-connections-per-client was reached, by limit.',
+    'counter',
+  );
+  CONNECTION_LIMITS.forEach((limit, i) => {
+    out += `echo_connections_refused_total{limit="${limit}"} ${connectionsRefused[i]}\n`;
+  });
+  head(
+    'echo_requests_refused_per_client_total',
+    'Requests and streams refused because their client held --max-in-flight-per-client.',
+    'counter',
+  );
   out += `echo_requests_refused_per_client_total ${refusedPerClient}\n`;
   head('echo_websocket_messages_total', 'WebSocket messages, by direction.', 'counter');
   out += `echo_websocket_messages_total{direction="received"} ${wsReceived}\n`;
   out += `echo_websocket_messages_total{direction="sent"} ${wsSent}\n`;
   head('echo_tcp_connections_total', 'TCP echo connections ended, by how they ended.', 'counter');
-  TCP_ENDS.forEach((reason, i) => { out += `echo_tcp_connections_total{reason="${reason}"} ${tcp[i]}\n`; });
+  TCP_ENDS.forEach((reason, i) => {
+    out += `echo_tcp_connections_total{reason="${reason}"} ${tcp[i]}\n`;
+  });
   head('echo_tcp_bytes_total', 'Bytes through the TCP echo, by direction.', 'counter');
   out += `echo_tcp_bytes_total{direction="received"} ${tcp[TCP_ENDS.length]}\n`;
   out += `echo_tcp_bytes_total{direction="sent"} ${tcp[TCP_ENDS.length + 1]}\n`;
-  head('echo_udp_datagrams_total', 'Datagrams that reached the UDP echo: answered, or dropped by the per-source rate or the global budget.', 'counter');
-  UDP_RESULTS.forEach((result, i) => { out += `echo_udp_datagrams_total{result="${result}"} ${udp[i]}\n`; });
+  head(
+    'echo_udp_datagrams_total',
+    'Datagrams that reached the UDP echo: answered, or dropped by the per-source rate or the global budget.',
+    'counter',
+  );
+  UDP_RESULTS.forEach((result, i) => {
+    out += `echo_udp_datagrams_total{result="${result}"} ${udp[i]}\n`;
+  });
   head('echo_udp_bytes_total', 'Bytes through the UDP echo, by direction.', 'counter');
   out += `echo_udp_bytes_total{direction="received"} ${udp[UDP_RESULTS.length]}\n`;
   out += `echo_udp_bytes_total{direction="sent"} ${udp[UDP_RESULTS.length + 1]}\n`;
-  head('echo_grpc_calls_total', 'gRPC calls answered, by gRPC status code (each is also counted as its HTTP request).', 'counter');
-  GRPC_CODES.forEach((code, i) => { if (grpcCalls[i]! > 0) out += `echo_grpc_calls_total{code="${code}"} ${grpcCalls[i]}\n`; });
+  head(
+    'echo_grpc_calls_total',
+    'gRPC calls answered, by gRPC status code (each is also counted as its HTTP request).',
+    'counter',
+  );
+  GRPC_CODES.forEach((code, i) => {
+    if (grpcCalls[i]! > 0) out += `echo_grpc_calls_total{code="${code}"} ${grpcCalls[i]}\n`;
+  });
   if (workers !== undefined) {
     head('echo_workers', 'Worker processes serving now (--workers).', 'gauge');
     out += `echo_workers ${workers.workers}\n`;
@@ -326,7 +444,9 @@ function aggregateDefaults(perWorker: readonly PromMetric[][]): string {
     const series = new Map<string, { line: string; values: number[] }>();
     for (const m of group) {
       for (const v of m.values as { metricName?: string; labels: Record<string, string | number>; value: number }[]) {
-        const labels = Object.entries(v.labels).map(([k, l]) => `${k}="${String(l).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+        const labels = Object.entries(v.labels)
+          .map(([k, l]) => `${k}="${String(l).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+          .join(',');
         const line = `${v.metricName ?? name}${labels === '' ? '' : `{${labels}}`}`;
         const entry = series.get(line);
         if (entry === undefined) series.set(line, { line, values: [v.value] });
@@ -335,11 +455,16 @@ function aggregateDefaults(perWorker: readonly PromMetric[][]): string {
     }
     out += `# HELP ${name} ${group[0]!.help}\n# TYPE ${name} ${group[0]!.type}\n`;
     for (const { line, values } of series.values()) {
-      const value = rule === 'first' ? values[0]!
-        : rule === 'min' ? Math.min(...values)
-        : rule === 'max' ? Math.max(...values)
-        : rule === 'average' ? values.reduce((a, b) => a + b, 0) / values.length
-        : values.reduce((a, b) => a + b, 0);
+      const value =
+        rule === 'first'
+          ? values[0]!
+          : rule === 'min'
+            ? Math.min(...values)
+            : rule === 'max'
+              ? Math.max(...values)
+              : rule === 'average'
+                ? values.reduce((a, b) => a + b, 0) / values.length
+                : values.reduce((a, b) => a + b, 0);
       out += `${line} ${value}\n`;
     }
   }

@@ -46,7 +46,11 @@ export function acceptOn(row: PortRow, config: Config, deps: AcceptDeps, next: N
     if (slot === null) return true;
     if (isRefusal(slot)) {
       metrics?.connectionRefused('max_connections_per_client');
-      log('warn', { listener: name, peer: socket.remoteAddress, client: slot.client, limit: slot.share }, 'connection refused: --max-connections-per-client reached');
+      log(
+        'warn',
+        { listener: name, peer: socket.remoteAddress, client: slot.client, limit: slot.share },
+        'connection refused: --max-connections-per-client reached',
+      );
       socket.destroy();
       return false;
     }
@@ -66,12 +70,19 @@ export function acceptOn(row: PortRow, config: Config, deps: AcceptDeps, next: N
       // each. Counted and logged at debug, not reported as a failure.
       if (socket.bytesRead === 0 && !state.expired) {
         metrics?.connectionClosedEarly(waitingFor);
-        logger.debug({ listener: name, peer: socket.remoteAddress, reason: waitingFor }, 'connection closed without sending anything');
+        logger.debug(
+          { listener: name, peer: socket.remoteAddress, reason: waitingFor },
+          'connection closed without sending anything',
+        );
       }
     });
     socket.on('error', () => socket.destroy());
     const state = beginFront(socket, config.headersTimeoutMs, () => {
-      log('info', { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no complete request within --headers-timeout');
+      log(
+        'info',
+        { listener: name, peer: socket.remoteAddress, limitMs: config.headersTimeoutMs },
+        'connection closed: no complete request within --headers-timeout',
+      );
       deps.expire(socket);
     });
     const start = row.proxyProtocol ? acceptProxyHeader(socket, state) : null;
@@ -85,15 +96,26 @@ export function acceptOn(row: PortRow, config: Config, deps: AcceptDeps, next: N
       const named = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null;
       return admit(socket, l4Client(state.facts), !named) ? next(socket, state) : undefined;
     };
-    (start === null ? Promise.resolve(next(socket, state)) : start.then(admitted)).finally(() => accepted.inFront.delete(socket)).catch((err: Error) => {
-      if (!state.expired && socket.bytesRead > 0) log('warn', { listener: name, peer: socket.remoteAddress, reason: err.message }, row.proxyProtocol ? 'connection closed: bad or missing PROXY header' : 'connection closed');
-      socket.destroy();
-    });
+    (start === null ? Promise.resolve(next(socket, state)) : start.then(admitted))
+      .finally(() => accepted.inFront.delete(socket))
+      .catch((err: Error) => {
+        if (!state.expired && socket.bytesRead > 0)
+          log(
+            'warn',
+            { listener: name, peer: socket.remoteAddress, reason: err.message },
+            row.proxyProtocol ? 'connection closed: bad or missing PROXY header' : 'connection closed',
+          );
+        socket.destroy();
+      });
   });
   server.maxConnections = config.maxConnections;
   server.on('drop', (data?: { remoteAddress?: string }) => {
     metrics?.connectionRefused('max_connections');
-    log('warn', { listener: name, peer: data?.remoteAddress, limit: config.maxConnections }, 'connection refused: --max-connections reached');
+    log(
+      'warn',
+      { listener: name, peer: data?.remoteAddress, limit: config.maxConnections },
+      'connection refused: --max-connections reached',
+    );
   });
   return server;
 }

@@ -58,7 +58,10 @@ function answerRefusal(code: string | undefined, socket: Socket, answer: ClientE
     if (code === 'HPE_CLOSED_CONNECTION') return; // data after `Connection: close`: ignored, the connection ends with the response
     const retry = () => setImmediate(() => answerRefusal(code, socket, answer));
     current.once('finish', retry);
-    current.once('close', () => { current.off('finish', retry); if (!current.writableFinished) socket.destroy(); });
+    current.once('close', () => {
+      current.off('finish', retry);
+      if (!current.writableFinished) socket.destroy();
+    });
     return;
   }
   if (code === 'HPE_CLOSED_CONNECTION') {

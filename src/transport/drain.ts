@@ -31,11 +31,21 @@ export async function drain(app: Handlers, config: Config, parts: DrainParts, dr
   // is closed (see closeIdleDuringDrain).
   for (const s of http1.sockets) endAfterAnswer(s);
   parts.h2()?.closeAll();
-  const idleWatch = closeIdleDuringDrain(http1.sockets, () => accepted.inFront.size, Math.min(config.drainIdleGraceMs, drainMs));
+  const idleWatch = closeIdleDuringDrain(
+    http1.sockets,
+    () => accepted.inFront.size,
+    Math.min(config.drainIdleGraceMs, drainMs),
+  );
   let timer: NodeJS.Timeout | undefined;
   const drained = await Promise.race([
-    app.idle().then(() => idleWatch.done).then(() => app.idle()).then(() => true),
-    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), drainMs); }),
+    app
+      .idle()
+      .then(() => idleWatch.done)
+      .then(() => app.idle())
+      .then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), drainMs);
+    }),
   ]);
   clearTimeout(timer);
   idleWatch.stop();
@@ -78,12 +88,18 @@ function endAfterAnswer(socket: Socket): void {
  * buffers are read first: a request sent just before the drain began is answered
  * even with no grace at all.
  */
-function closeIdleDuringDrain(sockets: ReadonlySet<Socket>, inFront: () => number, graceMs: number): { done: Promise<void>; stop(): void } {
+function closeIdleDuringDrain(
+  sockets: ReadonlySet<Socket>,
+  inFront: () => number,
+  graceMs: number,
+): { done: Promise<void>; stop(): void } {
   const seen = new Map<Socket, number>();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let finish = () => {};
-  const done = new Promise<void>((resolve) => { finish = resolve; });
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
   const look = () => {
     if (stopped) return;
     for (const s of sockets) {
@@ -102,5 +118,11 @@ function closeIdleDuringDrain(sockets: ReadonlySet<Socket>, inFront: () => numbe
     if (graceMs === 0) afterTwoTurns(look);
     else timer = setTimeout(() => afterTwoTurns(look), graceMs);
   }
-  return { done, stop: () => { stopped = true; clearTimeout(timer); } };
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }

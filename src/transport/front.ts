@@ -26,7 +26,12 @@ export interface FrontState {
 
 const FRONT = Symbol('echo-server.front');
 
-type Tagged = { [FRONT]?: FrontState; remoteAddress?: string | undefined; remotePort?: number | undefined; stream?: Tagged };
+type Tagged = {
+  [FRONT]?: FrontState;
+  remoteAddress?: string | undefined;
+  remotePort?: number | undefined;
+  stream?: Tagged;
+};
 
 /** Starts the front stage of a new connection; `expire` runs if its deadline passes. */
 export function beginFront(socket: Socket, timeoutMs: number, expire: () => void): FrontState {
@@ -97,7 +102,11 @@ export function factsOf(req: { socket: object; stream?: { session?: { socket?: o
  * back and leaves the socket paused. Fails if the peer closes, or when more than
  * `maxBytes` arrive without a result; the front deadline bounds the time.
  */
-export function readPrefix<T>(socket: Socket, maxBytes: number, parse: (buf: Buffer) => { value: T; used: number } | null): Promise<T> {
+export function readPrefix<T>(
+  socket: Socket,
+  maxBytes: number,
+  parse: (buf: Buffer) => { value: T; used: number } | null,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     const done = (err: Error | null, value?: T) => {
@@ -153,4 +162,3 @@ export function sniffHttp2Preface(socket: Socket): Promise<boolean> {
     return n === PREFACE.length ? { value: true, used: 0 } : null;
   });
 }
-

@@ -10,7 +10,16 @@
 // which needs no state; later requests on the connection go to nghttp2 as they came.
 
 import type { Duplex } from 'node:stream';
-import { CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_FRAME, PREFACE_LENGTH, frame } from './h2-frames.ts';
+import {
+  CONTINUATION,
+  END_HEADERS,
+  END_STREAM,
+  FRAME_HEADER,
+  HEADERS,
+  MAX_FRAME,
+  PREFACE_LENGTH,
+  frame,
+} from './h2-frames.ts';
 import { rewritingBridge } from './rewriting-bridge.ts';
 
 /** What the HTTP/2 stage strips again: no client has reason to send it. */
@@ -27,8 +36,16 @@ const MAX_BLOCK = 256 * 1024;
 
 // RFC 7541, Appendix B: the codes of the characters of ":authority" and "host".
 const HUFFMAN: Record<string, [number, number]> = {
-  ':': [0b1011100, 7], a: [0b00011, 5], u: [0b101101, 6], t: [0b01001, 5], h: [0b100111, 6],
-  o: [0b00111, 5], r: [0b101100, 6], i: [0b00110, 5], y: [0b1111010, 7], s: [0b01000, 5],
+  ':': [0b1011100, 7],
+  a: [0b00011, 5],
+  u: [0b101101, 6],
+  t: [0b01001, 5],
+  h: [0b100111, 6],
+  o: [0b00111, 5],
+  r: [0b101100, 6],
+  i: [0b00110, 5],
+  y: [0b1111010, 7],
+  s: [0b01000, 5],
 };
 
 /** The Huffman encoding of `text` (only the characters above), padded with 1 bits. */
@@ -108,7 +125,8 @@ export function namesAuthority(block: Buffer): { found: boolean; insertAt: numbe
     };
     while (pos < block.length) {
       const first = block[pos]!;
-      if ((first & 0xe0) === 0x20) { // dynamic table size update
+      if ((first & 0xe0) === 0x20) {
+        // dynamic table size update
         if (!leading) throw new Undecidable();
         [capacity, pos] = integer(block, pos, 5);
         if (capacity < used) throw new Undecidable();
@@ -116,7 +134,8 @@ export function namesAuthority(block: Buffer): { found: boolean; insertAt: numbe
         continue;
       }
       leading = false;
-      if ((first & 0x80) !== 0) { // indexed field
+      if ((first & 0x80) !== 0) {
+        // indexed field
         const [index, next] = integer(block, pos, 7);
         if (named(index)) return { found: true, insertAt };
         pos = next;
@@ -202,7 +221,8 @@ export function inspectFirstRequest(buf: Buffer, from: number): FirstRequest {
       if (end - off > MAX_BLOCK) return asIs;
       if (buf.length < end + FRAME_HEADER) return { kind: 'more' };
       const n = buf.readUIntBE(end, 3);
-      if (buf[end + 3] !== CONTINUATION || (buf.readUInt32BE(end + 5) & 0x7fffffff) !== stream || n > MAX_FRAME) return asIs;
+      if (buf[end + 3] !== CONTINUATION || (buf.readUInt32BE(end + 5) & 0x7fffffff) !== stream || n > MAX_FRAME)
+        return asIs;
       if (buf.length < end + FRAME_HEADER + n) return { kind: 'more' };
       parts.push(buf.subarray(end + FRAME_HEADER, end + FRAME_HEADER + n));
       last = buf[end + 4]!;
@@ -211,15 +231,32 @@ export function inspectFirstRequest(buf: Buffer, from: number): FirstRequest {
     const block = Buffer.concat(parts);
     const names = namesAuthority(block);
     if (names === null || names.found) return asIs;
-    const rewritten = Buffer.concat([block.subarray(0, names.insertAt), placeholderField(), block.subarray(names.insertAt)]);
+    const rewritten = Buffer.concat([
+      block.subarray(0, names.insertAt),
+      placeholderField(),
+      block.subarray(names.insertAt),
+    ]);
     // One HEADERS frame (padding dropped, priority kept), then CONTINUATIONs if it must be split.
     const frames: Buffer[] = [];
     const firstRoom = MAX_FRAME - priority.length;
     const endStream = flags & END_STREAM;
-    frames.push(frame(HEADERS, endStream | (flags & PRIORITY) | (rewritten.length <= firstRoom ? END_HEADERS : 0), stream,
-      Buffer.concat([priority, rewritten.subarray(0, firstRoom)])));
+    frames.push(
+      frame(
+        HEADERS,
+        endStream | (flags & PRIORITY) | (rewritten.length <= firstRoom ? END_HEADERS : 0),
+        stream,
+        Buffer.concat([priority, rewritten.subarray(0, firstRoom)]),
+      ),
+    );
     for (let at = firstRoom; at < rewritten.length; at += MAX_FRAME) {
-      frames.push(frame(CONTINUATION, at + MAX_FRAME >= rewritten.length ? END_HEADERS : 0, stream, rewritten.subarray(at, at + MAX_FRAME)));
+      frames.push(
+        frame(
+          CONTINUATION,
+          at + MAX_FRAME >= rewritten.length ? END_HEADERS : 0,
+          stream,
+          rewritten.subarray(at, at + MAX_FRAME),
+        ),
+      );
     }
     return { kind: 'done', bytes: Buffer.concat([buf.subarray(0, off), ...frames, buf.subarray(end)]), stream };
   }
@@ -265,7 +302,10 @@ export function firstRequestSocket<S extends Duplex>(socket: S): Promise<S | Dup
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      const r = buf.length > MAX_BLOCK ? { kind: 'done' as const, bytes: buf, stream: null } : inspectFirstRequest(buf, PREFACE_LENGTH);
+      const r =
+        buf.length > MAX_BLOCK
+          ? { kind: 'done' as const, bytes: buf, stream: null }
+          : inspectFirstRequest(buf, PREFACE_LENGTH);
       if (r.kind === 'more') return;
       if (r.kind === 'done') {
         if (r.stream !== null) (socket as Tagged)[TAG] = r.stream;
@@ -296,7 +336,8 @@ function bridge(socket: Duplex, pending: Buffer): Duplex {
   let from = PREFACE_LENGTH;
   return rewritingBridge(socket, pending, (chunk, pass, out) => {
     held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-    const r = held.length > MAX_BLOCK ? { kind: 'done' as const, bytes: held, stream: null } : inspectFirstRequest(held, from);
+    const r =
+      held.length > MAX_BLOCK ? { kind: 'done' as const, bytes: held, stream: null } : inspectFirstRequest(held, from);
     if (r.kind === 'more') return false;
     if (r.kind === 'between') {
       pass(held);

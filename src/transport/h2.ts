@@ -3,7 +3,13 @@
 // front stage ends with the session's first stream; a session with nothing open
 // is closed after the keep-alive timeout, as an idle HTTP/1.1 connection is.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type {
+  Http2Server,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  ServerHttp2Session,
+  ServerHttp2Stream,
+} from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
@@ -75,7 +81,9 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { if (open === 0 && !session.closed) session.close(); }, ms);
+    timer = setTimeout(() => {
+      if (open === 0 && !session.closed) session.close();
+    }, ms);
   };
   session.on('stream', (stream: ServerHttp2Stream) => {
     open++;
@@ -95,12 +103,21 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
  */
 function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: number): void {
   let drains = 0;
-  stream.on('drain', () => { drains++; });
-  const stop = watch.progress.watch(() => ({ pending: stream.writableLength, sent: drains }), () => {
-    if (stream.destroyed) return;
-    watch.log('info', { peer: stream.session?.socket?.remoteAddress, limitMs: idleMs }, 'HTTP/2 stream cancelled: no progress sending its answer within --idle-timeout');
-    stream.close(NGHTTP2_CANCEL);
+  stream.on('drain', () => {
+    drains++;
   });
+  const stop = watch.progress.watch(
+    () => ({ pending: stream.writableLength, sent: drains }),
+    () => {
+      if (stream.destroyed) return;
+      watch.log(
+        'info',
+        { peer: stream.session?.socket?.remoteAddress, limitMs: idleMs },
+        'HTTP/2 stream cancelled: no progress sending its answer within --idle-timeout',
+      );
+      stream.close(NGHTTP2_CANCEL);
+    },
+  );
   stream.once('close', stop);
 }
 
@@ -115,7 +132,11 @@ function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: nu
 function destroyWhenClosingStalls(session: ServerHttp2Session, log: LimitedLog): void {
   session.on('timeout', () => {
     if (!session.closed || session.destroyed) return;
-    log('info', { peer: session.socket?.remoteAddress }, 'HTTP/2 session destroyed: closing, and no progress within --idle-timeout');
+    log(
+      'info',
+      { peer: session.socket?.remoteAddress },
+      'HTTP/2 session destroyed: closing, and no progress within --idle-timeout',
+    );
     session.destroy();
   });
 }
@@ -147,7 +168,11 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, 
         refused = 0;
       }
       if (++refused <= allowed) return;
-      log('warn', { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS }, 'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)');
+      log(
+        'warn',
+        { peer: session.socket?.remoteAddress, refused, windowMs: REFUSAL_WINDOW_MS },
+        'HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)',
+      );
       // The last stream taken, not node's default of 0: with 0, nghttp2 drops the
       // streams still being answered without telling node:http2, which then never closes them.
       session.goaway(NGHTTP2_ENHANCE_YOUR_CALM, lastStream);
@@ -190,13 +215,16 @@ function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Ser
     app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req));
   };
   const listSize = 2 * config.maxHeaderSize + 32 * (config.maxHeaderCount + PSEUDO_HEADERS);
-  const h2 = createHttp2Server({
-    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
-    maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
-    maxSessionMemory: 32,
-    // One PING per refused stream in flight (see adapters/http2/stream.ts): the reset waits for its answer.
-    maxOutstandingPings: Math.max(100, config.h2MaxStreams),
-  }, handle);
+  const h2 = createHttp2Server(
+    {
+      settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
+      maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
+      maxSessionMemory: 32,
+      // One PING per refused stream in flight (see adapters/http2/stream.ts): the reset waits for its answer.
+      maxOutstandingPings: Math.max(100, config.h2MaxStreams),
+    },
+    handle,
+  );
   // An Expect other than 100-continue: node:http2 would answer 417 itself, unlogged.
   h2.on('checkExpectation', handle);
   h2.setTimeout(config.idleTimeoutMs);

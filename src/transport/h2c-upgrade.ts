@@ -8,11 +8,29 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CONTINUATION, END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, MAX_FRAME, PREFACE_LENGTH, frame } from './h2-frames.ts';
+import {
+  CONTINUATION,
+  END_HEADERS,
+  END_STREAM,
+  FRAME_HEADER,
+  HEADERS,
+  MAX_FRAME,
+  PREFACE_LENGTH,
+  frame,
+} from './h2-frames.ts';
 import { rewritingBridge } from './rewriting-bridge.ts';
 
 /** Headers that describe the HTTP/1.1 connection, not the request (RFC 7540 8.1.2.2). */
-const CONNECTION_HEADERS = new Set(['connection', 'upgrade', 'http2-settings', 'host', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te']);
+const CONNECTION_HEADERS = new Set([
+  'connection',
+  'upgrade',
+  'http2-settings',
+  'host',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+]);
 
 /** Only bodiless requests are upgraded; others are answered over HTTP/1.1 (the server may ignore Upgrade). */
 export function wantsH2cUpgrade(req: IncomingMessage): boolean {
@@ -40,7 +58,12 @@ function hpackInteger(value: number, prefixBits: number, first: number): number[
 function hpackLiteral(name: string, value: string): Buffer {
   const n = Buffer.from(name, 'latin1');
   const v = Buffer.from(value, 'latin1');
-  return Buffer.concat([Buffer.from([0x00, ...hpackInteger(n.length, 7, 0)]), n, Buffer.from(hpackInteger(v.length, 7, 0)), v]);
+  return Buffer.concat([
+    Buffer.from([0x00, ...hpackInteger(n.length, 7, 0)]),
+    n,
+    Buffer.from(hpackInteger(v.length, 7, 0)),
+    v,
+  ]);
 }
 
 /** HEADERS (+ CONTINUATION) frames for stream 1 carrying the original request, ending the stream. */

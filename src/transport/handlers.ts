@@ -35,7 +35,6 @@ export interface Handlers extends ClientErrorAnswer {
   idle(): Promise<void>;
 }
 
-
 /** Where a datagram came from, as node:dgram says. */
 export interface DatagramSource {
   address: string;

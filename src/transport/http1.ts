@@ -52,10 +52,17 @@ export function createHttp1Stage(app: Handlers, config: Config, deps: Http1Deps)
       socket.once('close', () => sockets.delete(socket));
       lingerOnEarlyClose(socket, () => lastRequest.get(socket));
       // An answer (or WebSocket echoes) the peer does not read, while it keeps sending: closed.
-      const unwatch = deps.progress.watch(() => socketProgress(socket), () => {
-        deps.log('info', { peer: raw.remoteAddress, limitMs: config.idleTimeoutMs }, 'connection closed: no progress sending its answer within --idle-timeout');
-        socket.destroy();
-      });
+      const unwatch = deps.progress.watch(
+        () => socketProgress(socket),
+        () => {
+          deps.log(
+            'info',
+            { peer: raw.remoteAddress, limitMs: config.idleTimeoutMs },
+            'connection closed: no progress sending its answer within --idle-timeout',
+          );
+          socket.destroy();
+        },
+      );
       socket.once('close', unwatch);
       server.emit('connection', socket);
     },
@@ -74,24 +81,27 @@ export function createHttp1Stage(app: Handlers, config: Config, deps: Http1Deps)
 
 function createHttpServer(app: Handlers, config: Config): HttpServer {
   const shortest = Math.min(...[config.headersTimeoutMs, config.requestTimeoutMs].filter((t) => t > 0), 30_000);
-  const http = createServer({
-    maxHeaderSize: config.maxHeaderSize,
-    headersTimeout: config.headersTimeoutMs,
-    requestTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: config.keepAliveTimeoutMs,
-    // Node checks the two timeouts above on this period; keep it well under them.
-    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
-    // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
-    shouldUpgradeCallback: (req: IncomingMessage) => {
-      // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
-      const h2c = config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req);
-      const websocket = !h2c && config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket';
-      // Admission comes before any 101; a refused upgrade is served (refused) as a plain request.
-      return (h2c || websocket) && app.mayUpgrade(req, h2c, factsOf(req));
+  const http = createServer(
+    {
+      maxHeaderSize: config.maxHeaderSize,
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this period; keep it well under them.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 4))),
+      // Only these upgrades leave HTTP/1.1; any other Upgrade header is simply echoed.
+      shouldUpgradeCallback: (req: IncomingMessage) => {
+        // h2c is cleartext HTTP/2 by definition (RFC 9113): never an upgrade inside TLS.
+        const h2c = config.h2c && (req.socket as Partial<TLSSocket>).encrypted !== true && wantsH2cUpgrade(req);
+        const websocket = !h2c && config.websocket && req.headers.upgrade?.toLowerCase() === 'websocket';
+        // Admission comes before any 101; a refused upgrade is served (refused) as a plain request.
+        return (h2c || websocket) && app.mayUpgrade(req, h2c, factsOf(req));
+      },
+      // A request without Host is the app's to refuse (400, logged and counted), not node:http's.
+      requireHostHeader: false,
     },
-    // A request without Host is the app's to refuse (400, logged and counted), not node:http's.
-    requireHostHeader: false,
-  }, (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)));
+    (req: IncomingMessage, res: ServerResponse) => app.handle(req, res, factsOf(req)),
+  );
   http.timeout = config.idleTimeoutMs;
   http.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, app));
   // An Expect other than 100-continue: the app answers 417 and records it like any request.

@@ -35,7 +35,9 @@ export function lingerOnEarlyClose(socket: Socket, current: () => IncomingMessag
     req.resume();
     const start = socket.bytesRead;
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-    const meter = setInterval(() => { if (socket.bytesRead - start > LINGER_BYTES) socket.destroy(); }, 50);
+    const meter = setInterval(() => {
+      if (socket.bytesRead - start > LINGER_BYTES) socket.destroy();
+    }, 50);
     socket.once('close', () => {
       clearTimeout(timer);
       clearInterval(meter);

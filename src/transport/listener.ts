@@ -75,7 +75,14 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const http1 = createHttp1Stage(app, config, { log, progress });
   http1.server.on('upgrade', dispatchUpgrades(app, config, { logger, log, http1, toH2: h2.take }));
   const accepted: Accepted = { inFront: new Set(), count: 0 };
-  const acceptDeps = { logger, metrics: deps.metrics, log, accepted, expire: http1.expire, shares: new ConnectionShares(config) };
+  const acceptDeps = {
+    logger,
+    metrics: deps.metrics,
+    log,
+    accepted,
+    expire: http1.expire,
+    shares: new ConnectionShares(config),
+  };
   const watching: (() => void)[] = [];
   const fronts: { row: PortRow; server: TcpServer }[] = [];
   const datagramRows: PortRow[] = [];
@@ -88,7 +95,9 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     // A TLS port without TLS material (a library caller's choice) is not opened.
     if (next !== null) fronts.push({ row, server: acceptOn(row, config, acceptDeps, next) });
   }
-  const stopWatching = () => { for (const stop of watching) stop(); };
+  const stopWatching = () => {
+    for (const stop of watching) stop();
+  };
   const ports = await bindAll(fronts, deps.reusePort === true).catch((err: unknown) => {
     stopWatching();
     throw err;
@@ -119,7 +128,19 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
     ports,
     shutdown: async (drainMs) => {
       const l4Fronts = fronts.filter((f) => f.row.protocols.includes('tcp')).map((f) => f.server);
-      const http = drain(app, config, { fronts: fronts.filter((f) => !f.row.protocols.includes('tcp')).map((f) => f.server), accepted, http1, h2: () => h2.stage, progress, stopWatching }, drainMs);
+      const http = drain(
+        app,
+        config,
+        {
+          fronts: fronts.filter((f) => !f.row.protocols.includes('tcp')).map((f) => f.server),
+          accepted,
+          http1,
+          h2: () => h2.stage,
+          progress,
+          stopWatching,
+        },
+        drainMs,
+      );
       for (const d of datagrams) d.close();
       const l4 = l4Fronts.length === 0 ? true : drainTcp(l4Fronts, deps.l4!, drainMs);
       const [a, b] = await Promise.all([http, l4]);
@@ -163,13 +184,18 @@ function nextStage(row: PortRow, config: Config, deps: ListenerDeps, stages: Sta
   }
   if (row.tls) {
     if (deps.tls === null) return null;
-    const tls = createTlsFront(row, deps.tls, config, { logger: deps.logger, log: stages.log, http1, toH2: h2.takeFirstRequest });
+    const tls = createTlsFront(row, deps.tls, config, {
+      logger: deps.logger,
+      log: stages.log,
+      http1,
+      toH2: h2.takeFirstRequest,
+    });
     stages.watching.push(tls.stopWatching);
     return (socket) => tls.take(socket);
   }
   const h2c = row.protocols.includes('h2c');
   return async (socket, front) => {
-    if (h2c && await sniffHttp2Preface(socket)) await h2.takeFirstRequest(socket, front);
+    if (h2c && (await sniffHttp2Preface(socket))) await h2.takeFirstRequest(socket, front);
     else http1.take(socket, socket);
     socket.resume();
   };
@@ -183,7 +209,9 @@ function lazyH2Stage(create: () => H2Stage): H2Entry {
   let stage: H2Stage | null = null;
   const take = (socket: Duplex, front: FrontState | undefined) => (stage ??= create()).handOver(socket, front);
   return {
-    get stage() { return stage; },
+    get stage() {
+      return stage;
+    },
     take,
     // The first request of an HTTP/2 connection may lack :authority and Host (HAProxy's
     // h2 health check); h2-authority.ts makes nghttp2 let it through to the app.
@@ -196,12 +224,19 @@ function lazyH2Stage(create: () => H2Stage): H2Entry {
 }
 
 /** Binds every port in order; if one fails, those already bound are closed. */
-async function bindAll(fronts: readonly { row: PortRow; server: TcpServer }[], reusePort: boolean): Promise<BoundPort[]> {
+async function bindAll(
+  fronts: readonly { row: PortRow; server: TcpServer }[],
+  reusePort: boolean,
+): Promise<BoundPort[]> {
   const bound: BoundPort[] = [];
   try {
     for (const { row, server } of fronts) {
       const address = await bind(server, row.port, row.host, row.name, reusePort);
-      bound.push({ row, address, url: urlOf(row.protocols.includes('tcp') ? (row.tls ? 'tls' : 'tcp') : row.tls ? 'https' : 'http', address) });
+      bound.push({
+        row,
+        address,
+        url: urlOf(row.protocols.includes('tcp') ? (row.tls ? 'tls' : 'tcp') : row.tls ? 'https' : 'http', address),
+      });
     }
   } catch (err) {
     for (const { server } of fronts.slice(0, bound.length)) server.close();
@@ -210,21 +245,36 @@ async function bindAll(fronts: readonly { row: PortRow; server: TcpServer }[], r
   return bound;
 }
 
-const urlOf = (scheme: string, a: AddressInfo) => `${scheme}://${formatHostPort(a.address === '::' || a.address === '0.0.0.0' ? '127.0.0.1' : a.address, a.port)}`;
+const urlOf = (scheme: string, a: AddressInfo) =>
+  `${scheme}://${formatHostPort(a.address === '::' || a.address === '0.0.0.0' ? '127.0.0.1' : a.address, a.port)}`;
 
 /** Listen; `::` falls back to 0.0.0.0 on hosts without IPv6. Errors say which listener and port failed. */
-function bind(server: TcpServer, port: number, host: string, listener: string, reusePort: boolean): Promise<AddressInfo> {
-  const attempt = (h: string) => new Promise<AddressInfo>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    // reusePort needs `exclusive`: in a cluster worker the socket is then its own, not the primary's.
-    server.listen({ port, host: h, ipv6Only: false, ...(reusePort ? { reusePort: true, exclusive: true } : {}) }, () => {
-      server.off('error', onError);
-      resolve(server.address() as AddressInfo);
+function bind(
+  server: TcpServer,
+  port: number,
+  host: string,
+  listener: string,
+  reusePort: boolean,
+): Promise<AddressInfo> {
+  const attempt = (h: string) =>
+    new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      server.once('error', onError);
+      // reusePort needs `exclusive`: in a cluster worker the socket is then its own, not the primary's.
+      server.listen(
+        { port, host: h, ipv6Only: false, ...(reusePort ? { reusePort: true, exclusive: true } : {}) },
+        () => {
+          server.off('error', onError);
+          resolve(server.address() as AddressInfo);
+        },
+      );
     });
-  });
-  return attempt(host).catch((err: NodeJS.ErrnoException) => {
-    if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) return attempt('0.0.0.0');
-    throw err;
-  }).catch((err: unknown) => { throw Object.assign(err as Error, { listener, port }); });
+  return attempt(host)
+    .catch((err: NodeJS.ErrnoException) => {
+      if (host === '::' && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) return attempt('0.0.0.0');
+      throw err;
+    })
+    .catch((err: unknown) => {
+      throw Object.assign(err as Error, { listener, port });
+    });
 }

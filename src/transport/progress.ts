@@ -62,7 +62,9 @@ export function createProgressWatch(ms: number): ProgressWatch {
         timer = setInterval(sweep, every);
         timer.unref();
       }
-      return () => { watched.delete(w); };
+      return () => {
+        watched.delete(w);
+      };
     },
     stop() {
       watched.clear();

@@ -29,7 +29,8 @@ export function parseProxyHeader(buf: Buffer): { info: ProxyInfo; length: number
 
 function expectPrefix(buf: Buffer, prefix: Buffer, what: string): boolean {
   const n = Math.min(buf.length, prefix.length);
-  if (!buf.subarray(0, n).equals(prefix.subarray(0, n))) throw new ProxyProtocolError(`not a PROXY protocol ${what} header`);
+  if (!buf.subarray(0, n).equals(prefix.subarray(0, n)))
+    throw new ProxyProtocolError(`not a PROXY protocol ${what} header`);
   return buf.length >= prefix.length;
 }
 
@@ -45,25 +46,44 @@ function parseV1(buf: Buffer): { info: ProxyInfo; length: number } | null {
   const transport = parts[1] ?? '';
   const base = { version: 1 as const, command: 'PROXY' as const, transport, tlvs: {} };
   if (transport === 'UNKNOWN') {
-    return { info: { ...base, sourceAddress: null, sourcePort: null, destinationAddress: null, destinationPort: null }, length: end + 2 };
+    return {
+      info: { ...base, sourceAddress: null, sourcePort: null, destinationAddress: null, destinationPort: null },
+      length: end + 2,
+    };
   }
-  if (transport !== 'TCP4' && transport !== 'TCP6') throw new ProxyProtocolError(`v1 transport "${transport.slice(0, 16)}" is not TCP4, TCP6 or UNKNOWN`);
+  if (transport !== 'TCP4' && transport !== 'TCP6')
+    throw new ProxyProtocolError(`v1 transport "${transport.slice(0, 16)}" is not TCP4, TCP6 or UNKNOWN`);
   if (parts.length !== 6) throw new ProxyProtocolError('v1 header must have 6 fields');
   const family = transport === 'TCP4' ? 4 : 6;
   const [src = '', dst = '', sport = '', dport = ''] = parts.slice(2);
   if (isIP(src) !== family || isIP(dst) !== family) throw new ProxyProtocolError(`v1 addresses are not ${transport}`);
   return {
-    info: { ...base, sourceAddress: src, sourcePort: port(sport), destinationAddress: dst, destinationPort: port(dport) },
+    info: {
+      ...base,
+      sourceAddress: src,
+      sourcePort: port(sport),
+      destinationAddress: dst,
+      destinationPort: port(dport),
+    },
     length: end + 2,
   };
 }
 
 function port(text: string): number {
-  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) > 65535) throw new ProxyProtocolError(`v1 port "${text.slice(0, 8)}" is invalid`);
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) > 65535)
+    throw new ProxyProtocolError(`v1 port "${text.slice(0, 8)}" is invalid`);
   return Number(text);
 }
 
-const FAMILIES: Record<number, string> = { 0x00: 'UNSPEC', 0x11: 'TCP4', 0x12: 'UDP4', 0x21: 'TCP6', 0x22: 'UDP6', 0x31: 'UNIX', 0x32: 'UNIX_DGRAM' };
+const FAMILIES: Record<number, string> = {
+  0x00: 'UNSPEC',
+  0x11: 'TCP4',
+  0x12: 'UDP4',
+  0x21: 'TCP6',
+  0x22: 'UDP6',
+  0x31: 'UNIX',
+  0x32: 'UNIX_DGRAM',
+};
 
 function parseV2(buf: Buffer): { info: ProxyInfo; length: number } | null {
   if (!expectPrefix(buf, V2_SIGNATURE, 'v2')) return null;
@@ -79,8 +99,14 @@ function parseV2(buf: Buffer): { info: ProxyInfo; length: number } | null {
   if (buf.length < 16 + len) return null;
   const body = buf.subarray(16, 16 + len);
   const info: ProxyInfo = {
-    version: 2, command: cmd === 0 ? 'LOCAL' : 'PROXY', transport,
-    sourceAddress: null, sourcePort: null, destinationAddress: null, destinationPort: null, tlvs: {},
+    version: 2,
+    command: cmd === 0 ? 'LOCAL' : 'PROXY',
+    transport,
+    sourceAddress: null,
+    sourcePort: null,
+    destinationAddress: null,
+    destinationPort: null,
+    tlvs: {},
   };
   let offset = 0;
   if (fam === 0x11 || fam === 0x12) {
@@ -121,12 +147,22 @@ function cString(b: Buffer): string {
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
 }
 
-const SSL_SUB: Record<number, 'version' | 'cn' | 'cipher' | 'sigAlg' | 'keyAlg'> = { 0x21: 'version', 0x22: 'cn', 0x23: 'cipher', 0x24: 'sigAlg', 0x25: 'keyAlg' };
+const SSL_SUB: Record<number, 'version' | 'cn' | 'cipher' | 'sigAlg' | 'keyAlg'> = {
+  0x21: 'version',
+  0x22: 'cn',
+  0x23: 'cipher',
+  0x24: 'sigAlg',
+  0x25: 'keyAlg',
+};
 
 const PP2_CLIENT_SSL = 0x01;
 const PP2_CLIENT_CERT_CONN = 0x02;
 const PP2_CLIENT_CERT_SESS = 0x04;
-const CLIENT_BITS: [number, string][] = [[PP2_CLIENT_SSL, 'SSL'], [PP2_CLIENT_CERT_CONN, 'CERT_CONN'], [PP2_CLIENT_CERT_SESS, 'CERT_SESS']];
+const CLIENT_BITS: [number, string][] = [
+  [PP2_CLIENT_SSL, 'SSL'],
+  [PP2_CLIENT_CERT_CONN, 'CERT_CONN'],
+  [PP2_CLIENT_CERT_SESS, 'CERT_SESS'],
+];
 const PRINTABLE = /^[\x20-\x7e]+$/;
 
 function parseTlvs(b: Buffer, insideSsl: boolean): ProxyTlvs {
@@ -145,12 +181,23 @@ function parseTlvs(b: Buffer, insideSsl: boolean): ProxyTlvs {
       continue;
     }
     switch (type) {
-      case 0x01: tlvs.alpn = value.toString('latin1'); break;
-      case 0x02: tlvs.authority = value.toString('utf8'); break;
-      case 0x03: tlvs.crc32c = value.toString('hex'); break;
-      case 0x04: break; // NOOP: padding
-      case 0x05: tlvs.uniqueId = PRINTABLE.test(value.toString('latin1')) ? value.toString('latin1') : value.toString('hex'); break;
-      case 0x30: tlvs.netns = value.toString('utf8'); break;
+      case 0x01:
+        tlvs.alpn = value.toString('latin1');
+        break;
+      case 0x02:
+        tlvs.authority = value.toString('utf8');
+        break;
+      case 0x03:
+        tlvs.crc32c = value.toString('hex');
+        break;
+      case 0x04:
+        break; // NOOP: padding
+      case 0x05:
+        tlvs.uniqueId = PRINTABLE.test(value.toString('latin1')) ? value.toString('latin1') : value.toString('hex');
+        break;
+      case 0x30:
+        tlvs.netns = value.toString('utf8');
+        break;
       case 0x20: {
         if (insideSsl || len < 5) throw new ProxyProtocolError('v2 SSL TLV is malformed');
         const sub = parseTlvs(value.subarray(5), true) as Record<string, unknown>;
@@ -160,10 +207,17 @@ function parseTlvs(b: Buffer, insideSsl: boolean): ProxyTlvs {
         // verify is 0 also when no certificate was asked for or sent (HAProxy sends 0
         // from a cleartext frontend too): verified needs a certificate bit as well.
         const verified = (client & (PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS)) !== 0 && verify === 0;
-        tlvs.ssl = { client, clientBits: CLIENT_BITS.filter(([bit]) => (client & bit) !== 0).map(([, name]) => name), verify, verified, ...sub };
+        tlvs.ssl = {
+          client,
+          clientBits: CLIENT_BITS.filter(([bit]) => (client & bit) !== 0).map(([, name]) => name),
+          verify,
+          verified,
+          ...sub,
+        };
         break;
       }
-      default: (tlvs.other ??= []).push({ type, value: value.toString('hex') });
+      default:
+        (tlvs.other ??= []).push({ type, value: value.toString('hex') });
     }
   }
   return tlvs;

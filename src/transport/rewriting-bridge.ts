@@ -13,7 +13,12 @@ import { Duplex } from 'node:stream';
 export type Rewrite = (chunk: Buffer, pass: (bytes: Buffer) => void, bridge: Duplex) => boolean;
 
 type SocketLike = Duplex & {
-  remoteAddress?: string; remotePort?: number; remoteFamily?: string; localAddress?: string; localPort?: number; encrypted?: boolean;
+  remoteAddress?: string;
+  remotePort?: number;
+  remoteFamily?: string;
+  localAddress?: string;
+  localPort?: number;
+  encrypted?: boolean;
 };
 
 /** The bridge over `socket`; `initial` are bytes already read from it (and not put back). */

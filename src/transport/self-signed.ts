@@ -10,7 +10,9 @@ export async function selfSigned(names: string[]): Promise<{ cert: string; key: 
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: randomBytes(8)
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     name: `CN=${names[0] ?? 'localhost'}, O=echo-server self-signed`,
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + 90 * 86_400_000),
@@ -31,4 +33,3 @@ export async function selfSigned(names: string[]): Promise<{ cert: string; key: 
   const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
   return { cert: cert.toString('pem'), key };
 }
-

@@ -17,7 +17,11 @@ export interface TlsEchoFrontDeps {
   l4: L4Handlers;
 }
 
-export function createTlsEchoFront(material: TlsMaterial, config: Config, deps: TlsEchoFrontDeps): { take(socket: Socket): void; stopWatching: () => void } {
+export function createTlsEchoFront(
+  material: TlsMaterial,
+  config: Config,
+  deps: TlsEchoFrontDeps,
+): { take(socket: Socket): void; stopWatching: () => void } {
   const { log, l4 } = deps;
   const server = process.getBuiltinModule('node:tls').createServer({
     ...material.context,
@@ -32,7 +36,8 @@ export function createTlsEchoFront(material: TlsMaterial, config: Config, deps: 
       s.destroy();
       return;
     }
-    try { // an event handler: nothing a client sends may escape it
+    try {
+      // an event handler: nothing a client sends may escape it
       frontDone(front);
       front.facts.tls = describeTls(s);
       l4.tcp(s, front.facts);
@@ -43,9 +48,15 @@ export function createTlsEchoFront(material: TlsMaterial, config: Config, deps: 
   });
   server.on('tlsClientError', (err: Error, s: TLSSocket) => {
     const raw = (s as TLSSocket & { _parent?: Socket })._parent;
-    if (raw?.bytesRead !== 0) log('info', { listener: 'tcp-tls', peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
+    if (raw?.bytesRead !== 0)
+      log('info', { listener: 'tcp-tls', peer: s.remoteAddress, reason: err.message }, 'TLS handshake failed');
     s.destroy();
   });
   const stopWatching = material.watch((context) => server.setSecureContext(context), deps.logger);
-  return { take: (socket) => { server.emit('connection', socket); }, stopWatching };
+  return {
+    take: (socket) => {
+      server.emit('connection', socket);
+    },
+    stopWatching,
+  };
 }

@@ -43,7 +43,8 @@ export function createTlsFront(row: PortRow, material: TlsMaterial, config: Conf
   server.on('secureConnection', (s: TLSSocket) => {
     const raw = tcpSocketOf(s);
     const state = raw === undefined ? undefined : frontOf(raw);
-    try { // an event handler: nothing a client sends may escape it and end the process
+    try {
+      // an event handler: nothing a client sends may escape it and end the process
       if (state !== undefined) {
         shareFront(state, s);
         state.facts.tls = describeTls(s);
@@ -63,7 +64,9 @@ export function createTlsFront(row: PortRow, material: TlsMaterial, config: Conf
   });
   const stopWatching = material.watch((context) => server.setSecureContext(context), deps.logger);
   return {
-    take: (socket: Duplex) => { server.emit('connection', socket); },
+    take: (socket: Duplex) => {
+      server.emit('connection', socket);
+    },
     stopWatching,
   };
 }

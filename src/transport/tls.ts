@@ -57,12 +57,15 @@ async function read(path: string, what: string): Promise<Buffer> {
 /** Every PEM certificate in a file; a file with none (or an unreadable one) is refused. */
 function certificates(pem: Buffer, what: string, path: string): X509Certificate[] {
   const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new ConfigError(`invalid ${what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in ${path}`);
+  if (blocks.length === 0)
+    throw new ConfigError(`invalid ${what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in ${path}`);
   return blocks.map((block, i) => {
     try {
       return new X509Certificate(block);
     } catch (err) {
-      throw new ConfigError(`invalid ${what}: certificate ${i + 1} in ${path} cannot be parsed: ${(err as Error).message}`);
+      throw new ConfigError(
+        `invalid ${what}: certificate ${i + 1} in ${path} cannot be parsed: ${(err as Error).message}`,
+      );
     }
   });
 }
@@ -70,7 +73,9 @@ function certificates(pem: Buffer, what: string, path: string): X509Certificate[
 function privateKey(pem: Buffer, path: string): KeyObject {
   // OpenSSL reports a missing passphrase as "interrupted or cancelled": say what it is.
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/.test(pem.toString('latin1'))) {
-    throw new ConfigError(`invalid --tls-key: ${path} is encrypted; give an unencrypted key (for example: openssl pkey -in ${path} -out plain.key)`);
+    throw new ConfigError(
+      `invalid --tls-key: ${path} is encrypted; give an unencrypted key (for example: openssl pkey -in ${path} -out plain.key)`,
+    );
   }
   try {
     return createPrivateKey(pem);
@@ -90,13 +95,16 @@ function checkMaterial(context: SecureContextOptions, config: Config): void {
     const key = privateKey(context.key as Buffer, config.tlsKey);
     if (!leaf!.checkPrivateKey(key)) {
       const [k, c] = [key.asymmetricKeyType, leaf!.publicKey.asymmetricKeyType];
-      throw new ConfigError(`invalid --tls-key: ${config.tlsKey} is not the private key of the first certificate in ${config.tlsCert} (${k === c ? `both ${k}, but of different key pairs` : `key type ${k}, certificate key type ${c}`})`);
+      throw new ConfigError(
+        `invalid --tls-key: ${config.tlsKey} is not the private key of the first certificate in ${config.tlsCert} (${k === c ? `both ${k}, but of different key pairs` : `key type ${k}, certificate key type ${c}`})`,
+      );
     }
   }
   try {
     process.getBuiltinModule('node:tls').createSecureContext(context);
   } catch (err) {
-    const what = context.ca !== undefined && config.tlsCert === '' ? '--tls-client-ca' : '--tls-cert/--tls-key/--tls-client-ca';
+    const what =
+      context.ca !== undefined && config.tlsCert === '' ? '--tls-client-ca' : '--tls-cert/--tls-key/--tls-client-ca';
     throw new ConfigError(`invalid ${what}: OpenSSL refuses the material: ${(err as Error).message}`);
   }
 }
@@ -118,7 +126,11 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
     return { context: { cert, key, ...clientAuth }, source: 'self-signed, in memory', watch: () => () => {} };
   }
   const load = async (): Promise<SecureContextOptions> => {
-    const context = { cert: await read(config.tlsCert, '--tls-cert'), key: await read(config.tlsKey, '--tls-key'), ...clientAuth };
+    const context = {
+      cert: await read(config.tlsCert, '--tls-cert'),
+      key: await read(config.tlsKey, '--tls-key'),
+      ...clientAuth,
+    };
     checkMaterial(context, config);
     return context;
   };
@@ -131,12 +143,14 @@ export async function loadTlsMaterial(config: Config): Promise<TlsMaterial> {
         // Both files usually change together; wait for the second before reading.
         clearTimeout(timer);
         timer = setTimeout(() => {
-          load().then((context) => {
-            apply(context);
-            logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
-          }).catch((err: unknown) => {
-            logger.error({ err: (err as Error).message }, 'TLS certificate reload failed; keeping the previous one');
-          });
+          load()
+            .then((context) => {
+              apply(context);
+              logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
+            })
+            .catch((err: unknown) => {
+              logger.error({ err: (err as Error).message }, 'TLS certificate reload failed; keeping the previous one');
+            });
         }, 200);
       };
       const files = [config.tlsCert, config.tlsKey];
@@ -167,16 +181,19 @@ export function describeTls(socket: TLSSocket): TlsInfo {
     cipher: socket.getCipher()?.name ?? null,
     sni: typeof servername === 'string' ? servername : null,
     alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
-    clientCertificate: cert === undefined ? null : {
-      subject: cert.subject.replace(/\n/g, ', '),
-      issuer: cert.issuer.replace(/\n/g, ', '),
-      subjectAltName: cert.subjectAltName ?? null,
-      validFrom: isoDate(cert.validFrom),
-      validTo: isoDate(cert.validTo),
-      serialNumber: cert.serialNumber,
-      fingerprint256: cert.fingerprint256,
-      verified: socket.authorized,
-      verifyError: socket.authorized ? null : String(socket.authorizationError ?? 'not verified'),
-    },
+    clientCertificate:
+      cert === undefined
+        ? null
+        : {
+            subject: cert.subject.replace(/\n/g, ', '),
+            issuer: cert.issuer.replace(/\n/g, ', '),
+            subjectAltName: cert.subjectAltName ?? null,
+            validFrom: isoDate(cert.validFrom),
+            validTo: isoDate(cert.validTo),
+            serialNumber: cert.serialNumber,
+            fingerprint256: cert.fingerprint256,
+            verified: socket.authorized,
+            verifyError: socket.authorized ? null : String(socket.authorizationError ?? 'not verified'),
+          },
   };
 }

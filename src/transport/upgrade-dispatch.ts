@@ -22,7 +22,11 @@ export interface UpgradeDeps {
 }
 
 /** The listener of node:http's 'upgrade' event. */
-export function dispatchUpgrades(app: Handlers, config: Config, deps: UpgradeDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+export function dispatchUpgrades(
+  app: Handlers,
+  config: Config,
+  deps: UpgradeDeps,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { logger, log, http1 } = deps;
   return (req, socket, head) => {
     const front = frontOf(req.socket);
@@ -44,13 +48,25 @@ export function dispatchUpgrades(app: Handlers, config: Config, deps: UpgradeDep
 }
 
 /** Upgrade: h2c. The 101 is the HTTP stage's; the upgrading request goes on as stream 1. */
-function switchToH2c(app: Handlers, req: IncomingMessage, socket: Socket, head: Buffer, front: FrontState | undefined, config: Config, deps: UpgradeDeps): void {
+function switchToH2c(
+  app: Handlers,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  front: FrontState | undefined,
+  config: Config,
+  deps: UpgradeDeps,
+): void {
   // The front stage goes on until the client's HTTP/2 preface arrives (the upgrading
   // request becomes stream 1 only then), and an expiry now closes the connection: it
   // is no longer HTTP/1.1, so no 408 is written.
   if (front !== undefined) {
     reopenFront(front, config.headersTimeoutMs, () => {
-      deps.log('info', { listener: 'http', peer: req.socket.remoteAddress, limitMs: config.headersTimeoutMs }, 'connection closed: no HTTP/2 stream within --headers-timeout of the h2c upgrade');
+      deps.log(
+        'info',
+        { listener: 'http', peer: req.socket.remoteAddress, limitMs: config.headersTimeoutMs },
+        'connection closed: no HTTP/2 stream within --headers-timeout of the h2c upgrade',
+      );
       socket.destroy();
     });
   }
@@ -69,12 +85,18 @@ function switchToH2c(app: Handlers, req: IncomingMessage, socket: Socket, head: 
 function refusePipelinedUpgrade(socket: Socket, log: LimitedLog): boolean {
   const current = responseInProgress(socket);
   if (current === null) return false;
-  log('warn', { peer: socket.remoteAddress }, 'upgrade refused: pipelined behind an unfinished response; the connection closes after it');
+  log(
+    'warn',
+    { peer: socket.remoteAddress },
+    'upgrade refused: pipelined behind an unfinished response; the connection closes after it',
+  );
   if (!current.headersSent) current.shouldKeepAlive = false;
   if (current.writableFinished) socket.end();
   else {
     current.once('finish', () => socket.end());
-    current.once('close', () => { if (!current.writableFinished) socket.destroy(); });
+    current.once('close', () => {
+      if (!current.writableFinished) socket.destroy();
+    });
   }
   return true;
 }

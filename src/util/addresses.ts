@@ -56,7 +56,8 @@ export class NetworkSet {
   #add(cidr: string): void {
     const [addr = '', prefixText] = cidr.split('/');
     const family = isIP(addr);
-    if (family === 0) throw new ParseError(`"${cidr}" is not an IP address, CIDR or one of ${Object.keys(NAMED_NETWORKS).join(', ')}`);
+    if (family === 0)
+      throw new ParseError(`"${cidr}" is not an IP address, CIDR or one of ${Object.keys(NAMED_NETWORKS).join(', ')}`);
     const type = family === 4 ? 'ipv4' : 'ipv6';
     const maxPrefix = family === 4 ? 32 : 128;
     let prefix = maxPrefix;

@@ -11,14 +11,27 @@ import { BlockList, isIP } from 'node:net';
 import { normalizeIp } from './addresses.ts';
 import { ParseError } from './parse.ts';
 
-export interface NetEntry { kind: 'net'; text: string; addr: string; prefix: number; family: 4 | 6; port: number | null }
-export interface NameEntry { kind: 'name'; text: string; name: string; port: number | null }
+export interface NetEntry {
+  kind: 'net';
+  text: string;
+  addr: string;
+  prefix: number;
+  family: 4 | 6;
+  port: number | null;
+}
+export interface NameEntry {
+  kind: 'name';
+  text: string;
+  name: string;
+  port: number | null;
+}
 export type AllowEntry = NetEntry | NameEntry;
 
 const NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/;
 
 function parsePort(text: string, entry: string): number {
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new ParseError(`"${entry}" has an invalid port`);
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535)
+    throw new ParseError(`"${entry}" has an invalid port`);
   return Number(text);
 }
 
@@ -27,8 +40,16 @@ function netEntry(spec: string, port: number | null, entry: string): NetEntry | 
   const family = isIP(addr);
   if (family === 0) return null;
   const max = family === 4 ? 32 : 128;
-  if (prefixText !== undefined && (!/^[0-9]{1,3}$/.test(prefixText) || Number(prefixText) > max)) throw new ParseError(`"${entry}" has an invalid prefix length`);
-  return { kind: 'net', text: entry, addr, prefix: prefixText === undefined ? max : Number(prefixText), family: family === 4 ? 4 : 6, port };
+  if (prefixText !== undefined && (!/^[0-9]{1,3}$/.test(prefixText) || Number(prefixText) > max))
+    throw new ParseError(`"${entry}" has an invalid prefix length`);
+  return {
+    kind: 'net',
+    text: entry,
+    addr,
+    prefix: prefixText === undefined ? max : Number(prefixText),
+    family: family === 4 ? 4 : 6,
+    port,
+  };
 }
 
 /** One entry: `10.0.0.0/8`, `10.0.0.0/8:8080`, `fd00::/8`, `[fd00::1]:80`, `[fd00::/64]:80`, `echo-b`, `echo-b:8080`. */
@@ -47,7 +68,8 @@ export function parseAllowEntry(entry: string): AllowEntry {
   const port = colon < 0 ? null : parsePort(text.slice(colon + 1), entry);
   const e = netEntry(host, port, entry);
   if (e !== null) return e;
-  if (host.includes('/') || !NAME.test(host)) throw new ParseError(`"${entry}" is not a CIDR, an address or a host name (with an optional :port)`);
+  if (host.includes('/') || !NAME.test(host))
+    throw new ParseError(`"${entry}" is not a CIDR, an address or a host name (with an optional :port)`);
   return { kind: 'name', text: entry, name: host.replace(/\.$/, ''), port };
 }
 
@@ -65,8 +87,14 @@ const block = (cidrs: string[]) => {
 };
 // Cloud metadata services (AWS, its IPv6 twin, Alibaba) and the link-local blocks they live in.
 const METADATA = block(['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32']);
-const LOOPBACK = [{ net: block(['127.0.0.0/8']), prefix: 8, family: 4 }, { net: block(['::1/128']), prefix: 128, family: 6 }];
-const UNSPECIFIED = [{ net: block(['0.0.0.0/8']), prefix: 8, family: 4 }, { net: block(['::/128']), prefix: 128, family: 6 }];
+const LOOPBACK = [
+  { net: block(['127.0.0.0/8']), prefix: 8, family: 4 },
+  { net: block(['::1/128']), prefix: 128, family: 6 },
+];
+const UNSPECIFIED = [
+  { net: block(['0.0.0.0/8']), prefix: 8, family: 4 },
+  { net: block(['::/128']), prefix: 128, family: 6 },
+];
 
 const type = (family: number) => (family === 4 ? 'ipv4' : 'ipv6');
 
@@ -81,7 +109,8 @@ function contains(e: NetEntry, ip: string, family: number): boolean {
 function guard(ip: string, family: number): ((e: NetEntry) => boolean) | null {
   if (METADATA.check(ip, type(family))) return (e) => e.prefix === (family === 4 ? 32 : 128);
   for (const g of [...LOOPBACK, ...UNSPECIFIED]) {
-    if (g.family === family && g.net.check(ip, type(family))) return (e) => e.prefix >= g.prefix && g.net.check(e.addr, type(family));
+    if (g.family === family && g.net.check(ip, type(family)))
+      return (e) => e.prefix >= g.prefix && g.net.check(e.addr, type(family));
   }
   return null;
 }
@@ -111,8 +140,11 @@ export function allowProblem(list: readonly AllowEntry[], q: AllowQuestion): str
       return contains(e, ip, family) && (narrow === null || narrow(e));
     });
     if (!granted) {
-      const what = own ? ' (this server\'s own port needs an entry naming it)'
-        : narrow !== null ? ' (loopback, unspecified, link-local and metadata addresses need an address entry of their own)' : '';
+      const what = own
+        ? " (this server's own port needs an entry naming it)"
+        : narrow !== null
+          ? ' (loopback, unspecified, link-local and metadata addresses need an address entry of their own)'
+          : '';
       return `${q.host === ip ? ip : `${q.host} (${ip})`} port ${q.port} is not in --forward-allow${what}`;
     }
   }

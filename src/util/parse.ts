@@ -23,15 +23,24 @@ export function parseDuration(text: string, maxMs: number, minMs = 0): number {
   const m = DURATION.exec(text.trim());
   if (!m) throw new ParseError(`"${clip(text)}" is not a duration (examples: 250ms, 2s, 1m)`);
   const ms = Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1));
-  if (!Number.isFinite(ms) || ms > maxMs) throw new ParseError(`${clip(text)} exceeds the maximum of ${formatDuration(maxMs)}`);
+  if (!Number.isFinite(ms) || ms > maxMs)
+    throw new ParseError(`${clip(text)} exceeds the maximum of ${formatDuration(maxMs)}`);
   if (ms < minMs) throw new ParseError(`${clip(text)} is below the minimum of ${formatDuration(minMs)}`);
   return ms;
 }
 
 const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
 const SIZE_UNITS: Record<string, number> = {
-  b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
 };
 
 /** A byte size such as `512`, `64KiB`, `10MB`, `1g`. Result in bytes. */
@@ -39,7 +48,8 @@ export function parseSize(text: string, maxBytes: number, minBytes = 0): number 
   const m = SIZE.exec(text.trim());
   if (!m) throw new ParseError(`"${clip(text)}" is not a size (examples: 1024, 64KiB, 10MB)`);
   const bytes = Math.floor(Number(m[1]) * (SIZE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
-  if (!Number.isFinite(bytes) || bytes > maxBytes) throw new ParseError(`${clip(text)} exceeds the maximum of ${formatSize(maxBytes)}`);
+  if (!Number.isFinite(bytes) || bytes > maxBytes)
+    throw new ParseError(`${clip(text)} exceeds the maximum of ${formatSize(maxBytes)}`);
   if (bytes < minBytes) throw new ParseError(`${clip(text)} is below the minimum of ${formatSize(minBytes)}`);
   return bytes;
 }
@@ -56,7 +66,10 @@ export function parseBoolean(text: string): boolean {
 
 /** A comma-separated list; empty items are dropped. */
 export function parseList(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 export function formatDuration(ms: number): string {

@@ -7,7 +7,10 @@ export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0
 
 /** Writes a v2 header (for tests and for anyone wanting to drive echo-server through one). */
 export function encodeProxyV2(opts: {
-  command?: 'PROXY' | 'LOCAL'; source?: [string, number]; destination?: [string, number]; tlvs?: [number, Buffer][];
+  command?: 'PROXY' | 'LOCAL';
+  source?: [string, number];
+  destination?: [string, number];
+  tlvs?: [number, Buffer][];
 }): Buffer {
   const parts: Buffer[] = [];
   let fam = 0x00;

@@ -22,18 +22,26 @@ function missing(ctx: { skip(msg: string): void }, what: string, install: string
 
 /** Passes connections from the browser's namespace (Unix sockets in `dir`) to the servers on loopback. */
 async function hostRelays(dir: string, ports: number[]): Promise<Server[]> {
-  return Promise.all(ports.map((port) => new Promise<Server>((resolve, reject) => {
-    const server = createServer((inbound) => {
-      const outbound = connect({ port, host: '127.0.0.1' });
-      inbound.pipe(outbound).pipe(inbound);
-      for (const [a, b] of [[inbound, outbound], [outbound, inbound]] as const) {
-        a.on('error', () => b.destroy());
-        a.on('close', () => b.destroy());
-      }
-    });
-    server.once('error', reject);
-    server.listen(join(dir, `${port}.sock`), () => resolve(server));
-  })));
+  return Promise.all(
+    ports.map(
+      (port) =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer((inbound) => {
+            const outbound = connect({ port, host: '127.0.0.1' });
+            inbound.pipe(outbound).pipe(inbound);
+            for (const [a, b] of [
+              [inbound, outbound],
+              [outbound, inbound],
+            ] as const) {
+              a.on('error', () => b.destroy());
+              a.on('close', () => b.destroy());
+            }
+          });
+          server.once('error', reject);
+          server.listen(join(dir, `${port}.sock`), () => resolve(server));
+        }),
+    ),
+  );
 }
 
 /**
@@ -43,10 +51,15 @@ async function hostRelays(dir: string, ports: number[]): Promise<Server[]> {
  * skipped with a message, except in CI (CI=true), where that is a failure.
  * playwright-core gives every launch a fresh temporary profile (user data dir).
  */
-export async function launchChromium(ctx: { skip(msg: string): void }, ports: number[], extraArgs: string[] = []): Promise<Browser | null> {
+export async function launchChromium(
+  ctx: { skip(msg: string): void },
+  ports: number[],
+  extraArgs: string[] = [],
+): Promise<Browser | null> {
   if (!existsSync(CHROMIUM)) return missing(ctx, CHROMIUM, 'chromium');
   for (const tool of ['unshare', 'ip']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0) return missing(ctx, tool, tool === 'ip' ? 'iproute2' : 'util-linux');
+    if (spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0)
+      return missing(ctx, tool, tool === 'ip' ? 'iproute2' : 'util-linux');
   }
   const dir = await mkdtemp(join(tmpdir(), 'echo-browser-'));
   const relays = await hostRelays(dir, ports);
@@ -58,7 +71,11 @@ export async function launchChromium(ctx: { skip(msg: string): void }, ports: nu
     const browser = await chromium.launch({
       executablePath: WRAPPER,
       env: {
-        ...process.env, ECHO_CHROMIUM: CHROMIUM, ECHO_NODE: process.execPath, ECHO_RELAY: RELAY, ECHO_RELAY_DIR: dir,
+        ...process.env,
+        ECHO_CHROMIUM: CHROMIUM,
+        ECHO_NODE: process.execPath,
+        ECHO_RELAY: RELAY,
+        ECHO_RELAY_DIR: dir,
         ECHO_RELAY_PORTS: ports.join(','),
         // Root makes the namespace directly; anyone else through a user namespace.
         ECHO_UNSHARE_FLAGS: process.getuid?.() === 0 ? '--net' : '--map-root-user --net',
@@ -66,10 +83,21 @@ export async function launchChromium(ctx: { skip(msg: string): void }, ports: nu
       headless: true,
       timeout: 60_000,
       // No QUIC, no component or sync traffic, no GPU probing (there is no network anyway).
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', ...extraArgs],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-dev-shm-usage',
+        ...extraArgs,
+      ],
     });
-    browser.once('disconnected', () => { void cleanup(); });
+    browser.once('disconnected', () => {
+      void cleanup();
+    });
     return browser;
   } catch (err) {
     await cleanup();
@@ -92,31 +120,51 @@ export interface PageWatch {
 }
 
 /** A fresh context and page with the watch installed before any page script runs. */
-export async function watchedPage(browser: Browser, options: BrowserContextOptions = {}): Promise<{ context: BrowserContext; page: Page; watch: PageWatch }> {
+export async function watchedPage(
+  browser: Browser,
+  options: BrowserContextOptions = {},
+): Promise<{ context: BrowserContext; page: Page; watch: PageWatch }> {
   const context = await browser.newContext(options);
   const watch: PageWatch = {
-    cspViolations: [], consoleErrors: [], pageErrors: [], dialogs: [], pwned: [],
+    cspViolations: [],
+    consoleErrors: [],
+    pageErrors: [],
+    dialogs: [],
+    pwned: [],
     clear() {
-      for (const list of [this.cspViolations, this.consoleErrors, this.pageErrors, this.dialogs, this.pwned]) list.length = 0;
+      for (const list of [this.cspViolations, this.consoleErrors, this.pageErrors, this.dialogs, this.pwned])
+        list.length = 0;
     },
     problems() {
       return [
-        ...this.cspViolations.map((v) => `CSP violation: ${v}`), ...this.consoleErrors.map((m) => `console error: ${m}`),
-        ...this.pageErrors.map((m) => `page error: ${m}`), ...this.dialogs.map((m) => `dialog: ${m}`), ...this.pwned.map((m) => `payload ran: ${m}`),
+        ...this.cspViolations.map((v) => `CSP violation: ${v}`),
+        ...this.consoleErrors.map((m) => `console error: ${m}`),
+        ...this.pageErrors.map((m) => `page error: ${m}`),
+        ...this.dialogs.map((m) => `dialog: ${m}`),
+        ...this.pwned.map((m) => `payload ran: ${m}`),
       ];
     },
   };
-  await context.exposeFunction('__pwned', (what: unknown) => { watch.pwned.push(String(what)); });
-  await context.exposeFunction('__cspViolation', (what: unknown) => { watch.cspViolations.push(String(what)); });
+  await context.exposeFunction('__pwned', (what: unknown) => {
+    watch.pwned.push(String(what));
+  });
+  await context.exposeFunction('__cspViolation', (what: unknown) => {
+    watch.cspViolations.push(String(what));
+  });
   // Runs before the page's own scripts, in every frame; a violation event fires for
   // blocked inline handlers, inline scripts, styles and connections alike.
   await context.addInitScript({
-    content: "document.addEventListener('securitypolicyviolation', (e) => " +
+    content:
+      "document.addEventListener('securitypolicyviolation', (e) => " +
       "window.__cspViolation(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + ' (' + e.sample + ')'));",
   });
   const page = await context.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') watch.consoleErrors.push(m.text()); });
-  page.on('pageerror', (err) => { watch.pageErrors.push(err.message); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') watch.consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (err) => {
+    watch.pageErrors.push(err.message);
+  });
   page.on('dialog', (d) => {
     watch.dialogs.push(`${d.type()}: ${d.message()}`);
     void d.dismiss();

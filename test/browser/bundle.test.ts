@@ -21,7 +21,11 @@ describe('the production bundle in Chromium', () => {
     const outfile = join(dir, 'echo-server.cjs');
     await run(process.execPath, ['scripts/build.ts', '--outfile', outfile]);
     // From an empty directory: the assets can only come from inside the bundle.
-    const child = spawn(process.execPath, [outfile, '--port', '0', '--host', '127.0.0.1', '--sse-interval', '20ms', '--sse-count', '1'], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [outfile, '--port', '0', '--host', '127.0.0.1', '--sse-interval', '20ms', '--sse-count', '1'],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     ctx.after(async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
@@ -29,7 +33,9 @@ describe('the production bundle in Chromium', () => {
       }
     });
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     await waitFor(() => out.includes('echo-server started'), 15_000);
     const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
     const browser = await launchChromium(ctx, [Number(new URL(url).port)]);

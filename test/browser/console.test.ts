@@ -25,7 +25,15 @@ before(async () => {
   const httpsPort = t.server.listener.httpsAddress!.port;
   httpsOrigin = `https://localhost:${httpsPort}`;
   held = await holdingProxy(t.port);
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port, httpsPort, held.port], ['--ignore-certificate-errors']);
+  browser = await launchChromium(
+    {
+      skip: (msg) => {
+        skipReason = msg;
+      },
+    },
+    [t.port, httpsPort, held.port],
+    ['--ignore-certificate-errors'],
+  );
 });
 after(async () => {
   await browser?.close();
@@ -42,12 +50,17 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
   it('shows the echo with the summary on top, under the CSP, with no violation and no console error', async (ctx) => {
     const b = need(ctx);
     if (b === null) return;
-    const { context, page, watch } = await watchedPage(b, { extraHTTPHeaders: { 'X-Request-Id': 'browser-test-1', 'X-Forwarded-For': '198.51.100.7' } });
+    const { context, page, watch } = await watchedPage(b, {
+      extraHTTPHeaders: { 'X-Request-Id': 'browser-test-1', 'X-Forwarded-For': '198.51.100.7' },
+    });
     ctx.after(() => context.close());
     const headers = await openPage(page, `${t.url}/first/page?x=1`);
     assert.equal(headers['content-security-policy'], HTML_CSP);
     assert.equal(await page.locator('#summary-client .big').innerText(), '127.0.0.1');
-    assert.match(await page.locator('#summary-client').innerText(), /X-Forwarded-For ignored: peer 127\.0\.0\.1 is not a trusted proxy/);
+    assert.match(
+      await page.locator('#summary-client').innerText(),
+      /X-Forwarded-For ignored: peer 127\.0\.0\.1 is not a trusted proxy/,
+    );
     assert.equal(await page.locator('#summary-protocol .big').innerText(), 'HTTP/1.1');
     assert.match(await page.locator('#summary-protocol').innerText(), /cleartext, no TLS/);
     assert.equal(await page.locator('#summary-replica .big').innerText(), 'test-host');
@@ -74,7 +87,9 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
 
     const weighted = await sendRequest(page, { status: '201:1,202:1' }, '#rq-repeat');
     assert.match(weighted.tally, /^20 requests: /);
-    const counts: Record<string, number> = Object.fromEntries([...weighted.tally.matchAll(/(\d{3}) ×(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+    const counts: Record<string, number> = Object.fromEntries(
+      [...weighted.tally.matchAll(/(\d{3}) ×(\d+)/g)].map((m) => [m[1]!, Number(m[2])]),
+    );
     assert.equal((counts['201'] ?? 0) + (counts['202'] ?? 0), 20, weighted.tally);
     assert.ok(counts['201']! > 0 && counts['202']! > 0, `both statuses come up in 20 tries: ${weighted.tally}`);
 
@@ -83,7 +98,13 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.ok(completeMs(slow) >= 295, slow.timing);
 
     // Distributions, rate and pieces, as headers too (X-Echo-Chunk-Delay, with a dash).
-    const paced = await sendRequest(page, { delay: '5ms:1,6ms:1', size: '3000', chunks: '3', chunkDelay: '20ms', via: 'header' });
+    const paced = await sendRequest(page, {
+      delay: '5ms:1,6ms:1',
+      size: '3000',
+      chunks: '3',
+      chunkDelay: '20ms',
+      via: 'header',
+    });
     assert.equal(paced.code, '200');
     assert.match(paced.headers.get('x-echo-chosen-delay') ?? '', /^[56]$/);
     assert.equal(paced.headers.get('x-echo-chosen-size'), '3000');
@@ -119,7 +140,11 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.deepEqual(sent.headers['x-echo-status'], ['203']);
     assert.deepEqual(sent.query, {});
 
-    const posted = await sendRequest(page, { method: 'PUT', body: 'hello body', requestHeaders: 'X-Forwarded-For: 203.0.113.9' });
+    const posted = await sendRequest(page, {
+      method: 'PUT',
+      body: 'hello body',
+      requestHeaders: 'X-Forwarded-For: 203.0.113.9',
+    });
     const put = JSON.parse(posted.body) as Echo;
     assert.equal(put.method, 'PUT');
     assert.equal(put.body.data, 'hello body');
@@ -140,9 +165,13 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     const form = { status: '503', failFirst: '1', key: 'console-1', via: 'header' as const };
     assert.equal((await sendRequest(page, form)).code, '503');
     assert.equal((await sendRequest(page, form)).code, '200', 'the second attempt for the key succeeds');
-    assert.match(await page.locator('#rq-curl').textContent() ?? '', /X-Echo-Fail-First: 1/, 'the header form has dashes');
+    assert.match(
+      (await page.locator('#rq-curl').textContent()) ?? '',
+      /X-Echo-Fail-First: 1/,
+      'the header form has dashes',
+    );
     await fillRequest(page, { fault: 'reset' });
-    assert.match(await page.locator('#rq-curl').textContent() ?? '', /echo_fault=reset/);
+    assert.match((await page.locator('#rq-curl').textContent()) ?? '', /echo_fault=reset/);
   });
 
   it('copies a request as a curl command that reproduces it', async (ctx) => {
@@ -153,8 +182,12 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await openPage(page, `${t.url}/start`);
     await page.click('#tab-request');
     await fillRequest(page, {
-      method: 'POST', path: "/curl/it's", status: '202', responseHeaders: "X-Quote: it's \"quoted\"",
-      requestHeaders: 'X-Spaced: a  b', body: "line one\nit's line two",
+      method: 'POST',
+      path: "/curl/it's",
+      status: '202',
+      responseHeaders: 'X-Quote: it\'s "quoted"',
+      requestHeaders: 'X-Spaced: a  b',
+      body: "line one\nit's line two",
     });
     await page.click('#rq-copy');
     await page.waitForSelector('#rq-copied:has-text("Copied.")');
@@ -207,14 +240,22 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     let log = await logEntries(page, '#ws-log', 2);
     assert.match(log[0]!, /open/);
     const handshake = JSON.parse(log[1]!.slice(log[1]!.indexOf(': {') + 2)) as Echo;
-    assert.equal(log[1]!.slice(0, log[1]!.indexOf(': {')), `←echo of the handshake, HTTP/1.1, client 127.0.0.1, request id ${handshake.requestId}`);
+    assert.equal(
+      log[1]!.slice(0, log[1]!.indexOf(': {')),
+      `←echo of the handshake, HTTP/1.1, client 127.0.0.1, request id ${handshake.requestId}`,
+    );
     assert.match(handshake.requestId, UUID_V4);
     assert.equal(handshake.requestURI, '/chat?room=1');
     await page.fill('#ws-message', 'héllo');
     await page.click('#ws-send-text');
     await page.click('#ws-send-binary');
     log = await logEntries(page, '#ws-log', 6);
-    assert.deepEqual(log.slice(2), ['→héllo', '←héllo', '→binary, 6 bytes: 68 c3 a9 6c 6c 6f', '←binary, 6 bytes: 68 c3 a9 6c 6c 6f']);
+    assert.deepEqual(log.slice(2), [
+      '→héllo',
+      '←héllo',
+      '→binary, 6 bytes: 68 c3 a9 6c 6c 6f',
+      '←binary, 6 bytes: 68 c3 a9 6c 6c 6f',
+    ]);
     await page.click('#ws-close');
     log = await logEntries(page, '#ws-log', 7);
     assert.equal(log[6], '•closed: code 1000, reason "closed from the console"');
@@ -262,7 +303,10 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await page.click('#sse-open');
     const log = await logEntries(page, '#sse-log', 5);
     const echoed = JSON.parse(log[0]!.slice(log[0]!.indexOf(': {') + 2)) as Echo;
-    assert.equal(log[0]!.slice(0, log[0]!.indexOf(': {')), `←echo #0, HTTP/1.1, client 127.0.0.1, request id ${echoed.requestId}`);
+    assert.equal(
+      log[0]!.slice(0, log[0]!.indexOf(': {')),
+      `←echo #0, HTTP/1.1, client 127.0.0.1, request id ${echoed.requestId}`,
+    );
     assert.match(echoed.requestId, UUID_V4);
     assert.match(log[1]!, /^←tick #1: \{"n":1,"time":"/);
     assert.match(log[3]!, /^←tick #3: \{"n":3,/);
@@ -280,7 +324,7 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     await openPage(page, `${t.url}/grpc/page`);
     await page.click('#tab-grpc');
     const call = async (payload: string, metadata: string) => {
-      const before = Number(await page.getAttribute('#panel-grpc', 'data-calls') ?? '0');
+      const before = Number((await page.getAttribute('#panel-grpc', 'data-calls')) ?? '0');
       await page.fill('#grpc-payload', payload);
       await page.fill('#grpc-metadata', metadata);
       await page.click('#grpc-call');
@@ -290,7 +334,12 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
         const values = await page.locator(`#${id} td`).allTextContents();
         return names.map((n, i) => [n, values[i] ?? ''] as const);
       };
-      return { code: await page.locator('#grpc-code').innerText(), message: await page.locator('#grpc-message').innerText(), record: await table('grpc-record'), trailers: await table('grpc-trailers') };
+      return {
+        code: await page.locator('#grpc-code').innerText(),
+        message: await page.locator('#grpc-message').innerText(),
+        record: await table('grpc-record'),
+        trailers: await table('grpc-trailers'),
+      };
     };
     const ok = await call('<img src=x onerror=alert(1)>', 'x-trace: one\nx-echo-trailer: X-Shard: 7');
     assert.equal(ok.code, 'OK (0)');
@@ -312,7 +361,10 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
   it('with JavaScript off still shows the whole echo, and no console', async (ctx) => {
     const b = need(ctx);
     if (b === null) return;
-    const { context, page, watch } = await watchedPage(b, { javaScriptEnabled: false, extraHTTPHeaders: { 'X-Request-Id': 'no-js-1' } });
+    const { context, page, watch } = await watchedPage(b, {
+      javaScriptEnabled: false,
+      extraHTTPHeaders: { 'X-Request-Id': 'no-js-1' },
+    });
     ctx.after(() => context.close());
     const res = await page.goto(`${t.url}/no/script?q=1`);
     assert.equal(res?.status(), 200);

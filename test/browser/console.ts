@@ -60,9 +60,13 @@ export async function fillRequest(page: Page, f: RequestForm): Promise<void> {
 }
 
 /** Presses Send (or Send 20x) and waits until the console is done; returns what it shows. */
-export async function sendRequest(page: Page, f: RequestForm, button: '#rq-send' | '#rq-repeat' = '#rq-send'): Promise<Shown> {
+export async function sendRequest(
+  page: Page,
+  f: RequestForm,
+  button: '#rq-send' | '#rq-repeat' = '#rq-send',
+): Promise<Shown> {
   await fillRequest(page, f);
-  const before = Number(await page.getAttribute('#console', 'data-finished') ?? '0');
+  const before = Number((await page.getAttribute('#console', 'data-finished')) ?? '0');
   await page.click(button);
   await page.waitForSelector(`#console[data-finished="${before + 1}"]`, { state: 'attached', timeout: 30_000 });
   return shown(page);
@@ -93,12 +97,22 @@ export function completeMs(s: Shown): number {
  * error ("Failed to load resource"); those are expected for the statuses listed.
  */
 export function problems(watch: PageWatch, expectedStatuses: number[] = []): string[] {
-  const expected = new RegExp(`Failed to load resource: the server responded with a status of (${expectedStatuses.join('|') || 'none'})\\b`);
+  const expected = new RegExp(
+    `Failed to load resource: the server responded with a status of (${expectedStatuses.join('|') || 'none'})\\b`,
+  );
   return watch.problems().filter((p) => !(p.startsWith('console error: ') && expected.test(p)));
 }
 
 /** Waits until a console log (ws-log or sse-log) has at least `n` entries. */
-export async function logEntries(page: Page, log: '#ws-log' | '#sse-log', n: number, timeout = 15_000): Promise<string[]> {
-  await page.locator(`${log} li`).nth(n - 1).waitFor({ timeout });
+export async function logEntries(
+  page: Page,
+  log: '#ws-log' | '#sse-log',
+  n: number,
+  timeout = 15_000,
+): Promise<string[]> {
+  await page
+    .locator(`${log} li`)
+    .nth(n - 1)
+    .waitFor({ timeout });
   return page.locator(`${log} li`).allTextContents();
 }

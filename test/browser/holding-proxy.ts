@@ -25,7 +25,10 @@ export async function holdingProxy(upstreamPort: number): Promise<HoldingProxy> 
       client.resume();
     });
     sockets.add(upstream);
-    upstream.on('close', () => { sockets.delete(upstream); client.destroy(); });
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
   };
@@ -48,14 +51,20 @@ export async function holdingProxy(upstreamPort: number): Promise<HoldingProxy> 
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    holding: () => (held.length > 0 ? Promise.resolve() : new Promise((resolve) => { onHold = resolve; })),
+    holding: () =>
+      held.length > 0
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            onHold = resolve;
+          }),
     release() {
       released = true;
       for (const go of held.splice(0)) go();
     },
-    close: () => new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -26,7 +26,8 @@ for (const port of ports) {
       if (--pending === 0) writeFileSync(join(dir, 'ready'), '');
     };
     server.on('error', (err) => {
-      if (host === '::1') listening(); // no IPv6 here: Chromium then uses 127.0.0.1
+      if (host === '::1')
+        listening(); // no IPv6 here: Chromium then uses 127.0.0.1
       else throw err;
     });
     server.listen({ port, host }, listening);

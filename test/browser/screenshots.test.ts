@@ -13,10 +13,34 @@ import { launchChromium, watchedPage } from './browser.ts';
 import { openPage, problems, sendRequest } from './console.ts';
 
 const SHOTS = [
-  { name: 'desktop-light', colorScheme: 'light', viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1, isMobile: false },
-  { name: 'desktop-dark', colorScheme: 'dark', viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1, isMobile: false },
-  { name: 'phone-light', colorScheme: 'light', viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true },
-  { name: 'phone-dark', colorScheme: 'dark', viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true },
+  {
+    name: 'desktop-light',
+    colorScheme: 'light',
+    viewport: { width: 1280, height: 860 },
+    deviceScaleFactor: 1,
+    isMobile: false,
+  },
+  {
+    name: 'desktop-dark',
+    colorScheme: 'dark',
+    viewport: { width: 1280, height: 860 },
+    deviceScaleFactor: 1,
+    isMobile: false,
+  },
+  {
+    name: 'phone-light',
+    colorScheme: 'light',
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+  },
+  {
+    name: 'phone-dark',
+    colorScheme: 'dark',
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+  },
 ] as const;
 
 /** Page backgrounds from page.css: proof that the colour scheme really switched. */
@@ -30,8 +54,18 @@ let ownDir = false;
 
 before(async () => {
   // What a replica behind an ingress sees: a trusted proxy in a private network.
-  t = await startTestServer({ trustedProxies: new NetworkSet(['loopback', 'private']) }, { identity: { hostname: 'echo-7d9c5b8f4-x2k4p', addresses: ['10.42.0.17', 'fd00:42::17'] } });
-  browser = await launchChromium({ skip: (msg) => { skipReason = msg; } }, [t.port]);
+  t = await startTestServer(
+    { trustedProxies: new NetworkSet(['loopback', 'private']) },
+    { identity: { hostname: 'echo-7d9c5b8f4-x2k4p', addresses: ['10.42.0.17', 'fd00:42::17'] } },
+  );
+  browser = await launchChromium(
+    {
+      skip: (msg) => {
+        skipReason = msg;
+      },
+    },
+    [t.port],
+  );
   if (process.env.ECHO_SCREENSHOTS_DIR) {
     dir = process.env.ECHO_SCREENSHOTS_DIR;
     await mkdir(dir, { recursive: true });
@@ -52,20 +86,42 @@ describe('screenshots of the page', () => {
       const b = browser;
       if (b === null) return ctx.skip(skipReason);
       const { context, page, watch } = await watchedPage(b, {
-        colorScheme: shot.colorScheme, viewport: shot.viewport, deviceScaleFactor: shot.deviceScaleFactor, isMobile: shot.isMobile,
+        colorScheme: shot.colorScheme,
+        viewport: shot.viewport,
+        deviceScaleFactor: shot.deviceScaleFactor,
+        isMobile: shot.isMobile,
         // Fixed values, so the pictures change only when the page does.
-        userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36',
-        extraHTTPHeaders: { 'X-Forwarded-For': '203.0.113.7, 10.0.0.2', 'X-Forwarded-Proto': 'https', 'X-Request-Id': 'c0ffee42-9d2a-4e1b-8f3c-5a6b7c8d9e0f' },
+        userAgent:
+          'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36',
+        extraHTTPHeaders: {
+          'X-Forwarded-For': '203.0.113.7, 10.0.0.2',
+          'X-Forwarded-Proto': 'https',
+          'X-Request-Id': 'c0ffee42-9d2a-4e1b-8f3c-5a6b7c8d9e0f',
+        },
       });
       ctx.after(() => context.close());
       await openPage(page, `${t.url}/api/orders?id=42`);
       assert.equal(await page.locator('#summary-client .big').innerText(), '203.0.113.7');
-      assert.match(await page.locator('#summary-client').innerText(), /from X-Forwarded-For, believed because peer 127\.0\.0\.1 is a trusted proxy/);
-      assert.equal(await page.evaluate<string>('getComputedStyle(document.body).backgroundColor'), BACKGROUND[shot.colorScheme]);
+      assert.match(
+        await page.locator('#summary-client').innerText(),
+        /from X-Forwarded-For, believed because peer 127\.0\.0\.1 is a trusted proxy/,
+      );
+      assert.equal(
+        await page.evaluate<string>('getComputedStyle(document.body).backgroundColor'),
+        BACKGROUND[shot.colorScheme],
+      );
       // Readable on a phone: nothing wider than the screen, so no sideways scrolling.
-      assert.ok(await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth'), 'no horizontal scrolling');
+      assert.ok(
+        await page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth'),
+        'no horizontal scrolling',
+      );
       if (!shot.isMobile) {
-        const r = await sendRequest(page, { path: '/api/orders', status: '201', delay: '120ms', responseHeaders: 'X-Order-Id: 43\nLocation: /api/orders/43' });
+        const r = await sendRequest(page, {
+          path: '/api/orders',
+          status: '201',
+          delay: '120ms',
+          responseHeaders: 'X-Order-Id: 43\nLocation: /api/orders/43',
+        });
         assert.equal(r.code, '201');
       }
       await page.mouse.move(0, 0);

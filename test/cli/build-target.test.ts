@@ -27,10 +27,16 @@ describe('esbuild target from engines.node', () => {
   }
 
   it('package.json gives a target esbuild accepts, and esbuild checks it', async () => {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      engines: { node: string };
+    };
     const target = esbuildTarget(pkg.engines.node);
     assert.match(target, /^node\d+(\.\d+){0,2}$/);
     await transform('export const x = 1n ** 2n;', { target, format: 'esm' });
-    await assert.rejects(transform('', { target: 'node24.x' }), /Invalid version/, 'esbuild does check the version it is given');
+    await assert.rejects(
+      transform('', { target: 'node24.x' }),
+      /Invalid version/,
+      'esbuild does check the version it is given',
+    );
   });
 });

@@ -12,14 +12,38 @@ async function call(argv: string[]) {
   const stderr = new PassThrough();
   let out = '';
   let err = '';
-  stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   const code = await main(['call', ...argv], { env: {}, stdout, stderr, onSignal: () => {} });
   return { code, out, err, lines: out.split('\n').filter((l) => l !== '') };
 }
 
-type JsonLine = { n: number; ok: boolean; status: unknown; replica: string | null; protocol: string; requestId: string; spanId: string; target: { method: string; path: string; requestId: string; trace: { traceId: string; parentId: string } | null; proxy: unknown; body: { data: string } } | null };
-const jsonLines = (out: string) => out.split('\n').filter((l) => l.startsWith('{"n"')).map((l) => JSON.parse(l) as JsonLine);
+type JsonLine = {
+  n: number;
+  ok: boolean;
+  status: unknown;
+  replica: string | null;
+  protocol: string;
+  requestId: string;
+  spanId: string;
+  target: {
+    method: string;
+    path: string;
+    requestId: string;
+    trace: { traceId: string; parentId: string } | null;
+    proxy: unknown;
+    body: { data: string };
+  } | null;
+};
+const jsonLines = (out: string) =>
+  out
+    .split('\n')
+    .filter((l) => l.startsWith('{"n"'))
+    .map((l) => JSON.parse(l) as JsonLine);
 
 describe('echo-server call', () => {
   let t: TestServer;
@@ -69,11 +93,25 @@ describe('echo-server call', () => {
   it('https without --insecure: the self-signed certificate is refused, exit 1', async () => {
     const r = await call([`${url('https')}/`]);
     assert.equal(r.code, 1);
-    assert.match(r.out, /error=(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/);
+    assert.match(
+      r.out,
+      /error=(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/,
+    );
   });
 
   it('sends the method, headers and body asked for, a request id and a new span of one trace per call', async () => {
-    const r = await call([`${url('http')}/path?q=1`, '--count', '3', '--method', 'POST', '--header', 'X-Test: yes', '--body', 'hello', '--json']);
+    const r = await call([
+      `${url('http')}/path?q=1`,
+      '--count',
+      '3',
+      '--method',
+      'POST',
+      '--header',
+      'X-Test: yes',
+      '--body',
+      'hello',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.out + r.err);
     const calls = jsonLines(r.out);
     assert.equal(calls.length, 3);

@@ -16,8 +16,12 @@ async function run(argv: string[], env: Record<string, string> = {}) {
   const stderr = new PassThrough();
   let out = '';
   let err = '';
-  stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   const code = await main(argv, { env, stdout, stderr, onSignal: () => {} });
   return { code, out, err };
 }
@@ -31,7 +35,10 @@ interface Proc {
 
 /** Starts the real binary on a free port and waits for its startup line. */
 async function spawnServer(args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
-  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: Record<string, unknown>[] = [];
   let buf = '';
   child.stdout.on('data', (c: Buffer) => {
@@ -89,8 +96,10 @@ describe('CLI', () => {
   it('exits 2 from the real binary on bad configuration', async () => {
     const child = spawn(process.execPath, [MAIN, '--max-body-size', 'lots'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
-    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    const [code] = await once(child, 'exit') as [number];
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const [code] = (await once(child, 'exit')) as [number];
     assert.equal(code, 2);
     assert.match(err, /invalid --max-body-size/);
   });
@@ -145,10 +154,14 @@ describe('CLI', () => {
   it('exits 2 when the port is taken', async () => {
     const p = await spawnServer();
     try {
-      const child = spawn(process.execPath, [MAIN, '--port', new URL(p.url).port, '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [MAIN, '--port', new URL(p.url).port, '--host', '127.0.0.1'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
-      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      const [code] = await once(child, 'exit') as [number];
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      const [code] = (await once(child, 'exit')) as [number];
       assert.equal(code, 2);
       assert.match(out, /EADDRINUSE|address already in use/);
     } finally {
@@ -161,15 +174,28 @@ describe('CLI', () => {
     const p = await spawnServer(['--tcp-port', '0', '--tcp-tls-port', '0', '--udp-port', '0']);
     try {
       const listeners = p.lines.find((l) => l.msg === 'echo-server started')!.listeners as string[];
-      assert.deepEqual(listeners.map((u) => new URL(u).protocol), ['http:', 'tcp:', 'tls:', 'udp:']);
+      assert.deepEqual(
+        listeners.map((u) => new URL(u).protocol),
+        ['http:', 'tcp:', 'tls:', 'udp:'],
+      );
       const [tcp, , udp] = listeners.slice(1).map((u) => new URL(u).port);
-      for (const [flag, port] of [['tcp-port', tcp!], ['udp-port', udp!]] as const) {
-        const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', `--${flag}`, port], { stdio: ['ignore', 'pipe', 'pipe'] });
+      for (const [flag, port] of [
+        ['tcp-port', tcp!],
+        ['udp-port', udp!],
+      ] as const) {
+        const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', `--${flag}`, port], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
-        child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-        const [code] = await once(child, 'exit') as [number];
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+        });
+        const [code] = (await once(child, 'exit')) as [number];
         assert.equal(code, 2, out);
-        assert.match(out, new RegExp(`port ${port} \\(${flag.slice(0, 3)} listener, --${flag}\\).*(EADDRINUSE|address already in use)`));
+        assert.match(
+          out,
+          new RegExp(`port ${port} \\(${flag.slice(0, 3)} listener, --${flag}\\).*(EADDRINUSE|address already in use)`),
+        );
       }
     } finally {
       p.child.kill('SIGTERM');
@@ -178,9 +204,13 @@ describe('CLI', () => {
   });
 
   it('writes readable text logs when asked', async () => {
-    const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--log-format', 'text'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--log-format', 'text'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     await waitFor(() => out.includes('echo-server started'), 10_000);
     child.kill('SIGTERM');
     await once(child, 'exit');

@@ -26,16 +26,36 @@ describe('command line: accepted forms reach the configuration', () => {
     ['--flag false as two arguments', ['--identity', 'false'], {}, { identity: false }],
     ['--flag TRUE as two arguments, any case', ['--health-control', 'TRUE'], {}, { healthControl: true }],
     ['--no-flag', ['--no-identity'], {}, { identity: false }],
-    ['a boolean followed by another flag takes no value from it', ['--health-control', '--max-echo-body', '1KiB'], {}, { healthControl: true, maxEchoBody: 1024 }],
+    [
+      'a boolean followed by another flag takes no value from it',
+      ['--health-control', '--max-echo-body', '1KiB'],
+      {},
+      { healthControl: true, maxEchoBody: 1024 },
+    ],
     ['a boolean followed by the command', ['--no-identity', 'serve'], {}, { identity: false }],
     ['--flag=value', ['--max-echo-body=2KiB'], {}, { maxEchoBody: 2048 }],
     ['--flag value', ['--max-echo-body', '2KiB'], {}, { maxEchoBody: 2048 }],
-    ['a value holding =', ['--echo-env=A_*', '--trusted-proxies', '10.0.0.0/8'], {}, { echoEnv: ['A_*'], trustedProxies: ['10.0.0.0/8'] }],
+    [
+      'a value holding =',
+      ['--echo-env=A_*', '--trusted-proxies', '10.0.0.0/8'],
+      {},
+      { echoEnv: ['A_*'], trustedProxies: ['10.0.0.0/8'] },
+    ],
     ['--flag= (empty value)', ['--liveness-path='], {}, { livenessPath: '' }],
     ['--flag "" (empty value as its own argument)', ['--liveness-path', ''], {}, { livenessPath: '' }],
     ['the command after the flags', ['--sse-count', '3', 'serve'], {}, { sseCount: 3 }],
-    ['an environment variable over the default', [], { ECHO_IDENTITY: 'false', ECHO_SSE_COUNT: '4' }, { identity: false, sseCount: 4 }],
-    ['a flag over its environment variable', ['--identity', '--sse-count=5'], { ECHO_IDENTITY: 'false', ECHO_SSE_COUNT: '4' }, { identity: true, sseCount: 5 }],
+    [
+      'an environment variable over the default',
+      [],
+      { ECHO_IDENTITY: 'false', ECHO_SSE_COUNT: '4' },
+      { identity: false, sseCount: 4 },
+    ],
+    [
+      'a flag over its environment variable',
+      ['--identity', '--sse-count=5'],
+      { ECHO_IDENTITY: 'false', ECHO_SSE_COUNT: '4' },
+      { identity: true, sseCount: 5 },
+    ],
     ['--no-flag over its environment variable', ['--no-identity'], { ECHO_IDENTITY: 'true' }, { identity: false }],
   ];
   for (const [what, argv, env, expected] of accepted) {
@@ -66,7 +86,11 @@ describe('command line: accepted forms reach the configuration', () => {
 describe('command line: refused forms exit 2, naming the flag', () => {
   // [what, argv, message on standard error]
   const refused: [string, string[], RegExp][] = [
-    ['an unknown flag, with the closest one', ['--prot', '80'], /^echo-server: unknown flag --prot; did you mean --port\? \(see --help\)$/m],
+    [
+      'an unknown flag, with the closest one',
+      ['--prot', '80'],
+      /^echo-server: unknown flag --prot; did you mean --port\? \(see --help\)$/m,
+    ],
     ['an unknown flag given with =', ['--max-dealy=1s'], /unknown flag --max-dealy; did you mean --max-delay\?/],
     ['--no- on a flag that takes a value', ['--no-port'], /unknown flag --no-port; did you mean --port\?/],
     ['--no- on another valued flag', ['--no-max-delay'], /unknown flag --no-max-delay; did you mean --max-delay\?/],
@@ -78,7 +102,11 @@ describe('command line: refused forms exit 2, naming the flag', () => {
     ['a boolean that is not true or false', ['--identity=maybe'], /invalid --identity: "maybe" is not a boolean/],
     ['a word after a boolean', ['--identity', 'maybe'], /unexpected argument "maybe"/],
     ['a missing value', ['--max-delay'], /--max-delay needs a value/],
-    ['a repeated flag (no last-one-wins)', ['--sse-count', '1', '--sse-count', '2'], /--sse-count is given more than once; give each flag once/],
+    [
+      'a repeated flag (no last-one-wins)',
+      ['--sse-count', '1', '--sse-count', '2'],
+      /--sse-count is given more than once; give each flag once/,
+    ],
     ['a repeated flag, = and space', ['--sse-count=1', '--sse-count', '2'], /--sse-count is given more than once/],
     ['a boolean and its --no- form', ['--no-identity', '--identity'], /--identity is given more than once/],
     ['a short option other than -h and -v', ['-p', '80'], /unexpected argument "-p"/],
@@ -129,25 +157,38 @@ describe('scripts refuse options they do not take, with exit status 2', () => {
     ['image', ['--airgap', '--bogus', '--', '--build-arg', 'X=1'], 'image: unknown or incomplete argument --bogus'],
     ['image', ['--tag'], 'image: unknown or incomplete argument --tag'],
     ['keygen', ['--prefix', 'x', '--forse'], 'keygen: unknown or incomplete argument --forse'],
-    ['release', ['--registry', '127.0.0.1:9', '--password', 'secret'], 'release: unknown or incomplete argument --password'],
+    [
+      'release',
+      ['--registry', '127.0.0.1:9', '--password', 'secret'],
+      'release: unknown or incomplete argument --password',
+    ],
     ['verify', ['--kye', 'cosign.pub', '127.0.0.1:9/echo@sha256:00'], 'verify: unknown or incomplete argument --kye'],
     ['screenshots', ['--all'], 'screenshots: unknown or incomplete argument --all'],
   ];
   for (const [script, args, message] of refused) {
     const file = join(REPO, 'scripts', `${script}.ts`);
     // The image build's context holds only the scripts the build runs.
-    it(`${script} ${args.join(' ')}`, { skip: !existsSync(file) && `${script}.ts is not in this checkout` }, async () => {
-      const r = await run(process.execPath, [file, ...args]);
-      assert.equal(r.code, 2, r.stderr);
-      assert.equal(r.stderr.trim(), message);
-      assert.equal(r.stdout, '');
-    });
+    it(
+      `${script} ${args.join(' ')}`,
+      { skip: !existsSync(file) && `${script}.ts is not in this checkout` },
+      async () => {
+        const r = await run(process.execPath, [file, ...args]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(r.stderr.trim(), message);
+        assert.equal(r.stdout, '');
+      },
+    );
   }
 
   it('build refuses before building: no output file is written', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'echo-build-args-'));
     try {
-      const r = await run(process.execPath, [join(REPO, 'scripts/build.ts'), '--outfile', join(dir, 'echo-server.cjs'), '--sorcemap']);
+      const r = await run(process.execPath, [
+        join(REPO, 'scripts/build.ts'),
+        '--outfile',
+        join(dir, 'echo-server.cjs'),
+        '--sorcemap',
+      ]);
       assert.equal(r.code, 2);
       assert.deepEqual(await readdir(dir), []);
     } finally {

@@ -10,7 +10,9 @@ import { main } from '../../src/cli.ts';
 async function healthcheck(argv: string[]): Promise<{ code: number; err: string; ms: number }> {
   const stderr = new PassThrough();
   let err = '';
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   const start = performance.now();
   const code = await main(['healthcheck', ...argv], { env: {}, stdout: new PassThrough(), stderr, onSignal: () => {} });
   return { code, err, ms: performance.now() - start };
@@ -27,8 +29,13 @@ describe('healthcheck --healthcheck-timeout', () => {
       sockets.add(socket);
       socket.on('error', () => {});
       let i = 0;
-      const timer = setInterval(() => { if (i < head.length) socket.write(head.subarray(i, ++i)); }, 500);
-      socket.on('close', () => { clearInterval(timer); sockets.delete(socket); });
+      const timer = setInterval(() => {
+        if (i < head.length) socket.write(head.subarray(i, ++i));
+      }, 500);
+      socket.on('close', () => {
+        clearInterval(timer);
+        sockets.delete(socket);
+      });
     });
     trickler.listen(0, '127.0.0.1');
     await once(trickler, 'listening');
@@ -41,7 +48,10 @@ describe('healthcheck --healthcheck-timeout', () => {
 
   it('is a deadline for the whole check: a peer trickling a byte every 500 ms fails it on time', async () => {
     const bound = new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 8000).unref());
-    const result = await Promise.race([healthcheck(['--port', String(port), '--host', '127.0.0.1', '--healthcheck-timeout', '2s']), bound]);
+    const result = await Promise.race([
+      healthcheck(['--port', String(port), '--host', '127.0.0.1', '--healthcheck-timeout', '2s']),
+      bound,
+    ]);
     if (result === 'still running') assert.fail('the 2 s healthcheck was still running after 8 s');
     assert.equal(result.code, 1);
     assert.match(result.err, /^unhealthy: .*no answer within 2000 ms/);

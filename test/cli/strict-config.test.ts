@@ -26,7 +26,11 @@ interface Outcome {
   logs: Record<string, unknown>[];
 }
 
-async function cli(argv: string[], env: Record<string, string> = {}, onServing?: (url: string) => Promise<void>): Promise<Outcome> {
+async function cli(
+  argv: string[],
+  env: Record<string, string> = {},
+  onServing?: (url: string) => Promise<void>,
+): Promise<Outcome> {
   const r = await runCli(argv, env, onServing);
   return { code: r.served ? 'served' : r.code, err: r.err, out: r.out, logs: r.logs };
 }
@@ -59,9 +63,16 @@ describe('strict configuration', () => {
     t.after(() => s.kill());
     await startedUrl(s);
     const warnings = s.lines.filter((l) => l.level === 'warn' || l.level === 40);
-    assert.deepEqual(warnings.map((w) => w.variable).sort(), ['ECHO_HTTPS_PORT', 'ECHO_PORT'], 'one warning per setting variable; the other link names are quiet');
+    assert.deepEqual(
+      warnings.map((w) => w.variable).sort(),
+      ['ECHO_HTTPS_PORT', 'ECHO_PORT'],
+      'one warning per setting variable; the other link names are quiet',
+    );
     for (const w of warnings) assert.match(String(w.msg), /service link.*enableServiceLinks: false/);
-    assert.ok(s.lines.findIndex((l) => l.variable === 'ECHO_PORT') < s.lines.findIndex((l) => l.msg === 'echo-server started'), 'warned before the startup line');
+    assert.ok(
+      s.lines.findIndex((l) => l.variable === 'ECHO_PORT') < s.lines.findIndex((l) => l.msg === 'echo-server started'),
+      'warned before the startup line',
+    );
   });
 
   it('Kubernetes service links: with no flag, the setting keeps its default (loadConfig)', () => {
@@ -81,18 +92,58 @@ describe('strict configuration', () => {
   });
 
   const refused: [name: string, argv: string[], env: Record<string, string>, message: RegExp][] = [
-    ['a repeated flag', ['--max-body-size', '1MiB', '--max-body-size', '2MiB'], {}, /--max-body-size is given more than once/],
+    [
+      'a repeated flag',
+      ['--max-body-size', '1MiB', '--max-body-size', '2MiB'],
+      {},
+      /--max-body-size is given more than once/,
+    ],
     ['a repeated boolean in two spellings', ['--identity', '--no-identity'], {}, /--identity is given more than once/],
     ['an unknown flag that would swallow a value', ['--bogus'], {}, /unknown flag --bogus/],
     ['an unknown --no- flag', ['--no-bogus'], {}, /unknown flag --no-bogus/],
-    ['--tls-cert/--tls-key without --https', ['--tls-cert', '/nonexistent.crt', '--tls-key', '/nonexistent.key'], {}, /invalid --tls-cert: it needs --https/],
-    ['--tls-client-auth request without --https', ['--tls-client-auth', 'request'], {}, /invalid --tls-client-auth: it needs --https/],
-    ['--tls-client-ca without --https', ['--tls-client-ca', '/nonexistent.pem'], {}, /invalid --tls-client-ca: it needs --https/],
+    [
+      '--tls-cert/--tls-key without --https',
+      ['--tls-cert', '/nonexistent.crt', '--tls-key', '/nonexistent.key'],
+      {},
+      /invalid --tls-cert: it needs --https/,
+    ],
+    [
+      '--tls-client-auth request without --https',
+      ['--tls-client-auth', 'request'],
+      {},
+      /invalid --tls-client-auth: it needs --https/,
+    ],
+    [
+      '--tls-client-ca without --https',
+      ['--tls-client-ca', '/nonexistent.pem'],
+      {},
+      /invalid --tls-client-ca: it needs --https/,
+    ],
     ['--https-port without --https', ['--https-port', '0'], {}, /invalid --https-port: it needs --https/],
-    ['--proxy-protocol https without --https', ['--proxy-protocol', 'http,https'], {}, /invalid --proxy-protocol: it needs --https/],
-    ['ECHO_TLS_CLIENT_AUTH without HTTPS', [], { ECHO_TLS_CLIENT_AUTH: 'request' }, /invalid ECHO_TLS_CLIENT_AUTH: it needs --https/],
-    ['ECHO_PROXY_PROTOCOL=https without HTTPS', [], { ECHO_PROXY_PROTOCOL: 'https' }, /invalid ECHO_PROXY_PROTOCOL: it needs --https/],
-    ['--echo-env **', ['--echo-env', '**'], {}, /invalid --echo-env: "\*\*" is not a variable name or a prefix with one trailing \*/],
+    [
+      '--proxy-protocol https without --https',
+      ['--proxy-protocol', 'http,https'],
+      {},
+      /invalid --proxy-protocol: it needs --https/,
+    ],
+    [
+      'ECHO_TLS_CLIENT_AUTH without HTTPS',
+      [],
+      { ECHO_TLS_CLIENT_AUTH: 'request' },
+      /invalid ECHO_TLS_CLIENT_AUTH: it needs --https/,
+    ],
+    [
+      'ECHO_PROXY_PROTOCOL=https without HTTPS',
+      [],
+      { ECHO_PROXY_PROTOCOL: 'https' },
+      /invalid ECHO_PROXY_PROTOCOL: it needs --https/,
+    ],
+    [
+      '--echo-env **',
+      ['--echo-env', '**'],
+      {},
+      /invalid --echo-env: "\*\*" is not a variable name or a prefix with one trailing \*/,
+    ],
     ['--echo-env *_*', ['--echo-env', '*_*'], {}, /invalid --echo-env: "\*_\*"/],
     ['--echo-env *A*', ['--echo-env', 'HOSTNAME,*A*'], {}, /invalid --echo-env: "\*A\*"/],
     ['--echo-env A*B', ['--echo-env', 'A*B'], {}, /invalid --echo-env: "A\*B"/],
@@ -114,15 +165,25 @@ describe('strict configuration', () => {
   });
 
   it('accepts --echo-env names and prefixes with one trailing *', async () => {
-    const r = await serve(['--echo-env', 'APP_*,HOSTNAME'], { APP_COLOUR: 'blue', HOSTNAME: 'pod-1', SECRET: 'x' }, async (url) => {
-      const echo = await (await fetch(url, { headers: { accept: 'application/json' } })).json() as { env?: Record<string, string> };
-      assert.deepEqual(echo.env, { APP_COLOUR: 'blue', HOSTNAME: 'pod-1' });
-    });
+    const r = await serve(
+      ['--echo-env', 'APP_*,HOSTNAME'],
+      { APP_COLOUR: 'blue', HOSTNAME: 'pod-1', SECRET: 'x' },
+      async (url) => {
+        const echo = (await (await fetch(url, { headers: { accept: 'application/json' } })).json()) as {
+          env?: Record<string, string>;
+        };
+        assert.deepEqual(echo.env, { APP_COLOUR: 'blue', HOSTNAME: 'pod-1' });
+      },
+    );
     assert.equal(r.code, 'served');
   });
 
   it('healthcheck exits 1, never 2, on a configuration error, with the message', async () => {
-    for (const argv of [['healthcheck', '--port', 'eighty'], ['healthcheck', '--bogus'], ['healthcheck', '--liveness-path=']]) {
+    for (const argv of [
+      ['healthcheck', '--port', 'eighty'],
+      ['healthcheck', '--bogus'],
+      ['healthcheck', '--liveness-path='],
+    ]) {
       const r = await cli(argv);
       assert.equal(r.code, 1, argv.join(' '));
       assert.match(r.err, /echo-server: (invalid --port|unknown flag --bogus|healthcheck needs a liveness endpoint)/);
@@ -136,7 +197,11 @@ describe('strict configuration', () => {
       const port = new URL(url).port;
       result = await cli(['healthcheck', '--port', port, '--proxy-protocol', 'http', '--healthcheck-timeout', '3s']);
       // The image's HEALTHCHECK shares the server's environment: the same through variables.
-      viaEnv = await cli(['healthcheck'], { ECHO_PORT: port, ECHO_PROXY_PROTOCOL: 'http', ECHO_HEALTHCHECK_TIMEOUT: '3s' });
+      viaEnv = await cli(['healthcheck'], {
+        ECHO_PORT: port,
+        ECHO_PROXY_PROTOCOL: 'http',
+        ECHO_HEALTHCHECK_TIMEOUT: '3s',
+      });
     });
     assert.equal(r.code, 'served');
     assert.equal(result?.code, 0, result?.err);
@@ -154,7 +219,10 @@ describe('strict configuration', () => {
     t.after(() => s.kill());
     assert.deepEqual(await exitWithin(s, 15_000), { code: 2, signal: null });
     const fatal = s.lines.find((l) => l.level === 'fatal' || l.level === 60);
-    assert.match(String(fatal?.msg), new RegExp(`cannot listen on 127\\.0\\.0\\.1 port ${port} \\(https listener, --https-port\\)`));
+    assert.match(
+      String(fatal?.msg),
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1 port ${port} \\(https listener, --https-port\\)`),
+    );
   });
 });
 
@@ -165,12 +233,23 @@ describe('strict configuration: certificate material', () => {
     dir = await mkdtemp(join(tmpdir(), 'echo-strict-tls-'));
     const a = await selfSigned(['localhost']);
     const b = await selfSigned(['localhost']);
-    const rsaKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' });
-    const encrypted = createPrivateKey(a.key).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'secret' });
+    const rsaKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+      format: 'pem',
+      type: 'pkcs8',
+    });
+    const encrypted = createPrivateKey(a.key).export({
+      format: 'pem',
+      type: 'pkcs8',
+      cipher: 'aes-256-cbc',
+      passphrase: 'secret',
+    });
     await Promise.all([
-      writeFile(file('a.crt'), a.cert), writeFile(file('a.key'), a.key),
-      writeFile(file('b.crt'), b.cert), writeFile(file('b.key'), b.key),
-      writeFile(file('rsa.key'), rsaKey), writeFile(file('enc.key'), encrypted),
+      writeFile(file('a.crt'), a.cert),
+      writeFile(file('a.key'), a.key),
+      writeFile(file('b.crt'), b.cert),
+      writeFile(file('b.key'), b.key),
+      writeFile(file('rsa.key'), rsaKey),
+      writeFile(file('enc.key'), encrypted),
       writeFile(file('empty-ca.pem'), '# our CA bundle goes here\n'),
       writeFile(file('key-as-ca.pem'), a.key),
       writeFile(file('ca.pem'), a.cert),
@@ -179,11 +258,31 @@ describe('strict configuration: certificate material', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   const bad: [name: string, args: () => string[], message: RegExp][] = [
-    ['a certificate and key of different types (EC certificate, RSA key)', () => ['--tls-cert', file('a.crt'), '--tls-key', file('rsa.key')], /invalid --tls-key: .*not the private key .*\(key type rsa, certificate key type ec\)/],
-    ['a certificate and key of the same type that do not match', () => ['--tls-cert', file('a.crt'), '--tls-key', file('b.key')], /invalid --tls-key: .*not the private key .*\(both ec, but of different key pairs\)/],
-    ['an encrypted key', () => ['--tls-cert', file('a.crt'), '--tls-key', file('enc.key')], /invalid --tls-key: .*is encrypted/],
-    ['a --tls-client-ca file with no certificate in it', () => ['--tls-client-auth', 'request', '--tls-client-ca', file('empty-ca.pem')], /invalid --tls-client-ca: no PEM certificate/],
-    ['a --tls-client-ca file holding a key, not a certificate', () => ['--tls-client-auth', 'request', '--tls-client-ca', file('key-as-ca.pem')], /invalid --tls-client-ca: no PEM certificate/],
+    [
+      'a certificate and key of different types (EC certificate, RSA key)',
+      () => ['--tls-cert', file('a.crt'), '--tls-key', file('rsa.key')],
+      /invalid --tls-key: .*not the private key .*\(key type rsa, certificate key type ec\)/,
+    ],
+    [
+      'a certificate and key of the same type that do not match',
+      () => ['--tls-cert', file('a.crt'), '--tls-key', file('b.key')],
+      /invalid --tls-key: .*not the private key .*\(both ec, but of different key pairs\)/,
+    ],
+    [
+      'an encrypted key',
+      () => ['--tls-cert', file('a.crt'), '--tls-key', file('enc.key')],
+      /invalid --tls-key: .*is encrypted/,
+    ],
+    [
+      'a --tls-client-ca file with no certificate in it',
+      () => ['--tls-client-auth', 'request', '--tls-client-ca', file('empty-ca.pem')],
+      /invalid --tls-client-ca: no PEM certificate/,
+    ],
+    [
+      'a --tls-client-ca file holding a key, not a certificate',
+      () => ['--tls-client-auth', 'request', '--tls-client-ca', file('key-as-ca.pem')],
+      /invalid --tls-client-ca: no PEM certificate/,
+    ],
   ];
   for (const [name, args, message] of bad) {
     it(`refuses ${name} at start with exit status 2, naming the setting`, async () => {
@@ -195,7 +294,21 @@ describe('strict configuration: certificate material', () => {
 
   it('refuses an RSA certificate with an EC key (the pair of the report) with exit status 2', async (t: TestContext) => {
     if (!requireTool(t, 'openssl')) return;
-    const made = await runTool('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('rsa-own.key'), '-out', file('rsa.crt'), '-subj', '/CN=localhost', '-days', '2']);
+    const made = await runTool('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      file('rsa-own.key'),
+      '-out',
+      file('rsa.crt'),
+      '-subj',
+      '/CN=localhost',
+      '-days',
+      '2',
+    ]);
     assert.equal(made.code, 0, made.stderr);
     const r = await serve(['--https', '--https-port', '0', '--tls-cert', file('rsa.crt'), '--tls-key', file('a.key')]);
     assert.equal(r.code, 2, 'accepted an RSA certificate with an EC key');
@@ -203,7 +316,19 @@ describe('strict configuration: certificate material', () => {
   });
 
   it('accepts a matching pair and a CA bundle', async () => {
-    const r = await serve(['--https', '--https-port', '0', '--tls-cert', file('a.crt'), '--tls-key', file('a.key'), '--tls-client-auth', 'request', '--tls-client-ca', file('ca.pem')]);
+    const r = await serve([
+      '--https',
+      '--https-port',
+      '0',
+      '--tls-cert',
+      file('a.crt'),
+      '--tls-key',
+      file('a.key'),
+      '--tls-client-auth',
+      'request',
+      '--tls-client-ca',
+      file('ca.pem'),
+    ]);
     assert.equal(r.code, 'served', r.err);
   });
 
@@ -213,17 +338,26 @@ describe('strict configuration: certificate material', () => {
     const t = await startTestServer({ https: true, httpsPort: 0, tlsCert: file('live.crt'), tlsKey: file('live.key') });
     try {
       const port = t.server.listener.httpsAddress!.port;
-      const fingerprint = () => new Promise<string>((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
-          resolve(s.getPeerX509Certificate()!.fingerprint256);
-          s.end();
+      const fingerprint = () =>
+        new Promise<string>((resolve, reject) => {
+          const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
+            resolve(s.getPeerX509Certificate()!.fingerprint256);
+            s.end();
+          });
+          s.on('error', reject);
         });
-        s.on('error', reject);
-      });
       const before = await fingerprint();
       // The key rotated to another type while the certificate stayed: a bad pair.
       await copyFile(file('rsa.key'), file('live.key'));
-      await waitFor(() => t.logs.lines.some((l) => l.msg === 'TLS certificate reload failed; keeping the previous one' || l.msg === 'TLS certificate reloaded'), 10_000);
+      await waitFor(
+        () =>
+          t.logs.lines.some(
+            (l) =>
+              l.msg === 'TLS certificate reload failed; keeping the previous one' ||
+              l.msg === 'TLS certificate reloaded',
+          ),
+        10_000,
+      );
       const failed = t.logs.messages('TLS certificate reload failed; keeping the previous one');
       assert.equal(failed.length, 1, 'the bad pair was not refused');
       assert.match(String(failed[0]!.err), /invalid --tls-key/);

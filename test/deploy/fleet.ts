@@ -25,18 +25,25 @@ export function dockerSkip(): string | false {
  */
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(tmpdir(), `${PREFIX}-${name}.lock`);
-  await waitFor(() => {
-    try {
-      mkdirSync(lock);
-      return true;
-    } catch {
-      // A lock older than the longest build belongs to a run that died.
+  await waitFor(
+    () => {
       try {
-        if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
-      } catch { /* released meanwhile */ }
-      return false;
-    }
-  }, 20 * 60_000, `lock ${lock} released`, 1000);
+        mkdirSync(lock);
+        return true;
+      } catch {
+        // A lock older than the longest build belongs to a run that died.
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 20 * 60_000) rmSync(lock, { recursive: true, force: true });
+        } catch {
+          /* released meanwhile */
+        }
+        return false;
+      }
+    },
+    20 * 60_000,
+    `lock ${lock} released`,
+    1000,
+  );
   try {
     return await fn();
   } finally {
@@ -47,7 +54,10 @@ async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
 /** Builds the production image (`npm run image -- --airgap`); after the first, builds are BuildKit cache hits. */
 export function buildEchoImage(): Promise<string> {
   return withLock('image', async () => {
-    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', ECHO_IMAGE], { ...process.env, DOCKER });
+    const build = await runCommand(process.execPath, ['scripts/image.ts', '--airgap', '--tag', ECHO_IMAGE], {
+      ...process.env,
+      DOCKER,
+    });
     if (build.code !== 0) throw new Error(`image build failed:\n${build.output.slice(-4000)}`);
     return ECHO_IMAGE;
   });
@@ -89,19 +99,34 @@ export interface Answer {
 }
 
 /** One GET with a time limit; rejects on network errors and timeouts. */
-export function get(url: string, opts: { agent?: Agent; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<Answer> {
+export function get(
+  url: string,
+  opts: { agent?: Agent; timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: opts.agent, timeout: opts.timeoutMs ?? 10_000, headers: { accept: 'application/json', ...opts.headers } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        agent: opts.agent,
+        timeout: opts.timeoutMs ?? 10_000,
+        headers: { accept: 'application/json', ...opts.headers },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out')));
     // A pooled connection the front closed as this request went out is the client's
     // race, not the backend's: say which it was, so a failure can be read.
-    req.on('error', (err) => reject(req.reusedSocket ? new Error(`${err.message} (on a reused connection)`, { cause: err }) : err));
+    req.on('error', (err) =>
+      reject(req.reusedSocket ? new Error(`${err.message} (on a reused connection)`, { cause: err }) : err),
+    );
     req.end();
   });
 }
@@ -128,7 +153,17 @@ export interface LoadResult {
  * `onOk` sees every 200 answer as it comes, so a test can wait until the load reaches
  * the replicas it means to disturb.
  */
-export async function load(url: string, o: { rate: number; concurrency: number; minSeconds: number; maxSeconds: number; done: () => boolean; onOk?: (a: Answer) => void }): Promise<LoadResult> {
+export async function load(
+  url: string,
+  o: {
+    rate: number;
+    concurrency: number;
+    minSeconds: number;
+    maxSeconds: number;
+    done: () => boolean;
+    onOk?: (a: Answer) => void;
+  },
+): Promise<LoadResult> {
   // Idle pooled connections are closed by the client after 2 s, before HAProxy's own
   // 5 s keep-alive timeout: otherwise a request can go out on a connection HAProxy is
   // closing at that moment, a race between the client and the front (socket hang up)
@@ -155,7 +190,8 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
           o.onOk?.(a);
         } else {
           r.failed++;
-          if (r.failures.length < 20) r.failures.push(`${elapsed().toFixed(1)}s: status ${a.status} ${a.body.slice(0, 100)}`);
+          if (r.failures.length < 20)
+            r.failures.push(`${elapsed().toFixed(1)}s: status ${a.status} ${a.body.slice(0, 100)}`);
         }
       } catch (err) {
         r.failed++;
@@ -171,7 +207,12 @@ export async function load(url: string, o: { rate: number; concurrency: number; 
 }
 
 /** Polls an async condition until it holds, or fails with `what` after `timeoutMs` (the suite's one `waitFor`, argument order kept). */
-export function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, everyMs = 500): Promise<T> {
+export function until<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | null | undefined | false>,
+  everyMs = 500,
+): Promise<T> {
   return waitFor(check, timeoutMs, what, everyMs) as Promise<T>;
 }
 

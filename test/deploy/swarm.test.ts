@@ -5,7 +5,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  DOCKER, PREFIX, buildEchoImage, buildHaproxyImage, docker, dockerSkip, freeFixedPort, get, hostnameOf, load, runCommand, until,
+  DOCKER,
+  PREFIX,
+  buildEchoImage,
+  buildHaproxyImage,
+  docker,
+  dockerSkip,
+  freeFixedPort,
+  get,
+  hostnameOf,
+  load,
+  runCommand,
+  until,
 } from './fleet.ts';
 
 const STACK = PREFIX;
@@ -27,11 +38,28 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
   let env: NodeJS.ProcessEnv = {};
 
   const deploy = async (image: string) => {
-    const r = await runCommand(DOCKER, ['stack', 'deploy', '--resolve-image', 'never', '-c', 'deploy/swarm/stack.yaml', STACK], { ...env, ECHO_IMAGE: image });
+    const r = await runCommand(
+      DOCKER,
+      ['stack', 'deploy', '--resolve-image', 'never', '-c', 'deploy/swarm/stack.yaml', STACK],
+      { ...env, ECHO_IMAGE: image },
+    );
     assert.equal(r.code, 0, r.output);
   };
   /** Container IDs of the running echo tasks. */
-  const runningTasks = async () => (await docker('ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${SERVICE}`, '--filter', 'status=running')).split('\n').filter(Boolean);
+  const runningTasks = async () =>
+    (
+      await docker(
+        'ps',
+        '-q',
+        '--no-trunc',
+        '--filter',
+        `label=com.docker.swarm.service.name=${SERVICE}`,
+        '--filter',
+        'status=running',
+      )
+    )
+      .split('\n')
+      .filter(Boolean);
   const containerOf = async (hostname: string) => (await runningTasks()).find((id) => id.startsWith(hostname));
   /** Hostnames seen in `n` requests through HAProxy. */
   const sample = async (n: number) => {
@@ -48,7 +76,11 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
   before(async () => {
     const state = await docker('info', '--format', '{{.Swarm.LocalNodeState}}');
     // A swarm this test did not make belongs to someone else: never join, change or leave it.
-    assert.equal(state, 'inactive', `this engine is already in a swarm (state "${state}"); the Swarm test makes its own and will not touch an existing one`);
+    assert.equal(
+      state,
+      'inactive',
+      `this engine is already in a swarm (state "${state}"); the Swarm test makes its own and will not touch an existing one`,
+    );
     const [echoImage, haproxyImage] = await Promise.all([buildEchoImage(), buildHaproxyImage()]);
     await docker('tag', echoImage, V1);
     await docker('tag', echoImage, V2);
@@ -57,7 +89,14 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     const port = await freeFixedPort();
     tcpPort = await freeFixedPort([port]);
     url = `http://127.0.0.1:${port}/`;
-    env = { ...process.env, HAPROXY_IMAGE: haproxyImage, HAPROXY_PORT: String(port), HAPROXY_TCP_PORT: String(tcpPort), ECHO_HEALTH_INTERVAL: '1s', ECHO_HEALTH_CONTROL: 'true' };
+    env = {
+      ...process.env,
+      HAPROXY_IMAGE: haproxyImage,
+      HAPROXY_PORT: String(port),
+      HAPROXY_TCP_PORT: String(tcpPort),
+      ECHO_HEALTH_INTERVAL: '1s',
+      ECHO_HEALTH_CONTROL: 'true',
+    };
     await deploy(V1);
     deployed = true;
     // Tasks enter DNS once healthy, HAProxy resolves every second and needs 2 good checks.
@@ -68,8 +107,17 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     if (deployed) {
       await runCommand(DOCKER, ['stack', 'rm', STACK]);
       // stack rm returns at once; wait for the containers and the network to go.
-      await until('stack removed', 60_000, async () => (await docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`)) === '').catch(() => {});
-      await until('stack network removed', 30_000, async () => (await docker('network', 'ls', '-q', '--filter', `label=com.docker.stack.namespace=${STACK}`)) === '').catch(() => {});
+      await until(
+        'stack removed',
+        60_000,
+        async () => (await docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`)) === '',
+      ).catch(() => {});
+      await until(
+        'stack network removed',
+        30_000,
+        async () =>
+          (await docker('network', 'ls', '-q', '--filter', `label=com.docker.stack.namespace=${STACK}`)) === '',
+      ).catch(() => {});
     }
     if (createdSwarm) await docker('swarm', 'leave', '--force');
     await docker('image', 'rm', V1, V2).catch(() => '');
@@ -79,7 +127,11 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     const seen = await sample(30);
     assert.equal(seen.size, 3, `replicas seen: ${[...seen.keys()].join(', ')}`);
     const running = await runningTasks();
-    for (const h of seen.keys()) assert.ok(running.some((id) => id.startsWith(h)), `${h} is a running task of ${SERVICE}`);
+    for (const h of seen.keys())
+      assert.ok(
+        running.some((id) => id.startsWith(h)),
+        `${h} is a running task of ${SERVICE}`,
+      );
 
     const echo = JSON.parse((await get(url)).body) as Echo;
     assert.ok(echo.proxy, 'the connection to the replica began with a PROXY header');
@@ -87,12 +139,25 @@ describe('Swarm stack behind HAProxy', { skip: dockerSkip(), timeout: 15 * 60_00
     assert.equal(echo.proxy.command, 'PROXY');
     // The client HAProxy saw: on this host, the gateway of docker_gwbridge that carries
     // host-mode ports. The connection itself came from HAProxy's overlay address.
-    const gateway = await docker('network', 'inspect', 'docker_gwbridge', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}');
+    const gateway = await docker(
+      'network',
+      'inspect',
+      'docker_gwbridge',
+      '--format',
+      '{{range .IPAM.Config}}{{.Gateway}}{{end}}',
+    );
     const clientIp = echo.remoteAddr.slice(0, echo.remoteAddr.lastIndexOf(':'));
     assert.equal(clientIp, gateway);
     assert.equal(echo.proxy.sourceAddress, gateway);
-    const haproxy = (await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_haproxy`)).split('\n')[0]!;
-    const haproxyIps = await docker('inspect', haproxy, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}');
+    const haproxy = (
+      await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_haproxy`)
+    ).split('\n')[0]!;
+    const haproxyIps = await docker(
+      'inspect',
+      haproxy,
+      '--format',
+      '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
+    );
     const peerIp = echo.proxy.peer.slice(0, echo.proxy.peer.lastIndexOf(':'));
     assert.ok(haproxyIps.split(' ').includes(peerIp), `peer ${peerIp} is HAProxy (${haproxyIps.trim()})`);
     assert.notEqual(clientIp, peerIp);
@@ -125,7 +190,13 @@ print(json.dumps(out))
     assert.equal(r.code, 0, r.output);
     const conns = JSON.parse(r.output.trim().split('\n').pop()!) as {
       same: boolean;
-      banner: { protocol: string; remoteAddr: string; clientIp: string; proxy: { version: number; command: string; sourceAddress: string } | null; identity: { hostname: string } };
+      banner: {
+        protocol: string;
+        remoteAddr: string;
+        clientIp: string;
+        proxy: { version: number; command: string; sourceAddress: string } | null;
+        identity: { hostname: string };
+      };
     }[];
     assert.equal(conns.length, 12);
     for (const c of conns) {
@@ -136,13 +207,32 @@ print(json.dumps(out))
     const seen = new Map<string, number>();
     for (const c of conns) seen.set(c.banner.identity.hostname, (seen.get(c.banner.identity.hostname) ?? 0) + 1);
     assert.equal(seen.size, 3, `replicas seen: ${[...seen].join(', ')}`);
-    for (const h of seen.keys()) assert.ok(running.some((id) => id.startsWith(h)), `${h} is a running task of ${SERVICE}`);
+    for (const h of seen.keys())
+      assert.ok(
+        running.some((id) => id.startsWith(h)),
+        `${h} is a running task of ${SERVICE}`,
+      );
     // Round robin: consecutive connections go to different replicas.
-    for (let i = 1; i < conns.length; i++) assert.notEqual(conns[i]!.banner.identity.hostname, conns[i - 1]!.banner.identity.hostname, `connection ${i} went to the replica of connection ${i - 1}`);
+    for (let i = 1; i < conns.length; i++)
+      assert.notEqual(
+        conns[i]!.banner.identity.hostname,
+        conns[i - 1]!.banner.identity.hostname,
+        `connection ${i} went to the replica of connection ${i - 1}`,
+      );
 
-    const gateway = await docker('network', 'inspect', 'docker_gwbridge', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}');
-    const haproxy = (await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_haproxy`)).split('\n')[0]!;
-    const haproxyIps = (await docker('inspect', haproxy, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}')).split(' ');
+    const gateway = await docker(
+      'network',
+      'inspect',
+      'docker_gwbridge',
+      '--format',
+      '{{range .IPAM.Config}}{{.Gateway}}{{end}}',
+    );
+    const haproxy = (
+      await docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_haproxy`)
+    ).split('\n')[0]!;
+    const haproxyIps = (
+      await docker('inspect', haproxy, '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}')
+    ).split(' ');
     for (const { banner } of conns) {
       assert.equal(banner.proxy?.version, 2);
       assert.equal(banner.proxy.command, 'PROXY');
@@ -159,23 +249,31 @@ print(json.dumps(out))
     const victim = hostnameOf(set);
     // HAProxy checks /readyz every 1 s and needs 2 failures (fall 2): gone within ~2 s.
     let lastSeen = setAt;
-    await until(`${victim} out of rotation`, 15_000, async () => {
-      const seen = await sample(6);
-      if (seen.has(victim)) lastSeen = performance.now();
-      return !seen.has(victim);
-    }, 0);
+    await until(
+      `${victim} out of rotation`,
+      15_000,
+      async () => {
+        const seen = await sample(6);
+        if (seen.has(victim)) lastSeen = performance.now();
+        return !seen.has(victim);
+      },
+      0,
+    );
     const outMs = lastSeen - setAt;
     const stays = await sample(30);
     assert.ok(!stays.has(victim), 'it stays out while unready');
     assert.equal(stays.size, 2, 'the two others serve');
-    console.log(`# unready: ${victim} last answered ${Math.round(outMs)} ms after the control (check interval 1 s, fall 2)`);
+    console.log(
+      `# unready: ${victim} last answered ${Math.round(outMs)} ms after the control (check interval 1 s, fall 2)`,
+    );
     assert.ok(outMs < 4000, `out of rotation within the check interval x fall, plus slack (${Math.round(outMs)} ms)`);
 
     // Out of rotation it is out of reach through HAProxy: set it back from inside its
     // container, as a proxy would speak to it (PROXY header first).
     const container = await containerOf(victim);
     assert.ok(container, `container of ${victim}`);
-    const script = "const s=require('net').connect(8080,'127.0.0.1',()=>s.write('PROXY TCP4 127.0.0.1 127.0.0.1 1 8080\\r\\nGET /readyz?echo_health=ok HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'));s.pipe(process.stdout)";
+    const script =
+      "const s=require('net').connect(8080,'127.0.0.1',()=>s.write('PROXY TCP4 127.0.0.1 127.0.0.1 1 8080\\r\\nGET /readyz?echo_health=ok HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'));s.pipe(process.stdout)";
     const out = await docker('exec', container, '/nodejs/bin/node', '-e', script);
     assert.match(out, /^HTTP\/1\.1 200 /);
     assert.match(out, /health: ok/);
@@ -190,17 +288,24 @@ print(json.dumps(out))
     assert.ok(container);
     const failedAt = performance.now();
     // 3 failed health checks 1 s apart: Swarm stops the task and starts another.
-    await until(`${victim} replaced`, 90_000, async () => {
-      const running = await runningTasks();
-      return running.length === 3 && !running.includes(container);
-    }, 1000);
+    await until(
+      `${victim} replaced`,
+      90_000,
+      async () => {
+        const running = await runningTasks();
+        return running.length === 3 && !running.includes(container);
+      },
+      1000,
+    );
     const state = await docker('inspect', container, '--format', '{{.State.Health.Status}}').catch(() => 'removed');
     assert.ok(['unhealthy', 'removed'].includes(state), `the old container was unhealthy (${state})`);
     await until('3 replicas answering, the failed one not among them', 60_000, async () => {
       const seen = await sample(9);
       return seen.size === 3 && !seen.has(victim);
     });
-    console.log(`# liveness: ${victim} replaced and its successor in rotation after ${Math.round((performance.now() - failedAt) / 1000)} s`);
+    console.log(
+      `# liveness: ${victim} replaced and its successor in rotation after ${Math.round((performance.now() - failedAt) / 1000)} s`,
+    );
   });
 
   it('rolls a new image tag out under continuous load with 0 failed requests', async () => {
@@ -208,32 +313,64 @@ print(json.dumps(out))
     let updated = false;
     const answered = new Map<string, number>();
     const running = load(url, {
-      rate: 150, concurrency: 6, minSeconds: 30, maxSeconds: 150, done: () => updated,
-      onOk: (a) => { const h = hostnameOf(a); answered.set(h, (answered.get(h) ?? 0) + 1); },
+      rate: 150,
+      concurrency: 6,
+      minSeconds: 30,
+      maxSeconds: 150,
+      done: () => updated,
+      onOk: (a) => {
+        const h = hostnameOf(a);
+        answered.set(h, (answered.get(h) ?? 0) + 1);
+      },
     });
     // The rollout begins only once the load flows through every current replica.
-    await until('load answered by every replica', 30_000, () => Promise.resolve([...before].every((h) => (answered.get(h) ?? 0) >= 20)), 100);
+    await until(
+      'load answered by every replica',
+      30_000,
+      () => Promise.resolve([...before].every((h) => (answered.get(h) ?? 0) >= 20)),
+      100,
+    );
     const started = performance.now();
     await deploy(V2);
     const watch = (async () => {
-      await until('rolling update completed', 140_000, async () => {
-        const s = await docker('service', 'inspect', SERVICE, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}');
-        assert.ok(!s.startsWith('rollback') && s !== 'paused', `update state ${s}`);
-        return s === 'completed';
-      }, 1000);
+      await until(
+        'rolling update completed',
+        140_000,
+        async () => {
+          const s = await docker(
+            'service',
+            'inspect',
+            SERVICE,
+            '--format',
+            '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}',
+          );
+          assert.ok(!s.startsWith('rollback') && s !== 'paused', `update state ${s}`);
+          return s === 'completed';
+        },
+        1000,
+      );
       // The last old task is still draining when the update reports completion: keep
       // the load on until every running task is a new one.
-      await until('only new tasks left', 60_000, async () => {
-        const ids = await runningTasks();
-        const images = await Promise.all(ids.map((id) => docker('inspect', id, '--format', '{{.Config.Image}}')));
-        return ids.length === 3 && images.every((i) => i === V2);
-      }, 1000);
+      await until(
+        'only new tasks left',
+        60_000,
+        async () => {
+          const ids = await runningTasks();
+          const images = await Promise.all(ids.map((id) => docker('inspect', id, '--format', '{{.Config.Image}}')));
+          return ids.length === 3 && images.every((i) => i === V2);
+        },
+        1000,
+      );
     })();
-    await watch.finally(() => { updated = true; });
+    await watch.finally(() => {
+      updated = true;
+    });
     const updateSeconds = (performance.now() - started) / 1000;
     const r = await running;
     const after = [...r.hostnames.keys()].filter((h) => !before.has(h));
-    console.log(`# rolling update: ${r.sent} requests sent in ${r.seconds.toFixed(1)} s (${r.rate.toFixed(0)}/s), ${r.ok} ok, ${r.failed} failed; update took ${updateSeconds.toFixed(1)} s; replicas seen: ${r.hostnames.size} (${after.length} new)`);
+    console.log(
+      `# rolling update: ${r.sent} requests sent in ${r.seconds.toFixed(1)} s (${r.rate.toFixed(0)}/s), ${r.ok} ok, ${r.failed} failed; update took ${updateSeconds.toFixed(1)} s; replicas seen: ${r.hostnames.size} (${after.length} new)`,
+    );
     assert.deepEqual(r.failures, [], 'no failed request');
     assert.equal(r.failed, 0);
     assert.ok(r.seconds >= 30, `load ran ${r.seconds.toFixed(1)} s`);
@@ -241,6 +378,10 @@ print(json.dumps(out))
     const now = await sample(9);
     assert.equal(now.size, 3);
     for (const h of now.keys()) assert.ok(!before.has(h), `${h} is a new replica`);
-    assert.deepEqual(after.sort(), [...now.keys()].sort(), 'the replicas that served during the run besides the old ones are exactly the three running now');
+    assert.deepEqual(
+      after.sort(),
+      [...now.keys()].sort(),
+      'the replicas that served during the run besides the old ones are exactly the three running now',
+    );
   });
 });

@@ -24,7 +24,10 @@ describe('HAProxy retries against echo_fail_first', () => {
 
   it('retry-on conn-failure empty-response, retries 3: two resets, then the echo', async (ctx) => {
     if (!requireFront(ctx, 'haproxy')) return;
-    front = await startFront('haproxy', dir, `${HAPROXY_DEFAULTS}
+    front = await startFront(
+      'haproxy',
+      dir,
+      `${HAPROXY_DEFAULTS}
 frontend fe
     bind 127.0.0.1:${port}
     default_backend echo
@@ -32,16 +35,29 @@ backend echo
     retry-on conn-failure empty-response
     retries 3
     server a 127.0.0.1:${t!.port}
-`, port);
+`,
+      port,
+    );
     const uri = '/?echo_fault=reset&echo_fail_first=2&echo_key=haproxy-1';
     const res = await fetch(`http://127.0.0.1:${port}${uri}`);
     assert.equal(res.status, 200, front.output());
     await res.arrayBuffer();
-    const lines = await waitFor(() => {
-      const l = t!.logs.messages('request').filter((e) => e.uri === uri);
-      return l.length >= 3 ? l : null;
-    }, 5000, 'three attempts logged');
-    assert.deepEqual(lines.map((l) => [l.fault ?? null, l.status]), [['reset', 0], ['reset', 0], [null, 200]]);
+    const lines = await waitFor(
+      () => {
+        const l = t!.logs.messages('request').filter((e) => e.uri === uri);
+        return l.length >= 3 ? l : null;
+      },
+      5000,
+      'three attempts logged',
+    );
+    assert.deepEqual(
+      lines.map((l) => [l.fault ?? null, l.status]),
+      [
+        ['reset', 0],
+        ['reset', 0],
+        [null, 200],
+      ],
+    );
 
     // More failures than retries: the client gets HAProxy's error after the first try and 3 retries.
     const short = '/?echo_fault=reset&echo_fail_first=5&echo_key=haproxy-2';

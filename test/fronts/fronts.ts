@@ -52,11 +52,20 @@ export interface Front {
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
 export function waitForPort(port: number, timeoutMs = 10_000, what = `port ${port}`): Promise<boolean> {
-  return waitFor(() => new Promise<boolean>((resolve) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  }), timeoutMs, what, 25);
+  return waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ port, host: '127.0.0.1' });
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      }),
+    timeoutMs,
+    what,
+    25,
+  );
 }
 
 /**
@@ -77,11 +86,20 @@ export async function startFront(name: FrontName, dir: string, config: string, p
     args = ['-db', '-f', file];
   }
   writeFileSync(file, config);
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: dir,
+    XDG_DATA_HOME: dir,
+    XDG_CONFIG_HOME: dir,
+  };
   const child = spawn(BINARIES[name], args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const front: Front = {
     name,
@@ -98,7 +116,9 @@ export async function startFront(name: FrontName, dir: string, config: string, p
     // A front that exits (a config it refuses) fails at once, not at the deadline.
     await Promise.race([
       waitForPort(port, 15_000, `${name} listening on ${port}`),
-      exited.then(() => { throw new Error(`${name} exited ${child.exitCode}`); }),
+      exited.then(() => {
+        throw new Error(`${name} exited ${child.exitCode}`);
+      }),
     ]);
   } catch (err) {
     await front.stop();
@@ -121,7 +141,9 @@ export function nginxConfig(dir: string, http: string, extra = ''): string {
     `pid ${join(dir, `nginx-${Math.random().toString(36).slice(2)}.pid`)};`,
     'events { worker_connections 512; }',
     'error_log stderr warn;',
-    http === '' ? '' : `http {
+    http === ''
+      ? ''
+      : `http {
   access_log off;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
@@ -158,10 +180,15 @@ export async function startBackend(port: number, args: string[] = []): Promise<B
   const server = spawnMain(['--host', '127.0.0.1', '--port', String(port), '--access-log=false', ...args]);
   try {
     // Its startup line names the listeners (a probe would need the PROXY header under --proxy-protocol).
-    await waitFor(() => {
-      if (server.exited) throw new Error(`echo-server exited: ${server.stderr()}`);
-      return server.lines.some((l) => Array.isArray(l.listeners));
-    }, 20_000, `echo-server listening on ${port}`, 25);
+    await waitFor(
+      () => {
+        if (server.exited) throw new Error(`echo-server exited: ${server.stderr()}`);
+        return server.lines.some((l) => Array.isArray(l.listeners));
+      },
+      20_000,
+      `echo-server listening on ${port}`,
+      25,
+    );
   } catch (err) {
     server.kill();
     throw err;
@@ -193,21 +220,65 @@ export function selfSigned(dir: string, name: string): { cert: string; key: stri
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   const both = join(dir, `${name}.pem`);
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', key, '-out', cert], { stdio: 'pipe' });
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'pipe' },
+  );
   if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr.toString()}`);
   writeFileSync(both, Buffer.concat([readFileSync(cert), readFileSync(key)]));
   return { cert, key, both };
 }
 
 /** One HTTP/1.1 request through `agent` (keep-alive by default), with a time bound. */
-export function send(url: string, opts: { method?: string; body?: string | Buffer; headers?: Record<string, string>; agent?: Agent; timeoutMs?: number; localAddress?: string } = {}): Promise<Answer> {
+export function send(
+  url: string,
+  opts: {
+    method?: string;
+    body?: string | Buffer;
+    headers?: Record<string, string>;
+    agent?: Agent;
+    timeoutMs?: number;
+    localAddress?: string;
+  } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent, timeout: opts.timeoutMs ?? 10_000, localAddress: opts.localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: opts.agent,
+        timeout: opts.timeoutMs ?? 10_000,
+        localAddress: opts.localAddress,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
     req.end(opts.body);
@@ -227,7 +298,11 @@ export interface LoadResult {
  * `maxMs` passes. Anything but a 200 echoing the body is a failure. `live` is
  * updated as answers come (to count failures per phase), `finished` resolves at the end.
  */
-export function postLoad(url: string, done: () => boolean, opts: { concurrency?: number; maxMs?: number; pauseMs?: number } = {}): { live: LoadResult; finished: Promise<LoadResult> } {
+export function postLoad(
+  url: string,
+  done: () => boolean,
+  opts: { concurrency?: number; maxMs?: number; pauseMs?: number } = {},
+): { live: LoadResult; finished: Promise<LoadResult> } {
   const { concurrency = 4, maxMs = 60_000, pauseMs = 5 } = opts;
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const deadline = Date.now() + maxMs;
@@ -241,7 +316,12 @@ export function postLoad(url: string, done: () => boolean, opts: { concurrency?:
       const body = `load-${n}-${i}`;
       result.sent++;
       try {
-        const a = await send(url, { method: 'POST', body, agent, headers: { 'content-type': 'text/plain', accept: 'text/plain' } });
+        const a = await send(url, {
+          method: 'POST',
+          body,
+          agent,
+          headers: { 'content-type': 'text/plain', accept: 'text/plain' },
+        });
         if (a.status !== 200 || !a.body.includes(body)) fail(`${a.status} ${a.body.slice(0, 80)}`);
       } catch (err) {
         fail((err as Error).message);

@@ -31,7 +31,10 @@ describe('gRPC through real fronts', () => {
       assert.equal(error, null, front.output());
       const r = response!;
       assert.ok(r.metadata.some((m) => m.name === 'x-sent-by' && m.value === 'client'));
-      assert.ok(r.metadata.some((m) => m.name.toLowerCase() === 'x-forwarded-for' && m.value === '127.0.0.1'), JSON.stringify(r.metadata));
+      assert.ok(
+        r.metadata.some((m) => m.name.toLowerCase() === 'x-forwarded-for' && m.value === '127.0.0.1'),
+        JSON.stringify(r.metadata),
+      );
       assert.equal(r.client!.peerTrusted, true);
       assert.equal(r.client!.ip, '127.0.0.1');
       assert.equal(Buffer.from(r.payload!.data).toString(), 'via front');
@@ -46,13 +49,16 @@ describe('gRPC through real fronts', () => {
   it('nginx grpc_pass', async (ctx) => {
     if (!requireFront(ctx, 'nginx')) return;
     const port = await freePort();
-    const config = nginxConfig(work.dir, `  server {
+    const config = nginxConfig(
+      work.dir,
+      `  server {
     listen 127.0.0.1:${port} http2;
     location / {
       grpc_pass grpc://127.0.0.1:${t.port};
       grpc_set_header X-Forwarded-For $remote_addr;
     }
-  }`);
+  }`,
+    );
     const nginx = await startFront('nginx', work.dir, config, port);
     fronts.push(nginx);
     await callsThrough(port, nginx);

@@ -15,7 +15,9 @@ function showStat(socketPath: string): Promise<Record<string, string>[]> {
   return new Promise((resolve, reject) => {
     const s = connect(socketPath);
     let out = '';
-    s.on('data', (d: Buffer) => { out += d.toString(); });
+    s.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     s.on('error', reject);
     s.on('close', () => {
       const [head = '', ...rows] = out.trim().split('\n');
@@ -38,16 +40,30 @@ describe('HAProxy h2 health checks (proto h2, option httpchk)', () => {
     dir = mkdtempSync(join(tmpdir(), 'admission-haproxy-'));
     stats = join(dir, 'stats.sock');
     const cfg = join(dir, 'haproxy.cfg');
-    writeFileSync(cfg, [
-      'global', `  stats socket ${stats} mode 600 level admin`,
-      'defaults', '  mode http', '  timeout connect 2s', '  timeout client 5s', '  timeout server 5s', '  timeout check 2s',
-      'backend echo', '  option httpchk GET /readyz',
-      `  server e1 127.0.0.1:${t.port} proto h2 check inter 200ms fall 1 rise 1`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        `  stats socket ${stats} mode 600 level admin`,
+        'defaults',
+        '  mode http',
+        '  timeout connect 2s',
+        '  timeout client 5s',
+        '  timeout server 5s',
+        '  timeout check 2s',
+        'backend echo',
+        '  option httpchk GET /readyz',
+        `  server e1 127.0.0.1:${t.port} proto h2 check inter 200ms fall 1 rise 1`,
+        '',
+      ].join('\n'),
+    );
     haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-    haproxy.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-    haproxy.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    haproxy.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    haproxy.stderr!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
   });
   after(async () => {
     if (haproxy !== null && haproxy.exitCode === null) {
@@ -60,11 +76,12 @@ describe('HAProxy h2 health checks (proto h2, option httpchk)', () => {
 
   it('keeps the backend UP, each check answered 200, logged and counted', async (ctx) => {
     if (!requireTool(ctx, 'haproxy')) return;
-    const checked = () => t.logs.lines.filter((l) => l.msg === 'request' && l.uri === '/readyz' && l.status === 200).length;
+    const checked = () =>
+      t.logs.lines.filter((l) => l.msg === 'request' && l.uri === '/readyz' && l.status === 200).length;
     // Several checks, 200 ms apart: a reset one (fall 1) would mark the server DOWN.
     await waitFor(() => checked() >= 5, 10_000, `5 health checks answered (haproxy said: ${output.slice(-500)})`, 50);
     const row = (await showStat(stats)).find((r) => r.pxname === 'echo' && r.svname === 'e1');
-    assert.ok(row !== undefined, 'the server is in HAProxy\'s stats');
+    assert.ok(row !== undefined, "the server is in HAProxy's stats");
     assert.equal(row.status, 'UP', `check_status ${row.check_status}`);
     assert.equal(row.check_status, 'L7OK');
     assert.doesNotMatch(output, /is DOWN/);

@@ -4,7 +4,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
-import { CLIENT_ADDRESS, NGINX_STREAM_MODULE, freePort, nginxConfig, requireFront, scratch, startFront, type Front } from './fronts.ts';
+import {
+  CLIENT_ADDRESS,
+  NGINX_STREAM_MODULE,
+  freePort,
+  nginxConfig,
+  requireFront,
+  scratch,
+  startFront,
+  type Front,
+} from './fronts.ts';
 
 async function python<T>(program: string): Promise<T> {
   const r = await runTool('python3', ['-c', program], undefined, 20_000);
@@ -34,7 +43,11 @@ print(json.dumps({'banner': json.loads(line), 'back': rest.decode(), 'me': s.get
 `;
 
 interface Through {
-  banner: { clientIp: string; remoteAddr: string; proxy: { version: number; sourceAddress: string; sourcePort: number } | null };
+  banner: {
+    clientIp: string;
+    remoteAddr: string;
+    proxy: { version: number; sourceAddress: string; sourcePort: number } | null;
+  };
   back: string;
   me: number;
 }
@@ -57,19 +70,39 @@ describe('HAProxy mode tcp with send-proxy-v2 in front of the TCP echo', () => {
     if (!requireFront(ctx, 'haproxy')) return;
     port = await freePort();
     const tcp = t.server.listener.ports.find((p) => p.row.name === 'tcp')!.address.port;
-    haproxy = await startFront('haproxy', dir, [
-      'global', '    maxconn 64',
-      'defaults', '    mode tcp', '    timeout connect 2s', '    timeout client 10s', '    timeout server 10s',
-      'frontend l4', `    bind 127.0.0.1:${port}`, '    default_backend echo',
-      'backend echo', `    server e1 127.0.0.1:${tcp} send-proxy-v2`,
-      '',
-    ].join('\n'), port);
+    haproxy = await startFront(
+      'haproxy',
+      dir,
+      [
+        'global',
+        '    maxconn 64',
+        'defaults',
+        '    mode tcp',
+        '    timeout connect 2s',
+        '    timeout client 10s',
+        '    timeout server 10s',
+        'frontend l4',
+        `    bind 127.0.0.1:${port}`,
+        '    default_backend echo',
+        'backend echo',
+        `    server e1 127.0.0.1:${tcp} send-proxy-v2`,
+        '',
+      ].join('\n'),
+      port,
+    );
     const r = await python<Through>(tcpThrough(port, 'through haproxy'));
     assert.equal(r.back, 'through haproxy');
     assert.equal(r.banner.clientIp, CLIENT_ADDRESS);
-    assert.deepEqual([r.banner.proxy?.version, r.banner.proxy?.sourceAddress, r.banner.proxy?.sourcePort], [2, CLIENT_ADDRESS, r.me]);
+    assert.deepEqual(
+      [r.banner.proxy?.version, r.banner.proxy?.sourceAddress, r.banner.proxy?.sourcePort],
+      [2, CLIENT_ADDRESS, r.me],
+    );
     assert.match(r.banner.remoteAddr, /^127\.0\.0\.1:\d+$/, 'the TCP peer is HAProxy');
-    const line = await waitFor(() => t.logs.messages('tcp').find((l) => l.clientIp === CLIENT_ADDRESS), 5000, 'the access line');
+    const line = await waitFor(
+      () => t.logs.messages('tcp').find((l) => l.clientIp === CLIENT_ADDRESS),
+      5000,
+      'the access line',
+    );
     assert.equal(line.bytesIn, 'through haproxy'.length);
   });
 });
@@ -93,7 +126,11 @@ describe("nginx's stream module relaying TCP and UDP to the L4 echoes", () => {
     if (!requireFront(ctx, 'nginx', [NGINX_STREAM_MODULE])) return;
     const port = await freePort();
     const echo = t.server.config.udpPort!;
-    nginx = await startFront('nginx', dir, nginxConfig(dir, '', `load_module ${NGINX_STREAM_MODULE};`) + `
+    nginx = await startFront(
+      'nginx',
+      dir,
+      nginxConfig(dir, '', `load_module ${NGINX_STREAM_MODULE};`) +
+        `
 stream {
   server {
     listen 127.0.0.1:${port};
@@ -103,7 +140,9 @@ stream {
     proxy_timeout 5s;
   }
 }
-`, port);
+`,
+      port,
+    );
     const tcp = await python<Through>(tcpThrough(port, 'through nginx'));
     assert.equal(tcp.back, 'through nginx');
     const r = await python<{ answer: string }>(`
@@ -114,7 +153,12 @@ u.sendto(b'z' * 512, ('127.0.0.1', ${port}))
 print(json.dumps({'answer': u.recv(65535).decode()}))
 `);
     assert.ok(r.answer.length <= 1536);
-    const e = JSON.parse(r.answer) as { protocol: string; bytes: number; remoteAddr: string; identity: { hostname: string } };
+    const e = JSON.parse(r.answer) as {
+      protocol: string;
+      bytes: number;
+      remoteAddr: string;
+      identity: { hostname: string };
+    };
     assert.deepEqual([e.protocol, e.bytes, e.identity.hostname], ['udp', 512, 'test-host']);
     assert.match(e.remoteAddr, /^127\.0\.0\.1:\d+$/, 'the peer is nginx');
   });

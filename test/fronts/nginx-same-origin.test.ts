@@ -25,7 +25,9 @@ describe('same origin behind nginx (Host $proxy_host, X-Forwarded-Host $http_hos
     mkdirSync(join(dir, 'temp'));
     port = await freePort();
     const cfg = join(dir, 'nginx.conf');
-    writeFileSync(cfg, `
+    writeFileSync(
+      cfg,
+      `
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events {}
@@ -46,10 +48,21 @@ http {
     }
   }
 }
-`);
+`,
+    );
     nginx = spawn('nginx', ['-p', dir, '-c', cfg, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    nginx.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
-    await waitFor(() => rawRequest(port, 'GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 500).then((r) => r.startsWith('HTTP/1.1 200')), 5000, `nginx up (${output})`, 50);
+    nginx.stderr!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    await waitFor(
+      () =>
+        rawRequest(port, 'GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 500).then((r) =>
+          r.startsWith('HTTP/1.1 200'),
+        ),
+      5000,
+      `nginx up (${output})`,
+      50,
+    );
   });
   after(async () => {
     if (nginx !== null && nginx.exitCode === null) {
@@ -60,12 +73,19 @@ http {
     await t?.close();
   });
 
-  const WS = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+  const WS =
+    'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
   const SSE = 'Accept: text/event-stream\r\n';
-  for (const [kind, extra, ok] of [['WebSocket', WS, 101], ['event stream', SSE, 200]] as const) {
+  for (const [kind, extra, ok] of [
+    ['WebSocket', WS, 101],
+    ['event stream', SSE, 200],
+  ] as const) {
     it(`allows the page's own ${kind} and refuses another origin's`, async (ctx) => {
       if (!requireTool(ctx, 'nginx')) return;
-      const ask = (origin: string) => rawRequest(port, `GET /page HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\n${extra}\r\n`, { until: (r) => r.includes('\r\n\r\n') });
+      const ask = (origin: string) =>
+        rawRequest(port, `GET /page HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\n${extra}\r\n`, {
+          until: (r) => r.includes('\r\n\r\n'),
+        });
       assert.equal(statusOf(await ask(`http://127.0.0.1:${port}`)), ok, 'own origin');
       assert.equal(statusOf(await ask('http://evil.example')), 403, 'another origin');
     });

@@ -4,14 +4,28 @@
 // only (it never polls), HAProxy and Caddy polling /readyz. Not one request may fail.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HAPROXY_DEFAULTS, caddyGlobals, freePort, nginxConfig, postLoad, requireFront, scratch, startBackend, startFront, type Backend, type FrontName } from './fronts.ts';
+import {
+  HAPROXY_DEFAULTS,
+  caddyGlobals,
+  freePort,
+  nginxConfig,
+  postLoad,
+  requireFront,
+  scratch,
+  startBackend,
+  startFront,
+  type Backend,
+  type FrontName,
+} from './fronts.ts';
 import { waitFor } from '../helpers.ts';
 
 const STOPS = 5;
 
 function configFor(front: FrontName, dir: string, port: number, a: number, b: number): string {
   if (front === 'nginx') {
-    return nginxConfig(dir, `
+    return nginxConfig(
+      dir,
+      `
   upstream echo {
     server 127.0.0.1:${a} max_fails=1 fail_timeout=2s;
     server 127.0.0.1:${b} max_fails=1 fail_timeout=2s;
@@ -26,7 +40,8 @@ function configFor(front: FrontName, dir: string, port: number, a: number, b: nu
       proxy_set_header Connection "";
       proxy_set_header Host $host;
     }
-  }`);
+  }`,
+    );
   }
   if (front === 'haproxy') {
     return `${HAPROXY_DEFAULTS}
@@ -67,7 +82,10 @@ http://127.0.0.1:${port} {
 
 async function postsServed(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
-  return [...text.matchAll(/^echo_http_requests_total\{method="POST",status="\d+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  return [...text.matchAll(/^echo_http_requests_total\{method="POST",status="\d+"\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
 }
 
 describe('a pool of two behind each front, backends stopped under a POST load', { timeout: 5 * 60_000 }, () => {
@@ -95,13 +113,22 @@ describe('a pool of two behind each front, backends stopped under a POST load', 
         const port = await freePort();
         const f = await startFront(front, dir, configFor(front, dir, port, ports[0], ports[1]), port);
         let stopped = false;
-        const load = postLoad(`http://127.0.0.1:${port}/`, () => stopped, { concurrency: 4, maxMs: 120_000, pauseMs: 20 });
+        const load = postLoad(`http://127.0.0.1:${port}/`, () => stopped, {
+          concurrency: 4,
+          maxMs: 120_000,
+          pauseMs: 20,
+        });
         const perStop: number[] = [];
         try {
           for (let i = 0; i < STOPS; i++) {
             // Both backends answer the load before one of them is stopped.
             const [seenA, seenB] = await Promise.all([postsServed(ports[0]), postsServed(ports[1])]);
-            await waitFor(async () => (await postsServed(ports[0])) >= seenA + 10 && (await postsServed(ports[1])) >= seenB + 10, 20_000, `${front}: both backends serving`, 50);
+            await waitFor(
+              async () => (await postsServed(ports[0])) >= seenA + 10 && (await postsServed(ports[1])) >= seenB + 10,
+              20_000,
+              `${front}: both backends serving`,
+              50,
+            );
             const before = load.live.failed;
             const victim = i % 2 === 0 ? 0 : 1;
             assert.equal(await backends[victim]!.stop(), 0, 'the backend drained and exited 0');
@@ -113,9 +140,21 @@ describe('a pool of two behind each front, backends stopped under a POST load', 
           const r = await load.finished;
           await f.stop();
           await Promise.all(backends.map((b) => b.stop()));
-          console.log(`# ${front} --shutdown-delay ${delay}: ${r.sent} POSTs, ${r.failed} failed; per stop ${perStop.join(' ')}${r.failures.length > 0 ? ` (first: ${r.failures[0]})` : ''}`);
+          console.log(
+            `# ${front} --shutdown-delay ${delay}: ${r.sent} POSTs, ${r.failed} failed; per stop ${perStop.join(' ')}${r.failures.length > 0 ? ` (first: ${r.failures[0]})` : ''}`,
+          );
           t.diagnostic(`${front} delay ${delay}: sent ${r.sent}, failed ${r.failed}, per stop [${perStop.join(', ')}]`);
-          assert.deepEqual(r.failures, [], `${front} said: ${f.output().split("\n").filter((l) => /"error"|\[error\]|\[crit\]|DOWN|alert/i.test(l)).slice(0, 6).join("\n").slice(0, 3000)}`);
+          assert.deepEqual(
+            r.failures,
+            [],
+            `${front} said: ${f
+              .output()
+              .split('\n')
+              .filter((l) => /"error"|\[error\]|\[crit\]|DOWN|alert/i.test(l))
+              .slice(0, 6)
+              .join('\n')
+              .slice(0, 3000)}`,
+          );
         }
       });
     }

@@ -6,8 +6,21 @@ import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import {
-  CLIENT_ADDRESS, HAPROXY_DEFAULTS, NGINX_STREAM_MODULE, caddyGlobals, freePort, nginxConfig, requireFront, scratch, selfSigned, send,
-  startBackend, startFront, type Backend, type Front, type FrontName,
+  CLIENT_ADDRESS,
+  HAPROXY_DEFAULTS,
+  NGINX_STREAM_MODULE,
+  caddyGlobals,
+  freePort,
+  nginxConfig,
+  requireFront,
+  scratch,
+  selfSigned,
+  send,
+  startBackend,
+  startFront,
+  type Backend,
+  type Front,
+  type FrontName,
 } from './fronts.ts';
 
 const FORGED = '203.0.113.66';
@@ -28,7 +41,9 @@ const echoOf = async (url: string, headers: Record<string, string> = {}): Promis
 /** The HTTP front configs users write: forwarding headers set, WebSocket upgrades passed, keep-alive to the backend. */
 function httpConfig(front: FrontName, dir: string, port: number, backend: number): string {
   if (front === 'nginx') {
-    return nginxConfig(dir, `
+    return nginxConfig(
+      dir,
+      `
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   upstream echo { server 127.0.0.1:${backend}; keepalive 16; keepalive_timeout 4s; }
   server {
@@ -44,7 +59,8 @@ function httpConfig(front: FrontName, dir: string, port: number, backend: number
       proxy_set_header Connection $connection_upgrade;
       proxy_buffering off;
     }
-  }`);
+  }`,
+    );
   }
   if (front === 'haproxy') {
     return `${HAPROXY_DEFAULTS}
@@ -78,7 +94,16 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
       if (!requireFront({ skip: () => {} }, front)) return;
       const bport = await freePort();
       // Only the front's address is trusted: never the whole of loopback.
-      backend = await startBackend(bport, ['--trusted-proxies', '127.0.0.1/32', '--max-body-size', '1MiB', '--sse-interval', '50ms', '--sse-count', '2']);
+      backend = await startBackend(bport, [
+        '--trusted-proxies',
+        '127.0.0.1/32',
+        '--max-body-size',
+        '1MiB',
+        '--sse-interval',
+        '50ms',
+        '--sse-count',
+        '2',
+      ]);
       const port = await freePort();
       f = await startFront(front, dir, httpConfig(front, dir, port, bport), port);
       url = `http://127.0.0.1:${port}`;
@@ -111,7 +136,10 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
         assert.ok(at('x-forwarded-for') < at('x-zeta') && at('x-zeta') < at('x-alpha'), names.join(' '));
       } else if (front === 'haproxy') {
         // Lowercased, the client's order kept, HAProxy's X-Forwarded-For appended.
-        assert.ok(names.every((n) => n === n.toLowerCase()), names.join(' '));
+        assert.ok(
+          names.every((n) => n === n.toLowerCase()),
+          names.join(' '),
+        );
         assert.ok(at('x-zeta') < at('x-alpha') && at('x-alpha') < at('x-forwarded-for'), names.join(' '));
       } else {
         // Canonicalised and sorted by name (Go's net/http), after Host; Go's transport
@@ -135,7 +163,10 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
           clearTimeout(timer);
           resolve(String(m.data));
         });
-        ws.addEventListener('error', () => { clearTimeout(timer); reject(new Error('WebSocket error')); });
+        ws.addEventListener('error', () => {
+          clearTimeout(timer);
+          reject(new Error('WebSocket error'));
+        });
       });
       ws.close();
       assert.match(got, /hello through the front/);
@@ -156,8 +187,13 @@ for (const front of ['nginx', 'haproxy', 'caddy'] as const) {
         if (!requireFront(t, front) || !ready) return;
         const body = Buffer.alloc(12 * 1024 * 1024, 'x');
         const statuses: number[] = [];
-        for (let i = 0; i < 10; i++) statuses.push((await send(`${url}/`, { method: 'POST', body, localAddress: CLIENT_ADDRESS })).status);
-        assert.deepEqual(statuses, Array(10).fill(413), `statuses ${statuses.join(' ')}; nginx said: ${f?.output().slice(-600)}`);
+        for (let i = 0; i < 10; i++)
+          statuses.push((await send(`${url}/`, { method: 'POST', body, localAddress: CLIENT_ADDRESS })).status);
+        assert.deepEqual(
+          statuses,
+          Array(10).fill(413),
+          `statuses ${statuses.join(' ')}; nginx said: ${f?.output().slice(-600)}`,
+        );
       });
     }
   });
@@ -179,7 +215,18 @@ describe('PROXY protocol from real fronts', { timeout: 60_000 }, () => {
     const b = await startBackend(bport, ['--proxy-protocol', 'http', '--trusted-proxies', '127.0.0.1/32']);
     running.push(b);
     const port = await freePort();
-    running.push(await startFront('nginx', dir, nginxConfig(dir, '', `load_module ${NGINX_STREAM_MODULE};\nstream { server { listen 127.0.0.1:${port}; proxy_pass 127.0.0.1:${bport}; proxy_protocol on; } }`), port));
+    running.push(
+      await startFront(
+        'nginx',
+        dir,
+        nginxConfig(
+          dir,
+          '',
+          `load_module ${NGINX_STREAM_MODULE};\nstream { server { listen 127.0.0.1:${port}; proxy_pass 127.0.0.1:${bport}; proxy_protocol on; } }`,
+        ),
+        port,
+      ),
+    );
     const e = await echoOf(`http://127.0.0.1:${port}/`, { 'x-forwarded-for': FORGED });
     assert.equal(e.proxy?.version, 1);
     assert.equal(e.proxy?.sourceAddress, CLIENT_ADDRESS);
@@ -193,29 +240,57 @@ describe('PROXY protocol from real fronts', { timeout: 60_000 }, () => {
     running.push(b);
     const port = await freePort();
     const pem = selfSigned(dir, 'echo.test');
-    running.push(await startFront('haproxy', dir, `${HAPROXY_DEFAULTS}
+    running.push(
+      await startFront(
+        'haproxy',
+        dir,
+        `${HAPROXY_DEFAULTS}
 frontend tls
     bind 127.0.0.1:${port} ssl crt ${pem.both} alpn http/1.1
     unique-id-format front-%rt
     default_backend echo
 backend echo
     server a 127.0.0.1:${bport} send-proxy-v2 proxy-v2-options authority,unique-id,ssl,ssl-cipher,cert-sig,cert-key,crc32c
-`, port));
+`,
+        port,
+      ),
+    );
     const body = await new Promise<string>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port, path: '/', servername: 'echo.test', rejectUnauthorized: false, localAddress: CLIENT_ADDRESS, headers: { accept: 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => { text += c.toString(); });
-        res.on('end', () => resolve(text));
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/',
+          servername: 'echo.test',
+          rejectUnauthorized: false,
+          localAddress: CLIENT_ADDRESS,
+          headers: { accept: 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => {
+            text += c.toString();
+          });
+          res.on('end', () => resolve(text));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
     const e = JSON.parse(body) as Echo;
     assert.equal(e.proxy?.version, 2);
     assert.equal(e.proxy?.sourceAddress, CLIENT_ADDRESS);
-    const tlvs = e.proxy.tlvs as { authority?: string; uniqueId?: string; crc32c?: string; ssl?: Record<string, unknown> };
+    const tlvs = e.proxy.tlvs as {
+      authority?: string;
+      uniqueId?: string;
+      crc32c?: string;
+      ssl?: Record<string, unknown>;
+    };
     assert.equal(tlvs.authority, 'echo.test');
-    assert.ok(tlvs.uniqueId === undefined ? false : /^front-\d+$|^66726f6e742d/.test(tlvs.uniqueId), `unique id: ${tlvs.uniqueId}`);
+    assert.ok(
+      tlvs.uniqueId === undefined ? false : /^front-\d+$|^66726f6e742d/.test(tlvs.uniqueId),
+      `unique id: ${tlvs.uniqueId}`,
+    );
     assert.match(String(tlvs.crc32c), /^[0-9a-f]{8}$/);
     assert.match(String(tlvs.ssl?.version), /^TLSv1\.[23]$/);
     assert.match(String(tlvs.ssl?.cipher), /^TLS_|ECDHE/);

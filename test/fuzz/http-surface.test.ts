@@ -15,7 +15,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import {
+  connect as h2connect,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+} from 'node:http2';
 import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -64,7 +69,17 @@ const caseRng = (n: number) => makeRng(SEED ^ Math.imul(n + 1, 0x9e3779b1));
 
 const utf8Bytes = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 
-const PROTO_NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf', 'toLocaleString'];
+const PROTO_NAMES = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  '__defineGetter__',
+  'isPrototypeOf',
+  'toLocaleString',
+];
 const UNICODE = ['é', 'Ω', '日本語', '€', '😀', '\u200b', 'ﬁ', 'İ'];
 
 function pctEncodeAll(s: string): string {
@@ -74,28 +89,73 @@ function pctEncodeAll(s: string): string {
 function pathSegment(rng: Rng): string {
   if (rng.chance(0.03)) return utf8Bytes(rng.pick(UNICODE)); // raw UTF-8 bytes in the request line: may be refused
   switch (rng.int(11)) {
-    case 0: return rng.pick(PROTO_NAMES);
-    case 1: return rng.pick(['..', '.', '%2e%2e', '%2E', '']);
-    case 2: return pctEncodeAll(rng.pick(UNICODE)); // valid percent-encoded UTF-8
-    case 3: return rng.pick(['%zz', '%', '%C3%28', '%FF', '%00', '%E2%82']); // invalid escapes or invalid UTF-8
-    case 4: return 'x'.repeat(1 + rng.int(3000)); // long, well within --max-header-size
-    case 5: return rng.pick([';a=b', '~user', "!$&'()*+,;=", '@', ':', 'a%2Fb']);
-    case 6: return rng.pick(['livez', 'readyz']); // ops endpoint names inside a longer path: still echoed
-    default: return rng.pick(['a', 'echo', 'api', 'v1', 'items', '0', 'Z']);
+    case 0:
+      return rng.pick(PROTO_NAMES);
+    case 1:
+      return rng.pick(['..', '.', '%2e%2e', '%2E', '']);
+    case 2:
+      return pctEncodeAll(rng.pick(UNICODE)); // valid percent-encoded UTF-8
+    case 3:
+      return rng.pick(['%zz', '%', '%C3%28', '%FF', '%00', '%E2%82']); // invalid escapes or invalid UTF-8
+    case 4:
+      return 'x'.repeat(1 + rng.int(3000)); // long, well within --max-header-size
+    case 5:
+      return rng.pick([';a=b', '~user', "!$&'()*+,;=", '@', ':', 'a%2Fb']);
+    case 6:
+      return rng.pick(['livez', 'readyz']); // ops endpoint names inside a longer path: still echoed
+    default:
+      return rng.pick(['a', 'echo', 'api', 'v1', 'items', '0', 'Z']);
   }
 }
 
 /** Control values the server accepts, and values it must refuse (400, or 403 for the health control). */
 const CONTROL_VALUES: Record<string, { good: readonly string[]; bad: readonly string[] }> = {
   status: {
-    good: ['200', '201', '204', '304', '301', '404', '418', '100', '102', '103', '500', '503', '599', '200:3,503:1', '201:1,500:1,204:1', ' 503 '],
+    good: [
+      '200',
+      '201',
+      '204',
+      '304',
+      '301',
+      '404',
+      '418',
+      '100',
+      '102',
+      '103',
+      '500',
+      '503',
+      '599',
+      '200:3,503:1',
+      '201:1,500:1,204:1',
+      ' 503 ',
+    ],
     bad: ['99', '600', '101', 'abc', '', '200:0', '200:x', '1e3', Array(25).fill('200').join(',')],
   },
   delay: { good: ['0', '5', '20ms', '0.05s', '150'], bad: ['1h', '-1', 'abc', '500ms', '.5'] },
   header: {
-    good: ['X-Fuzz: a', 'Cache-Control: max-age=60', 'Location: /next', 'X-B: é', '__proto__: 1', 'constructor: x', 'toString: y'],
-    bad: ['Set-Cookie: a=b', 'Location: https://evil.example/', 'Location: //evil', 'X-A:\r\nInjected: 1', 'X-A: a\nb', 'Content-Length: 5',
-      'Transfer-Encoding: chunked', 'Connection: close', 'X-C: €', 'no-colon', ': empty-name', 'X-Long: ' + 'v'.repeat(5000)],
+    good: [
+      'X-Fuzz: a',
+      'Cache-Control: max-age=60',
+      'Location: /next',
+      'X-B: é',
+      '__proto__: 1',
+      'constructor: x',
+      'toString: y',
+    ],
+    bad: [
+      'Set-Cookie: a=b',
+      'Location: https://evil.example/',
+      'Location: //evil',
+      'X-A:\r\nInjected: 1',
+      'X-A: a\nb',
+      'Content-Length: 5',
+      'Transfer-Encoding: chunked',
+      'Connection: close',
+      'X-C: €',
+      'no-colon',
+      ': empty-name',
+      'X-Long: ' + 'v'.repeat(5000),
+    ],
   },
   size: { good: ['0', '1', '100', '1KiB', '10000', '16KiB', '1.5k'], bad: ['1GiB', 'abc', '-3'] },
   format: { good: ['text', 'json', 'html', 'sse', 'JSON'], bad: ['bogus', '', 'xml'] },
@@ -104,27 +164,68 @@ const CONTROL_VALUES: Record<string, { good: readonly string[]; bad: readonly st
 };
 const CONTROL_NAMES = Object.keys(CONTROL_VALUES);
 /** Mostly controls the server accepts, so the echo paths get exercised, not only the refusals. */
-const CONTROL_WEIGHTS = ['status', 'status', 'delay', 'header', 'header', 'size', 'format', 'format', 'health', 'bogus'];
+const CONTROL_WEIGHTS = [
+  'status',
+  'status',
+  'delay',
+  'header',
+  'header',
+  'size',
+  'format',
+  'format',
+  'health',
+  'bogus',
+];
 
 function controlValue(rng: Rng, name: string): string {
   const { good, bad } = CONTROL_VALUES[name]!;
   return rng.pick(good.length > 0 && rng.chance(0.75) ? good : bad);
 }
-const ACCEPT_VALUES = ['text/html', 'application/json', 'text/plain', 'application/json;q=0.9, text/plain;q=0.1', 'text/event-stream',
-  'text/*', '*/*;q=0', 'garbage;;;q=x', 'text/html;q=0.5, text/event-stream;q=0.6', '', ',,,', 'application/xhtml+xml', 'image/*;q=NaN',
-  'a/b;q=1e309', 'text/event-stream;q=0'];
-const COOKIE_VALUES = ['__proto__=1; constructor=2', 'a=b; a=c', 'toString=x; valueOf=y', '=x', 'noeq', '"q"="v"', 'hasOwnProperty=1',
-  `u=${utf8Bytes('日本')}`, 'a=b;;;c=d', ''];
+const ACCEPT_VALUES = [
+  'text/html',
+  'application/json',
+  'text/plain',
+  'application/json;q=0.9, text/plain;q=0.1',
+  'text/event-stream',
+  'text/*',
+  '*/*;q=0',
+  'garbage;;;q=x',
+  'text/html;q=0.5, text/event-stream;q=0.6',
+  '',
+  ',,,',
+  'application/xhtml+xml',
+  'image/*;q=NaN',
+  'a/b;q=1e309',
+  'text/event-stream;q=0',
+];
+const COOKIE_VALUES = [
+  '__proto__=1; constructor=2',
+  'a=b; a=c',
+  'toString=x; valueOf=y',
+  '=x',
+  'noeq',
+  '"q"="v"',
+  'hasOwnProperty=1',
+  `u=${utf8Bytes('日本')}`,
+  'a=b;;;c=d',
+  '',
+];
 
 /** A query value: text, percent-encoded unicode, or odd escapes. */
 function queryText(rng: Rng): string {
   switch (rng.int(7)) {
-    case 0: return rng.pick(PROTO_NAMES);
-    case 1: return pctEncodeAll(rng.pick(UNICODE));
-    case 2: return rng.pick(['%zz', '%', '+', '%2B', '%26', '%3D', '=', '%00', '%0D%0A']);
-    case 3: return 'q'.repeat(rng.int(500));
-    case 4: return '';
-    default: return rng.pick(['1', 'a', 'x%20y', 'x+y', 'true', 'null']);
+    case 0:
+      return rng.pick(PROTO_NAMES);
+    case 1:
+      return pctEncodeAll(rng.pick(UNICODE));
+    case 2:
+      return rng.pick(['%zz', '%', '+', '%2B', '%26', '%3D', '=', '%00', '%0D%0A']);
+    case 3:
+      return 'q'.repeat(rng.int(500));
+    case 4:
+      return '';
+    default:
+      return rng.pick(['1', 'a', 'x%20y', 'x+y', 'true', 'null']);
   }
 }
 
@@ -156,15 +257,37 @@ function method(rng: Rng): string {
   return rng.chance(0.1) ? rng.pick(ODD_METHODS) : rng.pick(SAFE_METHODS);
 }
 
-const OTHER_HEADER_NAMES = ['Accept', 'Cookie', 'User-Agent', 'Forwarded', 'X-Forwarded-For', 'X-Real-IP', 'Accept-Language', 'Referer',
-  'Proxy-Connection', 'Content-Type', 'Authorization', 'X-Custom', 'x-lower', 'X-MiXeD-CaSe', 'Via', 'Range', 'If-None-Match'];
+const OTHER_HEADER_NAMES = [
+  'Accept',
+  'Cookie',
+  'User-Agent',
+  'Forwarded',
+  'X-Forwarded-For',
+  'X-Real-IP',
+  'Accept-Language',
+  'Referer',
+  'Proxy-Connection',
+  'Content-Type',
+  'Authorization',
+  'X-Custom',
+  'x-lower',
+  'X-MiXeD-CaSe',
+  'Via',
+  'Range',
+  'If-None-Match',
+];
 
 function headerName(rng: Rng): string {
   if (rng.chance(0.04)) return rng.pick([utf8Bytes('X-Ünïcode'), 'X Space', 'X:Colon', 'X\tTab', '', 'X-"Q"']); // not tokens: refused
   switch (rng.int(7)) {
-    case 0: case 1: return rng.pick(PROTO_NAMES);
-    case 2: case 3: return `X-Echo-${rng.pick(CONTROL_WEIGHTS)}`;
-    default: return rng.pick(OTHER_HEADER_NAMES);
+    case 0:
+    case 1:
+      return rng.pick(PROTO_NAMES);
+    case 2:
+    case 3:
+      return `X-Echo-${rng.pick(CONTROL_WEIGHTS)}`;
+    default:
+      return rng.pick(OTHER_HEADER_NAMES);
   }
 }
 
@@ -177,16 +300,23 @@ function headerValue(rng: Rng, name: string): string {
   }
   if (lower === 'accept') return rng.pick(ACCEPT_VALUES);
   if (lower === 'cookie') return rng.pick(COOKIE_VALUES);
-  if (lower === 'x-forwarded-for' || lower === 'forwarded' || lower === 'x-real-ip') return rng.pick(['1.2.3.4', 'for=unknown', '::1, 10.0.0.1', 'junk', 'for="[::1]:80"']);
+  if (lower === 'x-forwarded-for' || lower === 'forwarded' || lower === 'x-real-ip')
+    return rng.pick(['1.2.3.4', 'for=unknown', '::1, 10.0.0.1', 'junk', 'for="[::1]:80"']);
   // A control byte (CR, LF, NUL included) makes the request malformed: the server must refuse it with 400.
   if (rng.chance(0.04)) return 'a' + String.fromCharCode(rng.pick([0, 1, 8, 10, 11, 13, 27, 127])) + 'b';
   switch (rng.int(7)) {
-    case 0: return utf8Bytes(rng.pick(UNICODE));
-    case 1: return String.fromCharCode(0x80 + rng.int(128)) + 'obs' + String.fromCharCode(0x80 + rng.int(128));
-    case 2: return 'v'.repeat(rng.int(4000));
-    case 3: return rng.pick(PROTO_NAMES);
-    case 4: return '';
-    default: return rng.pick(['1', 'text', ' padded ', '\tTab', 'a, b, c', '"quoted"']);
+    case 0:
+      return utf8Bytes(rng.pick(UNICODE));
+    case 1:
+      return String.fromCharCode(0x80 + rng.int(128)) + 'obs' + String.fromCharCode(0x80 + rng.int(128));
+    case 2:
+      return 'v'.repeat(rng.int(4000));
+    case 3:
+      return rng.pick(PROTO_NAMES);
+    case 4:
+      return '';
+    default:
+      return rng.pick(['1', 'text', ' padded ', '\tTab', 'a, b, c', '"quoted"']);
   }
 }
 
@@ -252,14 +382,23 @@ function request(rng: Rng, id: string): SentRequest {
   const framing = body(rng, verb);
   const http10 = rng.chance(0.05) && !framing.headers.some(([n]) => n === 'Transfer-Encoding');
   const close = http10 || rng.chance(0.15);
-  const risky = !['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'].includes(verb) || !VISIBLE_ASCII.test(targetText)
-    || fuzzed.some(([n, v]) => !TOKEN.test(n) || CONTROL_BYTE.test(v));
+  const risky =
+    !['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'].includes(verb) ||
+    !VISIBLE_ASCII.test(targetText) ||
+    fuzzed.some(([n, v]) => !TOKEN.test(n) || CONTROL_BYTE.test(v));
   // A HEAD answer has no body, but the parser's 400 for a refused request has one: keep HEAD to requests that are surely parsed.
   if (risky && verb === 'HEAD') verb = 'GET';
   const headers: [string, string][] = [['Host', 'fuzz.example'], ['X-Request-Id', id], ...fuzzed, ...framing.headers];
   if (close && !http10) headers.push(['Connection', 'close']);
   const head = `${verb} ${targetText} HTTP/1.${http10 ? 0 : 1}\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
-  return { id, head: verb === 'HEAD', risky, close, allowed5xx: allowed5xx(targetText, headers), bytes: head + framing.data };
+  return {
+    id,
+    head: verb === 'HEAD',
+    risky,
+    close,
+    allowed5xx: allowed5xx(targetText, headers),
+    bytes: head + framing.data,
+  };
 }
 
 /** Requests the server must refuse (or, for an oversized body, answer 413); always the last answered one. */
@@ -311,7 +450,10 @@ const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n\0]*)$/;
 function chunkedEnd(buf: Buffer, pos: number): number | null | string {
   for (;;) {
     const eol = buf.indexOf('\r\n', pos, 'latin1');
-    if (eol < 0) return buf.length - pos > 20 ? `unterminated chunk-size line ${JSON.stringify(buf.toString('latin1', pos, pos + 40))}` : null;
+    if (eol < 0)
+      return buf.length - pos > 20
+        ? `unterminated chunk-size line ${JSON.stringify(buf.toString('latin1', pos, pos + 40))}`
+        : null;
     const line = buf.toString('latin1', pos, eol);
     if (!/^[0-9a-fA-F]{1,8}$/.test(line)) return `bad chunk-size line ${JSON.stringify(line.slice(0, 60))}`;
     const size = Number.parseInt(line, 16);
@@ -322,12 +464,14 @@ function chunkedEnd(buf: Buffer, pos: number): number | null | string {
         const end = buf.indexOf('\r\n', pos, 'latin1');
         if (end < 0) return null;
         if (end === pos) return end + 2;
-        if (!HEADER_LINE.test(buf.toString('latin1', pos, end))) return `bad trailer line ${JSON.stringify(buf.toString('latin1', pos, Math.min(end, pos + 60)))}`;
+        if (!HEADER_LINE.test(buf.toString('latin1', pos, end)))
+          return `bad trailer line ${JSON.stringify(buf.toString('latin1', pos, Math.min(end, pos + 60)))}`;
         pos = end + 2;
       }
     }
     if (buf.length < pos + size + 2) return null;
-    if (buf.toString('latin1', pos + size, pos + size + 2) !== '\r\n') return `chunk data not followed by CRLF: ${JSON.stringify(buf.toString('latin1', pos + size, pos + size + 40))}`;
+    if (buf.toString('latin1', pos + size, pos + size + 2) !== '\r\n')
+      return `chunk data not followed by CRLF: ${JSON.stringify(buf.toString('latin1', pos + size, pos + size + 40))}`;
     pos += size + 2;
   }
 }
@@ -344,12 +488,20 @@ function parseResponses(buf: Buffer, requests: readonly SentRequest[], eof: bool
   while (pos < buf.length) {
     const k = out.finals.length;
     const previous = out.finals[k - 1];
-    if (previous?.close) return fail(`bytes after a response with Connection: close: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
-    if (k >= requests.length) return fail(`bytes after the answer to the last request: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
+    if (previous?.close)
+      return fail(
+        `bytes after a response with Connection: close: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`,
+      );
+    if (k >= requests.length)
+      return fail(
+        `bytes after the answer to the last request: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`,
+      );
     const headEnd = buf.indexOf('\r\n\r\n', pos, 'latin1');
     if (headEnd < 0) {
-      if (eof) return fail(`stream ends inside a response head: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
-      if (!buf.toString('latin1', pos, pos + 9).startsWith('HTTP/1.1 '.slice(0, buf.length - pos))) return fail(`not a status line: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
+      if (eof)
+        return fail(`stream ends inside a response head: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
+      if (!buf.toString('latin1', pos, pos + 9).startsWith('HTTP/1.1 '.slice(0, buf.length - pos)))
+        return fail(`not a status line: ${JSON.stringify(buf.toString('latin1', pos, pos + 80))}`);
       return { ...out, clean: false };
     }
     const head = buf.toString('latin1', pos, headEnd);
@@ -360,7 +512,8 @@ function parseResponses(buf: Buffer, requests: readonly SentRequest[], eof: bool
     const headers = new Map<string, string[]>();
     for (const line of lines) {
       const hm = HEADER_LINE.exec(line);
-      if (hm === null) return fail(`bad header line ${JSON.stringify(line.slice(0, 80))} in ${JSON.stringify(statusLine)}`);
+      if (hm === null)
+        return fail(`bad header line ${JSON.stringify(line.slice(0, 80))} in ${JSON.stringify(statusLine)}`);
       const name = hm[1]!.toLowerCase();
       headers.set(name, [...(headers.get(name) ?? []), hm[2]!]);
     }
@@ -372,14 +525,22 @@ function parseResponses(buf: Buffer, requests: readonly SentRequest[], eof: bool
     }
     const lengths = headers.get('content-length');
     const te = headers.get('transfer-encoding');
-    if (lengths !== undefined && te !== undefined) return fail(`both Content-Length and Transfer-Encoding in ${JSON.stringify(statusLine)}`);
-    if (lengths !== undefined && (lengths.length > 1 || !/^[0-9]+$/.test(lengths[0]!))) return fail(`bad Content-Length ${JSON.stringify(lengths)}`);
+    if (lengths !== undefined && te !== undefined)
+      return fail(`both Content-Length and Transfer-Encoding in ${JSON.stringify(statusLine)}`);
+    if (lengths !== undefined && (lengths.length > 1 || !/^[0-9]+$/.test(lengths[0]!)))
+      return fail(`bad Content-Length ${JSON.stringify(lengths)}`);
     const close = (headers.get('connection') ?? []).some((v) => /(^|,)\s*close\s*(,|$)/i.test(v));
-    const final: FinalResponse = { status, requestId: headers.get('x-request-id')?.[0], close, head: head.slice(0, 300) };
+    const final: FinalResponse = {
+      status,
+      requestId: headers.get('x-request-id')?.[0],
+      close,
+      head: head.slice(0, 300),
+    };
     if (requests[k]!.head || status === 204 || status === 304) {
       // no body, whatever the headers announce
     } else if (te !== undefined) {
-      if (te.length > 1 || te[0]!.toLowerCase() !== 'chunked') return fail(`unexpected Transfer-Encoding ${JSON.stringify(te)}`);
+      if (te.length > 1 || te[0]!.toLowerCase() !== 'chunked')
+        return fail(`unexpected Transfer-Encoding ${JSON.stringify(te)}`);
       const end = chunkedEnd(buf, pos);
       if (typeof end === 'string') return fail(`${end} in the body of ${JSON.stringify(statusLine)} (request ${k})`);
       if (end === null) {
@@ -390,13 +551,17 @@ function parseResponses(buf: Buffer, requests: readonly SentRequest[], eof: bool
     } else if (lengths !== undefined) {
       const end = pos + Number(lengths[0]);
       if (buf.length < end) {
-        if (eof) return fail(`stream ends ${end - buf.length} bytes short of the Content-Length of ${JSON.stringify(statusLine)}`);
+        if (eof)
+          return fail(
+            `stream ends ${end - buf.length} bytes short of the Content-Length of ${JSON.stringify(statusLine)}`,
+          );
         return { ...out, clean: false };
       }
       pos = end;
     } else {
       // Delimited by the close of the connection: only valid when the server says it closes.
-      if (!close) return fail(`response without Content-Length, chunked or Connection: close: ${JSON.stringify(statusLine)}`);
+      if (!close)
+        return fail(`response without Content-Length, chunked or Connection: close: ${JSON.stringify(statusLine)}`);
       if (!eof) return { ...out, clean: false };
       pos = buf.length;
     }
@@ -426,8 +591,18 @@ interface Stats {
 }
 
 const stats: Stats = {
-  cases: 0, h1Connections: 0, h1Requests: 0, h2Sessions: 0, h2Streams: 0, byClass: {}, interims: 0,
-  refusedMalformed: 0, unansweredMalformed: 0, resetAfterClose: 0, h2ClientRefused: {}, h2Resets: [],
+  cases: 0,
+  h1Connections: 0,
+  h1Requests: 0,
+  h2Sessions: 0,
+  h2Streams: 0,
+  byClass: {},
+  interims: 0,
+  refusedMalformed: 0,
+  unansweredMalformed: 0,
+  resetAfterClose: 0,
+  h2ClientRefused: {},
+  h2Resets: [],
 };
 
 /** Failures by kind, with the first few examples of each. */
@@ -443,12 +618,14 @@ function show(text: string, max = 600): string {
 function fail(kind: string, caseNo: number, detail: string, sent?: string): void {
   const entry = failures.get(kind) ?? { count: 0, examples: [] };
   entry.count++;
-  if (entry.examples.length < 2) entry.examples.push(`${REPLAY(caseNo)}: ${detail}${sent === undefined ? '' : `\n      sent: ${show(sent)}`}`);
+  if (entry.examples.length < 2)
+    entry.examples.push(`${REPLAY(caseNo)}: ${detail}${sent === undefined ? '' : `\n      sent: ${show(sent)}`}`);
   failures.set(kind, entry);
 }
 
 function countStatus(status: number, allowed: Set<number>): void {
-  const cls = status >= 500 ? (allowed.has(status) ? '5xx requested' : '5xx UNREQUESTED') : `${Math.floor(status / 100)}xx`;
+  const cls =
+    status >= 500 ? (allowed.has(status) ? '5xx requested' : '5xx UNREQUESTED') : `${Math.floor(status / 100)}xx`;
   stats.byClass[cls] = (stats.byClass[cls] ?? 0) + 1;
 }
 
@@ -464,7 +641,12 @@ function h1Requests(rng: Rng, caseNo: number): SentRequest[] {
 }
 
 /** Sends the bytes (sometimes in fragments) and collects the answer until complete, closed, or timed out. */
-function exchange(port: number, payload: Buffer, fragments: number, done: (buf: Buffer) => boolean): Promise<{ buf: Buffer; eof: boolean; timedOut: boolean; reset: boolean }> {
+function exchange(
+  port: number,
+  payload: Buffer,
+  fragments: number,
+  done: (buf: Buffer) => boolean,
+): Promise<{ buf: Buffer; eof: boolean; timedOut: boolean; reset: boolean }> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
     const chunks: Buffer[] = [];
@@ -483,7 +665,9 @@ function exchange(port: number, payload: Buffer, fragments: number, done: (buf: 
       if (done(Buffer.concat(chunks))) finish(false, false);
     });
     socket.on('close', () => finish(true, false));
-    socket.on('error', (err: NodeJS.ErrnoException) => { reset ||= err.code === 'ECONNRESET'; }); // then 'close'
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      reset ||= err.code === 'ECONNRESET';
+    }); // then 'close'
     // Fragments cross the server's parser at odd places: inside the method, a header, a chunk.
     const size = Math.ceil(payload.length / fragments);
     const writeFrom = (offset: number) => {
@@ -528,28 +712,48 @@ async function h1Case(port: number, rng: Rng, caseNo: number): Promise<void> {
     return;
   }
   if (parsed.error !== null) {
-    fail(parsed.error.startsWith('bytes after a response with Connection: close') ? 'HTTP/1.1: bytes after a Connection: close answer'
-      : 'HTTP/1.1: corrupted framing', caseNo, `${parsed.error}\n      received: ${show(buf.toString('latin1'), 900)}`, sent);
+    fail(
+      parsed.error.startsWith('bytes after a response with Connection: close')
+        ? 'HTTP/1.1: bytes after a Connection: close answer'
+        : 'HTTP/1.1: corrupted framing',
+      caseNo,
+      `${parsed.error}\n      received: ${show(buf.toString('latin1'), 900)}`,
+      sent,
+    );
   }
   checkAnswers(requests, parsed.finals, caseNo, sent);
   checkUnanswered(requests, parsed, eof, timedOut, caseNo, sent);
 }
 
 /** Each answer belongs to its request (same X-Request-Id) and is no unrequested 5xx. */
-function checkAnswers(requests: readonly SentRequest[], finals: readonly FinalResponse[], caseNo: number, sent: string): void {
+function checkAnswers(
+  requests: readonly SentRequest[],
+  finals: readonly FinalResponse[],
+  caseNo: number,
+  sent: string,
+): void {
   finals.forEach((f, k) => {
     const req = requests[k]!;
     countStatus(f.status, req.allowed5xx);
     if (f.status >= 500 && !req.allowed5xx.has(f.status)) {
-      fail(`HTTP/1.1: unrequested ${f.status}`, caseNo, `request ${k} got ${JSON.stringify(f.head.split('\r\n')[0])}`, req.bytes);
+      fail(
+        `HTTP/1.1: unrequested ${f.status}`,
+        caseNo,
+        `request ${k} got ${JSON.stringify(f.head.split('\r\n')[0])}`,
+        req.bytes,
+      );
     }
     if (f.requestId === req.id) return;
     if (req.risky && f.requestId === undefined && f.status === 400 && f.close) {
       stats.refusedMalformed++;
       return;
     }
-    fail(`HTTP/1.1: answer does not belong to its request${overtakenBy(requests, k, f)}`, caseNo,
-      `answer ${k} carries X-Request-Id ${JSON.stringify(f.requestId)}, request ${k} was ${req.id}: ${show(f.head)}`, sent);
+    fail(
+      `HTTP/1.1: answer does not belong to its request${overtakenBy(requests, k, f)}`,
+      caseNo,
+      `answer ${k} carries X-Request-Id ${JSON.stringify(f.requestId)}, request ${k} was ${req.id}: ${show(f.head)}`,
+      sent,
+    );
   });
 }
 
@@ -560,18 +764,33 @@ function checkAnswers(requests: readonly SentRequest[], finals: readonly FinalRe
  */
 function overtakenBy(requests: readonly SentRequest[], k: number, f: FinalResponse): string {
   if (f.requestId !== undefined || f.status !== 400 || k + 1 >= requests.length) return '';
-  if (requests.slice(k, -1).some((r) => r.close)) return ' (a 400 for a request pipelined after Connection: close/HTTP/1.0 replaced the pending answer)';
-  if (requests.slice(k + 1).some((r) => r.risky)) return ' (the 400 for a later malformed request replaced the pending answer)';
+  if (requests.slice(k, -1).some((r) => r.close))
+    return ' (a 400 for a request pipelined after Connection: close/HTTP/1.0 replaced the pending answer)';
+  if (requests.slice(k + 1).some((r) => r.risky))
+    return ' (the 400 for a later malformed request replaced the pending answer)';
   return '';
 }
 
 /** Fewer answers than requests is fine after a close; otherwise it is a hang or a dropped request. */
-function checkUnanswered(requests: readonly SentRequest[], parsed: ParsedStream, eof: boolean, timedOut: boolean, caseNo: number, sent: string): void {
+function checkUnanswered(
+  requests: readonly SentRequest[],
+  parsed: ParsedStream,
+  eof: boolean,
+  timedOut: boolean,
+  caseNo: number,
+  sent: string,
+): void {
   const { finals } = parsed;
   const last = finals[finals.length - 1];
   if (parsed.error !== null) return; // already reported; what follows corrupted framing means nothing
   if (last?.close) {
-    if (!eof) fail('HTTP/1.1: connection left open after Connection: close', caseNo, `${finals.length} answers, no close within ${CASE_TIMEOUT_MS} ms`, sent);
+    if (!eof)
+      fail(
+        'HTTP/1.1: connection left open after Connection: close',
+        caseNo,
+        `${finals.length} answers, no close within ${CASE_TIMEOUT_MS} ms`,
+        sent,
+      );
     return;
   }
   const next = requests[finals.length];
@@ -580,8 +799,12 @@ function checkUnanswered(requests: readonly SentRequest[], parsed: ParsedStream,
     stats.unansweredMalformed++;
     return;
   }
-  fail(timedOut ? 'HTTP/1.1: no answer in time' : 'HTTP/1.1: connection closed before the answer', caseNo,
-    `request ${finals.length} (${next.id}) unanswered; answers received: ${JSON.stringify(finals.map((f) => f.head.split('\r\n')[0]))}`, sent);
+  fail(
+    timedOut ? 'HTTP/1.1: no answer in time' : 'HTTP/1.1: connection closed before the answer',
+    caseNo,
+    `request ${finals.length} (${next.id}) unanswered; answers received: ${JSON.stringify(finals.map((f) => f.head.split('\r\n')[0]))}`,
+    sent,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -613,7 +836,11 @@ interface StreamOutcome {
   error: string | null;
 }
 
-function runStream(session: ClientHttp2Session, headers: Record<string, string>, data: string | null): Promise<StreamOutcome> | null {
+function runStream(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  data: string | null,
+): Promise<StreamOutcome> | null {
   let stream: ClientHttp2Stream;
   try {
     stream = session.request(headers, { endStream: data === null });
@@ -628,8 +855,12 @@ function runStream(session: ClientHttp2Session, headers: Record<string, string>,
       out.requestId = h['x-request-id'] as string | undefined;
     });
     stream.on('data', () => {});
-    stream.on('end', () => { out.ended = true; });
-    stream.on('error', (err: NodeJS.ErrnoException) => { out.error = `${err.code ?? ''} ${err.message}`; });
+    stream.on('end', () => {
+      out.ended = true;
+    });
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      out.error = `${err.code ?? ''} ${err.message}`;
+    });
     stream.on('close', () => {
       out.rstCode = stream.rstCode ?? null;
       resolve(out);
@@ -642,7 +873,9 @@ async function h2Case(url: string, rng: Rng, caseNo: number): Promise<void> {
   stats.h2Sessions++;
   const session = h2connect(url);
   let sessionError: string | null = null;
-  session.on('error', (err: NodeJS.ErrnoException) => { sessionError = `${err.code ?? ''} ${err.message}`; });
+  session.on('error', (err: NodeJS.ErrnoException) => {
+    sessionError = `${err.code ?? ''} ${err.message}`;
+  });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -652,7 +885,8 @@ async function h2Case(url: string, rng: Rng, caseNo: number): Promise<void> {
   for (let i = 1 + rng.int(5); i > 0; i--) {
     const id = `fz-${caseNo}-h2-${i}`;
     const { headers, pairs } = h2Headers(rng, id);
-    const data = ['POST', 'PUT', 'PATCH'].includes(headers[':method']!) && rng.chance(0.7) ? 'x'.repeat(rng.int(3000)) : null;
+    const data =
+      ['POST', 'PUT', 'PATCH'].includes(headers[':method']!) && rng.chance(0.7) ? 'x'.repeat(rng.int(3000)) : null;
     const sent = JSON.stringify(headers);
     const allowed = allowed5xx(headers[':path']!, pairs);
     const pending = runStream(session, headers, data);
@@ -670,15 +904,34 @@ function clientRefused(code: string | undefined): void {
   stats.h2ClientRefused[code ?? '?'] = (stats.h2ClientRefused[code ?? '?'] ?? 0) + 1;
 }
 
-function checkStream(o: StreamOutcome, allowed: Set<number>, id: string, caseNo: number, sent: string, timedOut: boolean): void {
+function checkStream(
+  o: StreamOutcome,
+  allowed: Set<number>,
+  id: string,
+  caseNo: number,
+  sent: string,
+  timedOut: boolean,
+): void {
   if (o.status !== null) {
     countStatus(o.status, allowed);
-    if (o.status >= 500 && !allowed.has(o.status)) fail(`HTTP/2: unrequested ${o.status}`, caseNo, `stream ${id} got ${o.status}`, sent);
-    if (o.requestId !== id) fail('HTTP/2: answer does not belong to its request', caseNo, `stream ${id} answered with X-Request-Id ${o.requestId}`, sent);
+    if (o.status >= 500 && !allowed.has(o.status))
+      fail(`HTTP/2: unrequested ${o.status}`, caseNo, `stream ${id} got ${o.status}`, sent);
+    if (o.requestId !== id)
+      fail(
+        'HTTP/2: answer does not belong to its request',
+        caseNo,
+        `stream ${id} answered with X-Request-Id ${o.requestId}`,
+        sent,
+      );
   }
   if (o.ended && o.rstCode === 0) return;
   if (timedOut) {
-    fail('HTTP/2: no answer in time', caseNo, `stream ${id}: status ${o.status}, not finished within ${CASE_TIMEOUT_MS} ms`, sent);
+    fail(
+      'HTTP/2: no answer in time',
+      caseNo,
+      `stream ${id}: status ${o.status}, not finished within ${CASE_TIMEOUT_MS} ms`,
+      sent,
+    );
     return;
   }
   if (o.error !== null && /ERR_HTTP2_INVALID|ERR_INVALID_/.test(o.error)) {
@@ -687,16 +940,29 @@ function checkStream(o: StreamOutcome, allowed: Set<number>, id: string, caseNo:
   }
   if (o.status !== null && o.rstCode !== null && o.rstCode !== 0) {
     // The client sent nothing wrong enough to be answered at all: a reset now cuts a response short.
-    fail('HTTP/2: stream reset after its answer began', caseNo, `stream ${id}: status ${o.status}, rst ${o.rstCode} (${o.error})`, sent);
+    fail(
+      'HTTP/2: stream reset after its answer began',
+      caseNo,
+      `stream ${id}: status ${o.status}, rst ${o.rstCode} (${o.error})`,
+      sent,
+    );
     return;
   }
   if (o.rstCode !== null && o.rstCode !== 0) {
     // Refused by the server's HTTP/2 layer before any answer: a protocol violation (space or raw bytes in :path, NUL/CR/LF in a value).
-    if (stats.h2Resets.length < 10) stats.h2Resets.push(`${REPLAY(caseNo)} stream ${id}: rst ${o.rstCode} after status ${o.status} (${o.error}) ${show(sent, 300)}`);
+    if (stats.h2Resets.length < 10)
+      stats.h2Resets.push(
+        `${REPLAY(caseNo)} stream ${id}: rst ${o.rstCode} after status ${o.status} (${o.error}) ${show(sent, 300)}`,
+      );
     else stats.h2Resets.push('');
     return;
   }
-  fail('HTTP/2: stream did not finish', caseNo, `stream ${id}: status ${o.status}, ended ${o.ended}, error ${o.error}`, sent);
+  fail(
+    'HTTP/2: stream did not finish',
+    caseNo,
+    `stream ${id}: status ${o.status}, ended ${o.ended}, error ${o.error}`,
+    sent,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -714,11 +980,34 @@ interface Child {
 
 async function startChild(): Promise<Child> {
   const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-  const proc = spawn(process.execPath, [
-    main, '--port', '0', '--host', '127.0.0.1', '--no-access-log', '--max-delay', '200ms', '--max-generated-size', '16KiB',
-    '--max-body-size', '64KiB', '--sse-count', '1', '--sse-interval', '10ms', '--headers-timeout', '3s', '--request-timeout', '4s',
-    '--drain-timeout', '3s',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      main,
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--no-access-log',
+      '--max-delay',
+      '200ms',
+      '--max-generated-size',
+      '16KiB',
+      '--max-body-size',
+      '64KiB',
+      '--sse-count',
+      '1',
+      '--sse-interval',
+      '10ms',
+      '--headers-timeout',
+      '3s',
+      '--request-timeout',
+      '4s',
+      '--drain-timeout',
+      '3s',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const child: Child = { proc, url: '', port: 0, errors: [], stderr: '', exit: null };
   let pending = '';
   // Read stdout all the time, so the pipe never fills and blocks the server.
@@ -728,8 +1017,12 @@ async function startChild(): Promise<Child> {
     pending = lines.pop()!;
     for (const line of lines) noteLogLine(child, line);
   });
-  proc.stderr.on('data', (c: Buffer) => { child.stderr = (child.stderr + c.toString('utf8')).slice(-4000); });
-  proc.on('exit', (code, signal) => { child.exit = { code, signal }; });
+  proc.stderr.on('data', (c: Buffer) => {
+    child.stderr = (child.stderr + c.toString('utf8')).slice(-4000);
+  });
+  proc.on('exit', (code, signal) => {
+    child.exit = { code, signal };
+  });
   await waitFor(() => child.url !== '' || child.exit !== null, 20_000);
   if (child.url === '') throw new Error(`the server did not start: ${JSON.stringify(child.exit)} ${child.stderr}`);
   child.port = Number(new URL(child.url).port);
@@ -744,7 +1037,8 @@ function noteLogLine(child: Child, line: string): void {
     return;
   }
   if (entry.msg === 'echo-server started') child.url = entry.listeners![0]!;
-  if (entry.msg === 'request failed' && child.errors.length < 200) child.errors.push(`${String(entry.err)} (uri ${show(entry.uri ?? '', 200)})`);
+  if (entry.msg === 'request failed' && child.errors.length < 200)
+    child.errors.push(`${String(entry.err)} (uri ${show(entry.uri ?? '', 200)})`);
 }
 
 function rssMegabytes(pid: number): number | null {
@@ -760,7 +1054,9 @@ function rssMegabytes(pid: number): number | null {
 
 describe(`fuzz: the whole HTTP surface (FUZZ_SEED=${SEED})`, () => {
   let child: Child;
-  before(async () => { child = await startChild(); });
+  before(async () => {
+    child = await startChild();
+  });
   after(() => {
     if (child?.exit === null) child.proc.kill('SIGKILL');
   });
@@ -781,13 +1077,24 @@ describe(`fuzz: the whole HTTP surface (FUZZ_SEED=${SEED})`, () => {
     };
     await Promise.all(Array.from({ length: WORKERS }, worker));
     const summary = {
-      seed: SEED, ms: Date.now() - started, ...stats, h2Resets: stats.h2Resets.length, h2ResetSamples: stats.h2Resets.filter((s) => s !== '').slice(0, 5),
+      seed: SEED,
+      ms: Date.now() - started,
+      ...stats,
+      h2Resets: stats.h2Resets.length,
+      h2ResetSamples: stats.h2Resets.filter((s) => s !== '').slice(0, 5),
       serverErrors: [...new Set(child.errors)].slice(0, 10),
     };
     t.diagnostic(`fuzz summary: ${JSON.stringify(summary, null, 1)}`);
-    assert.equal(child.exit, null, `the server exited during the fuzz run (${REPLAY(next - 1)}): ${JSON.stringify(child.exit)} ${child.stderr}`);
-    const report = [...failures].map(([kind, { count, examples }]) => `  ${kind}: ${count}×\n    ${examples.join('\n    ')}`).join('\n');
-    const serverSays = summary.serverErrors.length > 0 ? `\n  the server logged: ${summary.serverErrors.join('; ')}` : '';
+    assert.equal(
+      child.exit,
+      null,
+      `the server exited during the fuzz run (${REPLAY(next - 1)}): ${JSON.stringify(child.exit)} ${child.stderr}`,
+    );
+    const report = [...failures]
+      .map(([kind, { count, examples }]) => `  ${kind}: ${count}×\n    ${examples.join('\n    ')}`)
+      .join('\n');
+    const serverSays =
+      summary.serverErrors.length > 0 ? `\n  the server logged: ${summary.serverErrors.join('; ')}` : '';
     assert.equal(failures.size, 0, `fuzz failures with FUZZ_SEED=${SEED}:\n${report}${serverSays}`);
   });
 
@@ -798,9 +1105,13 @@ describe(`fuzz: the whole HTTP surface (FUZZ_SEED=${SEED})`, () => {
     await live.text();
     const rss = rssMegabytes(child.proc.pid!);
     t.diagnostic(`server RSS after the fuzz run: ${rss === null ? 'unknown' : `${rss.toFixed(1)} MB`}`);
-    if (rss !== null) assert.ok(rss < RSS_LIMIT_MB, `server RSS ${rss.toFixed(1)} MB is over ${RSS_LIMIT_MB} MB after the fuzz run (seed ${SEED})`);
+    if (rss !== null)
+      assert.ok(
+        rss < RSS_LIMIT_MB,
+        `server RSS ${rss.toFixed(1)} MB is over ${RSS_LIMIT_MB} MB after the fuzz run (seed ${SEED})`,
+      );
     child.proc.kill('SIGTERM');
-    const [code] = await once(child.proc, 'exit') as [number | null];
+    const [code] = (await once(child.proc, 'exit')) as [number | null];
     assert.equal(code, 0, `exit status after SIGTERM (seed ${SEED}): ${child.stderr}`);
   });
 });

@@ -26,7 +26,7 @@ const REFUSED: [string, string][] = [
   ['Age', '100'],
   ['Vary', 'Cookie'],
   ['Set-Cookie', 'a=b'],
-  ['Content-Security-Policy', "default-src *"],
+  ['Content-Security-Policy', 'default-src *'],
   ['Cross-Origin-Resource-Policy', 'cross-origin'],
   ['X-Frame-Options', 'ALLOWALL'],
   ['X-Accel-Redirect', '/internal'],
@@ -41,11 +41,19 @@ const REFUSED: [string, string][] = [
   ['X-Middleware-Rewrite', '/admin'],
 ];
 
-const ACCEPTED: [string, string][] = [['X-Custom', 'yes'], ['Retry-After', '5'], ['Location', '/next?a=b'], ['Server', 'test'], ['ETag', '"v1"']];
+const ACCEPTED: [string, string][] = [
+  ['X-Custom', 'yes'],
+  ['Retry-After', '5'],
+  ['Location', '/next?a=b'],
+  ['Server', 'test'],
+  ['ETag', '"v1"'],
+];
 
 describe('the header control by allowlist', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   for (const [name, value] of REFUSED) {
@@ -61,7 +69,9 @@ describe('the header control by allowlist', () => {
   }
   for (const [name, value] of ACCEPTED) {
     it(`sets ${name}: ${value}`, async () => {
-      const res = await fetch(`${t.url}/?echo_header=${encodeURIComponent(`${name}: ${value}`)}`, { redirect: 'manual' });
+      const res = await fetch(`${t.url}/?echo_header=${encodeURIComponent(`${name}: ${value}`)}`, {
+        redirect: 'manual',
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get(name), value);
     });

@@ -36,11 +36,14 @@ function watchMemory(s: Server): { peak(): number } {
 /** Subject CN and SHA-256 fingerprint of the certificate an HTTPS port presents. */
 function presented(port: number): Promise<{ cn: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'localhost', timeout: 2000 }, () => {
-      const cert = socket.getPeerCertificate();
-      resolve({ cn: String(cert.subject.CN), fingerprint: cert.fingerprint256 });
-      socket.end();
-    });
+    const socket = connect(
+      { host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'localhost', timeout: 2000 },
+      () => {
+        const cert = socket.getPeerCertificate();
+        resolve({ cn: String(cert.subject.CN), fingerprint: cert.fingerprint256 });
+        socket.end();
+      },
+    );
     socket.on('timeout', () => socket.destroy(new Error('TLS handshake not done within 2 s')));
     socket.on('error', reject);
   });
@@ -49,10 +52,21 @@ function presented(port: number): Promise<{ cn: string; fingerprint: string }> {
 /** Status of one HTTPS request (certificate not verified), within 2 s. */
 function httpsStatus(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpsGet({ host: '127.0.0.1', port, path, rejectUnauthorized: false, servername: 'localhost', agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = httpsGet(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        rejectUnauthorized: false,
+        servername: 'localhost',
+        agent: false,
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('HTTPS request not answered within 2 s')));
     req.on('error', reject);
   });
@@ -72,21 +86,51 @@ describe('certificate files are read safely', () => {
   /** A valid certificate and key made by openssl (once), for the file that is not under test. */
   async function makeCertificate(ctx: TestContext): Promise<boolean> {
     if (!requireTool(ctx, 'openssl')) return false;
-    const r = await runTool('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', key, '-out', cert, '-subj', '/CN=echo-reload-test', '-days', '2']);
+    const r = await runTool('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=echo-reload-test',
+      '-days',
+      '2',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return true;
   }
 
   /** Starts HTTPS with `certPath` as --tls-cert; it must exit 2 promptly, staying small. */
   async function refused(t: TestContext, certPath: string): Promise<{ stderr: string; peak: number }> {
-    const s = spawnMain(['--port', '0', '--host', '127.0.0.1', '--https', '--https-port', '0', '--tls-cert', certPath, '--tls-key', key]);
+    const s = spawnMain([
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--https',
+      '--https-port',
+      '0',
+      '--tls-cert',
+      certPath,
+      '--tls-key',
+      key,
+    ]);
     t.after(() => s.kill());
     const memory = watchMemory(s);
     const start = performance.now();
     const exit = await exitWithin(s, PROMPT_MS);
     assert.ok(memory.peak() <= RSS_LIMIT_MIB, `resident memory reached ${memory.peak().toFixed(0)} MiB (killed)`);
-    assert.ok(exit !== null, `still running after ${PROMPT_MS} ms (peak ${memory.peak().toFixed(0)} MiB): ${s.stderr()}`);
+    assert.ok(
+      exit !== null,
+      `still running after ${PROMPT_MS} ms (peak ${memory.peak().toFixed(0)} MiB): ${s.stderr()}`,
+    );
     assert.deepEqual(exit, { code: 2, signal: null }, s.stderr());
     assert.match(s.stderr(), /invalid --tls-cert/);
     t.diagnostic(`exit 2 after ${(performance.now() - start).toFixed(0)} ms, peak RSS ${memory.peak().toFixed(0)} MiB`);
@@ -94,19 +138,19 @@ describe('certificate files are read safely', () => {
   }
 
   it('a FIFO nobody writes to: exit 2 at once, naming --tls-cert', async (t) => {
-    if (!await makeCertificate(t)) return;
+    if (!(await makeCertificate(t))) return;
     const fifo = join(dir, 'fifo.crt');
     execFileSync('mkfifo', [fifo]);
     assert.match((await refused(t, fifo)).stderr, /not a regular file/);
   });
 
   it('/dev/zero: exit 2 at once, memory never grows', async (t) => {
-    if (!await makeCertificate(t)) return;
+    if (!(await makeCertificate(t))) return;
     assert.match((await refused(t, '/dev/zero')).stderr, /not a regular file/);
   });
 
   it('a 300 MB (sparse) file: exit 2 at once, saying it is too large, without reading it', async (t) => {
-    if (!await makeCertificate(t)) return;
+    if (!(await makeCertificate(t))) return;
     const big = join(dir, 'big.crt');
     const f = await open(big, 'w');
     await f.truncate(300 * 1024 * 1024);
@@ -115,8 +159,20 @@ describe('certificate files are read safely', () => {
   });
 
   it('reload: a certificate replaced by a FIFO is refused with a log line; HTTPS keeps the previous certificate, and loads the next valid one', async (t) => {
-    if (!await makeCertificate(t)) return;
-    const s = spawnMain(['--port', '0', '--host', '127.0.0.1', '--https', '--https-port', '0', '--tls-cert', cert, '--tls-key', key]);
+    if (!(await makeCertificate(t))) return;
+    const s = spawnMain([
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--https',
+      '--https-port',
+      '0',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ]);
     t.after(() => s.kill());
     const url = await startedUrl(s);
     const started = s.lines.find((l) => l.msg === 'echo-server started')!;
@@ -137,9 +193,24 @@ describe('certificate files are read safely', () => {
 
     // The watch survives the failure: a valid certificate put back is loaded.
     await rm(cert);
-    const r = await runTool('openssl', ['req', '-x509', '-key', key, '-out', cert, '-subj', '/CN=echo-reload-next', '-days', '2']);
+    const r = await runTool('openssl', [
+      'req',
+      '-x509',
+      '-key',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/CN=echo-reload-next',
+      '-days',
+      '2',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    await until(() => s.lines.some((l) => l.msg === 'TLS certificate reloaded'), 8000, 'the next certificate is loaded');
+    await until(
+      () => s.lines.some((l) => l.msg === 'TLS certificate reloaded'),
+      8000,
+      'the next certificate is loaded',
+    );
     assert.equal((await presented(httpsPort)).cn, 'echo-reload-next');
   });
 });

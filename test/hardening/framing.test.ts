@@ -26,21 +26,32 @@ function splitResponses(stream: string): { status: number; body: string }[] {
 
 describe('pipelined errors never corrupt a response', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxDelayMs: 2000 }); });
+  before(async () => {
+    t = await startTestServer({ maxDelayMs: 2000 });
+  });
   after(() => t.close());
 
   it('answers a malformed request after a 4 MiB generated body, not inside it', async () => {
     const raw = await rawRequest(t.port, 'GET /?echo_size=4MiB HTTP/1.1\r\nHost: h\r\n\r\nHELLO\r\n\r\n', 5000);
     const responses = splitResponses(raw);
-    assert.deepEqual(responses.map((r) => r.status), [200, 400]);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200, 400],
+    );
     assert.equal(responses[0]!.body.length, 4 * 1024 * 1024);
   });
 
   it('answers pipelined requests in order, then the malformed one, even when the first is delayed', async () => {
-    const raw = await rawRequest(t.port,
-      'GET /one?echo_delay=300ms HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\nG@T / HTTP/1.1\r\n\r\n', 3000);
+    const raw = await rawRequest(
+      t.port,
+      'GET /one?echo_delay=300ms HTTP/1.1\r\nHost: h\r\n\r\nGET /two HTTP/1.1\r\nHost: h\r\n\r\nG@T / HTTP/1.1\r\n\r\n',
+      3000,
+    );
     const responses = splitResponses(raw);
-    assert.deepEqual(responses.map((r) => r.status), [200, 200, 400]);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200, 200, 400],
+    );
     assert.match(responses[0]!.body, /^RequestURI: \/one\?/m);
     assert.match(responses[1]!.body, /^RequestURI: \/two$/m);
   });
@@ -48,23 +59,40 @@ describe('pipelined errors never corrupt a response', () => {
   // An upgrade pipelined behind an unfinished answer is not taken: switching protocols
   // first would put that answer inside the WebSocket or HTTP/2 bytes.
   const upgrades: [string, string][] = [
-    ['WebSocket', 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'],
+    [
+      'WebSocket',
+      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n',
+    ],
     ['h2c', 'Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n'],
   ];
   for (const [name, headers] of upgrades) {
     it(`answers the earlier request whole and closes, instead of taking a ${name} upgrade pipelined behind it`, async () => {
       const started = performance.now();
-      const raw = await rawRequest(t.port, `GET /first?echo_delay=300ms HTTP/1.1\r\nHost: h\r\n\r\nGET /up HTTP/1.1\r\nHost: h\r\n${headers}\r\n`, 5000);
+      const raw = await rawRequest(
+        t.port,
+        `GET /first?echo_delay=300ms HTTP/1.1\r\nHost: h\r\n\r\nGET /up HTTP/1.1\r\nHost: h\r\n${headers}\r\n`,
+        5000,
+      );
       const responses = splitResponses(raw); // a 101 (no Content-Length) or any byte after the answer fails here
-      assert.deepEqual(responses.map((r) => r.status), [200]);
+      assert.deepEqual(
+        responses.map((r) => r.status),
+        [200],
+      );
       assert.match(responses[0]!.body, /^RequestURI: \/first\?/m);
       assert.ok(performance.now() - started < 4000, 'the connection closed after the answer');
     });
   }
 
   it('sends nothing after the answer to a request with Connection: close', async () => {
-    const raw = await rawRequest(t.port, 'GET /first HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n', 2000);
+    const raw = await rawRequest(
+      t.port,
+      'GET /first HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n',
+      2000,
+    );
     const responses = splitResponses(raw);
-    assert.deepEqual(responses.map((r) => r.status), [200]);
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      [200],
+    );
   });
 });

@@ -16,7 +16,9 @@ async function held(port: number, script: (s: Socket) => void): Promise<{ ms: nu
   await once(socket, 'connect');
   const start = performance.now();
   let received = '';
-  socket.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+  socket.on('data', (c: Buffer) => {
+    received += c.toString('latin1');
+  });
   socket.on('error', () => {});
   const closed = once(socket, 'close');
   const guard = setTimeout(() => socket.destroy(), 10_000); // the test fails on `ms`, never hangs
@@ -34,9 +36,19 @@ describe('the front deadline', () => {
   let tlsPort: number;
   let proxied: TestServer;
   before(async () => {
-    t = await startTestServer({ https: true, httpsPort: 0, headersTimeoutMs: HEADERS_TIMEOUT, requestTimeoutMs: 5000, maxConnections: 6 });
+    t = await startTestServer({
+      https: true,
+      httpsPort: 0,
+      headersTimeoutMs: HEADERS_TIMEOUT,
+      requestTimeoutMs: 5000,
+      maxConnections: 6,
+    });
     tlsPort = t.server.listener.httpsAddress!.port;
-    proxied = await startTestServer({ proxyProtocol: ['http'], headersTimeoutMs: HEADERS_TIMEOUT, requestTimeoutMs: 5000 });
+    proxied = await startTestServer({
+      proxyProtocol: ['http'],
+      headersTimeoutMs: HEADERS_TIMEOUT,
+      requestTimeoutMs: 5000,
+    });
   });
   after(async () => {
     await t.close();

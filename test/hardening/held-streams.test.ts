@@ -5,13 +5,23 @@ import assert from 'node:assert/strict';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { afterEach, describe, it } from 'node:test';
-import { rawRequest, requestsInFlight, responseComplete, startTestServer, waitFor, waitForInFlight, type TestServer } from '../helpers.ts';
+import {
+  rawRequest,
+  requestsInFlight,
+  responseComplete,
+  startTestServer,
+  waitFor,
+  waitForInFlight,
+  type TestServer,
+} from '../helpers.ts';
 
 /** Opens a stream and settles with its status, or `rst<code>` when it is reset first. */
 function outcome(stream: ClientHttp2Stream): Promise<string> {
   return new Promise((resolve) => {
     let status = '';
-    stream.on('response', (h) => { status = String(h[':status']); });
+    stream.on('response', (h) => {
+      status = String(h[':status']);
+    });
     stream.on('error', () => {});
     stream.on('close', () => resolve(status !== '' ? status : `rst${stream.rstCode}`));
     stream.resume();
@@ -35,8 +45,15 @@ const frame = (type: number, flags: number, id: number, payload: Buffer) => {
   return Buffer.concat([head, payload]);
 };
 /** HPACK literals without indexing: enough for a raw client's request headers. */
-const literal = (name: string, value: string) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
-const request = (path: string) => Buffer.concat([literal(':method', 'GET'), literal(':scheme', 'http'), literal(':authority', 'x'), literal(':path', path)]);
+const literal = (name: string, value: string) =>
+  Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+const request = (path: string) =>
+  Buffer.concat([
+    literal(':method', 'GET'),
+    literal(':scheme', 'http'),
+    literal(':authority', 'x'),
+    literal(':path', path),
+  ]);
 
 /**
  * A raw h2c client (node:http2 gives up at GOAWAY; this one does not): it opens
@@ -65,7 +82,14 @@ function provokeGoawayThenStopReading(port: number, first: string): Promise<{ so
     streamIncrement.writeUInt32BE(2 ** 31 - 1);
     socket.on('error', reject);
     socket.on('connect', () => {
-      socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, settings), frame(8, 0, 0, connectionIncrement), frame(1, 0x5, 1, request(first))]));
+      socket.write(
+        Buffer.concat([
+          Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+          frame(4, 0, 0, settings),
+          frame(8, 0, 0, connectionIncrement),
+          frame(1, 0x5, 1, request(first)),
+        ]),
+      );
       // As many more as the server's limit allows: each is refused at once, the first holds the budget.
       for (let i = 0; i < 9; i++, next += 2) socket.write(frame(1, 0x5, next, request(`/?more=${next}`)));
     });
@@ -118,7 +142,10 @@ const count = (list: string[]) => list.reduce<Record<string, number>>((m, k) => 
 
 describe('HTTP/2 streams that send nothing', () => {
   let t: TestServer | null = null;
-  const start = async (overrides: Parameters<typeof startTestServer>[0]) => { t = await startTestServer(overrides); return t; };
+  const start = async (overrides: Parameters<typeof startTestServer>[0]) => {
+    t = await startTestServer(overrides);
+    return t;
+  };
   afterEach(async () => {
     for (const s of sessions.splice(0)) s.destroy();
     await t?.close();
@@ -129,11 +156,22 @@ describe('HTTP/2 streams that send nothing', () => {
     // A request timeout far beyond the test's patience: an answer that waited for the body could not come in time.
     const t = await start({ requestTimeoutMs: 60_000, maxOpsInFlight: 1000 });
     const clients = await Promise.all(Array.from({ length: 5 }, () => session(t.url)));
-    const streams = clients.flatMap((s) => Array.from({ length: 100 }, () => outcome(s.request({ ':method': 'POST', ':path': '/livez' }, { endStream: false }))));
-    const outcomes = await waitFor(async () => {
-      const settled = await Promise.race([Promise.all(streams), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-      return settled;
-    }, 10_000, '500 POST /livez streams answered');
+    const streams = clients.flatMap((s) =>
+      Array.from({ length: 100 }, () =>
+        outcome(s.request({ ':method': 'POST', ':path': '/livez' }, { endStream: false })),
+      ),
+    );
+    const outcomes = await waitFor(
+      async () => {
+        const settled = await Promise.race([
+          Promise.all(streams),
+          new Promise<null>((r) => setTimeout(() => r(null), 100)),
+        ]);
+        return settled;
+      },
+      10_000,
+      '500 POST /livez streams answered',
+    );
     assert.deepEqual(count(outcomes), { 200: 500 });
     await waitForInFlight(t.url, 0);
     // The sessions are still open and usable: only the streams ended.
@@ -150,7 +188,10 @@ describe('HTTP/2 streams that send nothing', () => {
     assert.ok(elapsed < 4000, `closed after ${Math.round(elapsed)} ms, --headers-timeout is 1 s`);
     assert.equal(t.logs.messages('connection closed: operations request body not needed').length, 1);
     // Over --max-body-size it is refused, still without reading it.
-    const large = await rawRequest(t.port, 'POST /livez HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999\r\n\r\n', { timeoutMs: 5000, until: responseComplete });
+    const large = await rawRequest(t.port, 'POST /livez HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999\r\n\r\n', {
+      timeoutMs: 5000,
+      until: responseComplete,
+    });
     assert.match(large, /^HTTP\/1\.1 413 /);
     await waitForInFlight(t.url, 0);
   });
@@ -161,10 +202,18 @@ describe('HTTP/2 streams that send nothing', () => {
     const stuck = await session(t.url, { initialWindowSize: 0 });
     const held = Array.from({ length: 3 }, () => outcome(stuck.request({ ':path': '/version' })));
     // (Scraping /metrics would take a place in the budget itself: a health check is the probe.)
-    const http1 = await waitFor(async () => {
-      const answer = await rawRequest(t.port, 'GET /livez HTTP/1.1\r\nHost: h\r\n\r\n', { timeoutMs: 5000, until: responseComplete });
-      return answer.startsWith('HTTP/1.1 503 ') ? answer : null;
-    }, 5000, 'the budget full of held /version streams', 20);
+    const http1 = await waitFor(
+      async () => {
+        const answer = await rawRequest(t.port, 'GET /livez HTTP/1.1\r\nHost: h\r\n\r\n', {
+          timeoutMs: 5000,
+          until: responseComplete,
+        });
+        return answer.startsWith('HTTP/1.1 503 ') ? answer : null;
+      },
+      5000,
+      'the budget full of held /version streams',
+      20,
+    );
     const refused = await outcome(stuck.request({ ':path': '/livez' }));
     assert.equal(refused, 'rst7');
     assert.match(http1, /^HTTP\/1\.1 503 /);
@@ -175,7 +224,11 @@ describe('HTTP/2 streams that send nothing', () => {
     assert.equal((await fetch(t.url)).status, 200);
     stuck.destroy();
     await Promise.all(held);
-    await waitFor(async () => (await fetch(new URL('/livez', t.url))).status === 200, 5000, 'the held streams released');
+    await waitFor(
+      async () => (await fetch(new URL('/livez', t.url))).status === 200,
+      5000,
+      'the held streams released',
+    );
     await waitForInFlight(t.url, 0);
   });
 
@@ -186,7 +239,9 @@ describe('HTTP/2 streams that send nothing', () => {
     await waitForInFlight(t.url, 1);
     const abuser = await session(t.url);
     let goaway: number | null = null;
-    abuser.on('goaway', (code: number) => { goaway = code; });
+    abuser.on('goaway', (code: number) => {
+      goaway = code;
+    });
     const outcomes: string[] = [];
     // Rounds of 100 streams (the advertised limit), each refused, until the server stops taking them.
     for (let round = 0; round < 10 && goaway === null && !abuser.closed && !abuser.destroyed; round++) {
@@ -198,11 +253,17 @@ describe('HTTP/2 streams that send nothing', () => {
           break; // the session is going away
         }
       }
-      outcomes.push(...await Promise.all(batch));
+      outcomes.push(...(await Promise.all(batch)));
     }
-    assert.equal(goaway, 11, `GOAWAY ENHANCE_YOUR_CALM after ${outcomes.length} streams: ${JSON.stringify(count(outcomes))}`);
+    assert.equal(
+      goaway,
+      11,
+      `GOAWAY ENHANCE_YOUR_CALM after ${outcomes.length} streams: ${JSON.stringify(count(outcomes))}`,
+    );
     assert.ok(outcomes.length <= 600, `${outcomes.length} streams taken`);
-    assert.ok(t.logs.messages('HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)').length === 1);
+    assert.ok(
+      t.logs.messages('HTTP/2 session closed: too many streams refused (GOAWAY ENHANCE_YOUR_CALM)').length === 1,
+    );
     // Other sessions are untouched: the held stream is still running.
     holder.request({ ':path': '/livez' }).close();
     holder.destroy();
@@ -217,8 +278,11 @@ describe('HTTP/2 streams that send nothing', () => {
       assert.equal(code, 11, 'GOAWAY ENHANCE_YOUR_CALM');
       // The stalled answer is cancelled after the idle timeout, but its RST_STREAM
       // cannot leave either: only destroying the closing session ends the exchange.
-      await waitFor(async () => await requestsInFlight(t.url) === 1, 6000, 'nothing in flight but the scrape');
-      assert.equal(t.logs.messages('HTTP/2 session destroyed: closing, and no progress within --idle-timeout').length, 1);
+      await waitFor(async () => (await requestsInFlight(t.url)) === 1, 6000, 'nothing in flight but the scrape');
+      assert.equal(
+        t.logs.messages('HTTP/2 session destroyed: closing, and no progress within --idle-timeout').length,
+        1,
+      );
       const line = t.logs.lines.find((l) => l.msg === 'request' && l.uri === '/?echo_size=67108864');
       assert.equal(line?.aborted, true, JSON.stringify(line));
     } finally {

@@ -30,7 +30,17 @@ describe('TCP echo: 10,000 short connections', () => {
     // grows the heap lazily (measured: +20 MiB per 10,000 connections, all of it
     // garbage a full collection frees), which would hide a leak or fake one. Capped,
     // resident memory follows what is really live.
-    s = spawnServer(process.execPath, [`--max-old-space-size=${HEAP_MIB}`, MAIN, '--host', '127.0.0.1', '--port', '0', '--tcp-port', String(tcpPort), '--no-access-log']);
+    s = spawnServer(process.execPath, [
+      `--max-old-space-size=${HEAP_MIB}`,
+      MAIN,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--tcp-port',
+      String(tcpPort),
+      '--no-access-log',
+    ]);
     base = await startedUrl(s);
   });
   after(() => s.kill());
@@ -61,21 +71,32 @@ describe('TCP echo: 10,000 short connections', () => {
     for (;;) {
       text = await scrape();
       if (sample(text, 'echo_tcp_connections_total{reason="closed"}') - closedBefore === CONNECTIONS) break;
-      assert.ok(performance.now() < deadline, `closes counted: ${sample(text, 'echo_tcp_connections_total{reason="closed"}') - closedBefore} of ${CONNECTIONS}`);
+      assert.ok(
+        performance.now() < deadline,
+        `closes counted: ${sample(text, 'echo_tcp_connections_total{reason="closed"}') - closedBefore} of ${CONNECTIONS}`,
+      );
       await new Promise((res) => setTimeout(res, 50));
     }
     for (const reason of ['reset', 'idle_timeout', 'byte_cap', 'drain']) {
-      assert.ok(!(sample(text, `echo_tcp_connections_total{reason="${reason}"}`) > 0), `no connection ended as ${reason}`);
+      assert.ok(
+        !(sample(text, `echo_tcp_connections_total{reason="${reason}"}`) > 0),
+        `no connection ended as ${reason}`,
+      );
     }
     await waitOpen(scrape);
     const fdsAfter = fdCount(s.pid);
     const rssAfter = rssMiB(s.pid);
-    console.log(`# ${CONNECTIONS} TCP connections in ${seconds.toFixed(1)} s; server RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}`);
+    console.log(
+      `# ${CONNECTIONS} TCP connections in ${seconds.toFixed(1)} s; server RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MiB; fds ${fdsBefore} -> ${fdsAfter}`,
+    );
     // The scrape's keep-alive connection may or may not still hold a descriptor.
     assert.ok(fdsAfter <= fdsBefore + 1, `descriptors ${fdsBefore} -> ${fdsAfter}`);
     // A leak of 1.25 KiB per connection would show as 12 MiB here; the rest is slack
     // for collection timing (measured: 3.7 to 5.1 MiB over these 10,000).
-    assert.ok(rssAfter - rssBefore < 12, `server RSS grew ${(rssAfter - rssBefore).toFixed(1)} MiB over ${CONNECTIONS} connections`);
+    assert.ok(
+      rssAfter - rssBefore < 12,
+      `server RSS grew ${(rssAfter - rssBefore).toFixed(1)} MiB over ${CONNECTIONS} connections`,
+    );
   });
 
   /** Waits until the only open connection is the scrape's own. */

@@ -31,14 +31,21 @@ function h2status(session: ClientHttp2Session, headers: Record<string, string>):
  * Uploads up to `total` bytes on an HTTP/2 stream, only as fast as flow control
  * allows, for at most `ms`; resolves with the status and how much the server took.
  */
-function h2upload(session: ClientHttp2Session, headers: Record<string, string>, total: number, ms: number): Promise<{ status: number; accepted: number }> {
+function h2upload(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  total: number,
+  ms: number,
+): Promise<{ status: number; accepted: number }> {
   return new Promise((resolve) => {
     const req = session.request({ ':method': 'POST', ...headers });
     let status = 0;
     let accepted = 0;
     const chunk = Buffer.alloc(64 * 1024);
     const stop = setTimeout(() => req.close(), ms);
-    req.on('response', (h) => { status = Number(h[':status']); });
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
     req.on('error', () => {});
     req.resume();
     req.on('close', () => {
@@ -76,7 +83,10 @@ describe('limits on every protocol', () => {
     assert.equal(await h2status(session, { ':path': '/', 'x-big': 'a'.repeat(5000) }), 431);
     assert.equal(await h2status(session, { ':path': '/', 'x-ok': 'a'.repeat(100) }), 200);
     session.close();
-    assert.match(await rawRequest(small.port, `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+    assert.match(
+      await rawRequest(small.port, `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(5000)}\r\n\r\n`),
+      /^HTTP\/1\.1 431 /,
+    );
   });
 
   it('answers 431 to a 70 KB HTTP/2 header under the default 64 KiB limit, instead of resetting the stream', async () => {
@@ -90,16 +100,25 @@ describe('limits on every protocol', () => {
     const declared = await h2upload(session, { ':path': '/', 'content-length': String(200 * MiB) }, 64 * MiB, 4000);
     const undeclared = await h2upload(session, { ':path': '/' }, 64 * MiB, 4000);
     session.close();
-    for (const [name, r] of [['declared', declared], ['undeclared', undeclared]] as const) {
+    for (const [name, r] of [
+      ['declared', declared],
+      ['undeclared', undeclared],
+    ] as const) {
       assert.equal(r.status, 413, name);
       assert.ok(r.accepted < 8 * MiB, `${name}: the server took ${(r.accepted / MiB).toFixed(1)} MiB after its 413`);
     }
   });
 
   it('holds the operations endpoints to the body limit', async () => {
-    assert.match(await rawRequest(t.port, `POST /livez HTTP/1.1\r\nHost: h\r\nContent-Length: ${50 * 1000 * 1000}\r\n\r\n`), /^HTTP\/1\.1 413 /);
+    assert.match(
+      await rawRequest(t.port, `POST /livez HTTP/1.1\r\nHost: h\r\nContent-Length: ${50 * 1000 * 1000}\r\n\r\n`),
+      /^HTTP\/1\.1 413 /,
+    );
     // A small chunked body is read and discarded; the answer follows on a kept connection.
-    const small = await rawRequest(t.port, 'POST /readyz HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+    const small = await rawRequest(
+      t.port,
+      'POST /readyz HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    );
     assert.equal(small.match(/HTTP\/1\.1 200 /g)?.length, 2);
     // A chunked body of unknown size is read only up to the limit; then the connection closes.
     const s = connect({ port: t.port, host: '127.0.0.1' });
@@ -117,7 +136,10 @@ describe('limits on every protocol', () => {
       }
       await new Promise((r) => setTimeout(r, 2)); // pacing: write only as the socket drains
     }
-    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))]);
+    const outcome = await Promise.race([
+      closed.then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('open'), 2000)),
+    ]);
     s.destroy();
     assert.equal(outcome, 'closed');
     assert.ok(sent < 24 * MiB, `the server took ${(sent / MiB).toFixed(0)} MiB of a body it does not need`);
@@ -126,7 +148,9 @@ describe('limits on every protocol', () => {
 
 describe('refused WebSocket handshakes', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   const handshake = (method: string, key: string | null, version = '13') =>

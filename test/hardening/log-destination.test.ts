@@ -42,7 +42,9 @@ async function droppedMetric(base: string): Promise<number> {
 
 describe('a log destination that cannot take the lines', () => {
   const servers: Server[] = [];
-  after(() => { for (const s of servers) s.kill(); });
+  after(() => {
+    for (const s of servers) s.kill();
+  });
 
   /** The server with `stdout` as standard output: flooded, it must keep answering, then stop on SIGTERM. */
   async function stalled(t: TestContext, stdout: 'pipe' | number, total: number): Promise<void> {
@@ -54,8 +56,12 @@ describe('a log destination that cannot take the lines', () => {
     assert.ok(slowest < BOUND_MS, `slowest request ${slowest.toFixed(0)} ms`);
     t.diagnostic(`slowest of ${total} requests: ${slowest.toFixed(0)} ms`);
     assert.equal((await get(`${base}/livez`, BOUND_MS)).status, 200);
-    assert.ok(await droppedMetric(base) > 0, 'echo_log_lines_dropped_total > 0');
-    await until(() => /log line\(s\) dropped: the log destination is not keeping up/.test(s.stderr()), 2000, 'a drop report on stderr');
+    assert.ok((await droppedMetric(base)) > 0, 'echo_log_lines_dropped_total > 0');
+    await until(
+      () => /log line\(s\) dropped: the log destination is not keeping up/.test(s.stderr()),
+      2000,
+      'a drop report on stderr',
+    );
     // Pending log lines must not keep it from stopping.
     s.child.kill('SIGTERM');
     assert.deepEqual(await exitWithin(s, 5000), { code: 0, signal: null });
@@ -88,8 +94,12 @@ describe('a log destination that cannot take the lines', () => {
     s.child.stdout!.destroy(); // the log collector is gone
     for (let i = 0; i < 50; i++) assert.equal((await get(`${base}/gone?i=${i}`, BOUND_MS)).status, 200);
     assert.equal(s.exited, false);
-    await until(() => /log line\(s\) dropped: writing the log failed: EPIPE/.test(s.stderr()), 2000, 'a drop report on stderr');
-    assert.ok(await droppedMetric(base) > 0, 'echo_log_lines_dropped_total > 0');
+    await until(
+      () => /log line\(s\) dropped: writing the log failed: EPIPE/.test(s.stderr()),
+      2000,
+      'a drop report on stderr',
+    );
+    assert.ok((await droppedMetric(base)) > 0, 'echo_log_lines_dropped_total > 0');
   });
 
   it('/dev/full: the process stays up and answers, drops counted and reported', async () => {
@@ -102,14 +112,15 @@ describe('a log destination that cannot take the lines', () => {
     }
     servers.push(s);
     const base = `http://127.0.0.1:${await httpPort(s)}`;
-    const answer = (path: string) => get(`${base}${path}`, BOUND_MS).catch(async (err: unknown) => {
-      const exit = await exitWithin(s, 1000); // a reset connection may mean a dead server
-      if (exit === null) throw err;
-      throw new Error(`the server died ${JSON.stringify(exit)}: ${s.stderr().slice(-400)}`, { cause: err });
-    });
+    const answer = (path: string) =>
+      get(`${base}${path}`, BOUND_MS).catch(async (err: unknown) => {
+        const exit = await exitWithin(s, 1000); // a reset connection may mean a dead server
+        if (exit === null) throw err;
+        throw new Error(`the server died ${JSON.stringify(exit)}: ${s.stderr().slice(-400)}`, { cause: err });
+      });
     for (let i = 0; i < 200; i++) assert.equal((await answer(`/full?i=${i}`)).status, 200);
     assert.equal((await get(`${base}/livez`, BOUND_MS)).status, 200);
-    assert.ok(await droppedMetric(base) > 0, 'echo_log_lines_dropped_total > 0');
+    assert.ok((await droppedMetric(base)) > 0, 'echo_log_lines_dropped_total > 0');
     await until(() => /log line\(s\) dropped/.test(s.stderr()), 2000, 'a drop report on stderr');
     assert.match(s.stderr(), /log line\(s\) dropped: writing the log failed: ENOSPC/);
     assert.equal(s.exited, false, 'still running');

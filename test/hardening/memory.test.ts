@@ -19,9 +19,13 @@ function rssMiB(pid: number): number {
 
 /** The real binary in a child process, so its memory can be measured apart from the test's. */
 async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--no-access-log', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   await waitFor(() => out.includes('echo-server started'), 10_000);
   const url = (JSON.parse(out.split('\n')[0]!) as { listeners: string[] }).listeners[0]!;
   return { child, port: Number(new URL(url).port) };
@@ -31,9 +35,11 @@ async function spawnServer(args: string[]): Promise<{ child: ChildProcess; port:
 async function rawWebSocket(port: number): Promise<Socket> {
   const s = connect({ port, host: '127.0.0.1' });
   await once(s, 'connect');
-  s.write('GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-  const [first] = await once(s, 'data') as [Buffer];
+  s.write(
+    'GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  const [first] = (await once(s, 'data')) as [Buffer];
   assert.match(first.toString('latin1'), /^HTTP\/1\.1 101 /);
   s.pause(); // from here on nothing is read: the server's echoes pile up on its side
   return s;
@@ -50,7 +56,9 @@ function binaryFrame(payload: Buffer): Buffer {
 
 describe('memory bounds', () => {
   let proc: { child: ChildProcess; port: number };
-  before(async () => { proc = await spawnServer([]); });
+  before(async () => {
+    proc = await spawnServer([]);
+  });
   after(async () => {
     proc.child.kill('SIGTERM');
     await once(proc.child, 'exit');
@@ -75,33 +83,56 @@ describe('memory bounds', () => {
     const grown = rssMiB(proc.child.pid!) - before;
     s.destroy();
     assert.ok(offered >= 4_000_000, `the peer could send ${offered} bytes`);
-    assert.ok(grown < 48, `server RSS grew by ${grown.toFixed(1)} MiB while the peer offered ${(offered / 1e6).toFixed(0)} MB`);
+    assert.ok(
+      grown < 48,
+      `server RSS grew by ${grown.toFixed(1)} MiB while the peer offered ${(offered / 1e6).toFixed(0)} MB`,
+    );
   });
 
   it('closes an h2c upgrade whose first frame claims 16 MiB instead of buffering it', async () => {
     const s = connect({ port: proc.port, host: '127.0.0.1' });
     await once(s, 'connect');
     s.on('error', () => {});
-    s.write('GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
-    const [head] = await once(s, 'data') as [Buffer];
+    s.write(
+      'GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+    );
+    const [head] = (await once(s, 'data')) as [Buffer];
     assert.match(head.toString('latin1'), /^HTTP\/1\.1 101 /);
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-    s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0x04, 0, 0, 0, 0, 0])]));
+    s.write(
+      Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        Buffer.from([0xff, 0xff, 0xff, 0x04, 0, 0, 0, 0, 0]),
+      ]),
+    );
     for (let i = 0; i < 16 && !s.destroyed; i++) s.write(Buffer.alloc(256 * 1024));
     const timeout = sleep(3000).then(() => 'open'); // a bound on waiting for the close, not a pause
-    assert.equal(await Promise.race([closed.then(() => 'closed'), timeout]), 'closed', 'the server must close the connection');
+    assert.equal(
+      await Promise.race([closed.then(() => 'closed'), timeout]),
+      'closed',
+      'the server must close the connection',
+    );
     s.destroy();
   });
 });
 
 describe('the in-flight budget', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxInFlight: 3, maxDelayMs: 2000 }); });
+  before(async () => {
+    t = await startTestServer({ maxInFlight: 3, maxDelayMs: 2000 });
+  });
   after(() => t.close());
 
   it('answers 503 with Retry-After over HTTP/1.1 beyond --max-in-flight', async () => {
-    const results = await Promise.all(Array.from({ length: 5 }, (_, i) =>
-      fetch(`${t.url}/held-${i}?echo_delay=600ms`).then(async (r) => ({ status: r.status, retry: r.headers.get('retry-after'), body: await r.text() }))));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        fetch(`${t.url}/held-${i}?echo_delay=600ms`).then(async (r) => ({
+          status: r.status,
+          retry: r.headers.get('retry-after'),
+          body: await r.text(),
+        })),
+      ),
+    );
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, 200, 200, 503, 503]);
     const refused = results.find((r) => r.status === 503)!;
@@ -112,26 +143,36 @@ describe('the in-flight budget', () => {
 
   it('refuses HTTP/2 streams beyond --max-in-flight with REFUSED_STREAM', async () => {
     const session = h2connect(t.url);
-    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => new Promise<string>((resolve) => {
-      const req = session.request({ ':path': `/h2-${i}?echo_delay=600ms` });
-      req.on('response', (h) => resolve(String(h[':status'])));
-      req.on('close', () => resolve(`rst ${req.rstCode}`));
-      req.on('error', () => {});
-      req.resume();
-      req.end();
-    })));
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 5 },
+        (_, i) =>
+          new Promise<string>((resolve) => {
+            const req = session.request({ ':path': `/h2-${i}?echo_delay=600ms` });
+            req.on('response', (h) => resolve(String(h[':status'])));
+            req.on('close', () => resolve(`rst ${req.rstCode}`));
+            req.on('error', () => {});
+            req.resume();
+            req.end();
+          }),
+      ),
+    );
     session.close();
     assert.deepEqual(outcomes.sort(), ['200', '200', '200', 'rst 7', 'rst 7']);
   });
 
   it('counts WebSocket connections against the same budget', async () => {
-    const held = await Promise.all(Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=800ms`).then((r) => r.status)));
+    const held = await Promise.all(
+      Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=800ms`).then((r) => r.status)),
+    );
     assert.deepEqual(held, [200, 200, 200]);
     const blockers = Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=800ms`));
     await waitFor(() => t.server.app.inFlight >= 3);
     const s = connect({ port: t.port, host: '127.0.0.1' });
-    s.write('GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-    const [answer] = await once(s, 'data') as [Buffer];
+    s.write(
+      'GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    const [answer] = (await once(s, 'data')) as [Buffer];
     assert.match(answer.toString('latin1'), /^HTTP\/1\.1 503 /);
     s.destroy();
     await Promise.all(blockers);
@@ -155,9 +196,16 @@ describe('gRPC message decoding', () => {
       prefix.writeUInt32BE(message.length, 1);
       const before = peakMiB(child.pid!);
       const session = h2connect(`http://127.0.0.1:${port}`);
-      const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/echoserver.v1.Echo/Echo',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
       let status: unknown;
-      req.on('trailers', (h: Record<string, unknown>) => { status = h['grpc-status']; });
+      req.on('trailers', (h: Record<string, unknown>) => {
+        status = h['grpc-status'];
+      });
       req.resume();
       req.end(Buffer.concat([prefix, message]));
       await once(req, 'close');
@@ -184,18 +232,32 @@ describe('gRPC messages buffered by all calls', () => {
       prefix.writeUInt32BE(9_000_000, 1);
       const statuses: Promise<unknown>[] = [];
       for (let i = 0; i < 5; i++) {
-        const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/echoserver.v1.Echo/Echo',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
         req.resume();
         req.on('error', () => {});
-        statuses.push(new Promise((resolve) => {
-          req.on('response', (h) => { if (h['grpc-status'] !== undefined) resolve(h['grpc-status']); });
-          req.on('trailers', (h: Record<string, unknown>) => { resolve(h['grpc-status']); });
-          req.on('close', () => resolve('closed'));
-        }));
+        statuses.push(
+          new Promise((resolve) => {
+            req.on('response', (h) => {
+              if (h['grpc-status'] !== undefined) resolve(h['grpc-status']);
+            });
+            req.on('trailers', (h: Record<string, unknown>) => {
+              resolve(h['grpc-status']);
+            });
+            req.on('close', () => resolve('closed'));
+          }),
+        );
         req.write(prefix);
       }
       // The default budget (32 MiB, twice --max-body-size at least) holds three of them.
-      const refused = await Promise.race([statuses[3]!, new Promise((resolve) => setTimeout(() => resolve('still held'), 5000))]);
+      const refused = await Promise.race([
+        statuses[3]!,
+        new Promise((resolve) => setTimeout(() => resolve('still held'), 5000)),
+      ]);
       assert.equal(refused, '8');
       assert.equal(await statuses[4], '8');
     } finally {

@@ -18,7 +18,15 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 describe('what an outsider found', () => {
   let t: TestServer;
   before(async () => {
-    t = await startTestServer({ maxInFlight: 3, maxDelayMs: 5000, requestTimeoutMs: 800, headersTimeoutMs: 600, keepAliveTimeoutMs: 300, https: true, httpsPort: 0 });
+    t = await startTestServer({
+      maxInFlight: 3,
+      maxDelayMs: 5000,
+      requestTimeoutMs: 800,
+      headersTimeoutMs: 600,
+      keepAliveTimeoutMs: 300,
+      https: true,
+      httpsPort: 0,
+    });
   });
   after(() => t.close());
 
@@ -26,7 +34,8 @@ describe('what an outsider found', () => {
     const held = Array.from({ length: 3 }, () => fetch(`${t.url}/?echo_delay=1500ms`).then((r) => r.status));
     await waitFor(() => t.server.app.inFlight >= 3);
     assert.equal((await fetch(`${t.url}/`)).status, 503);
-    for (const path of ['/livez', '/readyz', '/metrics', '/version']) assert.equal((await fetch(`${t.url}${path}`)).status, 200, path);
+    for (const path of ['/livez', '/readyz', '/metrics', '/version'])
+      assert.equal((await fetch(`${t.url}${path}`)).status, 200, path);
     assert.deepEqual(await Promise.all(held), [200, 200, 200]);
   });
 
@@ -40,7 +49,10 @@ describe('what an outsider found', () => {
       req.on('close', () => resolve(`rst ${req.rstCode}`));
       req.on('error', () => {});
       req.resume();
-      const trickle = setInterval(() => { if (!req.destroyed) req.write('x'); else clearInterval(trickle); }, 100);
+      const trickle = setInterval(() => {
+        if (!req.destroyed) req.write('x');
+        else clearInterval(trickle);
+      }, 100);
       req.once('close', () => clearInterval(trickle));
     });
     session.destroy();
@@ -70,7 +82,9 @@ describe('what an outsider found', () => {
     s.on('data', () => {});
     const started = performance.now();
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
-    s.write('GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
+    s.write(
+      'GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+    );
     const guard = setTimeout(() => s.destroy(), 8000);
     await closed;
     clearTimeout(guard);
@@ -78,14 +92,29 @@ describe('what an outsider found', () => {
   });
 
   it('answers an h2c upgrade with an absolute-form target over HTTP/1.1, and never upgrades to h2c inside TLS', async () => {
-    const abs = await rawRequest(t.port, 'GET http://evil.example/x HTTP/1.1\r\nHost: evil.example\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
+    const abs = await rawRequest(
+      t.port,
+      'GET http://evil.example/x HTTP/1.1\r\nHost: evil.example\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+    );
     assert.match(abs, /^HTTP\/1\.1 200 /);
     const overTls = await new Promise<number>((resolve, reject) => {
-      get({ host: '127.0.0.1', port: t.server.listener.httpsAddress!.port, path: '/tls', rejectUnauthorized: false,
-        headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      get(
+        {
+          host: '127.0.0.1',
+          port: t.server.listener.httpsAddress!.port,
+          path: '/tls',
+          rejectUnauthorized: false,
+          headers: {
+            connection: 'Upgrade, HTTP2-Settings',
+            upgrade: 'h2c',
+            'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA',
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      ).on('error', reject);
     });
     assert.equal(overTls, 200);
   });
@@ -126,7 +155,14 @@ describe('what an outsider found', () => {
   });
 
   it('escapes C1 characters and U+2028 inside the JSON lines of the text echo', async () => {
-    const raw = await rawRequest(t.port, Buffer.concat([Buffer.from('GET /c1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-C1: a'), Buffer.from('\u0085\u2028', 'utf8'), Buffer.from('b\r\n\r\n')]));
+    const raw = await rawRequest(
+      t.port,
+      Buffer.concat([
+        Buffer.from('GET /c1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-C1: a'),
+        Buffer.from('\u0085\u2028', 'utf8'),
+        Buffer.from('b\r\n\r\n'),
+      ]),
+    );
     const text = Buffer.from(raw, 'latin1').toString('utf8');
     assert.match(text, /^Headers: .*"X-C1":\["a\\u0085\\u2028b"\]/m);
     assert.doesNotMatch(text, /[\u0085\u2028]/);
@@ -140,9 +176,15 @@ describe('the open-files limit', () => {
   });
 
   it('is reported at start-up when it is the real connection limit', async () => {
-    const child = spawn('sh', ['-c', `ulimit -n 512 && exec "${process.execPath}" "${MAIN}" --port 0 --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'sh',
+      ['-c', `ulimit -n 512 && exec "${process.execPath}" "${MAIN}" --port 0 --host 127.0.0.1`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     try {
       await waitFor(() => out.includes('open-files limit (512)'), 10_000);
     } finally {

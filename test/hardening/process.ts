@@ -53,7 +53,9 @@ export function spawnServer(cmd: string, args: string[], opts: SpawnOptions = {}
   const stdio: StdioOptions = ['ignore', typeof out === 'number' ? out : 'pipe', 'pipe'];
   const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: { ...opts.env, PATH }, stdio });
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   const lines: Record<string, unknown>[] = [];
   if (out === 'read') {
     let buf = '';
@@ -102,11 +104,16 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
 }
 
 /** The exit, or null if it has not happened within `ms`. */
-export function exitWithin(s: Server, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
+export function exitWithin(
+  s: Server,
+  ms: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     s.exit.finally(() => clearTimeout(timer)),
-    new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); }),
+    new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
+    }),
   ]);
 }
 
@@ -158,7 +165,11 @@ export async function httpPort(s: Server, timeoutMs = 10_000): Promise<number> {
 
 /** The URL from the startup log line (stdout read), once it is written. */
 export async function startedUrl(s: Server, timeoutMs = 10_000): Promise<string> {
-  await until(() => s.exited || s.lines.some((l) => l.msg === 'echo-server started'), timeoutMs, 'the startup log line');
+  await until(
+    () => s.exited || s.lines.some((l) => l.msg === 'echo-server started'),
+    timeoutMs,
+    'the startup log line',
+  );
   const started = s.lines.find((l) => l.msg === 'echo-server started');
   if (started === undefined) throw new Error(`the server exited before starting: ${s.stderr()}`);
   return (started.listeners as string[])[0]!;
@@ -171,10 +182,13 @@ export async function startedUrl(s: Server, timeoutMs = 10_000): Promise<string>
  */
 export function pendingAndBlocked(pid: number, signal: NodeJS.Signals): boolean {
   const bit = 1n << BigInt(osConstants.signals[signal] - 1);
-  const mask = (status: string, field: string) => BigInt(`0x${new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0'}`);
+  const mask = (status: string, field: string) =>
+    BigInt(`0x${new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0'}`);
   try {
     if ((mask(readFileSync(`/proc/${pid}/status`, 'utf8'), 'ShdPnd') & bit) === 0n) return false;
-    return readdirSync(`/proc/${pid}/task`).every((tid) => (mask(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'SigBlk') & bit) !== 0n);
+    return readdirSync(`/proc/${pid}/task`).every(
+      (tid) => (mask(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'), 'SigBlk') & bit) !== 0n,
+    );
   } catch {
     return false; // gone, or a thread ended while being read
   }
@@ -191,14 +205,21 @@ export function rssMiB(pid: number): number {
 }
 
 /** GET with a hard time bound: a server that does not answer in time fails the test. */
-export async function get(url: string, timeoutMs = 2000, init: RequestInit = {}): Promise<{ status: number; body: string; ms: number }> {
+export async function get(
+  url: string,
+  timeoutMs = 2000,
+  init: RequestInit = {},
+): Promise<{ status: number; body: string; ms: number }> {
   const start = performance.now();
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     const body = await res.text();
     return { status: res.status, body, ms: performance.now() - start };
   } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new Error(`${init.method ?? 'GET'} ${url.slice(0, 80)} not answered within ${timeoutMs} ms`, { cause: err });
+    if ((err as Error).name === 'TimeoutError')
+      throw new Error(`${init.method ?? 'GET'} ${url.slice(0, 80)} not answered within ${timeoutMs} ms`, {
+        cause: err,
+      });
     throw err;
   }
 }

@@ -11,7 +11,10 @@ function h2status(origin: string, headers: Record<string, string>): Promise<numb
     session.on('error', () => resolve('session error'));
     const req = session.request(headers);
     req.on('response', (h) => resolve(Number(h[':status'])));
-    req.on('close', () => { resolve(`rst ${req.rstCode}`); session.close(); });
+    req.on('close', () => {
+      resolve(`rst ${req.rstCode}`);
+      session.close();
+    });
     req.on('error', () => {});
     req.resume();
     req.end();
@@ -20,7 +23,9 @@ function h2status(origin: string, headers: Record<string, string>): Promise<numb
 
 describe('protocol details', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ healthControl: false }); });
+  before(async () => {
+    t = await startTestServer({ healthControl: false });
+  });
   after(() => t.close());
 
   it('sends 103 Early Hints over HTTP/1.1 before the final answer', async () => {
@@ -43,11 +48,18 @@ describe('protocol details', () => {
   ];
   for (const [name, headers] of badHosts) {
     it(`answers ${name} with 400`, async () => {
-      assert.match(await rawRequest(t.port, `GET / HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`), /^HTTP\/1\.1 400 /);
+      assert.match(
+        await rawRequest(t.port, `GET / HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`),
+        /^HTTP\/1\.1 400 /,
+      );
     });
   }
   it('accepts a host with a port, an IPv6 literal, and HTTP/1.0 without Host', async () => {
-    for (const head of ['GET / HTTP/1.1\r\nHost: example.com:8080\r\n', 'GET / HTTP/1.1\r\nHost: [::1]:8080\r\n', 'GET / HTTP/1.0\r\n']) {
+    for (const head of [
+      'GET / HTTP/1.1\r\nHost: example.com:8080\r\n',
+      'GET / HTTP/1.1\r\nHost: [::1]:8080\r\n',
+      'GET / HTTP/1.0\r\n',
+    ]) {
       assert.match(await rawRequest(t.port, `${head}Connection: close\r\n\r\n`), /^HTTP\/1\.1 200 /, head);
     }
   });
@@ -71,7 +83,11 @@ describe('protocol details', () => {
   });
 
   it('applies echo_status and echo_header to an event stream', async () => {
-    const raw = await rawRequest(t.port, 'GET /?echo_status=503&echo_header=X-Stream:%20yes HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n', { until: headComplete });
+    const raw = await rawRequest(
+      t.port,
+      'GET /?echo_status=503&echo_header=X-Stream:%20yes HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n',
+      { until: headComplete },
+    );
     assert.match(raw, /^HTTP\/1\.1 503 /);
     assert.match(raw, /\r\nX-Stream: yes\r\n/i);
     assert.match(raw, /\r\ncontent-type: text\/event-stream/i);

@@ -11,17 +11,26 @@ const NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueO
 
 describe('prototype member names from clients', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   for (const name of NAMES) {
     it(`echoes "${name}" as a query key, header name and cookie over HTTP/1.1 (JSON)`, async () => {
       // A raw request: client libraries may drop a header literally named __proto__.
-      const raw = await rawRequest(t.port, `GET /p?${name}=q1 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n${name}: h1\r\nCookie: ${name}=c1\r\nConnection: close\r\n\r\n`);
+      const raw = await rawRequest(
+        t.port,
+        `GET /p?${name}=q1 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n${name}: h1\r\nCookie: ${name}=c1\r\nConnection: close\r\n\r\n`,
+      );
       assert.match(raw, /^HTTP\/1\.1 200 /);
       const echo = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Echo;
       assert.deepEqual(Object.getOwnPropertyDescriptor(echo.query, name)?.value, ['q1']);
-      assert.deepEqual(Object.getOwnPropertyDescriptor(echo.headers, name)?.value, ['h1'], 'header names keep their letter case');
+      assert.deepEqual(
+        Object.getOwnPropertyDescriptor(echo.headers, name)?.value,
+        ['h1'],
+        'header names keep their letter case',
+      );
       assert.equal(Object.getOwnPropertyDescriptor(echo.cookies, name)?.value, 'c1');
     });
 
@@ -33,7 +42,11 @@ describe('prototype member names from clients', () => {
       }
       // The stream goes on with ticks: read until its first event, the echo, is complete.
       const echoEvent = /\nevent: echo\nid: 0\ndata: (.*)\n\n/;
-      const raw = await rawRequest(t.port, `GET /p?${name}=1&echo_format=sse HTTP/1.1\r\nHost: h\r\n${name}: v\r\nConnection: close\r\n\r\n`, { until: (r) => echoEvent.test(r) });
+      const raw = await rawRequest(
+        t.port,
+        `GET /p?${name}=1&echo_format=sse HTTP/1.1\r\nHost: h\r\n${name}: v\r\nConnection: close\r\n\r\n`,
+        { until: (r) => echoEvent.test(r) },
+      );
       assert.match(raw, /^HTTP\/1\.1 200 /);
       const sse = JSON.parse(echoEvent.exec(raw)![1]!) as Echo;
       assert.deepEqual(Object.getOwnPropertyDescriptor(sse.query, name)?.value, ['1']);
@@ -49,7 +62,7 @@ describe('prototype member names from clients', () => {
 
     it(`answers a WebSocket upgrade to /?${name}=1 and keeps running`, async () => {
       const ws = new WebSocket(`${t.url.replace('http', 'ws')}/?${name}=1`, { headers: { [name]: 'v' } });
-      const [first] = await once(ws, 'message') as [Buffer];
+      const [first] = (await once(ws, 'message')) as [Buffer];
       const echo = JSON.parse(first.toString()) as Echo;
       assert.deepEqual(Object.getOwnPropertyDescriptor(echo.query, name)?.value, ['1']);
       ws.close();

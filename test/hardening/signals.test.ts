@@ -11,7 +11,17 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import {
-  MAIN, REPO, exitWithin, get, listeningPorts, pendingAndBlocked, spawnServer, startCommand, startedUrl, until, type Server,
+  MAIN,
+  REPO,
+  exitWithin,
+  get,
+  listeningPorts,
+  pendingAndBlocked,
+  spawnServer,
+  startCommand,
+  startedUrl,
+  until,
+  type Server,
 } from './process.ts';
 
 const ARGS = ['--port', '0', '--host', '127.0.0.1'];
@@ -23,22 +33,40 @@ interface Launcher {
   disablesSigusr1: boolean;
 }
 
-const logged = (s: Server, msg: RegExp, signal: string) => s.lines.some((l) => msg.test(String(l.msg)) && l.signal === signal);
+const logged = (s: Server, msg: RegExp, signal: string) =>
+  s.lines.some((l) => msg.test(String(l.msg)) && l.signal === signal);
 
 describe('signals, for every launcher', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'echo-signals-'));
-    await promisify(execFile)(process.execPath, ['scripts/build.ts', '--outfile', join(dir, 'echo-server.cjs')], { cwd: REPO });
+    await promisify(execFile)(process.execPath, ['scripts/build.ts', '--outfile', join(dir, 'echo-server.cjs')], {
+      cwd: REPO,
+    });
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
   });
 
   const launchers: Launcher[] = [
-    { name: 'npm start (its command from package.json)', disablesSigusr1: true, start: () => { const [cmd, ...rest] = startCommand(); return spawnServer(cmd!, [...rest, ...ARGS]); } },
-    { name: 'the bundle, executed through its shebang', disablesSigusr1: true, start: () => spawnServer(join(dir, 'echo-server.cjs'), ARGS, { cwd: dir }) },
-    { name: 'node src/main.ts without flags, once started', disablesSigusr1: false, start: () => spawnServer(process.execPath, [MAIN, ...ARGS]) },
+    {
+      name: 'npm start (its command from package.json)',
+      disablesSigusr1: true,
+      start: () => {
+        const [cmd, ...rest] = startCommand();
+        return spawnServer(cmd!, [...rest, ...ARGS]);
+      },
+    },
+    {
+      name: 'the bundle, executed through its shebang',
+      disablesSigusr1: true,
+      start: () => spawnServer(join(dir, 'echo-server.cjs'), ARGS, { cwd: dir }),
+    },
+    {
+      name: 'node src/main.ts without flags, once started',
+      disablesSigusr1: false,
+      start: () => spawnServer(process.execPath, [MAIN, ...ARGS]),
+    },
   ];
 
   /** Starts one server for one test; it is killed when the test ends, passed or not. */
@@ -55,11 +83,21 @@ describe('signals, for every launcher', () => {
         s.child.kill('SIGUSR1');
         const inspector = () => /Debugger listening|inspector/i.test(s.stderr());
         // Under --disable-sigusr1 the signal stays pending, blocked in every thread: nothing can act on it, ever.
-        if (l.disablesSigusr1) await until(() => s.exited || pendingAndBlocked(s.pid, 'SIGUSR1'), 5000, 'SIGUSR1 pending and blocked');
-        else await until(() => s.exited || inspector() || logged(s, /^signal ignored/, 'SIGUSR1'), 5000, 'SIGUSR1 handled');
+        if (l.disablesSigusr1)
+          await until(() => s.exited || pendingAndBlocked(s.pid, 'SIGUSR1'), 5000, 'SIGUSR1 pending and blocked');
+        else
+          await until(
+            () => s.exited || inspector() || logged(s, /^signal ignored/, 'SIGUSR1'),
+            5000,
+            'SIGUSR1 handled',
+          );
         assert.doesNotMatch(s.stderr(), /Debugger listening|inspector/i);
         assert.equal(s.exited, false, 'alive after SIGUSR1');
-        assert.deepEqual(listeningPorts(s.pid), [Number(new URL(url).port)], 'no listener but the HTTP port (the inspector would be 9229)');
+        assert.deepEqual(
+          listeningPorts(s.pid),
+          [Number(new URL(url).port)],
+          'no listener but the HTTP port (the inspector would be 9229)',
+        );
         assert.equal((await get(`${url}/livez`)).status, 200);
         if (!l.disablesSigusr1) assert.ok(logged(s, /^signal ignored/, 'SIGUSR1'), 'SIGUSR1 logged');
       });
@@ -97,7 +135,10 @@ describe('every way the server is started disables the SIGUSR1 inspector', () =>
   const flagBeforeScript = (argv: string[], script: RegExp) => {
     const at = argv.findIndex((a) => script.test(a));
     assert.ok(at > 0, `no script in ${JSON.stringify(argv)}`);
-    assert.ok(argv.slice(0, at).includes('--disable-sigusr1'), `--disable-sigusr1 before the script in ${JSON.stringify(argv)}`);
+    assert.ok(
+      argv.slice(0, at).includes('--disable-sigusr1'),
+      `--disable-sigusr1 before the script in ${JSON.stringify(argv)}`,
+    );
   };
 
   it('the image ENTRYPOINT and HEALTHCHECK, npm start and the shebang of main.ts', async () => {

@@ -31,7 +31,9 @@ describe('HTTP/2 answers stalled on flow control', () => {
     for (let i = 0; i < STREAMS; i++) {
       const s = session.request({ ':path': `/stalled/${i}?pad=${'x'.repeat(2000)}` });
       s.on('response', (h) => heads.push(Number(h[':status'])));
-      s.on('close', () => { if (s.rstCode !== 0) resets.push(s.rstCode); });
+      s.on('close', () => {
+        if (s.rstCode !== 0) resets.push(s.rstCode);
+      });
       s.on('error', () => {});
       s.pause();
       streams.push(s);
@@ -40,8 +42,13 @@ describe('HTTP/2 answers stalled on flow control', () => {
     // The answers are all held by the server: none of their bodies can leave.
     assert.equal(heads.length, BUDGET, `answers begun (${heads.length}) are as many as the budget allows`);
     assert.ok(heads.every((s) => s === 200));
-    assert.deepEqual(resets, Array<number>(STREAMS - BUDGET).fill(NGHTTP2_REFUSED_STREAM), 'the rest refused (REFUSED_STREAM)');
-    const stalledLines = () => t.logs.lines.filter((l) => typeof l.uri === 'string' && l.uri.startsWith('/stalled/') && l.status === 200);
+    assert.deepEqual(
+      resets,
+      Array<number>(STREAMS - BUDGET).fill(NGHTTP2_REFUSED_STREAM),
+      'the rest refused (REFUSED_STREAM)',
+    );
+    const stalledLines = () =>
+      t.logs.lines.filter((l) => typeof l.uri === 'string' && l.uri.startsWith('/stalled/') && l.status === 200);
     assert.equal(stalledLines().length, 0, 'no stalled answer is logged as done while it has not left');
     // A fresh client finds the budget full.
     const refusedFresh = await fetch(new URL('/', t.url)).then((r) => r.status);
@@ -50,8 +57,11 @@ describe('HTTP/2 answers stalled on flow control', () => {
     // The client goes away: every stalled answer is recorded once, as aborted, and the budget is free again.
     session.destroy();
     await waitFor(() => stalledLines().length === BUDGET, 5000, 'the stalled answers recorded');
-    assert.ok(stalledLines().every((l) => l.aborted === true), 'recorded as aborted');
-    await waitFor(async () => await requestsInFlight(t.url) === 1, 5000, 'nothing in flight but the scrape');
+    assert.ok(
+      stalledLines().every((l) => l.aborted === true),
+      'recorded as aborted',
+    );
+    await waitFor(async () => (await requestsInFlight(t.url)) === 1, 5000, 'nothing in flight but the scrape');
   });
 
   it('closes the record when the window opens and the answer leaves', async () => {
@@ -60,18 +70,31 @@ describe('HTTP/2 answers stalled on flow control', () => {
     const s = session.request({ ':path': '/released', accept: 'application/json' });
     let body = '';
     s.setEncoding('utf8');
-    s.on('data', (c: string) => { body += c; });
+    s.on('data', (c: string) => {
+      body += c;
+    });
     await new Promise((resolve) => s.once('response', resolve));
-    await waitFor(async () => await requestsInFlight(t.url) === 2, 5000, 'the stalled answer and the scrape in flight');
+    await waitFor(
+      async () => (await requestsInFlight(t.url)) === 2,
+      5000,
+      'the stalled answer and the scrape in flight',
+    );
     assert.equal(t.logs.lines.filter((l) => l.uri === '/released').length, 0);
     // The window opens: the answer leaves, and then its record closes, not aborted.
     session.settings({ initialWindowSize: 65_535 });
     await new Promise((resolve) => s.once('end', resolve));
     assert.match(body, /"path":\s*"\/released"/);
-    const [line] = await waitFor(() => { const l = t.logs.lines.filter((x) => x.uri === '/released'); return l.length === 1 ? l : null; }, 5000, 'the access line');
+    const [line] = await waitFor(
+      () => {
+        const l = t.logs.lines.filter((x) => x.uri === '/released');
+        return l.length === 1 ? l : null;
+      },
+      5000,
+      'the access line',
+    );
     assert.equal(line!.aborted, undefined, 'not aborted');
     assert.equal(line!.status, 200);
     session.close();
-    await waitFor(async () => await requestsInFlight(t.url) === 1, 5000, 'nothing in flight but the scrape');
+    await waitFor(async () => (await requestsInFlight(t.url)) === 1, 5000, 'nothing in flight but the scrape');
   });
 });

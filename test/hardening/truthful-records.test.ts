@@ -42,7 +42,13 @@ describe('an echo that cannot be made to lie', () => {
 
   it('keeps a PROXY v2 AF_UNIX path with newlines from forging lines of the text echo', async () => {
     const forged = 'x\nMethod: FAKE\nClientIP: 6.6.6.6 (peer)';
-    const raw = await rawRequest(proxied.port, Buffer.concat([proxyV2Unix(forged, '/run/y'), Buffer.from('GET /u HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n')]));
+    const raw = await rawRequest(
+      proxied.port,
+      Buffer.concat([
+        proxyV2Unix(forged, '/run/y'),
+        Buffer.from('GET /u HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n'),
+      ]),
+    );
     const text = bodyOf(raw);
     assert.equal(text.match(/^Method: /gm)?.length, 1, text);
     assert.doesNotMatch(text, /^Method: FAKE/m);
@@ -52,11 +58,20 @@ describe('an echo that cannot be made to lie', () => {
   });
 
   it('decodes header and cookie values as UTF-8, as path and query are', async () => {
-    const raw = await rawRequest(t.port, Buffer.concat([
-      Buffer.from('GET /caf%C3%A9?q=%E2%9C%93 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nConnection: close\r\nX-Word: '),
-      Buffer.from('café ✓', 'utf8'), Buffer.from('\r\nCookie: name='), Buffer.from('naïve', 'utf8'),
-      Buffer.from('\r\nX-Bytes: a'), Buffer.from([0xff, 0xfe]), Buffer.from('b\r\n\r\n'),
-    ]));
+    const raw = await rawRequest(
+      t.port,
+      Buffer.concat([
+        Buffer.from(
+          'GET /caf%C3%A9?q=%E2%9C%93 HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\nConnection: close\r\nX-Word: ',
+        ),
+        Buffer.from('café ✓', 'utf8'),
+        Buffer.from('\r\nCookie: name='),
+        Buffer.from('naïve', 'utf8'),
+        Buffer.from('\r\nX-Bytes: a'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('b\r\n\r\n'),
+      ]),
+    );
     const echo = JSON.parse(bodyOf(raw)) as Echo;
     assert.equal(echo.path, '/café');
     assert.deepEqual(echo.query.q, ['✓']);
@@ -66,21 +81,31 @@ describe('an echo that cannot be made to lie', () => {
   });
 
   it('believes only the chosen header: Forwarded for=unknown cannot hide X-Forwarded-For', async () => {
-    const res = await fetch(t.url, { headers: { forwarded: 'for=unknown;proto=https', 'x-forwarded-for': '203.0.113.9' } });
-    assert.match(await res.text(), /^ClientIP: 203\.0\.113\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1; trusted header x-forwarded-for\)$/m);
+    const res = await fetch(t.url, {
+      headers: { forwarded: 'for=unknown;proto=https', 'x-forwarded-for': '203.0.113.9' },
+    });
+    assert.match(
+      await res.text(),
+      /^ClientIP: 203\.0\.113\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1; trusted header x-forwarded-for\)$/m,
+    );
   });
 
   it("behind a proxy that sets X-Real-IP, a client's own X-Forwarded-For does not win", async () => {
     const res = await fetch(realIp.url, { headers: { 'x-real-ip': '192.0.2.9', 'x-forwarded-for': '6.6.6.6' } });
     const text = await res.text();
-    assert.match(text, /^ClientIP: 192\.0\.2\.9 \(x-real-ip via trusted peer 127\.0\.0\.1; trusted header x-real-ip\)$/m);
+    assert.match(
+      text,
+      /^ClientIP: 192\.0\.2\.9 \(x-real-ip via trusted peer 127\.0\.0\.1; trusted header x-real-ip\)$/m,
+    );
     assert.match(text, /^X-Forwarded-For: "6\.6\.6\.6"$/m, 'still shown');
   });
 });
 
 describe('one record for every outcome', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxDelayMs: 5000, wsMaxMessage: 1024 }); });
+  before(async () => {
+    t = await startTestServer({ maxDelayMs: 5000, wsMaxMessage: 1024 });
+  });
   after(() => t.close());
 
   const requests = () => t.logs.messages('request');
@@ -117,15 +142,21 @@ describe('one record for every outcome', () => {
     const ws = new WebSocket(`${t.url.replace('http', 'ws')}/too-big`);
     await once(ws, 'message');
     ws.send(Buffer.alloc(4096));
-    const [code] = await once(ws, 'close') as [number];
+    const [code] = (await once(ws, 'close')) as [number];
     assert.equal(code, 1009);
     await waitFor(() => t.logs.messages('websocket').some((l) => l.uri === '/too-big'));
     assert.equal(t.logs.messages('websocket').find((l) => l.uri === '/too-big')!.closeCode, 1009);
   });
 
   it('answers, logs and counts CONNECT (405) and an unsupported Expect (417)', async () => {
-    assert.match(await rawRequest(t.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'), /^HTTP\/1\.1 405 /);
-    assert.match(await rawRequest(t.port, 'GET /expect HTTP/1.1\r\nHost: h\r\nExpect: magic\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 417 /);
+    assert.match(
+      await rawRequest(t.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'),
+      /^HTTP\/1\.1 405 /,
+    );
+    assert.match(
+      await rawRequest(t.port, 'GET /expect HTTP/1.1\r\nHost: h\r\nExpect: magic\r\nConnection: close\r\n\r\n'),
+      /^HTTP\/1\.1 417 /,
+    );
     await waitFor(() => requests().some((l) => l.method === 'CONNECT') && requests().some((l) => l.uri === '/expect'));
     assert.equal(requests().find((l) => l.method === 'CONNECT')!.status, 405);
     assert.equal(requests().find((l) => l.uri === '/expect')!.status, 417);
@@ -134,7 +165,12 @@ describe('one record for every outcome', () => {
   });
 
   it('counts malformed requests from the parser', async () => {
-    const counted = async () => Number(/^echo_http_requests_total\{method="OTHER",status="400"\} (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1] ?? 0);
+    const counted = async () =>
+      Number(
+        /^echo_http_requests_total\{method="OTHER",status="400"\} (\d+)$/m.exec(
+          await (await fetch(`${t.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
     const prior = await counted();
     await rawRequest(t.port, 'HELLO\r\n\r\n');
     assert.equal(await counted(), prior + 1, 'one malformed request, counted once');
@@ -143,7 +179,9 @@ describe('one record for every outcome', () => {
 
 describe('log lines a client cannot inflate or poison', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   it('caps logged client text and flags the cut, over HTTP/2 with a 4 KB User-Agent from the HPACK table', async () => {
@@ -168,7 +206,14 @@ describe('log lines a client cannot inflate or poison', () => {
   });
 
   it('escapes C1 control characters (0x85, 0x9b) in logged client text', async () => {
-    await rawRequest(t.port, Buffer.concat([Buffer.from('GET /c1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nUser-Agent: a'), Buffer.from([0x85, 0x9b]), Buffer.from('b\r\n\r\n')]));
+    await rawRequest(
+      t.port,
+      Buffer.concat([
+        Buffer.from('GET /c1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\nUser-Agent: a'),
+        Buffer.from([0x85, 0x9b]),
+        Buffer.from('b\r\n\r\n'),
+      ]),
+    );
     await waitFor(() => t.logs.messages('request').some((l) => l.uri === '/c1'));
     const line = t.logs.raw.find((l) => l.includes('"uri":"/c1"'))!;
     assert.ok(line.includes('"userAgent":"a\\u0085\\u009bb"'), line);
@@ -185,18 +230,34 @@ describe('log lines a client cannot inflate or poison', () => {
       const burstSeconds = (performance.now() - started) / 1000;
       const logged = fresh.logs.messages(MSG).length;
       // The burst allowance, plus what refilled (5 a second) while the burst lasted.
-      assert.ok(logged >= 20 && logged <= 20 + Math.ceil(5 * burstSeconds), `${logged} warning lines for 200 malformed requests in ${burstSeconds.toFixed(2)} s`);
+      assert.ok(
+        logged >= 20 && logged <= 20 + Math.ceil(5 * burstSeconds),
+        `${logged} warning lines for 200 malformed requests in ${burstSeconds.toFixed(2)} s`,
+      );
       // Once the bucket has refilled a token, the next malformed request is logged with the count held back.
       let sent = 200;
-      await waitFor(async () => {
-        await rawRequest(fresh.port, 'HELLO\r\n\r\n');
-        sent++;
-        return fresh.logs.messages(MSG).length > logged;
-      }, 3000, 'a warning after the bucket refilled', 20);
+      await waitFor(
+        async () => {
+          await rawRequest(fresh.port, 'HELLO\r\n\r\n');
+          sent++;
+          return fresh.logs.messages(MSG).length > logged;
+        },
+        3000,
+        'a warning after the bucket refilled',
+        20,
+      );
       const lines = fresh.logs.messages(MSG);
       const reported = lines.reduce((n, l) => n + (typeof l.suppressedBefore === 'number' ? l.suppressedBefore : 0), 0);
-      assert.equal(typeof lines.at(-1)!.suppressedBefore, 'number', 'the line after the refill reports the held-back count');
-      assert.equal(reported, sent - lines.length, `every one of the ${sent} requests is either logged or counted as held back`);
+      assert.equal(
+        typeof lines.at(-1)!.suppressedBefore,
+        'number',
+        'the line after the refill reports the held-back count',
+      );
+      assert.equal(
+        reported,
+        sent - lines.length,
+        `every one of the ${sent} requests is either logged or counted as held back`,
+      );
     } finally {
       await fresh.close();
     }

@@ -11,9 +11,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { rawRequest, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
-const WEBSOCKET = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+const WEBSOCKET =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 const H2C = 'Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n';
-const KINDS = [['GET', ''], ['WebSocket', WEBSOCKET], ['h2c upgrade', H2C]] as const;
+const KINDS = [
+  ['GET', ''],
+  ['WebSocket', WEBSOCKET],
+  ['h2c upgrade', H2C],
+] as const;
 const fields = (n: number) => Array.from({ length: n }, (_, i) => `X-Field-${i}: v\r\n`).join('');
 
 /** Access-log lines (HTTP and WebSocket) and requests counted, for one server. */
@@ -27,7 +32,9 @@ async function records(t: TestServer): Promise<{ lines: number; counted: number 
 
 describe('admission on upgrades, before any 101', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxHeaderCount: 10 }); });
+  before(async () => {
+    t = await startTestServer({ maxHeaderCount: 10 });
+  });
   after(() => t.close());
 
   const rows: [string, string, number][] = [
@@ -53,9 +60,13 @@ describe('admission on upgrades, before any 101', () => {
   }
 
   it('still upgrades a request that passes admission', async () => {
-    const ws = await rawRequest(t.port, `GET /ws HTTP/1.1\r\nHost: h\r\n${WEBSOCKET}\r\n`, { until: (r) => r.includes('\r\n\r\n') });
+    const ws = await rawRequest(t.port, `GET /ws HTTP/1.1\r\nHost: h\r\n${WEBSOCKET}\r\n`, {
+      until: (r) => r.includes('\r\n\r\n'),
+    });
     assert.match(ws, /^HTTP\/1\.1 101 /);
-    const h2c = await rawRequest(t.port, `GET /h2c HTTP/1.1\r\nHost: h\r\n${H2C}\r\n`, { until: (r) => r.includes('\r\n\r\n') });
+    const h2c = await rawRequest(t.port, `GET /h2c HTTP/1.1\r\nHost: h\r\n${H2C}\r\n`, {
+      until: (r) => r.includes('\r\n\r\n'),
+    });
     assert.match(h2c, /^HTTP\/1\.1 101 /);
   });
 });
@@ -106,7 +117,7 @@ function h2status(session: ClientHttp2Session, headers: Record<string, string>):
   });
 }
 
-describe('HTTP/2 header limits are the app\'s, answered 431 and logged', () => {
+describe("HTTP/2 header limits are the app's, answered 431 and logged", () => {
   let t: TestServer;
   let small: TestServer;
   before(async () => {
@@ -133,7 +144,13 @@ describe('HTTP/2 header limits are the app\'s, answered 431 and logged', () => {
     s.close();
     const big = await h2(small.url);
     assert.equal(await h2status(big, { ':path': '/', 'x-big': 'a'.repeat(1500) }), 431);
-    assert.equal(await h2status(big, { ':path': '/', ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-${i}`, 'a'.repeat(80)])) }), 431);
+    assert.equal(
+      await h2status(big, {
+        ':path': '/',
+        ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-${i}`, 'a'.repeat(80)])),
+      }),
+      431,
+    );
     big.close();
     await waitFor(() => t.logs.messages('request').length === before + 1);
   });
@@ -163,10 +180,17 @@ describe('HTTP/2 refusals reach the client before the stream is reset', () => {
 
   it('sends nghttp the whole 413 and 431, END_STREAM included, before RST_STREAM', async (ctx) => {
     if (!requireTool(ctx, 'nghttp')) return;
-    for (const [name, extra, status] of [['413', [], 413], ['431', headers, 431]] as const) {
+    for (const [name, extra, status] of [
+      ['413', [], 413],
+      ['431', headers, 431],
+    ] as const) {
       for (let i = 0; i < TRIES; i++) {
         const r = await runTool('nghttp', ['-v', '-d', body, ...extra, `${t.url}/`]);
-        assert.match(r.stdout, new RegExp(`:status: ${status}`), `${name} try ${i}: no status\n${r.stdout.slice(-800)}`);
+        assert.match(
+          r.stdout,
+          new RegExp(`:status: ${status}`),
+          `${name} try ${i}: no status\n${r.stdout.slice(-800)}`,
+        );
         const end = r.stdout.search(/recv (?:DATA frame <[^>]*flags=0x01|HEADERS frame <[^>]*flags=0x05)/);
         const reset = r.stdout.indexOf('recv RST_STREAM frame');
         assert.ok(end >= 0, `${name} try ${i}: the answer never ended (no END_STREAM)\n${r.stdout.slice(-800)}`);
@@ -177,13 +201,31 @@ describe('HTTP/2 refusals reach the client before the stream is reset', () => {
 
   it('gives curl the 413 and the 431 on h2c every time', async (ctx) => {
     if (!requireTool(ctx, 'curl')) return;
-    for (const [name, extra, status] of [['413', [], '413'], ['431', headers, '431']] as const) {
+    for (const [name, extra, status] of [
+      ['413', [], '413'],
+      ['431', headers, '431'],
+    ] as const) {
       const seen: string[] = [];
       for (let i = 0; i < TRIES; i++) {
-        const r = await runTool('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge', '--data-binary', `@${body}`, ...extra, `${t.url}/`]);
+        const r = await runTool('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--http2-prior-knowledge',
+          '--data-binary',
+          `@${body}`,
+          ...extra,
+          `${t.url}/`,
+        ]);
         seen.push(r.stdout);
       }
-      assert.deepEqual(seen.filter((s) => s !== status), [], `${name}: every try answered ${status}`);
+      assert.deepEqual(
+        seen.filter((s) => s !== status),
+        [],
+        `${name}: every try answered ${status}`,
+      );
     }
     await waitFor(() => t.server.app.inFlight === 0);
   });

@@ -19,12 +19,19 @@ const LOOPBACK = ['--port', '0', '--host', '127.0.0.1'];
 async function cli(argv: string[]): Promise<{ code: number | 'served'; err: string }> {
   const stderr = new PassThrough();
   let err = '';
-  stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
   let stop: ((signal: string) => void) | undefined;
   let served = false;
   const code = await main([...argv, ...LOOPBACK, '--drain-timeout', '0'], {
-    env: {}, stdout: new PassThrough(), stderr, logDestination: new PassThrough(),
-    onSignal: (handler) => { stop = handler; },
+    env: {},
+    stdout: new PassThrough(),
+    stderr,
+    logDestination: new PassThrough(),
+    onSignal: (handler) => {
+      stop = handler;
+    },
     onListening: () => {
       served = true;
       setImmediate(() => stop?.('SIGTERM'));
@@ -56,17 +63,44 @@ describe('zero values', () => {
   it('the real binary exits 2 on such a zero from the environment too', async (t: TestContext) => {
     const s = spawnMain(LOOPBACK, { env: { ECHO_HEADERS_TIMEOUT: '0' } });
     t.after(() => s.kill());
-    assert.deepEqual(await exitWithin(s, 10_000), { code: 2, signal: null }, 'exits 2 (a zero headers timeout used to be served)');
+    assert.deepEqual(
+      await exitWithin(s, 10_000),
+      { code: 2, signal: null },
+      'exits 2 (a zero headers timeout used to be served)',
+    );
     assert.match(s.stderr(), /invalid ECHO_HEADERS_TIMEOUT: .*minimum/);
   });
 
   it('accepts the documented zeros (the idle timeouts, 0 = never, too); each limit at 0 does what it says: count only, echo event only, no delays, no generated body, no extra headers', async (t: TestContext) => {
-    const s = spawnMain([...LOOPBACK, '--idle-timeout', '0', '--ws-idle-timeout', '0', '--max-echo-body', '0', '--sse-count', '0',
-      '--max-delay', '0', '--max-generated-size', '0', '--max-response-headers', '0']);
+    const s = spawnMain([
+      ...LOOPBACK,
+      '--idle-timeout',
+      '0',
+      '--ws-idle-timeout',
+      '0',
+      '--max-echo-body',
+      '0',
+      '--sse-count',
+      '0',
+      '--max-delay',
+      '0',
+      '--max-generated-size',
+      '0',
+      '--max-response-headers',
+      '0',
+    ]);
     t.after(() => s.kill());
     const url = await startedUrl(s);
     const config = s.lines.find((l) => l.msg === 'echo-server started')!.config as Record<string, unknown>;
-    for (const key of ['idleTimeoutMs', 'wsIdleTimeoutMs', 'maxEchoBody', 'sseCount', 'maxDelayMs', 'maxGeneratedSize', 'maxResponseHeaders']) {
+    for (const key of [
+      'idleTimeoutMs',
+      'wsIdleTimeoutMs',
+      'maxEchoBody',
+      'sseCount',
+      'maxDelayMs',
+      'maxGeneratedSize',
+      'maxResponseHeaders',
+    ]) {
       assert.equal(config[key], 0, key);
     }
 
@@ -79,7 +113,10 @@ describe('zero values', () => {
 
     // --sse-count 0: the echo event, then the stream ends (no ticks).
     const sse = await get(url, 2000, { headers: { accept: 'text/event-stream' } });
-    assert.deepEqual([...sse.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]), ['echo', 'done']);
+    assert.deepEqual(
+      [...sse.body.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]),
+      ['echo', 'done'],
+    );
 
     // --max-delay 0: no delay may be asked for; a zero delay is no delay.
     const delayed = await get(`${url}/?echo_delay=1ms`);
@@ -105,10 +142,16 @@ describe('zero values', () => {
 
     assert.equal((await get(url, 2000, { method: 'POST', body: 'x' })).status, 413, 'one declared byte');
     assert.equal((await get(url, 2000, { method: 'POST', body: '' })).status, 200, 'an empty body');
-    const chunked = await rawRequest(port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n');
+    const chunked = await rawRequest(
+      port,
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n',
+    );
     assert.match(chunked, /^HTTP\/1\.1 413 /, 'one chunked byte');
 
-    const inFlight = fetch(`${url}/?echo_delay=20s`).then((r) => r.status, () => 'closed');
+    const inFlight = fetch(`${url}/?echo_delay=20s`).then(
+      (r) => r.status,
+      () => 'closed',
+    );
     await waitForInFlight(url, 1);
     const start = performance.now();
     s.child.kill('SIGTERM');

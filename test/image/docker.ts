@@ -19,12 +19,20 @@ export async function docker(...args: string[]): Promise<string> {
 }
 
 /** Runs a command, resolving with its exit status and combined output (never rejects). */
-export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; output: string }> {
+export function runCommand(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
     child.on('close', (code) => resolve({ code, output }));
   });
 }
@@ -38,7 +46,9 @@ export function pipeDocker(args: string[], sink: string, sinkArgs: string[]): Pr
     const chunks: Buffer[] = [];
     dst.stdout.on('data', (c: Buffer) => chunks.push(c));
     dst.on('error', reject);
-    dst.on('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${sink} exited ${code}`))));
+    dst.on('close', (code) =>
+      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${sink} exited ${code}`)),
+    );
   });
 }
 
@@ -67,7 +77,8 @@ function parseTarLine(line: string): TarEntry {
   const [, mode = '', size = '0', rest = ''] = m;
   const arrow = rest.indexOf(' -> ');
   const linkArrow = rest.indexOf(' link to ');
-  const path = '/' + (arrow >= 0 ? rest.slice(0, arrow) : linkArrow >= 0 ? rest.slice(0, linkArrow) : rest).replace(/\/$/, '');
+  const path =
+    '/' + (arrow >= 0 ? rest.slice(0, arrow) : linkArrow >= 0 ? rest.slice(0, linkArrow) : rest).replace(/\/$/, '');
   const link = arrow >= 0 ? rest.slice(arrow + 4) : null;
   return { mode, size: Number(size), path, link };
 }
@@ -75,6 +86,11 @@ function parseTarLine(line: string): TarEntry {
 /** Waits until Docker reports the container's health as `want`; resolves with the milliseconds that took. */
 export async function waitForStatus(container: string, want: string, timeoutMs: number): Promise<number> {
   const start = performance.now();
-  await waitFor(async () => await docker('inspect', '--format', '{{.State.Health.Status}}', container) === want, timeoutMs, `${container} becomes ${want}`, 100);
+  await waitFor(
+    async () => (await docker('inspect', '--format', '{{.State.Health.Status}}', container)) === want,
+    timeoutMs,
+    `${container} becomes ${want}`,
+    100,
+  );
   return performance.now() - start;
 }

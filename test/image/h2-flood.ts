@@ -8,10 +8,19 @@
 // On its last line it prints what it saw as JSON.
 import { connect, type ClientHttp2Session } from 'node:http2';
 
-const [port, connections, streams, mode, seconds] = process.argv.slice(2).map((a, i) => (i === 3 ? a : Number(a))) as [number, number, number, string, number];
-const headers = mode === 'livez' ? { ':method': 'POST', ':path': '/livez' } : { ':method': 'GET', ':path': '/?echo_delay=20s' };
+const [port, connections, streams, mode, seconds] = process.argv.slice(2).map((a, i) => (i === 3 ? a : Number(a))) as [
+  number,
+  number,
+  number,
+  string,
+  number,
+];
+const headers =
+  mode === 'livez' ? { ':method': 'POST', ':path': '/livez' } : { ':method': 'GET', ':path': '/?echo_delay=20s' };
 const seen: Record<string, number> = {};
-const count = (k: string) => { seen[k] = (seen[k] ?? 0) + 1; };
+const count = (k: string) => {
+  seen[k] = (seen[k] ?? 0) + 1;
+};
 const until = performance.now() + seconds * 1000;
 let peakOpen = 0;
 let open = 0;
@@ -56,8 +65,11 @@ function session(): void {
 }
 
 for (let i = 0; i < connections; i++) session();
-setTimeout(() => {
-  for (const s of live) s.destroy();
-  console.log(JSON.stringify({ ...seen, peakOpen }));
-  process.exit(0);
-}, seconds * 1000 + 500);
+setTimeout(
+  () => {
+    for (const s of live) s.destroy();
+    console.log(JSON.stringify({ ...seen, peakOpen }));
+    process.exit(0);
+  },
+  seconds * 1000 + 500,
+);

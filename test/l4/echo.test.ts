@@ -11,7 +11,10 @@ import { encodeProxyV2 } from '../../src/transport/proxy-protocol.ts';
 import { runTool, startTestServer, waitFor, UUID_V4, type TestServer } from '../helpers.ts';
 
 /** Without python3 the file is skipped, except in CI, where .ci/run installs it and its absence fails. */
-const NO_PYTHON = spawnSync('python3', ['--version'], { stdio: 'ignore' }).status !== 0 && process.env.CI !== 'true' ? 'python3 is not installed' : false;
+const NO_PYTHON =
+  spawnSync('python3', ['--version'], { stdio: 'ignore' }).status !== 0 && process.env.CI !== 'true'
+    ? 'python3 is not installed'
+    : false;
 
 /** Runs a Python program; its last stdout line is JSON. */
 async function python<T>(program: string, timeoutMs = 30_000): Promise<T> {
@@ -20,7 +23,8 @@ async function python<T>(program: string, timeoutMs = 30_000): Promise<T> {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
 }
 
-const portOf = (t: TestServer, name: 'tcp' | 'udp') => t.server.listener.ports.find((p) => p.row.name === name)!.address.port;
+const portOf = (t: TestServer, name: 'tcp' | 'udp') =>
+  t.server.listener.ports.find((p) => p.row.name === name)!.address.port;
 
 async function metric(t: TestServer, line: string): Promise<number> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
@@ -79,7 +83,11 @@ print(json.dumps({'banner': json.loads(read_line(s)), 'me': me}))
     assert.equal(r.banner.tls, null);
     assert.deepEqual(r.banner.identity, { hostname: 'test-host', addresses: ['192.0.2.10'] });
     assert.match(r.banner.connectionId, UUID_V4);
-    const line = await waitFor(() => t.logs.messages('tcp').find((l) => l.connId === r.banner.connectionId), 3000, 'the access line');
+    const line = await waitFor(
+      () => t.logs.messages('tcp').find((l) => l.connId === r.banner.connectionId),
+      3000,
+      'the access line',
+    );
     assert.deepEqual([line.clientIp, line.reason, line.bytesIn], ['127.0.0.1', 'closed', 0]);
   });
 
@@ -151,13 +159,18 @@ print(json.dumps({'sent': sent, 'closed': closed, 'waited': time.time() - start}
 `);
     assert.ok(r.sent < 32 * 1024 * 1024, `the server took ${r.sent} bytes from a client that reads none`);
     assert.ok(r.closed, 'the idle connection was closed');
-    const line = await waitFor(() => t.logs.messages('tcp').find((l) => l.reason === 'idle_timeout'), 5000, 'the idle close');
+    const line = await waitFor(
+      () => t.logs.messages('tcp').find((l) => l.reason === 'idle_timeout'),
+      5000,
+      'the idle close',
+    );
     assert.ok((line.bytesIn as number) <= r.sent);
   });
 
   it('1,000 short connections: each answered, every one closed, none left open', async () => {
     const before = await metric(t, 'echo_tcp_connections_total{reason="closed"}');
-    const r = await python<{ ok: number }>(`${PY_READ}
+    const r = await python<{ ok: number }>(
+      `${PY_READ}
 ok = 0
 for i in range(1000):
     s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
@@ -166,12 +179,18 @@ for i in range(1000):
     if read_n(s, 4) == b'ping': ok += 1
     s.close()
 print(json.dumps({'ok': ok}))
-`, 60_000);
+`,
+      60_000,
+    );
     assert.equal(r.ok, 1000);
-    await waitFor(async () => await metric(t, 'echo_tcp_connections_total{reason="closed"}') - before === 1000, 5000, '1000 closes counted');
+    await waitFor(
+      async () => (await metric(t, 'echo_tcp_connections_total{reason="closed"}')) - before === 1000,
+      5000,
+      '1000 closes counted',
+    );
     // The metrics scrape itself is the one open connection.
-    await waitFor(async () => await metric(t, 'echo_open_connections') <= 1, 5000, 'open connections back to none');
-    assert.ok(await metric(t, 'echo_tcp_bytes_total{direction="received"}') >= 4000);
+    await waitFor(async () => (await metric(t, 'echo_open_connections')) <= 1, 5000, 'open connections back to none');
+    assert.ok((await metric(t, 'echo_tcp_bytes_total{direction="received"}')) >= 4000);
   });
 });
 
@@ -194,9 +213,16 @@ print(json.dumps({'back': read_n(s, 100).decode()}))
   it('--tcp-max-rate: echoes at that many bytes a second, byte for byte', async () => {
     // 64 KiB/s: 256 KiB cannot come back in less than (256 - 64) / 64 = 3 s, whatever the
     // first read took in one piece; a slower machine only makes it longer.
-    const t = await startTestServer({ tcpPort: 0, tcpBanner: false, tcpMaxRate: 65_536, idleTimeoutMs: 10_000, maxDelayMs: 500 });
+    const t = await startTestServer({
+      tcpPort: 0,
+      tcpBanner: false,
+      tcpMaxRate: 65_536,
+      idleTimeoutMs: 10_000,
+      maxDelayMs: 500,
+    });
     try {
-      const r = await python<{ same: boolean; seconds: number }>(`${PY_READ}
+      const r = await python<{ same: boolean; seconds: number }>(
+        `${PY_READ}
 import time, threading
 s = socket.create_connection(('127.0.0.1', ${portOf(t, 'tcp')}))
 data = os.urandom(262144)
@@ -204,7 +230,9 @@ start = time.monotonic()
 threading.Thread(target=lambda: s.sendall(data), daemon=True).start()
 back = read_n(s, len(data))
 print(json.dumps({'same': back == data, 'seconds': time.monotonic() - start}))
-`, 60_000);
+`,
+        60_000,
+      );
       assert.equal(r.same, true);
       assert.ok(r.seconds >= 2.9, `256 KiB at 64 KiB/s came back in ${r.seconds.toFixed(2)} s`);
     } finally {
@@ -241,7 +269,9 @@ print(json.dumps({'got': got}))
     const port = portOf(t, 'tcp');
     const s = connect(port, '127.0.0.1');
     let received = '';
-    s.on('data', (c: Buffer) => { received += c.toString(); });
+    s.on('data', (c: Buffer) => {
+      received += c.toString();
+    });
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
     await waitFor(() => received.includes('\n'), 2000, 'the banner');
     const start = performance.now();
@@ -254,7 +284,10 @@ print(json.dumps({'got': got}))
     const refused = await new Promise<string>((resolve) => {
       const late = connect(port, '127.0.0.1');
       late.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-      late.on('connect', () => { late.destroy(); resolve('connected'); });
+      late.on('connect', () => {
+        late.destroy();
+        resolve('connected');
+      });
     });
     assert.equal(refused, 'ECONNREFUSED');
     assert.equal(t.logs.messages('tcp')[0]?.reason, 'drain');
@@ -320,7 +353,11 @@ print(json.dumps({'banner': banner, 'back': read_n(s, 16).decode()}))
     assert.equal(r.banner.proxy?.sourcePort, 40000);
     assert.match(r.banner.remoteAddr, /^127\.0\.0\.1:\d+$/);
     assert.equal(r.back, 'after the header');
-    const line = await waitFor(() => t.logs.messages('tcp').find((l) => l.connId === r.banner.connectionId), 3000, 'the access line');
+    const line = await waitFor(
+      () => t.logs.messages('tcp').find((l) => l.connId === r.banner.connectionId),
+      3000,
+      'the access line',
+    );
     assert.deepEqual([line.clientIp, line.bytesIn], ['203.0.113.9', 16]);
   });
 
@@ -331,7 +368,10 @@ print(json.dumps({'banner': banner, 'back': read_n(s, 16).decode()}))
       const s = connect(portOf(t, 'tcp'), '127.0.0.1', () => s.write(header));
       s.on('data', (c: Buffer) => {
         got += c.toString();
-        if (got.includes('\n')) { s.destroy(); resolve(JSON.parse(got.slice(0, got.indexOf('\n'))) as Banner); }
+        if (got.includes('\n')) {
+          s.destroy();
+          resolve(JSON.parse(got.slice(0, got.indexOf('\n'))) as Banner);
+        }
       });
       s.on('error', reject);
     });
@@ -424,7 +464,14 @@ print(json.dumps({'me': list(me[:2]), 'answers': out}))
     const r = await python<{ me: [string, number]; answers: string[] }>(PY_UDP('AF_INET', '127.0.0.1', '[512]'));
     const answer = r.answers[0]!;
     assert.ok(Buffer.byteLength(answer, 'latin1') <= 1536, `${answer.length} bytes`);
-    const e = JSON.parse(answer) as { protocol: string; remoteAddr: string; identity: { hostname: string }; bytes: number; encoding: string; payload: string };
+    const e = JSON.parse(answer) as {
+      protocol: string;
+      remoteAddr: string;
+      identity: { hostname: string };
+      bytes: number;
+      encoding: string;
+      payload: string;
+    };
     assert.equal(e.protocol, 'udp');
     assert.equal(e.remoteAddr, `${r.me[0]}:${r.me[1]}`);
     assert.equal(e.identity.hostname, 'test-host');
@@ -435,7 +482,9 @@ print(json.dumps({'me': list(me[:2]), 'answers': out}))
 
   it('small datagrams never get more than three times their size (IPv6): 1 byte gets at most 3', async () => {
     const sizes = [1, 2, 10, 40, 44, 48, 52, 56, 60, 64, 68, 72, 80, 100, 200];
-    const r = await python<{ me: [string, number]; answers: string[] }>(PY_UDP('AF_INET6', '::1', JSON.stringify(sizes)));
+    const r = await python<{ me: [string, number]; answers: string[] }>(
+      PY_UDP('AF_INET6', '::1', JSON.stringify(sizes)),
+    );
     r.answers.forEach((answer, i) => {
       const n = sizes[i]!;
       const size = Buffer.byteLength(answer, 'latin1');
@@ -448,7 +497,12 @@ print(json.dumps({'me': list(me[:2]), 'answers': out}))
     const kinds = r.answers.map((answer, i) => {
       const sent = Array.from({ length: sizes[i]! }, (_, j) => String.fromCharCode(0x61 + (j % 26))).join('');
       if (answer === sent) return 'raw';
-      const e = JSON.parse(answer) as { remoteAddr: string; identity: { hostname: string }; truncated?: boolean; payload?: string };
+      const e = JSON.parse(answer) as {
+        remoteAddr: string;
+        identity: { hostname: string };
+        truncated?: boolean;
+        payload?: string;
+      };
       assert.equal(e.remoteAddr, `[${r.me[0]}]:${r.me[1]}`);
       assert.equal(e.identity.hostname, 'test-host');
       if (e.truncated === true) {
@@ -560,7 +614,7 @@ print(json.dumps({'sent': sent, 'got': got}))
       const sources = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
       const r = await python<{ sent: number; got: number }>(flood(portOf(t, 'udp'), sources, 1000));
       assert.ok(r.got > 0 && r.got <= 200, `${r.got} answers to ${r.sent}`);
-      assert.ok(await metric(t, 'echo_udp_datagrams_total{result="dropped_budget"}') > 0);
+      assert.ok((await metric(t, 'echo_udp_datagrams_total{result="dropped_budget"}')) > 0);
       // One log line per datagram would be a flood of its own: the lines are rate-limited.
       assert.ok(t.logs.messages('udp').length <= 40, `${t.logs.messages('udp').length} udp lines`);
     } finally {

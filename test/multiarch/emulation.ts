@@ -18,20 +18,31 @@ export interface Emulation {
   reason: string;
 }
 
-const installed = (): boolean => existsSync('/usr/libexec/qemu-binfmt/aarch64-binfmt-P') || spawnSync('sh', ['-c', 'command -v qemu-aarch64-static'], { stdio: 'ignore' }).status === 0;
+const installed = (): boolean =>
+  existsSync('/usr/libexec/qemu-binfmt/aarch64-binfmt-P') ||
+  spawnSync('sh', ['-c', 'command -v qemu-aarch64-static'], { stdio: 'ignore' }).status === 0;
 
 export function setUpArm64Emulation(): Emulation {
-  if (!installed()) return { ok: false, notInstalled: true, reason: 'qemu-user-static is not installed (apt-get install qemu-user-static binfmt-support)' };
+  if (!installed())
+    return {
+      ok: false,
+      notInstalled: true,
+      reason: 'qemu-user-static is not installed (apt-get install qemu-user-static binfmt-support)',
+    };
   if (!existsSync(`${BINFMT}/status`)) {
     const m = spawnSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', BINFMT], { encoding: 'utf8' });
-    if (m.status !== 0) return { ok: false, notInstalled: false, reason: `the kernel refused to mount binfmt_misc: ${m.stderr.trim()}` };
+    if (m.status !== 0)
+      return { ok: false, notInstalled: false, reason: `the kernel refused to mount binfmt_misc: ${m.stderr.trim()}` };
   }
   if (!existsSync(ENTRY)) spawnSync('update-binfmts', ['--enable', 'qemu-aarch64'], { stdio: 'ignore' });
-  if (!existsSync(ENTRY)) return { ok: false, notInstalled: false, reason: 'the kernel refused to register qemu-aarch64 in binfmt_misc' };
+  if (!existsSync(ENTRY))
+    return { ok: false, notInstalled: false, reason: 'the kernel refused to register qemu-aarch64 in binfmt_misc' };
   const entry = readFileSync(ENTRY, 'utf8');
   if (!/^enabled$/m.test(entry)) setEnabled(true);
-  if (!/^enabled$/m.test(readFileSync(ENTRY, 'utf8'))) return { ok: false, notInstalled: false, reason: `${ENTRY} stays disabled` };
-  if (!/^flags: .*F/m.test(entry)) return { ok: false, notInstalled: false, reason: `${ENTRY} lacks the F flag, so containers cannot use it` };
+  if (!/^enabled$/m.test(readFileSync(ENTRY, 'utf8')))
+    return { ok: false, notInstalled: false, reason: `${ENTRY} stays disabled` };
+  if (!/^flags: .*F/m.test(entry))
+    return { ok: false, notInstalled: false, reason: `${ENTRY} lacks the F flag, so containers cannot use it` };
   return { ok: true, notInstalled: false, reason: '' };
 }
 

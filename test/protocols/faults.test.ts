@@ -15,20 +15,31 @@ async function curl(args: string[]): Promise<{ code: number | null; bytes: numbe
 
 /** The access lines for a target, once there are `n` of them. */
 async function accessLines(t: TestServer, uri: string, n = 1): Promise<Record<string, unknown>[]> {
-  return waitFor(() => {
-    const lines = t.logs.messages('request').filter((l) => l.uri === uri);
-    return lines.length >= n ? lines : null;
-  }, 3000, `${n} access line(s) for ${uri}`);
+  return waitFor(
+    () => {
+      const lines = t.logs.messages('request').filter((l) => l.uri === uri);
+      return lines.length >= n ? lines : null;
+    },
+    3000,
+    `${n} access line(s) for ${uri}`,
+  );
 }
 
 /** One stream on an open session: its status (0 if none) and, if reset, the RST_STREAM code. */
-function stream(session: ClientHttp2Session, path: string): Promise<{ status: number; rstCode: number | null; bytes: number }> {
+function stream(
+  session: ClientHttp2Session,
+  path: string,
+): Promise<{ status: number; rstCode: number | null; bytes: number }> {
   return new Promise((resolve) => {
     const req = session.request({ ':path': path });
     let status = 0;
     let bytes = 0;
-    req.on('response', (h) => { status = Number(h[':status']); });
-    req.on('data', (c: Buffer) => { bytes += c.length; });
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
     req.on('error', () => {});
     req.on('close', () => resolve({ status, rstCode: req.rstCode === 0 && status !== 0 ? null : req.rstCode, bytes }));
     req.end();
@@ -37,7 +48,9 @@ function stream(session: ClientHttp2Session, path: string): Promise<{ status: nu
 
 describe('connection faults', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxGeneratedSize: 8 * 1024 * 1024, h2c: true }); });
+  before(async () => {
+    t = await startTestServer({ maxGeneratedSize: 8 * 1024 * 1024, h2c: true });
+  });
   after(() => t.close());
 
   it('HTTP/1.1: reset is an RST before any byte (curl 56), close an empty reply (curl 52)', async (ctx) => {
@@ -73,8 +86,12 @@ describe('connection faults', () => {
   it('truncates the echo itself, not only generated bodies', async () => {
     const got = await new Promise<string>((resolve) => {
       let text = '';
-      const s = connect(t.port, '127.0.0.1', () => s.write('GET /e?echo_fault=truncate:10 HTTP/1.1\r\nHost: h\r\n\r\n'));
-      s.on('data', (c: Buffer) => { text += c.toString('latin1'); });
+      const s = connect(t.port, '127.0.0.1', () =>
+        s.write('GET /e?echo_fault=truncate:10 HTTP/1.1\r\nHost: h\r\n\r\n'),
+      );
+      s.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+      });
       s.on('close', () => resolve(text));
       s.on('error', () => {});
     });
@@ -116,7 +133,9 @@ describe('connection faults', () => {
     const session = h2connect(t.url);
     session.on('error', () => {});
     let goaway = -1;
-    session.on('goaway', (code: number) => { goaway = code; });
+    session.on('goaway', (code: number) => {
+      goaway = code;
+    });
     try {
       const cut = await stream(session, '/?echo_size=1MiB&echo_fault=truncate:4KiB');
       assert.equal(cut.status, 200);
@@ -186,7 +205,7 @@ describe('connection faults', () => {
 });
 
 describe('connection faults on gRPC', () => {
-  it('x-echo-fault reset resets the call\'s stream: grpc-js sees the status of its code, and the next call succeeds', async () => {
+  it("x-echo-fault reset resets the call's stream: grpc-js sees the status of its code, and the next call succeeds", async () => {
     const t = await startTestServer();
     const c = new EchoClient(t.url.replace('http://', ''));
     try {
@@ -199,11 +218,21 @@ describe('connection faults on gRPC', () => {
       const bad = await c.echo(undefined, { metadata: { 'x-echo-fault': 'truncate:10' } });
       assert.equal(bad.error?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(bad.error?.details ?? '', /x-echo-fault/);
-      const lines = await waitFor(() => {
-        const l = t.logs.messages('request').filter((e) => e.fault !== undefined);
-        return l.length >= 2 ? l : null;
-      }, 3000, 'two faulted calls logged');
-      assert.deepEqual(lines.map((l) => [l.fault, l.grpcStatus, l.aborted]), [['reset', 13, true], ['reset:ENHANCE_YOUR_CALM', 8, true]]);
+      const lines = await waitFor(
+        () => {
+          const l = t.logs.messages('request').filter((e) => e.fault !== undefined);
+          return l.length >= 2 ? l : null;
+        },
+        3000,
+        'two faulted calls logged',
+      );
+      assert.deepEqual(
+        lines.map((l) => [l.fault, l.grpcStatus, l.aborted]),
+        [
+          ['reset', 13, true],
+          ['reset:ENHANCE_YOUR_CALM', 8, true],
+        ],
+      );
     } finally {
       c.close();
       await t.close();

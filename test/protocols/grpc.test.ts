@@ -16,21 +16,40 @@ import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
 const target = (t: TestServer) => `127.0.0.1:${t.port}`;
 const requestLines = (t: TestServer) => t.logs.messages('request');
 /** The access lines once there are `n` of them. */
-const linesWhen = (t: TestServer, n: number) => waitFor(() => (requestLines(t).length === n ? requestLines(t) : null), 5000, `${n} access lines`);
+const linesWhen = (t: TestServer, n: number) =>
+  waitFor(() => (requestLines(t).length === n ? requestLines(t) : null), 5000, `${n} access lines`);
 
 /** A raw HTTP/2 gRPC call: the response headers, the body bytes and the trailers, as the server sent them. */
-function rawCall(t: TestServer, path: string, message: Buffer | null, headers: Record<string, string> = {}): Promise<{ headers: Record<string, unknown>; body: Buffer; trailers: Record<string, unknown> }> {
+function rawCall(
+  t: TestServer,
+  path: string,
+  message: Buffer | null,
+  headers: Record<string, string> = {},
+): Promise<{ headers: Record<string, unknown>; body: Buffer; trailers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const session = h2connect(t.url);
     session.on('error', reject);
-    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    const req = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...headers,
+    });
     let head: Record<string, unknown> = {};
     let trailers: Record<string, unknown> = {};
     const chunks: Buffer[] = [];
-    req.on('response', (h) => { head = h; });
-    req.on('trailers', (h: Record<string, unknown>) => { trailers = h; });
+    req.on('response', (h) => {
+      head = h;
+    });
+    req.on('trailers', (h: Record<string, unknown>) => {
+      trailers = h;
+    });
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('close', () => { session.close(); resolve({ headers: head, body: Buffer.concat(chunks), trailers }); });
+    req.on('close', () => {
+      session.close();
+      resolve({ headers: head, body: Buffer.concat(chunks), trailers });
+    });
     req.on('error', () => {});
     if (message === null) {
       req.end();
@@ -43,7 +62,13 @@ function rawCall(t: TestServer, path: string, message: Buffer | null, headers: R
 }
 
 /** One HTTP/1.1 request by node:http (which, unlike fetch, sends Origin as given): status, headers, body. */
-function h1(t: TestServer, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function h1(
+  t: TestServer,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = h1request({ host: '127.0.0.1', port: t.port, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -78,7 +103,15 @@ describe('gRPC', () => {
       assert.equal(headers!.get('x-request-id')[0], 'grpc-req-1');
       // In the order sent; a -bin value as base64, as it travels.
       const md = r.metadata.filter((m) => m.name.startsWith('x-') || m.name.endsWith('-bin'));
-      assert.deepEqual(md.map((m) => [m.name, m.value]), [['x-trace', 'one'], ['x-trace', 'two'], ['x-request-id', 'grpc-req-1'], ['token-bin', Buffer.from([0, 1, 2, 255]).toString('base64')]]);
+      assert.deepEqual(
+        md.map((m) => [m.name, m.value]),
+        [
+          ['x-trace', 'one'],
+          ['x-trace', 'two'],
+          ['x-request-id', 'grpc-req-1'],
+          ['token-bin', Buffer.from([0, 1, 2, 255]).toString('base64')],
+        ],
+      );
       assert.ok(r.metadata.some((m) => m.name === 'content-type' && m.value === 'application/grpc'));
       assert.match(r.grpcTimeout, /^\d+[HMSmun]$/);
       assert.ok(r.deadlineMs > 20_000n && r.deadlineMs <= 30_000n, `deadline ${r.deadlineMs}`);
@@ -114,7 +147,10 @@ describe('gRPC', () => {
       assert.equal(badDelay.error?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(badDelay.error?.details ?? '', /X-Echo-Delay/);
       const lines = await linesWhen(t, 3);
-      assert.deepEqual(lines.map((l) => l.grpcStatus), [14, 3, 3]);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [14, 3, 3],
+      );
       assert.match(await (await fetch(`${t.url}/metrics`)).text(), /^echo_grpc_calls_total\{code="UNAVAILABLE"\} 1$/m);
     } finally {
       c.close();
@@ -127,7 +163,9 @@ describe('gRPC', () => {
     const c = new EchoClient(target(t));
     try {
       const start = performance.now();
-      const { response, error, headers } = await c.echo(undefined, { metadata: { 'x-echo-size': '1KiB', 'x-echo-header': 'X-Shard: 7', 'x-echo-delay': '100ms' } });
+      const { response, error, headers } = await c.echo(undefined, {
+        metadata: { 'x-echo-size': '1KiB', 'x-echo-header': 'X-Shard: 7', 'x-echo-delay': '100ms' },
+      });
       assert.equal(error, null);
       assert.ok(performance.now() - start >= 95);
       assert.equal(response!.payload!.data.length, 1024);
@@ -142,7 +180,9 @@ describe('gRPC', () => {
     const t = await startTestServer();
     const c = new EchoClient(target(t));
     try {
-      const ok = await c.echo(undefined, { metadata: { 'x-echo-trailer': ['X-Shard: 7', 'x-cost: 3', 'X-Shard: 8'], 'x-echo-header': 'X-Head: h' } });
+      const ok = await c.echo(undefined, {
+        metadata: { 'x-echo-trailer': ['X-Shard: 7', 'x-cost: 3', 'X-Shard: 8'], 'x-echo-header': 'X-Head: h' },
+      });
       assert.equal(ok.error, null);
       // Two fields on the wire; Node's HTTP/2 client (under grpc-js) joins a repeated field with ', '.
       assert.deepEqual(ok.trailers!.get('x-shard'), ['7, 8']);
@@ -150,7 +190,9 @@ describe('gRPC', () => {
       assert.deepEqual(ok.trailers!.get('x-head'), []);
       assert.deepEqual(ok.headers!.get('x-shard'), []);
       // A retry policy reads the trailers of the failed attempt.
-      const failed = await c.echo(undefined, { metadata: { 'x-echo-status': '14', 'x-echo-trailer': 'X-Retry-Hint: later' } });
+      const failed = await c.echo(undefined, {
+        metadata: { 'x-echo-status': '14', 'x-echo-trailer': 'X-Retry-Hint: later' },
+      });
       assert.equal(failed.error?.code, grpc.status.UNAVAILABLE);
       assert.deepEqual(failed.trailers!.get('x-retry-hint'), ['later']);
       // The same allowlist as x-echo-header: gRPC's own trailers and browser-facing headers are refused.
@@ -159,12 +201,16 @@ describe('gRPC', () => {
         assert.equal(r.error?.code, grpc.status.INVALID_ARGUMENT, bad);
         assert.match(r.error?.details ?? '', /X-Echo-Trailer/, bad);
       }
-      const tooMany = await c.echo(undefined, { metadata: { 'x-echo-trailer': Array.from({ length: 33 }, (_, i) => `X-T${i}: v`) } });
+      const tooMany = await c.echo(undefined, {
+        metadata: { 'x-echo-trailer': Array.from({ length: 33 }, (_, i) => `X-T${i}: v`) },
+      });
       assert.equal(tooMany.error?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(tooMany.error?.details ?? '', /at most \d+ trailers/);
       // gRPC-Web: in the trailer frame.
       const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
-        method: 'POST', headers: { 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-trailer': 'X-Shard: 9' }, body: Buffer.alloc(5),
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-trailer': 'X-Shard: 9' },
+        body: Buffer.alloc(5),
       });
       const body = Buffer.from(await res.arrayBuffer());
       let at = 0;
@@ -204,7 +250,10 @@ describe('gRPC', () => {
       const ok = await c.echo(Buffer.alloc(100, 1));
       assert.equal(ok.error, null);
       const lines = await linesWhen(t, 2);
-      assert.deepEqual(lines.map((l) => l.grpcStatus), [8, 0]);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [8, 0],
+      );
     } finally {
       c.close();
       await t.close();
@@ -218,11 +267,17 @@ describe('gRPC', () => {
       const viaClient = await c.echo(undefined, { metadata: { 'x-echo-delay': '5s' }, deadlineMs: 200 });
       assert.equal(viaClient.error?.code, grpc.status.DEADLINE_EXCEEDED);
       // A client that does not cancel on its own deadline: the server's trailers say it.
-      const raw = await rawCall(t, '/echoserver.v1.Echo/Echo', Buffer.alloc(0), { 'grpc-timeout': '150m', 'x-echo-delay': '5s' });
+      const raw = await rawCall(t, '/echoserver.v1.Echo/Echo', Buffer.alloc(0), {
+        'grpc-timeout': '150m',
+        'x-echo-delay': '5s',
+      });
       assert.equal(raw.trailers['grpc-status'], '4');
       const lines = await linesWhen(t, 2);
       assert.equal(lines[1]!.grpcStatus, 4);
-      assert.ok([1, 4].includes(lines[0]!.grpcStatus as number), `the first call ended ${String(lines[0]!.grpcStatus)}`);
+      assert.ok(
+        [1, 4].includes(lines[0]!.grpcStatus as number),
+        `the first call ended ${String(lines[0]!.grpcStatus)}`,
+      );
       assert.equal(t.server.app.inFlight, 0);
     } finally {
       c.close();
@@ -278,9 +333,15 @@ describe('gRPC', () => {
     try {
       const asked = await collect(c.serverStream({ count: 2, intervalMs: 20, payload: Buffer.from('s') }));
       assert.equal(asked.status?.code, grpc.status.OK);
-      assert.deepEqual(asked.messages.map((m) => m.sequence), [1n, 2n]);
+      assert.deepEqual(
+        asked.messages.map((m) => m.sequence),
+        [1n, 2n],
+      );
       const capped = await collect(c.serverStream({ count: 1000, intervalMs: 10 }));
-      assert.deepEqual(capped.messages.map((m) => m.sequence), [1n, 2n, 3n]);
+      assert.deepEqual(
+        capped.messages.map((m) => m.sequence),
+        [1n, 2n, 3n],
+      );
     } finally {
       c.close();
       await t.close();
@@ -327,7 +388,9 @@ describe('gRPC', () => {
       const call = c.bidi();
       const got: string[] = [];
       const ended = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-      call.on('data', (m: { payload?: { data: Uint8Array }; sequence: bigint }) => got.push(`${m.sequence}:${Buffer.from(m.payload!.data).toString()}`));
+      call.on('data', (m: { payload?: { data: Uint8Array }; sequence: bigint }) =>
+        got.push(`${m.sequence}:${Buffer.from(m.payload!.data).toString()}`),
+      );
       call.write(create(EchoRequestSchema, { payload: Buffer.from('one') }));
       await waitFor(() => got.length === 1);
       call.write(create(EchoRequestSchema, { payload: Buffer.from('two') }));
@@ -382,14 +445,22 @@ describe('gRPC', () => {
     const httpsPort = Number(new URL(t.server.listener.httpsUrl!).port);
     // The server's own (self-signed) certificate, trusted for this one client.
     const pem = await new Promise<string>((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: httpsPort, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
-        const der = s.getPeerCertificate().raw;
-        s.end();
-        resolve(`-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`);
-      });
+      const s = tlsConnect(
+        { host: '127.0.0.1', port: httpsPort, rejectUnauthorized: false, ALPNProtocols: ['h2'] },
+        () => {
+          const der = s.getPeerCertificate().raw;
+          s.end();
+          resolve(
+            `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`,
+          );
+        },
+      );
       s.on('error', reject);
     });
-    const c = new EchoClient(`127.0.0.1:${httpsPort}`, grpc.credentials.createSsl(Buffer.from(pem), null, null, { checkServerIdentity: () => undefined }));
+    const c = new EchoClient(
+      `127.0.0.1:${httpsPort}`,
+      grpc.credentials.createSsl(Buffer.from(pem), null, null, { checkServerIdentity: () => undefined }),
+    );
     try {
       const { response, error } = await c.echo(Buffer.from('tls'));
       assert.equal(error, null);
@@ -411,15 +482,29 @@ describe('gRPC', () => {
       const refused = await new Promise<number>((resolve) => {
         const session = h2connect(t.url);
         session.on('error', () => {});
-        const req = session.request({ ':method': 'POST', ':path': '/echoserver.v1.Echo/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/echoserver.v1.Echo/Echo',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
         req.on('error', () => {});
-        req.on('close', () => { session.close(); resolve(req.rstCode); });
+        req.on('close', () => {
+          session.close();
+          resolve(req.rstCode);
+        });
         req.end(Buffer.alloc(5));
       });
       assert.equal(refused, 7); // REFUSED_STREAM: nothing processed, a client may retry it
       assert.equal((await held).error, null);
       const lines = await linesWhen(t, 2);
-      assert.deepEqual(lines.map((l) => [l.grpcStatus, l.aborted ?? false]), [[14, true], [0, false]]);
+      assert.deepEqual(
+        lines.map((l) => [l.grpcStatus, l.aborted ?? false]),
+        [
+          [14, true],
+          [0, false],
+        ],
+      );
     } finally {
       c.close();
       await t.close();
@@ -440,7 +525,10 @@ describe('gRPC', () => {
       assert.equal(status?.code, grpc.status.UNAVAILABLE);
       assert.match(status?.details ?? '', /shutting down/);
       const lines = requestLines(t);
-      assert.deepEqual(lines.map((l) => l.grpcStatus), [14]);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [14],
+      );
     } finally {
       c.close();
     }
@@ -457,55 +545,110 @@ describe('gRPC', () => {
       const seq: bigint[] = [];
       for await (const m of client.serverStream({ count: 2, intervalMs: 10 })) seq.push(m.sequence);
       assert.deepEqual(seq, [1n, 2n]);
-      await assert.rejects(client.echo({}, { headers: { 'x-echo-status': '14' } }), (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable);
+      await assert.rejects(
+        client.echo({}, { headers: { 'x-echo-status': '14' } }),
+        (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable,
+      );
       const lines = await linesWhen(t, 3);
-      assert.deepEqual(lines.map((l) => l.grpcStatus), [0, 0, 14]);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [0, 0, 14],
+      );
     } finally {
       await t.close();
     }
   });
 
-  it('gRPC-Web CORS: an allowed origin\'s preflight gets 204 with what gRPC-Web sends, its calls expose the status and the echo\'s headers', async () => {
+  it("gRPC-Web CORS: an allowed origin's preflight gets 204 with what gRPC-Web sends, its calls expose the status and the echo's headers", async () => {
     const t = await startTestServer({ allowedOrigins: ['https://app.example'] });
     const path = '/echoserver.v1.Echo/Echo';
     try {
       const pre = await h1(t, 'OPTIONS', path, {
-        origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-grpc-web,x-echo-status',
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-grpc-web,x-echo-status',
       });
       assert.equal(pre.status, 204);
       assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
       assert.equal(pre.headers['access-control-allow-methods'], 'POST');
       const allowed = String(pre.headers['access-control-allow-headers']).split(', ');
-      for (const h of ['content-type', 'x-grpc-web', 'x-user-agent', 'grpc-timeout', 'x-echo-status', 'x-echo-delay', 'x-echo-header', 'x-echo-trailer', 'x-echo-fail-first']) assert.ok(allowed.includes(h), h);
+      for (const h of [
+        'content-type',
+        'x-grpc-web',
+        'x-user-agent',
+        'grpc-timeout',
+        'x-echo-status',
+        'x-echo-delay',
+        'x-echo-header',
+        'x-echo-trailer',
+        'x-echo-fail-first',
+      ])
+        assert.ok(allowed.includes(h), h);
       assert.match(String(pre.headers.vary), /Origin/);
       assert.ok(Number(pre.headers['access-control-max-age']) > 0);
       // Another origin's preflight is refused, so the browser never sends the call.
-      const evil = await h1(t, 'OPTIONS', path, { origin: 'https://evil.example', 'access-control-request-method': 'POST' });
+      const evil = await h1(t, 'OPTIONS', path, {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+      });
       assert.equal(evil.status, 403);
       assert.equal(evil.headers['access-control-allow-origin'], undefined);
       assert.match(evil.body.toString(), /--allowed-origins/);
-      const notPost = await h1(t, 'OPTIONS', path, { origin: 'https://app.example', 'access-control-request-method': 'GET' });
+      const notPost = await h1(t, 'OPTIONS', path, {
+        origin: 'https://app.example',
+        'access-control-request-method': 'GET',
+      });
       assert.equal(notPost.status, 403);
       // OPTIONS elsewhere is still the HTTP echo.
-      const other = await h1(t, 'OPTIONS', '/not-grpc', { origin: 'https://app.example', 'access-control-request-method': 'POST', accept: 'application/json' });
+      const other = await h1(t, 'OPTIONS', '/not-grpc', {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        accept: 'application/json',
+      });
       assert.equal(other.status, 200);
       assert.equal(other.headers['access-control-allow-origin'], undefined);
       // The call: the origin, and the status, message and the echo's headers exposed.
-      const call = await h1(t, 'POST', path, { origin: 'https://app.example', 'content-type': 'application/grpc-web', 'x-grpc-web': '1', 'x-echo-header': 'X-Shard: 7' }, Buffer.alloc(5));
+      const call = await h1(
+        t,
+        'POST',
+        path,
+        {
+          origin: 'https://app.example',
+          'content-type': 'application/grpc-web',
+          'x-grpc-web': '1',
+          'x-echo-header': 'X-Shard: 7',
+        },
+        Buffer.alloc(5),
+      );
       assert.equal(call.status, 200);
       assert.equal(call.headers['x-shard'], '7');
       assert.equal(call.headers['access-control-allow-origin'], 'https://app.example');
       const exposed = String(call.headers['access-control-expose-headers']).split(', ');
       for (const h of ['grpc-status', 'grpc-message', 'x-request-id', 'x-shard']) assert.ok(exposed.includes(h), h);
       // A refusal is readable too.
-      const refused = await h1(t, 'POST', path, { origin: 'https://app.example', 'content-type': 'application/grpc-web', 'x-echo-status': '99' }, Buffer.alloc(5));
+      const refused = await h1(
+        t,
+        'POST',
+        path,
+        { origin: 'https://app.example', 'content-type': 'application/grpc-web', 'x-echo-status': '99' },
+        Buffer.alloc(5),
+      );
       assert.equal(refused.headers['access-control-allow-origin'], 'https://app.example');
       assert.match(refused.body.toString('latin1'), /grpc-status:3/);
-      const foreign = await h1(t, 'POST', path, { origin: 'https://evil.example', 'content-type': 'application/grpc-web' }, Buffer.alloc(5));
+      const foreign = await h1(
+        t,
+        'POST',
+        path,
+        { origin: 'https://evil.example', 'content-type': 'application/grpc-web' },
+        Buffer.alloc(5),
+      );
       assert.equal(foreign.headers['access-control-allow-origin'], undefined);
       // One access line each: three preflights, the echo, three calls.
       const lines = await linesWhen(t, 7);
-      assert.deepEqual(lines.map((l) => l.status), [204, 403, 403, 200, 200, 200, 200]);
+      assert.deepEqual(
+        lines.map((l) => l.status),
+        [204, 403, 403, 200, 200, 200, 200],
+      );
     } finally {
       await t.close();
     }
@@ -514,23 +657,46 @@ describe('gRPC', () => {
   it('gRPC-Web CORS over HTTP/2: the preflight and the call, by node:http2', async () => {
     const t = await startTestServer({ allowedOrigins: ['*'] });
     const session = h2connect(t.url);
-    const ask = (headers: Record<string, string>, body?: Buffer) => new Promise<Record<string, unknown>>((resolve, reject) => {
-      const req = session.request(headers);
-      req.on('response', resolve);
-      req.on('error', reject);
-      req.resume();
-      req.end(body);
-    });
+    const ask = (headers: Record<string, string>, body?: Buffer) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request(headers);
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.resume();
+        req.end(body);
+      });
     try {
-      const pre = await ask({ ':method': 'OPTIONS', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'access-control-request-method': 'POST' });
+      const pre = await ask({
+        ':method': 'OPTIONS',
+        ':path': '/grpc.health.v1.Health/Check',
+        origin: 'https://any.example',
+        'access-control-request-method': 'POST',
+      });
       assert.equal(pre[':status'], 204);
       assert.equal(pre['access-control-allow-origin'], 'https://any.example');
-      const call = await ask({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'content-type': 'application/grpc-web+proto' }, Buffer.alloc(5));
+      const call = await ask(
+        {
+          ':method': 'POST',
+          ':path': '/grpc.health.v1.Health/Check',
+          origin: 'https://any.example',
+          'content-type': 'application/grpc-web+proto',
+        },
+        Buffer.alloc(5),
+      );
       assert.equal(call[':status'], 200);
       assert.equal(call['access-control-allow-origin'], 'https://any.example');
       assert.match(String(call['access-control-expose-headers']), /grpc-status/);
       // gRPC proper (not -web) is no browser's: no CORS headers.
-      const native = await ask({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', origin: 'https://any.example', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.alloc(5));
+      const native = await ask(
+        {
+          ':method': 'POST',
+          ':path': '/grpc.health.v1.Health/Check',
+          origin: 'https://any.example',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        },
+        Buffer.alloc(5),
+      );
       assert.equal(native['access-control-allow-origin'], undefined);
     } finally {
       session.close();
@@ -545,7 +711,11 @@ describe('gRPC', () => {
       const held = c.echo(undefined, { metadata: { 'x-echo-delay': '1s' } });
       await waitFor(() => t.server.app.inFlight === 1);
       const client = createClient(Echo, createGrpcWebTransport({ baseUrl: t.url, useBinaryFormat: true }));
-      await assert.rejects(client.echo({}, { timeoutMs: 5000 }), (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable && /--max-in-flight/.test(err.message));
+      await assert.rejects(
+        client.echo({}, { timeoutMs: 5000 }),
+        (err: unknown) =>
+          err instanceof ConnectError && err.code === Code.Unavailable && /--max-in-flight/.test(err.message),
+      );
       assert.equal((await held).error, null);
     } finally {
       c.close();
@@ -561,7 +731,9 @@ describe('gRPC', () => {
       const body = Buffer.from([0, 0, 0, 0, message.length]).toString('base64') + message.toString('base64');
       assert.match(body, /=.+=$/);
       const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
-        method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body,
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' },
+        body,
       });
       const text = Buffer.from(await res.text(), 'base64').toString('latin1');
       assert.match(text, /grpc-status:0\r\n/);
@@ -576,9 +748,12 @@ describe('gRPC', () => {
     try {
       for (const body of ['!!!!', 'AAAAAAA', 'AA=A', 'A===', 'AAAAAA==AA!A']) {
         const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
-          method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body,
+          method: 'POST',
+          headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' },
+          body,
         });
-        const text = Buffer.from(await res.text(), 'base64').toString('latin1') + (res.headers.get('grpc-status') ?? '');
+        const text =
+          Buffer.from(await res.text(), 'base64').toString('latin1') + (res.headers.get('grpc-status') ?? '');
         assert.match(text, /grpc-status:3\r\n|^3$/, `body ${JSON.stringify(body)}: ${text}`);
       }
       await fetch(t.url); // the server still answers
@@ -593,7 +768,9 @@ describe('gRPC', () => {
       const message = Buffer.from([0x0a, 2, 0x68, 0x69]); // EchoRequest { payload: "hi" }
       const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
       const res = await fetch(`${t.url}/echoserver.v1.Echo/Echo`, {
-        method: 'POST', headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' }, body: framed.toString('base64'),
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web-text', 'x-grpc-web': '1' },
+        body: framed.toString('base64'),
       });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get('content-type'), 'application/grpc-web-text+proto');

@@ -23,9 +23,14 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 }
 
 /** An HPACK literal without indexing, new name, neither string Huffman-coded. */
-const literal = (name: string, value: string) => Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+const literal = (name: string, value: string) =>
+  Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
 
-interface Answer { status: number | null; reset: number | null; body: string }
+interface Answer {
+  status: number | null;
+  reset: number | null;
+  body: string;
+}
 
 /**
  * One request on stream 1 of a fresh connection, from raw frames: sent with the
@@ -48,7 +53,8 @@ function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean | 'silent
         buf = buf.subarray(9 + length);
         if (type === 0x4 && (flags & 1) === 0) {
           const ack = frame(0x4, 0x1, 0, Buffer.alloc(0));
-          if (waitForSettings === 'silent' && !sent) socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ack, request]));
+          if (waitForSettings === 'silent' && !sent)
+            socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ack, request]));
           else socket.write(sent ? ack : Buffer.concat([ack, request]));
           sent = true;
         } else if (type === 0x1) {
@@ -64,21 +70,36 @@ function rawH2(socket: Socket, block: Buffer, waitForSettings: boolean | 'silent
     });
     socket.on('error', () => {});
     socket.on('close', () => resolve(answer));
-    if (waitForSettings !== 'silent') socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ...(waitForSettings ? [] : [request])]));
+    if (waitForSettings !== 'silent')
+      socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0)), ...(waitForSettings ? [] : [request])]));
     setTimeout(() => socket.destroy(), 3000);
   });
 }
 
 const NO_AUTHORITY = (path: string, scheme: string, extra: Buffer[] = []) =>
-  Buffer.concat([literal(':method', 'GET'), literal(':scheme', scheme), literal(':path', path), literal('accept', 'application/json'), ...extra]);
+  Buffer.concat([
+    literal(':method', 'GET'),
+    literal(':scheme', scheme),
+    literal(':path', path),
+    literal('accept', 'application/json'),
+    ...extra,
+  ]);
 
 describe('HTTP/2 requests without :authority and Host', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ https: true, httpsPort: 0, logOpsRequests: true }); });
+  before(async () => {
+    t = await startTestServer({ https: true, httpsPort: 0, logOpsRequests: true });
+  });
   after(() => t.close());
 
   const plain = () => connect({ port: t.port, host: '127.0.0.1' });
-  const tls = () => tlsConnect({ port: t.server.listener.httpsAddress!.port, host: '127.0.0.1', ALPNProtocols: ['h2'], rejectUnauthorized: false });
+  const tls = () =>
+    tlsConnect({
+      port: t.server.listener.httpsAddress!.port,
+      host: '127.0.0.1',
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: false,
+    });
   const rows = [
     ['h2c, request with the preface', plain, 'http', false],
     ['h2c, request after the server SETTINGS (HAProxy)', plain, 'http', true],
@@ -96,7 +117,11 @@ describe('HTTP/2 requests without :authority and Host', () => {
       const echo = await rawH2(open(), NO_AUTHORITY('/echo', scheme), wait);
       assert.equal(echo.status, 200);
       const e = JSON.parse(echo.body) as Echo;
-      assert.deepEqual(e.pseudoHeaders, { ':method': 'GET', ':scheme': scheme, ':path': '/echo' }, 'exactly what was sent');
+      assert.deepEqual(
+        e.pseudoHeaders,
+        { ':method': 'GET', ':scheme': scheme, ':path': '/echo' },
+        'exactly what was sent',
+      );
       assert.equal(e.headers.host, undefined);
       await waitFor(() => logged() === before + 2, 2000, 'one access line each');
       await waitFor(() => t.server.app.inFlight === 0);
@@ -105,7 +130,9 @@ describe('HTTP/2 requests without :authority and Host', () => {
 
   it('leaves a request that names its host alone (a Huffman-coded literal `host` included)', async () => {
     const host = huffmanEncode('host');
-    const block = NO_AUTHORITY('/with-host', 'http', [Buffer.concat([Buffer.from([0x00, 0x80 | host.length]), host, Buffer.from([9]), Buffer.from('echo.test')])]);
+    const block = NO_AUTHORITY('/with-host', 'http', [
+      Buffer.concat([Buffer.from([0x00, 0x80 | host.length]), host, Buffer.from([9]), Buffer.from('echo.test')]),
+    ]);
     const answer = await rawH2(plain(), block, false);
     assert.equal(answer.status, 200);
     const e = JSON.parse(answer.body) as Echo;
@@ -121,14 +148,20 @@ describe('HTTP/2 requests without :authority and Host', () => {
     const { port } = server.address() as { port: number };
     const session = h2connect(`http://127.0.0.1:${port}`);
     session.on('error', () => {});
-    session.request({ 'x-a': ':authority', 'x-b': 'host' }).on('error', () => {}).end();
+    session
+      .request({ 'x-a': ':authority', 'x-b': 'host' })
+      .on('error', () => {})
+      .end();
     await waitFor(() => Buffer.concat(seen).length > 60);
     session.destroy();
     server.close();
     const wire = Buffer.concat(seen);
     for (const text of [':authority', 'host']) {
       const coded = huffmanEncode(text);
-      assert.ok(wire.includes(Buffer.concat([Buffer.from([0x80 | coded.length]), coded])), `${text} as nghttp2 codes it`);
+      assert.ok(
+        wire.includes(Buffer.concat([Buffer.from([0x80 | coded.length]), coded])),
+        `${text} as nghttp2 codes it`,
+      );
     }
   });
 

@@ -2,11 +2,22 @@ import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { Echo } from '../../src/echo/model.ts';
-import { h2request, headComplete, rawRequest, requireTool, responseComplete, runTool, startTestServer, type TestServer } from '../helpers.ts';
+import {
+  h2request,
+  headComplete,
+  rawRequest,
+  requireTool,
+  responseComplete,
+  runTool,
+  startTestServer,
+  type TestServer,
+} from '../helpers.ts';
 
 describe('h2c on the plain port', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxBodySize: 1024 }); });
+  before(async () => {
+    t = await startTestServer({ maxBodySize: 1024 });
+  });
   after(() => t.close());
 
   it('serves HTTP/2 with prior knowledge next to HTTP/1.1', async () => {
@@ -34,7 +45,10 @@ describe('h2c on the plain port', () => {
         const req = session.request({ ':path': `/?echo_status=${code}` });
         req.on('headers', (h) => seen.push(Number(h[':status'])));
         req.on('response', (h) => seen.push(Number(h[':status'])));
-        req.on('end', () => { session.close(); resolve(seen); });
+        req.on('end', () => {
+          session.close();
+          resolve(seen);
+        });
         req.on('error', reject);
         req.resume();
         req.end();
@@ -59,7 +73,12 @@ describe('h2c on the plain port', () => {
     const prior = await runTool('curl', ['-s', '-D', '-', '--http2-prior-knowledge', `${t.url}/prior`]);
     assert.match(prior.stdout, /^HTTP\/2 200/m);
     const pseudo = JSON.parse(/^PseudoHeaders: (.*)$/m.exec(prior.stdout)![1]!) as Record<string, string>;
-    assert.deepEqual(pseudo, { ':method': 'GET', ':path': '/prior', ':scheme': 'http', ':authority': new URL(t.url).host });
+    assert.deepEqual(pseudo, {
+      ':method': 'GET',
+      ':path': '/prior',
+      ':scheme': 'http',
+      ':authority': new URL(t.url).host,
+    });
     const up = await runTool('curl', ['-s', '-D', '-', '--http2', `${t.url}/upgraded?q=1`, '-H', 'X-Custom: yes']);
     assert.match(up.stdout, /^HTTP\/1\.1 101 Switching Protocols/m);
     assert.match(up.stdout, /^HTTP\/2 200/m);
@@ -68,7 +87,11 @@ describe('h2c on the plain port', () => {
     // The connection's facts reach the upgraded request (through node:http2's wrapper of the bridge).
     assert.match(up.stdout, /^RemoteAddr: 127\.0\.0\.1:\d+$/m);
     assert.match(up.stdout, /"x-custom":\["yes"\]/);
-    assert.doesNotMatch(up.stdout, /"http2-settings"|"upgrade"/, 'connection headers of the upgrade are not part of the request');
+    assert.doesNotMatch(
+      up.stdout,
+      /"http2-settings"|"upgrade"/,
+      'connection headers of the upgrade are not part of the request',
+    );
     // The next request on the same upgraded connection goes out as stream 3.
     const two = await runTool('curl', ['-s', '--http2', `${t.url}/a`, `${t.url}/b`]);
     assert.match(two.stdout, /RequestURI: \/a[\s\S]*RequestURI: \/b/);
@@ -77,11 +100,20 @@ describe('h2c on the plain port', () => {
 
   it('switches to h2c with a 101 that carries the common headers and no body framing', async () => {
     // HTTP2-Settings: a SETTINGS payload in base64url (the one curl sends).
-    const head = await rawRequest(t.port, 'GET /switched HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n' +
-      'Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n', { until: headComplete });
+    const head = await rawRequest(
+      t.port,
+      'GET /switched HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n' +
+        'Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
+      { until: headComplete },
+    );
     const lines = head.slice(0, head.indexOf('\r\n\r\n')).split('\r\n');
     assert.equal(lines[0], 'HTTP/1.1 101 Switching Protocols');
-    assert.deepEqual(lines.slice(1).sort(), ['Cache-Control: no-store', 'Connection: Upgrade', 'Upgrade: h2c', 'X-Content-Type-Options: nosniff']);
+    assert.deepEqual(lines.slice(1).sort(), [
+      'Cache-Control: no-store',
+      'Connection: Upgrade',
+      'Upgrade: h2c',
+      'X-Content-Type-Options: nosniff',
+    ]);
   });
 
   it('serves nghttp with prior knowledge and with Upgrade', async (ctx) => {
@@ -109,7 +141,11 @@ describe('h2c on the plain port', () => {
     try {
       const res = await rawRequest(off.port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
       assert.match(res, /^HTTP\/1\.1 (400|505) /);
-      const up = await rawRequest(off.port, 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n', { until: responseComplete });
+      const up = await rawRequest(
+        off.port,
+        'GET /x HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+        { until: responseComplete },
+      );
       assert.match(up, /^HTTP\/1\.1 200 OK/, 'the Upgrade header is ignored and the request echoed');
     } finally {
       await off.close();

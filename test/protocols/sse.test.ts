@@ -3,13 +3,22 @@ import { describe, it } from 'node:test';
 import type { Echo } from '../../src/echo/model.ts';
 import { startTestServer, waitFor } from '../helpers.ts';
 
-interface Event { event: string; id: string; data: unknown }
+interface Event {
+  event: string;
+  id: string;
+  data: unknown;
+}
 
 function parseEvents(text: string): Event[] {
-  return text.split('\n\n').filter(Boolean).map((block) => {
-    const f = Object.fromEntries(block.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-    return { event: f.event!, id: f.id!, data: JSON.parse(f.data!) as unknown };
-  });
+  return text
+    .split('\n\n')
+    .filter(Boolean)
+    .map((block) => {
+      const f = Object.fromEntries(
+        block.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+      );
+      return { event: f.event!, id: f.id!, data: JSON.parse(f.data!) as unknown };
+    });
 }
 
 describe('Server-Sent Events', () => {
@@ -22,8 +31,14 @@ describe('Server-Sent Events', () => {
       assert.equal(res.headers.get('cache-control'), 'no-store');
       const events = parseEvents(await res.text());
       assert.ok(performance.now() - start >= 140, 'three ticks 50 ms apart');
-      assert.deepEqual(events.map((e) => e.event), ['echo', 'tick', 'tick', 'tick', 'done']);
-      assert.deepEqual(events.map((e) => e.id), ['0', '1', '2', '3', '4']);
+      assert.deepEqual(
+        events.map((e) => e.event),
+        ['echo', 'tick', 'tick', 'tick', 'done'],
+      );
+      assert.deepEqual(
+        events.map((e) => e.id),
+        ['0', '1', '2', '3', '4'],
+      );
       assert.equal((events[0]!.data as Echo).requestURI, '/events?x=1');
       assert.equal((events[2]!.data as { n: number }).n, 2);
     } finally {

@@ -14,21 +14,50 @@ import { h2request, requireTool, runTool, startTestServer, waitFor, type TestSer
 /** Handshake only: the certificate and the negotiated ALPN. */
 function handshake(port: number, opts: { alpn?: string[]; cert?: string; key?: string; servername?: string } = {}) {
   return new Promise<{ cert: PeerCertificate; alpn: string | false; authorized: boolean }>((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'], servername: opts.servername ?? 'localhost', cert: opts.cert, key: opts.key }, () => {
-      resolve({ cert: s.getPeerCertificate(), alpn: s.alpnProtocol ?? false, authorized: s.authorized });
-      s.end();
-    });
+    const s = tlsConnect(
+      {
+        host: '127.0.0.1',
+        port,
+        rejectUnauthorized: false,
+        ALPNProtocols: opts.alpn ?? ['h2', 'http/1.1'],
+        servername: opts.servername ?? 'localhost',
+        cert: opts.cert,
+        key: opts.key,
+      },
+      () => {
+        resolve({ cert: s.getPeerCertificate(), alpn: s.alpnProtocol ?? false, authorized: s.authorized });
+        s.end();
+      },
+    );
     s.on('error', reject);
   });
 }
 
-function https11(port: number, path: string, extra: { cert?: string; key?: string } = {}): Promise<{ status: number; body: string }> {
+function https11(
+  port: number,
+  path: string,
+  extra: { cert?: string; key?: string } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, rejectUnauthorized: false, servername: 'localhost', headers: { accept: 'application/json' }, ...extra, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        rejectUnauthorized: false,
+        servername: 'localhost',
+        headers: { accept: 'application/json' },
+        ...extra,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -55,8 +84,20 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
 
   it('listens on one port per row of the port table, each with its scheme', () => {
     const { ports, address, url, httpsAddress, httpsUrl } = t.server.listener;
-    assert.deepEqual(ports.map((p) => [p.row.name, p.row.tls, p.row.protocols]), [['http', false, ['http/1.1', 'h2c']], ['https', true, ['h2', 'http/1.1']]]);
-    assert.deepEqual(ports.map((p) => [p.address, p.url]), [[address, url], [httpsAddress, httpsUrl]]);
+    assert.deepEqual(
+      ports.map((p) => [p.row.name, p.row.tls, p.row.protocols]),
+      [
+        ['http', false, ['http/1.1', 'h2c']],
+        ['https', true, ['h2', 'http/1.1']],
+      ],
+    );
+    assert.deepEqual(
+      ports.map((p) => [p.address, p.url]),
+      [
+        [address, url],
+        [httpsAddress, httpsUrl],
+      ],
+    );
     assert.match(httpsUrl ?? '', /^https:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -78,7 +119,12 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
     const e = JSON.parse(body) as Echo;
     assert.equal(e.proto, 'HTTP/2.0');
     assert.equal(e.requestURI, '/secure?a=1');
-    assert.deepEqual(e.pseudoHeaders, { ':method': 'GET', ':authority': `localhost:${port}`, ':scheme': 'https', ':path': '/secure?a=1' });
+    assert.deepEqual(e.pseudoHeaders, {
+      ':method': 'GET',
+      ':authority': `localhost:${port}`,
+      ':scheme': 'https',
+      ':path': '/secure?a=1',
+    });
     assert.equal(e.headers[':path'], undefined, 'pseudo-headers are not mixed into headers');
     assert.match(e.tls!.version!, /^TLSv1\.[23]$/);
     assert.ok(e.tls!.cipher);
@@ -97,11 +143,24 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
 
   it('shows the TLS details in the HTML view too', async () => {
     const res = await new Promise<string>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port, path: '/?echo_format=html', rejectUnauthorized: false, servername: 'localhost', agent: false, ALPNProtocols: ['http/1.1'] } as RequestOptions & { ALPNProtocols: string[] }, (r) => {
-        let b = '';
-        r.on('data', (c: Buffer) => { b += c.toString(); });
-        r.on('end', () => resolve(b));
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/?echo_format=html',
+          rejectUnauthorized: false,
+          servername: 'localhost',
+          agent: false,
+          ALPNProtocols: ['http/1.1'],
+        } as RequestOptions & { ALPNProtocols: string[] },
+        (r) => {
+          let b = '';
+          r.on('data', (c: Buffer) => {
+            b += c.toString();
+          });
+          r.on('end', () => resolve(b));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -127,8 +186,11 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
 
   it('shows ALPN and the certificate to openssl s_client, and serves HTTP/1.1 through it', async (ctx) => {
     if (!requireTool(ctx, 'openssl')) return;
-    const r = await runTool('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-alpn', 'http/1.1', '-ign_eof'],
-      'GET /s_client HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const r = await runTool(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-alpn', 'http/1.1', '-ign_eof'],
+      'GET /s_client HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
     assert.match(r.stdout, /ALPN protocol: http\/1\.1/);
     assert.match(r.stdout, /subject=.*CN ?= ?localhost/);
     assert.match(r.stdout, /^RequestURI: \/s_client$/m);
@@ -139,7 +201,9 @@ describe('HTTPS with a self-signed certificate made in memory', () => {
 
 describe('HTTPS with certificate files', () => {
   let dir: string;
-  before(async () => { dir = await mkdtemp(join(tmpdir(), 'echo-tls-')); });
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'echo-tls-'));
+  });
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('serves them, and reloads them on change without dropping connections', async () => {
@@ -158,8 +222,16 @@ describe('HTTPS with certificate files', () => {
       await writeFile(keyFile, b.key);
       await waitFor(() => t.logs.messages('TLS certificate reloaded').length > 0, 5000);
       const afterReload = await handshake(port);
-      assert.equal(before.cert.fingerprint256, new X509Certificate(a.cert).fingerprint256, 'the configured certificate first');
-      assert.equal(afterReload.cert.fingerprint256, new X509Certificate(b.cert).fingerprint256, 'new connections get the new certificate');
+      assert.equal(
+        before.cert.fingerprint256,
+        new X509Certificate(a.cert).fingerprint256,
+        'the configured certificate first',
+      );
+      assert.equal(
+        afterReload.cert.fingerprint256,
+        new X509Certificate(b.cert).fingerprint256,
+        'new connections get the new certificate',
+      );
       // The connection opened before the reload still serves requests.
       const status = await new Promise<number>((resolve, reject) => {
         const req = session.request({ ':path': '/still-here' });
@@ -191,11 +263,22 @@ describe('mTLS', () => {
       const r = await sh(`cd ${dir} && ${cmd}`);
       assert.equal(r.code, 0, r.stderr);
     };
-    await run('openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj "/CN=Echo Test CA" -days 2');
-    await run('openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr -subj "/CN=client-one/O=Echo Tests"');
-    await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=DNS:client.example,email:client@example.com\nextendedKeyUsage=clientAuth\n');
-    await run('openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile ext.cnf');
-    await run('openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue.key -out rogue.crt -subj "/CN=rogue" -days 2');
+    await run(
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj "/CN=Echo Test CA" -days 2',
+    );
+    await run(
+      'openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr -subj "/CN=client-one/O=Echo Tests"',
+    );
+    await writeFile(
+      join(dir, 'ext.cnf'),
+      'subjectAltName=DNS:client.example,email:client@example.com\nextendedKeyUsage=clientAuth\n',
+    );
+    await run(
+      'openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile ext.cnf',
+    );
+    await run(
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue.key -out rogue.crt -subj "/CN=rogue" -days 2',
+    );
     for (const f of ['ca.crt', 'client.crt', 'client.key', 'rogue.crt', 'rogue.key']) {
       pki[f] = (await runTool('cat', [join(dir, f)])).stdout;
     }
@@ -204,11 +287,19 @@ describe('mTLS', () => {
   it('requires a client certificate signed by the CA, and echoes it', async (ctx) => {
     if (!requireTool(ctx, 'openssl')) return;
     await makePki();
-    const t = await startTestServer({ https: true, httpsPort: 0, tlsClientAuth: 'require', tlsClientCa: join(dir, 'ca.crt') });
+    const t = await startTestServer({
+      https: true,
+      httpsPort: 0,
+      tlsClientAuth: 'require',
+      tlsClientCa: join(dir, 'ca.crt'),
+    });
     try {
       const port = t.server.listener.httpsAddress!.port;
       await assert.rejects(https11(port, '/'), 'no certificate: the handshake fails');
-      await assert.rejects(https11(port, '/', { cert: pki['rogue.crt'], key: pki['rogue.key'] }), 'a certificate from another CA fails');
+      await assert.rejects(
+        https11(port, '/', { cert: pki['rogue.crt'], key: pki['rogue.key'] }),
+        'a certificate from another CA fails',
+      );
       const { body } = await https11(port, '/', { cert: pki['client.crt'], key: pki['client.key'] });
       const c = (JSON.parse(body) as { tls: { clientCertificate: Record<string, unknown> } }).tls.clientCertificate;
       assert.match(c.subject as string, /CN=client-one/);
@@ -228,12 +319,19 @@ describe('mTLS', () => {
   it('in request mode, serves anyone and says whether the certificate verified', async (ctx) => {
     if (!requireTool(ctx, 'openssl')) return;
     if (pki['ca.crt'] === undefined) await makePki();
-    const t = await startTestServer({ https: true, httpsPort: 0, tlsClientAuth: 'request', tlsClientCa: join(dir, 'ca.crt') });
+    const t = await startTestServer({
+      https: true,
+      httpsPort: 0,
+      tlsClientAuth: 'request',
+      tlsClientCa: join(dir, 'ca.crt'),
+    });
     try {
       const port = t.server.listener.httpsAddress!.port;
       const none = JSON.parse((await https11(port, '/')).body) as { tls: { clientCertificate: unknown } };
       assert.equal(none.tls.clientCertificate, null);
-      const rogue = JSON.parse((await https11(port, '/', { cert: pki['rogue.crt'], key: pki['rogue.key'] })).body) as { tls: { clientCertificate: { verified: boolean; verifyError: string; subject: string } } };
+      const rogue = JSON.parse((await https11(port, '/', { cert: pki['rogue.crt'], key: pki['rogue.key'] })).body) as {
+        tls: { clientCertificate: { verified: boolean; verifyError: string; subject: string } };
+      };
       assert.equal(rogue.tls.clientCertificate.verified, false);
       assert.match(rogue.tls.clientCertificate.verifyError, /SELF_SIGNED|self.signed/i);
       assert.match(rogue.tls.clientCertificate.subject, /CN=rogue/);

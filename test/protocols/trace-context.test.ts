@@ -17,17 +17,43 @@ async function traceOver(t: TestServer, headers: Record<string, string>): Promis
 
 describe('trace context in the echo', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   const cases: [string, Record<string, string>, unknown][] = [
-    ['W3C traceparent', { traceparent: `00-${TRACE}-${SPAN}-01` }, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' }],
-    ['traceparent not sampled', { traceparent: `00-${TRACE}-${SPAN}-00` }, { traceId: TRACE, parentId: SPAN, sampled: false, source: 'traceparent' }],
-    ['a future traceparent version with more fields', { traceparent: `01-${TRACE}-${SPAN}-01-extra` }, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' }],
+    [
+      'W3C traceparent',
+      { traceparent: `00-${TRACE}-${SPAN}-01` },
+      { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' },
+    ],
+    [
+      'traceparent not sampled',
+      { traceparent: `00-${TRACE}-${SPAN}-00` },
+      { traceId: TRACE, parentId: SPAN, sampled: false, source: 'traceparent' },
+    ],
+    [
+      'a future traceparent version with more fields',
+      { traceparent: `01-${TRACE}-${SPAN}-01-extra` },
+      { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' },
+    ],
     ['b3 single', { b3: `${TRACE}-${SPAN}-1` }, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'b3' }],
-    ['b3 single, 64-bit id, no sampling', { b3: `a3ce929d0e0e4736-${SPAN}` }, { traceId: 'a3ce929d0e0e4736', parentId: SPAN, sampled: null, source: 'b3' }],
-    ['x-b3-*', { 'X-B3-TraceId': TRACE, 'X-B3-SpanId': SPAN, 'X-B3-Sampled': '0' }, { traceId: TRACE, parentId: SPAN, sampled: false, source: 'x-b3' }],
-    ['traceparent wins over b3', { traceparent: `00-${TRACE}-${SPAN}-01`, b3: `a3ce929d0e0e4736-${SPAN}-0` }, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' }],
+    [
+      'b3 single, 64-bit id, no sampling',
+      { b3: `a3ce929d0e0e4736-${SPAN}` },
+      { traceId: 'a3ce929d0e0e4736', parentId: SPAN, sampled: null, source: 'b3' },
+    ],
+    [
+      'x-b3-*',
+      { 'X-B3-TraceId': TRACE, 'X-B3-SpanId': SPAN, 'X-B3-Sampled': '0' },
+      { traceId: TRACE, parentId: SPAN, sampled: false, source: 'x-b3' },
+    ],
+    [
+      'traceparent wins over b3',
+      { traceparent: `00-${TRACE}-${SPAN}-01`, b3: `a3ce929d0e0e4736-${SPAN}-0` },
+      { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' },
+    ],
     ['no trace headers', {}, null],
     ['a malformed traceparent', { traceparent: `00-${TRACE}-${SPAN}-01-extra` }, null],
     ['an upper-case traceparent', { traceparent: `00-${TRACE.toUpperCase()}-${SPAN}-01` }, null],
@@ -47,11 +73,19 @@ describe('trace context in the echo', () => {
   it('a repeated traceparent is ambiguous: no trace', async () => {
     const res = await new Promise<string>((resolve, reject) => {
       void import('node:http').then(({ request }) => {
-        const req = request(t.url, { headers: { accept: 'application/json', traceparent: [`00-${TRACE}-${SPAN}-01`, `00-${TRACE}-${SPAN}-00`] } }, (r) => {
-          let b = '';
-          r.on('data', (c: Buffer) => { b += c.toString(); });
-          r.on('end', () => resolve(b));
-        });
+        const req = request(
+          t.url,
+          {
+            headers: { accept: 'application/json', traceparent: [`00-${TRACE}-${SPAN}-01`, `00-${TRACE}-${SPAN}-00`] },
+          },
+          (r) => {
+            let b = '';
+            r.on('data', (c: Buffer) => {
+              b += c.toString();
+            });
+            r.on('end', () => resolve(b));
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -60,8 +94,15 @@ describe('trace context in the echo', () => {
   });
 
   it('HTTP/2 (h2c)', async () => {
-    const { body } = await h2request(t.url, '/', { headers: { accept: 'application/json', traceparent: `00-${TRACE}-${SPAN}-01` } });
-    assert.deepEqual((JSON.parse(body) as { trace: unknown }).trace, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'traceparent' });
+    const { body } = await h2request(t.url, '/', {
+      headers: { accept: 'application/json', traceparent: `00-${TRACE}-${SPAN}-01` },
+    });
+    assert.deepEqual((JSON.parse(body) as { trace: unknown }).trace, {
+      traceId: TRACE,
+      parentId: SPAN,
+      sampled: true,
+      source: 'traceparent',
+    });
   });
 
   it("WebSocket: the handshake's echo", async () => {
@@ -71,13 +112,20 @@ describe('trace context in the echo', () => {
       ws.once('error', reject);
     });
     ws.close();
-    assert.deepEqual((JSON.parse(first) as { trace: unknown }).trace, { traceId: TRACE, parentId: SPAN, sampled: true, source: 'b3' });
+    assert.deepEqual((JSON.parse(first) as { trace: unknown }).trace, {
+      traceId: TRACE,
+      parentId: SPAN,
+      sampled: true,
+      source: 'b3',
+    });
   });
 
   it('gRPC: the EchoResponse trace field', async () => {
     const c = new EchoClient(`127.0.0.1:${t.port}`);
     try {
-      const { response, error } = await c.echo(new Uint8Array(), { metadata: { traceparent: `00-${TRACE}-${SPAN}-01` } });
+      const { response, error } = await c.echo(new Uint8Array(), {
+        metadata: { traceparent: `00-${TRACE}-${SPAN}-01` },
+      });
       assert.equal(error, null);
       assert.equal(response?.trace?.traceId, TRACE);
       assert.equal(response?.trace?.parentId, SPAN);

@@ -51,7 +51,7 @@ describe('WebSocket echo', () => {
   it('answers pings with pongs', async () => {
     const c = await open(`${wsUrl}/`);
     c.ws.ping(Buffer.from('p1'));
-    const [payload] = await once(c.ws, 'pong') as [Buffer];
+    const [payload] = (await once(c.ws, 'pong')) as [Buffer];
     assert.equal(payload.toString(), 'p1');
     c.ws.close();
   });
@@ -82,7 +82,13 @@ describe('WebSocket echo', () => {
   });
 
   it('counts messages in metrics and logs one line per connection', async () => {
-    const counter = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1) ?? 0);
+    const counter = (text: string, series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `))
+          ?.slice(series.length + 1) ?? 0,
+      );
     const RECEIVED = 'echo_websocket_messages_total{direction="received"}';
     const SENT = 'echo_websocket_messages_total{direction="sent"}';
     const UPGRADES = 'echo_http_requests_total{method="GET",status="101"}';
@@ -117,7 +123,7 @@ describe('WebSocket echo', () => {
     const off = await startTestServer({ websocket: false });
     try {
       const ws = new WebSocket(`${off.url.replace('http', 'ws')}/`);
-      const [err] = await once(ws, 'error') as [Error];
+      const [err] = (await once(ws, 'error')) as [Error];
       assert.match(err.message, /Unexpected server response: 200/);
     } finally {
       await off.close();

@@ -82,25 +82,36 @@ describe('architecture', () => {
   it('refuses, by lint, every import that runs the wrong way between the stages', async () => {
     const eslint = new ESLint({ cwd: REPO });
     for (const [file, line, refused] of IMPORTS) {
-      const [result] = await eslint.lintText(`${line}\nexport const used = [${line.match(/\{ (\w+) \}/)![1]}];\n`, { filePath: join(REPO, file) });
+      const [result] = await eslint.lintText(`${line}\nexport const used = [${line.match(/\{ (\w+) \}/)![1]}];\n`, {
+        filePath: join(REPO, file),
+      });
       const hits = result!.messages.filter((m) => m.ruleId === 'no-restricted-imports');
       if (refused) {
         assert.equal(hits.length, 1, `${file}: ${line} must be refused`);
         assert.match(hits[0]!.message, /may not import|transport-free/);
       } else {
-        assert.deepEqual(hits.map((m) => m.message), [], `${file}: ${line} is allowed`);
+        assert.deepEqual(
+          hits.map((m) => m.message),
+          [],
+          `${file}: ${line} is allowed`,
+        );
       }
     }
   });
 
   it("closes an exchange's record from one module: the ledger's close is called in core/answer-port.ts only", () => {
-    const sources = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    const sources = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+      );
     const callers = new Set<string>();
     /** Each protocol's port: the HTTP one (over node:http's response, and raw CONNECT refusals), the WebSocket path and the TCP echo. */
     const ports = new Set<string>();
     // Handlers answer through the port and keep no books: no close, no completion, no done flag.
-    const keepsNoBooks = (name: string) => name.startsWith('src/handlers/') || name.startsWith('src/controls/') || name === 'src/adapters/sse/event-stream.ts';
+    const keepsNoBooks = (name: string) =>
+      name.startsWith('src/handlers/') ||
+      name.startsWith('src/controls/') ||
+      name === 'src/adapters/sse/event-stream.ts';
     const bookkeeping = /closeExchange|\.closed\b|\.done\b|complete(OnClose)?\(|\.finish\(|ledger\.(close|begin)\(/;
     for (const file of sources(join(REPO, 'src'))) {
       const text = readFileSync(file, 'utf8');
@@ -111,20 +122,35 @@ describe('architecture', () => {
       if (keepsNoBooks(name)) assert.equal(bookkeeping.exec(text)?.[0], undefined, `${name} does bookkeeping`);
     }
     assert.deepEqual([...callers], ['src/core/answer-port.ts']);
-    assert.deepEqual([...ports].sort(), ['src/adapters/grpc/exchange.ts', 'src/adapters/http1/exchange.ts', 'src/adapters/l4/tcp.ts', 'src/adapters/websocket/upgrade.ts']);
+    assert.deepEqual([...ports].sort(), [
+      'src/adapters/grpc/exchange.ts',
+      'src/adapters/http1/exchange.ts',
+      'src/adapters/l4/tcp.ts',
+      'src/adapters/websocket/upgrade.ts',
+    ]);
   });
 
   it('lists every source file in the README, and no file that is gone', () => {
     const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('## Architecture'), readme.indexOf('\n## ', readme.indexOf('## Architecture') + 3));
+    const section = readme.slice(
+      readme.indexOf('## Architecture'),
+      readme.indexOf('\n## ', readme.indexOf('## Architecture') + 3),
+    );
     const tree = section.slice(section.indexOf('```\nsrc/'));
-    const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory() ? (e.name === 'assets' ? [] : files(join(dir, e.name))) : [relative(join(REPO, 'src'), join(dir, e.name))]);
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory()
+          ? e.name === 'assets'
+            ? []
+            : files(join(dir, e.name))
+          : [relative(join(REPO, 'src'), join(dir, e.name))],
+      );
     // Lines of the tree: a folder (`name/`) or files, indented two spaces per level
     // below src/; a file belongs to the folders above it with less indentation.
     const listed = new Set<string>();
     const folders: { indent: number; name: string }[] = [];
-    for (const line of tree.split('\n').slice(2)) { // after the fence and `src/`
+    for (const line of tree.split('\n').slice(2)) {
+      // after the fence and `src/`
       const m = /^( +)(\S.*?)(?: {2,}.*)?$/.exec(line);
       if (m === null) break; // the tree of src/ ends where test/ begins
       const indent = m[1]!.length;

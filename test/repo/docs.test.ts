@@ -25,10 +25,14 @@ function flagWithDefault(key: keyof Config): string {
 
 function boundText(bound: Bound): string {
   switch (bound.kind) {
-    case 'range': return `${bound.min}–${bound.max}`;
-    case 'one-of': return bound.words.map(code).join(', ');
-    case 'length': return `at most ${bound.max} characters`;
-    case 'limit': return `at most ${flagWithDefault(bound.limit)}${bound.unit === 'count' ? ' of them' : ''}`;
+    case 'range':
+      return `${bound.min}–${bound.max}`;
+    case 'one-of':
+      return bound.words.map(code).join(', ');
+    case 'length':
+      return `at most ${bound.max} characters`;
+    case 'limit':
+      return `at most ${flagWithDefault(bound.limit)}${bound.unit === 'count' ? ' of them' : ''}`;
   }
 }
 
@@ -37,14 +41,23 @@ function controlRow(c: ControlSpec): string[] {
   const query = `${c.query}=${encodeURIComponent(c.example).replace(/%3A/g, ':')}`;
   const gate = c.gate === null ? '' : `; only with ${code(`--${setting(c.gate).flag}`)}, else 403`;
   return [
-    code(query), code(`${c.header}: ${c.example}`), c.values, boundText(c.bound) + gate,
-    c.withControlsOff ? 'yes' : 'no', c.appliesTo.join(', '), c.description,
+    code(query),
+    code(`${c.header}: ${c.example}`),
+    c.values,
+    boundText(c.bound) + gate,
+    c.withControlsOff ? 'yes' : 'no',
+    c.appliesTo.join(', '),
+    c.description,
   ];
 }
 
 describe('README', () => {
   it('documents every setting with its environment twin and true default, and no other', () => {
-    const rows = SETTINGS.map((s) => [code(`--${s.flag}`), code(s.env), s.default === '' ? '(empty)' : code(s.default)]);
+    const rows = SETTINGS.map((s) => [
+      code(`--${s.flag}`),
+      code(s.env),
+      s.default === '' ? '(empty)' : code(s.default),
+    ]);
     assertSameRows(markdownTable(readme, ['flag', 'environment', 'default', 'meaning']), rows, 'settings', 3);
   });
   it('documents every response control as declared, and no other', () => {
@@ -52,7 +65,10 @@ describe('README', () => {
     assertSameRows(markdownTable(readme, header), CONTROLS.map(controlRow), 'controls');
   });
   it('lists the CSP the HTML page is served with', () => {
-    const documented = HTML_CSP.replace(/'sha256-[^']+'; style-src 'sha256-[^']+'/, "'sha256-<console.js>'; style-src 'sha256-<page.css>'");
+    const documented = HTML_CSP.replace(
+      /'sha256-[^']+'; style-src 'sha256-[^']+'/,
+      "'sha256-<console.js>'; style-src 'sha256-<page.css>'",
+    );
     assert.notEqual(documented, HTML_CSP);
     assert.ok(readme.includes('\n' + documented + '\n'), documented);
   });

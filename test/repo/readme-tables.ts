@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 
 /** A table row's cells, trimmed; a `\|` inside a cell is not a separator. */
 function cells(line: string): string[] {
-  return line.trim().replace(/^\||\|$/g, '').split(/(?<!\\)\|/).map((c) => c.trim());
+  return line
+    .trim()
+    .replace(/^\||\|$/g, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
 }
 
 /** The body rows of the Markdown table whose header row has exactly these cells, keyed by their first cell. */
@@ -28,14 +32,24 @@ export function markdownTable(markdown: string, header: readonly string[]): Map<
  * README row is declared. `what` names the table in messages; a failure shows the row
  * as it should read.
  */
-export function assertSameRows(readme: Map<string, string[]>, declared: readonly string[][], what: string, columns = Infinity): void {
+export function assertSameRows(
+  readme: Map<string, string[]>,
+  declared: readonly string[][],
+  what: string,
+  columns = Infinity,
+): void {
   const keys = new Set<string>();
   for (const row of declared) {
     const key = row[0]!;
     keys.add(key);
     const found = readme.get(key);
     assert.ok(found !== undefined, `README ${what} table has no row for ${key}; add:\n| ${row.join(' | ')} |`);
-    assert.deepEqual(found.slice(0, columns), row.slice(0, columns), `README ${what} row ${key} should read:\n| ${row.join(' | ')} |`);
+    assert.deepEqual(
+      found.slice(0, columns),
+      row.slice(0, columns),
+      `README ${what} row ${key} should read:\n| ${row.join(' | ')} |`,
+    );
   }
-  for (const key of readme.keys()) assert.ok(keys.has(key), `README ${what} table has a row for ${key}, which the code does not declare`);
+  for (const key of readme.keys())
+    assert.ok(keys.has(key), `README ${what} table has a row for ${key}, which the code does not declare`);
 }

@@ -8,7 +8,11 @@ import { inflateSync, zstdDecompressSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
-interface Got { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+interface Got {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
 
 function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
   return new Promise((resolve, reject) => {
@@ -24,14 +28,29 @@ function get(port: number, path: string, headers: Record<string, string> = {}, m
 
 describe('compressed echoes', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
-  for (const [coding, http2] of [['gzip', false], ['br', false], ['gzip', true], ['br', true]] as const) {
+  for (const [coding, http2] of [
+    ['gzip', false],
+    ['br', false],
+    ['gzip', true],
+    ['br', true],
+  ] as const) {
     it(`curl --compressed decodes ${coding} to the echo over ${http2 ? 'HTTP/2' : 'HTTP/1.1'}`, async (ctx) => {
       if (!requireTool(ctx, 'curl')) return;
-      const r = await runTool('curl', ['-sS', '--compressed', ...(http2 ? ['--http2-prior-knowledge'] : []), '-D', '-',
-        '-H', 'Accept: application/json', `${t.url}/hello?echo_compress=${coding}`]);
+      const r = await runTool('curl', [
+        '-sS',
+        '--compressed',
+        ...(http2 ? ['--http2-prior-knowledge'] : []),
+        '-D',
+        '-',
+        '-H',
+        'Accept: application/json',
+        `${t.url}/hello?echo_compress=${coding}`,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const [head, body] = r.stdout.split(/\r\n\r\n/, 2) as [string, string];
       assert.match(head, new RegExp(`content-encoding: ${coding}`, 'i'));
@@ -41,8 +60,14 @@ describe('compressed echoes', () => {
   }
 
   it('zstd and deflate decode with node:zlib; Content-Length is the compressed size', async () => {
-    for (const [coding, decode] of [['zstd', zstdDecompressSync], ['deflate', inflateSync]] as const) {
-      const r = await get(t.port, `/z?echo_compress=${coding}`, { Accept: 'application/json', 'Accept-Encoding': coding });
+    for (const [coding, decode] of [
+      ['zstd', zstdDecompressSync],
+      ['deflate', inflateSync],
+    ] as const) {
+      const r = await get(t.port, `/z?echo_compress=${coding}`, {
+        Accept: 'application/json',
+        'Accept-Encoding': coding,
+      });
       assert.equal(r.status, 200);
       assert.equal(r.headers['content-encoding'], coding);
       assert.equal(Number(r.headers['content-length']), r.body.length);
@@ -51,7 +76,8 @@ describe('compressed echoes', () => {
   });
 
   it('auto takes the highest q-value, skips q=0, honours * and identity', async () => {
-    const coding = async (ae: string) => (await get(t.port, '/?echo_compress=auto', { 'Accept-Encoding': ae })).headers['content-encoding'];
+    const coding = async (ae: string) =>
+      (await get(t.port, '/?echo_compress=auto', { 'Accept-Encoding': ae })).headers['content-encoding'];
     assert.equal(await coding('gzip;q=0.5, br;q=0.9'), 'br');
     assert.equal(await coding('br;q=0, gzip'), 'gzip');
     assert.equal(await coding('*;q=0.1, zstd;q=0, br;q=0'), 'gzip');
@@ -91,7 +117,9 @@ describe('compressed echoes', () => {
 
 describe('--compress auto', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ compress: 'auto' }); });
+  before(async () => {
+    t = await startTestServer({ compress: 'auto' });
+  });
   after(() => t.close());
 
   it('compresses an echo as Accept-Encoding prefers without the control, and not otherwise', async () => {

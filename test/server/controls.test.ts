@@ -10,7 +10,10 @@ describe('response controls', () => {
   let t: TestServer;
   let nextRandom = 0;
   before(async () => {
-    t = await startTestServer({ maxDelayMs: 2000, maxGeneratedSize: 8 * 1024 * 1024, maxResponseHeaders: 3, healthControl: true }, { random: () => nextRandom });
+    t = await startTestServer(
+      { maxDelayMs: 2000, maxGeneratedSize: 8 * 1024 * 1024, maxResponseHeaders: 3, healthControl: true },
+      { random: () => nextRandom },
+    );
   });
   after(() => t.close());
 
@@ -44,7 +47,9 @@ describe('response controls', () => {
   });
 
   it('adds response headers, repeatable', async () => {
-    const res = await fetch(`${t.url}/?echo_header=X-One:%201&echo_header=X-Tag:%20a`, { headers: { 'X-Echo-Header': 'X-Two: 2' } });
+    const res = await fetch(`${t.url}/?echo_header=X-One:%201&echo_header=X-Tag:%20a`, {
+      headers: { 'X-Echo-Header': 'X-Two: 2' },
+    });
     assert.equal(res.headers.get('x-one'), '1');
     assert.equal(res.headers.get('x-tag'), 'a');
     assert.equal(res.headers.get('x-two'), null, 'the query set the header control, so the header is not mixed in');
@@ -56,7 +61,7 @@ describe('response controls', () => {
     const res = await fetch(`${t.url}/x?echo_status=202&echo_delay=10ms&echo_header=X-A:b&echo_format=json`);
     assert.equal(res.status, 202);
     assert.equal(res.headers.get('x-a'), 'b');
-    assert.equal((await res.json() as { path: string }).path, '/x');
+    assert.equal(((await res.json()) as { path: string }).path, '/x');
   });
 
   it('streams a generated body of the asked size', async () => {
@@ -101,7 +106,11 @@ describe('response controls', () => {
       assert.match(res.headers.get('content-type')!, /^text\/plain/);
     }
     const body = '<script>alert(1)</script>';
-    const res = await fetch(`${t.url}/?echo_format=html`, { method: 'POST', body, headers: { 'content-type': 'text/html' } });
+    const res = await fetch(`${t.url}/?echo_format=html`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'text/html' },
+    });
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.ok(!(await res.text()).includes(body));
   });
@@ -130,7 +139,11 @@ describe('controls switched off', () => {
       const text = await res.text();
       assert.match(text, /echo_status/);
       assert.match(text, /"X-Echo-Status":\["500"\]/);
-      assert.equal((await fetch(`${t.url}/?echo_format=json`)).headers.get('content-type'), 'application/json; charset=utf-8', 'format is not a control');
+      assert.equal(
+        (await fetch(`${t.url}/?echo_format=json`)).headers.get('content-type'),
+        'application/json; charset=utf-8',
+        'format is not a control',
+      );
     } finally {
       await t.close();
     }
@@ -152,7 +165,14 @@ describe('controls switched off', () => {
 describe('unexpected errors', () => {
   it('answer 500, are logged, and never take the server down, on every path', async () => {
     // The weighted status choice calls the injected random source; make it fail.
-    const t = await startTestServer({}, { random: () => { throw new Error('boom'); } });
+    const t = await startTestServer(
+      {},
+      {
+        random: () => {
+          throw new Error('boom');
+        },
+      },
+    );
     try {
       const cases: [string, RequestInit][] = [
         ['/?echo_status=200:1,503:1', {}],
@@ -185,12 +205,18 @@ function answerStatus(t: TestServer, answer: Answer, query: string): Promise<num
     return res.status;
   };
   switch (answer) {
-    case 'HTTP/1.1': return viaFetch('/t', 'text/plain');
-    case 'HTTP/2': return h2request(t.url, `/t?${query}`).then((r) => r.status);
-    case 'HTML': return viaFetch('/t', 'text/html');
-    case 'SSE': return viaFetch('/t', 'text/event-stream');
-    case 'probes': return viaFetch('/livez', '*/*');
-    case 'WebSocket': return upgradeStatus(`${t.url.replace('http', 'ws')}/t?${query}`);
+    case 'HTTP/1.1':
+      return viaFetch('/t', 'text/plain');
+    case 'HTTP/2':
+      return h2request(t.url, `/t?${query}`).then((r) => r.status);
+    case 'HTML':
+      return viaFetch('/t', 'text/html');
+    case 'SSE':
+      return viaFetch('/t', 'text/event-stream');
+    case 'probes':
+      return viaFetch('/livez', '*/*');
+    case 'WebSocket':
+      return upgradeStatus(`${t.url.replace('http', 'ws')}/t?${query}`);
   }
 }
 
@@ -216,7 +242,9 @@ function describeValues(values: readonly string[]): string {
 
 describe('the controls table, through a real server', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ ...TABLE_LIMITS, healthControl: true, sseCount: 0 }); });
+  before(async () => {
+    t = await startTestServer({ ...TABLE_LIMITS, healthControl: true, sseCount: 0 });
+  });
   after(() => t.close());
 
   for (const spec of CONTROLS) {
@@ -225,7 +253,10 @@ describe('the controls table, through a real server', () => {
         const res = await fetch(`${t.url}/?${queryOf(spec, values)}`);
         assert.equal(res.status, 400);
         assert.ok((await res.text()).startsWith(`invalid ${spec.query}: `));
-        const raw = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`);
+        const raw = await rawRequest(
+          t.port,
+          `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`,
+        );
         assert.match(raw, /^HTTP\/1\.1 400 /);
         assert.ok(raw.includes(`\r\n\r\ninvalid ${spec.header}: `), raw);
       });
@@ -252,7 +283,9 @@ describe('the controls table, through a real server', () => {
 
 describe('with --no-controls', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ ...TABLE_LIMITS, controls: false, healthControl: true }); });
+  before(async () => {
+    t = await startTestServer({ ...TABLE_LIMITS, controls: false, healthControl: true });
+  });
   after(() => t.close());
 
   for (const spec of CONTROLS) {
@@ -262,7 +295,10 @@ describe('with --no-controls', () => {
         const res = await fetch(`${t.url}/?${queryOf(spec, values)}`);
         await res.arrayBuffer();
         assert.equal(res.status, expected, describeValues(values));
-        const raw = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`);
+        const raw = await rawRequest(
+          t.port,
+          `GET / HTTP/1.1\r\nHost: h\r\n${headerLinesOf(spec, values)}Connection: close\r\n\r\n`,
+        );
         assert.ok(raw.startsWith(`HTTP/1.1 ${expected} `), raw.slice(0, 200));
       }
     });

@@ -19,7 +19,7 @@ describe('--default-controls', () => {
       assert.equal(mixed.headers.get('x-own'), '1');
       assert.equal(mixed.headers.get('x-default'), null, 'its own echo_header replaces the default one');
       assert.equal((await fetch(`${t.url}/livez`)).status, 200, 'not the probes');
-      const version = await (await fetch(`${t.url}/version`)).json() as Record<string, unknown>;
+      const version = (await (await fetch(`${t.url}/version`)).json()) as Record<string, unknown>;
       assert.equal(version.defaultControls, 'echo_status=418&echo_header=X-Default:yes');
     } finally {
       await t.close();
@@ -37,7 +37,14 @@ describe('--default-controls', () => {
   });
 
   it('is shown in the startup line, and a bad one exits 2 with a clear message', async () => {
-    const good = await runCli(['--port', '0', '--host', '127.0.0.1', '--default-controls', 'echo_status=503:1,200:9&echo_delay=20ms']);
+    const good = await runCli([
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--default-controls',
+      'echo_status=503:1,200:9&echo_delay=20ms',
+    ]);
     assert.equal(good.code, 0, good.err);
     assert.equal(good.config?.defaultControls, 'echo_status=503:1,200:9&echo_delay=20ms');
     for (const [value, message] of [

@@ -8,16 +8,26 @@ import { EchoClient } from '../grpc-client.ts';
 import { startTestServer, type TestServer } from '../helpers.ts';
 
 /** An HTTP/2 request: the status, the head and the body's length. */
-function h2get(origin: string, path: string): Promise<{ status: number; headers: Record<string, unknown>; bytes: number }> {
+function h2get(
+  origin: string,
+  path: string,
+): Promise<{ status: number; headers: Record<string, unknown>; bytes: number }> {
   return new Promise((resolve, reject) => {
     const session = h2connect(origin);
     session.on('error', reject);
     const req = session.request({ ':path': path });
     let headers: Record<string, unknown> = {};
     let bytes = 0;
-    req.on('response', (h) => { headers = h; });
-    req.on('data', (c: Buffer) => { bytes += c.length; });
-    req.on('end', () => { session.close(); resolve({ status: Number(headers[':status']), headers, bytes }); });
+    req.on('response', (h) => {
+      headers = h;
+    });
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+    });
+    req.on('end', () => {
+      session.close();
+      resolve({ status: Number(headers[':status']), headers, bytes });
+    });
     req.on('error', reject);
     req.end();
   });
@@ -46,7 +56,11 @@ describe('delay and size distributions', () => {
   });
 
   it('spreads a delay by its jitter, either side of the value', async () => {
-    for (const [random, chosen] of [[0, '50'], [0.5, '100'], [0.999, '150']] as const) {
+    for (const [random, chosen] of [
+      [0, '50'],
+      [0.5, '100'],
+      [0.999, '150'],
+    ] as const) {
       nextRandom = random;
       const res = await fetch(`${t.url}/`, { headers: { 'X-Echo-Delay': '100ms~50ms' } });
       await res.text();
@@ -98,7 +112,9 @@ describe('delay and size distributions', () => {
     const c = new EchoClient(`127.0.0.1:${t.port}`);
     try {
       nextRandom = 0.9;
-      const { response, error, headers } = await c.echo(Buffer.from('x'), { metadata: { 'x-echo-delay': '1ms:1,30ms:1', 'x-echo-size': '10:1,20:1' } });
+      const { response, error, headers } = await c.echo(Buffer.from('x'), {
+        metadata: { 'x-echo-delay': '1ms:1,30ms:1', 'x-echo-size': '10:1,20:1' },
+      });
       assert.equal(error, null);
       assert.equal(response!.payload!.data.length, 20);
       assert.deepEqual(headers!.get('x-echo-chosen-delay'), ['30']);

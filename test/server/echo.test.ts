@@ -7,11 +7,16 @@ import { UUID_V4, rawRequest, startTestServer, type TestServer } from '../helper
 
 describe('echo over HTTP/1.1', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxEchoBody: 16, trustedProxies: new NetworkSet(['loopback']) }); });
+  before(async () => {
+    t = await startTestServer({ maxEchoBody: 16, trustedProxies: new NetworkSet(['loopback']) });
+  });
   after(() => t.close());
 
-  it('answers any path and method with the article\'s six lines first', async () => {
-    const res = await rawRequest(t.port, 'GET /any/path?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\nConnection: close\r\n\r\n');
+  it("answers any path and method with the article's six lines first", async () => {
+    const res = await rawRequest(
+      t.port,
+      'GET /any/path?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\nConnection: close\r\n\r\n',
+    );
     const [head = '', body = ''] = res.split('\r\n\r\n');
     assert.match(head, /^HTTP\/1\.1 200 OK/);
     assert.match(head, /Content-Type: text\/plain; charset=utf-8/);
@@ -30,7 +35,7 @@ describe('echo over HTTP/1.1', () => {
     it(`echoes ${method}`, async () => {
       const res = await fetch(`${t.url}/m`, { method, headers: { accept: 'application/json' } });
       assert.equal(res.status, 200);
-      assert.equal((await res.json() as { method: string }).method, method);
+      assert.equal(((await res.json()) as { method: string }).method, method);
     });
   }
 
@@ -43,26 +48,67 @@ describe('echo over HTTP/1.1', () => {
 
   it('keeps header order, letter case and repeats; prints content length in decimal', async () => {
     const body = 'x'.repeat(26);
-    const res = await rawRequest(t.port, `POST / HTTP/1.1\r\nHost: h\r\nX-Mixed-CASE: 1\r\nx-dup: a\r\nAccept: application/json\r\nx-dup: b\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    const res = await rawRequest(
+      t.port,
+      `POST / HTTP/1.1\r\nHost: h\r\nX-Mixed-CASE: 1\r\nx-dup: a\r\nAccept: application/json\r\nx-dup: b\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
     const echo = JSON.parse(res.split('\r\n\r\n')[1]!) as Record<string, unknown>;
-    assert.deepEqual(echo.headers, { Host: ['h'], 'X-Mixed-CASE': ['1'], 'x-dup': ['a', 'b'], Accept: ['application/json'], 'Content-Length': ['26'], Connection: ['close'] });
-    assert.deepEqual((echo.rawHeaders as string[][]).map(([n]) => n), ['Host', 'X-Mixed-CASE', 'x-dup', 'Accept', 'x-dup', 'Content-Length', 'Connection']);
+    assert.deepEqual(echo.headers, {
+      Host: ['h'],
+      'X-Mixed-CASE': ['1'],
+      'x-dup': ['a', 'b'],
+      Accept: ['application/json'],
+      'Content-Length': ['26'],
+      Connection: ['close'],
+    });
+    assert.deepEqual(
+      (echo.rawHeaders as string[][]).map(([n]) => n),
+      ['Host', 'X-Mixed-CASE', 'x-dup', 'Accept', 'x-dup', 'Content-Length', 'Connection'],
+    );
     assert.equal(echo.contentLength, 26);
   });
 
   it('reports -1 for a chunked body of unknown length, with the real byte count', async () => {
-    const res = await rawRequest(t.port, 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
-    const echo = JSON.parse(res.split('\r\n\r\n')[1]!) as { contentLength: number; body: { bytes: number; data: string } };
+    const res = await rawRequest(
+      t.port,
+      'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+    );
+    const echo = JSON.parse(res.split('\r\n\r\n')[1]!) as {
+      contentLength: number;
+      body: { bytes: number; data: string };
+    };
     assert.equal(echo.contentLength, -1);
     assert.equal(echo.body.bytes, 11);
     assert.equal(echo.body.data, 'hello world');
   });
 
   it('serves documented JSON fields', async () => {
-    const res = await fetch(`${t.url}/p/a%20th?a=1&a=2&b=x`, { headers: { accept: 'application/json', cookie: 'sid=abc; theme=dark' } });
+    const res = await fetch(`${t.url}/p/a%20th?a=1&a=2&b=x`, {
+      headers: { accept: 'application/json', cookie: 'sid=abc; theme=dark' },
+    });
     assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
-    const e = await res.json() as Record<string, unknown>;
-    assert.deepEqual(Object.keys(e), ['remoteAddr', 'method', 'requestURI', 'proto', 'contentLength', 'headers', 'pseudoHeaders', 'rawHeaders', 'path', 'query', 'cookies', 'body', 'client', 'requestId', 'server', 'env', 'tls', 'proxy', 'trace']);
+    const e = (await res.json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(e), [
+      'remoteAddr',
+      'method',
+      'requestURI',
+      'proto',
+      'contentLength',
+      'headers',
+      'pseudoHeaders',
+      'rawHeaders',
+      'path',
+      'query',
+      'cookies',
+      'body',
+      'client',
+      'requestId',
+      'server',
+      'env',
+      'tls',
+      'proxy',
+      'trace',
+    ]);
     assert.equal(e.path, '/p/a th');
     assert.equal(e.requestURI, '/p/a%20th?a=1&a=2&b=x');
     assert.deepEqual(e.query, { a: ['1', '2'], b: ['x'] });
@@ -72,14 +118,22 @@ describe('echo over HTTP/1.1', () => {
   });
 
   it('echoes text bodies as UTF-8, cut at the echo limit with the real count', async () => {
-    const res = await fetch(`${t.url}/`, { method: 'POST', body: 'abcdefghijklmnopqrstuvwxyz', headers: { accept: 'application/json' } });
-    const { body } = await res.json() as { body: Record<string, unknown> };
+    const res = await fetch(`${t.url}/`, {
+      method: 'POST',
+      body: 'abcdefghijklmnopqrstuvwxyz',
+      headers: { accept: 'application/json' },
+    });
+    const { body } = (await res.json()) as { body: Record<string, unknown> };
     assert.deepEqual(body, { bytes: 26, truncated: true, encoding: 'utf8', data: 'abcdefghijklmnop' });
   });
 
   it('echoes binary bodies as base64', async () => {
-    const res = await fetch(`${t.url}/`, { method: 'POST', body: new Uint8Array([0, 1, 2, 255]), headers: { accept: 'application/json' } });
-    const { body } = await res.json() as { body: Record<string, unknown> };
+    const res = await fetch(`${t.url}/`, {
+      method: 'POST',
+      body: new Uint8Array([0, 1, 2, 255]),
+      headers: { accept: 'application/json' },
+    });
+    const { body } = (await res.json()) as { body: Record<string, unknown> };
     assert.deepEqual(body, { bytes: 4, truncated: false, encoding: 'base64', data: 'AAEC/w==' });
   });
 
@@ -103,7 +157,10 @@ describe('echo over HTTP/1.1', () => {
   it('derives the client IP from forwarding headers of a trusted peer, keeping the chain', async () => {
     const res = await fetch(`${t.url}/`, { headers: { 'x-forwarded-for': '203.0.113.9, 127.0.0.1' } });
     const text = await res.text();
-    assert.match(text, /^ClientIP: 203\.0\.113\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1; trusted header x-forwarded-for\)$/m);
+    assert.match(
+      text,
+      /^ClientIP: 203\.0\.113\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1; trusted header x-forwarded-for\)$/m,
+    );
     assert.match(text, /^X-Forwarded-For: "203\.0\.113\.9, 127\.0\.0\.1"$/m);
   });
 
@@ -154,9 +211,13 @@ describe('echo of addresses and identity', () => {
       const text = await new Promise<string>((resolve, reject) => {
         request({ host: '::1', port: t.port, path: '/' }, (res) => {
           let s = '';
-          res.on('data', (c: Buffer) => { s += c.toString(); });
+          res.on('data', (c: Buffer) => {
+            s += c.toString();
+          });
           res.on('end', () => resolve(s));
-        }).on('error', reject).end();
+        })
+          .on('error', reject)
+          .end();
       });
       assert.match(text, /^RemoteAddr: \[::1\]:\d+$/m);
     } finally {
@@ -177,7 +238,7 @@ describe('echo of addresses and identity', () => {
   it('leaves identity out when turned off', async () => {
     const t = await startTestServer({ identity: false });
     try {
-      const e = await (await fetch(`${t.url}/?echo_format=json`)).json() as { server: unknown };
+      const e = (await (await fetch(`${t.url}/?echo_format=json`)).json()) as { server: unknown };
       assert.equal(e.server, null);
       assert.doesNotMatch(await (await fetch(t.url)).text(), /Hostname:/);
     } finally {
@@ -195,7 +256,7 @@ describe('echo of addresses and identity', () => {
     }
     const on = await startTestServer({ echoEnv: ['APP_*', 'POD_NAME'] }, { env });
     try {
-      const e = await (await fetch(`${on.url}/?echo_format=json`)).json() as { env: unknown };
+      const e = (await (await fetch(`${on.url}/?echo_format=json`)).json()) as { env: unknown };
       assert.deepEqual(e.env, { APP_COLOR: 'blue', APP_SIZE: 'L', POD_NAME: 'p-1' });
     } finally {
       await on.close();

@@ -7,12 +7,15 @@ import { requireTool, runTool, startTestServer, type TestServer } from '../helpe
 
 describe('echo_fail_first', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ maxDelayMs: 5000 }); });
+  before(async () => {
+    t = await startTestServer({ maxDelayMs: 5000 });
+  });
   after(() => t.close());
 
   it('four requests with echo_status=503&echo_fail_first=2 and one key give 503 503 200 200', async () => {
     const got = [];
-    for (let i = 0; i < 4; i++) got.push((await fetch(`${t.url}/?echo_status=503&echo_fail_first=2&echo_key=four`)).status);
+    for (let i = 0; i < 4; i++)
+      got.push((await fetch(`${t.url}/?echo_status=503&echo_fail_first=2&echo_key=four`)).status);
     assert.deepEqual(got, [503, 503, 200, 200]);
     // Another key counts apart.
     assert.equal((await fetch(`${t.url}/?echo_status=503&echo_fail_first=2&echo_key=other`)).status, 503);
@@ -34,12 +37,19 @@ describe('echo_fail_first', () => {
     for (let i = 0; i < 3; i++) codes.push((await runTool('curl', ['-s', '-o', '/dev/null', url])).code);
     assert.deepEqual(codes, [56, 56, 0]);
     const lines = t.logs.messages('request').filter((l) => String(l.uri).includes('echo_key=faults'));
-    assert.deepEqual(lines.map((l) => l.fault ?? null), ['reset', 'reset', null]);
+    assert.deepEqual(
+      lines.map((l) => l.fault ?? null),
+      ['reset', 'reset', null],
+    );
   });
 
   it('refuses a bad count or key with 400 naming the control', async () => {
-    for (const [q, re] of [['echo_fail_first=-1', /invalid echo_fail_first/], ['echo_fail_first=1001', /invalid echo_fail_first/],
-      ['echo_fail_first=1&echo_key=a%20b', /invalid echo_key/], [`echo_fail_first=1&echo_key=${'k'.repeat(129)}`, /invalid echo_key/]] as const) {
+    for (const [q, re] of [
+      ['echo_fail_first=-1', /invalid echo_fail_first/],
+      ['echo_fail_first=1001', /invalid echo_fail_first/],
+      ['echo_fail_first=1&echo_key=a%20b', /invalid echo_key/],
+      [`echo_fail_first=1&echo_key=${'k'.repeat(129)}`, /invalid echo_key/],
+    ] as const) {
       const res = await fetch(`${t.url}/?${q}`);
       assert.equal(res.status, 400, q);
       assert.match(await res.text(), re);

@@ -42,7 +42,10 @@ describe('shutdown a load balancer can follow', () => {
     }
     assert.ok(performance.now() - start < 1500, 'those answers came within the delay');
     assert.equal(await stopping, true);
-    assert.ok(performance.now() - start >= 1490, `stopped accepting only after the delay (${Math.round(performance.now() - start)} ms)`);
+    assert.ok(
+      performance.now() - start >= 1490,
+      `stopped accepting only after the delay (${Math.round(performance.now() - start)} ms)`,
+    );
     await assert.rejects(fetch(t.url), 'no new connections after the delay');
     assert.equal(t.logs.messages('shutdown delay: still serving, readiness failed').length, 1);
   });
@@ -50,9 +53,16 @@ describe('shutdown a load balancer can follow', () => {
   it('keeps the connections of a trusted proxy alive during the delay, and closes them with the drain', async () => {
     // A reverse proxy balances per request: told to close, it would only reconnect to
     // this replica, and a connection reaching the listener as it closes is reset.
-    const t = await startTestServer({ shutdownDelayMs: 800, drainTimeoutMs: 3000, trustedProxies: new NetworkSet(['127.0.0.1/32']) });
+    const t = await startTestServer({
+      shutdownDelayMs: 800,
+      drainTimeoutMs: 3000,
+      trustedProxies: new NetworkSet(['127.0.0.1/32']),
+    });
     const stopping = t.server.shutdown();
-    const during = await rawRequest(t.port, 'GET /during-delay HTTP/1.1\r\nHost: t\r\n\r\n', { timeoutMs: 3000, until: responseComplete });
+    const during = await rawRequest(t.port, 'GET /during-delay HTTP/1.1\r\nHost: t\r\n\r\n', {
+      timeoutMs: 3000,
+      until: responseComplete,
+    });
     assert.equal(statusOf(during), 200);
     assert.doesNotMatch(during, /\r\nConnection: close\r\n/i, 'kept alive for the trusted proxy during the delay');
     const late = get(t.port, '/?echo_delay=1200ms');
@@ -88,7 +98,8 @@ describe('shutdown a load balancer can follow', () => {
 
   it('the real binary: SIGTERM with --shutdown-delay serves on, then exits 0', async () => {
     const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.1', '--shutdown-delay', '800ms'], {
-      env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'],
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     const exit = once(child, 'exit') as Promise<[number | null]>;
     const lines: Record<string, unknown>[] = [];

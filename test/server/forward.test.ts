@@ -9,15 +9,39 @@ import { freePort, startTestServer, type TestServer } from '../helpers.ts';
 const allow = (...entries: string[]) => ({ forwardAllow: parseAllowList(entries) });
 const named = (hostname: string) => ({ identity: { hostname, addresses: [] } });
 
-interface TargetEcho { path: string; requestId: string; headers: unknown; trace: { traceId: string; parentId: string } }
-interface Forwarded { server: { hostname: string }; traceId: string; calls: Call[]; summary: { ok: number } }
-interface Call { status: number; replica: string; spanId: string; echo: TargetEcho & Forwarded }
+interface TargetEcho {
+  path: string;
+  requestId: string;
+  headers: unknown;
+  trace: { traceId: string; parentId: string };
+}
+interface Forwarded {
+  server: { hostname: string };
+  traceId: string;
+  calls: Call[];
+  summary: { ok: number };
+}
+interface Call {
+  status: number;
+  replica: string;
+  spanId: string;
+  echo: TargetEcho & Forwarded;
+}
 
-async function forward(from: TestServer, url: string, query = '', headers: Record<string, string> = {}): Promise<{ status: number; text: string; json: Forwarded }> {
+async function forward(
+  from: TestServer,
+  url: string,
+  query = '',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string; json: Forwarded }> {
   const res = await fetch(`${from.url}/forward?url=${encodeURIComponent(url)}${query}`, { headers });
   const text = await res.text();
   let json: unknown = null;
-  try { json = JSON.parse(text); } catch { /* a refusal is plain text */ }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* a refusal is plain text */
+  }
   return { status: res.status, text, json: json as Forwarded };
 }
 
@@ -27,7 +51,7 @@ describe('GET /forward', () => {
     try {
       const res = await fetch(`${t.url}/forward?url=http://127.0.0.1:1/`, { headers: { accept: 'application/json' } });
       assert.equal(res.status, 200);
-      const echo = await res.json() as { path: string; server: { hostname: string } };
+      const echo = (await res.json()) as { path: string; server: { hostname: string } };
       assert.equal(echo.path, '/forward');
       assert.equal(echo.server.hostname, 'test-host');
     } finally {
@@ -58,14 +82,26 @@ describe('GET /forward', () => {
     const broad = await startTestServer(allow('0.0.0.0/0', '::/0', 'localhost'));
     const meta = await startTestServer(allow('169.254.0.0/16'));
     try {
-      assert.equal((await forward(broad, `http://127.0.0.1:${target.port}/`)).status, 403, '0.0.0.0/0 does not grant loopback');
-      assert.equal((await forward(broad, `http://localhost:${target.port}/`)).status, 403, 'a name entry never grants loopback');
+      assert.equal(
+        (await forward(broad, `http://127.0.0.1:${target.port}/`)).status,
+        403,
+        '0.0.0.0/0 does not grant loopback',
+      );
+      assert.equal(
+        (await forward(broad, `http://localhost:${target.port}/`)).status,
+        403,
+        'a name entry never grants loopback',
+      );
       const metadata = await forward(broad, 'http://169.254.169.254/latest/meta-data/');
       assert.equal(metadata.status, 403);
       assert.match(metadata.text, /metadata/);
       assert.equal((await forward(broad, 'http://[fd00:ec2::254]/')).status, 403);
       assert.equal((await forward(broad, 'http://100.100.100.200/')).status, 403);
-      assert.equal((await forward(meta, 'http://169.254.169.254/')).status, 403, 'the link-local block is not the exact address');
+      assert.equal(
+        (await forward(meta, 'http://169.254.169.254/')).status,
+        403,
+        'the link-local block is not the exact address',
+      );
     } finally {
       await Promise.all([target.close(), broad.close(), meta.close()]);
     }
@@ -92,7 +128,10 @@ describe('GET /forward', () => {
   });
 
   it('refuses count and qps over their settings (400), and requests over --forward-max-concurrency (503)', async () => {
-    const target = await startTestServer({ ...allow('127.0.0.1'), forwardMaxCount: 3, forwardMaxQps: 5, forwardMaxConcurrency: 1 }, named('t'));
+    const target = await startTestServer(
+      { ...allow('127.0.0.1'), forwardMaxCount: 3, forwardMaxQps: 5, forwardMaxConcurrency: 1 },
+      named('t'),
+    );
     try {
       const url = `http://127.0.0.1:${target.port}/`;
       const count = await forward(target, url, '&count=4');
@@ -120,13 +159,15 @@ describe('GET /forward', () => {
     }
   });
 
-  it('makes two calls whose target saw the caller\'s trace id and request id, and forwards b3 headers', async () => {
+  it("makes two calls whose target saw the caller's trace id and request id, and forwards b3 headers", async () => {
     const c = await startTestServer({}, named('c'));
     const a = await startTestServer(allow('127.0.0.1'), named('a'));
     try {
       const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
       const r = await forward(a, `http://127.0.0.1:${c.port}/x`, '&count=2', {
-        traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': 'fwd-test-1', 'x-b3-sampled': '1',
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+        'x-request-id': 'fwd-test-1',
+        'x-b3-sampled': '1',
       });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.traceId, traceId);

@@ -7,7 +7,14 @@ import { rawRequest, startTestServer, waitFor, type TestServer } from '../helper
 describe('limits and timeouts', () => {
   let t: TestServer;
   before(async () => {
-    t = await startTestServer({ maxBodySize: 1024, maxHeaderSize: 2048, headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, maxConnections: 20 });
+    t = await startTestServer({
+      maxBodySize: 1024,
+      maxHeaderSize: 2048,
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 600,
+      keepAliveTimeoutMs: 300,
+      maxConnections: 20,
+    });
   });
   after(() => t.close());
 
@@ -37,7 +44,7 @@ describe('limits and timeouts', () => {
     assert.match(res, /--max-header-size/);
   });
 
-  it('accepts headers above Node\'s old 16 KiB default when configured', async () => {
+  it("accepts headers above Node's old 16 KiB default when configured", async () => {
     const big = await startTestServer();
     try {
       const res = await fetch(big.url, { headers: { 'x-big': 'a'.repeat(30_000) } });
@@ -86,7 +93,9 @@ describe('limits and timeouts', () => {
       const length = Number(/\r\nContent-Length: (\d+)\r\n/i.exec(received)?.[1]);
       if (answeredAt === 0 && head >= 0 && received.length - head - 4 === length) answeredAt = performance.now();
     });
-    socket.on('close', () => { closedAt = performance.now(); });
+    socket.on('close', () => {
+      closedAt = performance.now();
+    });
     socket.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
     await waitFor(() => closedAt > 0, 3000, 'the idle connection closed');
     assert.match(received, /^HTTP\/1\.1 200 /);
@@ -103,11 +112,18 @@ describe('limits and timeouts', () => {
     try {
       // An answer on each proves the server accepted and counts both (a client's
       // 'connect' only says the kernel completed the handshake).
-      await Promise.all(sockets.map((s) => new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.once('data', (c: Buffer) => (/^HTTP\/1\.1 200 /.test(c.toString('latin1')) ? resolve() : reject(new Error(c.toString('latin1')))));
-        s.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
-      })));
+      await Promise.all(
+        sockets.map(
+          (s) =>
+            new Promise<void>((resolve, reject) => {
+              s.once('error', reject);
+              s.once('data', (c: Buffer) =>
+                /^HTTP\/1\.1 200 /.test(c.toString('latin1')) ? resolve() : reject(new Error(c.toString('latin1'))),
+              );
+              s.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
+            }),
+        ),
+      );
       const res = await rawRequest(small.port, 'GET / HTTP/1.1\r\nHost: h\r\n\r\n', 1000);
       assert.equal(res, '', 'third connection is closed without an answer');
       const refused = small.logs.messages('connection refused: --max-connections reached');
@@ -125,9 +141,17 @@ describe('an early answer is not lost to a reset (lingering close)', () => {
   // A client (nginx is one) that sends the whole body before it reads the answer
   // gets a reset, and never sees the answer, if the server closes with body unread.
   for (const [name, head, tls] of [
-    ['a declared oversized body (413)', (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`, false],
+    [
+      'a declared oversized body (413)',
+      (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`,
+      false,
+    ],
     ['a chunked oversized body (413)', () => 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n', false],
-    ['a declared oversized body over TLS (413)', (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`, true],
+    [
+      'a declared oversized body over TLS (413)',
+      (n: number) => `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n`,
+      true,
+    ],
   ] as const) {
     it(`reads and discards the rest of ${name}, then closes cleanly`, async () => {
       const t = await startTestServer({ maxBodySize: 64 * 1024, ...(tls ? { https: true, httpsPort: 0 } : {}) });
@@ -136,18 +160,34 @@ describe('an early answer is not lost to a reset (lingering close)', () => {
         const chunked = head(0).includes('chunked');
         const body = Buffer.alloc(size, 'x');
         const payload = chunked
-          ? Buffer.concat([Buffer.from(head(size)), Buffer.from(`${size.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')])
+          ? Buffer.concat([
+              Buffer.from(head(size)),
+              Buffer.from(`${size.toString(16)}\r\n`),
+              body,
+              Buffer.from('\r\n0\r\n\r\n'),
+            ])
           : Buffer.concat([Buffer.from(head(size)), body]);
         const outcome = await new Promise<{ received: string; error: string | null; ended: boolean }>((resolve) => {
           const s = tls
-            ? tlsConnect({ port: t.server.listener.httpsAddress!.port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+            ? tlsConnect({
+                port: t.server.listener.httpsAddress!.port,
+                host: '127.0.0.1',
+                rejectUnauthorized: false,
+                ALPNProtocols: ['http/1.1'],
+              })
             : connect({ port: t.port, host: '127.0.0.1' });
           let received = '';
           let error: string | null = null;
           let ended = false;
-          s.on('data', (c: Buffer) => { received += c.toString('latin1'); });
-          s.on('end', () => { ended = true; });
-          s.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; });
+          s.on('data', (c: Buffer) => {
+            received += c.toString('latin1');
+          });
+          s.on('end', () => {
+            ended = true;
+          });
+          s.on('error', (err: NodeJS.ErrnoException) => {
+            error = err.code ?? err.message;
+          });
           s.on('close', () => resolve({ received, error, ended }));
           // Everything is written before anything is read, as a buffering proxy does.
           s.write(payload, () => s.end());
@@ -169,12 +209,18 @@ describe('an early answer is not lost to a reset (lingering close)', () => {
       const s = connect({ port: t.port, host: '127.0.0.1', allowHalfOpen: true });
       let received = '';
       let closed = false;
-      s.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+      s.on('data', (c: Buffer) => {
+        received += c.toString('latin1');
+      });
       s.on('error', () => {});
-      s.on('close', () => { closed = true; });
+      s.on('close', () => {
+        closed = true;
+      });
       s.write('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n');
       const chunk = `${(16 * 1024).toString(16)}\r\n${'x'.repeat(16 * 1024)}\r\n`;
-      const pump = setInterval(() => { if (!closed) s.write(chunk); }, 10);
+      const pump = setInterval(() => {
+        if (!closed) s.write(chunk);
+      }, 10);
       try {
         await waitFor(() => closed, 8000, 'the server closed the lingering connection');
       } finally {

@@ -4,7 +4,9 @@ import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 describe('operations endpoints', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    t = await startTestServer();
+  });
   after(() => t.close());
 
   it('serves liveness and readiness as plain text, not echoed', async () => {
@@ -18,7 +20,7 @@ describe('operations endpoints', () => {
 
   it('serves version and build info', async () => {
     const res = await fetch(`${t.url}/version`);
-    const info = await res.json() as Record<string, unknown>;
+    const info = (await res.json()) as Record<string, unknown>;
     assert.equal(info.name, 'echo-server');
     assert.match(info.version as string, /^\d+\.\d+\.\d+/);
     assert.equal(info.node, process.version);
@@ -49,7 +51,10 @@ describe('operations endpoints', () => {
     // is answered every line that will ever exist for these requests is there.
     await waitFor(() => t.logs.messages('request').length > before);
     const lines = t.logs.messages('request').slice(before);
-    assert.deepEqual(lines.map((l) => l.uri), ['/logged']);
+    assert.deepEqual(
+      lines.map((l) => l.uri),
+      ['/logged'],
+    );
   });
 
   it('moves endpoints to configured paths and disables empty ones', async () => {
@@ -78,10 +83,32 @@ describe('access log', () => {
   it('writes one JSON line per request with the documented fields, and never the body', async () => {
     const t = await startTestServer();
     try {
-      const answer = await (await fetch(`${t.url}/x?y=1`, { method: 'POST', body: 'secret-body', headers: { 'user-agent': 'ua/1', 'x-request-id': 'rid-1' } })).text();
+      const answer = await (
+        await fetch(`${t.url}/x?y=1`, {
+          method: 'POST',
+          body: 'secret-body',
+          headers: { 'user-agent': 'ua/1', 'x-request-id': 'rid-1' },
+        })
+      ).text();
       await waitFor(() => t.logs.messages('request').length === 1);
       const line = t.logs.messages('request')[0]!;
-      assert.deepEqual(Object.keys(line).sort(), ['bytesIn', 'bytesOut', 'clientIp', 'durationMs', 'level', 'method', 'msg', 'reqId', 'status', 'time', 'uri', 'userAgent'].sort());
+      assert.deepEqual(
+        Object.keys(line).sort(),
+        [
+          'bytesIn',
+          'bytesOut',
+          'clientIp',
+          'durationMs',
+          'level',
+          'method',
+          'msg',
+          'reqId',
+          'status',
+          'time',
+          'uri',
+          'userAgent',
+        ].sort(),
+      );
       assert.equal(line.level, 'info');
       assert.equal(line.reqId, 'rid-1');
       assert.equal(line.method, 'POST');

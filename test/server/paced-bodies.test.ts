@@ -19,8 +19,14 @@ describe('bodies sent at a rate', () => {
 
   it('curl: 300 KiB at 100 KiB/s takes about 3 s and arrives whole', async (ctx) => {
     if (!requireTool(ctx, 'curl')) return;
-    const r = await runTool('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}',
-      `${t.url}/?echo_size=300KiB&echo_rate=100KiB`]);
+    const r = await runTool('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download} %{time_total}',
+      `${t.url}/?echo_size=300KiB&echo_rate=100KiB`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const [code, size, seconds] = r.stdout.split(' ');
     assert.equal(code, '200');
@@ -38,7 +44,9 @@ describe('bodies sent at a rate', () => {
       arrivals.push({ at: performance.now() - start, bytes: d.length });
       text += d.toString('latin1');
     });
-    sock.write(`POST /?echo_rate=1000&echo_format=json HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    sock.write(
+      `POST /?echo_rate=1000&echo_format=json HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
     await new Promise((resolve) => sock.once('close', resolve));
     assert.match(text, /^HTTP\/1\.1 200 /);
     const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)![1]);
@@ -57,8 +65,12 @@ describe('bodies sent at a rate', () => {
         const req = session.request({ ':path': '/?echo_size=20KiB&echo_rate=10KiB' });
         let status = 0;
         let bytes = 0;
-        req.on('response', (h) => { status = Number(h[':status']); });
-        req.on('data', (c: Buffer) => { bytes += c.length; });
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('data', (c: Buffer) => {
+          bytes += c.length;
+        });
         req.on('end', () => resolve({ status, bytes }));
         req.on('error', reject);
         req.end();
@@ -73,7 +85,11 @@ describe('bodies sent at a rate', () => {
 
   it('refuses a rate that would take past --max-delay, with any delay, naming the control', async () => {
     for (const [path, headers, pattern] of [
-      ['/?echo_size=1MiB&echo_rate=1KiB', {}, /^invalid echo_rate: 1024 bytes per second takes .* over the maximum of 10s \(--max-delay\)/],
+      [
+        '/?echo_size=1MiB&echo_rate=1KiB',
+        {},
+        /^invalid echo_rate: 1024 bytes per second takes .* over the maximum of 10s \(--max-delay\)/,
+      ],
       ['/?echo_size=10KiB&echo_delay=9s', { 'X-Echo-Rate': '2KiB' }, /^invalid X-Echo-Rate: .* after a delay of 9s/],
       ['/?echo_format=json&echo_rate=10', {}, /^invalid echo_rate: 10 bytes per second takes/],
       ['/?echo_rate=0', {}, /^invalid echo_rate: 0 is below the minimum of 1/],
@@ -124,7 +140,9 @@ describe('bodies sent at a rate', () => {
     const arrivals: { at: number; text: string }[] = [];
     const start = performance.now();
     sock.on('data', (d: Buffer) => arrivals.push({ at: performance.now() - start, text: d.toString('latin1') }));
-    sock.write('GET /?echo_size=3000&echo_chunks=3&echo_chunk_delay=300ms HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+    sock.write(
+      'GET /?echo_size=3000&echo_chunks=3&echo_chunk_delay=300ms HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+    );
     await new Promise((resolve) => sock.once('close', resolve));
     const text = arrivals.map((a) => a.text).join('');
     assert.match(text, /^HTTP\/1\.1 200 /);
@@ -134,7 +152,10 @@ describe('bodies sent at a rate', () => {
     // Each piece in a read of its own, the pauses between them.
     const withData = arrivals.filter((a) => a.text.includes('3e8\r\n'));
     assert.equal(withData.length, 3, 'three reads carry a piece');
-    assert.ok(withData[1]!.at - withData[0]!.at >= 250 && withData[2]!.at - withData[1]!.at >= 250, withData.map((a) => a.at).join(', '));
+    assert.ok(
+      withData[1]!.at - withData[0]!.at >= 250 && withData[2]!.at - withData[1]!.at >= 250,
+      withData.map((a) => a.at).join(', '),
+    );
   });
 
   it('HTTP/2: echo_chunks with X-Echo-Chunk-Delay arrives as separate DATA, apart', async () => {
@@ -159,7 +180,10 @@ describe('bodies sent at a rate', () => {
   it('refuses chunks with a rate, on an event stream, or past --max-delay', async () => {
     for (const [path, pattern] of [
       ['/?echo_chunks=2&echo_rate=1KiB', /^invalid echo_chunks: a body is sent at a rate or in pieces, not both/],
-      ['/?echo_chunks=100&echo_chunk_delay=200ms', /^invalid echo_chunks: 100 pieces 200ms apart take over the maximum of 10s \(--max-delay\)/],
+      [
+        '/?echo_chunks=100&echo_chunk_delay=200ms',
+        /^invalid echo_chunks: 100 pieces 200ms apart take over the maximum of 10s \(--max-delay\)/,
+      ],
       ['/?echo_chunks=3&echo_chunk_delay=2s&echo_delay=7s', /after a delay of 7s take over the maximum/],
       ['/?echo_chunks=1001', /^invalid echo_chunks: 1001 is out of range 1..1000/],
     ] as const) {

@@ -18,7 +18,11 @@ describe('health state sick', () => {
       assert.equal((await fetch(`${t.url}/readyz`)).status, 200);
       const call = await c.echo(undefined, {});
       assert.equal(call.error?.code, grpc.status.UNAVAILABLE);
-      assert.equal((await fetch(`${t.url}/?echo_health=ok`)).status, 200, 'the health control on the echo itself restores');
+      assert.equal(
+        (await fetch(`${t.url}/?echo_health=ok`)).status,
+        200,
+        'the health control on the echo itself restores',
+      );
       assert.equal((await fetch(`${t.url}/`)).status, 200);
       assert.equal((await c.echo(undefined, {})).error, null);
     } finally {
@@ -42,7 +46,8 @@ describe('health state sick', () => {
   it('refuses a --sick-answer that is neither a 5xx status nor a fault', async () => {
     const { SETTINGS } = await import('../../src/config/settings.ts');
     const setting = SETTINGS.find((s) => s.key === 'sickAnswer')!;
-    for (const bad of ['200', '404', 'truncate:1', 'reset:NOPE', 'goaway']) assert.throws(() => setting.parse(bad), bad);
+    for (const bad of ['200', '404', 'truncate:1', 'reset:NOPE', 'goaway'])
+      assert.throws(() => setting.parse(bad), bad);
     assert.equal(setting.parse('reset:refused_stream'), 'reset:REFUSED_STREAM');
   });
 });

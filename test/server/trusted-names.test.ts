@@ -13,10 +13,14 @@ import { startTestServer, type TestServer } from '../helpers.ts';
 function clientIpLine(port: number, localAddress: string, prefix = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect({ port, host: '127.0.0.1', localAddress }, () => {
-      s.write(`${prefix}GET / HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Forwarded-For: 198.51.100.9\r\nConnection: close\r\n\r\n`);
+      s.write(
+        `${prefix}GET / HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nX-Forwarded-For: 198.51.100.9\r\nConnection: close\r\n\r\n`,
+      );
     });
     let got = '';
-    s.on('data', (c: Buffer) => { got += c.toString('latin1'); });
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+    });
     s.on('error', reject);
     s.on('close', () => {
       const line = /^ClientIP: .*$/m.exec(got);
@@ -36,7 +40,10 @@ describe('named trusted-proxy groups', () => {
     loopback = await startTestServer({ trustedProxies: new NetworkSet(['loopback']) });
     // Behind PROXY protocol the peer the trust is judged on is the header's source address.
     privateNets = await startTestServer({ proxyProtocol: ['http'], trustedProxies: new NetworkSet(['private']) });
-    withCgnat = await startTestServer({ proxyProtocol: ['http'], trustedProxies: new NetworkSet(['private', 'cgnat']) });
+    withCgnat = await startTestServer({
+      proxyProtocol: ['http'],
+      trustedProxies: new NetworkSet(['private', 'cgnat']),
+    });
   });
   after(async () => {
     await loopback?.close();
@@ -45,7 +52,10 @@ describe('named trusted-proxy groups', () => {
   });
 
   it('loopback trusts 127.0.0.1', async () => {
-    assert.match(await clientIpLine(loopback.port, '127.0.0.1'), /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1/);
+    assert.match(
+      await clientIpLine(loopback.port, '127.0.0.1'),
+      /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 127\.0\.0\.1/,
+    );
   });
 
   it('loopback does not trust another 127/8 address', async () => {
@@ -53,7 +63,10 @@ describe('named trusted-proxy groups', () => {
   });
 
   it('private trusts RFC 1918 peers', async () => {
-    assert.match(await clientIpLine(privateNets.port, '127.0.0.1', proxyV1('10.1.2.3')), /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 10\.1\.2\.3/);
+    assert.match(
+      await clientIpLine(privateNets.port, '127.0.0.1', proxyV1('10.1.2.3')),
+      /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 10\.1\.2\.3/,
+    );
   });
 
   it('private does not trust carrier-grade NAT space', async () => {
@@ -61,7 +74,10 @@ describe('named trusted-proxy groups', () => {
   });
 
   it('cgnat, named, does', async () => {
-    assert.match(await clientIpLine(withCgnat.port, '127.0.0.1', proxyV1('100.127.255.1')), /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 100\.127\.255\.1/);
+    assert.match(
+      await clientIpLine(withCgnat.port, '127.0.0.1', proxyV1('100.127.255.1')),
+      /^ClientIP: 198\.51\.100\.9 \(x-forwarded-for via trusted peer 100\.127\.255\.1/,
+    );
   });
 
   it('the names are listed in the error for an unknown one', () => {

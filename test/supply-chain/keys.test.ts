@@ -25,12 +25,17 @@ async function keygen(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: n
 
 describe('cosign key format', () => {
   let dir: string;
-  before(async () => { dir = await mkdtemp(join(tmpdir(), 'es11-keys-')); });
-  after(async () => { await rm(dir, { recursive: true, force: true }); });
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'es11-keys-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('decrypts the known-answer vector published with go-securesystemslib (the code cosign uses)', () => {
     // Legacy-strength scrypt (N=32768) + NaCl secretbox, passphrase "supersecret".
-    const vector = '{"kdf":{"name":"scrypt","params":{"N":32768,"r":8,"p":1},"salt":"N9a7x5JFGbrtB2uBR81jPwp0eiLR4A7FV3mjVAQrg1g="},"cipher":{"name":"nacl/secretbox","nonce":"2h8HxMmgRfuYdpswZBQaU3xJ1nkA/5Ik"},"ciphertext":"SEW6sUh0jf2wfdjJGPNS9+bkk2uB+Cxamf32zR8XkQ=="}';
+    const vector =
+      '{"kdf":{"name":"scrypt","params":{"N":32768,"r":8,"p":1},"salt":"N9a7x5JFGbrtB2uBR81jPwp0eiLR4A7FV3mjVAQrg1g="},"cipher":{"name":"nacl/secretbox","nonce":"2h8HxMmgRfuYdpswZBQaU3xJ1nkA/5Ik"},"ciphertext":"SEW6sUh0jf2wfdjJGPNS9+bkk2uB+Cxamf32zR8XkQ=="}';
     assert.equal(decrypt(Buffer.from(vector), 'supersecret').toString(), 'reallyimportant');
     assert.throws(() => decrypt(Buffer.from(vector), 'supersecreT'), /wrong passphrase/);
   });
@@ -47,7 +52,11 @@ describe('cosign key format', () => {
     // The body is the JSON go-securesystemslib writes, in its field order, with cosign's default (standard) scrypt.
     const body = JSON.parse(der.toString()) as Record<string, unknown>;
     assert.deepEqual(Object.keys(body), ['kdf', 'cipher', 'ciphertext']);
-    assert.deepEqual(body.kdf, { name: 'scrypt', params: { N: 65536, r: 8, p: 1 }, salt: (body.kdf as { salt: string }).salt });
+    assert.deepEqual(body.kdf, {
+      name: 'scrypt',
+      params: { N: 65536, r: 8, p: 1 },
+      salt: (body.kdf as { salt: string }).salt,
+    });
     assert.equal(Buffer.from((body.kdf as { salt: string }).salt, 'base64').length, 32);
     assert.equal((body.cipher as { name: string }).name, 'nacl/secretbox');
     assert.equal(Buffer.from((body.cipher as { nonce: string }).nonce, 'base64').length, 24);
@@ -57,7 +66,10 @@ describe('cosign key format', () => {
 
     const key = loadPrivateKey(privatePem, 'correct horse');
     const sig = sign('sha256', Buffer.from('x'), key);
-    assert.ok(verify('sha256', Buffer.from('x'), loadPublicKey(publicPem), sig), 'the private key matches the public key');
+    assert.ok(
+      verify('sha256', Buffer.from('x'), loadPublicKey(publicPem), sig),
+      'the private key matches the public key',
+    );
     assert.throws(() => loadPrivateKey(privatePem, 'wrong horse'), /wrong passphrase/);
   });
 

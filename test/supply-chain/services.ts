@@ -21,20 +21,38 @@ export interface Service {
 }
 
 /** Starts `cmd`, resolves once `ready` matches its output; the match's first group is the port if `portFromLog`. */
-async function startProcess(cmd: string, args: string[], dir: string, ready: RegExp, timeoutMs: number): Promise<{ child: ChildProcess; match: RegExpExecArray; log: () => string }> {
+async function startProcess(
+  cmd: string,
+  args: string[],
+  dir: string,
+  ready: RegExp,
+  timeoutMs: number,
+): Promise<{ child: ChildProcess; match: RegExpExecArray; log: () => string }> {
   const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} did not start within ${timeoutMs} ms:\n${output}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} did not start within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
     const onData = (c: Buffer): void => {
       output += c.toString();
       const m = ready.exec(output);
-      if (m) { clearTimeout(timer); resolve(m); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited ${code}:\n${output}`)); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited ${code}:\n${output}`));
+    });
   });
   return { child, match, log: () => output };
 }
@@ -52,19 +70,31 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 export async function startRegistry(): Promise<Service> {
   const dir = await mkdtemp(join(tmpdir(), 'es11-registry-'));
   // Port 0: the registry logs the address it really bound.
-  await writeFile(join(dir, 'config.yml'), [
-    'version: 0.1',
-    'log: { level: info, accesslog: { disabled: true } }',
-    `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
-    'http: { addr: "127.0.0.1:0", secret: es11-test-only }',
-    '',
-  ].join('\n'));
-  const { child, match, log } = await startProcess('docker-registry', ['serve', 'config.yml'], dir, /listening on 127\.0\.0\.1:(\d+)/, 20_000);
+  await writeFile(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log: { level: info, accesslog: { disabled: true } }',
+      `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
+      'http: { addr: "127.0.0.1:0", secret: es11-test-only }',
+      '',
+    ].join('\n'),
+  );
+  const { child, match, log } = await startProcess(
+    'docker-registry',
+    ['serve', 'config.yml'],
+    dir,
+    /listening on 127\.0\.0\.1:(\d+)/,
+    20_000,
+  );
   return {
     host: `127.0.0.1:${match[1]}`,
     dir,
     log,
-    stop: async () => { await stopProcess(child); await rm(dir, { recursive: true, force: true }); },
+    stop: async () => {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -81,10 +111,58 @@ async function makeTls(dir: string): Promise<{ ca: string; cert: string; key: st
   const cert = join(dir, 'server.crt');
   const key = join(dir, 'server.key');
   const ext = join(dir, 'server.ext');
-  await writeFile(ext, 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n');
-  await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=es11 throwaway test CA']);
-  await exec('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', join(dir, 'server.csr'), '-subj', '/CN=127.0.0.1']);
-  await exec('openssl', ['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext]);
+  await writeFile(
+    ext,
+    'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
+  );
+  await exec('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=es11 throwaway test CA',
+  ]);
+  await exec('openssl', [
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    join(dir, 'server.csr'),
+    '-subj',
+    '/CN=127.0.0.1',
+  ]);
+  await exec('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    join(dir, 'server.csr'),
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  ]);
   return { ca, cert, key };
 }
 
@@ -97,14 +175,23 @@ export async function startNotary(): Promise<NotaryService> {
   // A reserved port can be taken by someone else before notary binds it: retry a few times.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    await writeFile(join(dir, 'server.json'), JSON.stringify({
-      server: { http_addr: `127.0.0.1:${port}`, tls_cert_file: tls.cert, tls_key_file: tls.key },
-      trust_service: { type: 'local', key_algorithm: 'ecdsa' },
-      logging: { level: 'info' },
-      storage: { backend: 'memory' },
-    }));
+    await writeFile(
+      join(dir, 'server.json'),
+      JSON.stringify({
+        server: { http_addr: `127.0.0.1:${port}`, tls_cert_file: tls.cert, tls_key_file: tls.key },
+        trust_service: { type: 'local', key_algorithm: 'ecdsa' },
+        logging: { level: 'info' },
+        storage: { backend: 'memory' },
+      }),
+    );
     try {
-      const started = await startProcess('notary-server', ['-config', join(dir, 'server.json')], dir, /Starting on 127\.0\.0\.1:\d+/, 20_000);
+      const started = await startProcess(
+        'notary-server',
+        ['-config', join(dir, 'server.json')],
+        dir,
+        /Starting on 127\.0\.0\.1:\d+/,
+        20_000,
+      );
       await waitForTls(port, tls.ca);
       return {
         host: `127.0.0.1:${port}`,
@@ -112,7 +199,10 @@ export async function startNotary(): Promise<NotaryService> {
         caFile: tls.ca,
         dir,
         log: started.log,
-        stop: async () => { await stopProcess(started.child); await rm(dir, { recursive: true, force: true }); },
+        stop: async () => {
+          await stopProcess(started.child);
+          await rm(dir, { recursive: true, force: true });
+        },
       };
     } catch (e) {
       lastError = e;
@@ -124,8 +214,20 @@ export async function startNotary(): Promise<NotaryService> {
 
 /** Waits until notary answers its health endpoint over TLS with the test CA. */
 async function waitForTls(port: number, caFile: string): Promise<void> {
-  await waitFor(async () => {
-    await exec('curl', ['-sf', '--max-time', '2', '--cacert', caFile, `https://127.0.0.1:${port}/_notary_server/health`]);
-    return true;
-  }, 20_000, `notary-server healthy over TLS on port ${port}`, 200);
+  await waitFor(
+    async () => {
+      await exec('curl', [
+        '-sf',
+        '--max-time',
+        '2',
+        '--cacert',
+        caFile,
+        `https://127.0.0.1:${port}/_notary_server/health`,
+      ]);
+      return true;
+    },
+    20_000,
+    `notary-server healthy over TLS on port ${port}`,
+    200,
+  );
 }

@@ -11,7 +11,14 @@ import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { durationText } from '../../src/ops/duration-text.ts';
 import { LogSink } from '../../src/ops/log-sink.ts';
-import { LOG_METHOD_MAX, LOG_URI_MAX, LOG_USER_AGENT_MAX, createAccessLog, createLogger, type AccessEntry } from '../../src/ops/logger.ts';
+import {
+  LOG_METHOD_MAX,
+  LOG_URI_MAX,
+  LOG_USER_AGENT_MAX,
+  createAccessLog,
+  createLogger,
+  type AccessEntry,
+} from '../../src/ops/logger.ts';
 import { escapeRawControls, plainJson } from '../../src/util/escape.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'echo-access-log-'));
@@ -20,12 +27,23 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** The line as the general way writes it, time taken from the line itself. */
 function reference(e: AccessEntry, time: string): string {
   const cut = (s: string, max: number) => (s.length > max ? s.slice(0, max) : s);
-  const truncated = e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
+  const truncated =
+    e.uri.length > LOG_URI_MAX || (e.userAgent?.length ?? 0) > LOG_USER_AGENT_MAX || e.method.length > LOG_METHOD_MAX;
   const line = {
-    level: 'info', time, reqId: e.reqId, method: cut(e.method, LOG_METHOD_MAX), uri: cut(e.uri, LOG_URI_MAX), status: e.status,
-    bytesIn: e.bytesIn, bytesOut: e.bytesOut, durationMs: e.durationMs, clientIp: e.clientIp,
+    level: 'info',
+    time,
+    reqId: e.reqId,
+    method: cut(e.method, LOG_METHOD_MAX),
+    uri: cut(e.uri, LOG_URI_MAX),
+    status: e.status,
+    bytesIn: e.bytesIn,
+    bytesOut: e.bytesOut,
+    durationMs: e.durationMs,
+    clientIp: e.clientIp,
     ...(e.userAgent === undefined ? {} : { userAgent: cut(e.userAgent, LOG_USER_AGENT_MAX) }),
-    ...(truncated ? { truncated: true } : {}), ...(e.aborted ? { aborted: true } : {}), msg: 'request',
+    ...(truncated ? { truncated: true } : {}),
+    ...(e.aborted ? { aborted: true } : {}),
+    msg: 'request',
   };
   return escapeRawControls(JSON.stringify(line)) + '\n';
 }
@@ -35,7 +53,12 @@ const timeOf = (line: string) => (JSON.parse(line) as { time: string }).time;
 /** Each entry through an injected stream; returns the lines as written. */
 function throughStream(entries: AccessEntry[]): string[] {
   const lines: string[] = [];
-  const dest = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(chunk.toString('utf8')); done(); } });
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
   const logger = createLogger({ level: 'info', format: 'json', destination: dest });
   const log = createAccessLog(logger);
   for (const e of entries) log(e);
@@ -58,8 +81,16 @@ async function throughSink(entries: AccessEntry[], name: string): Promise<string
 }
 
 const base: AccessEntry = {
-  reqId: '528dbba2-089f-4e08-be08-52f53c21c073', method: 'GET', uri: '/bench?x=1', status: 200, bytesIn: 0, bytesOut: 384,
-  durationMs: 1.234, clientIp: '127.0.0.1', userAgent: 'wrk/4.2.0', aborted: false,
+  reqId: '528dbba2-089f-4e08-be08-52f53c21c073',
+  method: 'GET',
+  uri: '/bench?x=1',
+  status: 200,
+  bytesIn: 0,
+  bytesOut: 384,
+  durationMs: 1.234,
+  clientIp: '127.0.0.1',
+  userAgent: 'wrk/4.2.0',
+  aborted: false,
 };
 
 const tricky: AccessEntry[] = [
@@ -100,7 +131,7 @@ describe('the access line', () => {
     });
   });
 
-  it('is the same bytes through the server\'s own sink (a file), every line valid JSON with the fields as logged', async () => {
+  it("is the same bytes through the server's own sink (a file), every line valid JSON with the fields as logged", async () => {
     const lines = await throughSink(tricky, 'tricky.log');
     assert.equal(lines.length, tricky.length);
     tricky.forEach((e, i) => {
@@ -115,7 +146,33 @@ describe('the access line', () => {
   });
 
   it('matches on fuzzed client text (random mixes of ASCII, escapes, controls, C1, separators, non-ASCII and surrogates), both ways', async () => {
-    const pool = ['a', 'Z', '/', '?', '=', '&', '%', ' ', '"', '\\', '\n', '\x00', '\x1f', '\x7f', '\x80', '\x9f', '\u00a0', '\u00ff', '\u2028', '\u2029', '\u4e2d', '\ud83d', '\ude00', '\ud83d\ude00', '\ufffd'];
+    const pool = [
+      'a',
+      'Z',
+      '/',
+      '?',
+      '=',
+      '&',
+      '%',
+      ' ',
+      '"',
+      '\\',
+      '\n',
+      '\x00',
+      '\x1f',
+      '\x7f',
+      '\x80',
+      '\x9f',
+      '\u00a0',
+      '\u00ff',
+      '\u2028',
+      '\u2029',
+      '\u4e2d',
+      '\ud83d',
+      '\ude00',
+      '\ud83d\ude00',
+      '\ufffd',
+    ];
     let seed = 13;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -124,14 +181,18 @@ describe('the access line', () => {
     const text = (max: number) => {
       const len = rand(5) === 0 ? max - 2 + rand(5) : rand(40);
       let s = '';
-      for (let i = 0; i < len; i++) s += rand(3) === 0 ? pool[rand(pool.length)]! : String.fromCharCode(0x20 + rand(95));
+      for (let i = 0; i < len; i++)
+        s += rand(3) === 0 ? pool[rand(pool.length)]! : String.fromCharCode(0x20 + rand(95));
       return s;
     };
     const entries: AccessEntry[] = [];
     for (let i = 0; i < 1500; i++) {
       entries.push({
-        ...base, uri: text(LOG_URI_MAX), userAgent: rand(4) === 0 ? undefined : text(LOG_USER_AGENT_MAX),
-        durationMs: Math.round(rand(100_000_000) * (rand(2) === 0 ? 1 : 0.001)) / 1000, status: 100 + rand(500),
+        ...base,
+        uri: text(LOG_URI_MAX),
+        userAgent: rand(4) === 0 ? undefined : text(LOG_USER_AGENT_MAX),
+        durationMs: Math.round(rand(100_000_000) * (rand(2) === 0 ? 1 : 0.001)) / 1000,
+        status: 100 + rand(500),
         aborted: rand(10) === 0,
       });
     }
@@ -169,7 +230,11 @@ describe('access-line pieces', () => {
   it('plainJson accepts exactly the text JSON.stringify only quotes, within the cap', () => {
     for (let c = 0; c < 0x10000; c++) {
       const s = `a${String.fromCharCode(c)}b`;
-      assert.equal(plainJson(s, 10), escapeRawControls(JSON.stringify(s)) === `"${s}"` && c < 0x80, `U+${c.toString(16)}`);
+      assert.equal(
+        plainJson(s, 10),
+        escapeRawControls(JSON.stringify(s)) === `"${s}"` && c < 0x80,
+        `U+${c.toString(16)}`,
+      );
     }
     assert.equal(plainJson('abc', 3), true);
     assert.equal(plainJson('abcd', 3), false);

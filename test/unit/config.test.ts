@@ -50,16 +50,46 @@ describe('configuration', () => {
     ['env echo of everything', ['--echo-env', '*'], {}, /would echo every variable/],
     ['relative path', ['--metrics-path', 'metrics'], {}, /must be an absolute path/],
     ['duplicate paths', ['--metrics-path', '/livez'], {}, /must differ/],
-    ['headers timeout above request timeout', ['--headers-timeout', '2m', '--request-timeout', '1m'], {}, /must not exceed --request-timeout/],
+    [
+      'headers timeout above request timeout',
+      ['--headers-timeout', '2m', '--request-timeout', '1m'],
+      {},
+      /must not exceed --request-timeout/,
+    ],
     ['delay beyond idle timeout', ['--max-delay', '5m'], {}, /shorter than --idle-timeout/],
     ['bad host', ['--host', 'my host'], {}, /not an IP address/],
-    ['a PROXY header on the TCP echo without one', ['--proxy-protocol', 'tcp'], {}, /invalid --proxy-protocol: tcp needs --tcp-port/],
+    [
+      'a PROXY header on the TCP echo without one',
+      ['--proxy-protocol', 'tcp'],
+      {},
+      /invalid --proxy-protocol: tcp needs --tcp-port/,
+    ],
     ['the TCP echo on the HTTP port', ['--tcp-port', '8080'], {}, /invalid --tcp-port: it must differ from --port/],
     ['an unknown UDP mode', ['--udp-mode', 'loud'], {}, /invalid --udp-mode: "loud" is not one of envelope, echo/],
-    ['the certificate settings with neither HTTPS nor the TLS TCP echo', ['--tls-client-auth', 'request'], {}, /invalid --tls-client-auth: it needs --https/],
-    ['the HTTPS port with the TLS TCP echo but no HTTPS', ['--tcp-tls-port', '7443', '--https-port', '9443'], {}, /invalid --https-port: it needs --https/],
-    ['a forward allowlist entry that is no CIDR nor name', ['--forward-allow', '10.0.0.0/8,not a host'], {}, /invalid --forward-allow: "not a host" is not a CIDR/],
-    ['a forward allowlist entry with a bad port', ['--forward-allow', 'echo-b:99999'], {}, /invalid --forward-allow: "echo-b:99999" has an invalid port/],
+    [
+      'the certificate settings with neither HTTPS nor the TLS TCP echo',
+      ['--tls-client-auth', 'request'],
+      {},
+      /invalid --tls-client-auth: it needs --https/,
+    ],
+    [
+      'the HTTPS port with the TLS TCP echo but no HTTPS',
+      ['--tcp-tls-port', '7443', '--https-port', '9443'],
+      {},
+      /invalid --https-port: it needs --https/,
+    ],
+    [
+      'a forward allowlist entry that is no CIDR nor name',
+      ['--forward-allow', '10.0.0.0/8,not a host'],
+      {},
+      /invalid --forward-allow: "not a host" is not a CIDR/,
+    ],
+    [
+      'a forward allowlist entry with a bad port',
+      ['--forward-allow', 'echo-b:99999'],
+      {},
+      /invalid --forward-allow: "echo-b:99999" has an invalid port/,
+    ],
   ];
   it('the L4 echoes are off unless given a port', () => {
     assert.deepEqual([defaultConfig().tcpPort, defaultConfig().udpPort], [null, null]);
@@ -69,7 +99,11 @@ describe('configuration', () => {
     assert.equal(load(['--tcp-tls-port', '7443', '--tls-client-auth', 'request']).tlsClientAuth, 'request');
   });
   for (const [name, argv, env, message] of bad) {
-    it(`rejects ${name}`, () => assert.throws(() => load(argv, env), (e: Error) => e instanceof ConfigError && message.test(e.message)));
+    it(`rejects ${name}`, () =>
+      assert.throws(
+        () => load(argv, env),
+        (e: Error) => e instanceof ConfigError && message.test(e.message),
+      ));
   }
 
   it('rejects a flag without its value and stray arguments', () => {

@@ -1,11 +1,26 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  ANSWERS, CONTROLS, HEADER_PREFIX, QUERY_PREFIX, parseHeader, parseStatus, pickStatus,
-  type ControlGate, type ControlGates, type ControlSettings, type ControlSpec,
+  ANSWERS,
+  CONTROLS,
+  HEADER_PREFIX,
+  QUERY_PREFIX,
+  parseHeader,
+  parseStatus,
+  pickStatus,
+  type ControlGate,
+  type ControlGates,
+  type ControlSettings,
+  type ControlSpec,
 } from '../../src/controls/table.ts';
 import {
-  ControlError, addControlInput, controlInput, gateRefusal, parseControls, pickRepresentation, type ControlInput,
+  ControlError,
+  addControlInput,
+  controlInput,
+  gateRefusal,
+  parseControls,
+  pickRepresentation,
+  type ControlInput,
 } from '../../src/controls/read.ts';
 import { healthControlAnswer } from '../../src/controls/health.ts';
 import { SETTINGS, defaultConfig } from '../../src/config/settings.ts';
@@ -27,7 +42,16 @@ function input(pairs: [string, string][]): ControlInput {
 
 describe('controls', () => {
   it('parses every control', () => {
-    const c = parseControls(input([['status', '418'], ['delay', '20ms'], ['header', 'X-A: 1'], ['size', '1KiB'], ['health', 'fail-once']]), settings);
+    const c = parseControls(
+      input([
+        ['status', '418'],
+        ['delay', '20ms'],
+        ['header', 'X-A: 1'],
+        ['size', '1KiB'],
+        ['health', 'fail-once'],
+      ]),
+      settings,
+    );
     assert.deepEqual(c.status, [{ code: 418, weight: 1 }]);
     assert.equal(c.delayMs, 20);
     assert.deepEqual(c.headers, [['X-A', '1']]);
@@ -43,28 +67,63 @@ describe('controls', () => {
     ['weight zero', [['status', '200:0']], /out of range 1\.\.1000/],
     ['delay above max', [['delay', '2s']], /echo_delay: 2s exceeds the maximum of 1s/],
     ['size above max', [['size', '2KiB']], /echo_size: 2KiB exceeds/],
-    ['too many headers', [['header', 'A: 1'], ['header', 'B: 2'], ['header', 'C: 3']], /at most 2 headers/],
+    [
+      'too many headers',
+      [
+        ['header', 'A: 1'],
+        ['header', 'B: 2'],
+        ['header', 'C: 3'],
+      ],
+      /at most 2 headers/,
+    ],
     ['health word', [['health', 'explode']], /not one of fail, fail-once, ok/],
     ['unknown control', [['colour', 'red']], /unknown control echo_colour/],
   ];
   for (const [name, pairs, message] of bad) {
-    it(`rejects ${name}`, () => assert.throws(() => parseControls(input(pairs), settings), (e: Error) => e instanceof ControlError && message.test(e.message)));
+    it(`rejects ${name}`, () =>
+      assert.throws(
+        () => parseControls(input(pairs), settings),
+        (e: Error) => e instanceof ControlError && message.test(e.message),
+      ));
   }
 
   it('parses weighted status choices', () => {
-    assert.deepEqual(parseStatus('200:3,503:1'), [{ code: 200, weight: 3 }, { code: 503, weight: 1 }]);
+    assert.deepEqual(parseStatus('200:3,503:1'), [
+      { code: 200, weight: 3 },
+      { code: 503, weight: 1 },
+    ]);
   });
 
   it('picks by weight', () => {
     const choices = parseStatus('200:3,503:1');
-    assert.equal(pickStatus(choices, () => 0), 200);
-    assert.equal(pickStatus(choices, () => 0.74), 200);
-    assert.equal(pickStatus(choices, () => 0.75), 503);
-    assert.equal(pickStatus(choices, () => 0.9999), 503);
+    assert.equal(
+      pickStatus(choices, () => 0),
+      200,
+    );
+    assert.equal(
+      pickStatus(choices, () => 0.74),
+      200,
+    );
+    assert.equal(
+      pickStatus(choices, () => 0.75),
+      503,
+    );
+    assert.equal(
+      pickStatus(choices, () => 0.9999),
+      503,
+    );
   });
 
-  const forbidden = ['Content-Type: text/html', 'content-length: 5', 'Proxy-Connection: keep-alive', 'Set-Cookie: a=b', 'Transfer-Encoding: chunked',
-    'Content-Security-Policy: none', 'X-Content-Type-Options: sniff', 'Refresh: 0;url=https://evil.example'];
+  const forbidden = [
+    'Content-Type: text/html',
+    'content-length: 5',
+    'Proxy-Connection: keep-alive',
+    'Set-Cookie: a=b',
+    'Transfer-Encoding: chunked',
+    'Content-Security-Policy: none',
+    'X-Content-Type-Options: sniff',
+    'Refresh: 0;url=https://evil.example',
+  ];
   for (const h of forbidden) {
     it(`refuses to set ${h.split(':')[0]}`, () => assert.throws(() => parseHeader(h), /cannot be set by a client/));
   }
@@ -82,7 +141,12 @@ describe('controls', () => {
 
 describe('the controls table', () => {
   /** Reads one control's values as the echo handler does: the representation, then the rest. */
-  function read(spec: ControlSpec, values: readonly string[], source: string, within: ControlSettings = settings): void {
+  function read(
+    spec: ControlSpec,
+    values: readonly string[],
+    source: string,
+    within: ControlSettings = settings,
+  ): void {
     const m: ControlInput = new Map();
     for (const v of values) addControlInput(m, spec.name, source, v);
     pickRepresentation(m, undefined, true);
@@ -98,7 +162,10 @@ describe('the controls table', () => {
     for (const values of outOfBound(spec, limits)) {
       for (const source of [spec.query, spec.header]) {
         it(`${source}: refuses ${values.length > 1 ? `${values.length} values` : `"${values[0]}"`} with 400 naming the control`, () => {
-          assert.throws(() => read(spec, values, source), (e: Error) => e instanceof ControlError && e.status === 400 && e.message.startsWith(`invalid ${source}: `));
+          assert.throws(
+            () => read(spec, values, source),
+            (e: Error) => e instanceof ControlError && e.status === 400 && e.message.startsWith(`invalid ${source}: `),
+          );
         });
       }
     }
@@ -110,7 +177,10 @@ describe('the controls table', () => {
   }
 
   it('names every declared control, and only those, when one is unknown', () => {
-    assert.throws(() => parseControls(input([['colour', 'red']]), settings), (e: Error) => e.message.endsWith(`known: ${CONTROLS.map((c) => c.query).join(', ')}`));
+    assert.throws(
+      () => parseControls(input([['colour', 'red']]), settings),
+      (e: Error) => e.message.endsWith(`known: ${CONTROLS.map((c) => c.query).join(', ')}`),
+    );
   });
 
   it('lists every place a control may apply from one vocabulary', () => {
@@ -125,15 +195,27 @@ describe('the controls table', () => {
 
   it('with controls off, takes only the controls declared for it, from the query and the headers', () => {
     const off = CONTROLS.filter((c) => c.withControlsOff);
-    assert.deepEqual(off.map((c) => c.name), ['format']);
+    assert.deepEqual(
+      off.map((c) => c.name),
+      ['format'],
+    );
     const raw: string[] = [];
     for (const c of CONTROLS) raw.push(c.header, c.example);
     const query = '/?' + CONTROLS.map((c) => queryOf(c, [c.example])).join('&') + '&echo_nope=1';
     // The scan collects every X-Echo-* header (the probe paths read health from it); controlInput applies the rule.
     const scanned = scanHeaders(raw).controls;
-    assert.deepEqual(scanned, CONTROLS.map((c) => [c.name.replaceAll('_', '-'), c.example]));
-    assert.deepEqual([...controlInput(query, 1, scanned, false)!.keys()], off.map((c) => c.name));
-    assert.deepEqual([...controlInput('/', -1, scanned, false)!.values()].map((e) => e.source), off.map((c) => c.header));
+    assert.deepEqual(
+      scanned,
+      CONTROLS.map((c) => [c.name.replaceAll('_', '-'), c.example]),
+    );
+    assert.deepEqual(
+      [...controlInput(query, 1, scanned, false)!.keys()],
+      off.map((c) => c.name),
+    );
+    assert.deepEqual(
+      [...controlInput('/', -1, scanned, false)!.values()].map((e) => e.source),
+      off.map((c) => c.header),
+    );
     // Controls on: all of them, and the unknown one, which parseControls refuses.
     assert.deepEqual([...controlInput(query, 1, scanned, true)!.keys()], [...CONTROLS.map((c) => c.name), 'nope']);
   });
@@ -171,20 +253,34 @@ describe('the gate of each control, off and on', () => {
       assert.ok(refusal instanceof ControlError);
       assert.equal(refusal.status, 403);
       assert.equal(refusal.message, `the ${spec.name} control is disabled on this server (${flag})`);
-      assert.throws(() => parseExample(spec, { ...gatesAll(true), [spec.gate!]: false }),
-        (e: Error) => e instanceof ControlError && e.status === 403 && e.message === refusal.message);
+      assert.throws(
+        () => parseExample(spec, { ...gatesAll(true), [spec.gate!]: false }),
+        (e: Error) => e instanceof ControlError && e.status === 403 && e.message === refusal.message,
+      );
     });
     it(`${spec.query} with ${flag} off: a bad value is still a 400, checked before the gate`, () => {
       for (const values of outOfBound(spec, limits)) {
         const m: ControlInput = new Map();
         for (const v of values) addControlInput(m, spec.name, spec.query, v);
-        assert.throws(() => parseControls(m, { ...limits, ...gatesAll(false) }), (e: Error) => e instanceof ControlError && e.status === 400);
+        assert.throws(
+          () => parseControls(m, { ...limits, ...gatesAll(false) }),
+          (e: Error) => e instanceof ControlError && e.status === 400,
+        );
       }
     });
     it(`${spec.query} with ${flag} off: refused even beside ungated controls, in any order`, () => {
-      const others = CONTROLS.filter((c) => c.gate === null && c.read !== null).map((c): [string, string] => [c.name, c.example]);
-      for (const pairs of [[...others, [spec.name, spec.example]], [[spec.name, spec.example], ...others]] as [string, string][][]) {
-        assert.throws(() => parseControls(input(pairs), { ...exampleLimits, ...gatesAll(false) }), (e: Error) => e instanceof ControlError && e.status === 403);
+      const others = CONTROLS.filter((c) => c.gate === null && c.read !== null).map((c): [string, string] => [
+        c.name,
+        c.example,
+      ]);
+      for (const pairs of [
+        [...others, [spec.name, spec.example]],
+        [[spec.name, spec.example], ...others],
+      ] as [string, string][][]) {
+        assert.throws(
+          () => parseControls(input(pairs), { ...exampleLimits, ...gatesAll(false) }),
+          (e: Error) => e instanceof ControlError && e.status === 403,
+        );
       }
     });
     it(`${spec.query} with ${flag} on: taken`, () => {
@@ -207,15 +303,46 @@ describe('the health control on the probe paths', () => {
   const cases: [string, string, [string, string][] | null, ControlGates, ReturnType<typeof healthControlAnswer>][] = [
     ['no control', '/livez', null, on, null],
     ['another control', '/livez?echo_status=503', null, on, null],
-    ['a valid state', '/readyz?echo_health=unready', null, on, { status: 200, body: 'health: unready\n', set: 'unready' }],
+    [
+      'a valid state',
+      '/readyz?echo_health=unready',
+      null,
+      on,
+      { status: 200, body: 'health: unready\n', set: 'unready' },
+    ],
     ['a state by header', '/livez', [['health', 'fail']], on, { status: 200, body: 'health: fail\n', set: 'fail' }],
-    ['the query over the header', '/livez?echo_health=ok', [['health', 'fail']], on, { status: 200, body: 'health: ok\n', set: 'ok' }],
-    ['a bad state', '/livez?echo_health=sideways', null, on,
-      { status: 400, body: 'invalid echo_health: "sideways" is not one of fail, fail-once, ok, sick, unready\n', set: null }],
-    ['a valid state, gate off', '/readyz?echo_health=unready', null, off,
-      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null }],
-    ['a bad state, gate off: the gate first', '/readyz?echo_health=sideways', null, off,
-      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null }],
+    [
+      'the query over the header',
+      '/livez?echo_health=ok',
+      [['health', 'fail']],
+      on,
+      { status: 200, body: 'health: ok\n', set: 'ok' },
+    ],
+    [
+      'a bad state',
+      '/livez?echo_health=sideways',
+      null,
+      on,
+      {
+        status: 400,
+        body: 'invalid echo_health: "sideways" is not one of fail, fail-once, ok, sick, unready\n',
+        set: null,
+      },
+    ],
+    [
+      'a valid state, gate off',
+      '/readyz?echo_health=unready',
+      null,
+      off,
+      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null },
+    ],
+    [
+      'a bad state, gate off: the gate first',
+      '/readyz?echo_health=sideways',
+      null,
+      off,
+      { status: 403, body: 'the health control is disabled on this server (--health-control)\n', set: null },
+    ],
   ];
   for (const [name, uri, headers, gates, want] of cases) {
     it(`${name}: ${want === null ? 'the check as usual' : `${want.status}, sets ${want.set ?? 'nothing'}`}`, () => {
@@ -239,7 +366,11 @@ describe('the representation a request asks for', () => {
     it(`echo_format ${format ?? '(none)'}, Accept ${accept ?? '(none)'}, streams ${sse ? 'on' : 'off'}: ${want}`, () => {
       const m = format === null ? null : input([['format', format]]);
       if (!want.startsWith('invalid')) assert.equal(pickRepresentation(m, accept, sse), want);
-      else assert.throws(() => pickRepresentation(m, accept, sse), (e: Error) => e instanceof ControlError && e.status === 400 && e.message === want);
+      else
+        assert.throws(
+          () => pickRepresentation(m, accept, sse),
+          (e: Error) => e instanceof ControlError && e.status === 400 && e.message === want,
+        );
     });
   }
 });

@@ -24,7 +24,12 @@ const FACTS: ConnectionFacts = { peerAddress: '127.0.0.1', peerPort: 40000, prox
 /** A ledger with a real logger (its lines kept) and real metrics. */
 function ledgerWith(config = { accessLog: true, maxInFlight: 100 }, share = 0) {
   const lines: Record<string, unknown>[] = [];
-  const dest = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>); done(); } });
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+      done();
+    },
+  });
   const metrics = createMetrics();
   const keys: string[] = [];
   const ledger = new Ledger(createLogger({ level: 'info', format: 'json', destination: dest }), metrics, config, {
@@ -42,7 +47,11 @@ const record = (protocol: Protocol = 'http/1.1', raw: string[] = ['Host', 'a']) 
   new Exchange(protocol, FACTS, 'GET', '/x', scanHeaders(raw), true);
 
 const answered = async (metrics: ReturnType<typeof createMetrics>, status: string) =>
-  Number(new RegExp(`echo_http_requests_total\\{method="GET",status="${status}"\\} (\\d+)`).exec(await metrics.scrape())?.[1] ?? 0);
+  Number(
+    new RegExp(`echo_http_requests_total\\{method="GET",status="${status}"\\} (\\d+)`).exec(
+      await metrics.scrape(),
+    )?.[1] ?? 0,
+  );
 
 describe('the exchange record and the ledger', () => {
   it('closes an exchange once: one access line, one count, one fewer in flight, however often it is closed', async () => {
@@ -57,7 +66,10 @@ describe('the exchange record and the ledger', () => {
     assert.equal(ledger.inFlight, 0);
     assert.deepEqual([x.closed, x.outcome, x.aborted], [true, { http: 200 }, false]);
     await waitFor(() => lines.length === 1);
-    assert.deepEqual([lines[0]!.msg, lines[0]!.status, lines[0]!.uri, lines[0]!.bytesOut, lines[0]!.aborted], ['request', 200, '/x', 3, undefined]);
+    assert.deepEqual(
+      [lines[0]!.msg, lines[0]!.status, lines[0]!.uri, lines[0]!.bytesOut, lines[0]!.aborted],
+      ['request', 200, '/x', 3, undefined],
+    );
     assert.equal(await answered(metrics, '200'), 1);
     assert.equal(await answered(metrics, '500'), 0);
   });
@@ -65,11 +77,22 @@ describe('the exchange record and the ledger', () => {
   it('counts an opened WebSocket as its 101 and logs its close code; a refused one as its status', async () => {
     const { ledger, lines, metrics } = ledgerWith();
     const opened = ledger.begin(record('websocket'), []);
-    closeExchange(ledger, opened, { websocket: 1000 }, false, { bytesIn: 5, messagesIn: 1, messagesOut: 2, closeCode: 1000 });
+    closeExchange(ledger, opened, { websocket: 1000 }, false, {
+      bytesIn: 5,
+      messagesIn: 1,
+      messagesOut: 2,
+      closeCode: 1000,
+    });
     const refused = ledger.begin(record('websocket'), []);
     closeExchange(ledger, refused, httpOutcome(403), false, { reason: 'origin' });
     await waitFor(() => lines.length === 2);
-    assert.deepEqual(lines.map((l) => [l.msg, l.status, l.closeCode ?? l.reason]), [['websocket', 101, 1000], ['websocket', 403, 'origin']]);
+    assert.deepEqual(
+      lines.map((l) => [l.msg, l.status, l.closeCode ?? l.reason]),
+      [
+        ['websocket', 101, 1000],
+        ['websocket', 403, 'origin'],
+      ],
+    );
     assert.equal(await answered(metrics, '101'), 1);
   });
 
@@ -99,7 +122,10 @@ describe('the HTTP answer port', () => {
   const { ledger, lines } = ledgerWith();
   const seen: { closedAtEnd: boolean; closeListenersAdded: number }[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const x = ledger.begin(new HttpExchange(ledger, req, res, FACTS, scanHeaders(req.rawHeaders), true), req.rawHeaders);
+    const x = ledger.begin(
+      new HttpExchange(ledger, req, res, FACTS, scanHeaders(req.rawHeaders), true),
+      req.rawHeaders,
+    );
     const listeners = res.listenerCount('close');
     if (req.url === '/now') {
       sendText(x, 200, 'now\n');
@@ -141,7 +167,13 @@ describe('the HTTP answer port', () => {
     assert.equal(await get('/later'), '201');
     assert.equal(await get('/reset'), 'ECONNRESET');
     await waitFor(() => lines.length === 3 && ledger.inFlight === 0);
-    assert.deepEqual(lines.slice(1).map((l) => [l.uri, l.status, l.aborted]), [['/later', 201, undefined], ['/reset', 499, true]]);
+    assert.deepEqual(
+      lines.slice(1).map((l) => [l.uri, l.status, l.aborted]),
+      [
+        ['/later', 201, undefined],
+        ['/reset', 499, true],
+      ],
+    );
   });
 });
 
@@ -169,7 +201,13 @@ describe('the server closing its records', () => {
       }
       await waitFor(() => Object.keys(added).length === 2 && t.logs.messages('request').length === 2);
       assert.deepEqual(added, { '/small': 0, '/later?echo_delay=5ms': 1 });
-      assert.deepEqual(t.logs.messages('request').map((l) => [l.uri, l.status, l.aborted]), [['/small', 200, undefined], ['/later?echo_delay=5ms', 200, undefined]]);
+      assert.deepEqual(
+        t.logs.messages('request').map((l) => [l.uri, l.status, l.aborted]),
+        [
+          ['/small', 200, undefined],
+          ['/later?echo_delay=5ms', 200, undefined],
+        ],
+      );
     } finally {
       unsubscribe('http.server.request.start', onStart);
       unsubscribe('http.server.response.finish', onFinish);

@@ -2,15 +2,34 @@
 // prefix across any chunking, grpc-timeout, grpc-message, gRPC-Web's trailer frame.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Base64Decoder, MessageReader, Status, WireError, encodeMessage, frame, grpcFlavour, parseTimeout, trailerFrame } from '../../src/adapters/grpc/wire.ts';
+import {
+  Base64Decoder,
+  MessageReader,
+  Status,
+  WireError,
+  encodeMessage,
+  frame,
+  grpcFlavour,
+  parseTimeout,
+  trailerFrame,
+} from '../../src/adapters/grpc/wire.ts';
 
 describe('gRPC wire form', () => {
   it('tells the gRPC content types apart, and nothing else is one', () => {
     const table: [string | undefined, string | null][] = [
-      ['application/grpc', 'grpc'], ['application/grpc+proto', 'grpc'], ['Application/GRPC; charset=utf-8', 'grpc'],
-      ['application/grpc-web', 'web'], ['application/grpc-web+proto', 'web'], ['application/grpc-web-text', 'web-text'],
-      ['application/grpc-web-text+proto', 'web-text'], ['application/grpc+json', null], ['application/grpc-web+json', null],
-      ['application/grpcx', null], ['application/json', null], [undefined, null], ['', null],
+      ['application/grpc', 'grpc'],
+      ['application/grpc+proto', 'grpc'],
+      ['Application/GRPC; charset=utf-8', 'grpc'],
+      ['application/grpc-web', 'web'],
+      ['application/grpc-web+proto', 'web'],
+      ['application/grpc-web-text', 'web-text'],
+      ['application/grpc-web-text+proto', 'web-text'],
+      ['application/grpc+json', null],
+      ['application/grpc-web+json', null],
+      ['application/grpcx', null],
+      ['application/json', null],
+      [undefined, null],
+      ['', null],
     ];
     for (const [type, flavour] of table) assert.equal(grpcFlavour(type), flavour, String(type));
   });
@@ -33,8 +52,14 @@ describe('gRPC wire form', () => {
 
   it('refuses a message over the limit from its prefix, and a compressed one', () => {
     const prefix = Buffer.from([0, 0, 0, 4, 1]); // 1025 bytes declared, none sent
-    assert.throws(() => new MessageReader(1024).push(prefix), (e: unknown) => e instanceof WireError && e.code === Status.RESOURCE_EXHAUSTED);
-    assert.throws(() => new MessageReader(1024).push(Buffer.from([1, 0, 0, 0, 0])), (e: unknown) => e instanceof WireError && e.code === Status.UNIMPLEMENTED);
+    assert.throws(
+      () => new MessageReader(1024).push(prefix),
+      (e: unknown) => e instanceof WireError && e.code === Status.RESOURCE_EXHAUSTED,
+    );
+    assert.throws(
+      () => new MessageReader(1024).push(Buffer.from([1, 0, 0, 0, 0])),
+      (e: unknown) => e instanceof WireError && e.code === Status.UNIMPLEMENTED,
+    );
   });
 
   it('parses grpc-timeout: 8 digits at most and a unit, rounded up to a millisecond', () => {

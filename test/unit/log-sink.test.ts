@@ -31,10 +31,14 @@ describe('LogSink', () => {
     const line = () => {
       const i = n++;
       const kind = i % 4;
-      const text = kind === 0 ? `{"n":${i},"pad":"${'p'.repeat(i % 300)}"}\n`
-        : kind === 1 ? `{"n":${i},"text":"caf\u00e9 \u4e2d \u{1f600}"}\n`
-        : kind === 2 ? `two lines ${i}\nsecond ${i}\n`
-        : `{"n":${i},"ascii":true}\n`;
+      const text =
+        kind === 0
+          ? `{"n":${i},"pad":"${'p'.repeat(i % 300)}"}\n`
+          : kind === 1
+            ? `{"n":${i},"text":"caf\u00e9 \u4e2d \u{1f600}"}\n`
+            : kind === 2
+              ? `two lines ${i}\nsecond ${i}\n`
+              : `{"n":${i},"ascii":true}\n`;
       expected.push(text);
       const ok = kind === 1 ? sink.writeLine(text, false) : kind === 3 ? sink.writeLine(text, true) : sink.write(text);
       assert.ok(ok, `line ${i} accepted`);
@@ -66,13 +70,18 @@ describe('LogSink', () => {
     close();
     reports.close();
     assert.equal(read(), `${'a'.repeat(74)}\n${'b'.repeat(24)}\nafter\n`);
-    assert.match(reports.read(), /^echo-server: 1 log line\(s\) dropped: the log destination is not keeping up \(total 1\)\n$/);
+    assert.match(
+      reports.read(),
+      /^echo-server: 1 log line\(s\) dropped: the log destination is not keeping up \(total 1\)\n$/,
+    );
   });
 
   it('calls flush back at once when nothing waits', () => {
     const { sink, close } = fileSink();
     let called = false;
-    sink.flush(() => { called = true; });
+    sink.flush(() => {
+      called = true;
+    });
     assert.equal(called, true);
     close();
   });

@@ -29,7 +29,10 @@ describe('request model', () => {
       assert.equal(Object.getOwnPropertyDescriptor(cookies, n)?.value, String(i), `cookie ${n}`);
       assert.deepEqual(Object.getOwnPropertyDescriptor(query, n)?.value, [String(i)], `query ${n}`);
     });
-    assert.equal(JSON.stringify(cookies), '{"__proto__":"0","constructor":"1","toString":"2","hasOwnProperty":"3","valueOf":"4"}');
+    assert.equal(
+      JSON.stringify(cookies),
+      '{"__proto__":"0","constructor":"1","toString":"2","hasOwnProperty":"3","valueOf":"4"}',
+    );
   });
 
   it('inherits nothing in client-keyed maps: no Object.prototype member reads back, and none can be added through them', () => {
@@ -45,7 +48,31 @@ describe('request model', () => {
   });
 
   it('splits queries exactly as URLSearchParams does (fuzzed: separators, empty and repeated names, leading ?, %, +, non-ASCII, surrogates)', () => {
-    const pool = ['a', 'b', '=', '=', '&', '&', '?', '%', '%2', '%41', '%zz', '%C3%A9', '+', '#', ';', ' ', '\u00e9', '\u00ff', '\u4e2d', '\ud83d', '\ude00', '__proto__', 'constructor'];
+    const pool = [
+      'a',
+      'b',
+      '=',
+      '=',
+      '&',
+      '&',
+      '?',
+      '%',
+      '%2',
+      '%41',
+      '%zz',
+      '%C3%A9',
+      '+',
+      '#',
+      ';',
+      ' ',
+      '\u00e9',
+      '\u00ff',
+      '\u4e2d',
+      '\ud83d',
+      '\ude00',
+      '__proto__',
+      'constructor',
+    ];
     let seed = 42;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) % 2147483648;

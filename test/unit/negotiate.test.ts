@@ -38,10 +38,29 @@ describe('Accept negotiation', () => {
 });
 
 describe('formats and representations', () => {
-  const echo = buildEcho({
-    remoteAddress: '127.0.0.1', remotePort: 5000, method: 'GET', uri: '/x', proto: 'HTTP/1.1', rawHeaders: ['Host', 'h'],
-    contentLength: 0, body: EMPTY_BODY, requestId: 'rid-1', tls: null, proxy: null, peerAddress: '127.0.0.1', peerPort: 5000,
-  }, { trustedProxies: new NetworkSet([]), clientIpHeader: 'x-forwarded-for', identity: { hostname: 'replica-1', addresses: [] }, env: null });
+  const echo = buildEcho(
+    {
+      remoteAddress: '127.0.0.1',
+      remotePort: 5000,
+      method: 'GET',
+      uri: '/x',
+      proto: 'HTTP/1.1',
+      rawHeaders: ['Host', 'h'],
+      contentLength: 0,
+      body: EMPTY_BODY,
+      requestId: 'rid-1',
+      tls: null,
+      proxy: null,
+      peerAddress: '127.0.0.1',
+      peerPort: 5000,
+    },
+    {
+      trustedProxies: new NetworkSet([]),
+      clientIpHeader: 'x-forwarded-for',
+      identity: { hostname: 'replica-1', addresses: [] },
+      env: null,
+    },
+  );
 
   // A Format is a rendering: each one has a renderer, and nothing else is a Format.
   for (const format of FORMATS) {
@@ -62,7 +81,13 @@ describe('formats and representations', () => {
   });
 
   const explicit: [string, string | null][] = [
-    ['text', 'text'], ['JSON', 'json'], [' html ', 'html'], ['sse', 'sse'], ['xml', null], ['', null], ['event-stream', null],
+    ['text', 'text'],
+    ['JSON', 'json'],
+    [' html ', 'html'],
+    ['sse', 'sse'],
+    ['xml', null],
+    ['', null],
+    ['event-stream', null],
   ];
   for (const [value, want] of explicit) {
     it(`echo_format "${value}" -> ${want ?? 'nothing'}`, () => assert.equal(parseRepresentation(value), want));

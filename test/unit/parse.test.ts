@@ -35,6 +35,7 @@ describe('bounded parsers', () => {
     ['boolean', () => parseBoolean('maybe'), /not a boolean/],
   ];
   for (const [name, run, message] of bad) {
-    it(`rejects ${name}`, () => assert.throws(run, (err: Error) => err instanceof ParseError && message.test(err.message)));
+    it(`rejects ${name}`, () =>
+      assert.throws(run, (err: Error) => err instanceof ParseError && message.test(err.message)));
   }
 });

@@ -12,12 +12,18 @@ import { sleep } from '../helpers.ts';
 import { exitWithin, rssMiB, spawnMain, until, type Server } from '../hardening/process.ts';
 
 /** One GET on `agent` (keep-alive) or a new connection; rejects after `timeoutMs`. */
-function fetchText(url: string, timeoutMs: number, agent: Agent | false = false): Promise<{ status: number; body: string }> {
+function fetchText(
+  url: string,
+  timeoutMs: number,
+  agent: Agent | false = false,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
@@ -31,7 +37,11 @@ const servers: Server[] = [];
 async function start(args: string[]): Promise<{ s: Server; url: string; workerPids: () => number[] }> {
   const s = spawnMain(['--port', '0', '--host', '127.0.0.1', '--drain-timeout', '2s', ...args]);
   servers.push(s);
-  await until(() => s.lines.some((l) => l.msg === 'echo-server started') || s.exited, 30_000, 'the primary logs "echo-server started"');
+  await until(
+    () => s.lines.some((l) => l.msg === 'echo-server started') || s.exited,
+    30_000,
+    'the primary logs "echo-server started"',
+  );
   const started = s.lines.find((l) => l.msg === 'echo-server started');
   assert.ok(started, `not started: ${s.stderr()}`);
   // The workers serving now: the last "worker started" line of each slot.
@@ -44,7 +54,9 @@ async function start(args: string[]): Promise<{ s: Server; url: string; workerPi
 }
 
 describe('--workers under a /metrics flood', { timeout: 120_000 }, () => {
-  after(() => { for (const s of servers) s.kill(); });
+  after(() => {
+    for (const s of servers) s.kill();
+  });
 
   it('keeps answering other clients and keeps memory bounded while 100 connections scrape back to back', async () => {
     const { s, url, workerPids } = await start(['--workers', '2']);
@@ -89,16 +101,33 @@ describe('--workers under a /metrics flood', { timeout: 120_000 }, () => {
       await Promise.all(flood);
       agent.destroy();
     }
-    const figures = { scrapes, scrapeErrors, answered, failed: failed.length, slowestMs: Math.round(slowest), idleRssMiB: Object.fromEntries(idle), peakRssMiB: Object.fromEntries([...peak].map(([p, v]) => [p, Math.round(v)])) };
+    const figures = {
+      scrapes,
+      scrapeErrors,
+      answered,
+      failed: failed.length,
+      slowestMs: Math.round(slowest),
+      idleRssMiB: Object.fromEntries(idle),
+      peakRssMiB: Object.fromEntries([...peak].map(([p, v]) => [p, Math.round(v)])),
+    };
     console.log(JSON.stringify(figures));
     assert.deepEqual(failed, [], JSON.stringify(figures));
-    for (const [pid, mib] of peak) assert.ok(mib < idle.get(pid)! + 80, `process ${pid} grew by ${Math.round(mib - idle.get(pid)!)} MiB: ${JSON.stringify(figures)}`);
+    for (const [pid, mib] of peak)
+      assert.ok(
+        mib < idle.get(pid)! + 80,
+        `process ${pid} grew by ${Math.round(mib - idle.get(pid)!)} MiB: ${JSON.stringify(figures)}`,
+      );
     // Afterwards the echo answers at once, and the log holds no trace per scrape.
     assert.equal((await fetchText(`${url}/after`, 2000)).status, 200);
     const failures = s.lines.filter((l) => /metrics/.test(String(l.msg)) && l.level === 'error');
     assert.ok(failures.length < 20, `${failures.length} metrics error lines`);
     // Busy is not frozen: the watchdog left both workers alone.
-    assert.deepEqual(s.lines.filter((l) => l.msg === 'worker stopped answering: killing it' || l.msg === 'worker died: starting a replacement'), []);
+    assert.deepEqual(
+      s.lines.filter(
+        (l) => l.msg === 'worker stopped answering: killing it' || l.msg === 'worker died: starting a replacement',
+      ),
+      [],
+    );
   });
 });
 
@@ -126,7 +155,17 @@ describe('--workers when a worker keeps dying or freezes', { timeout: 120_000 },
     const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
     await writeFile(cert, pair.cert);
     await writeFile(key, pair.key);
-    const { s, url } = await start(['--workers', '2', '--https', '--https-port', '0', '--tls-cert', cert, '--tls-key', key]);
+    const { s, url } = await start([
+      '--workers',
+      '2',
+      '--https',
+      '--https-port',
+      '0',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ]);
     // The key goes bad on disk (the running workers keep their loaded pair), then a worker dies:
     // each replacement now fails at start-up with exit status 2.
     await writeFile(key, 'not a key\n');
@@ -141,14 +180,22 @@ describe('--workers when a worker keeps dying or freezes', { timeout: 120_000 },
     console.log(JSON.stringify({ restartsIn10s: deaths.length, pauses }));
     assert.ok(deaths.length <= 10, `${deaths.length} restarts in about 10 s; pauses ${JSON.stringify(pauses)}`);
     assert.equal(pauses[0], 0, 'a worker that served a while is replaced at once');
-    for (let i = 2; i < pauses.length; i++) assert.ok(pauses[i]! > pauses[i - 1]!, `pauses grow: ${JSON.stringify(pauses)}`);
-    assert.ok(deaths.slice(1).every((l) => l.code === 2), 'the replacements failed at start-up');
+    for (let i = 2; i < pauses.length; i++)
+      assert.ok(pauses[i]! > pauses[i - 1]!, `pauses grow: ${JSON.stringify(pauses)}`);
+    assert.ok(
+      deaths.slice(1).every((l) => l.code === 2),
+      'the replacements failed at start-up',
+    );
     // The other worker serves meanwhile, and the primary keeps counting.
     assert.equal((await fetchText(`${url}/meanwhile`, 2000)).status, 200);
     assert.ok(!s.exited, 'the primary keeps running');
     // The key is good again: the next attempt starts, within the capped pause.
     await writeFile(key, pair.key);
-    await until(() => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1), 30_000, 'worker 1 replaced once the key is good');
+    await until(
+      () => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1),
+      30_000,
+      'worker 1 replaced once the key is good',
+    );
     s.child.kill('SIGTERM');
     assert.deepEqual(await exitWithin(s, 15_000), { code: 0, signal: null });
   });
@@ -159,12 +206,20 @@ describe('--workers when a worker keeps dying or freezes', { timeout: 120_000 },
     const frozen = s.lines.find((l) => l.msg === 'worker started' && l.worker === 1)!.pid as number;
     process.kill(frozen, 'SIGSTOP');
     try {
-      await until(() => s.lines.some((l) => l.msg === 'worker stopped answering: killing it'), 30_000, 'the watchdog notices');
+      await until(
+        () => s.lines.some((l) => l.msg === 'worker stopped answering: killing it'),
+        30_000,
+        'the watchdog notices',
+      );
       const noticed = s.lines.find((l) => l.msg === 'worker stopped answering: killing it')!;
       assert.equal(noticed.pid, frozen);
       assert.equal(noticed.level, 'error');
       await until(() => !alive(frozen), 5000, 'the frozen worker is gone');
-      await until(() => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1), 30_000, 'its replacement listens');
+      await until(
+        () => s.lines.some((l) => l.msg === 'worker replaced' && l.worker === 1),
+        30_000,
+        'its replacement listens',
+      );
       // Every new connection is answered (with reuseport the kernel gave about half to the frozen one).
       const answers = [];
       for (let i = 0; i < 40; i++) answers.push((await fetchText(`${url}/after-freeze/${i}`, 2000)).status);

@@ -9,12 +9,19 @@ import { main } from '../../src/cli.ts';
 import { EXACT_STATUSES, MAX_REQUEST_SERIES, METHODS } from '../../src/ops/metrics.ts';
 import { freePort, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
-function send(port: number, method: string, path: string, timeoutMs = 10_000): Promise<{ status: number; body: string; type: string }> {
+function send(
+  port: number,
+  method: string,
+  path: string,
+  timeoutMs = 10_000,
+): Promise<{ status: number; body: string; type: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} not answered within ${timeoutMs} ms`)));
@@ -28,7 +35,9 @@ async function idleConnection(port: number): Promise<{ socket: Socket; closed: (
   const socket = connect({ port, host: '127.0.0.1' });
   let closed = false;
   socket.on('error', () => {});
-  socket.on('close', () => { closed = true; });
+  socket.on('close', () => {
+    closed = true;
+  });
   socket.resume(); // read, so that the server's close is seen
   await once(socket, 'connect');
   return { socket, closed: () => closed };
@@ -38,7 +47,9 @@ const series = (text: string) => text.split('\n').filter((l) => l.startsWith('ec
 
 describe('bounded metrics', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ accessLog: false }); });
+  before(async () => {
+    t = await startTestServer({ accessLog: false });
+  });
   after(() => t.close());
 
   it('keeps echo_http_requests_total within a fixed number of series whatever statuses and methods clients ask for', async () => {
@@ -54,7 +65,10 @@ describe('bounded metrics', () => {
     // Exact where the code is on the list, its class otherwise; unknown methods are OTHER.
     assert.ok(lines.includes('echo_http_requests_total{method="GET",status="404"} 1'), text);
     assert.ok(lines.includes('echo_http_requests_total{method="GET",status="4xx"} 3'), 'GET 418, 420, 451 share 4xx');
-    assert.ok(lines.includes('echo_http_requests_total{method="OTHER",status="5xx"} 6'), '507 and 599 from PROPFIND, MKCOL, SEARCH');
+    assert.ok(
+      lines.includes('echo_http_requests_total{method="OTHER",status="5xx"} 6'),
+      '507 and 599 from PROPFIND, MKCOL, SEARCH',
+    );
     assert.ok(!lines.some((l) => /status="(418|420|451|507|599|226)"/.test(l)), 'no series for codes off the list');
     assert.ok(!lines.some((l) => /method="(PROPFIND|MKCOL|SEARCH)"/.test(l)), 'no series for methods off the list');
     // Each of the 9 × 18 requests was counted once.
@@ -103,7 +117,13 @@ describe('--metrics-port', () => {
     try {
       // Each scrape on a new connection, as a scraper after a restart: room is made for it.
       const statuses: (number | string)[] = [];
-      for (let i = 0; i < 45; i++) statuses.push(await send(metricsPort, 'GET', '/metrics', 2000).then((r) => r.status, (err: Error) => err.message));
+      for (let i = 0; i < 45; i++)
+        statuses.push(
+          await send(metricsPort, 'GET', '/metrics', 2000).then(
+            (r) => r.status,
+            (err: Error) => err.message,
+          ),
+        );
       assert.deepEqual(statuses, Array(45).fill(200));
     } finally {
       for (const c of idle) c.socket.destroy();
@@ -127,8 +147,15 @@ describe('--metrics-port', () => {
   it('refuses a metrics port equal to the HTTP port (exit 2)', async () => {
     const stderr = new PassThrough();
     let err = '';
-    stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    const code = await main(['--port', '47611', '--metrics-port', '47611'], { env: {}, stdout: new PassThrough(), stderr, onSignal: () => {} });
+    stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await main(['--port', '47611', '--metrics-port', '47611'], {
+      env: {},
+      stdout: new PassThrough(),
+      stderr,
+      onSignal: () => {},
+    });
     assert.equal(code, 2);
     assert.match(err, /--metrics-port/);
   });

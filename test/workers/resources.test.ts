@@ -20,21 +20,43 @@ function cgroup(files: Record<string, string>): string {
 }
 
 describe('cgroup limits', () => {
-  after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
 
   it('reads cgroup v2 memory.max and cpu.max', () => {
-    assert.deepEqual(readCgroupLimits(cgroup({ 'memory.max': '134217728\n', 'cpu.max': '150000 100000\n' })), { memoryBytes: 128 * MIB, cpuQuota: 1.5 });
-    assert.deepEqual(readCgroupLimits(cgroup({ 'memory.max': 'max\n', 'cpu.max': 'max 100000\n' })), { memoryBytes: null, cpuQuota: null });
+    assert.deepEqual(readCgroupLimits(cgroup({ 'memory.max': '134217728\n', 'cpu.max': '150000 100000\n' })), {
+      memoryBytes: 128 * MIB,
+      cpuQuota: 1.5,
+    });
+    assert.deepEqual(readCgroupLimits(cgroup({ 'memory.max': 'max\n', 'cpu.max': 'max 100000\n' })), {
+      memoryBytes: null,
+      cpuQuota: null,
+    });
   });
 
   it('reads cgroup v1 memory.limit_in_bytes and the CFS quota', () => {
-    assert.deepEqual(readCgroupLimits(cgroup({
-      'memory/memory.limit_in_bytes': '268435456\n', 'cpu/cpu.cfs_quota_us': '200000\n', 'cpu/cpu.cfs_period_us': '100000\n',
-    })), { memoryBytes: 256 * MIB, cpuQuota: 2 });
+    assert.deepEqual(
+      readCgroupLimits(
+        cgroup({
+          'memory/memory.limit_in_bytes': '268435456\n',
+          'cpu/cpu.cfs_quota_us': '200000\n',
+          'cpu/cpu.cfs_period_us': '100000\n',
+        }),
+      ),
+      { memoryBytes: 256 * MIB, cpuQuota: 2 },
+    );
     // v1 writes "no limit" as a huge number and a quota of -1.
-    assert.deepEqual(readCgroupLimits(cgroup({
-      'memory/memory.limit_in_bytes': '9223372036854771712\n', 'cpu/cpu.cfs_quota_us': '-1\n', 'cpu/cpu.cfs_period_us': '100000\n',
-    })), { memoryBytes: null, cpuQuota: null });
+    assert.deepEqual(
+      readCgroupLimits(
+        cgroup({
+          'memory/memory.limit_in_bytes': '9223372036854771712\n',
+          'cpu/cpu.cfs_quota_us': '-1\n',
+          'cpu/cpu.cfs_period_us': '100000\n',
+        }),
+      ),
+      { memoryBytes: null, cpuQuota: null },
+    );
   });
 
   it('finds no limits where there is no cgroup file', () => {
@@ -49,7 +71,13 @@ describe('cgroup limits', () => {
   });
 
   it('sizes the in-flight budget, the connection limit and the heap from the memory limit', () => {
-    assert.deepEqual(sizeFor({ memoryBytes: null, cpuQuota: null }, 1), { shareBytes: null, maxInFlight: 1000, maxConnections: 10_000, h2MaxStreams: 100, heapMiB: null });
+    assert.deepEqual(sizeFor({ memoryBytes: null, cpuQuota: null }, 1), {
+      shareBytes: null,
+      maxInFlight: 1000,
+      maxConnections: 10_000,
+      h2MaxStreams: 100,
+      heapMiB: null,
+    });
     const small = sizeFor({ memoryBytes: 128 * MIB, cpuQuota: null }, 1);
     assert.equal(small.maxInFlight, 682); // (128 - 64) MiB / 96 KiB
     assert.equal(small.heapMiB, 64);
@@ -59,7 +87,11 @@ describe('cgroup limits', () => {
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).maxConnections, 7927);
     assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1).h2MaxStreams, 10);
     assert.equal(sizeFor({ memoryBytes: 2048 * MIB, cpuQuota: null }, 1).h2MaxStreams, 23); // (1984 MiB / 10,000 - 64 KiB) / 6 KiB
-    assert.equal(sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1, 1000).h2MaxStreams, 100, 'sized for the connections the operator chose');
+    assert.equal(
+      sizeFor({ memoryBytes: 1024 * MIB, cpuQuota: null }, 1, 1000).h2MaxStreams,
+      100,
+      'sized for the connections the operator chose',
+    );
     assert.equal(sizeFor({ memoryBytes: 8192 * MIB, cpuQuota: null }, 1).h2MaxStreams, 100, 'at most 100');
     assert.equal(sizeFor({ memoryBytes: 4096 * MIB, cpuQuota: null }, 1).maxConnections, 10_000, 'at most 10,000');
     assert.equal(sizeFor({ memoryBytes: 64 * MIB, cpuQuota: null }, 1).maxConnections, 100, 'never below 100');

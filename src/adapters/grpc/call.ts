@@ -22,7 +22,7 @@ import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
 const budgets = new WeakMap<object, MessageBudget>();
 function budgetFor(config: { maxBodySize: number }): MessageBudget {
   let budget = budgets.get(config);
-  if (budget === undefined) budgets.set(config, budget = messageBudgetFor(config.maxBodySize));
+  if (budget === undefined) budgets.set(config, (budget = messageBudgetFor(config.maxBodySize)));
   return budget;
 }
 
@@ -55,7 +55,13 @@ export class Call {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #ended: (() => void)[] = [];
 
-  constructor(ctx: HttpContext, x: GrpcExchange, controls: GrpcControls | null, grpcTimeout: string, deadlineMs: number) {
+  constructor(
+    ctx: HttpContext,
+    x: GrpcExchange,
+    controls: GrpcControls | null,
+    grpcTimeout: string,
+    deadlineMs: number,
+  ) {
     this.ctx = ctx;
     this.x = x;
     this.controls = controls;
@@ -126,23 +132,44 @@ export class Call {
     const size = this.controls?.size ?? null;
     const received = payload ?? Buffer.alloc(0);
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
-    const info = requestInfo(x.req, x.facts, x.target, received.length, { bytes: received.length, kept, truncated: kept.length < received.length }, x.requestId);
-    const out = size === null
-      ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
-      : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
-    return toBinary(EchoResponseSchema, echoResponse(buildEcho(info, ctx.echoContext), {
-      grpcTimeout: this.grpcTimeout, deadlineMs: this.deadlineMs, sequence: 0,
-      messagesReceived: this.reader.messages, bytesReceived: this.reader.bytes, ...out, ...facts,
-    }));
+    const info = requestInfo(
+      x.req,
+      x.facts,
+      x.target,
+      received.length,
+      { bytes: received.length, kept, truncated: kept.length < received.length },
+      x.requestId,
+    );
+    const out =
+      size === null
+        ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
+        : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
+    return toBinary(
+      EchoResponseSchema,
+      echoResponse(buildEcho(info, ctx.echoContext), {
+        grpcTimeout: this.grpcTimeout,
+        deadlineMs: this.deadlineMs,
+        sequence: 0,
+        messagesReceived: this.reader.messages,
+        bytesReceived: this.reader.bytes,
+        ...out,
+        ...facts,
+      }),
+    );
   }
 
   /** Starts reading the request for `method`. */
   start(method: Method): void {
     const { x, ctx } = this;
     const { req } = x;
-    if (this.deadlineMs > 0) this.after(this.deadlineMs, () => this.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)'));
+    if (this.deadlineMs > 0)
+      this.after(this.deadlineMs, () => this.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)'));
     this.after(ctx.config.requestTimeoutMs, () => {
-      if (!this.halfClosed) this.finish(Status.DEADLINE_EXCEEDED, `request not received within --request-timeout (${ctx.config.requestTimeoutMs} ms)`);
+      if (!this.halfClosed)
+        this.finish(
+          Status.DEADLINE_EXCEEDED,
+          `request not received within --request-timeout (${ctx.config.requestTimeoutMs} ms)`,
+        );
     });
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
@@ -161,7 +188,10 @@ export class Call {
       }
       // On the wire, prefixes included: a stream of empty messages is bounded too.
       if (x.bytesIn > ctx.config.maxBodySize) {
-        this.#refuse(Status.RESOURCE_EXHAUSTED, `request stream larger than --max-body-size (${ctx.config.maxBodySize} bytes)`);
+        this.#refuse(
+          Status.RESOURCE_EXHAUSTED,
+          `request stream larger than --max-body-size (${ctx.config.maxBodySize} bytes)`,
+        );
         return;
       }
       for (const m of messages) {
@@ -191,7 +221,11 @@ export class Call {
 
   /** A refusal about the request, rate-limited in the log. */
   #refuse(code: number, message: string): void {
-    this.ctx.log('info', { peer: this.x.facts.peerAddress, path: this.x.target, grpcStatus: code }, `gRPC call refused: ${message}`);
+    this.ctx.log(
+      'info',
+      { peer: this.x.facts.peerAddress, path: this.x.target, grpcStatus: code },
+      `gRPC call refused: ${message}`,
+    );
     this.finish(code, message);
   }
 
@@ -209,7 +243,10 @@ export class Call {
     try {
       fn();
     } catch (err) {
-      this.ctx.deps.logger.error({ err: (err as Error).message, reqId: this.x.requestId, uri: this.x.target }, 'gRPC call failed');
+      this.ctx.deps.logger.error(
+        { err: (err as Error).message, reqId: this.x.requestId, uri: this.x.target },
+        'gRPC call failed',
+      );
       if (this.x.headersSent && this.done) return;
       this.finish(Status.INTERNAL, 'internal error');
     }

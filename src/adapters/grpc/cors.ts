@@ -15,19 +15,34 @@ import { requestOriginAllowed } from '../../handlers/origin.ts';
 
 /** What gRPC-Web clients send (grpc-web, Connect, Envoy's filter) and the x-echo-* controls. */
 export const GRPC_WEB_ALLOW_HEADERS = [
-  'content-type', 'x-grpc-web', 'x-user-agent', 'grpc-timeout',
-  ...CONTROLS.map((c) => c.header.toLowerCase()), TRAILER_CONTROL.toLowerCase(),
+  'content-type',
+  'x-grpc-web',
+  'x-user-agent',
+  'grpc-timeout',
+  ...CONTROLS.map((c) => c.header.toLowerCase()),
+  TRAILER_CONTROL.toLowerCase(),
 ].join(', ');
 
 /** What a page may read of the answer besides the CORS-safelisted headers. */
-const EXPOSED = ['grpc-status', 'grpc-message', 'x-request-id', CHOSEN_DELAY_HEADER.toLowerCase(), CHOSEN_SIZE_HEADER.toLowerCase()];
+const EXPOSED = [
+  'grpc-status',
+  'grpc-message',
+  'x-request-id',
+  CHOSEN_DELAY_HEADER.toLowerCase(),
+  CHOSEN_SIZE_HEADER.toLowerCase(),
+];
 
 /** How long a browser may keep a preflight's answer, in seconds. */
 const PREFLIGHT_MAX_AGE = '600';
 
 /** Whether a request is a CORS preflight for a gRPC-Web call to one of `paths`. */
 export function isGrpcWebPreflight(req: IncomingMessage, paths: ReadonlyMap<string, unknown>): boolean {
-  if (req.method !== 'OPTIONS' || req.headers.origin === undefined || req.headers['access-control-request-method'] === undefined) return false;
+  if (
+    req.method !== 'OPTIONS' ||
+    req.headers.origin === undefined ||
+    req.headers['access-control-request-method'] === undefined
+  )
+    return false;
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   return paths.has(q < 0 ? url : url.slice(0, q));
@@ -40,9 +55,17 @@ type OriginConfig = Pick<Config, 'allowedOrigins' | 'trustedProxies'>;
  * A preflight's answer: 204 and its headers for an allowed origin asking to POST,
  * else 403 with the reason.
  */
-export function preflightAnswer(x: OriginFacts, method: string | undefined, config: OriginConfig): { status: number; headers: string[]; reason: string } {
+export function preflightAnswer(
+  x: OriginFacts,
+  method: string | undefined,
+  config: OriginConfig,
+): { status: number; headers: string[]; reason: string } {
   if (!requestOriginAllowed(x, config)) {
-    return { status: 403, headers: ['Vary', 'Origin'], reason: 'origin may not call gRPC-Web here (--allowed-origins)\n' };
+    return {
+      status: 403,
+      headers: ['Vary', 'Origin'],
+      reason: 'origin may not call gRPC-Web here (--allowed-origins)\n',
+    };
   }
   if (method?.trim().toUpperCase() !== 'POST') {
     return { status: 403, headers: ['Vary', 'Origin'], reason: 'gRPC-Web calls are POST requests\n' };
@@ -50,8 +73,16 @@ export function preflightAnswer(x: OriginFacts, method: string | undefined, conf
   return {
     status: 204,
     headers: [
-      'Access-Control-Allow-Origin', x.scan.origin!, 'Access-Control-Allow-Methods', 'POST',
-      'Access-Control-Allow-Headers', GRPC_WEB_ALLOW_HEADERS, 'Access-Control-Max-Age', PREFLIGHT_MAX_AGE, 'Vary', 'Origin',
+      'Access-Control-Allow-Origin',
+      x.scan.origin!,
+      'Access-Control-Allow-Methods',
+      'POST',
+      'Access-Control-Allow-Headers',
+      GRPC_WEB_ALLOW_HEADERS,
+      'Access-Control-Max-Age',
+      PREFLIGHT_MAX_AGE,
+      'Vary',
+      'Origin',
     ],
     reason: '',
   };
@@ -65,5 +96,12 @@ export function preflightAnswer(x: OriginFacts, method: string | undefined, conf
 export function callCorsHeaders(x: OriginFacts, config: OriginConfig, headerNames: readonly string[] = []): string[] {
   if (x.scan.origin === undefined || !requestOriginAllowed(x, config)) return [];
   const exposed = headerNames.length === 0 ? EXPOSED : [...EXPOSED, ...headerNames.map((n) => n.toLowerCase())];
-  return ['access-control-allow-origin', x.scan.origin, 'access-control-expose-headers', exposed.join(', '), 'vary', 'Origin'];
+  return [
+    'access-control-allow-origin',
+    x.scan.origin,
+    'access-control-expose-headers',
+    exposed.join(', '),
+    'vary',
+    'Origin',
+  ];
 }

@@ -16,7 +16,10 @@ import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour
 
 /** What a gRPC client makes of a RST_STREAM code (the gRPC HTTP/2 protocol spec); INTERNAL otherwise. */
 const RESET_STATUS: Readonly<Record<number, number>> = {
-  7: Status.UNAVAILABLE, 8: Status.CANCELLED, 11: Status.RESOURCE_EXHAUSTED, 12: Status.PERMISSION_DENIED,
+  7: Status.UNAVAILABLE,
+  8: Status.CANCELLED,
+  11: Status.RESOURCE_EXHAUSTED,
+  12: Status.PERMISSION_DENIED,
 };
 
 export class GrpcExchange extends Exchange implements AnswerPort {
@@ -30,7 +33,14 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** CORS headers for a gRPC-Web call from an allowed origin ([name, value, ...]); set by serve.ts. */
   cors: readonly string[] = [];
 
-  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, flavour: Flavour) {
+  constructor(
+    ledger: Ledger,
+    req: IncomingMessage,
+    res: ServerResponse,
+    facts: ConnectionFacts,
+    scan: HeaderScan,
+    flavour: Flavour,
+  ) {
     super('grpc', facts, req.method ?? 'OTHER', req.url ?? '/', scan, true);
     this.req = req;
     this.res = res;
@@ -130,7 +140,7 @@ export class GrpcExchange extends Exchange implements AnswerPort {
     else if (f.kind === 'reset') this.req.socket.resetAndDestroy();
     else if (h2) destroySession(this.res);
     else this.req.socket.destroySoon();
-    const code = f.kind === 'close' ? Status.UNAVAILABLE : RESET_STATUS[f.h2Code] ?? Status.INTERNAL;
+    const code = f.kind === 'close' ? Status.UNAVAILABLE : (RESET_STATUS[f.h2Code] ?? Status.INTERNAL);
     closeExchange(this.#ledger, this, grpcOutcome(code), true);
     return true;
   }
@@ -149,7 +159,16 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   /** The response headers, once: before the first message or the trailers. */
   sendHeaders(extra: readonly string[] = []): void {
     if (this.res.headersSent) return;
-    this.head(200, ['content-type', contentTypeOf(this.flavour), 'grpc-accept-encoding', 'identity', 'x-request-id', this.requestId, ...this.cors, ...extra]);
+    this.head(200, [
+      'content-type',
+      contentTypeOf(this.flavour),
+      'grpc-accept-encoding',
+      'identity',
+      'x-request-id',
+      this.requestId,
+      ...this.cors,
+      ...extra,
+    ]);
   }
 
   /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */
@@ -163,7 +182,12 @@ export class GrpcExchange extends Exchange implements AnswerPort {
    * a repeated name stays repeated, as gRPC metadata readers do not split commas).
    * Only the first finish counts.
    */
-  finish(code: number, message = '', extra?: readonly string[], trailing: readonly (readonly [string, string])[] = []): void {
+  finish(
+    code: number,
+    message = '',
+    extra?: readonly string[],
+    trailing: readonly (readonly [string, string])[] = [],
+  ): void {
     if (this.#code >= 0 || this.closed) return;
     this.sendHeaders(extra);
     const fields: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;

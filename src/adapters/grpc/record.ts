@@ -35,26 +35,50 @@ export function echoResponse(echo: Echo, call: CallFacts): EchoResponse {
     path: echo.path,
     authority: pseudo[':authority'] ?? '',
     client: {
-      ip: client.ip, source: client.source, peer: client.peer, peerTrusted: client.peerTrusted, trustedHeader: client.trustedHeader,
-      forwarded: orUndefined(client.forwarded), xForwardedFor: orUndefined(client.xForwardedFor), xRealIp: orUndefined(client.xRealIp),
+      ip: client.ip,
+      source: client.source,
+      peer: client.peer,
+      peerTrusted: client.peerTrusted,
+      trustedHeader: client.trustedHeader,
+      forwarded: orUndefined(client.forwarded),
+      xForwardedFor: orUndefined(client.xForwardedFor),
+      xRealIp: orUndefined(client.xRealIp),
     },
     requestId: echo.requestId,
-    server: server === null ? undefined : { hostname: server.hostname, addresses: server.addresses, worker: server.worker },
+    server:
+      server === null ? undefined : { hostname: server.hostname, addresses: server.addresses, worker: server.worker },
     env: echo.env === null ? {} : { ...echo.env },
-    tls: tls === null ? undefined : {
-      version: orUndefined(tls.version), cipher: orUndefined(tls.cipher), sni: orUndefined(tls.sni), alpn: orUndefined(tls.alpn),
-      clientCertificate: tls.clientCertificate === null ? undefined : {
-        ...tls.clientCertificate,
-        subjectAltName: orUndefined(tls.clientCertificate.subjectAltName),
-        verifyError: orUndefined(tls.clientCertificate.verifyError),
-      },
-    },
-    proxy: proxy === null ? undefined : {
-      version: proxy.version, command: proxy.command, transport: proxy.transport,
-      sourceAddress: orUndefined(proxy.sourceAddress), sourcePort: orUndefined(proxy.sourcePort),
-      destinationAddress: orUndefined(proxy.destinationAddress), destinationPort: orUndefined(proxy.destinationPort),
-      tlvsJson: JSON.stringify(proxy.tlvs), peer: proxy.peer,
-    },
+    tls:
+      tls === null
+        ? undefined
+        : {
+            version: orUndefined(tls.version),
+            cipher: orUndefined(tls.cipher),
+            sni: orUndefined(tls.sni),
+            alpn: orUndefined(tls.alpn),
+            clientCertificate:
+              tls.clientCertificate === null
+                ? undefined
+                : {
+                    ...tls.clientCertificate,
+                    subjectAltName: orUndefined(tls.clientCertificate.subjectAltName),
+                    verifyError: orUndefined(tls.clientCertificate.verifyError),
+                  },
+          },
+    proxy:
+      proxy === null
+        ? undefined
+        : {
+            version: proxy.version,
+            command: proxy.command,
+            transport: proxy.transport,
+            sourceAddress: orUndefined(proxy.sourceAddress),
+            sourcePort: orUndefined(proxy.sourcePort),
+            destinationAddress: orUndefined(proxy.destinationAddress),
+            destinationPort: orUndefined(proxy.destinationPort),
+            tlvsJson: JSON.stringify(proxy.tlvs),
+            peer: proxy.peer,
+          },
     payload: { bytes: BigInt(call.payloadBytes), truncated: call.truncated, data: call.payload },
     grpcTimeout: call.grpcTimeout,
     deadlineMs: BigInt(call.deadlineMs),

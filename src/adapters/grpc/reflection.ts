@@ -8,12 +8,20 @@ import type { Method } from './call.ts';
 import { file_echoserver_v1_echo } from './gen/echoserver/v1/echo_pb.js';
 import { file_grpc_health_v1_health } from './gen/grpc/health/v1/health_pb.js';
 import {
-  ServerReflectionRequestSchema, ServerReflectionResponseSchema, file_grpc_reflection_v1_reflection, type ServerReflectionResponse,
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  file_grpc_reflection_v1_reflection,
+  type ServerReflectionResponse,
 } from './gen/grpc/reflection/v1/reflection_pb.js';
 import { file_grpc_reflection_v1alpha_reflection } from './gen/grpc/reflection/v1alpha/reflection_pb.js';
 import { Status } from './wire.ts';
 
-const FILES: readonly DescFile[] = [file_echoserver_v1_echo, file_grpc_health_v1_health, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection];
+const FILES: readonly DescFile[] = [
+  file_echoserver_v1_echo,
+  file_grpc_health_v1_health,
+  file_grpc_reflection_v1_reflection,
+  file_grpc_reflection_v1alpha_reflection,
+];
 const registry = createRegistry(...FILES);
 /** Every service served, by its full name. */
 export const SERVICE_NAMES: readonly string[] = FILES.flatMap((f) => f.services.map((s) => s.typeName));
@@ -43,10 +51,17 @@ function fileOfSymbol(symbol: string): DescFile | undefined {
 
 type Answer = ServerReflectionResponse['messageResponse'];
 
-const notFound = (what: string): Answer => ({ case: 'errorResponse', value: { $typeName: 'grpc.reflection.v1.ErrorResponse', errorCode: Status.NOT_FOUND, errorMessage: what } });
-const files = (file: DescFile | undefined, what: string): Answer => (file === undefined
-  ? notFound(`${what} not found`)
-  : { case: 'fileDescriptorResponse', value: { $typeName: 'grpc.reflection.v1.FileDescriptorResponse', fileDescriptorProto: withDependencies(file) } });
+const notFound = (what: string): Answer => ({
+  case: 'errorResponse',
+  value: { $typeName: 'grpc.reflection.v1.ErrorResponse', errorCode: Status.NOT_FOUND, errorMessage: what },
+});
+const files = (file: DescFile | undefined, what: string): Answer =>
+  file === undefined
+    ? notFound(`${what} not found`)
+    : {
+        case: 'fileDescriptorResponse',
+        value: { $typeName: 'grpc.reflection.v1.FileDescriptorResponse', fileDescriptorProto: withDependencies(file) },
+      };
 
 /** The one answer to one reflection request. */
 export function reflect(bytes: Buffer): Uint8Array {
@@ -55,26 +70,54 @@ export function reflect(bytes: Buffer): Uint8Array {
   let answer: Answer;
   switch (r.case) {
     case 'listServices':
-      answer = { case: 'listServicesResponse', value: { $typeName: 'grpc.reflection.v1.ListServiceResponse', service: SERVICE_NAMES.map((name) => ({ $typeName: 'grpc.reflection.v1.ServiceResponse', name })) } };
+      answer = {
+        case: 'listServicesResponse',
+        value: {
+          $typeName: 'grpc.reflection.v1.ListServiceResponse',
+          service: SERVICE_NAMES.map((name) => ({ $typeName: 'grpc.reflection.v1.ServiceResponse', name })),
+        },
+      };
       break;
     case 'fileByFilename':
-      answer = files(FILES.find((f) => f.proto.name === r.value), `file ${r.value.slice(0, 128)}`);
+      answer = files(
+        FILES.find((f) => f.proto.name === r.value),
+        `file ${r.value.slice(0, 128)}`,
+      );
       break;
     case 'fileContainingSymbol':
       answer = files(fileOfSymbol(r.value), `symbol ${r.value.slice(0, 128)}`);
       break;
     case 'allExtensionNumbersOfType':
       // No message here declares extension ranges: a known type has none, an unknown one is not found.
-      answer = registry.getMessage(r.value) === undefined ? notFound(`type ${r.value.slice(0, 128)} not found`)
-        : { case: 'allExtensionNumbersResponse', value: { $typeName: 'grpc.reflection.v1.ExtensionNumberResponse', baseTypeName: r.value, extensionNumber: [] } };
+      answer =
+        registry.getMessage(r.value) === undefined
+          ? notFound(`type ${r.value.slice(0, 128)} not found`)
+          : {
+              case: 'allExtensionNumbersResponse',
+              value: {
+                $typeName: 'grpc.reflection.v1.ExtensionNumberResponse',
+                baseTypeName: r.value,
+                extensionNumber: [],
+              },
+            };
       break;
     case 'fileContainingExtension':
       answer = notFound('no extensions are declared here');
       break;
     default:
-      answer = { case: 'errorResponse', value: { $typeName: 'grpc.reflection.v1.ErrorResponse', errorCode: Status.INVALID_ARGUMENT, errorMessage: 'empty reflection request' } };
+      answer = {
+        case: 'errorResponse',
+        value: {
+          $typeName: 'grpc.reflection.v1.ErrorResponse',
+          errorCode: Status.INVALID_ARGUMENT,
+          errorMessage: 'empty reflection request',
+        },
+      };
   }
-  return toBinary(ServerReflectionResponseSchema, create(ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: answer }));
+  return toBinary(
+    ServerReflectionResponseSchema,
+    create(ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: answer }),
+  );
 }
 
 /** ServerReflectionInfo: each request answered as it arrives, until the client ends its side. */

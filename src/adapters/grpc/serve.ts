@@ -74,26 +74,44 @@ export function createGrpc(ctx: HttpContext): Grpc {
     try {
       const busy = ledger.overBudget(x);
       if (busy !== null) {
-        if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
+        if (busy.limit === '--max-in-flight-per-client')
+          ctx.log(
+            'warn',
+            { client: x.client, limit: busy.limit },
+            'request refused: the client holds its share of the in-flight budget',
+          );
         if (x.refusable) x.abort('refuse');
         else refuse(x, Status.UNAVAILABLE, busy.reason);
         return;
       }
       const problem = admissionProblem(req, scan, config);
       if (problem !== null) {
-        if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
+        if (problem.limit !== undefined)
+          ctx.log(
+            'warn',
+            { peer: facts.peerAddress, limit: problem.limit },
+            'bad request: request header fields too large',
+          );
         refuse(x, grpcStatusOf(problem.status), problem.reason);
         return;
       }
       // As an HTTP request's 413: a body declared over the limit is refused before any of
       // it arrives, rather than waited for until the request timeout.
       if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) {
-        refuse(x, Status.RESOURCE_EXHAUSTED, `request body declared larger than --max-body-size (${config.maxBodySize} bytes)`);
+        refuse(
+          x,
+          Status.RESOURCE_EXHAUSTED,
+          `request body declared larger than --max-body-size (${config.maxBodySize} bytes)`,
+        );
         return;
       }
       const method = methods.get(x.target);
       if (req.method !== 'POST' || method === undefined) {
-        refuse(x, Status.UNIMPLEMENTED, req.method !== 'POST' ? 'gRPC calls are POST requests' : `unknown method ${clip(x.target, 128)}`);
+        refuse(
+          x,
+          Status.UNIMPLEMENTED,
+          req.method !== 'POST' ? 'gRPC calls are POST requests' : `unknown method ${clip(x.target, 128)}`,
+        );
         return;
       }
       const timeoutText = req.headers['grpc-timeout'] as string | undefined;
@@ -115,9 +133,18 @@ export function createGrpc(ctx: HttpContext): Grpc {
         refuse(x, err.status === 403 ? Status.PERMISSION_DENIED : Status.INVALID_ARGUMENT, err.message);
         return;
       }
-      if (x.flavour !== 'grpc' && controls !== null && controls.headers.length > 0) x.cors = callCorsHeaders(x, config, controls.headers.map(([n]) => n));
+      if (x.flavour !== 'grpc' && controls !== null && controls.headers.length > 0)
+        x.cors = callCorsHeaders(
+          x,
+          config,
+          controls.headers.map(([n]) => n),
+        );
       if (controls?.size != null && controls.size > config.maxBodySize) {
-        refuse(x, Status.RESOURCE_EXHAUSTED, `x-echo-size ${controls.size} is larger than a message may be (--max-body-size ${config.maxBodySize})`);
+        refuse(
+          x,
+          Status.RESOURCE_EXHAUSTED,
+          `x-echo-size ${controls.size} is larger than a message may be (--max-body-size ${config.maxBodySize})`,
+        );
         return;
       }
       // Aimed at the server, not the answer: set at once, as on HTTP.
@@ -127,7 +154,13 @@ export function createGrpc(ctx: HttpContext): Grpc {
         else refuse(x, Status.UNAVAILABLE, `this replica is sick (--sick-answer ${sick.status})`);
         return;
       }
-      const call = new Call(ctx, x, controls === null ? null : attemptControls(ctx.attempts, controls, x.target), timeoutText ?? '', timeout ?? 0);
+      const call = new Call(
+        ctx,
+        x,
+        controls === null ? null : attemptControls(ctx.attempts, controls, x.target),
+        timeoutText ?? '',
+        timeout ?? 0,
+      );
       calls.add(call);
       call.whenEnded(() => calls.delete(call));
       call.start(method);

@@ -6,7 +6,11 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageShape } fro
 import type { HttpContext } from '../../handlers/context.ts';
 import type { Call, Method } from './call.ts';
 import { EchoRequestSchema, ServerStreamRequestSchema } from './gen/echoserver/v1/echo_pb.js';
-import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from './gen/grpc/health/v1/health_pb.js';
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as Serving,
+} from './gen/grpc/health/v1/health_pb.js';
 import { SERVICE_NAMES, reflectionInfo } from './reflection.ts';
 import { Status } from './wire.ts';
 /** The health service name that asks for liveness rather than readiness. */
@@ -61,7 +65,10 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       // Bounded like the event stream: at most --sse-count messages (at least one).
       const cap = Math.max(1, config.sseCount);
       const count = req.count === 0 ? cap : Math.min(req.count, cap);
-      const interval = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, req.intervalMs === 0 ? config.sseIntervalMs : req.intervalMs));
+      const interval = Math.min(
+        MAX_INTERVAL_MS,
+        Math.max(MIN_INTERVAL_MS, req.intervalMs === 0 ? config.sseIntervalMs : req.intervalMs),
+      );
       const payload = Buffer.from(req.payload);
       call.onShutdown = () => call.finish(Status.UNAVAILABLE, 'server shutting down');
       call.answer(() => {
@@ -86,10 +93,11 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         const req = decode(call, EchoRequestSchema, bytes);
         if (req !== null) last = Buffer.from(req.payload);
       };
-      call.onHalfClose = () => call.answer(() => {
-        call.send(call.echo(last));
-        call.finish(Status.OK);
-      });
+      call.onHalfClose = () =>
+        call.answer(() => {
+          call.send(call.echo(last));
+          call.finish(Status.OK);
+        });
     },
   });
 
@@ -122,7 +130,8 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
 
   const known = (service: string) => service === '' || service === LIVENESS || SERVICE_NAMES.includes(service);
   const servingNow = (service: string) => (service === LIVENESS ? health.checkLive() : health.checkReady());
-  const healthAnswer = (status: Serving) => toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
+  const healthAnswer = (status: Serving) =>
+    toBinary(HealthCheckResponseSchema, create(HealthCheckResponseSchema, { status }));
 
   methods.set('/grpc.health.v1.Health/Check', {
     kind: 'unary',
@@ -144,7 +153,8 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       const req = decode(call, HealthCheckRequestSchema, bytes!);
       if (req === null) return;
       // Readiness as it stands (nothing consumed: a one-shot failure is the probes').
-      const state = () => (!known(req.service) ? Serving.SERVICE_UNKNOWN : health.ready ? Serving.SERVING : Serving.NOT_SERVING);
+      const state = () =>
+        !known(req.service) ? Serving.SERVICE_UNKNOWN : health.ready ? Serving.SERVING : Serving.NOT_SERVING;
       let sent = state();
       call.send(healthAnswer(sent));
       const poll = () => {
@@ -157,7 +167,8 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       };
       call.after(WATCH_POLL_MS, poll);
       call.onShutdown = () => {
-        if (sent !== Serving.NOT_SERVING && sent !== Serving.SERVICE_UNKNOWN) call.send(healthAnswer(Serving.NOT_SERVING));
+        if (sent !== Serving.NOT_SERVING && sent !== Serving.SERVICE_UNKNOWN)
+          call.send(healthAnswer(Serving.NOT_SERVING));
         call.finish(Status.UNAVAILABLE, 'server shutting down');
       };
     },

@@ -5,16 +5,35 @@
 
 /** The status codes by name, as grpc-status carries them. */
 export const Status = {
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 
 /** gRPC over HTTP/2; gRPC-Web (any HTTP version) with binary messages, or with base64 text. */
 export type Flavour = 'grpc' | 'web' | 'web-text';
 
 const FLAVOURS: Readonly<Record<string, Flavour>> = {
-  '': 'grpc', '+proto': 'grpc', '-web': 'web', '-web+proto': 'web', '-web-text': 'web-text', '-web-text+proto': 'web-text',
+  '': 'grpc',
+  '+proto': 'grpc',
+  '-web': 'web',
+  '-web+proto': 'web',
+  '-web-text': 'web-text',
+  '-web-text+proto': 'web-text',
 };
 
 /**
@@ -34,13 +53,18 @@ export function grpcFlavour(type: string | undefined): Flavour | null {
 
 /** The content type of an answer in this flavour. */
 export function contentTypeOf(flavour: Flavour): string {
-  return flavour === 'grpc' ? 'application/grpc' : flavour === 'web' ? 'application/grpc-web+proto' : 'application/grpc-web-text+proto';
+  return flavour === 'grpc'
+    ? 'application/grpc'
+    : flavour === 'web'
+      ? 'application/grpc-web+proto'
+      : 'application/grpc-web-text+proto';
 }
 
 /** gRPC-Web's trailers: a frame flagged 0x80 whose body is the fields as HTTP/1.1 header lines. */
 export function trailerFrame(fields: Readonly<Record<string, string | readonly string[]>>): Buffer {
   let text = '';
-  for (const [k, v] of Object.entries(fields)) for (const one of typeof v === 'string' ? [v] : v) text += `${k}:${one}\r\n`;
+  for (const [k, v] of Object.entries(fields))
+    for (const one of typeof v === 'string' ? [v] : v) text += `${k}:${one}\r\n`;
   const body = Buffer.from(text, 'latin1');
   const out = frame(body);
   out[0] = 0x80;
@@ -167,19 +191,28 @@ export class MessageReader {
         if (this.#pendingBytes < 5) return out;
         const head = this.#take(5);
         if (head[0] !== 0) {
-          throw new WireError(head[0] === 1 ? Status.UNIMPLEMENTED : Status.INTERNAL,
-            head[0] === 1 ? 'compressed messages are not supported (grpc-accept-encoding: identity)' : `invalid message flags ${head[0]}`);
+          throw new WireError(
+            head[0] === 1 ? Status.UNIMPLEMENTED : Status.INTERNAL,
+            head[0] === 1
+              ? 'compressed messages are not supported (grpc-accept-encoding: identity)'
+              : `invalid message flags ${head[0]}`,
+          );
         }
         const length = head.readUInt32BE(1);
         if (length > this.#maxMessage) {
-          throw new WireError(Status.RESOURCE_EXHAUSTED, `message of ${length} bytes is larger than --max-body-size (${this.#maxMessage})`);
+          throw new WireError(
+            Status.RESOURCE_EXHAUSTED,
+            `message of ${length} bytes is larger than --max-body-size (${this.#maxMessage})`,
+          );
         }
         if (this.#budget !== null) {
           this.#budget.used -= this.#reserved;
           this.#reserved = 0;
           if (this.#budget.used + length > this.#budget.limit) {
-            throw new WireError(Status.RESOURCE_EXHAUSTED,
-              `message of ${length} bytes would take the messages buffered by all calls over ${this.#budget.limit} bytes`);
+            throw new WireError(
+              Status.RESOURCE_EXHAUSTED,
+              `message of ${length} bytes would take the messages buffered by all calls over ${this.#budget.limit} bytes`,
+            );
           }
           this.#budget.used += length;
           this.#reserved = length;
@@ -223,12 +256,18 @@ export function encodeMessage(text: string): string {
   let plain = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x25) { plain = false; break; }
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
   }
   if (plain) return text;
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
-    out += byte < 0x20 || byte > 0x7e || byte === 0x25 ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+    out +=
+      byte < 0x20 || byte > 0x7e || byte === 0x25
+        ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}`
+        : String.fromCharCode(byte);
   }
   return out;
 }

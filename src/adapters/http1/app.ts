@@ -74,7 +74,17 @@ export function createApp(config: Config, deps: AppDeps): App {
     const uri = req.url ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
-    const x = ledger.begin(new HttpExchange(ledger, req, res, facts, scanHeaders(req.rawHeaders), ops === undefined || config.logOpsRequests), req.rawHeaders);
+    const x = ledger.begin(
+      new HttpExchange(
+        ledger,
+        req,
+        res,
+        facts,
+        scanHeaders(req.rawHeaders),
+        ops === undefined || config.logOpsRequests,
+      ),
+      req.rawHeaders,
+    );
     closeIfDraining(res, facts);
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
@@ -84,7 +94,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
       const problem = admissionProblem(req, x.scan, config);
       if (problem !== null) {
-        if (problem.limit !== undefined) ctx.log('warn', { peer: facts.peerAddress, limit: problem.limit }, 'bad request: request header fields too large');
+        if (problem.limit !== undefined)
+          ctx.log(
+            'warn',
+            { peer: facts.peerAddress, limit: problem.limit },
+            'bad request: request header fields too large',
+          );
         reject(x, problem.status, problem.reason);
       } else if (ops === undefined && grpc !== null && grpc.isPreflight(req)) {
         grpc.preflight(req, x);
@@ -136,7 +151,12 @@ export function createApp(config: Config, deps: AppDeps): App {
 
 /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
 function refuseOverBudget(ctx: HttpContext, x: HttpExchange, busy: BudgetRefusal): void {
-  if (busy.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'request refused: the client holds its share of the in-flight budget');
+  if (busy.limit === '--max-in-flight-per-client')
+    ctx.log(
+      'warn',
+      { client: x.client, limit: busy.limit },
+      'request refused: the client holds its share of the in-flight budget',
+    );
   if (x.refusable) {
     x.abort('refuse');
     return;
@@ -147,7 +167,10 @@ function refuseOverBudget(ctx: HttpContext, x: HttpExchange, busy: BudgetRefusal
 /** CONNECT: 405, answered on the raw socket, which is closed after it. */
 function refuseTunnel(ctx: HttpContext, req: IncomingMessage, socket: Duplex, facts: ConnectionFacts): void {
   const { ledger } = ctx;
-  const x = ledger.begin(new Exchange('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
+  const x = ledger.begin(
+    new Exchange('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true),
+    req.rawHeaders,
+  );
   socket.on('error', () => socket.destroy());
   const answer = rawAnswer(405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
   socket.end(answer);
@@ -155,7 +178,12 @@ function refuseTunnel(ctx: HttpContext, req: IncomingMessage, socket: Duplex, fa
 }
 
 /** A request node:http's parser refused (or the front deadline cut): its status and raw answer, logged and recorded once. */
-function parserRefusal(ctx: HttpContext, code: string | undefined, current: ServerResponse | null, peer: string): string {
+function parserRefusal(
+  ctx: HttpContext,
+  code: string | undefined,
+  current: ServerResponse | null,
+  peer: string,
+): string {
   let status = 400;
   let reason = 'malformed request';
   if (code === 'HPE_HEADER_OVERFLOW') {

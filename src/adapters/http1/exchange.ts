@@ -15,7 +15,15 @@ import type { BodyResult, RequestInfo } from '../../echo/model.ts';
 import type { HandlerExchange } from '../../handlers/exchange.ts';
 import { requestInfo } from './request-info.ts';
 import {
-  cancelStream, closeSession, destroySession, interimOnStream, isHttp2, mayHaveBody, refuseStream, resetStream, stopReading,
+  cancelStream,
+  closeSession,
+  destroySession,
+  interimOnStream,
+  isHttp2,
+  mayHaveBody,
+  refuseStream,
+  resetStream,
+  stopReading,
 } from '../http2/stream.ts';
 
 const EMPTY = new Uint8Array(0);
@@ -62,7 +70,14 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   #cutSent = 0;
   #cutDone = false;
 
-  constructor(ledger: Ledger, req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts, scan: HeaderScan, logged: boolean) {
+  constructor(
+    ledger: Ledger,
+    req: IncomingMessage,
+    res: ServerResponse,
+    facts: ConnectionFacts,
+    scan: HeaderScan,
+    logged: boolean,
+  ) {
     super(isHttp2(req) ? 'h2' : 'http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scan, logged);
     this.req = req;
     this.res = res;
@@ -242,7 +257,9 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   bodyDeadline(ms: number, expired: () => void): void {
     if (!isHttp2(this.req)) return;
     const { req, res } = this;
-    const timer = setTimeout(() => { if (!req.complete) expired(); }, ms);
+    const timer = setTimeout(() => {
+      if (!req.complete) expired();
+    }, ms);
     const clear = () => clearTimeout(timer);
     req.once('end', clear);
     res.once('close', clear);

@@ -27,28 +27,47 @@ const MAX_CONNECTIONS = 64;
 /** Node checks its headers and request timeouts on a timer: often enough that they hold. */
 const CHECK_EVERY_MS = 1000;
 
-export async function serveMetrics(config: Config, scrape: () => Promise<string>, contentType: string, logger: Logger): Promise<MetricsListener> {
+export async function serveMetrics(
+  config: Config,
+  scrape: () => Promise<string>,
+  contentType: string,
+  logger: Logger,
+): Promise<MetricsListener> {
   const limited = limitedLog(logger);
   /** Open connections, oldest first, with the number of requests each has being answered. */
   const open = new Map<Socket, { answering: number }>();
-  const server = createServer({
-    maxHeaderSize: 16 * 1024, headersTimeout: 5000, requestTimeout: 10_000, keepAliveTimeout: 5000, connectionsCheckingInterval: CHECK_EVERY_MS,
-  }, (req, res) => {
-    const state = open.get(req.socket);
-    if (state !== undefined) {
-      state.answering++;
-      res.once('close', () => { state.answering--; });
-    }
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== config.metricsPath || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      answer(req, res, 404, TEXT_TYPE, `not found: this port serves only GET ${config.metricsPath}\n`);
-      return;
-    }
-    scrape().then((body) => answer(req, res, 200, contentType, body), (err: unknown) => {
-      limited('error', { err: (err as Error).message }, 'metrics collection failed');
-      answer(req, res, 500, TEXT_TYPE, 'metrics collection failed\n');
-    }).catch(() => res.destroy()); // the response object itself failed: nothing left to answer
-  });
+  const server = createServer(
+    {
+      maxHeaderSize: 16 * 1024,
+      headersTimeout: 5000,
+      requestTimeout: 10_000,
+      keepAliveTimeout: 5000,
+      connectionsCheckingInterval: CHECK_EVERY_MS,
+    },
+    (req, res) => {
+      const state = open.get(req.socket);
+      if (state !== undefined) {
+        state.answering++;
+        res.once('close', () => {
+          state.answering--;
+        });
+      }
+      const path = (req.url ?? '/').split('?')[0];
+      if (path !== config.metricsPath || (req.method !== 'GET' && req.method !== 'HEAD')) {
+        answer(req, res, 404, TEXT_TYPE, `not found: this port serves only GET ${config.metricsPath}\n`);
+        return;
+      }
+      scrape()
+        .then(
+          (body) => answer(req, res, 200, contentType, body),
+          (err: unknown) => {
+            limited('error', { err: (err as Error).message }, 'metrics collection failed');
+            answer(req, res, 500, TEXT_TYPE, 'metrics collection failed\n');
+          },
+        )
+        .catch(() => res.destroy()); // the response object itself failed: nothing left to answer
+    },
+  );
   // A response a scraper does not read holds its connection no longer than this.
   server.setTimeout(10_000);
   // When every slot is taken, the oldest connection with no answer in progress (idle,
@@ -71,7 +90,9 @@ export async function serveMetrics(config: Config, scrape: () => Promise<string>
       }
     }
     open.set(socket, { answering: 0 });
-    socket.once('close', () => { open.delete(socket); });
+    socket.once('close', () => {
+      open.delete(socket);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     const listen = (host: string) => {
@@ -85,9 +106,10 @@ export async function serveMetrics(config: Config, scrape: () => Promise<string>
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

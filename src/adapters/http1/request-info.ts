@@ -7,13 +7,28 @@ import type { ConnectionFacts } from '../../core/facts.ts';
 import type { BodyResult, RequestInfo } from '../../echo/model.ts';
 
 /** The echo model's input: the request, its body as read, and its connection's facts. */
-export function requestInfo(req: IncomingMessage, facts: ConnectionFacts, uri: string, declared: number, body: BodyResult, requestId: string): RequestInfo {
+export function requestInfo(
+  req: IncomingMessage,
+  facts: ConnectionFacts,
+  uri: string,
+  declared: number,
+  body: BodyResult,
+  requestId: string,
+): RequestInfo {
   const client = connectionClient(facts);
   return {
     remoteAddress: client.address,
     remotePort: client.port,
-    method: req.method ?? '', uri, proto: `HTTP/${req.httpVersion}`, rawHeaders: req.rawHeaders,
-    contentLength: declared, body, requestId, tls: facts.tls, proxy: facts.proxy,
-    peerAddress: facts.peerAddress, peerPort: facts.peerPort,
+    method: req.method ?? '',
+    uri,
+    proto: `HTTP/${req.httpVersion}`,
+    rawHeaders: req.rawHeaders,
+    contentLength: declared,
+    body,
+    requestId,
+    tls: facts.tls,
+    proxy: facts.proxy,
+    peerAddress: facts.peerAddress,
+    peerPort: facts.peerPort,
   };
 }

@@ -10,7 +10,14 @@ import { bodilessHeaders, isBodiless } from './exchange.ts';
  * Writes a complete answer: `headers` from answerHeaders (plus any extra), then the
  * body unless the request is HEAD or the status bodiless. Returns the body bytes sent.
  */
-export function writeAnswer(req: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeader[], body: string, length: number): number {
+export function writeAnswer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: OutgoingHttpHeader[],
+  body: string,
+  length: number,
+): number {
   if (isBodiless(status)) {
     res.writeHead(status, bodilessHeaders(headers) as string[]);
     res.end();
@@ -31,7 +38,8 @@ export function writeAnswer(req: IncomingMessage, res: ServerResponse, status: n
  * closes the connection. `extra` is [name, value, ...].
  */
 export function rawAnswer(status: number, body: string, extra: readonly string[] = []): string {
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: ${TEXT_TYPE}\r\n` +
+  let head =
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\nContent-Type: ${TEXT_TYPE}\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n${RAW_COMMON}`;
   for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
   return `${head}Connection: close\r\n\r\n${body}`;

@@ -11,7 +11,10 @@ export function isHttp2(req: IncomingMessage): boolean {
 
 /** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
 export function mayHaveBody(req: IncomingMessage): boolean {
-  return isHttp2(req) && (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false;
+  return (
+    isHttp2(req) &&
+    (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false
+  );
 }
 
 /** An interim (1xx) answer as an informational HEADERS frame; false when the answer is not on a stream. */
@@ -23,8 +26,17 @@ export function interimOnStream(res: ServerResponse, code: number): boolean {
 }
 
 type H2Stream = {
-  close(code?: number): void; destroyed: boolean; writableFinished: boolean; state: { localClose?: number };
-  session?: { ping(callback: () => void): boolean; close(): void; destroy(): void; closed: boolean; destroyed: boolean };
+  close(code?: number): void;
+  destroyed: boolean;
+  writableFinished: boolean;
+  state: { localClose?: number };
+  session?: {
+    ping(callback: () => void): boolean;
+    close(): void;
+    destroy(): void;
+    closed: boolean;
+    destroyed: boolean;
+  };
   once(event: 'finish', f: () => void): void;
 };
 const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;

@@ -20,10 +20,19 @@ export interface L4Deps {
 }
 
 export function createL4(config: Config, deps: L4Deps): L4Handlers & { readonly ledger: Ledger } {
-  const ledger = new Ledger(deps.logger, deps.metrics, { accessLog: config.accessLog, maxInFlight: config.maxConnections }, { share: 0, keyOf: () => '' });
+  const ledger = new Ledger(
+    deps.logger,
+    deps.metrics,
+    { accessLog: config.accessLog, maxInFlight: config.maxConnections },
+    { share: 0, keyOf: () => '' },
+  );
   const identity = config.identity ? deps.identity : null;
   const tcp = createTcpEcho(config, ledger, identity);
-  const udp = createUdpEcho(config, { metrics: deps.metrics, identity, log: config.accessLog ? limitedLog(deps.logger) : null });
+  const udp = createUdpEcho(config, {
+    metrics: deps.metrics,
+    identity,
+    log: config.accessLog ? limitedLog(deps.logger) : null,
+  });
   return {
     ledger,
     tcp: (socket, facts) => tcp.take(socket, facts),

@@ -15,7 +15,10 @@ import type { Identity } from '../../echo/identity.ts';
 import { TCP_ENDS, type TcpEnd } from '../../ops/metrics.ts';
 import { formatHostPort, normalizeIp } from '../../util/addresses.ts';
 
-const OUTCOMES = Object.fromEntries(TCP_ENDS.map((end) => [end, Object.freeze({ l4: end })])) as Record<TcpEnd, Outcome>;
+const OUTCOMES = Object.fromEntries(TCP_ENDS.map((end) => [end, Object.freeze({ l4: end })])) as Record<
+  TcpEnd,
+  Outcome
+>;
 const NO_HEADERS = scanHeaders([]);
 
 export interface TcpEcho {
@@ -35,8 +38,13 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
     const x = ledger.begin(new Exchange('tcp', facts, 'TCP', 'tcp', NO_HEADERS, true), []);
     let end: TcpEnd = 'closed';
     /** The first reason the connection is ending wins; a close after it changes nothing. */
-    const ending = (why: TcpEnd) => { if (end === 'closed') end = why; };
-    open.set(socket, (why) => { ending(why); socket.destroy(); });
+    const ending = (why: TcpEnd) => {
+      if (end === 'closed') end = why;
+    };
+    open.set(socket, (why) => {
+      ending(why);
+      socket.destroy();
+    });
     socket.once('close', (hadError) => {
       if (hadError) ending('reset');
       open.delete(socket);
@@ -77,7 +85,9 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
         pace.sent(piece.length, more);
       }
     });
-    socket.on('drain', () => { if (!capped) pace.drained(); });
+    socket.on('drain', () => {
+      if (!capped) pace.drained();
+    });
     // The front stage may have left the socket paused (after a PROXY header).
     socket.resume();
   }
@@ -86,8 +96,12 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
     if (open.size === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const ended = await Promise.race([
-      new Promise<boolean>((resolve) => { emptied = () => resolve(true); }),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), drainMs); }),
+      new Promise<boolean>((resolve) => {
+        emptied = () => resolve(true);
+      }),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), drainMs);
+      }),
     ]);
     clearTimeout(timer);
     for (const cut of [...open.values()]) cut('drain');
@@ -97,7 +111,9 @@ export function createTcpEcho(config: Config, ledger: Ledger, identity: Identity
   return {
     take,
     drain,
-    get open() { return open.size; },
+    get open() {
+      return open.size;
+    },
   };
 }
 
@@ -125,7 +141,9 @@ function paceOf(socket: Socket, rate: number): { sent(bytes: number, writable: b
   let due = performance.now();
   let full = false;
   let timer: NodeJS.Timeout | null = null;
-  const resumeIfFree = () => { if (!full && timer === null) socket.resume(); };
+  const resumeIfFree = () => {
+    if (!full && timer === null) socket.resume();
+  };
   const wait = () => {
     const ahead = due - performance.now();
     if (ahead <= 0) {
@@ -135,7 +153,9 @@ function paceOf(socket: Socket, rate: number): { sent(bytes: number, writable: b
     }
     timer = setTimeout(wait, ahead);
   };
-  socket.once('close', () => { if (timer !== null) clearTimeout(timer); });
+  socket.once('close', () => {
+    if (timer !== null) clearTimeout(timer);
+  });
   return {
     sent(bytes, writable) {
       full = !writable;

@@ -69,7 +69,18 @@ export function createUdpEcho(config: Config, deps: UdpDeps): UdpEcho {
       }
       const answer = config.udpMode === 'echo' ? msg : envelopeFor(msg, formatHostPort(address, from.port), identity);
       metrics?.udpDatagram('answered', msg.length, answer.length);
-      log?.('info', { protocol: 'udp', clientIp: address, peer: formatHostPort(address, from.port), bytesIn: msg.length, bytesOut: answer.length, raw: answer === msg }, 'udp');
+      log?.(
+        'info',
+        {
+          protocol: 'udp',
+          clientIp: address,
+          peer: formatHostPort(address, from.port),
+          bytesIn: msg.length,
+          bytesOut: answer.length,
+          raw: answer === msg,
+        },
+        'udp',
+      );
       reply(answer);
     },
   };
@@ -80,7 +91,9 @@ export function envelopeFor(msg: Buffer, remoteAddr: string, identity: Identity 
   const limit = Math.min(AMPLIFICATION * msg.length, MAX_DATAGRAM);
   const head = { protocol: 'udp', remoteAddr, identity, bytes: msg.length };
   const utf8 = isUtf8(msg);
-  const full = Buffer.from(JSON.stringify({ ...head, encoding: utf8 ? 'utf8' : 'base64', payload: msg.toString(utf8 ? 'utf8' : 'base64') }));
+  const full = Buffer.from(
+    JSON.stringify({ ...head, encoding: utf8 ? 'utf8' : 'base64', payload: msg.toString(utf8 ? 'utf8' : 'base64') }),
+  );
   if (full.length <= limit) return full;
   const bare = Buffer.from(JSON.stringify({ ...head, truncated: true }));
   if (bare.length <= limit) return bare;

@@ -20,7 +20,13 @@ export interface WebSocketEvents {
 
 export interface WebSocketEcho {
   /** Takes over an upgrade request; `describe` renders the handshake as JSON. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, describe: () => string, events: WebSocketEvents): void;
+  handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    describe: () => string,
+    events: WebSocketEvents,
+  ): void;
   /** Closes every connection with 1001 (going away). */
   closeAll(): void;
   readonly open: number;
@@ -40,7 +46,12 @@ const WS_ERROR_CODES: Record<string, number> = {
 };
 
 export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEcho {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: config.wsMaxMessage, perMessageDeflate: false, clientTracking: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.wsMaxMessage,
+    perMessageDeflate: false,
+    clientTracking: true,
+  });
   wss.on('error', (err) => logger.warn({ err: err.message }, 'websocket server error'));
   // With a listener for this event `ws` leaves the answer to us, so a refused
   // handshake is answered, logged and counted like every other request.
@@ -74,7 +85,13 @@ export function createWebSocketEcho(config: Config, logger: Logger): WebSocketEc
  * --ws-max-message bytes the connection stops reading the peer's messages until the
  * buffer drains, so a client that sends without reading holds that much, not more.
  */
-function serveEcho(ws: WebSocket, config: Config, logger: Logger, describe: () => string, done: (s: WebSocketSummary) => void): void {
+function serveEcho(
+  ws: WebSocket,
+  config: Config,
+  logger: Logger,
+  describe: () => string,
+  done: (s: WebSocketSummary) => void,
+): void {
   const sendBufferLimit = config.wsMaxMessage;
   const summary: WebSocketSummary = { messagesIn: 0, messagesOut: 0, bytesIn: 0, closeCode: 0 };
   // A token bucket: wsMaxRate messages a second, bursts up to the same number.
@@ -132,7 +149,9 @@ function serveEcho(ws: WebSocket, config: Config, logger: Logger, describe: () =
     summary.bytesIn += data.length;
     send(data, isBinary);
   });
-  ws.on('pong', () => { alive = true; });
+  ws.on('pong', () => {
+    alive = true;
+  });
   // When the server ends a connection over a protocol error (a message above
   // --ws-max-message: 1009), `ws` closes the socket itself and reports 1006 to
   // 'close'; the code the server sent is the one worth recording.

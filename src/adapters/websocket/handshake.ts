@@ -11,7 +11,8 @@ const KEY = /^[A-Za-z0-9+/]{22}==$/;
 /** Null when the handshake is well-formed; else the status and reason to refuse it with. */
 export function websocketHandshakeProblem(req: IncomingMessage): readonly [number, string] | null {
   if (req.method !== 'GET') return [405, 'a WebSocket handshake must use GET'];
-  if (req.headers['sec-websocket-version'] !== '13') return [426, 'unsupported Sec-WebSocket-Version; this server speaks 13'];
+  if (req.headers['sec-websocket-version'] !== '13')
+    return [426, 'unsupported Sec-WebSocket-Version; this server speaks 13'];
   const key = req.headers['sec-websocket-key'];
   if (key === undefined || !KEY.test(key.trim())) return [400, 'missing or malformed Sec-WebSocket-Key'];
   return null;

@@ -39,7 +39,10 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
   const websocketEcho = () => (websockets ??= import('./echo.ts').then((m) => m.createWebSocketEcho(config, logger)));
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, facts: ConnectionFacts): void {
-    const x = ledger.begin(new Exchange('websocket', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true), req.rawHeaders);
+    const x = ledger.begin(
+      new Exchange('websocket', facts, req.method ?? 'OTHER', req.url ?? '/', scanHeaders(req.rawHeaders), true),
+      req.rawHeaders,
+    );
     const close = (outcome: Outcome, aborted: boolean, detail: WebSocketDetail) => {
       socket.off('close', onEarlyClose);
       closeExchange(ledger, x, outcome, aborted, detail);
@@ -54,11 +57,19 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
     };
     try {
       const busy = health.draining ? null : ledger.overBudget(x);
-      if (busy?.limit === '--max-in-flight-per-client') ctx.log('warn', { client: x.client, limit: busy.limit }, 'websocket refused: the client holds its share of the in-flight budget');
-      const problem = health.draining ? [503, 'server shutting down'] as const
-        : busy !== null ? [503, busy.reason] as const
-        : !requestOriginAllowed(x, config) ? [403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const
-        : websocketHandshakeProblem(req);
+      if (busy?.limit === '--max-in-flight-per-client')
+        ctx.log(
+          'warn',
+          { client: x.client, limit: busy.limit },
+          'websocket refused: the client holds its share of the in-flight budget',
+        );
+      const problem = health.draining
+        ? ([503, 'server shutting down'] as const)
+        : busy !== null
+          ? ([503, busy.reason] as const)
+          : !requestOriginAllowed(x, config)
+            ? ([403, `origin ${clip(x.scan.origin ?? '')} may not open WebSockets here (--allowed-origins)`] as const)
+            : websocketHandshakeProblem(req);
       if (problem !== null) {
         reject(problem[0], problem[1]);
         return;
@@ -68,22 +79,30 @@ export function createUpgrades(ctx: HttpContext): Upgrades {
       reject(500, 'internal error');
       return;
     }
-    const describe = () => JSON.stringify(buildEcho(requestInfo(req, facts, x.target, 0, EMPTY_BODY, x.requestId), ctx.echoContext));
+    const describe = () =>
+      JSON.stringify(buildEcho(requestInfo(req, facts, x.target, 0, EMPTY_BODY, x.requestId), ctx.echoContext));
     const accepted = (echo: WebSocketEcho) => {
       if (x.closed) return; // the client left while the module loaded
       echo.handleUpgrade(req, socket, head, describe, {
         opened: () => socket.off('close', onEarlyClose),
         closed: (summary) => {
           metrics?.websocketMessages(summary.messagesIn, summary.messagesOut);
-          close({ websocket: summary.closeCode }, false, { bytesIn: summary.bytesIn, messagesIn: summary.messagesIn, messagesOut: summary.messagesOut, closeCode: summary.closeCode });
+          close({ websocket: summary.closeCode }, false, {
+            bytesIn: summary.bytesIn,
+            messagesIn: summary.messagesIn,
+            messagesOut: summary.messagesOut,
+            closeCode: summary.closeCode,
+          });
         },
         refused: (reason) => reject(400, `bad WebSocket handshake: ${reason}`),
       });
     };
-    websocketEcho().then(accepted).catch((err: unknown) => {
-      logger.error({ err: (err as Error).message, reqId: x.requestId }, 'websocket upgrade failed');
-      if (!x.closed) reject(500, 'internal error');
-    });
+    websocketEcho()
+      .then(accepted)
+      .catch((err: unknown) => {
+        logger.error({ err: (err as Error).message, reqId: x.requestId }, 'websocket upgrade failed');
+        if (!x.closed) reject(500, 'internal error');
+      });
   }
 
   return {

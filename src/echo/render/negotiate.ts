@@ -15,7 +15,10 @@ export const REPRESENTATIONS: readonly Representation[] = [...FORMATS, 'sse'];
 
 /** Media ranges each representation answers to, most specific first. */
 const MEDIA: [Representation, string][] = [
-  ['text', 'text/plain'], ['json', 'application/json'], ['html', 'text/html'], ['html', 'application/xhtml+xml'],
+  ['text', 'text/plain'],
+  ['json', 'application/json'],
+  ['html', 'text/html'],
+  ['html', 'application/xhtml+xml'],
   ['sse', 'text/event-stream'],
 ];
 

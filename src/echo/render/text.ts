@@ -35,7 +35,8 @@ let identityLines = '';
 function identityText(server: Identity): string {
   if (server !== identityOf) {
     identityOf = server;
-    identityLines = `Hostname: ${oneLine(server.hostname)}\nAddresses: ${oneLine(server.addresses.join(', '))}\n` +
+    identityLines =
+      `Hostname: ${oneLine(server.hostname)}\nAddresses: ${oneLine(server.addresses.join(', '))}\n` +
       (server.worker !== undefined ? `Worker: ${server.worker}\n` : ''); // --workers: which process answered
   }
   return identityLines;

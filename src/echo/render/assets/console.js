@@ -7,7 +7,9 @@
 (function () {
   'use strict';
 
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   var root = $('console');
   if (root === null || typeof fetch !== 'function') return;
 
@@ -85,9 +87,29 @@
 
   // --- request builder
   var form = $('rq-form');
-  var fields = ['method', 'path', 'status', 'delay', 'size', 'rate', 'chunks', 'chunk-delay', 'compress', 'fault', 'fail_first', 'key', 'format', 'via', 'resp-headers', 'req-headers', 'body'];
+  var fields = [
+    'method',
+    'path',
+    'status',
+    'delay',
+    'size',
+    'rate',
+    'chunks',
+    'chunk-delay',
+    'compress',
+    'fault',
+    'fail_first',
+    'key',
+    'format',
+    'via',
+    'resp-headers',
+    'req-headers',
+    'body',
+  ];
   var input = {};
-  fields.forEach(function (f) { input[f] = $('rq-' + f); });
+  fields.forEach(function (f) {
+    input[f] = $('rq-' + f);
+  });
   input.path.value = location.pathname;
 
   /** What the form asks for: method, URL, headers and body, exactly as fetch and curl will send it. */
@@ -107,19 +129,39 @@
     if (input['chunk-delay'].value.trim()) controls.push(['chunk_delay', input['chunk-delay'].value.trim()]);
     if (input.compress.value.trim()) controls.push(['compress', input.compress.value.trim()]);
     if (input.format.value) controls.push(['format', input.format.value]);
-    var extra = headerLines(input['resp-headers'].value, 'response headers').map(function (h) { return h[0] + ': ' + h[1]; });
+    var extra = headerLines(input['resp-headers'].value, 'response headers').map(function (h) {
+      return h[0] + ': ' + h[1];
+    });
     // Several X-Echo-Header values would be joined into one by the browser, so more
     // than one always travels as echo_header query parameters.
     var headerVia = extra.length > 1 ? 'query' : input.via.value;
-    extra.forEach(function (h) { controls.push(['header', h, headerVia]); });
+    extra.forEach(function (h) {
+      controls.push(['header', h, headerVia]);
+    });
     controls.forEach(function (c) {
       var via = c[2] || input.via.value;
       if (via === 'query') url.searchParams.append('echo_' + c[0], c[1]);
       // X-Echo-Fail-First for fail_first: a header name has dashes where the query has underscores.
-      else headers.push(['X-Echo-' + c[0].split('_').map(function (w) { return w.charAt(0).toUpperCase() + w.slice(1); }).join('-'), c[1]]);
+      else
+        headers.push([
+          'X-Echo-' +
+            c[0]
+              .split('_')
+              .map(function (w) {
+                return w.charAt(0).toUpperCase() + w.slice(1);
+              })
+              .join('-'),
+          c[1],
+        ]);
     });
     var body = method === 'GET' || method === 'HEAD' ? null : input.body.value;
-    if (body !== null && body !== '' && !headers.some(function (h) { return h[0].toLowerCase() === 'content-type'; })) {
+    if (
+      body !== null &&
+      body !== '' &&
+      !headers.some(function (h) {
+        return h[0].toLowerCase() === 'content-type';
+      })
+    ) {
       headers.push(['Content-Type', 'text/plain;charset=UTF-8']); // what fetch would send for a string
     }
     return { method: method, url: url.href, headers: headers, body: body === '' ? null : body };
@@ -137,7 +179,9 @@
     var parts = ['curl', '-g', '-i'];
     if (s.method === 'HEAD') parts.push('--head');
     else if (s.method !== 'GET') parts.push('-X', s.method);
-    s.headers.forEach(function (h) { parts.push('-H', shellQuote(h[0] + ': ' + h[1])); });
+    s.headers.forEach(function (h) {
+      parts.push('-H', shellQuote(h[0] + ': ' + h[1]));
+    });
     if (s.body !== null) parts.push('--data-raw', shellQuote(s.body));
     parts.push(shellQuote(s.url));
     return parts.join(' ');
@@ -158,16 +202,30 @@
 
   async function send(s) {
     var headers = new Headers();
-    s.headers.forEach(function (h) { headers.append(h[0], h[1]); });
+    s.headers.forEach(function (h) {
+      headers.append(h[0], h[1]);
+    });
     var t0 = performance.now();
-    var res = await fetch(s.url, { method: s.method, headers: headers, body: s.body, cache: 'no-store', credentials: 'same-origin' });
+    var res = await fetch(s.url, {
+      method: s.method,
+      headers: headers,
+      body: s.body,
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
     var tHead = performance.now();
     var bytes = new Uint8Array(await res.arrayBuffer());
     var tEnd = performance.now();
     var entries = performance.getEntriesByName(res.url || s.url);
     var last = entries[entries.length - 1];
     performance.clearResourceTimings();
-    return { res: res, bytes: bytes, headMs: tHead - t0, totalMs: tEnd - t0, protocol: last ? last.nextHopProtocol : '' };
+    return {
+      res: res,
+      bytes: bytes,
+      headMs: tHead - t0,
+      totalMs: tEnd - t0,
+      protocol: last ? last.nextHopProtocol : '',
+    };
   }
 
   function showBody(r) {
@@ -176,7 +234,11 @@
     if (/^(text\/|application\/json)/.test(type)) {
       var text = new TextDecoder().decode(r.bytes);
       if (type.indexOf('application/json') === 0) {
-        try { text = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as it came */ }
+        try {
+          text = JSON.stringify(JSON.parse(text), null, 2);
+        } catch {
+          /* shown as it came */
+        }
       }
       return clip(text, SHOW_CHARS);
     }
@@ -190,8 +252,15 @@
     codeEl.textContent = String(code);
     codeEl.className = 'code s' + Math.floor(code / 100);
     $('rq-reason').textContent = r.res.statusText + (r.res.redirected ? ' (redirected to ' + r.res.url + ')' : '');
-    $('rq-timing').textContent = 'headers after ' + r.headMs.toFixed(1) + ' ms, complete after ' + r.totalMs.toFixed(1) +
-      ' ms, ' + r.bytes.length + ' bytes' + (r.protocol ? ', over ' + r.protocol : '');
+    $('rq-timing').textContent =
+      'headers after ' +
+      r.headMs.toFixed(1) +
+      ' ms, complete after ' +
+      r.totalMs.toFixed(1) +
+      ' ms, ' +
+      r.bytes.length +
+      ' bytes' +
+      (r.protocol ? ', over ' + r.protocol : '');
     var tbody = $('rq-headers-out');
     tbody.textContent = '';
     r.res.headers.forEach(function (value, name) {
@@ -245,7 +314,14 @@
         tally[r.res.status] = (tally[r.res.status] || 0) + 1;
         showResult(r);
         tallyEl.hidden = false;
-        tallyEl.textContent = i + ' requests: ' + Object.keys(tally).map(function (k) { return k + ' \u00d7' + tally[k]; }).join(', ');
+        tallyEl.textContent =
+          i +
+          ' requests: ' +
+          Object.keys(tally)
+            .map(function (k) {
+              return k + ' \u00d7' + tally[k];
+            })
+            .join(', ');
       }
     } catch (err) {
       showError(err);
@@ -256,9 +332,19 @@
 
   $('rq-copy').addEventListener('click', function () {
     var text = $('rq-curl').textContent;
-    var done = function (msg) { $('rq-copied').textContent = msg; };
+    var done = function (msg) {
+      $('rq-copied').textContent = msg;
+    };
     if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(function () { done('Copied.'); }, function () { selectCurl(); done('Selected: press Ctrl+C to copy.'); });
+      navigator.clipboard.writeText(text).then(
+        function () {
+          done('Copied.');
+        },
+        function () {
+          selectCurl();
+          done('Selected: press Ctrl+C to copy.');
+        },
+      );
     } else {
       selectCurl();
       done('Selected: press Ctrl+C to copy.');
@@ -320,7 +406,11 @@
       logTo(wsLog, 'sys err', '!', 'connection error');
     });
     socket.addEventListener('close', function (ev) {
-      var text = 'closed: code ' + ev.code + (ev.reason ? ', reason "' + ev.reason + '"' : ', no reason') + (ev.wasClean ? '' : ', not clean');
+      var text =
+        'closed: code ' +
+        ev.code +
+        (ev.reason ? ', reason "' + ev.reason + '"' : ', no reason') +
+        (ev.wasClean ? '' : ', not clean');
       logTo(wsLog, 'sys', '\u2022', text);
       $('ws-state').textContent = 'Closed (code ' + ev.code + ').';
       if (ws === socket) {
@@ -375,7 +465,9 @@
     var ticks = 0;
     sseButtons(true);
     $('sse-state').textContent = 'Opening ' + url + '\u2026';
-    es.addEventListener('open', function () { $('sse-state').textContent = 'Open: ' + url; });
+    es.addEventListener('open', function () {
+      $('sse-state').textContent = 'Open: ' + url;
+    });
     es.addEventListener('echo', function (ev) {
       logTo(sseLog, 'in', '\u2190', 'echo #' + ev.lastEventId + ', ' + describeEcho(ev.data) + clip(ev.data, 2000));
     });
@@ -403,23 +495,48 @@
   // --- gRPC-Web: echoserver.v1.Echo/Echo framed by hand (proto/echoserver/v1/echo.proto),
   // so the page needs no bundle: a 5-byte prefix per message, a 0x80 frame for the
   // trailers, and just enough protobuf to write EchoRequest and read EchoResponse.
-  var GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
-    'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL',
-    'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+  var GRPC_CODES = [
+    'OK',
+    'CANCELLED',
+    'UNKNOWN',
+    'INVALID_ARGUMENT',
+    'DEADLINE_EXCEEDED',
+    'NOT_FOUND',
+    'ALREADY_EXISTS',
+    'PERMISSION_DENIED',
+    'RESOURCE_EXHAUSTED',
+    'FAILED_PRECONDITION',
+    'ABORTED',
+    'OUT_OF_RANGE',
+    'UNIMPLEMENTED',
+    'INTERNAL',
+    'UNAVAILABLE',
+    'DATA_LOSS',
+    'UNAUTHENTICATED',
+  ];
   var grpcCalls = 0;
 
   function varint(n, out) {
-    while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); }
+    while (n > 127) {
+      out.push((n & 127) | 128);
+      n = Math.floor(n / 128);
+    }
     out.push(n);
   }
 
   /** EchoRequest { bytes payload = 1 } in one frame. */
   function echoRequestFrame(payload) {
     var msg = [];
-    if (payload.length > 0) { msg.push(0x0a); varint(payload.length, msg); }
+    if (payload.length > 0) {
+      msg.push(0x0a);
+      varint(payload.length, msg);
+    }
     var body = new Uint8Array(5 + msg.length + payload.length);
     var len = msg.length + payload.length;
-    body[1] = (len >>> 24) & 255; body[2] = (len >>> 16) & 255; body[3] = (len >>> 8) & 255; body[4] = len & 255;
+    body[1] = (len >>> 24) & 255;
+    body[2] = (len >>> 16) & 255;
+    body[3] = (len >>> 8) & 255;
+    body[4] = len & 255;
     body.set(msg, 5);
     body.set(payload, 5 + msg.length);
     return body;
@@ -430,7 +547,9 @@
     var out = [];
     var i = 0;
     function readVarint() {
-      var n = 0, mul = 1, b;
+      var n = 0,
+        mul = 1,
+        b;
       do {
         if (i >= bytes.length) throw new Error('truncated message');
         b = bytes[i++];
@@ -441,7 +560,8 @@
     }
     while (i < bytes.length) {
       var key = readVarint();
-      var wire = key % 8, num = Math.floor(key / 8);
+      var wire = key % 8,
+        num = Math.floor(key / 8);
       if (wire === 0) out.push([num, 0, readVarint()]);
       else if (wire === 2) {
         var len = readVarint();
@@ -458,20 +578,43 @@
   var utf8 = new TextDecoder();
   /** EchoResponse's fields that the console shows, by number, as [name, kind]. */
   var ECHO_FIELDS = {
-    1: ['remote_addr', 's'], 2: ['method', 's'], 3: ['request_uri', 's'], 4: ['proto', 's'], 5: ['metadata', 'md'],
-    7: ['path', 's'], 8: ['authority', 's'], 9: ['client', 'client'], 10: ['request_id', 's'], 11: ['server', 'server'],
-    15: ['payload', 'payload'], 16: ['grpc_timeout', 's'], 17: ['deadline_ms', 'n'],
+    1: ['remote_addr', 's'],
+    2: ['method', 's'],
+    3: ['request_uri', 's'],
+    4: ['proto', 's'],
+    5: ['metadata', 'md'],
+    7: ['path', 's'],
+    8: ['authority', 's'],
+    9: ['client', 'client'],
+    10: ['request_id', 's'],
+    11: ['server', 'server'],
+    15: ['payload', 'payload'],
+    16: ['grpc_timeout', 's'],
+    17: ['deadline_ms', 'n'],
   };
 
   function describeField(kind, v) {
     if (kind === 's') return utf8.decode(v);
     if (kind === 'n') return String(v);
     var f = fieldsOf(v);
-    var get = function (n) { var hit = f.filter(function (x) { return x[0] === n; })[0]; return hit === undefined ? undefined : hit[2]; };
+    var get = function (n) {
+      var hit = f.filter(function (x) {
+        return x[0] === n;
+      })[0];
+      return hit === undefined ? undefined : hit[2];
+    };
     if (kind === 'md') return utf8.decode(get(1) || new Uint8Array()) + ': ' + utf8.decode(get(2) || new Uint8Array());
-    if (kind === 'client') return utf8.decode(get(1) || new Uint8Array()) + ' (' + utf8.decode(get(2) || new Uint8Array()) + ')';
+    if (kind === 'client')
+      return utf8.decode(get(1) || new Uint8Array()) + ' (' + utf8.decode(get(2) || new Uint8Array()) + ')';
     if (kind === 'server') return utf8.decode(get(1) || new Uint8Array());
-    if (kind === 'payload') return (get(1) || 0) + ' bytes' + (get(2) ? ', truncated' : '') + ': ' + clip(utf8.decode(get(3) || new Uint8Array()), 2000);
+    if (kind === 'payload')
+      return (
+        (get(1) || 0) +
+        ' bytes' +
+        (get(2) ? ', truncated' : '') +
+        ': ' +
+        clip(utf8.decode(get(3) || new Uint8Array()), 2000)
+      );
     return '';
   }
 
@@ -489,11 +632,17 @@
   }
 
   $('grpc-call').addEventListener('click', async function () {
-    var headers = new Headers({ 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1', accept: 'application/grpc-web+proto' });
+    var headers = new Headers({
+      'content-type': 'application/grpc-web+proto',
+      'x-grpc-web': '1',
+      accept: 'application/grpc-web+proto',
+    });
     var url;
     try {
       url = sameOrigin('/echoserver.v1.Echo/Echo').href;
-      headerLines($('grpc-metadata').value, 'metadata').forEach(function (h) { headers.append(h[0], h[1]); });
+      headerLines($('grpc-metadata').value, 'metadata').forEach(function (h) {
+        headers.append(h[0], h[1]);
+      });
     } catch (err) {
       grpcDone('Not sent: ' + err.message);
       return;
@@ -503,30 +652,41 @@
     var started = performance.now();
     var res, bytes;
     try {
-      res = await fetch(url, { method: 'POST', headers: headers, body: echoRequestFrame(new TextEncoder().encode($('grpc-payload').value)), cache: 'no-store' });
+      res = await fetch(url, {
+        method: 'POST',
+        headers: headers,
+        body: echoRequestFrame(new TextEncoder().encode($('grpc-payload').value)),
+        cache: 'no-store',
+      });
       bytes = new Uint8Array(await res.arrayBuffer());
     } catch (err) {
       grpcDone('Failed: ' + err.message);
       return;
     }
-    var record = $('grpc-record'), trailers = $('grpc-trailers');
+    var record = $('grpc-record'),
+      trailers = $('grpc-trailers');
     record.replaceChildren();
     trailers.replaceChildren();
-    var status = res.headers.get('grpc-status'), message = res.headers.get('grpc-message') || '';
+    var status = res.headers.get('grpc-status'),
+      message = res.headers.get('grpc-message') || '';
     try {
       var i = 0;
       while (i + 5 <= bytes.length) {
         var len = ((bytes[i + 1] << 24) >>> 0) + (bytes[i + 2] << 16) + (bytes[i + 3] << 8) + bytes[i + 4];
         var body = bytes.subarray(i + 5, i + 5 + len);
         if (bytes[i] & 0x80) {
-          utf8.decode(body).split('\r\n').forEach(function (line) {
-            var colon = line.indexOf(':');
-            if (colon <= 0) return;
-            var name = line.slice(0, colon).trim().toLowerCase(), value = line.slice(colon + 1).trim();
-            if (name === 'grpc-status') status = value;
-            else if (name === 'grpc-message') message = decodeURIComponent(value);
-            else row(trailers, name, value);
-          });
+          utf8
+            .decode(body)
+            .split('\r\n')
+            .forEach(function (line) {
+              var colon = line.indexOf(':');
+              if (colon <= 0) return;
+              var name = line.slice(0, colon).trim().toLowerCase(),
+                value = line.slice(colon + 1).trim();
+              if (name === 'grpc-status') status = value;
+              else if (name === 'grpc-message') message = decodeURIComponent(value);
+              else row(trailers, name, value);
+            });
         } else {
           fieldsOf(body).forEach(function (f) {
             var spec = ECHO_FIELDS[f[0]];
