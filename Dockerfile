@@ -40,7 +40,7 @@ RUN --mount=type=cache,target=/root/.npm,sharing=locked \
 
 # --- type check and lint (the article's `go vet`)
 FROM deps AS lint
-COPY tsconfig.json eslint.config.js ./
+COPY tsconfig.json eslint.config.js .prettierrc.json .prettierignore ./
 COPY scripts/build.ts ./scripts/
 # What build.ts and sbom.ts share: command-line parsing, git facts, the esbuild target.
 COPY scripts/lib ./scripts/lib/
