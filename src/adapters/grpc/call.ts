@@ -103,8 +103,10 @@ export class Call {
    */
   finish(code: number, message = ''): void {
     if (this.done) return;
-    this.x.finish(code, message, this.#metadata(), this.controls?.trailers);
+    // Before the answer: over HTTP/1.1 its head must then say Connection: close, or
+    // the unread rest of the body would be read as the connection's next request.
     if (!this.halfClosed) this.x.stopReading();
+    this.x.finish(code, message, this.#metadata(), this.controls?.trailers);
     this.#cleanup();
   }
 
