@@ -346,6 +346,8 @@ describe(
         'package-lock.json',
         'tsconfig.json',
         'eslint.config.js',
+        '.prettierrc.json',
+        '.prettierignore',
         'Dockerfile',
         '.dockerignore',
         'README.md',
