@@ -22,12 +22,6 @@ import { declaredLength } from './request-body.ts';
 export const FORWARD_PATH = '/forward';
 const SCHEMES = new Set(['http', 'https', 'h2c']);
 
-function ownPorts(ctx: HttpContext): Set<number> {
-  const c = ctx.config;
-  const ports = [c.port, ...(c.https ? [c.httpsPort] : []), c.metricsPort, c.tcpPort, c.tcpTlsPort, c.udpPort];
-  return new Set(ports.filter((p): p is number => typeof p === 'number' && p > 0));
-}
-
 /** A whole number in [min, max] from the query, `fallback` when absent; a string says what is wrong. */
 function bounded(
   q: URLSearchParams,
@@ -111,7 +105,7 @@ async function forward(
     host: target.host,
     port: target.port,
     addresses,
-    ownPorts: ownPorts(ctx),
+    ownPorts: ctx.ownPorts,
   });
   if (problem !== null) return refuse(403, problem);
   const raw = x.requestInfo(0, EMPTY_BODY).rawHeaders;
