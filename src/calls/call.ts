@@ -185,9 +185,16 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
     }
     if (scheme === 'ws' || scheme === 'wss') {
-      const echo = await wsCall(url, address, o, signal);
-      protocol = 'websocket';
-      return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
+      // Dialled like every TCP scheme, so the PROXY header and the TLS flags (CA,
+      // client certificate, SNI, ALPN) apply to a WebSocket too.
+      const socket = await dial(address, port, host, scheme === 'wss', ['http/1.1'], o, signal);
+      try {
+        const echo = await wsCall(url, socket, o, signal);
+        protocol = 'websocket';
+        return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
+      } finally {
+        socket.destroy();
+      }
     }
     const tls = scheme === 'https' || scheme === 'h2' || scheme === 'tls' || scheme === 'grpcs';
     const socket = await dial(
@@ -453,7 +460,7 @@ function grpcCall(
 }
 
 /** The WebSocket echo: its first message (the handshake's echo), then the body sent and read back. */
-function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal): Promise<unknown> {
+function wsCall(url: URL, socket: Socket, o: CallOptions, signal: AbortSignal): Promise<unknown> {
   const payload = o.body.length > 0 ? o.body.toString('utf8') : 'ping';
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
@@ -461,12 +468,8 @@ function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal):
     const ws = new WebSocket(url, {
       headers,
       maxPayload: o.maxResponseBytes,
-      rejectUnauthorized: !o.tls.insecure,
-      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls.servername ? { servername: o.tls.servername } : {}),
-      // Connect to the address resolved once, whatever the resolver says next.
-      lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
-        cb(null, address, isIP(address)),
+      // The socket dialled (and verified, for wss) already: the handshake goes over it.
+      createConnection: () => socket,
     });
     let first: unknown;
     let n = 0;

@@ -143,6 +143,20 @@ describe('echo-server call', () => {
         await p.close();
       }
     });
+
+    it(`--proxy-protocol ${version} over ws: the WebSocket handshake follows the PROXY header`, async () => {
+      const p = await startTestServer({ proxyProtocol: ['http'] });
+      try {
+        const ws = `${p.url.replace('http:', 'ws:')}/`;
+        const r = await call([ws, '--proxy-protocol', version, '--json', '--timeout', '2s']);
+        assert.equal(r.code, 0, r.out + r.err);
+        const [c] = jsonLines(r.out);
+        assert.equal(c!.protocol, 'websocket');
+        assert.equal((c!.target!.proxy as { version: number }).version, version === 'v1' ? 1 : 2);
+      } finally {
+        await p.close();
+      }
+    });
   }
 
   it('exit 1 when any call fails: a refused connection, a 5xx answer', async () => {
