@@ -107,4 +107,29 @@ describe('gRPC Forward', () => {
       await a.close();
     }
   });
+
+  it('shares --forward-max-concurrency with GET /forward: a full gate is RESOURCE_EXHAUSTED, and 503', async () => {
+    const to = await startTestServer({}, named('to'));
+    const a = await startTestServer({ ...allow('127.0.0.1'), forwardMaxConcurrency: 1 });
+    const client = clientOf(a);
+    try {
+      const url = `http://127.0.0.1:${to.port}/`;
+      // One forward whose call waits (the echo's delay control) holds the only place.
+      const slow = client.forward({ url: `${url}?echo_delay=1s` });
+      let busy: Awaited<ReturnType<EchoClient['forward']>> | null = null;
+      for (let i = 0; i < 50 && busy === null; i++) {
+        const r = await client.forward({ url });
+        if (r.error !== null) busy = r;
+      }
+      assert.equal(busy?.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.match(busy?.error?.details ?? '', /--forward-max-concurrency/);
+      const http = await fetch(`${a.url}/forward?url=${encodeURIComponent(url)}`);
+      assert.equal(http.status, 503, 'the HTTP side counts the gRPC forward in progress');
+      assert.equal((await slow).error, null);
+      assert.equal((await client.forward({ url })).error, null, 'the place is given back');
+    } finally {
+      client.close();
+      await Promise.all([a.close(), to.close()]);
+    }
+  });
 });
