@@ -199,6 +199,28 @@ describe('echo-server call', () => {
     }
   });
 
+  for (const scheme of ['http', 'https'] as const) {
+    it(`${scheme}: --count calls share one kept-alive connection, --new-connection opens one per call`, async () => {
+      const ports = async (extra: string[]) => {
+        const r = await call([`${url(scheme)}/`, '--count', '3', '--insecure', '--json', ...extra]);
+        assert.equal(r.code, 0, r.out + r.err);
+        return r.out
+          .split('\n')
+          .filter((l) => l.startsWith('{"n"'))
+          .map((l) => (JSON.parse(l) as { localPort: number }).localPort);
+      };
+      const kept = await ports([]);
+      assert.equal(kept.length, 3);
+      assert.ok(
+        kept.every((p) => typeof p === 'number' && p > 0),
+        String(kept),
+      );
+      assert.equal(new Set(kept).size, 1, `one connection: ${kept.join(',')}`);
+      const fresh = await ports(['--new-connection']);
+      assert.equal(new Set(fresh).size, 3, `a connection per call: ${fresh.join(',')}`);
+    });
+  }
+
   it('exit 1 when any call fails: a refused connection, a 5xx answer', async () => {
     const refused = await call(['http://127.0.0.1:1/']);
     assert.equal(refused.code, 1);
