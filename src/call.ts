@@ -24,7 +24,7 @@ export const CALL_USAGE = `Usage: echo-server call URL... [flags]
   --body TEXT         request body (the payload for tcp, tls and udp)
   --proxy-protocol v1|v2  send a PROXY header first
   --sni NAME --alpn a,b --ca FILE --cert FILE --key FILE --insecure   TLS
-  --new-connection    accepted for clarity: every call opens its own connection
+  --new-connection    a connection per call (default: http/https calls keep one alive)
   --max-response SIZE bytes read of an answer (default 1048576)
   --json              one JSON object per call and one for the summary
 `;
@@ -85,6 +85,7 @@ export async function callCommand(argv: readonly string[], io: CallIo): Promise<
           error: r.error,
           requestId: r.requestId,
           spanId: r.spanId,
+          localPort: r.localPort ?? null,
           target: seenBy(r.echo),
         }) + '\n',
       );
@@ -173,6 +174,7 @@ function readArgs(argv: readonly string[]) {
     urls: positionals,
     json: v.json ?? false,
     count: num('count', v.count, '1', 100_000, 1),
+    newConnection: v['new-connection'] === true,
     qps: num('qps', v.qps, '0', 10_000),
     maxResponseBytes: num('max-response', v['max-response'], '1048576', 64 * 1024 ** 2, 1),
     method,

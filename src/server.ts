@@ -85,6 +85,7 @@ export async function startServer(given: Config, deps: ServerDeps = {}): Promise
           throw err;
         })
       : null;
+  app.boundPorts([...listener.ports.map((p) => p.address.port), ...(metricsListener ? [metricsListener.port] : [])]);
   let stopping: Promise<boolean> | undefined;
   return {
     app,

@@ -12,8 +12,11 @@ import {
 import {
   EchoRequestSchema,
   EchoResponseSchema,
+  ForwardRequestSchema,
+  ForwardResponseSchema,
   ServerStreamRequestSchema,
   type EchoResponse,
+  type ForwardResponse,
 } from '../src/adapters/grpc/gen/echoserver/v1/echo_pb.js';
 import {
   HealthCheckRequestSchema,
@@ -108,6 +111,13 @@ export class EchoClient {
 
   echo(payload: Uint8Array = new Uint8Array(), opts: CallOptions = {}): Promise<UnaryResult<EchoResponse>> {
     return this.#unary('/echoserver.v1.Echo/Echo', EchoRequestSchema, EchoResponseSchema, { payload }, opts);
+  }
+
+  forward(
+    request: MessageInitShape<typeof ForwardRequestSchema>,
+    opts: CallOptions = {},
+  ): Promise<UnaryResult<ForwardResponse>> {
+    return this.#unary('/echoserver.v1.Echo/Forward', ForwardRequestSchema, ForwardResponseSchema, request, opts);
   }
 
   check(service = '', opts: CallOptions = {}): Promise<UnaryResult<HealthCheckResponse>> {

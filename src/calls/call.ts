@@ -4,7 +4,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { encodeProxyV2 } from '../util/proxy-header.ts';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect as h2Connect, constants as h2 } from 'node:http2';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -32,7 +32,12 @@ export interface CallOptions {
   tls: { servername?: string; alpn?: string[]; ca?: Buffer; cert?: Buffer; key?: Buffer; insecure: boolean };
   /** The address to connect to, resolved and checked by the caller (an allowlist); else resolved here. */
   address?: string;
+  /** HTTP/1.1 connections kept across calls (keep-alive); null or absent: each call its own. */
+  pool?: ConnectionPool | null;
 }
+
+/** A run's kept connections: one keep-alive agent (one socket) per scheme, address and port. */
+export type ConnectionPool = Map<string, HttpAgent>;
 
 export interface CallResult {
   url: string;
@@ -45,6 +50,8 @@ export interface CallResult {
   error: string | null;
   /** The answer parsed as JSON when it is an echo-server JSON echo (HTTP) or banner/envelope (L4). */
   echo: unknown;
+  /** The local port of the connection an HTTP call went over (shows reuse), else null. */
+  localPort?: number | null;
 }
 
 export class CallError extends Error {}
@@ -131,13 +138,19 @@ function dial(
       raw.destroy();
       reject(err);
     };
-    signal.addEventListener('abort', () => fail(new CallError('timeout')), { once: true });
+    const onAbort = () => fail(new CallError('timeout'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    // A kept connection outlives the call that dialled it: its timeout must not end it.
+    const done = (s: Socket | TLSSocket) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(s);
+    };
     raw.once('error', fail);
     raw.once('connect', () => {
       if (o.proxyProtocol !== null) raw.write(proxyHeader(o.proxyProtocol, raw));
       if (!tls) {
         raw.off('error', fail);
-        resolve(raw);
+        done(raw);
         return;
       }
       const servername = o.tls.servername ?? (isIP(host) === 0 ? host : undefined);
@@ -154,7 +167,7 @@ function dial(
       s.once('secureConnect', () => {
         s.off('error', fail);
         raw.off('error', fail);
-        resolve(s);
+        done(s);
       });
     });
   });
@@ -185,11 +198,44 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
     }
     if (scheme === 'ws' || scheme === 'wss') {
-      const echo = await wsCall(url, address, o, signal);
-      protocol = 'websocket';
-      return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
+      // Dialled like every TCP scheme, so the PROXY header and the TLS flags (CA,
+      // client certificate, SNI, ALPN) apply to a WebSocket too.
+      const socket = await dial(address, port, host, scheme === 'wss', ['http/1.1'], o, signal);
+      try {
+        const echo = await wsCall(url, socket, o, signal);
+        protocol = 'websocket';
+        return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
+      } finally {
+        socket.destroy();
+      }
     }
     const tls = scheme === 'https' || scheme === 'h2' || scheme === 'tls' || scheme === 'grpcs';
+    if ((scheme === 'http' || scheme === 'https') && o.pool) {
+      const key = `${scheme} ${address} ${port}`;
+      let agent = o.pool.get(key);
+      if (agent === undefined) {
+        agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+        // Dialled like every call (PROXY header, TLS flags), with a timeout of its own.
+        agent.createConnection = ((_opts: unknown, cb: (err: Error | null, s?: Socket) => void) => {
+          dial(address, port, host, tls, ['http/1.1'], o, AbortSignal.timeout(o.timeoutMs)).then(
+            (s) => cb(null, s),
+            (err: Error) => cb(err),
+          );
+          return undefined;
+        }) as unknown as HttpAgent['createConnection'];
+        o.pool.set(key, agent);
+      }
+      const answer = await h1Call(agent, url, o, signal);
+      protocol = answer.protocol;
+      const echo = parseJson(answer.body);
+      return result({
+        status: answer.status,
+        ok: answer.status < 400,
+        echo,
+        replica: replicaOf(echo),
+        localPort: answer.localPort,
+      });
+    }
     const socket = await dial(
       address,
       port,
@@ -215,7 +261,13 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
           : await h1Call(socket, url, o, signal);
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
-      return result({ status: answer.status, ok: answer.status < 400, echo, replica: replicaOf(echo) });
+      return result({
+        status: answer.status,
+        ok: answer.status < 400,
+        echo,
+        replica: replicaOf(echo),
+        localPort: socket.localPort ?? null,
+      });
     } finally {
       socket.destroy();
     }
@@ -231,16 +283,16 @@ function withDefaults(o: CallOptions): [string, string][] {
 }
 
 function h1Call(
-  socket: Socket,
+  via: Socket | HttpAgent,
   url: URL,
   o: CallOptions,
   signal: AbortSignal,
-): Promise<{ status: number; body: string; protocol: string }> {
+): Promise<{ status: number; body: string; protocol: string; localPort: number | null }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of withDefaults(o)) headers[k] = k in headers ? [...[headers[k]!].flat(), v] : v;
     const req = httpRequest({
-      createConnection: () => socket,
+      ...(via instanceof HttpAgent ? { agent: via } : { createConnection: () => via }),
       method: o.method,
       path: url.pathname + url.search,
       host: url.host,
@@ -250,8 +302,16 @@ function h1Call(
     req.setHeader('host', url.host);
     req.once('error', reject);
     req.once('response', (res) => {
+      // Now: once read, a kept socket goes back to its agent and leaves the response.
+      const localPort = res.socket?.localPort ?? null;
       void readBounded(res, o.maxResponseBytes).then(
-        (body) => resolve({ status: res.statusCode ?? 0, body, protocol: `HTTP/${res.httpVersion}` }),
+        (body) =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            protocol: `HTTP/${res.httpVersion}`,
+            localPort,
+          }),
         reject,
       );
     });
@@ -453,7 +513,7 @@ function grpcCall(
 }
 
 /** The WebSocket echo: its first message (the handshake's echo), then the body sent and read back. */
-function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal): Promise<unknown> {
+function wsCall(url: URL, socket: Socket, o: CallOptions, signal: AbortSignal): Promise<unknown> {
   const payload = o.body.length > 0 ? o.body.toString('utf8') : 'ping';
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
@@ -461,12 +521,8 @@ function wsCall(url: URL, address: string, o: CallOptions, signal: AbortSignal):
     const ws = new WebSocket(url, {
       headers,
       maxPayload: o.maxResponseBytes,
-      rejectUnauthorized: !o.tls.insecure,
-      ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-      ...(o.tls.servername ? { servername: o.tls.servername } : {}),
-      // Connect to the address resolved once, whatever the resolver says next.
-      lookup: (_h: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void) =>
-        cb(null, address, isIP(address)),
+      // The socket dialled (and verified, for wss) already: the handshake goes over it.
+      createConnection: () => socket,
     });
     let first: unknown;
     let n = 0;

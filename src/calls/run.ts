@@ -1,7 +1,7 @@
 // A run of calls: each URL `count` times, paced to `qps`, each with its own
 // X-Request-Id and a traceparent of the run's trace; then the summary.
 import { randomUUID } from 'node:crypto';
-import { call, type CallOptions, type CallResult } from './call.ts';
+import { call, type CallOptions, type CallResult, type ConnectionPool } from './call.ts';
 import { traceparentFor, type OutboundTrace } from './trace.ts';
 
 export interface RunOptions extends CallOptions {
@@ -13,6 +13,8 @@ export interface RunOptions extends CallOptions {
   requestId: string | null;
   /** Extra headers forwarded as they came (b3, x-b3-*). */
   forwarded: [string, string][];
+  /** A connection per call; by default HTTP/1.1 calls to one target share a keep-alive one. */
+  newConnection?: boolean;
 }
 
 export interface Summary {
@@ -33,27 +35,36 @@ export async function runCalls(
   const interval = o.qps > 0 ? 1000 / o.qps : 0;
   const start = performance.now();
   let n = 0;
-  for (let i = 0; i < o.count; i++) {
-    for (const url of urls) {
-      if (interval > 0) {
-        const due = start + n * interval - performance.now();
-        if (due > 0) await new Promise((r) => setTimeout(r, due));
-      }
-      n++;
-      const requestId = o.requestId ?? randomUUID();
-      const { traceparent, spanId } = traceparentFor(o.trace);
-      const headers: [string, string][] = [
-        ['x-request-id', requestId],
-        ['traceparent', traceparent],
-        ...o.forwarded,
-        ...o.headers,
-      ];
-      const r = await call(url, { ...o, headers });
-      results.push(r);
-      each({ ...r, n, requestId, spanId });
-    }
+  const pool: ConnectionPool | null = o.newConnection === true ? null : new Map();
+  try {
+    await callAll(pool);
+  } finally {
+    for (const agent of pool?.values() ?? []) agent.destroy();
   }
   return summarize(results);
+
+  async function callAll(pool: ConnectionPool | null): Promise<void> {
+    for (let i = 0; i < o.count; i++) {
+      for (const url of urls) {
+        if (interval > 0) {
+          const due = start + n * interval - performance.now();
+          if (due > 0) await new Promise((r) => setTimeout(r, due));
+        }
+        n++;
+        const requestId = o.requestId ?? randomUUID();
+        const { traceparent, spanId } = traceparentFor(o.trace);
+        const headers: [string, string][] = [
+          ['x-request-id', requestId],
+          ['traceparent', traceparent],
+          ...o.forwarded,
+          ...o.headers,
+        ];
+        const r = await call(url, { ...o, headers, pool });
+        results.push(r);
+        each({ ...r, n, requestId, spanId });
+      }
+    }
+  }
 }
 
 export function summarize(results: readonly CallResult[]): Summary {

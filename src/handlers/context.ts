@@ -33,6 +33,12 @@ export interface HttpContext {
   echoContext: EchoContext;
   /** The fail-first control's attempts by key. */
   attempts: Attempts;
+  /**
+   * The ports this server listens on, as bound: the configured ones at first, then
+   * what the listeners report after listen, so a port 0 is known by the one the
+   * system picked (a forward must not call the server itself through it).
+   */
+  ownPorts: Set<number>;
 }
 
 export function createContext(config: Config, deps: AppDeps): HttpContext {
@@ -48,6 +54,7 @@ export function createContext(config: Config, deps: AppDeps): HttpContext {
     health: new Health(),
     log: limitedLog(deps.logger),
     attempts: new Attempts(config.failFirstKeys, config.failFirstTtlMs),
+    ownPorts: configuredPorts(config),
     echoContext: {
       trustedProxies: config.trustedProxies,
       clientIpHeader: config.clientIpHeader,
@@ -55,4 +62,9 @@ export function createContext(config: Config, deps: AppDeps): HttpContext {
       env: allowedEnv(deps.env, config.echoEnv),
     },
   };
+}
+
+function configuredPorts(c: Config): Set<number> {
+  const ports = [c.port, ...(c.https ? [c.httpsPort] : []), c.metricsPort, c.tcpPort, c.tcpTlsPort, c.udpPort];
+  return new Set(ports.filter((p): p is number => typeof p === 'number' && p > 0));
 }

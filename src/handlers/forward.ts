@@ -8,7 +8,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parseTarget } from '../calls/call.ts';
-import { runCalls } from '../calls/run.ts';
+import { runCalls, type Summary } from '../calls/run.ts';
 import { continueTrace } from '../calls/trace.ts';
 import { traceOf } from '../echo/trace.ts';
 import { EMPTY_BODY } from '../echo/model.ts';
@@ -22,22 +22,15 @@ import { declaredLength } from './request-body.ts';
 export const FORWARD_PATH = '/forward';
 const SCHEMES = new Set(['http', 'https', 'h2c']);
 
-function ownPorts(ctx: HttpContext): Set<number> {
-  const c = ctx.config;
-  const ports = [c.port, ...(c.https ? [c.httpsPort] : []), c.metricsPort, c.tcpPort, c.tcpTlsPort, c.udpPort];
-  return new Set(ports.filter((p): p is number => typeof p === 'number' && p > 0));
-}
-
-/** A whole number in [min, max] from the query, `fallback` when absent; a string says what is wrong. */
+/** A whole number in [min, max], `fallback` when absent; a string says what is wrong. */
 function bounded(
-  q: URLSearchParams,
+  text: string | null,
   name: string,
   fallback: number,
   min: number,
   max: number,
   setting: string,
 ): number | string {
-  const text = q.get(name);
   if (text === null) return fallback;
   if (!/^[0-9]{1,7}$/.test(text)) return `${name} must be a whole number`;
   const n = Number(text);
@@ -46,82 +39,115 @@ function bounded(
   return n;
 }
 
-/** The handler, or null when /forward is off (it is then echoed like any path). */
-export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) | null {
+/** A refusal in HTTP terms (400, 403, 502, 503); the gRPC method maps it to a status. */
+export interface ForwardRefusal {
+  status: number;
+  why: string;
+}
+
+/** What a forward asks, as text from the query string or the gRPC request (null: absent). */
+export interface ForwardAsk {
+  url: string | null;
+  count: string | null;
+  qps: string | null;
+}
+
+export interface ForwardPlan {
+  target: ReturnType<typeof parseTarget>;
+  count: number;
+  qps: number;
+}
+
+/** The request checked against the bounds (not yet the allowlist: that needs the name resolved). */
+export function planForward(ctx: HttpContext, ask: ForwardAsk): ForwardPlan | ForwardRefusal {
   const { config } = ctx;
-  if (config.forwardAllow.length === 0) return null;
-  let inProgress = 0;
-  return (x) => {
-    const q = new URL(x.target, 'http://x').searchParams;
-    const refuse = (status: number, why: string) => {
-      ctx.log('warn', { peer: x.facts.peerAddress, status }, `forward refused: ${why}`);
-      reject(x, status, why);
-    };
-    if (x.method !== 'GET' && x.method !== 'HEAD') return refuse(405, 'forward takes GET');
-    if (declaredLength(x) !== 0) return refuse(400, 'forward takes no request body');
-    const count = bounded(q, 'count', 1, 1, config.forwardMaxCount, '--forward-max-count');
-    const qps = bounded(q, 'qps', config.forwardMaxQps, 1, config.forwardMaxQps, '--forward-max-qps');
-    if (typeof count === 'string') return refuse(400, count);
-    if (typeof qps === 'string') return refuse(400, qps);
-    const text = q.get('url');
-    if (text === null) return refuse(400, 'forward needs ?url=');
-    let target: ReturnType<typeof parseTarget>;
-    try {
-      target = parseTarget(text);
-    } catch (err) {
-      return refuse(400, (err as Error).message);
+  const count = bounded(ask.count, 'count', 1, 1, config.forwardMaxCount, '--forward-max-count');
+  const qps = bounded(ask.qps, 'qps', config.forwardMaxQps, 1, config.forwardMaxQps, '--forward-max-qps');
+  if (typeof count === 'string') return { status: 400, why: count };
+  if (typeof qps === 'string') return { status: 400, why: qps };
+  if (ask.url === null || ask.url === '') return { status: 400, why: 'forward needs a url' };
+  let target: ReturnType<typeof parseTarget>;
+  try {
+    target = parseTarget(ask.url);
+  } catch (err) {
+    return { status: 400, why: (err as Error).message };
+  }
+  if (!SCHEMES.has(target.scheme))
+    return { status: 400, why: `forward calls http, https or h2c, not ${target.scheme}` };
+  return { target, count, qps };
+}
+
+// Forwards in progress per server, HTTP and gRPC together: one bound for both.
+const inProgress = new WeakMap<HttpContext, { n: number }>();
+
+/** A place among --forward-max-concurrency, as its release, or the refusal when there is none. */
+export function admitForward(ctx: HttpContext): (() => void) | ForwardRefusal {
+  const max = ctx.config.forwardMaxConcurrency;
+  let gate = inProgress.get(ctx);
+  if (gate === undefined) inProgress.set(ctx, (gate = { n: 0 }));
+  if (gate.n >= max) return { status: 503, why: `--forward-max-concurrency (${max}) forward requests in progress` };
+  gate.n++;
+  let released = false;
+  const g = gate;
+  return () => {
+    if (!released) {
+      released = true;
+      g.n--;
     }
-    if (!SCHEMES.has(target.scheme)) return refuse(400, `forward calls http, https or h2c, not ${target.scheme}`);
-    if (inProgress >= config.forwardMaxConcurrency)
-      return refuse(503, `--forward-max-concurrency (${config.forwardMaxConcurrency}) forward requests in progress`);
-    inProgress++;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        inProgress--;
-      }
-    };
-    x.onClose(release);
-    void forward(ctx, x, target, count, qps, refuse)
-      .catch((err: unknown) => {
-        fail(ctx, x, err);
-      })
-      .finally(release);
   };
 }
 
-async function forward(
+export interface ForwardCall {
+  n: number;
+  url: string;
+  status: number | string | null;
+  ok: boolean;
+  protocol: string;
+  latencyMs: number;
+  error: string | null;
+  replica: string | null;
+  spanId: string;
+  echo: unknown;
+}
+
+export interface ForwardAnswer {
+  server: { hostname: string; worker?: number } | null;
+  traceId: string;
+  requestId: string;
+  calls: ForwardCall[];
+  summary: Summary;
+}
+
+/** Resolves, checks every address against the allowlist, and makes the calls with the caller's trace. */
+export async function runForward(
   ctx: HttpContext,
-  x: HandlerExchange,
-  target: ReturnType<typeof parseTarget>,
-  count: number,
-  qps: number,
-  refuse: (status: number, why: string) => void,
-): Promise<void> {
+  plan: ForwardPlan,
+  incoming: { rawHeaders: readonly string[]; requestId: string },
+): Promise<ForwardAnswer | ForwardRefusal> {
   const { config } = ctx;
+  const { target, count, qps } = plan;
   let addresses: string[];
   try {
     addresses =
       isIP(target.host) !== 0 ? [target.host] : (await lookup(target.host, { all: true })).map((a) => a.address);
   } catch (err) {
-    return refuse(502, `${target.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    return { status: 502, why: `${target.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }
   const problem = allowProblem(config.forwardAllow, {
     host: target.host,
     port: target.port,
     addresses,
-    ownPorts: ownPorts(ctx),
+    ownPorts: ctx.ownPorts,
   });
-  if (problem !== null) return refuse(403, problem);
-  const raw = x.requestInfo(0, EMPTY_BODY).rawHeaders;
+  if (problem !== null) return { status: 403, why: problem };
+  const raw = incoming.rawHeaders;
   const forwarded: [string, string][] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (name === 'b3' || name.startsWith('x-b3-')) forwarded.push([name, raw[i + 1]!]);
   }
   const trace = continueTrace(traceOf(raw));
-  const calls: unknown[] = [];
+  const calls: ForwardCall[] = [];
   const summary = await runCalls(
     [target.url.href],
     {
@@ -136,7 +162,7 @@ async function forward(
       count,
       qps,
       trace,
-      requestId: x.requestId,
+      requestId: incoming.requestId,
       forwarded,
     },
     (r) => {
@@ -159,10 +185,39 @@ async function forward(
   const who = ctx.echoContext.identity;
   const server =
     who === null ? null : { hostname: who.hostname, ...(who.worker === undefined ? {} : { worker: who.worker }) };
-  send(
-    x,
-    200,
-    'application/json; charset=utf-8',
-    JSON.stringify({ server, traceId: trace.traceId, requestId: x.requestId, calls, summary }, null, 2) + '\n',
-  );
+  return { server, traceId: trace.traceId, requestId: incoming.requestId, calls, summary };
+}
+
+const refused = (r: object): r is ForwardRefusal => 'why' in r;
+export { refused as isForwardRefusal };
+
+/** The handler, or null when /forward is off (it is then echoed like any path). */
+export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) | null {
+  const { config } = ctx;
+  if (config.forwardAllow.length === 0) return null;
+  return (x) => {
+    const q = new URL(x.target, 'http://x').searchParams;
+    const refuse = (status: number, why: string) => {
+      ctx.log('warn', { peer: x.facts.peerAddress, status }, `forward refused: ${why}`);
+      reject(x, status, why);
+    };
+    if (x.method !== 'GET' && x.method !== 'HEAD') return refuse(405, 'forward takes GET');
+    if (declaredLength(x) !== 0) return refuse(400, 'forward takes no request body');
+    const plan = planForward(ctx, { url: q.get('url'), count: q.get('count'), qps: q.get('qps') });
+    if (refused(plan))
+      return refuse(plan.status, plan.why === 'forward needs a url' ? 'forward needs ?url=' : plan.why);
+    const release = admitForward(ctx);
+    if (typeof release !== 'function') return refuse(release.status, release.why);
+    x.onClose(release);
+    const incoming = { rawHeaders: x.requestInfo(0, EMPTY_BODY).rawHeaders, requestId: x.requestId };
+    void runForward(ctx, plan, incoming)
+      .then((answer) => {
+        if (refused(answer)) return refuse(answer.status, answer.why);
+        send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer, null, 2) + '\n');
+      })
+      .catch((err: unknown) => {
+        fail(ctx, x, err);
+      })
+      .finally(release);
+  };
 }

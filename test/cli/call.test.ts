@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
-import { startTestServer, type TestServer } from '../helpers.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 async function call(argv: string[]) {
   const stdout = new PassThrough();
@@ -142,6 +145,79 @@ describe('echo-server call', () => {
       } finally {
         await p.close();
       }
+    });
+
+    it(`--proxy-protocol ${version} over ws: the WebSocket handshake follows the PROXY header`, async () => {
+      const p = await startTestServer({ proxyProtocol: ['http'] });
+      try {
+        const ws = `${p.url.replace('http:', 'ws:')}/`;
+        const r = await call([ws, '--proxy-protocol', version, '--json', '--timeout', '2s']);
+        assert.equal(r.code, 0, r.out + r.err);
+        const [c] = jsonLines(r.out);
+        assert.equal(c!.protocol, 'websocket');
+        assert.equal((c!.target!.proxy as { version: number }).version, version === 'v1' ? 1 : 2);
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
+  it('wss with --cert/--key: the client certificate reaches a listener that requires one', async (ctx) => {
+    if (!requireTool(ctx, 'openssl')) return;
+    const dir = await mkdtemp(join(tmpdir(), 'echo-call-mtls-'));
+    const run = async (cmd: string) => {
+      const r = await runTool('sh', ['-c', `cd ${dir} && ${cmd}`]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    const ec = '-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes';
+    await run(`openssl req -x509 ${ec} -keyout ca.key -out ca.crt -subj "/CN=Call Test CA" -days 2`);
+    await run(`openssl req ${ec} -keyout client.key -out client.csr -subj "/CN=call-client"`);
+    await writeFile(join(dir, 'ext.cnf'), 'extendedKeyUsage=clientAuth\n');
+    await run(
+      'openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile ext.cnf',
+    );
+    const m = await startTestServer({
+      https: true,
+      httpsPort: 0,
+      tlsClientAuth: 'require',
+      tlsClientCa: join(dir, 'ca.crt'),
+    });
+    try {
+      const wss = `${m.server.listener.httpsUrl!.replace('https:', 'wss:')}/`;
+      const cert = ['--cert', join(dir, 'client.crt'), '--key', join(dir, 'client.key')];
+      const r = await call([wss, '--insecure', ...cert, '--json', '--timeout', '2s']);
+      assert.equal(r.code, 0, r.out + r.err);
+      const [c] = jsonLines(r.out);
+      assert.equal(c!.protocol, 'websocket');
+      const tls = (c!.target as unknown as { tls: { clientCertificate: { subject: string } } }).tls;
+      assert.match(tls.clientCertificate.subject, /CN=call-client/);
+      const without = await call([wss, '--insecure', '--timeout', '2s']);
+      assert.equal(without.code, 1, 'without the certificate the handshake fails');
+    } finally {
+      await m.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  for (const scheme of ['http', 'https'] as const) {
+    it(`${scheme}: --count calls share one kept-alive connection, --new-connection opens one per call`, async () => {
+      const ports = async (extra: string[]) => {
+        const r = await call([`${url(scheme)}/`, '--count', '3', '--insecure', '--json', ...extra]);
+        assert.equal(r.code, 0, r.out + r.err);
+        return r.out
+          .split('\n')
+          .filter((l) => l.startsWith('{"n"'))
+          .map((l) => (JSON.parse(l) as { localPort: number }).localPort);
+      };
+      const kept = await ports([]);
+      assert.equal(kept.length, 3);
+      assert.ok(
+        kept.every((p) => typeof p === 'number' && p > 0),
+        String(kept),
+      );
+      assert.equal(new Set(kept).size, 1, `one connection: ${kept.join(',')}`);
+      const fresh = await ports(['--new-connection']);
+      assert.equal(new Set(fresh).size, 3, `a connection per call: ${fresh.join(',')}`);
     });
   }
 

@@ -89,7 +89,7 @@ describe('gRPC server reflection', () => {
           assert.ok(services.includes(name), `${name} in ${services.join(', ')}`);
         }
         const methods = (await reflection.listMethods('echoserver.v1.Echo')).map((m) => m.name).sort();
-        assert.deepEqual(methods, ['Bidi', 'ClientStream', 'Echo', 'ServerStream']);
+        assert.deepEqual(methods, ['Bidi', 'ClientStream', 'Echo', 'Forward', 'ServerStream']);
         const pkg = (await reflection.getDescriptorBySymbol('echoserver.v1.Echo.Echo')).getPackageObject({
           keepCase: true,
           longs: String,

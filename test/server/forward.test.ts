@@ -127,13 +127,27 @@ describe('GET /forward', () => {
     }
   });
 
+  it('refuses its own port when --port 0 let the system pick it, loopback allowed or not', async () => {
+    // Port 0 is the server's own port too: the check must know the port the system picked.
+    const t = await startTestServer({ port: 0, ...allow('127.0.0.1') });
+    try {
+      const self = await forward(t, `http://127.0.0.1:${t.port}/`);
+      assert.equal(self.status, 403, self.text);
+      assert.match(self.text, /own port/);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('refuses count and qps over their settings (400), and requests over --forward-max-concurrency (503)', async () => {
     const target = await startTestServer(
       { ...allow('127.0.0.1'), forwardMaxCount: 3, forwardMaxQps: 5, forwardMaxConcurrency: 1 },
       named('t'),
     );
+    // Calls go to another server: a forward to the server's own port is refused.
+    const to = await startTestServer({}, named('to'));
     try {
-      const url = `http://127.0.0.1:${target.port}/`;
+      const url = `http://127.0.0.1:${to.port}/`;
       const count = await forward(target, url, '&count=4');
       assert.equal(count.status, 400);
       assert.match(count.text, /--forward-max-count/);
@@ -155,7 +169,7 @@ describe('GET /forward', () => {
       assert.equal((await slow).status, 200);
       assert.equal((await forward(target, url)).status, 200, 'the place is given back');
     } finally {
-      await target.close();
+      await Promise.all([target.close(), to.close()]);
     }
   });
 

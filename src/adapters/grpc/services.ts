@@ -5,7 +5,15 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type { HttpContext } from '../../handlers/context.ts';
 import type { Call, Method } from './call.ts';
-import { EchoRequestSchema, ServerStreamRequestSchema } from './gen/echoserver/v1/echo_pb.js';
+import {
+  EchoRequestSchema,
+  ForwardCallSchema,
+  ForwardRequestSchema,
+  ForwardResponseSchema,
+  ServerStreamRequestSchema,
+  TraceSchema,
+} from './gen/echoserver/v1/echo_pb.js';
+import { admitForward, isForwardRefusal, planForward, runForward, type ForwardCall } from '../../handlers/forward.ts';
 import {
   HealthCheckRequestSchema,
   HealthCheckResponseSchema,
@@ -39,6 +47,43 @@ function sendPaced(call: Call, message: Uint8Array): void {
   if (call.send(message)) return;
   call.x.req.pause();
   call.x.onDrain(() => call.x.req.resume());
+}
+
+/** The HTTP status of a forward refusal as a gRPC status. */
+const FORWARD_STATUS: Record<number, number> = {
+  400: Status.INVALID_ARGUMENT,
+  403: Status.PERMISSION_DENIED,
+  502: Status.UNAVAILABLE,
+  503: Status.RESOURCE_EXHAUSTED,
+};
+
+function forwardCall(c: ForwardCall) {
+  const echo = c.echo as {
+    trace?: { traceId?: unknown; parentId?: unknown; sampled?: unknown; source?: unknown };
+  } | null;
+  const t = echo?.trace;
+  return create(ForwardCallSchema, {
+    n: c.n,
+    url: c.url,
+    status: typeof c.status === 'number' ? c.status : 0,
+    ok: c.ok,
+    protocol: c.protocol,
+    latencyMs: c.latencyMs,
+    error: c.error ?? '',
+    replica: c.replica ?? '',
+    spanId: c.spanId,
+    echoJson: echo === null ? '' : JSON.stringify(echo),
+    ...(t && typeof t.traceId === 'string'
+      ? {
+          trace: create(TraceSchema, {
+            traceId: t.traceId,
+            parentId: typeof t.parentId === 'string' ? t.parentId : '',
+            ...(typeof t.sampled === 'boolean' ? { sampled: t.sampled } : {}),
+            source: typeof t.source === 'string' ? t.source : '',
+          }),
+        }
+      : {}),
+  });
 }
 
 export function createMethods(ctx: HttpContext): Map<string, Method> {
@@ -125,6 +170,46 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         if (delay > 0) call.after(delay + 1, () => call.finish(Status.OK));
         else call.finish(Status.OK);
       };
+    },
+  });
+
+  methods.set('/echoserver.v1.Echo/Forward', {
+    kind: 'unary',
+    run(call, bytes) {
+      const req = decode(call, ForwardRequestSchema, bytes!);
+      if (req === null) return;
+      // Off means refused here (a gRPC method cannot fall back to being echoed).
+      if (config.forwardAllow.length === 0) {
+        call.finish(Status.FAILED_PRECONDITION, 'forwarding is off: --forward-allow is empty');
+        return;
+      }
+      const refuse = (r: { status: number; why: string }) =>
+        call.finish(FORWARD_STATUS[r.status] ?? Status.INTERNAL, r.why);
+      const plan = planForward(ctx, {
+        url: req.url,
+        count: req.count === 0 ? null : String(req.count),
+        qps: req.qps === 0 ? null : String(req.qps),
+      });
+      if (isForwardRefusal(plan)) return refuse(plan);
+      const release = admitForward(ctx);
+      if (typeof release !== 'function') return refuse(release);
+      call.whenEnded(release);
+      runForward(ctx, plan, { rawHeaders: call.x.req.rawHeaders, requestId: call.x.requestId })
+        .then((answer) => {
+          if (isForwardRefusal(answer)) return refuse(answer);
+          const response = create(ForwardResponseSchema, {
+            server: answer.server?.hostname ?? '',
+            traceId: answer.traceId,
+            requestId: answer.requestId,
+            calls: answer.calls.map(forwardCall),
+            ok: answer.summary.ok,
+            failed: answer.summary.failed,
+          });
+          call.send(toBinary(ForwardResponseSchema, response));
+          call.finish(Status.OK);
+        })
+        .catch((err: unknown) => call.finish(Status.INTERNAL, (err as Error).message))
+        .finally(release);
     },
   });
 

@@ -32,6 +32,8 @@ export interface App extends Handlers {
   beginShutdown(): void;
   health: Health;
   readonly inFlight: number;
+  /** The ports actually bound (a configured 0 becomes the port the system picked). */
+  boundPorts(ports: readonly number[]): void;
 }
 
 const TUNNEL_REFUSAL = 'CONNECT is not supported: this is an echo server, not a proxy\n';
@@ -134,6 +136,9 @@ export function createApp(config: Config, deps: AppDeps): App {
     upgrade: upgrades.upgrade,
     refuseTunnel: (req, socket, facts) => refuseTunnel(ctx, req, socket, facts),
     clientError: (code, current, peer) => parserRefusal(ctx, code, current, peer),
+    boundPorts(ports) {
+      for (const p of ports) ctx.ownPorts.add(p);
+    },
     beginShutdown() {
       closing = true;
       health.beginDrain();

@@ -500,6 +500,163 @@ export declare type Trace = Message<"echoserver.v1.Trace"> & {
 export declare const TraceSchema: GenMessage<Trace>;
 
 /**
+ * @generated from message echoserver.v1.ForwardRequest
+ */
+export declare type ForwardRequest = Message<"echoserver.v1.ForwardRequest"> & {
+  /**
+   * http, https or h2c.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * Calls to make: 0 means 1; over --forward-max-count is INVALID_ARGUMENT.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * Calls per second: 0 means --forward-max-qps; over it is INVALID_ARGUMENT.
+   *
+   * @generated from field: uint32 qps = 3;
+   */
+  qps: number;
+};
+
+/**
+ * Describes the message echoserver.v1.ForwardRequest.
+ * Use `create(ForwardRequestSchema)` to create a new message.
+ */
+export declare const ForwardRequestSchema: GenMessage<ForwardRequest>;
+
+/**
+ * @generated from message echoserver.v1.ForwardCall
+ */
+export declare type ForwardCall = Message<"echoserver.v1.ForwardCall"> & {
+  /**
+   * From 1.
+   *
+   * @generated from field: uint32 n = 1;
+   */
+  n: number;
+
+  /**
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The HTTP status; 0 when the call got none (see error).
+   *
+   * @generated from field: uint32 status = 3;
+   */
+  status: number;
+
+  /**
+   * @generated from field: bool ok = 4;
+   */
+  ok: boolean;
+
+  /**
+   * @generated from field: string protocol = 5;
+   */
+  protocol: string;
+
+  /**
+   * @generated from field: double latency_ms = 6;
+   */
+  latencyMs: number;
+
+  /**
+   * Empty when the call got an answer.
+   *
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * The replica that answered, when the answer was an echo-server JSON echo.
+   *
+   * @generated from field: string replica = 8;
+   */
+  replica: string;
+
+  /**
+   * The span id this call carried in its traceparent.
+   *
+   * @generated from field: string span_id = 9;
+   */
+  spanId: string;
+
+  /**
+   * The trace the target saw (its echo's trace), when it was an echo-server echo.
+   *
+   * @generated from field: optional echoserver.v1.Trace trace = 10;
+   */
+  trace?: Trace | undefined;
+
+  /**
+   * The target's JSON echo as received, when it was an echo-server echo; else empty.
+   *
+   * @generated from field: string echo_json = 11;
+   */
+  echoJson: string;
+};
+
+/**
+ * Describes the message echoserver.v1.ForwardCall.
+ * Use `create(ForwardCallSchema)` to create a new message.
+ */
+export declare const ForwardCallSchema: GenMessage<ForwardCall>;
+
+/**
+ * @generated from message echoserver.v1.ForwardResponse
+ */
+export declare type ForwardResponse = Message<"echoserver.v1.ForwardResponse"> & {
+  /**
+   * The replica that forwarded (empty with --identity off).
+   *
+   * @generated from field: string server = 1;
+   */
+  server: string;
+
+  /**
+   * The trace every call carried: the incoming one, or a new one.
+   *
+   * @generated from field: string trace_id = 2;
+   */
+  traceId: string;
+
+  /**
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: repeated echoserver.v1.ForwardCall calls = 4;
+   */
+  calls: ForwardCall[];
+
+  /**
+   * @generated from field: uint32 ok = 5;
+   */
+  ok: number;
+
+  /**
+   * @generated from field: uint32 failed = 6;
+   */
+  failed: number;
+};
+
+/**
+ * Describes the message echoserver.v1.ForwardResponse.
+ * Use `create(ForwardResponseSchema)` to create a new message.
+ */
+export declare const ForwardResponseSchema: GenMessage<ForwardResponse>;
+
+/**
  * @generated from service echoserver.v1.Echo
  */
 export declare const Echo: GenService<{
@@ -542,6 +699,18 @@ export declare const Echo: GenService<{
     methodKind: "bidi_streaming";
     input: typeof EchoRequestSchema;
     output: typeof EchoResponseSchema;
+  },
+  /**
+   * Calls `url` on the caller's behalf, like GET /forward and bounded by the same
+   * settings: FAILED_PRECONDITION while --forward-allow is empty, PERMISSION_DENIED
+   * for a target outside it.
+   *
+   * @generated from rpc echoserver.v1.Echo.Forward
+   */
+  forward: {
+    methodKind: "unary";
+    input: typeof ForwardRequestSchema;
+    output: typeof ForwardResponseSchema;
   },
 }>;
 
