@@ -46,10 +46,25 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
-    s.once('stream', () => frontDone(front));
-    closeWhenIdle(s, config.keepAliveTimeoutMs);
-    s.on('stream', (stream: ServerHttp2Stream) => cancelWhenStalled(stream, watch, config.idleTimeoutMs));
-    closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
+    let first = true;
+    const idle = closeWhenIdle(s, config.keepAliveTimeoutMs);
+    const refusals = closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
+    // One 'stream' listener and one 'close' listener per stream for all per-stream
+    // bookkeeping: each listener and closure is paid on every stream of every session.
+    s.on('stream', (stream: ServerHttp2Stream) => {
+      if (first) {
+        first = false;
+        frontDone(front);
+      }
+      idle.opened();
+      refusals.opened(stream);
+      const stopWatching = cancelWhenStalled(stream, watch, config.idleTimeoutMs);
+      stream.once('close', () => {
+        idle.closed();
+        stopWatching();
+        refusals.closed(stream);
+      });
+    });
     destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   });
@@ -76,23 +91,23 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
  * idle HTTP/1.1 keep-alive connection is: otherwise each idle session would hold a
  * --max-connections slot for the whole --idle-timeout.
  */
-function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
+function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): void; closed(): void } {
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (open === 0 && !session.closed) session.close();
-    }, ms);
-  };
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    open++;
-    clearTimeout(timer);
-    stream.once('close', () => {
-      if (--open === 0) arm();
-    });
-  });
   session.once('close', () => clearTimeout(timer));
+  return {
+    opened() {
+      open++;
+      clearTimeout(timer);
+    },
+    closed() {
+      if (--open !== 0) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (open === 0 && !session.closed) session.close();
+      }, ms);
+    },
+  };
 }
 
 /**
@@ -101,12 +116,12 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
  * window updates for other streams keep a session's idle timer going, not this.
  * Progress is the stream's queue shrinking, or draining after back-pressure.
  */
-function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: number): void {
+function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: number): () => void {
   let drains = 0;
   stream.on('drain', () => {
     drains++;
   });
-  const stop = watch.progress.watch(
+  return watch.progress.watch(
     () => ({ pending: stream.writableLength, sent: drains }),
     () => {
       if (stream.destroyed) return;
@@ -118,7 +133,6 @@ function cancelWhenStalled(stream: ServerHttp2Stream, watch: H2Watch, idleMs: nu
       stream.close(NGHTTP2_CANCEL);
     },
   );
-  stream.once('close', stop);
 }
 
 /**
@@ -154,13 +168,19 @@ const REFUSAL_WINDOW_MS = 10_000;
  * refusals within a window the session gets GOAWAY (ENHANCE_YOUR_CALM) and is
  * closed; its running streams finish, and a polite client simply reconnects.
  */
-function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, log: LimitedLog): void {
+function closeWhenRefusedTooOften(
+  session: ServerHttp2Session,
+  allowed: number,
+  log: LimitedLog,
+): { opened(stream: ServerHttp2Stream): void; closed(stream: ServerHttp2Stream): void } {
   let refused = 0;
   let windowStart = performance.now();
   let lastStream = 0;
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    lastStream = Math.max(lastStream, stream.id ?? 0);
-    stream.once('close', () => {
+  return {
+    opened(stream) {
+      lastStream = Math.max(lastStream, stream.id ?? 0);
+    },
+    closed(stream) {
       if (stream.rstCode !== NGHTTP2_REFUSED_STREAM || session.closed || session.destroyed) return;
       const now = performance.now();
       if (now - windowStart > REFUSAL_WINDOW_MS) {
@@ -177,8 +197,8 @@ function closeWhenRefusedTooOften(session: ServerHttp2Session, allowed: number, 
       // streams still being answered without telling node:http2, which then never closes them.
       session.goaway(NGHTTP2_ENHANCE_YOUR_CALM, lastStream);
       session.close();
-    });
-  });
+    },
+  };
 }
 
 /** :method, :scheme, :authority, :path (and :protocol). */
