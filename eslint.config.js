@@ -19,7 +19,7 @@ function stageRules(stages) {
           patterns: [
             ...not.map((other) => ({
               regex: `(^|/)${other}/${except[other] === undefined ? '' : `(?!${except[other]}$)`}`,
-              message: `src/${stage}/ may not import src/${other}/ (README, "Architecture")`,
+              message: `src/${stage}/ may not import src/${other}/ (docs/architecture.md)`,
             })),
             {
               regex: String.raw`^(\.\./)+(cli|healthcheck|main|server|workers)\.ts$`,
@@ -56,7 +56,7 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
-  // The stages of src/ and the directions imports may run (README, "Architecture"):
+  // The stages of src/ and the directions imports may run (docs/architecture.md):
   // top level (cli, server, workers) -> transport -> adapters -> handlers -> controls
   // -> echo -> core -> config -> util; ops/ is used by all but uses only config/ and
   // util/. The transport hands sockets and ConnectionFacts (core/) to the adapters the

@@ -1010,15 +1010,15 @@ function markdown(r: Report): string {
   return lines.join('\n') + '\n';
 }
 
-/** Replace the table between the README's bench markers. */
+/** Replace the table between the bench markers of docs/benchmarks.md. */
 function updateReadme(md: string): void {
-  const readme = readFileSync('README.md', 'utf8');
+  const readme = readFileSync('docs/benchmarks.md', 'utf8');
   const start = '<!-- bench:start -->';
   const end = '<!-- bench:end -->';
   const a = readme.indexOf(start);
   const b = readme.indexOf(end);
   if (a < 0 || b < 0) return;
-  writeFileSync('README.md', readme.slice(0, a + start.length) + '\n' + md + readme.slice(b));
+  writeFileSync('docs/benchmarks.md', readme.slice(0, a + start.length) + '\n' + md + readme.slice(b));
 }
 
 await main();

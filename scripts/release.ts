@@ -117,7 +117,7 @@ function provenance(record: BuildRecord, target: string): Record<string, unknown
   const lockDigest = createHash('sha256').update(readFileSync('package-lock.json')).digest('hex');
   return {
     buildDefinition: {
-      buildType: 'https://github.com/echo-server/echo-server/blob/main/README.md#verify-the-image',
+      buildType: 'https://github.com/echo-server/echo-server/blob/main/docs/supply-chain.md#verify-the-image',
       externalParameters: {
         source: { repository: repoUrl, ref: record.buildArgs.BRANCH ?? '', commit },
         dockerfile: 'Dockerfile',

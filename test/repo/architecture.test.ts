@@ -1,6 +1,6 @@
-// The architecture as the README draws it: the lint rule refuses every import that
+// The architecture as docs/architecture.md draws it: the lint rule refuses every import that
 // runs the wrong way between the stage folders of src/ (checked with the project's
-// own ESLint configuration, on real files' paths), and the README lists every file.
+// own ESLint configuration, on real files' paths), and docs/architecture.md lists every file.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -55,7 +55,7 @@ const IMPORTS: [string, string, boolean][] = [
   ['src/transport/listener.ts', "import { createEchoHandler } from '../handlers/echo.ts';", true],
   ['src/core/ledger.ts', "import { CONTROLS } from '../controls/table.ts';", true],
   ['src/echo/model.ts', "import { CONTROLS } from '../controls/table.ts';", true],
-  // The directions the README allows.
+  // The directions docs/architecture.md allows.
   ['src/adapters/http1/app.ts', "import { buildEcho } from '../../echo/model.ts';", false],
   ['src/transport/listener.ts', "import { EMPTY_BODY } from '../echo/model.ts';", false],
   ['src/transport/listener.ts', "import { createMetrics } from '../ops/metrics.ts';", false],
@@ -130,13 +130,9 @@ describe('architecture', () => {
     ]);
   });
 
-  it('lists every source file in the README, and no file that is gone', () => {
-    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
-    const section = readme.slice(
-      readme.indexOf('## Architecture'),
-      readme.indexOf('\n## ', readme.indexOf('## Architecture') + 3),
-    );
-    const tree = section.slice(section.indexOf('```\nsrc/'));
+  it('lists every source file in docs/architecture.md, and no file that is gone', () => {
+    const page = readFileSync(join(REPO, 'docs/architecture.md'), 'utf8');
+    const tree = page.slice(page.indexOf('```\nsrc/'));
     const files = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
         e.isDirectory()
@@ -165,10 +161,10 @@ describe('architecture', () => {
     }
     for (const f of files(join(REPO, 'src'))) {
       if (f.startsWith('echo/render/')) continue; // listed as a folder
-      assert.ok(listed.has(f), `README "Architecture" lists src/${f}`);
+      assert.ok(listed.has(f), `docs/architecture.md lists src/${f}`);
     }
     for (const f of listed) {
-      assert.ok(files(join(REPO, 'src')).includes(f), `README lists src/${f}, which does not exist`);
+      assert.ok(files(join(REPO, 'src')).includes(f), `docs/architecture.md lists src/${f}, which does not exist`);
     }
   });
 });
