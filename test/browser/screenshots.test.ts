@@ -7,10 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { NetworkSet } from '../../src/util/addresses.ts';
-import { startTestServer, type TestServer } from '../helpers.ts';
+import type { TestServer } from '../helpers.ts';
 import { launchChromium, watchedPage } from './browser.ts';
 import { openPage, problems, sendRequest } from './console.ts';
+import {
+  currentRecord,
+  SCREENSHOT_HEADERS,
+  SCREENSHOT_PATH,
+  startScreenshotServer,
+  writeRecord,
+} from './screenshot-record.ts';
 
 const SHOTS = [
   {
@@ -53,11 +59,7 @@ let dir: string;
 let ownDir = false;
 
 before(async () => {
-  // What a replica behind an ingress sees: a trusted proxy in a private network.
-  t = await startTestServer(
-    { trustedProxies: new NetworkSet(['loopback', 'private']) },
-    { identity: { hostname: 'echo-7d9c5b8f4-x2k4p', addresses: ['10.42.0.17', 'fd00:42::17'] } },
-  );
+  t = await startScreenshotServer();
   browser = await launchChromium(
     {
       skip: (msg) => {
@@ -93,14 +95,10 @@ describe('screenshots of the page', () => {
         // Fixed values, so the pictures change only when the page does.
         userAgent:
           'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36',
-        extraHTTPHeaders: {
-          'X-Forwarded-For': '203.0.113.7, 10.0.0.2',
-          'X-Forwarded-Proto': 'https',
-          'X-Request-Id': 'c0ffee42-9d2a-4e1b-8f3c-5a6b7c8d9e0f',
-        },
+        extraHTTPHeaders: SCREENSHOT_HEADERS,
       });
       ctx.after(() => context.close());
-      await openPage(page, `${t.url}/api/orders?id=42`);
+      await openPage(page, `${t.url}${SCREENSHOT_PATH}`);
       assert.equal(await page.locator('#summary-client .big').innerText(), '203.0.113.7');
       assert.match(
         await page.locator('#summary-client').innerText(),
@@ -134,4 +132,10 @@ describe('screenshots of the page', () => {
       assert.deepEqual(problems(watch), []);
     });
   }
+  // Only when the pictures are being made for docs/: the record says what they show.
+  it('records what the screenshots were taken from', async (ctx) => {
+    if (browser === null) return ctx.skip(skipReason);
+    if (ownDir) return ctx.skip('screenshots went to a temporary directory: nothing to record');
+    await writeRecord(await currentRecord(t), join(dir, 'record.json'));
+  });
 });
