@@ -60,7 +60,12 @@ export function anchors(text: string): Set<string> {
 export function brokenLinks(file: string, text: string, read: (path: string) => string | null): string[] {
   const broken: string[] = [];
   for (const line of prose(text)) {
-    for (const m of line.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
+    // Markdown links and images, and the HTML <img>/<a> some pages use to size a picture.
+    const targets = [
+      ...line.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g),
+      ...line.matchAll(/<(?:img|a)\s[^>]*?(?:src|href)="([^"]+)"/g),
+    ];
+    for (const m of targets) {
       const target = m[1] ?? '';
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto: ...
       const [path = '', anchor] = target.split('#', 2);
