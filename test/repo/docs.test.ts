@@ -5,7 +5,7 @@ import { SETTINGS, type Config } from '../../src/config/settings.ts';
 import { CONTROLS, type Bound, type ControlSpec } from '../../src/controls/table.ts';
 import { BLOCK_SIZE } from '../../src/handlers/generated-body.ts';
 import { HTML_CSP } from '../../src/echo/render/html.ts';
-import { assertSameRows, markdownTable } from './readme-tables.ts';
+import { assertSameRows, markdownTable } from './docs-tables.ts';
 
 const doc = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 const readme = doc('README.md');
@@ -62,11 +62,20 @@ describe('README', () => {
       code(s.env),
       s.default === '' ? '(empty)' : code(s.default),
     ]);
-    assertSameRows(markdownTable(settingsPage, ['flag', 'environment', 'default', 'meaning']), rows, 'settings', 3);
+    assertSameRows(
+      markdownTable(settingsPage, ['flag', 'environment', 'default', 'meaning'], 'docs/settings.md'),
+      rows,
+      'docs/settings.md',
+      3,
+    );
   });
   it('documents every response control as declared, and no other', () => {
     const header = ['query', 'header', 'values', 'bound', `with ${code('--no-controls')}`, 'applies to', 'effect'];
-    assertSameRows(markdownTable(controlsPage, header), CONTROLS.map(controlRow), 'controls');
+    assertSameRows(
+      markdownTable(controlsPage, header, 'docs/controls.md'),
+      CONTROLS.map(controlRow),
+      'docs/controls.md',
+    );
   });
   it('lists the CSP the HTML page is served with', () => {
     const documented = HTML_CSP.replace(
