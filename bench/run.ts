@@ -149,7 +149,7 @@ function buildGo(): void {
     timeout: 5 * 60_000,
   });
   if (built.status !== 0) {
-    goStatus = `skipped: go build failed: ${(built.stderr ?? String(built.error)).trim().split('\n').slice(-2).join(' ')}`;
+    goStatus = `skipped: go build failed: ${(built.error ? String(built.error) : built.stderr).trim().split('\n').slice(-2).join(' ')}`;
     return;
   }
   const version = spawnSync('go', ['version'], { env, encoding: 'utf8' }).stdout.trim();
@@ -882,7 +882,8 @@ async function main(): Promise<void> {
     if (process.env.BENCH_GO === '1') buildGo();
     const rows = await compare(scenarios, PINNED, ECHO_ARGS, goBin !== null);
     console.log(table(rows, true).join('\n'));
-    if (goBin !== null) console.log(['', `Go net/http reference: ${goStatus}`, ...goTable(rows)].join('\n'));
+    if (process.env.BENCH_GO === '1')
+      console.log(['', `Go net/http reference: ${goStatus}`, ...(goBin === null ? [] : goTable(rows))].join('\n'));
     console.log(
       `load average after: ${loadavg()
         .map((l) => l.toFixed(2))
@@ -1196,8 +1197,10 @@ function targets(r: Report): TargetRow[] {
     p99Ratio: null,
     note:
       grpc === null
-        ? 'no ratio found in bench/grpc.ts output'
-        : 'bench/grpc.ts prints calls/s; its CPU and p99, when it prints them, are in the gRPC section',
+        ? 'no ratio found in bench/grpc.ts output: see the gRPC section'
+        : 'calls/s ratio read from bench/grpc.ts output; ' +
+          (/cpu/i.test(r.grpc) ? 'its CPU per call is in the gRPC section' : 'it prints no CPU figure') +
+          (/p99/i.test(r.grpc) ? ', its p99 too' : ' and no p99'),
   });
   for (const row of r.l4Rows.filter((x) => x.kind === 'rate')) {
     // The round trip of the same protocol (and UDP mode) gives the p99.
@@ -1238,11 +1241,11 @@ function targets(r: Report): TargetRow[] {
   return out;
 }
 
-/** "held (+0.12)" or "**missed by 0.12**", for a figure that must be at least (or, `atMost`, at most) `bound`. */
+/** "held by 0.12" or "**missed by 0.12**", for a figure that must be at least (or, `atMost`, at most) `bound`. */
 function verdict(figure: number | null, bound: number, atMost = false): string {
   if (figure === null || !Number.isFinite(figure)) return '–';
   const margin = atMost ? bound - figure : figure - bound;
-  return margin >= 0 ? `held (+${f(margin, 2)})` : `**missed by ${f(-margin, 2)}**`;
+  return margin >= 0 ? `held by ${f(margin, 2)}` : `**missed by ${f(-margin, 2)}**`;
 }
 
 function targetsTable(rows: TargetRow[]): string[] {
