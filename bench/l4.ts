@@ -9,7 +9,8 @@
 // connection, a 64-byte datagram and its answer) and CPU per round trip. Only ratios
 // within one run mean anything: the machine is shared.
 //
-//   node bench/l4.ts            (about 2 minutes; BENCH_ROUNDS, BENCH_SECONDS (or BENCH_DURATION) to change)
+//   node bench/l4.ts            (about 2 minutes; BENCH_ROUNDS, BENCH_SECONDS (or BENCH_DURATION) to change,
+//                                BENCH_L4_ONLY=<part of a scenario's name> for some rows)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ const PINNED = cpus().length >= 2 && spawnSync('sh', ['-c', 'command -v taskset'
 const NODE = process.execPath;
 /** The payload of one round trip: small, so the figure is the per-message cost, not copying. */
 const PING = 64;
+/** Marks the sequence number in a round-trip datagram. */
+const SEQ = Buffer.from('seq ');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -208,13 +211,20 @@ async function tcpRoundTrips(port: number, pid: number, seconds: number): Promis
   return { rate: w.perSecond, cpu: w.n > 0 ? w.cpu / w.n : 0, p50: at(samples, 0.5), p99: at(samples, 0.99) };
 }
 
-/** A PING-byte datagram and its answer, one at a time; a lost one is resent after 100 ms and its time counts from the first send. */
+/**
+ * A PING-byte datagram and its answer, one at a time; a lost one is resent after
+ * 100 ms and its time counts from the first send. Each datagram carries its sequence
+ * number in ASCII, so a late answer to a resent datagram that returns it (the exact
+ * bytes, or an envelope with the payload) is not taken for the next one's.
+ */
 async function udpRoundTrips(port: number, pid: number, seconds: number): Promise<Measurement> {
-  const msg = Buffer.alloc(PING, 'q');
   const samples: number[] = [];
   let recording = false;
   let running = true;
   let trips = 0;
+  let seq = 0;
+  let tag = Buffer.alloc(0);
+  let msg = Buffer.alloc(0);
   const u = createSocket('udp4');
   u.on('error', () => {});
   let timer: NodeJS.Timeout | undefined;
@@ -225,10 +235,14 @@ async function udpRoundTrips(port: number, pid: number, seconds: number): Promis
     u.send(msg, port, '127.0.0.1');
   };
   const send = () => {
+    tag = Buffer.concat([SEQ, Buffer.from(`${++seq};`)]);
+    msg = Buffer.concat([tag, Buffer.alloc(PING - tag.length, 'q')]);
     firstSentAt = performance.now();
     resend();
   };
-  u.on('message', () => {
+  u.on('message', (answer: Buffer) => {
+    // An answer naming another sequence number is late; one naming none (an envelope without its payload) is taken.
+    if (!answer.includes(tag) && answer.includes(SEQ)) return;
     clearTimeout(timer);
     trips++;
     if (recording) samples.push((performance.now() - firstSentAt) * 1000);
@@ -347,7 +361,8 @@ async function main(): Promise<void> {
     },
   ];
   const rows: L4Row[] = [];
-  for (const sc of scenarios) {
+  const only = process.env.BENCH_L4_ONLY;
+  for (const sc of scenarios.filter((x) => only === undefined || x.name.includes(only))) {
     const port = await freePort();
     const http = await freePort();
     const l4 =
