@@ -906,7 +906,9 @@ async function main(): Promise<void> {
     }
   }
 
-  buildGo();
+  // Go runs in the pinned rounds only: unpinned, GOMAXPROCS=1 would not be one core's figure.
+  if (PINNED) buildGo();
+  else goStatus = 'skipped: it runs in the pinned rounds, and this run is not pinned';
   console.log(`  Go net/http reference: ${goStatus}`);
   const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true, [], goBin !== null) : [];
   const unpinnedRows = await compare(UNPINNED_SCENARIOS, false);
