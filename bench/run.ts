@@ -1200,9 +1200,9 @@ function targets(r: Report): TargetRow[] {
     note:
       grpc === null
         ? 'no ratio found in bench/grpc.ts output: see the gRPC section'
-        : 'calls/s ratio read from bench/grpc.ts output; ' +
-          (/cpu/i.test(r.grpc) ? 'its CPU per call is in the gRPC section' : 'it prints no CPU figure') +
-          (/p99/i.test(r.grpc) ? ', its p99 too' : ' and no p99'),
+        : // "server CPU 0" in its heading is not a CPU figure: one is in µs.
+          `calls/s ratio read from bench/grpc.ts output; CPU per call: ${/cpu[^\n]*µs|µs[^\n]*cpu/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}; ` +
+          `p99: ${/p99/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}`,
   });
   for (const row of r.l4Rows.filter((x) => x.kind === 'rate')) {
     // The round trip of the same protocol (and UDP mode) gives the p99.
