@@ -1141,7 +1141,8 @@ const P99_MAX = 1.5;
 
 /**
  * The gRPC unary ratio from bench/grpc.ts's printed output: the first `ratio` figure
- * (or bold figure of a Markdown row) at or after the first line naming unary calls.
+ * of a line not about CPU or latency (or the first bold figure of a Markdown row) at
+ * or after the first line naming unary calls.
  */
 function grpcUnaryRatio(out: string): number | null {
   const lines = out.split('\n');
@@ -1150,7 +1151,11 @@ function grpcUnaryRatio(out: string): number | null {
     lines.findIndex((l) => /unary/i.test(l)),
   );
   for (const l of lines.slice(from)) {
-    const m = /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l) ?? /\*\*(\d+(?:\.\d+)?)\*\*/.exec(l);
+    const m = l.trimStart().startsWith('|')
+      ? /\*\*(\d+(?:\.\d+)?)\*\*/.exec(l)
+      : /cpu|p\d\d|latency/i.test(l) // a CPU or latency ratio is not the calls/s one
+        ? null
+        : /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l);
     if (m) return Number(m[1]);
   }
   return null;
