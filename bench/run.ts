@@ -17,7 +17,11 @@
 // docker-run-to-healthy figure; BENCH_BUILD_IMAGE=1 builds it when missing), BENCH_QUICK=1
 // (only the pinned small GETs, printed: the loop for optimising the hot path; with
 // BENCH_QUICK_SCENARIOS=n or BENCH_QUICK_ONLY=<part of a scenario's name, or h2 for the HTTP/2 rows>, BENCH_ECHO_ARGS='--no-access-log ...',
-// BENCH_BUNDLE=path).
+// BENCH_BUNDLE=path), BENCH_GO (0 skips the Go net/http reference; 1 adds it to BENCH_QUICK runs).
+//
+// The Go reference (bench/go, standard library only) is built into the temporary
+// directory when `go` is on PATH, offline (GOPROXY=off, GOTOOLCHAIN=local), and runs
+// with GOMAXPROCS=1 on the server CPU in the same rounds as the small GETs.
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
@@ -37,6 +41,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MAX_REQUEST_SERIES } from '../src/ops/metrics.ts';
+import type { L4Row } from './l4.ts';
 import { mixedLoad, type MixCounts } from './mixed-load.ts';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 4);
@@ -57,8 +62,8 @@ const SERVER_CPUS = '0';
 const LOAD_CPUS = NCPU > 2 ? `1-${NCPU - 1}` : '1';
 const TMP = mkdtempSync(join(tmpdir(), 'echo-bench-'));
 
-/** echo-server, the same-fields baseline (baseline.mjs) and what a user would run instead (article.mjs). */
-type Target = 'echo' | 'baseline' | 'article';
+/** echo-server, the same-fields baseline (baseline.mjs), what a user would run instead (article.mjs) and the Go reference (bench/go). */
+type Target = 'echo' | 'baseline' | 'article' | 'go';
 /** The memory, startup and held-request figures compare with the same-fields baseline only. */
 type Duo = 'echo' | 'baseline';
 
@@ -98,9 +103,59 @@ interface Sample {
 interface Scenario {
   name: string;
   shape(target: Target): LoadShape;
+  /** The Go net/http reference runs this row too. */
+  go?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The built Go reference, or null with `goStatus` saying why it is not measured. */
+let goBin: string | null = null;
+let goStatus = 'not built';
+
+function goBinary(): string {
+  if (goBin === null) throw new Error('the Go reference is not built');
+  return goBin;
+}
+
+/**
+ * Build bench/go into the temporary directory: standard library only, so offline
+ * (GOPROXY=off) with the installed toolchain (GOTOOLCHAIN=local), its caches in the
+ * temporary directory too, so nothing is left in $HOME. No cgo: no C toolchain needed.
+ */
+function buildGo(): void {
+  if (process.env.BENCH_GO === '0') {
+    goStatus = 'skipped: BENCH_GO=0';
+    return;
+  }
+  if (spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status !== 0) {
+    goStatus = 'skipped: go not on PATH (Debian: golang-go)';
+    return;
+  }
+  const env = {
+    ...process.env,
+    GOCACHE: join(TMP, 'go-cache'),
+    GOPATH: join(TMP, 'go-path'),
+    GOTOOLCHAIN: 'local',
+    GOPROXY: 'off',
+    GOFLAGS: '',
+    CGO_ENABLED: '0',
+  };
+  const bin = join(TMP, 'echo-go');
+  const built = spawnSync('go', ['build', '-o', bin, '.'], {
+    cwd: 'bench/go',
+    env,
+    encoding: 'utf8',
+    timeout: 5 * 60_000,
+  });
+  if (built.status !== 0) {
+    goStatus = `skipped: go build failed: ${(built.error ? String(built.error) : built.stderr).trim().split('\n').slice(-2).join(' ')}`;
+    return;
+  }
+  const version = spawnSync('go', ['version'], { env, encoding: 'utf8' }).stdout.trim();
+  goBin = bin;
+  goStatus = `${version.replace(/^go version /, '')}, GOMAXPROCS=1${PINNED ? `, pinned to CPU ${SERVER_CPUS}` : ', unpinned'}`;
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -140,11 +195,15 @@ async function startServer(target: Target, opts: StartOptions = {}): Promise<Ser
       ? [...node, BUNDLE, '--port', String(port), '--host', HOST, ...(opts.args ?? [])]
       : target === 'article'
         ? [...node, 'bench/article.mjs', String(port), ...(opts.articleArgs ?? [])]
-        : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
+        : target === 'go'
+          ? [goBinary(), String(port)]
+          : [...node, 'bench/baseline.mjs', String(port), String(h2port)];
   const argv = PINNED ? ['taskset', '-c', opts.pin ? SERVER_CPUS : `0-${NCPU - 1}`, ...args] : args;
   const start = performance.now();
   // taskset execs node: the child's pid is the server's.
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', logFd, 'inherit'] });
+  // GOMAXPROCS=1: one OS thread runs Go code, as one Node process has one JavaScript thread.
+  const env = target === 'go' ? { ...process.env, GOMAXPROCS: '1' } : process.env;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', logFd, 'inherit'], env });
   for (;;) {
     if ((await get(port, '/livez')).status === 200) break;
     if (performance.now() - start > 15_000) throw new Error(`${target} did not start`);
@@ -286,9 +345,10 @@ function ensureWrk(): void {
 }
 
 const HEADLINE = 'GET /bench?x=1, text';
+const JSON_ROW = 'GET /bench?x=1, JSON';
 const PINNED_SCENARIOS: Scenario[] = [
-  { name: HEADLINE, shape: () => ({ path: '/bench?x=1' }) },
-  { name: 'GET /bench?x=1, JSON', shape: () => ({ path: '/bench?x=1', accept: 'application/json' }) },
+  { name: HEADLINE, shape: () => ({ path: '/bench?x=1' }), go: true },
+  { name: JSON_ROW, shape: () => ({ path: '/bench?x=1', accept: 'application/json' }), go: true },
   { name: 'GET /, text', shape: () => ({}) },
   { name: 'POST 64 KiB body', shape: () => ({ method: 'POST', body: 64 * 1024 }) },
   { name: 'GET, new connection per request', shape: () => ({ close: true }) },
@@ -312,12 +372,14 @@ async function measure(server: Server, scenario: Scenario, pin: boolean): Promis
   const t1 = performance.now() - server.spawnedAt;
   const cpu = cpuUs(pids) - cpu0;
   clearInterval(sampler);
-  const allocated = pids.length === 1 ? allocatedBetween(server, t0, t1) : 0;
+  // V8's counts: one Node process (not a --workers tree, not Go).
+  const traced = pids.length === 1 && server.target !== 'go';
+  const allocated = traced ? allocatedBetween(server, t0, t1) : 0;
   return {
     ...r,
     rssMb: peak,
     cpuUsPerReq: r.requests > 0 ? cpu / r.requests : 0,
-    allocKbPerReq: pids.length === 1 && r.requests > 0 ? allocated / r.requests / 1024 : null,
+    allocKbPerReq: traced && r.requests > 0 ? allocated / r.requests / 1024 : null,
   };
 }
 
@@ -343,40 +405,49 @@ interface Row {
   echo: Sample;
   baseline: Sample;
   article: Sample;
+  /** The Go net/http reference, on the rows it runs (pinned, when go is on PATH). */
+  go?: Sample;
 }
 
-/** Every scenario, echo-server and the baseline interleaved round by round. */
-async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = []): Promise<Row[]> {
+/** Every scenario, echo-server and the baselines (and Go, when `withGo` and built) interleaved round by round. */
+async function compare(scenarios: Scenario[], pin: boolean, echoArgs: string[] = [], withGo = false): Promise<Row[]> {
   const echo = await startServer('echo', { pin, traceGc: true, args: echoArgs });
   const baseline = await startServer('baseline', { pin, traceGc: true });
   const article = await startServer('article', { pin, traceGc: true });
+  const go = withGo && goBin !== null && scenarios.some((s) => s.go) ? await startServer('go', { pin }) : null;
   await sleep(300);
   const rows: Row[] = [];
   try {
     for (const scenario of scenarios) {
-      const samples: Record<Target, Sample[]> = { echo: [], baseline: [], article: [] };
+      const samples: Record<Target, Sample[]> = { echo: [], baseline: [], article: [], go: [] };
+      const servers = [echo, article, baseline, ...(go !== null && scenario.go ? [go] : [])];
       for (let round = 0; round < ROUNDS; round++) {
-        for (const server of [echo, article, baseline]) {
+        for (const server of servers) {
           if (round === 0) await wrk(server.port, { ...scenario.shape(server.target), duration: 1 }, pin); // warm-up
           samples[server.target].push(await measure(server, scenario, pin));
         }
       }
-      const row = {
+      const row: Row = {
         scenario: scenario.name,
         echo: aggregate(samples.echo),
         baseline: aggregate(samples.baseline),
         article: aggregate(samples.article),
+        ...(samples.go.length > 0 ? { go: aggregate(samples.go) } : {}),
       };
       rows.push(row);
       console.log(
         `  ${pin ? 'pinned' : 'unpinned'} ${row.scenario}: ${row.echo.rps.toFixed(0)} vs six-line ${row.article.rps.toFixed(0)} (${(row.echo.rps / row.article.rps).toFixed(2)}), ` +
-          `same fields ${row.baseline.rps.toFixed(0)} (${(row.echo.rps / row.baseline.rps).toFixed(2)}) req/s; CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req`,
+          `same fields ${row.baseline.rps.toFixed(0)} (${(row.echo.rps / row.baseline.rps).toFixed(2)}) req/s; CPU ${row.echo.cpuUsPerReq.toFixed(1)} vs ${row.article.cpuUsPerReq.toFixed(1)} µs/req` +
+          (row.go === undefined
+            ? ''
+            : `; Go ${row.go.rps.toFixed(0)} req/s (${ratio(row.echo.rps, row.go.rps)}), ${row.go.cpuUsPerReq.toFixed(1)} µs/req`),
       );
     }
   } finally {
     await stopServer(echo);
     await stopServer(baseline);
     await stopServer(article);
+    if (go !== null) await stopServer(go);
   }
   return rows;
 }
@@ -771,7 +842,9 @@ interface Report {
   h2Rows: H2Row[];
   grpc: string;
   l4: string;
+  l4Rows: L4Row[];
   go: string;
+  targets: TargetRow[];
   workers: WorkerRow[];
   scrape: ScrapeFigures;
   mix: Record<Duo, MixFigures>;
@@ -805,7 +878,12 @@ async function main(): Promise<void> {
       only === undefined
         ? PINNED_SCENARIOS.slice(0, Number(process.env.BENCH_QUICK_SCENARIOS ?? 3))
         : PINNED_SCENARIOS.filter((s) => s.name.includes(only));
-    console.log(table(await compare(scenarios, PINNED, ECHO_ARGS), true).join('\n'));
+    // Go only on request here: the quick loop is for echo-server against the six-line server.
+    if (process.env.BENCH_GO === '1') buildGo();
+    const rows = await compare(scenarios, PINNED, ECHO_ARGS, goBin !== null);
+    console.log(table(rows, true).join('\n'));
+    if (process.env.BENCH_GO === '1')
+      console.log(['', `Go net/http reference: ${goStatus}`, ...(goBin === null ? [] : goTable(rows))].join('\n'));
     console.log(
       `load average after: ${loadavg()
         .map((l) => l.toFixed(2))
@@ -828,21 +906,24 @@ async function main(): Promise<void> {
     }
   }
 
-  const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true) : [];
+  // Go runs in the pinned rounds only: unpinned, GOMAXPROCS=1 would not be one core's figure.
+  if (PINNED) buildGo();
+  else goStatus = 'skipped: it runs in the pinned rounds, and this run is not pinned';
+  console.log(`  Go net/http reference: ${goStatus}`);
+  const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true, [], goBin !== null) : [];
   const unpinnedRows = await compare(UNPINNED_SCENARIOS, false);
   const h2Rows = await h2Compare();
   const grpc = subBench('bench/grpc.ts');
   console.log(grpc);
   const l4Out = subBench('bench/l4.ts');
-  const l4 =
-    existsSync('bench/results/l4.md') && !l4Out.includes('failed (exit')
-      ? readFileSync('bench/results/l4.md', 'utf8').trim()
-      : l4Out;
-  const go =
-    spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status === 0
-      ? 'not measured yet: the Go reference server is not written (go is on PATH)'
-      : 'skipped: `go` is not on PATH (Debian: golang-go)';
-  console.log(`  Go net/http: ${go}`);
+  const l4Ok = !l4Out.includes('failed (exit');
+  const l4 = l4Ok && existsSync('bench/results/l4.md') ? readFileSync('bench/results/l4.md', 'utf8').trim() : l4Out;
+  const l4Rows =
+    l4Ok && existsSync('bench/results/l4.json')
+      ? (JSON.parse(readFileSync('bench/results/l4.json', 'utf8')) as { rows: L4Row[] }).rows
+      : [];
+  console.log(l4);
+  const go = goBin === null ? goStatus : `measured: ${goStatus}`;
   const workers = await workersCompare();
   const scrape = await scrapeCost();
   console.log(
@@ -878,7 +959,9 @@ async function main(): Promise<void> {
     h2Rows,
     grpc,
     l4,
+    l4Rows,
     go,
+    targets: [],
     workers,
     scrape,
     mix,
@@ -888,6 +971,7 @@ async function main(): Promise<void> {
     held,
     dockerRunToHealthy: docker,
   };
+  report.targets = targets(report);
   const md = markdown(report);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/latest.json', JSON.stringify(report, null, 2) + '\n');
@@ -946,20 +1030,28 @@ function markdown(r: Report): string {
       '',
     );
   }
+  // bench/grpc.ts's output as it printed it: Markdown tables stay tables, other text is kept preformatted.
+  const grpcIsMarkdown = r.grpc.split('\n').some((l) => l.trimStart().startsWith('|'));
   lines.push(
     '**gRPC** (`npm run bench:grpc`, pinned, against a plain @grpc/grpc-js server):',
     '',
-    '```',
-    r.grpc,
-    '```',
+    ...(grpcIsMarkdown ? [r.grpc] : ['```', r.grpc, '```']),
     '',
     '**TCP and UDP** (`npm run bench:l4`, against bare node:net and node:dgram echoes):',
     '',
     r.l4,
     '',
-    `**Go net/http reference:** ${r.go}.`,
-    '',
   );
+  const goRows = r.pinnedRows.filter((row) => row.go !== undefined);
+  if (goRows.length > 0)
+    lines.push(
+      `**Go net/http reference** (bench/go, the article's server in Go's standard library; ${r.go.replace(/^measured: /, '')}), ` +
+        'in the same pinned rounds as the rows above. Ratios are against Go; Go has no allocation figure (no --trace-gc-nvp).',
+      '',
+      ...goTable(r.pinnedRows),
+      '',
+    );
+  else lines.push(`**Go net/http reference:** ${r.go}.`, '');
   lines.push(
     "**Unpinned:** servers and wrk share both cores, so Node's GC and libuv threads can use the second one.",
     '',
@@ -1007,7 +1099,177 @@ function markdown(r: Report): string {
     `| process start to healthy (median of 5) | ${f(r.startupMs.echo)} ms | ${f(r.startupMs.baseline)} ms | ≤ 300 ms |`,
     `| docker run to healthy | ${r.dockerRunToHealthy} | | |`,
   );
+  lines.push('', ...targetsTable(r.targets));
   return lines.join('\n') + '\n';
+}
+
+/** The pinned rows Go ran, with echo-server's and the six-line server's ratios to it. */
+function goTable(rows: Row[]): string[] {
+  const lines = [
+    '| scenario | Go req/s | echo-server req/s | **echo-server / Go** | six-line / Go | p50 ms (Go) | p99 ms (Go) | p99 ratio | CPU µs / req (Go) | CPU ratio | errors (Go) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const row of rows) {
+    const g = row.go;
+    if (g === undefined) continue;
+    const e = row.echo;
+    lines.push(
+      `| ${row.scenario} | ${f(g.rps)} | ${f(e.rps)} | **${ratio(e.rps, g.rps)}** | ${ratio(row.article.rps, g.rps)} | ${f(e.p50, 2)} (${f(g.p50, 2)}) | ${f(e.p99, 2)} (${f(g.p99, 2)}) | ${ratio(e.p99, g.p99)} | ` +
+        `${f(e.cpuUsPerReq, 1)} (${f(g.cpuUsPerReq, 1)}) | ${ratio(e.cpuUsPerReq, g.cpuUsPerReq)} | ${e.errors} (${g.errors}) |`,
+    );
+  }
+  return lines;
+}
+
+/** One target of the issue, with this run's figures. `null`: not measured in this run. */
+interface TargetRow {
+  target: string;
+  /** What the figure is against. */
+  against: string;
+  /** The smallest req/s (or MB/s, datagrams/s, calls/s) ratio that holds. */
+  min: number;
+  ratio: number | null;
+  /** The same comparison by CPU per request: the other's CPU µs over echo-server's. */
+  perCore: number | null;
+  p99Ratio: number | null;
+  /** Why a figure is missing. */
+  note: string;
+}
+
+/** The most a p99 may be, as a ratio to what echo-server is compared with. */
+const P99_MAX = 1.5;
+
+/**
+ * The gRPC unary ratio from bench/grpc.ts's printed output: the first `ratio` figure
+ * of a line not about CPU or latency (or the first bold figure of a Markdown row) at
+ * or after the first line naming unary calls.
+ */
+function grpcUnaryRatio(out: string): number | null {
+  const lines = out.split('\n');
+  const from = Math.max(
+    0,
+    lines.findIndex((l) => /unary/i.test(l)),
+  );
+  for (const l of lines.slice(from)) {
+    const m = l.trimStart().startsWith('|')
+      ? /\*\*(\d+(?:\.\d+)?)\*\*/.exec(l)
+      : /cpu|p\d\d|latency/i.test(l) // a CPU or latency ratio is not the calls/s one
+        ? null
+        : /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l);
+    if (m) return Number(m[1]);
+  }
+  return null;
+}
+
+function targets(r: Report): TargetRow[] {
+  const out: TargetRow[] = [];
+  const notPinned = r.pinned ? 'not measured in this run' : 'not measured: no pinned run (needs 2 CPUs and taskset)';
+  const http = (name: string, target: string, row: { echo: Sample; article: Sample } | undefined, against: string) => {
+    out.push({
+      target,
+      against,
+      min: 0.85,
+      ratio: row ? row.echo.rps / row.article.rps : null,
+      perCore: row ? row.article.cpuUsPerReq / row.echo.cpuUsPerReq : null,
+      p99Ratio: row ? row.echo.p99 / row.article.p99 : null,
+      note: row ? '' : name.startsWith('HTTP/2') && r.h2Rows.length === 0 ? 'h2load not installed' : notPinned,
+    });
+  };
+  const six = "the article's six-line node:http server";
+  http(
+    HEADLINE,
+    'text small GET ≥ 0.85×',
+    r.pinnedRows.find((x) => x.scenario === HEADLINE),
+    six,
+  );
+  http(
+    JSON_ROW,
+    'JSON small GET ≥ 0.85×',
+    r.pinnedRows.find((x) => x.scenario === JSON_ROW),
+    six,
+  );
+  http(
+    'HTTP/2 h2c',
+    'h2c small GET ≥ 0.85×',
+    r.h2Rows.find((x) => x.scenario.includes('h2c')),
+    'a bare node:http2 server (stream API)',
+  );
+  const grpc = grpcUnaryRatio(r.grpc);
+  out.push({
+    target: 'gRPC unary ≥ 1.0×',
+    against: 'a plain @grpc/grpc-js server',
+    min: 1.0,
+    ratio: grpc,
+    perCore: null,
+    p99Ratio: null,
+    note:
+      grpc === null
+        ? 'no ratio found in bench/grpc.ts output: see the gRPC section'
+        : // "server CPU 0" in its heading is not a CPU figure: one is in µs.
+          `calls/s ratio read from bench/grpc.ts output; CPU per call: ${/cpu[^\n]*µs|µs[^\n]*cpu/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}; ` +
+          `p99: ${/p99/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}`,
+  });
+  for (const row of r.l4Rows.filter((x) => x.kind === 'rate')) {
+    // The round trip of the same protocol (and UDP mode) gives the p99.
+    const mode = /--udp-mode \w+/.exec(row.name)?.[0];
+    const trip = r.l4Rows.find(
+      (x) => x.kind === 'roundtrip' && x.protocol === row.protocol && (mode === undefined || x.name.includes(mode)),
+    );
+    out.push({
+      target: `${row.name} ≥ 0.9×`,
+      against: row.protocol === 'tcp' ? 'a bare node:net echo' : 'a bare node:dgram echo',
+      min: 0.9,
+      ratio: row.echo.rate / row.bare.rate,
+      perCore: row.echo.cpu > 0 ? row.bare.cpu / row.echo.cpu : null,
+      p99Ratio: trip?.echo.p99 !== undefined && trip.bare.p99 ? trip.echo.p99 / trip.bare.p99 : null,
+      note: trip ? `p99 from "${trip.name}"` : 'no round-trip row',
+    });
+  }
+  if (!r.l4Rows.some((x) => x.protocol === 'tcp'))
+    out.push({
+      target: 'TCP ≥ 0.9×',
+      against: 'a bare node:net echo',
+      min: 0.9,
+      ratio: null,
+      perCore: null,
+      p99Ratio: null,
+      note: 'bench/l4.ts gave no rows',
+    });
+  if (!r.l4Rows.some((x) => x.protocol === 'udp'))
+    out.push({
+      target: 'UDP ≥ 0.9×',
+      against: 'a bare node:dgram echo',
+      min: 0.9,
+      ratio: null,
+      perCore: null,
+      p99Ratio: null,
+      note: 'bench/l4.ts gave no rows',
+    });
+  return out;
+}
+
+/** "held by 0.12" or "**missed by 0.12**", for a figure that must be at least (or, `atMost`, at most) `bound`. */
+function verdict(figure: number | null, bound: number, atMost = false): string {
+  if (figure === null || !Number.isFinite(figure)) return '–';
+  const margin = atMost ? bound - figure : figure - bound;
+  return margin >= 0 ? `held by ${f(margin, 2)}` : `**missed by ${f(-margin, 2)}**`;
+}
+
+function targetsTable(rows: TargetRow[]): string[] {
+  const lines = [
+    `**Targets** (computed from this run's figures above): a ratio is echo-server's rate over the other server's; "per core by CPU" is the other's CPU µs per request over echo-server's, ` +
+      `the same comparison as a saturated core would see it, and the steadier figure on a busy machine; p99 ratios must be at most ${P99_MAX}.`,
+    '',
+    '| target | against | ratio | verdict | per core by CPU | verdict | p99 ratio | verdict (≤ 1.5) | note |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const n = (x: number | null) => (x === null || !Number.isFinite(x) ? '–' : f(x, 2));
+  for (const t of rows)
+    lines.push(
+      `| ${t.target} | ${t.against} | ${n(t.ratio)} | ${verdict(t.ratio, t.min)} | ${n(t.perCore)} | ${verdict(t.perCore, t.min)} | ` +
+        `${n(t.p99Ratio)} | ${verdict(t.p99Ratio, P99_MAX, true)} | ${t.note} |`,
+    );
+  return lines;
 }
 
 /** Replace the table between the bench markers of docs/benchmarks.md. */

@@ -1,0 +1,3 @@
+module echo-server/bench/go
+
+go 1.19
