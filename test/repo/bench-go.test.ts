@@ -1,7 +1,8 @@
 // The bench's Go net/http reference (bench/go) must answer what the article's
 // six-line node:http server (bench/article.mjs) answers, or the Go row would compare
-// echo-server with a server doing different work. Go is optional (the bench skips
-// the row without it, and CI does not install it), so without `go` this is skipped.
+// echo-server with a server doing different work. Go is optional for the bench (it
+// skips the row without it); .ci/run installs it so this runs in CI, and a machine
+// without `go` skips it locally (in CI a missing `go` is a failure).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { freePort, waitFor } from '../helpers.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const HAS_GO = spawnSync('sh', ['-c', 'command -v go'], { stdio: 'ignore' }).status === 0;
+if (!HAS_GO && process.env.CI === 'true') throw new Error('go is not installed; .ci/run installs it (golang-go)');
 
 describe('the bench Go reference', { skip: HAS_GO ? false : 'go is not installed (Debian: golang-go)' }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'echo-bench-go-'));
