@@ -64,7 +64,8 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       // A stream's errors (a reset by the peer, a write after it) end it, which its
       // 'close' records; unhandled, an 'error' would take the process down.
       stream.on('error', ignore);
-      stream.once('close', () => {
+      // 'on', not 'once': a stream closes once, and a once-wrapper per stream is not free.
+      stream.on('close', () => {
         idle.closed();
         stopWatching();
         refusals.closed(stream);
@@ -100,19 +101,22 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
  */
 function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): void; closed(): void } {
   let open = 0;
+  // One timer per session, re-armed (refresh) each time the last stream closes: a
+  // new timer per idle moment, and clearing it on every stream, would be paid on
+  // every stream of a busy session. Firing while streams are open does nothing.
   let timer: NodeJS.Timeout | undefined;
   session.once('close', () => clearTimeout(timer));
   return {
     opened() {
       open++;
-      clearTimeout(timer);
     },
     closed() {
       if (--open !== 0) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (open === 0 && !session.closed) session.close();
-      }, ms);
+      if (timer === undefined)
+        timer = setTimeout(() => {
+          if (open === 0 && !session.closed) session.close();
+        }, ms);
+      else timer.refresh();
     },
   };
 }

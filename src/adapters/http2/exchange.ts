@@ -287,7 +287,8 @@ export class H2Exchange extends Exchange implements HandlerExchange {
   handlerReturned(): void {
     if (this.closed || this.#watching) return;
     this.#watching = true;
-    this.stream.once('close', () => {
+    // A stream closes once: 'on' spares the once-wrapper.
+    this.stream.on('close', () => {
       const aborted = !this.#answered();
       closeExchange(this.#ledger, this, httpOutcome(aborted ? this.#abortedStatus() : this.#status), aborted);
     });
