@@ -3,6 +3,8 @@
 // `--cpu-prof`, and prints self time by owner: each of our source modules, each
 // library, Node's JavaScript internals, native calls (socket writes are most of
 // these) and the garbage collector. Loopback only; each run lasts DURATION seconds.
+// `--h2` (or BENCH_PROFILE_H2=1): h2c instead, under h2load (10 connections x 10
+// streams), against the bare node:http2 stream server of bench/article.mjs.
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync } from 'node:fs';
@@ -13,6 +15,7 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const PATH = process.env.BENCH_PATH ?? '/bench?x=1';
 /** Pinned like the bench: the server on CPU 0, wrk on CPU 1 (when there are two). */
 const PIN = cpus().length >= 2;
+const H2 = process.argv.includes('--h2') || process.env.BENCH_PROFILE_H2 === '1';
 const freePort = () =>
   new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -75,15 +78,16 @@ async function profile(
   ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, 'ignore'] });
   await new Promise((r) => setTimeout(r, 700));
+  const url = `http://127.0.0.1:${PORT}${path}`;
   const load = [
     ...(PIN ? ['taskset', '-c', '1'] : []),
-    'wrk',
-    '-t1',
-    '-c50',
-    `-d${DURATION}s`,
-    `http://127.0.0.1:${PORT}${path}`,
+    ...(H2
+      ? ['h2load', '-D', String(DURATION), '-c', '10', '-m', '10', url]
+      : ['wrk', '-t1', '-c50', `-d${DURATION}s`, url]),
   ];
-  execFileSync(load[0]!, load.slice(1), { stdio: 'ignore' });
+  const report = execFileSync(load[0]!, load.slice(1), { encoding: 'utf8' });
+  // Requests answered: h2load's "N succeeded", wrk's "N requests in".
+  const requests = Number((H2 ? /(\d+) succeeded/ : /(\d+) requests in/).exec(report)?.[1] ?? 0);
   child.kill('SIGINT');
   await new Promise((r) => child.once('exit', r));
   closeSync(log);
@@ -110,8 +114,13 @@ async function profile(
   }
   for (const [k, v] of self) self.set(k, v / busy);
   if (bundleName !== null) for (const [k, v] of functions) functions.set(k, v / busy);
+  // Samples are 100 µs apart: busy µs per request, with the profiler's own overhead.
+  busyUsPerRequest.push(requests > 0 ? (busy * 100) / requests : 0);
   return self;
 }
+
+/** Busy µs per request of each run (echo-server, then the baseline). */
+const busyUsPerRequest: number[] = [];
 
 const out = join(mkdtempSync(join(tmpdir(), 'echo-prof-build-')), 'echo-server.cjs');
 execFileSync(process.execPath, ['scripts/build.ts', '--no-minify', '--outfile', out], { stdio: 'ignore' });
@@ -119,7 +128,11 @@ const marks = moduleMap(readFileSync(out, 'utf8'));
 // The baseline exits on SIGINT without a handler, which would lose its profile.
 const echo = await profile([out, '--port', String(PORT), '--host', '127.0.0.1'], 'echo-server.cjs', marks, PATH);
 const base = await profile(
-  ['--import', 'data:text/javascript,process.on("SIGINT",()=>process.exit(0))', 'bench/baseline.mjs', String(PORT)],
+  [
+    '--import',
+    'data:text/javascript,process.on("SIGINT",()=>process.exit(0))',
+    ...(H2 ? ['bench/article.mjs', '0', String(PORT)] : ['bench/baseline.mjs', String(PORT)]),
+  ],
   null,
   [],
   PATH,
@@ -127,9 +140,12 @@ const base = await profile(
 
 const owners = [...new Set([...echo.keys(), ...base.keys()])].sort((a, b) => (echo.get(b) ?? 0) - (echo.get(a) ?? 0));
 console.log(
-  `Self time of busy samples under wrk -c50 (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`,
+  `Self time of busy samples under ${H2 ? 'h2load -c10 -m10 (h2c)' : 'wrk -c50'} (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`,
 );
-console.log('| owner | echo-server | baseline |\n|---|---|---|');
+console.log(
+  `Busy CPU per request (profiler on): echo-server ${busyUsPerRequest[0]!.toFixed(1)} µs, ${H2 ? 'bare node:http2' : 'baseline'} ${busyUsPerRequest[1]!.toFixed(1)} µs\n`,
+);
+console.log(`| owner | echo-server | ${H2 ? 'bare node:http2' : 'baseline'} |\n|---|---|---|`);
 for (const o of owners) {
   const e = echo.get(o) ?? 0;
   const b = base.get(o) ?? 0;

@@ -2,14 +2,8 @@
 // way it arrived (h2 over TLS by ALPN, h2c by prior knowledge or by upgrade). The
 // front stage ends with the session's first stream; a session with nothing open
 // is closed after the keep-alive timeout, as an idle HTTP/1.1 connection is.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type {
-  Http2Server,
-  Http2ServerRequest,
-  Http2ServerResponse,
-  ServerHttp2Session,
-  ServerHttp2Stream,
-} from 'node:http2';
+import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import type { ConnectionFacts } from '../core/facts.ts';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
@@ -34,10 +28,11 @@ export interface H2Watch {
 }
 
 const NGHTTP2_CANCEL = 8;
+const ignore = () => {};
 
 export function createH2Stage(app: Handlers, config: Config, logger: Logger, watch: H2Watch): H2Stage {
   const sessions = new Set<ServerHttp2Session>();
-  const server = createH2Server(app, config, logger);
+  const server = createH2Server(config, logger);
   // node:http2 creates the session synchronously inside emit('connection'); the
   // front state of the connection being handed over is parked here for that moment.
   let handingOver: FrontState | undefined;
@@ -47,23 +42,36 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
     let first = true;
+    /** The connection's facts and the stream given an `:authority` placeholder, found at the first stream. */
+    let facts: ConnectionFacts | undefined;
+    let placeholder: number | undefined;
     const idle = closeWhenIdle(s, config.keepAliveTimeoutMs);
     const refusals = closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
     // One 'stream' listener and one 'close' listener per stream for all per-stream
     // bookkeeping: each listener and closure is paid on every stream of every session.
-    s.on('stream', (stream: ServerHttp2Stream) => {
+    // The stream is answered on the stream API (app.stream): node:http2's
+    // compatibility objects would cost more per stream than the answer itself.
+    s.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
       if (first) {
         first = false;
         frontDone(front);
+        facts = factsOf({ socket: s.socket });
+        placeholder = placeholderStreamOf(s.socket);
       }
       idle.opened();
       refusals.opened(stream);
       const stopWatching = cancelWhenStalled(stream, watch, config.idleTimeoutMs);
-      stream.once('close', () => {
+      // A stream's errors (a reset by the peer, a write after it) end it, which its
+      // 'close' records; unhandled, an 'error' would take the process down.
+      stream.on('error', ignore);
+      // 'on', not 'once': a stream closes once, and a once-wrapper per stream is not free.
+      stream.on('close', () => {
         idle.closed();
         stopWatching();
         refusals.closed(stream);
       });
+      if (placeholder === stream.id) removePlaceholder(headers, raw);
+      app.stream(stream, headers, raw, facts!);
     });
     destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
@@ -93,19 +101,22 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
  */
 function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): void; closed(): void } {
   let open = 0;
+  // One timer per session, re-armed (refresh) each time the last stream closes: a
+  // new timer per idle moment, and clearing it on every stream, would be paid on
+  // every stream of a busy session. Firing while streams are open does nothing.
   let timer: NodeJS.Timeout | undefined;
   session.once('close', () => clearTimeout(timer));
   return {
     opened() {
       open++;
-      clearTimeout(timer);
     },
     closed() {
       if (--open !== 0) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (open === 0 && !session.closed) session.close();
-      }, ms);
+      if (timer === undefined)
+        timer = setTimeout(() => {
+          if (open === 0 && !session.closed) session.close();
+        }, ms);
+      else timer.refresh();
     },
   };
 }
@@ -209,20 +220,17 @@ const PSEUDO_HEADERS = 5;
  * to (see h2-authority.ts), so the app sees the request as it was sent: without
  * :authority and Host.
  */
-function removePlaceholder(req: Http2ServerRequest): void {
-  const { session, id } = req.stream;
-  if (placeholderStreamOf(session?.socket) !== id) return;
-  const raw = req.rawHeaders;
+function removePlaceholder(headers: IncomingHttpHeaders, raw: string[]): void {
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i] === ':authority' && raw[i + 1] === PLACEHOLDER_AUTHORITY) {
       raw.splice(i, 2);
-      delete (req.headers as Record<string, unknown>)[':authority'];
+      delete (headers as Record<string, unknown>)[':authority'];
       return;
     }
   }
 }
 
-function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Server {
+function createH2Server(config: Config, logger: Logger): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   // node:http2 resets a stream (ENHANCE_YOUR_CALM, unlogged, uncounted) whose header
   // list exceeds the size it advertises, counting 32 bytes more per field than the app
@@ -230,23 +238,16 @@ function createH2Server(app: Handlers, config: Config, logger: Logger): Http2Ser
   // app's limits (twice --max-header-size, plus that per-field allowance for every
   // field --max-header-count permits, and as many fields as fit in it), so the app
   // sees such a request and answers 431 with a log line and a count, as on HTTP/1.1.
-  const handle = (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    removePlaceholder(req);
-    app.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, factsOf(req));
-  };
+  // No request listener: node:http2 then builds no compatibility objects, and an
+  // Expect it does not know (answered 417 by the app, logged) reaches the app as well.
   const listSize = 2 * config.maxHeaderSize + 32 * (config.maxHeaderCount + PSEUDO_HEADERS);
-  const h2 = createHttp2Server(
-    {
-      settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
-      maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
-      maxSessionMemory: 32,
-      // One PING per refused stream in flight (see adapters/http2/stream.ts): the reset waits for its answer.
-      maxOutstandingPings: Math.max(100, config.h2MaxStreams),
-    },
-    handle,
-  );
-  // An Expect other than 100-continue: node:http2 would answer 417 itself, unlogged.
-  h2.on('checkExpectation', handle);
+  const h2 = createHttp2Server({
+    settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: listSize },
+    maxHeaderListPairs: Math.ceil(listSize / 32) + 1,
+    maxSessionMemory: 32,
+    // One PING per refused stream in flight (see adapters/http2/stream.ts): the reset waits for its answer.
+    maxOutstandingPings: Math.max(100, config.h2MaxStreams),
+  });
   h2.setTimeout(config.idleTimeoutMs);
   h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   return h2;

@@ -3,14 +3,20 @@
 // the lint allows from http/ into transport/). The transport calls these with each
 // request and the facts of its connection, and nothing flows back but the answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionFacts } from '../core/facts.ts';
 import type { ClientErrorAnswer } from './client-error.ts';
 
 export interface Handlers extends ClientErrorAnswer {
-  /** A request, on HTTP/1.x and (through node:http2's compatibility API) HTTP/2. */
+  /** A request on HTTP/1.x. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /**
+   * An HTTP/2 stream, as node:http2's stream API gives it: its decoded header object
+   * and its header list ([name, value, ...], pseudo-headers included).
+   */
+  stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], facts: ConnectionFacts): void;
   /**
    * Whether an upgrade (a WebSocket, or h2c when `h2c`) may leave HTTP/1.1. False
    * when the request fails admission: node:http then serves it like any request, so

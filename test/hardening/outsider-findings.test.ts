@@ -75,6 +75,46 @@ describe('what an outsider found', () => {
     assert.ok(performance.now() - started < 2000, 'closed soon after its last stream, not after --idle-timeout');
   });
 
+  it('keeps an HTTP/2 session open while a stream runs past --keep-alive-timeout, then closes it once idle', async () => {
+    const own = await startTestServer({ keepAliveTimeoutMs: 300 });
+    const session = h2connect(own.url);
+    session.on('error', () => {});
+    const status = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': path });
+        req.on('error', reject);
+        let code = 0;
+        req.on('response', (h) => {
+          code = Number(h[':status']);
+        });
+        req.resume();
+        req.on('end', () => resolve(code));
+        req.end();
+      });
+    let closedAt = 0;
+    let goawayAt = 0;
+    session.once('close', () => {
+      closedAt = performance.now();
+    });
+    session.once('goaway', () => {
+      goawayAt = performance.now();
+    });
+    try {
+      assert.equal(await status('/first'), 200);
+      // Idle for less than the timeout, then a stream that outlives it: the session
+      // must not be closed under it, and must still close once it is idle again.
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await status('/slow?echo_delay=700ms'), 200);
+      const lastEnded = performance.now();
+      assert.equal(goawayAt, 0, 'no GOAWAY while a stream was open');
+      await waitFor(() => closedAt > 0, 3000, 'the session closed once idle');
+      assert.ok(closedAt - lastEnded < 2000, `closed ${(closedAt - lastEnded).toFixed(0)} ms after its last stream`);
+    } finally {
+      session.destroy();
+      await own.close();
+    }
+  });
+
   it('closes an h2c upgrade whose client never sends the HTTP/2 preface at the front deadline', async () => {
     const s = connect({ port: t.port, host: '127.0.0.1' });
     await once(s, 'connect');

@@ -138,6 +138,29 @@ describe('one record for every outcome', () => {
     assert.equal(line.clientIp, '127.0.0.1');
   });
 
+  it('answers, logs and counts CONNECT over HTTP/2 (405), as over HTTP/1.1', async () => {
+    const own = await startTestServer();
+    const session = h2connect(own.url);
+    session.on('error', () => {});
+    try {
+      const req = session.request({ ':method': 'CONNECT', ':authority': 'tunnel.example:443' }, { endStream: false });
+      req.on('error', () => {});
+      const [head] = (await once(req, 'response')) as [Record<string, string | number>];
+      assert.equal(head[':status'], 405);
+      assert.equal(head.allow, 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
+      const lines = () => own.logs.messages('request').filter((l) => l.method === 'CONNECT');
+      await waitFor(() => lines().length === 1, 3000, 'one access line');
+      assert.equal(lines()[0]!.uri, 'tunnel.example:443');
+      assert.equal(lines()[0]!.status, 405);
+      await waitFor(() => own.server.app.inFlight === 0, 3000, 'the refused tunnel leaves nothing in flight');
+      const metrics = await (await fetch(`${own.url}/metrics`)).text();
+      assert.match(metrics, /^echo_http_requests_total\{method="CONNECT",status="405"\} 1$/m);
+    } finally {
+      session.destroy();
+      await own.close();
+    }
+  });
+
   it('records a WebSocket closed for a message above --ws-max-message with 1009', async () => {
     const ws = new WebSocket(`${t.url.replace('http', 'ws')}/too-big`);
     await once(ws, 'message');

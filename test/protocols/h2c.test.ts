@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { Echo } from '../../src/echo/model.ts';
@@ -35,6 +36,36 @@ describe('h2c on the plain port', () => {
     const ok = JSON.parse((await h2request(t.url, '/', { method: 'POST', body: 'hello' })).body) as Echo;
     assert.equal(ok.body.data, 'hello');
     assert.equal((await h2request(t.url, '/', { method: 'POST', body: 'x'.repeat(2000) })).status, 413);
+  });
+
+  it('answers Expect: 100-continue with 100 before the body, then echoes the body', async () => {
+    const session = h2connect(t.url);
+    try {
+      const req = session.request({
+        ':path': '/continue',
+        ':method': 'POST',
+        expect: '100-continue',
+        accept: 'application/json',
+      });
+      const seen: number[] = [];
+      req.on('headers', (h) => seen.push(Number(h[':status'])));
+      // The body is sent only once the server said continue, as a careful client does.
+      req.once('continue', () => req.end('after continue'));
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      const deadline = new Promise<never>((_, reject) => {
+        setTimeout(() => reject(new Error('no 100 and no answer within 5 s')), 5000).unref();
+      });
+      const [head] = (await Promise.race([once(req, 'response'), deadline])) as [Record<string, string | number>];
+      await once(req, 'end');
+      assert.deepEqual(seen, [100]);
+      assert.equal(head[':status'], 200);
+      assert.equal((JSON.parse(body) as Echo).body.data, 'after continue');
+    } finally {
+      session.close();
+    }
   });
 
   it('sends 1xx controls as HTTP/2 informational responses', async () => {

@@ -125,6 +125,7 @@ describe('architecture', () => {
     assert.deepEqual([...ports].sort(), [
       'src/adapters/grpc/exchange.ts',
       'src/adapters/http1/exchange.ts',
+      'src/adapters/http2/exchange.ts',
       'src/adapters/l4/tcp.ts',
       'src/adapters/websocket/upgrade.ts',
     ]);

@@ -4,6 +4,7 @@
 // Side effects (logger, metrics, randomness, identity, environment) are injected,
 // so tests drive exactly the code that runs in production.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../../config/settings.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
@@ -19,10 +20,15 @@ import { answeredByTransport, answeredOnSocket, HttpExchange } from './exchange.
 import { createOpsRoutes, createOpsServer } from '../../handlers/probes.ts';
 import { createForward, FORWARD_PATH } from '../../handlers/forward.ts';
 import { fail, reject } from '../../handlers/refusals.ts';
+import { sendText } from '../../handlers/answer.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
 import { createUpgrades } from '../websocket/upgrade.ts';
 import { createGrpc, isGrpcRequest } from '../grpc/serve.ts';
+import { grpcFlavour } from '../grpc/wire.ts';
+import { H2Exchange, serveCompat } from '../http2/exchange.ts';
+import type { RequestHead } from '../../core/admission.ts';
+import type { HandlerExchange } from '../../handlers/exchange.ts';
 
 export type { AppDeps };
 
@@ -88,22 +94,82 @@ export function createApp(config: Config, deps: AppDeps): App {
       req.rawHeaders,
     );
     closeIfDraining(res, facts);
+    serve(x, req, uri, q, ops, req);
+  }
+
+  /**
+   * An HTTP/2 stream, answered on the stream API. A gRPC call (or a gRPC-Web
+   * preflight) is served through node:http2's compatibility objects, which the gRPC
+   * adapter is written against.
+   */
+  function stream(
+    s: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: string[],
+    facts: ConnectionFacts,
+  ): void {
+    const method = headers[':method'] ?? 'OTHER';
+    if (method === 'CONNECT') {
+      refuseStreamTunnel(ctx, s, headers, rawHeaders, facts);
+      return;
+    }
+    if (
+      grpc !== null &&
+      (grpcFlavour(headers['content-type']) !== null ||
+        (method === 'OPTIONS' && headers['access-control-request-method'] !== undefined))
+    ) {
+      serveCompat(s, headers, rawHeaders, (req, res) => handle(req, res, facts));
+      return;
+    }
+    // As node:http2's compatibility layer does before its request listener.
+    if (headers.expect === '100-continue') s.additionalHeaders({ ':status': 100 });
+    const uri = headers[':path'] ?? '/';
+    const q = uri.indexOf('?');
+    const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
+    const x = ledger.begin(
+      new H2Exchange(
+        ledger,
+        s,
+        method,
+        uri,
+        rawHeaders,
+        facts,
+        scanHeaders(rawHeaders),
+        ops === undefined || config.logOpsRequests,
+      ),
+      rawHeaders,
+    );
+    serve(x, x, uri, q, ops, null);
+  }
+
+  /**
+   * Admission, then the route: an operations endpoint, a gRPC-Web preflight (`req`
+   * is the request it may be, null when it cannot be one), the forward, or the echo.
+   */
+  function serve(
+    x: HttpExchange | H2Exchange,
+    head: RequestHead,
+    uri: string,
+    q: number,
+    ops: ReturnType<typeof routes.get>,
+    req: IncomingMessage | null,
+  ): void {
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
       if (busy !== null) {
         refuseOverBudget(ctx, x, busy);
         return;
       }
-      const problem = admissionProblem(req, x.scan, config);
+      const problem = admissionProblem(head, x.scan, config);
       if (problem !== null) {
         if (problem.limit !== undefined)
           ctx.log(
             'warn',
-            { peer: facts.peerAddress, limit: problem.limit },
+            { peer: x.facts.peerAddress, limit: problem.limit },
             'bad request: request header fields too large',
           );
         reject(x, problem.status, problem.reason);
-      } else if (ops === undefined && grpc !== null && grpc.isPreflight(req)) {
+      } else if (ops === undefined && grpc !== null && req !== null && grpc.isPreflight(req)) {
         grpc.preflight(req, x);
       } else if (ops === undefined && serveForward !== null && (q < 0 ? uri : uri.slice(0, q)) === FORWARD_PATH) {
         serveForward(x);
@@ -131,6 +197,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 
   return {
     handle,
+    stream,
     mayUpgrade,
     switchingProtocols: rawSwitchingProtocols,
     upgrade: upgrades.upgrade,
@@ -155,7 +222,7 @@ export function createApp(config: Config, deps: AppDeps): App {
 }
 
 /** Over the in-flight budget: 503 on HTTP/1.x, REFUSED_STREAM on HTTP/2 (safe for the client to retry). */
-function refuseOverBudget(ctx: HttpContext, x: HttpExchange, busy: BudgetRefusal): void {
+function refuseOverBudget(ctx: HttpContext, x: HandlerExchange, busy: BudgetRefusal): void {
   if (busy.limit === '--max-in-flight-per-client')
     ctx.log(
       'warn',
@@ -167,6 +234,28 @@ function refuseOverBudget(ctx: HttpContext, x: HttpExchange, busy: BudgetRefusal
     return;
   }
   reject(x, 503, busy.reason, ['Retry-After', '1']);
+}
+
+/** CONNECT on HTTP/2 (its target is :authority): 405, as over HTTP/1.1, recorded by its stream's port. */
+function refuseStreamTunnel(
+  ctx: HttpContext,
+  s: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: string[],
+  facts: ConnectionFacts,
+): void {
+  const { ledger } = ctx;
+  const x = ledger.begin(
+    new H2Exchange(ledger, s, 'CONNECT', headers[':authority'] ?? '', rawHeaders, facts, scanHeaders(rawHeaders), true),
+    rawHeaders,
+  );
+  try {
+    x.stopReading(); // a tunnel's stream stays open for its data: CANCEL once the answer is out
+    sendText(x, 405, TUNNEL_REFUSAL, TUNNEL_ALLOW);
+  } catch (err) {
+    fail(ctx, x, err);
+  }
+  x.handlerReturned();
 }
 
 /** CONNECT: 405, answered on the raw socket, which is closed after it. */

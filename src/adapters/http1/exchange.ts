@@ -1,4 +1,5 @@
-// An HTTP exchange (HTTP/1.1, or HTTP/2 through node:http2's compatibility API):
+// An HTTP exchange over node:http's objects (HTTP/1.1; on HTTP/2, a gRPC-Web
+// preflight through node:http2's compatibility API, see adapters/http2/exchange.ts):
 // the protocol-neutral record (core/exchange.ts) with node:http's request and
 // response, and the answer port over that response. The port closes the record,
 // and nothing else does: at once when the answer ends while the handler runs (the

@@ -25,8 +25,10 @@ export function interimOnStream(res: ServerResponse, code: number): boolean {
   return true;
 }
 
-type H2Stream = {
+/** The parts of a node:http2 server stream used here (the compatibility response's `stream`). */
+export type H2Stream = {
   close(code?: number): void;
+  pause(): void;
   destroyed: boolean;
   writableFinished: boolean;
   state: { localClose?: number };
@@ -104,6 +106,12 @@ export function stopReading(req: IncomingMessage, res: ServerResponse): void {
     res.shouldKeepAlive = false;
     return;
   }
+  stopReadingStream(stream);
+}
+
+/** stopReading on a stream answered through the stream API: nothing more is read, CANCEL once the answer is out. */
+export function stopReadingStream(stream: H2Stream): void {
+  stream.pause();
   // The stream's own 'finish' (our side done): the compatibility response's 'finish'
   // waits for the client's side too, which is what must not be waited for here.
   if (stream.writableFinished) cancelAfterAnswer(stream);
@@ -113,7 +121,12 @@ export function stopReading(req: IncomingMessage, res: ServerResponse): void {
 /** HTTP/2: cancel a stream now, its answer cut short (CANCEL: the client stops sending too). */
 export function cancelStream(res: ServerResponse): void {
   const stream = streamOf(res);
-  if (stream !== undefined && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  if (stream !== undefined) cancelNow(stream);
+}
+
+/** cancelStream on a stream answered through the stream API. */
+export function cancelNow(stream: H2Stream): void {
+  if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
 }
 
 /** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */
@@ -121,22 +134,42 @@ export function refuseStream(res: ServerResponse): void {
   streamOf(res)?.close(NGHTTP2_REFUSED_STREAM);
 }
 
+/** refuseStream on a stream answered through the stream API. */
+export function refuseNow(stream: H2Stream): void {
+  stream.close(NGHTTP2_REFUSED_STREAM);
+}
+
 /** HTTP/2: reset the stream now with `code` (the fault control); the session lives on. */
 export function resetStream(res: ServerResponse, code: number): void {
   const stream = streamOf(res);
-  if (stream !== undefined && !stream.destroyed) stream.close(code);
+  if (stream !== undefined) resetNow(stream, code);
 }
 
-const sessionOf = (res: ServerResponse) => streamOf(res)?.session;
+/** resetStream on a stream answered through the stream API. */
+export function resetNow(stream: H2Stream, code: number): void {
+  if (!stream.destroyed) stream.close(code);
+}
 
 /** HTTP/2: the connection goes now, every stream on it with it (no GOAWAY). */
 export function destroySession(res: ServerResponse): void {
-  const session = sessionOf(res);
+  const stream = streamOf(res);
+  if (stream !== undefined) destroySessionOf(stream);
+}
+
+/** destroySession for a stream answered through the stream API. */
+export function destroySessionOf(stream: H2Stream): void {
+  const { session } = stream;
   if (session !== undefined && !session.destroyed) session.destroy();
 }
 
 /** HTTP/2: GOAWAY (NO_ERROR) now; open streams finish, then the connection closes. */
 export function closeSession(res: ServerResponse): void {
-  const session = sessionOf(res);
+  const stream = streamOf(res);
+  if (stream !== undefined) closeSessionOf(stream);
+}
+
+/** closeSession for a stream answered through the stream API. */
+export function closeSessionOf(stream: H2Stream): void {
+  const { session } = stream;
   if (session !== undefined && !session.closed) session.close();
 }
