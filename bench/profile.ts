@@ -94,7 +94,14 @@ async function profile(
       : ['wrk', '-t1', '-c50', ...accept, `-d${DURATION}s`, url]),
   ];
   const loadFrom = Number(process.hrtime.bigint() / 1000n);
-  const report = execFileSync(load[0]!, load.slice(1), { encoding: 'utf8' });
+  let report: string;
+  try {
+    report = execFileSync(load[0]!, load.slice(1), { encoding: 'utf8' });
+  } catch (err) {
+    // A load generator that is missing or fails must not leave the profiled server running.
+    child.kill('SIGKILL');
+    throw err;
+  }
   // Requests answered: h2load's "N succeeded", wrk's "N requests in".
   const requests = Number((H2 ? /(\d+) succeeded/ : /(\d+) requests in/).exec(report)?.[1] ?? 0);
   child.kill('SIGINT');
