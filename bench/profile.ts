@@ -2,7 +2,10 @@
 // bundle of echo-server, then the baseline, each under the same wrk load with
 // `--cpu-prof`, and prints self time by owner: each of our source modules, each
 // library, Node's JavaScript internals, native calls (socket writes are most of
-// these) and the garbage collector. Loopback only; each run lasts DURATION seconds.
+// these) and the garbage collector. Only samples taken while the load runs count:
+// start-up (module loading, the gRPC descriptors' registry) is not per-request work.
+// BENCH_ACCEPT sets the Accept header (application/json profiles the JSON echo).
+// Loopback only; each run lasts DURATION seconds.
 // `--h2` (or BENCH_PROFILE_H2=1): h2c instead, under h2load (10 connections x 10
 // streams), against the bare node:http2 stream server of bench/article.mjs.
 import { execFileSync, spawn } from 'node:child_process';
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const PATH = process.env.BENCH_PATH ?? '/bench?x=1';
+const ACCEPT = process.env.BENCH_ACCEPT;
 /** Pinned like the bench: the server on CPU 0, wrk on CPU 1 (when there are two). */
 const PIN = cpus().length >= 2;
 const H2 = process.argv.includes('--h2') || process.env.BENCH_PROFILE_H2 === '1';
@@ -33,6 +37,9 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples: number[];
+  /** Microseconds on the monotonic clock process.hrtime reads too. */
+  startTime: number;
+  timeDeltas: number[];
 }
 
 /** Line ranges of each module in an unminified esbuild bundle, from its `// path` markers. */
@@ -79,13 +86,22 @@ async function profile(
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, 'ignore'] });
   await new Promise((r) => setTimeout(r, 700));
   const url = `http://127.0.0.1:${PORT}${path}`;
+  const accept = ACCEPT === undefined ? [] : ['-H', `Accept: ${ACCEPT}`];
   const load = [
     ...(PIN ? ['taskset', '-c', '1'] : []),
     ...(H2
-      ? ['h2load', '-D', String(DURATION), '-c', '10', '-m', '10', url]
-      : ['wrk', '-t1', '-c50', `-d${DURATION}s`, url]),
+      ? ['h2load', '-D', String(DURATION), '-c', '10', '-m', '10', ...accept, url]
+      : ['wrk', '-t1', '-c50', ...accept, `-d${DURATION}s`, url]),
   ];
-  const report = execFileSync(load[0]!, load.slice(1), { encoding: 'utf8' });
+  const loadFrom = Number(process.hrtime.bigint() / 1000n);
+  let report: string;
+  try {
+    report = execFileSync(load[0]!, load.slice(1), { encoding: 'utf8' });
+  } catch (err) {
+    // A load generator that is missing or fails must not leave the profiled server running.
+    child.kill('SIGKILL');
+    throw err;
+  }
   // Requests answered: h2load's "N succeeded", wrk's "N requests in".
   const requests = Number((H2 ? /(\d+) succeeded/ : /(\d+) requests in/).exec(report)?.[1] ?? 0);
   child.kill('SIGINT');
@@ -96,8 +112,11 @@ async function profile(
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
   let busy = 0;
-  for (const id of p.samples) {
-    const f = byId.get(id)!.callFrame;
+  let at = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i]!;
+    if (at < loadFrom) continue;
+    const f = byId.get(p.samples[i]!)!.callFrame;
     if (f.functionName === '(idle)' || f.functionName === '(program)' || f.functionName === '(root)') continue;
     busy++;
     let owner: string;
@@ -140,7 +159,7 @@ const base = await profile(
 
 const owners = [...new Set([...echo.keys(), ...base.keys()])].sort((a, b) => (echo.get(b) ?? 0) - (echo.get(a) ?? 0));
 console.log(
-  `Self time of busy samples under ${H2 ? 'h2load -c10 -m10 (h2c)' : 'wrk -c50'} (${DURATION}s), GET ${PATH}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`,
+  `Self time of busy samples under ${H2 ? 'h2load -c10 -m10 (h2c)' : 'wrk -c50'} (${DURATION}s, start-up excluded), GET ${PATH}${ACCEPT === undefined ? '' : `, Accept: ${ACCEPT}`}, access log on (to a file)${PIN ? ', pinned' : ''}:\n`,
 );
 console.log(
   `Busy CPU per request (profiler on): echo-server ${busyUsPerRequest[0]!.toFixed(1)} µs, ${H2 ? 'bare node:http2' : 'baseline'} ${busyUsPerRequest[1]!.toFixed(1)} µs\n`,

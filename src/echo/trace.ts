@@ -78,14 +78,14 @@ export function parseB3Multi(
  * first, then b3, then x-b3-*. A header sent twice is ambiguous, so it counts as malformed.
  */
 export function traceOf(rawHeaders: readonly string[]): TraceContext | null {
+  // Each: undefined while not seen, the value once seen, null when seen twice. Locals,
+  // not a table: the common request has none of these, and then nothing is allocated.
   let traceparent: string | null | undefined;
   let b3: string | null | undefined;
-  const multi: Record<string, string | null | undefined> = {
-    'x-b3-traceid': undefined,
-    'x-b3-spanid': undefined,
-    'x-b3-sampled': undefined,
-    'x-b3-flags': undefined,
-  };
+  let traceId: string | null | undefined;
+  let spanId: string | null | undefined;
+  let sampled: string | null | undefined;
+  let flags: string | null | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     // Cheap first test: only names starting with t, b or x can be one of these.
@@ -95,17 +95,15 @@ export function traceOf(rawHeaders: readonly string[]): TraceContext | null {
     const value = rawHeaders[i + 1]!;
     if (lower === 'traceparent') traceparent = traceparent === undefined ? value : null;
     else if (lower === 'b3') b3 = b3 === undefined ? value : null;
-    else if (Object.hasOwn(multi, lower)) multi[lower] = multi[lower] === undefined ? value : null;
+    else if (lower === 'x-b3-traceid') traceId = traceId === undefined ? value : null;
+    else if (lower === 'x-b3-spanid') spanId = spanId === undefined ? value : null;
+    else if (lower === 'x-b3-sampled') sampled = sampled === undefined ? value : null;
+    else if (lower === 'x-b3-flags') flags = flags === undefined ? value : null;
   }
   if (traceparent != null) return parseTraceparent(traceparent);
   if (traceparent === null) return null;
   if (b3 != null) return parseB3(b3);
   if (b3 === null) return null;
-  if (Object.values(multi).includes(null)) return null;
-  return parseB3Multi(
-    multi['x-b3-traceid'] ?? undefined,
-    multi['x-b3-spanid'] ?? undefined,
-    multi['x-b3-sampled'] ?? undefined,
-    multi['x-b3-flags'] ?? undefined,
-  );
+  if (traceId === null || spanId === null || sampled === null || flags === null) return null;
+  return parseB3Multi(traceId, spanId, sampled, flags);
 }

@@ -67,14 +67,15 @@ export function createUdpEcho(config: Config, deps: UdpDeps): UdpEcho {
         metrics?.udpDatagram(dropped, msg.length, 0);
         return;
       }
-      const answer = config.udpMode === 'echo' ? msg : envelopeFor(msg, formatHostPort(address, from.port), identity);
+      const peer = formatHostPort(address, from.port);
+      const answer = config.udpMode === 'echo' ? msg : envelopeFor(msg, peer, identity);
       metrics?.udpDatagram('answered', msg.length, answer.length);
       log?.(
         'info',
         {
           protocol: 'udp',
           clientIp: address,
-          peer: formatHostPort(address, from.port),
+          peer,
           bytesIn: msg.length,
           bytesOut: answer.length,
           raw: answer === msg,
@@ -86,16 +87,45 @@ export function createUdpEcho(config: Config, deps: UdpDeps): UdpEcho {
   };
 }
 
-/** The largest answer the envelope mode gives a datagram: the envelope, or less of it, or the datagram itself. */
+/** The identity's JSON, made once per identity object (the same one for every datagram). */
+let identityOf: Identity | null = null;
+let identityText = 'null';
+function identityJson(identity: Identity | null): string {
+  if (identity === null) return 'null';
+  if (identity !== identityOf) {
+    identityOf = identity;
+    identityText = JSON.stringify(identity);
+  }
+  return identityText;
+}
+
+const FULL_UTF8 = ',"encoding":"utf8","payload":';
+const FULL_BASE64 = ',"encoding":"base64","payload":';
+const TRUNCATED = ',"truncated":true}';
+
+/**
+ * The largest answer the envelope mode gives a datagram: the envelope, or less of it,
+ * or the datagram itself. The text is what JSON.stringify writes for the objects
+ * `{ protocol, remoteAddr, identity, bytes, encoding, payload }` and `{ protocol,
+ * remoteAddr, identity, bytes, truncated: true }`, put together from one head. The
+ * payload is not even decoded when the envelope could not fit whatever it holds:
+ * its JSON is never shorter than the datagram (escapes and base64 only lengthen it),
+ * and no text is shorter in UTF-8 bytes than in characters.
+ */
 export function envelopeFor(msg: Buffer, remoteAddr: string, identity: Identity | null): Buffer {
   const limit = Math.min(AMPLIFICATION * msg.length, MAX_DATAGRAM);
-  const head = { protocol: 'udp', remoteAddr, identity, bytes: msg.length };
-  const utf8 = isUtf8(msg);
-  const full = Buffer.from(
-    JSON.stringify({ ...head, encoding: utf8 ? 'utf8' : 'base64', payload: msg.toString(utf8 ? 'utf8' : 'base64') }),
-  );
-  if (full.length <= limit) return full;
-  const bare = Buffer.from(JSON.stringify({ ...head, truncated: true }));
-  if (bare.length <= limit) return bare;
-  return msg;
+  const head = `{"protocol":"udp","remoteAddr":${JSON.stringify(remoteAddr)},"identity":${identityJson(identity)},"bytes":${msg.length}`;
+  // The shortest the full envelope could be: the payload as at least its own bytes, quoted, and the closing brace.
+  if (head.length + FULL_UTF8.length + msg.length + 3 <= limit) {
+    const utf8 = isUtf8(msg);
+    const full = Buffer.from(
+      utf8
+        ? `${head}${FULL_UTF8}${JSON.stringify(msg.toString('utf8'))}}`
+        : `${head}${FULL_BASE64}"${msg.toString('base64')}"}`,
+    );
+    if (full.length <= limit) return full;
+  }
+  if (head.length + TRUNCATED.length > limit) return msg;
+  const bare = Buffer.from(head + TRUNCATED);
+  return bare.length <= limit ? bare : msg;
 }
