@@ -4,7 +4,7 @@
 // then the status asked for), its answer written through the exchange's port. A
 // method (services.ts) sees messages and the half-close, and answers with send and
 // finish; every timer and listener ends with the call.
-import { buildEcho } from '../../echo/model.ts';
+import { EMPTY_BODY, buildEcho } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
 import { chosenHeaders } from '../../controls/table.ts';
@@ -13,10 +13,8 @@ import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
-import { echoResponse, type CallFacts } from './record.ts';
+import { echoFrame, type CallFacts } from './record.ts';
 import { Base64Decoder, MessageReader, messageBudgetFor, Status, WireError, type MessageBudget } from './wire.ts';
-import { toBinary } from '@bufbuild/protobuf';
-import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
 
 /** One budget of buffered message bytes per server (its configuration), shared by all its calls. */
 const budgets = new WeakMap<object, MessageBudget>();
@@ -96,6 +94,12 @@ export class Call {
     return this.x.sendMessage(message, this.#metadata());
   }
 
+  /** One response message already framed (its 5-byte prefix included, as echo() writes it). */
+  sendFrame(framed: Buffer): boolean {
+    if (this.done) return false;
+    return this.x.sendFrame(framed, this.#metadata());
+  }
+
   /**
    * The call's end, with its status and the trailers x-echo-trailer asked for
    * (whatever the status). When the client has not finished sending, its
@@ -127,37 +131,28 @@ export class Call {
     else go();
   }
 
-  /** The echo record of this call, as an EchoResponse message's bytes. */
-  echo(payload: Buffer | null, facts: Partial<CallFacts> = {}): Uint8Array {
+  /** The echo record of this call, as an EchoResponse message framed for sendFrame. */
+  echo(payload: Buffer | null, facts: Partial<CallFacts> = {}): Buffer {
     const { x, ctx } = this;
     const { maxEchoBody } = ctx.config;
     const size = this.controls?.size ?? null;
-    const received = payload ?? Buffer.alloc(0);
+    const received = payload ?? EMPTY_BODY.kept;
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
-    const info = requestInfo(
-      x.req,
-      x.facts,
-      x.target,
-      received.length,
-      { bytes: received.length, kept, truncated: kept.length < received.length },
-      x.requestId,
-    );
+    // The echo's body is not part of the record (payload is): none is described.
+    const info = requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId);
     const out =
       size === null
         ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
         : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
-    return toBinary(
-      EchoResponseSchema,
-      echoResponse(buildEcho(info, ctx.echoContext), {
-        grpcTimeout: this.grpcTimeout,
-        deadlineMs: this.deadlineMs,
-        sequence: 0,
-        messagesReceived: this.reader.messages,
-        bytesReceived: this.reader.bytes,
-        ...out,
-        ...facts,
-      }),
-    );
+    return echoFrame(buildEcho(info, ctx.echoContext), {
+      grpcTimeout: this.grpcTimeout,
+      deadlineMs: this.deadlineMs,
+      sequence: 0,
+      messagesReceived: this.reader.messages,
+      bytesReceived: this.reader.bytes,
+      ...out,
+      ...facts,
+    });
   }
 
   /** Starts reading the request for `method`. */

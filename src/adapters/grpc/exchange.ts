@@ -173,8 +173,13 @@ export class GrpcExchange extends Exchange implements AnswerPort {
 
   /** One message; false when the peer is behind (wait for onDrain). `extra`: metadata for the headers. */
   sendMessage(message: Uint8Array, extra?: readonly string[]): boolean {
+    return this.sendFrame(frame(message), extra);
+  }
+
+  /** One message already framed (its 5-byte prefix included). */
+  sendFrame(framed: Buffer, extra?: readonly string[]): boolean {
     this.sendHeaders(extra);
-    return this.write(this.#text(frame(message)));
+    return this.write(this.#text(framed));
   }
 
   /**

@@ -42,9 +42,9 @@ function decode<D extends DescMessage>(call: Call, schema: D, bytes: Buffer): Me
   }
 }
 
-/** Sends `message`, pausing the request side while the peer is behind (bidi backpressure). */
-function sendPaced(call: Call, message: Uint8Array): void {
-  if (call.send(message)) return;
+/** Sends a framed message, pausing the request side while the peer is behind (bidi backpressure). */
+function sendPaced(call: Call, framed: Buffer): void {
+  if (call.sendFrame(framed)) return;
   call.x.req.pause();
   call.x.onDrain(() => call.x.req.resume());
 }
@@ -96,7 +96,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       const req = decode(call, EchoRequestSchema, bytes!);
       if (req === null) return;
       call.answer(() => {
-        call.send(call.echo(Buffer.from(req.payload)));
+        call.sendFrame(call.echo(Buffer.from(req.payload)));
         call.finish(Status.OK);
       });
     },
@@ -120,7 +120,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         let n = 0;
         const next = () => {
           n++;
-          const more = call.send(call.echo(payload, { sequence: n }));
+          const more = call.sendFrame(call.echo(payload, { sequence: n }));
           if (n >= count) call.finish(Status.OK);
           else if (more) call.after(interval, next);
           else call.x.onDrain(() => call.after(interval, next));
@@ -140,7 +140,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       };
       call.onHalfClose = () =>
         call.answer(() => {
-          call.send(call.echo(last));
+          call.sendFrame(call.echo(last));
           call.finish(Status.OK);
         });
     },
