@@ -328,6 +328,42 @@ describe('gRPC', () => {
     }
   });
 
+  it('--request-timeout ends a call whose request side is not complete in time, and no call whose request is', async () => {
+    const t = await startTestServer({ requestTimeoutMs: 300, headersTimeoutMs: 300 });
+    try {
+      // Half a message, and the stream left open: the request side never completes.
+      const session = h2connect(t.url);
+      const started = Date.now();
+      const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/echoserver.v1.Echo/Echo',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        req.on('trailers', resolve);
+        req.on('error', reject);
+        req.resume();
+        req.write(Buffer.from([0, 0, 0, 0, 10, 0x0a]));
+      });
+      session.close();
+      assert.equal(trailers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.match(String(trailers['grpc-message']), /request not received within --request-timeout \(300 ms\)/);
+      assert.ok(Date.now() - started >= 250, `ended after ${Date.now() - started} ms`);
+      // A complete request whose answer waits past the request timeout is answered.
+      const delayed = await rawCall(t, '/echoserver.v1.Echo/Echo', Buffer.alloc(0), { 'x-echo-delay': '600ms' });
+      assert.equal(delayed.trailers['grpc-status'], '0');
+      const lines = await linesWhen(t, 2);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [grpc.status.DEADLINE_EXCEEDED, 0],
+      );
+      await waitFor(() => t.server.app.inFlight === 0 || null, 5000, 'nothing in flight');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('honours the deadline: the server ends a call that outlives grpc-timeout with DEADLINE_EXCEEDED', async () => {
     const t = await startTestServer();
     const c = new EchoClient(target(t));

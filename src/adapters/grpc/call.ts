@@ -36,6 +36,23 @@ export interface Method {
   run(call: Call, message: Buffer | null): void;
 }
 
+/** The call's own timers: module functions given the call, so none is a closure per call. */
+function onDeadline(call: Call): void {
+  call.deadlineTimer = null;
+  call.guarded(deadlineExceeded);
+}
+function deadlineExceeded(call: Call): void {
+  call.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)');
+}
+function onRequestTimeout(call: Call): void {
+  call.requestTimer = null;
+  if (!call.halfClosed) call.guarded(requestTimedOut);
+}
+function requestTimedOut(call: Call): void {
+  const ms = call.ctx.config.requestTimeoutMs;
+  call.finish(Status.DEADLINE_EXCEEDED, `request not received within --request-timeout (${ms} ms)`);
+}
+
 export class Call {
   readonly ctx: HttpContext;
   readonly x: GrpcExchange;
@@ -46,12 +63,17 @@ export class Call {
   readonly deadlineMs: number;
   onMessage: ((message: Buffer) => void) | null = null;
   onHalfClose: (() => void) | null = null;
-  /** Set by streams that end early, and cleanly, when the server shuts down. */
-  onShutdown: (() => void) | null = null;
   /** Whether the client has ended its side. */
   halfClosed = false;
-  readonly #timers = new Set<NodeJS.Timeout>();
-  readonly #ended: (() => void)[] = [];
+  /** The client's deadline and the request side's --request-timeout, while they run. */
+  deadlineTimer: NodeJS.Timeout | null = null;
+  requestTimer: NodeJS.Timeout | null = null;
+  /** Calls that end early on shutdown (see onShutdown); a unary call never joins them. */
+  readonly #streams: Set<Call>;
+  #onShutdown: (() => void) | null = null;
+  /** after()'s timers and whenEnded()'s functions, made on first use (a unary Echo uses neither). */
+  #timers: Set<NodeJS.Timeout> | null = null;
+  #ended: (() => void)[] | null = null;
 
   constructor(
     ctx: HttpContext,
@@ -59,6 +81,7 @@ export class Call {
     controls: GrpcControls | null,
     grpcTimeout: string,
     deadlineMs: number,
+    streams: Set<Call>,
   ) {
     this.ctx = ctx;
     this.x = x;
@@ -66,7 +89,19 @@ export class Call {
     this.reader = new MessageReader(ctx.config.maxBodySize, budgetFor(ctx.config));
     this.grpcTimeout = grpcTimeout;
     this.deadlineMs = deadlineMs;
-    x.res.once('close', () => this.#cleanup());
+    this.#streams = streams;
+    // Told by the exchange's one 'close' listener, after it closed the record.
+    x.call = this;
+  }
+
+  /** What a stream does when the server shuts down (end early, cleanly); set by streams. */
+  get onShutdown(): (() => void) | null {
+    return this.#onShutdown;
+  }
+
+  set onShutdown(fn: (() => void) | null) {
+    this.#onShutdown = fn;
+    if (fn !== null && !this.done) this.#streams.add(this);
   }
 
   /** Whether the call has its status (or was cut short): nothing more is written. */
@@ -76,16 +111,22 @@ export class Call {
 
   /** Runs `fn` once the call is over, however it ended. */
   whenEnded(fn: () => void): void {
-    this.#ended.push(fn);
+    (this.#ended ??= []).push(fn);
   }
 
   /** A timer that ends with the call. */
   after(ms: number, fn: () => void): void {
+    const timers = (this.#timers ??= new Set());
     const t = setTimeout(() => {
-      this.#timers.delete(t);
+      timers.delete(t);
       if (!this.done) this.#guard(fn);
     }, ms);
-    this.#timers.add(t);
+    timers.add(t);
+  }
+
+  /** Runs `fn` on the call, as a timer's would be: unless the call is over, and guarded. */
+  guarded(fn: (call: Call) => void): void {
+    if (!this.done) this.#guard(() => fn(this));
   }
 
   /** One response message; false when the peer is behind. */
@@ -159,15 +200,8 @@ export class Call {
   start(method: Method): void {
     const { x, ctx } = this;
     const { req } = x;
-    if (this.deadlineMs > 0)
-      this.after(this.deadlineMs, () => this.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)'));
-    this.after(ctx.config.requestTimeoutMs, () => {
-      if (!this.halfClosed)
-        this.finish(
-          Status.DEADLINE_EXCEEDED,
-          `request not received within --request-timeout (${ctx.config.requestTimeoutMs} ms)`,
-        );
-    });
+    if (this.deadlineMs > 0) this.deadlineTimer = setTimeout(onDeadline, this.deadlineMs, this);
+    this.requestTimer = setTimeout(onRequestTimeout, ctx.config.requestTimeoutMs, this);
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
     if (streaming) this.#guard(() => method.run(this, null));
@@ -198,8 +232,13 @@ export class Call {
         else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
       }
     });
-    req.once('end', () => {
+    req.on('end', () => {
       this.halfClosed = true;
+      // The request side is complete: its timeout has nothing left to time.
+      if (this.requestTimer !== null) {
+        clearTimeout(this.requestTimer);
+        this.requestTimer = null;
+      }
       if (this.done) return;
       if (text?.partial === true) {
         this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
@@ -249,11 +288,23 @@ export class Call {
     }
   }
 
+  /** The stream closed (the exchange's record already is). */
+  streamClosed(): void {
+    this.#cleanup();
+  }
+
   #cleanup(): void {
     this.reader.dispose();
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
-    const ended = this.#ended.splice(0);
-    for (const fn of ended) fn();
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.deadlineTimer = this.requestTimer = null;
+    if (this.#onShutdown !== null) this.#streams.delete(this);
+    const timers = this.#timers;
+    if (timers !== null) {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    }
+    const ended = this.#ended;
+    if (ended !== null) for (const fn of ended.splice(0)) fn();
   }
 }

@@ -40,6 +40,8 @@ export class GrpcExchange extends Exchange implements AnswerPort {
   #code = -1;
   /** CORS headers for a gRPC-Web call from an allowed origin ([name, value, ...]); set by serve.ts. */
   cors: readonly string[] = [];
+  /** The call being served, told when the stream closes (after the record is). */
+  call: { streamClosed(): void } | null = null;
 
   constructor(
     ledger: Ledger,
@@ -54,9 +56,11 @@ export class GrpcExchange extends Exchange implements AnswerPort {
     this.res = res;
     this.flavour = flavour;
     this.#ledger = ledger;
-    // Whatever ends the stream before the answer is complete closes the record.
-    res.once('close', () => {
+    // Whatever ends the stream before the answer is complete closes the record. The
+    // one 'close' listener of a call ('close' comes once: no once() wrapper).
+    res.on('close', () => {
       if (!this.closed) closeExchange(ledger, this, grpcOutcome(Status.CANCELLED), true);
+      this.call?.streamClosed();
     });
   }
 
