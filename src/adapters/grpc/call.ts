@@ -4,7 +4,7 @@
 // then the status asked for), its answer written through the exchange's port. A
 // method (services.ts) sees messages and the half-close, and answers with send and
 // finish; every timer and listener ends with the call.
-import { EMPTY_BODY, buildEcho } from '../../echo/model.ts';
+import { EMPTY_BODY, buildEcho, type Echo } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
 import { chosenHeaders } from '../../controls/table.ts';
@@ -13,7 +13,7 @@ import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
-import { echoFrame, type CallFacts } from './record.ts';
+import { echoFrame } from './record.ts';
 import { Base64Decoder, MessageReader, messageBudgetFor, Status, WireError, type MessageBudget } from './wire.ts';
 
 /** One budget of buffered message bytes per server (its configuration), shared by all its calls. */
@@ -74,6 +74,7 @@ export class Call {
   /** after()'s timers and whenEnded()'s functions, made on first use (a unary Echo uses neither). */
   #timers: Set<NodeJS.Timeout> | null = null;
   #ended: (() => void)[] | null = null;
+  #echo: Echo | null = null;
 
   constructor(
     ctx: HttpContext,
@@ -172,27 +173,31 @@ export class Call {
     else go();
   }
 
-  /** The echo record of this call, as an EchoResponse message framed for sendFrame. */
-  echo(payload: Buffer | null, facts: Partial<CallFacts> = {}): Buffer {
+  /**
+   * The echo record of this call, as an EchoResponse message framed for sendFrame;
+   * `sequence` numbers a stream's messages. The request's part of it is the same for
+   * every message of a stream: built once.
+   */
+  echo(payload: Buffer | null, sequence = 0): Buffer {
     const { x, ctx } = this;
     const { maxEchoBody } = ctx.config;
     const size = this.controls?.size ?? null;
     const received = payload ?? EMPTY_BODY.kept;
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
     // The echo's body is not part of the record (payload is): none is described.
-    const info = requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId);
-    const out =
-      size === null
-        ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
-        : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
-    return echoFrame(buildEcho(info, ctx.echoContext), {
+    this.#echo ??= buildEcho(
+      requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId),
+      ctx.echoContext,
+    );
+    return echoFrame(this.#echo, {
       grpcTimeout: this.grpcTimeout,
       deadlineMs: this.deadlineMs,
-      sequence: 0,
+      sequence,
       messagesReceived: this.reader.messages,
       bytesReceived: this.reader.bytes,
-      ...out,
-      ...facts,
+      payload: size === null ? kept : Buffer.alloc(size, 0x61),
+      payloadBytes: size === null ? received.length : size,
+      truncated: size === null && kept.length < received.length,
     });
   }
 

@@ -143,7 +143,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         let n = 0;
         const next = () => {
           n++;
-          const more = call.sendFrame(call.echo(payload, { sequence: n }));
+          const more = call.sendFrame(call.echo(payload, n));
           if (n >= count) call.finish(Status.OK);
           else if (more) call.after(interval, next);
           else call.x.onDrain(() => call.after(interval, next));
@@ -183,7 +183,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         const delayed = (call.controls?.delayMs ?? 0) > 0;
         if (delayed) call.x.req.pause();
         call.answer(() => {
-          sendPaced(call, call.echo(payload, { sequence }));
+          sendPaced(call, call.echo(payload, sequence));
           if (delayed && call.x.res.writableNeedDrain !== true) call.x.req.resume();
         });
       };
