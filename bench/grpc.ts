@@ -158,16 +158,20 @@ scenarios.forEach((s, i) => {
   const rows = targets.map((target) => {
     const rounds = results[i]![target];
     const rates = rounds.map((r) => r.rate * s.messages);
-    const cpu = rounds.map((r) => r.cpu / (r.calls * s.messages));
-    return { target, rates, rate: median(rates), cpu: median(cpu) };
+    const cpus = rounds.map((r) => r.cpu / (r.calls * s.messages));
+    return { target, rates, cpus, rate: median(rates), cpu: median(cpus) };
   });
   console.log(`${s.name}:`);
   for (const r of rows)
     console.log(
-      `  ${r.target.padEnd(12)} ${r.rates.map((x) => x.toFixed(0)).join(' / ')} ${s.unit} (median ${r.rate.toFixed(0)}), CPU ${r.cpu.toFixed(1)} µs/${s.per}`,
+      `  ${r.target.padEnd(12)} ${r.rates.map((x) => x.toFixed(0)).join(' / ')} ${s.unit} (median ${r.rate.toFixed(0)}), ` +
+        `CPU ${r.cpus.map((x) => x.toFixed(1)).join(' / ')} µs/${s.per} (median ${r.cpu.toFixed(1)})`,
     );
   const [e, b] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  // Each round's two runs are next to each other in time: the median of their ratios
+  // is steadier on a busy machine than the ratio of the medians.
+  const paired = (a: number[], z: number[]) => median(a.map((x, k) => x / z[k]!)).toFixed(2);
   console.log(
-    `  ratio        ${(e.rate / b.rate).toFixed(2)} ${s.unit}, ${(e.cpu / b.cpu).toFixed(2)} CPU µs/${s.per}`,
+    `  ratio        ${paired(e.rates, b.rates)} ${s.unit}, ${paired(e.cpus, b.cpus)} CPU µs/${s.per} (medians of the per-round ratios)`,
   );
 });
