@@ -2,13 +2,14 @@
 // own encoding of the same EchoResponse (create() and toBinary(), the reference
 // below, field for field as the record was built before): byte for byte, for
 // records that use every field, empty and set, short strings and long ones, ASCII
-// and not, nested lengths of one byte and of more, and payloads past the scratch size.
+// and not, nested lengths of one byte and of more, and payloads past the scratch size;
+// and the record a call builds (echoRecord) is buildEcho's, for every request here.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { NetworkSet } from '../../src/util/addresses.ts';
 import { EMPTY_BODY, buildEcho, type Echo, type EchoContext, type RequestInfo } from '../../src/echo/model.ts';
-import { echoFrame, type CallFacts } from '../../src/adapters/grpc/record.ts';
+import { echoFrame, echoRecord, type CallFacts, type EchoRecord } from '../../src/adapters/grpc/record.ts';
 import { EchoResponseSchema, type EchoResponse } from '../../src/adapters/grpc/gen/echoserver/v1/echo_pb.js';
 
 const orUndefined = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -124,9 +125,23 @@ function facts(over: Partial<CallFacts> = {}): CallFacts {
   };
 }
 
+/** The record of an echo model: its fields, the header list flat. */
+const recordOf = (echo: Echo): EchoRecord => ({ ...echo, headerList: echo.rawHeaders.flat() });
+
+/**
+ * buildEcho's model of a request, after checking that echoRecord (what a call
+ * builds instead of the whole model) is the same record: the same bytes.
+ */
+function echoOf(i: RequestInfo, c: EchoContext): Echo {
+  const echo = buildEcho(i, c);
+  const call = facts();
+  assert.ok(echoFrame(echoRecord(i, c), call).equals(echoFrame(recordOf(echo), call)), 'echoRecord is buildEcho');
+  return echo;
+}
+
 /** Both encodings of one record: the frame's prefix is right and its message is the reference's bytes. */
 function agree(echo: Echo, call: CallFacts, label: string): void {
-  const framed = echoFrame(echo, call);
+  const framed = echoFrame(recordOf(echo), call);
   const expected = reference(echo, call);
   assert.equal(framed[0], 0, `${label}: not compressed`);
   assert.equal(framed.readUInt32BE(1), framed.length - 5, `${label}: the prefix's length`);
@@ -140,12 +155,12 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 
 describe('gRPC echo record', () => {
   it('is the schema encoding of a plain call', () => {
-    agree(buildEcho(info(), ctx()), facts(), 'plain');
-    agree(buildEcho(info({ rawHeaders: [] }), ctx()), facts({ payload: Buffer.alloc(0), payloadBytes: 0 }), 'empty');
+    agree(echoOf(info(), ctx()), facts(), 'plain');
+    agree(echoOf(info({ rawHeaders: [] }), ctx()), facts({ payload: Buffer.alloc(0), payloadBytes: 0 }), 'empty');
   });
 
   it('is the schema encoding with every optional part set', () => {
-    const echo = buildEcho(
+    const echo = echoOf(
       info({
         rawHeaders: [
           ':method',
@@ -237,23 +252,54 @@ describe('gRPC echo record', () => {
     );
   });
 
+  it("is buildEcho's record for forwarding headers, targets and values of every kind", () => {
+    const trusted = ctx({ trustedProxies: new NetworkSet(['127.0.0.1/32']), clientIpHeader: 'x-real-ip' });
+    const requests: [Partial<RequestInfo>, EchoContext][] = [
+      [
+        { rawHeaders: ['X-Forwarded-For', '198.51.100.1', 'x-forwarded-for', '10.0.0.1, 10.0.0.2'] },
+        ctx({ trustedProxies: new NetworkSet(['127.0.0.1/32']) }),
+      ],
+      [
+        {
+          rawHeaders: [
+            'x-real-ip',
+            '198.51.100.2',
+            'X-Real-IP',
+            '198.51.100.3',
+            'forwarded',
+            'for=a',
+            'Forwarded',
+            'for=b',
+          ],
+        },
+        trusted,
+      ],
+      [{ rawHeaders: ['cookie', 'a=1', 'x-v', 'caf\xc3\xa9', 'x-w', '\xff\xfe'] }, ctx()],
+      [{ uri: '/echoserver.v1.Echo/Echo?x=1&y', method: 'GET' }, ctx()],
+      [{ uri: '/p%C3%A9/%zz' }, ctx()],
+      [{ uri: 'http://h.example/abs/path?q' }, ctx()],
+      [{ remoteAddress: '::ffff:127.0.0.1', peerAddress: '::1', remotePort: undefined }, ctx()],
+    ];
+    for (const [over, c] of requests) agree(echoOf(info(over), c), facts(), JSON.stringify(over));
+  });
+
   it('is the schema encoding whatever the lengths: strings and nested messages past one length byte', () => {
     // Every length across the one-, two- and three-byte varint boundaries of a metadata entry.
     for (const n of [...range(100, 140), ...range(16_360, 16_400)]) {
-      const echo = buildEcho(info({ rawHeaders: ['x-v', long(n)] }), ctx());
+      const echo = echoOf(info({ rawHeaders: ['x-v', long(n)] }), ctx());
       agree(echo, facts(), `metadata value of ${n}`);
     }
     for (const n of [0, 1, 42, 43, 127, 128, 129, 16_383, 16_384, 70_000]) {
       for (const c of ['a', 'é', '☃', '𝄞']) {
         const value = long(n, c);
-        const echo = buildEcho(info({ rawHeaders: ['x-v', value], uri: `/p/${value}` }), ctx());
+        const echo = echoOf(info({ rawHeaders: ['x-v', value], uri: `/p/${value}` }), ctx());
         agree(echo, facts(), `${n} × ${c}`);
       }
     }
   });
 
   it('is the schema encoding of payloads past the scratch buffer, and the next record after one', () => {
-    const echo = buildEcho(info(), ctx());
+    const echo = echoOf(info(), ctx());
     for (const size of [127, 128, 16 * 1024, 64 * 1024 + 1, 1024 * 1024])
       agree(echo, facts({ payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: size > 1000 }), `${size}`);
     agree(echo, facts(), 'after a large one');

@@ -4,7 +4,7 @@
 // then the status asked for), its answer written through the exchange's port. A
 // method (services.ts) sees messages and the half-close, and answers with send and
 // finish; every timer and listener ends with the call.
-import { EMPTY_BODY, buildEcho, type Echo } from '../../echo/model.ts';
+import { EMPTY_BODY } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
 import { chosenHeaders } from '../../controls/table.ts';
@@ -13,7 +13,7 @@ import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
-import { echoFrame } from './record.ts';
+import { echoFrame, echoRecord, type EchoRecord } from './record.ts';
 import { Base64Decoder, MessageReader, messageBudgetFor, Status, WireError, type MessageBudget } from './wire.ts';
 
 /** One budget of buffered message bytes per server (its configuration), shared by all its calls. */
@@ -74,7 +74,7 @@ export class Call {
   /** after()'s timers and whenEnded()'s functions, made on first use (a unary Echo uses neither). */
   #timers: Set<NodeJS.Timeout> | null = null;
   #ended: (() => void)[] | null = null;
-  #echo: Echo | null = null;
+  #echo: EchoRecord | null = null;
 
   constructor(
     ctx: HttpContext,
@@ -185,7 +185,7 @@ export class Call {
     const received = payload ?? EMPTY_BODY.kept;
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
     // The echo's body is not part of the record (payload is): none is described.
-    this.#echo ??= buildEcho(
+    this.#echo ??= echoRecord(
       requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId),
       ctx.echoContext,
     );

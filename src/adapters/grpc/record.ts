@@ -5,8 +5,98 @@
 // reflection was a quarter of a unary call's CPU, and the framing a second copy.
 // The bytes are what toBinary writes for the same message (fields in number order,
 // zero values of implicit fields left out, map entries with key and value):
-// test/unit/grpc-record.test.ts holds it to that.
-import type { Echo } from '../../echo/model.ts';
+// test/unit/grpc-record.test.ts holds it to that. The record is the part of the
+// echo model the message shows (echoRecord), not the whole model: no header map,
+// query, cookies or body are built for a call.
+import {
+  clientKeyed,
+  headerText,
+  splitTarget,
+  type Echo,
+  type EchoContext,
+  type RequestInfo,
+} from '../../echo/model.ts';
+import { resolveClient } from '../../echo/client-ip.ts';
+import { traceOf } from '../../echo/trace.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../../core/header-names.ts';
+import { formatHostPort, normalizeIp } from '../../util/addresses.ts';
+
+/**
+ * What the message shows of the echo model, as buildEcho has it, but for the header
+ * list: flat [name, value, ...], values as headerText reads them.
+ */
+export type EchoRecord = Pick<
+  Echo,
+  | 'remoteAddr'
+  | 'method'
+  | 'requestURI'
+  | 'proto'
+  | 'pseudoHeaders'
+  | 'path'
+  | 'client'
+  | 'requestId'
+  | 'server'
+  | 'env'
+  | 'tls'
+  | 'proxy'
+  | 'trace'
+> & { readonly headerList: readonly string[] };
+
+const join = (prev: string | null, value: string, sep: string) => (prev === null ? value : prev + sep + value);
+
+/** The record of a request: the fields buildEcho gives them, built the same way (the unit test compares). */
+export function echoRecord(info: RequestInfo, ctx: EchoContext): EchoRecord {
+  const raw = info.rawHeaders;
+  const headerList: string[] = [];
+  const pseudoHeaders = clientKeyed<string>();
+  let forwarded: string | null = null;
+  let xForwardedFor: string | null = null;
+  let xRealIp: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = headerText(raw[i + 1]!);
+    headerList.push(name, value);
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      pseudoHeaders[name] = value;
+      continue;
+    }
+    switch (headerKind(name)) {
+      case FORWARDED:
+        forwarded = join(forwarded, value, ', ');
+        break;
+      case X_REAL_IP:
+        xRealIp ??= value;
+        break;
+      case X_FORWARDED_FOR:
+        xForwardedFor = join(xForwardedFor, value, ', ');
+        break;
+    }
+  }
+  return {
+    remoteAddr: formatHostPort(normalizeIp(info.remoteAddress), info.remotePort),
+    method: info.method,
+    requestURI: info.uri,
+    proto: info.proto,
+    headerList,
+    pseudoHeaders,
+    path: splitTarget(info.uri).path,
+    client: resolveClient(
+      info.remoteAddress,
+      { forwarded, xForwardedFor, xRealIp },
+      ctx.trustedProxies,
+      ctx.clientIpHeader,
+    ),
+    requestId: info.requestId,
+    server: ctx.identity,
+    env: ctx.env,
+    tls: info.tls,
+    proxy:
+      info.proxy === null
+        ? null
+        : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    trace: traceOf(raw),
+  };
+}
 
 /** What a call adds to the echo: the deadline it sent and, for streams, the counts. */
 export interface CallFacts {
@@ -151,18 +241,20 @@ function map(field: number, record: Readonly<Record<string, string>>): void {
 }
 
 /** The record of a call as one framed EchoResponse: the 5-byte gRPC prefix, then the message. */
-export function echoFrame(echo: Echo, call: CallFacts): Buffer {
+export function echoFrame(echo: EchoRecord, call: CallFacts): Buffer {
   pos = 5;
   try {
     implicitStr(1, echo.remoteAddr);
     implicitStr(2, echo.method);
     implicitStr(3, echo.requestURI);
     implicitStr(4, echo.proto);
-    for (const [name, value] of echo.rawHeaders) {
+    const list = echo.headerList;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!;
       if (name.charCodeAt(0) === 0x3a) continue; // pseudo-headers have their own map
       const at = begin(5);
       implicitStr(1, name);
-      implicitStr(2, value);
+      implicitStr(2, list[i + 1]!);
       end(at);
     }
     map(6, echo.pseudoHeaders);
