@@ -8,8 +8,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { describe, it } from 'node:test';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcWebTransport } from '@connectrpc/connect-web';
-import { Echo } from '../../src/adapters/grpc/gen/echoserver/v1/echo_pb.js';
 import { EchoClient, collect, create, EchoRequestSchema, grpc } from '../grpc-client.ts';
+import { fromBinary } from '@bufbuild/protobuf';
+import { Echo, EchoResponseSchema } from '../../src/adapters/grpc/gen/echoserver/v1/echo_pb.js';
 import { HealthCheckResponse_ServingStatus as Serving } from '../../src/adapters/grpc/gen/grpc/health/v1/health_pb.js';
 import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
@@ -256,6 +257,109 @@ describe('gRPC', () => {
       );
     } finally {
       c.close();
+      await t.close();
+    }
+  });
+
+  it('the response head: content type, encoding, request id, date, x-echo-header names lower-cased and repeatable', async () => {
+    const t = await startTestServer();
+    try {
+      const session = h2connect(t.url);
+      const head = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/echoserver.v1.Echo/Echo',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'x-request-id': 'head-1',
+          'x-echo-header': ['X-Shard: 7', 'X-Shard: 8', 'X-Other: o'],
+        });
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.resume();
+        req.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+      session.close();
+      assert.equal(head[':status'], 200);
+      assert.equal(head['content-type'], 'application/grpc');
+      assert.equal(head['grpc-accept-encoding'], 'identity');
+      assert.equal(head['x-request-id'], 'head-1');
+      assert.ok(!Number.isNaN(Date.parse(String(head.date))), `date ${String(head.date)}`);
+      assert.equal(head['x-shard'], '7, 8');
+      assert.equal(head['x-other'], 'o');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('an EchoRequest in any valid encoding is echoed; a malformed one is INVALID_ARGUMENT', async () => {
+    const t = await startTestServer();
+    const bytes = (...parts: (number[] | string)[]) =>
+      Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    const valid: [string, Buffer, string][] = [
+      ['empty', Buffer.alloc(0), ''],
+      ['the usual form', bytes([0x0a, 3], 'abc'), 'abc'],
+      ['an unknown field first', bytes([0x10, 5], [0x0a, 2], 'hi'), 'hi'],
+      ['an unknown field after', bytes([0x0a, 2], 'hi', [0x1a, 1], 'z'), 'hi'],
+      ['the payload twice: the last counts', bytes([0x0a, 1], 'a', [0x0a, 1], 'b'), 'b'],
+      ['a padded length', bytes([0x0a, 0x82, 0x00], 'hi'), 'hi'],
+      ['a two-byte length', bytes([0x0a, 0xc8, 0x01], 'x'.repeat(200)), 'x'.repeat(200)],
+    ];
+    const malformed: [string, Buffer][] = [
+      ['a length past the end', bytes([0x0a, 5], 'ab')],
+      ['a length cut off', bytes([0x0a, 0x80])],
+      ['a tag cut off', bytes([0x0a, 1], 'a', [0x80])],
+    ];
+    try {
+      for (const [label, message, payload] of valid) {
+        const r = await rawCall(t, '/echoserver.v1.Echo/Echo', message);
+        assert.equal(r.trailers['grpc-status'], '0', label);
+        const echo = fromBinary(EchoResponseSchema, r.body.subarray(5));
+        assert.equal(Buffer.from(echo.payload!.data).toString(), payload, label);
+        assert.equal(echo.payload!.bytes, BigInt(payload.length), label);
+      }
+      for (const [label, message] of malformed) {
+        const r = await rawCall(t, '/echoserver.v1.Echo/Echo', message);
+        assert.equal(r.trailers['grpc-status'], String(grpc.status.INVALID_ARGUMENT), label);
+        assert.match(String(r.trailers['grpc-message']), /^malformed echoserver\.v1\.EchoRequest/, label);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('--request-timeout ends a call whose request side is not complete in time, and no call whose request is', async () => {
+    const t = await startTestServer({ requestTimeoutMs: 300, headersTimeoutMs: 300 });
+    try {
+      // Half a message, and the stream left open: the request side never completes.
+      const session = h2connect(t.url);
+      const started = Date.now();
+      const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/echoserver.v1.Echo/Echo',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        req.on('trailers', resolve);
+        req.on('error', reject);
+        req.resume();
+        req.write(Buffer.from([0, 0, 0, 0, 10, 0x0a]));
+      });
+      session.close();
+      assert.equal(trailers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.match(String(trailers['grpc-message']), /request not received within --request-timeout \(300 ms\)/);
+      assert.ok(Date.now() - started >= 250, `ended after ${Date.now() - started} ms`);
+      // A complete request whose answer waits past the request timeout is answered.
+      const delayed = await rawCall(t, '/echoserver.v1.Echo/Echo', Buffer.alloc(0), { 'x-echo-delay': '600ms' });
+      assert.equal(delayed.trailers['grpc-status'], '0');
+      const lines = await linesWhen(t, 2);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [grpc.status.DEADLINE_EXCEEDED, 0],
+      );
+      await waitFor(() => t.server.app.inFlight === 0 || null, 5000, 'nothing in flight');
+    } finally {
       await t.close();
     }
   });

@@ -4,7 +4,7 @@
 // then the status asked for), its answer written through the exchange's port. A
 // method (services.ts) sees messages and the half-close, and answers with send and
 // finish; every timer and listener ends with the call.
-import { buildEcho } from '../../echo/model.ts';
+import { EMPTY_BODY } from '../../echo/model.ts';
 import type { HttpContext } from '../../handlers/context.ts';
 import { requestInfo } from '../http1/request-info.ts';
 import { chosenHeaders } from '../../controls/table.ts';
@@ -13,10 +13,8 @@ import { pickStatus } from '../../controls/values.ts';
 import { pickFault } from '../../controls/faults.ts';
 import { GRPC_CODES } from '../../ops/metrics.ts';
 import type { GrpcExchange } from './exchange.ts';
-import { echoResponse, type CallFacts } from './record.ts';
+import { echoFrame, echoRecord, type EchoRecord } from './record.ts';
 import { Base64Decoder, MessageReader, messageBudgetFor, Status, WireError, type MessageBudget } from './wire.ts';
-import { toBinary } from '@bufbuild/protobuf';
-import { EchoResponseSchema } from './gen/echoserver/v1/echo_pb.js';
 
 /** One budget of buffered message bytes per server (its configuration), shared by all its calls. */
 const budgets = new WeakMap<object, MessageBudget>();
@@ -38,6 +36,23 @@ export interface Method {
   run(call: Call, message: Buffer | null): void;
 }
 
+/** The call's own timers: module functions given the call, so none is a closure per call. */
+function onDeadline(call: Call): void {
+  call.deadlineTimer = null;
+  call.guarded(deadlineExceeded);
+}
+function deadlineExceeded(call: Call): void {
+  call.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)');
+}
+function onRequestTimeout(call: Call): void {
+  call.requestTimer = null;
+  if (!call.halfClosed) call.guarded(requestTimedOut);
+}
+function requestTimedOut(call: Call): void {
+  const ms = call.ctx.config.requestTimeoutMs;
+  call.finish(Status.DEADLINE_EXCEEDED, `request not received within --request-timeout (${ms} ms)`);
+}
+
 export class Call {
   readonly ctx: HttpContext;
   readonly x: GrpcExchange;
@@ -48,12 +63,18 @@ export class Call {
   readonly deadlineMs: number;
   onMessage: ((message: Buffer) => void) | null = null;
   onHalfClose: (() => void) | null = null;
-  /** Set by streams that end early, and cleanly, when the server shuts down. */
-  onShutdown: (() => void) | null = null;
   /** Whether the client has ended its side. */
   halfClosed = false;
-  readonly #timers = new Set<NodeJS.Timeout>();
-  readonly #ended: (() => void)[] = [];
+  /** The client's deadline and the request side's --request-timeout, while they run. */
+  deadlineTimer: NodeJS.Timeout | null = null;
+  requestTimer: NodeJS.Timeout | null = null;
+  /** Calls that end early on shutdown (see onShutdown); a unary call never joins them. */
+  readonly #streams: Set<Call>;
+  #onShutdown: (() => void) | null = null;
+  /** after()'s timers and whenEnded()'s functions, made on first use (a unary Echo uses neither). */
+  #timers: Set<NodeJS.Timeout> | null = null;
+  #ended: (() => void)[] | null = null;
+  #echo: EchoRecord | null = null;
 
   constructor(
     ctx: HttpContext,
@@ -61,6 +82,7 @@ export class Call {
     controls: GrpcControls | null,
     grpcTimeout: string,
     deadlineMs: number,
+    streams: Set<Call>,
   ) {
     this.ctx = ctx;
     this.x = x;
@@ -68,7 +90,19 @@ export class Call {
     this.reader = new MessageReader(ctx.config.maxBodySize, budgetFor(ctx.config));
     this.grpcTimeout = grpcTimeout;
     this.deadlineMs = deadlineMs;
-    x.res.once('close', () => this.#cleanup());
+    this.#streams = streams;
+    // Told by the exchange's one 'close' listener, after it closed the record.
+    x.call = this;
+  }
+
+  /** What a stream does when the server shuts down (end early, cleanly); set by streams. */
+  get onShutdown(): (() => void) | null {
+    return this.#onShutdown;
+  }
+
+  set onShutdown(fn: (() => void) | null) {
+    this.#onShutdown = fn;
+    if (fn !== null && !this.done) this.#streams.add(this);
   }
 
   /** Whether the call has its status (or was cut short): nothing more is written. */
@@ -78,22 +112,34 @@ export class Call {
 
   /** Runs `fn` once the call is over, however it ended. */
   whenEnded(fn: () => void): void {
-    this.#ended.push(fn);
+    (this.#ended ??= []).push(fn);
   }
 
   /** A timer that ends with the call. */
   after(ms: number, fn: () => void): void {
+    const timers = (this.#timers ??= new Set());
     const t = setTimeout(() => {
-      this.#timers.delete(t);
+      timers.delete(t);
       if (!this.done) this.#guard(fn);
     }, ms);
-    this.#timers.add(t);
+    timers.add(t);
+  }
+
+  /** Runs `fn` on the call, as a timer's would be: unless the call is over, and guarded. */
+  guarded(fn: (call: Call) => void): void {
+    if (!this.done) this.#guard(() => fn(this));
   }
 
   /** One response message; false when the peer is behind. */
   send(message: Uint8Array): boolean {
     if (this.done) return false;
     return this.x.sendMessage(message, this.#metadata());
+  }
+
+  /** One response message already framed (its 5-byte prefix included, as echo() writes it). */
+  sendFrame(framed: Buffer): boolean {
+    if (this.done) return false;
+    return this.x.sendFrame(framed, this.#metadata());
   }
 
   /**
@@ -127,52 +173,40 @@ export class Call {
     else go();
   }
 
-  /** The echo record of this call, as an EchoResponse message's bytes. */
-  echo(payload: Buffer | null, facts: Partial<CallFacts> = {}): Uint8Array {
+  /**
+   * The echo record of this call, as an EchoResponse message framed for sendFrame;
+   * `sequence` numbers a stream's messages. The request's part of it is the same for
+   * every message of a stream: built once.
+   */
+  echo(payload: Buffer | null, sequence = 0): Buffer {
     const { x, ctx } = this;
     const { maxEchoBody } = ctx.config;
     const size = this.controls?.size ?? null;
-    const received = payload ?? Buffer.alloc(0);
+    const received = payload ?? EMPTY_BODY.kept;
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
-    const info = requestInfo(
-      x.req,
-      x.facts,
-      x.target,
-      received.length,
-      { bytes: received.length, kept, truncated: kept.length < received.length },
-      x.requestId,
+    // The echo's body is not part of the record (payload is): none is described.
+    this.#echo ??= echoRecord(
+      requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId),
+      ctx.echoContext,
     );
-    const out =
-      size === null
-        ? { payload: kept, payloadBytes: received.length, truncated: kept.length < received.length }
-        : { payload: Buffer.alloc(size, 0x61), payloadBytes: size, truncated: false };
-    return toBinary(
-      EchoResponseSchema,
-      echoResponse(buildEcho(info, ctx.echoContext), {
-        grpcTimeout: this.grpcTimeout,
-        deadlineMs: this.deadlineMs,
-        sequence: 0,
-        messagesReceived: this.reader.messages,
-        bytesReceived: this.reader.bytes,
-        ...out,
-        ...facts,
-      }),
-    );
+    return echoFrame(this.#echo, {
+      grpcTimeout: this.grpcTimeout,
+      deadlineMs: this.deadlineMs,
+      sequence,
+      messagesReceived: this.reader.messages,
+      bytesReceived: this.reader.bytes,
+      payload: size === null ? kept : Buffer.alloc(size, 0x61),
+      payloadBytes: size === null ? received.length : size,
+      truncated: size === null && kept.length < received.length,
+    });
   }
 
   /** Starts reading the request for `method`. */
   start(method: Method): void {
     const { x, ctx } = this;
     const { req } = x;
-    if (this.deadlineMs > 0)
-      this.after(this.deadlineMs, () => this.finish(Status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)'));
-    this.after(ctx.config.requestTimeoutMs, () => {
-      if (!this.halfClosed)
-        this.finish(
-          Status.DEADLINE_EXCEEDED,
-          `request not received within --request-timeout (${ctx.config.requestTimeoutMs} ms)`,
-        );
-    });
+    if (this.deadlineMs > 0) this.deadlineTimer = setTimeout(onDeadline, this.deadlineMs, this);
+    this.requestTimer = setTimeout(onRequestTimeout, ctx.config.requestTimeoutMs, this);
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
     if (streaming) this.#guard(() => method.run(this, null));
@@ -203,8 +237,13 @@ export class Call {
         else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
       }
     });
-    req.once('end', () => {
+    req.on('end', () => {
       this.halfClosed = true;
+      // The request side is complete: its timeout has nothing left to time.
+      if (this.requestTimer !== null) {
+        clearTimeout(this.requestTimer);
+        this.requestTimer = null;
+      }
       if (this.done) return;
       if (text?.partial === true) {
         this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
@@ -254,11 +293,23 @@ export class Call {
     }
   }
 
+  /** The stream closed (the exchange's record already is). */
+  streamClosed(): void {
+    this.#cleanup();
+  }
+
   #cleanup(): void {
     this.reader.dispose();
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
-    const ended = this.#ended.splice(0);
-    for (const fn of ended) fn();
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.deadlineTimer = this.requestTimer = null;
+    if (this.#onShutdown !== null) this.#streams.delete(this);
+    const timers = this.#timers;
+    if (timers !== null) {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    }
+    const ended = this.#ended;
+    if (ended !== null) for (const fn of ended.splice(0)) fn();
   }
 }

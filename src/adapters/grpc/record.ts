@@ -1,8 +1,102 @@
 // The JSON echo's record (echo/model.ts's Echo) as the EchoResponse message, field
-// for field, plus what only a gRPC call has (deadline, stream counts).
-import { create } from '@bufbuild/protobuf';
-import type { Echo } from '../../echo/model.ts';
-import { EchoResponseSchema, type EchoResponse } from './gen/echoserver/v1/echo_pb.js';
+// for field, plus what only a gRPC call has (deadline, stream counts), written
+// straight to the wire form with its 5-byte gRPC prefix. Not through the generated
+// schema's create() and toBinary(): building the message object and encoding it by
+// reflection was a quarter of a unary call's CPU, and the framing a second copy.
+// The bytes are what toBinary writes for the same message (fields in number order,
+// zero values of implicit fields left out, map entries with key and value):
+// test/unit/grpc-record.test.ts holds it to that. The record is the part of the
+// echo model the message shows (echoRecord), not the whole model: no header map,
+// query, cookies or body are built for a call.
+import {
+  clientKeyed,
+  headerText,
+  splitTarget,
+  type Echo,
+  type EchoContext,
+  type RequestInfo,
+} from '../../echo/model.ts';
+import { resolveClient } from '../../echo/client-ip.ts';
+import { traceOf } from '../../echo/trace.ts';
+import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../../core/header-names.ts';
+import { formatHostPort, normalizeIp } from '../../util/addresses.ts';
+
+/**
+ * What the message shows of the echo model, as buildEcho has it, but for the header
+ * list: flat [name, value, ...], values as headerText reads them.
+ */
+export type EchoRecord = Pick<
+  Echo,
+  | 'remoteAddr'
+  | 'method'
+  | 'requestURI'
+  | 'proto'
+  | 'pseudoHeaders'
+  | 'path'
+  | 'client'
+  | 'requestId'
+  | 'server'
+  | 'env'
+  | 'tls'
+  | 'proxy'
+  | 'trace'
+> & { readonly headerList: readonly string[] };
+
+const join = (prev: string | null, value: string, sep: string) => (prev === null ? value : prev + sep + value);
+
+/** The record of a request: the fields buildEcho gives them, built the same way (the unit test compares). */
+export function echoRecord(info: RequestInfo, ctx: EchoContext): EchoRecord {
+  const raw = info.rawHeaders;
+  const headerList: string[] = [];
+  const pseudoHeaders = clientKeyed<string>();
+  let forwarded: string | null = null;
+  let xForwardedFor: string | null = null;
+  let xRealIp: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = headerText(raw[i + 1]!);
+    headerList.push(name, value);
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      pseudoHeaders[name] = value;
+      continue;
+    }
+    switch (headerKind(name)) {
+      case FORWARDED:
+        forwarded = join(forwarded, value, ', ');
+        break;
+      case X_REAL_IP:
+        xRealIp ??= value;
+        break;
+      case X_FORWARDED_FOR:
+        xForwardedFor = join(xForwardedFor, value, ', ');
+        break;
+    }
+  }
+  return {
+    remoteAddr: formatHostPort(normalizeIp(info.remoteAddress), info.remotePort),
+    method: info.method,
+    requestURI: info.uri,
+    proto: info.proto,
+    headerList,
+    pseudoHeaders,
+    path: splitTarget(info.uri).path,
+    client: resolveClient(
+      info.remoteAddress,
+      { forwarded, xForwardedFor, xRealIp },
+      ctx.trustedProxies,
+      ctx.clientIpHeader,
+    ),
+    requestId: info.requestId,
+    server: ctx.identity,
+    env: ctx.env,
+    tls: info.tls,
+    proxy:
+      info.proxy === null
+        ? null
+        : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    trace: traceOf(raw),
+  };
+}
 
 /** What a call adds to the echo: the deadline it sent and, for streams, the counts. */
 export interface CallFacts {
@@ -17,74 +111,246 @@ export interface CallFacts {
   truncated: boolean;
 }
 
-const orUndefined = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+// Wire types: varint (0) and length-delimited (2).
+const VARINT = 0;
+const LEN = 2;
 
-export function echoResponse(echo: Echo, call: CallFacts): EchoResponse {
-  const metadata: { name: string; value: string }[] = [];
-  for (const [name, value] of echo.rawHeaders) if (name.charCodeAt(0) !== 0x3a) metadata.push({ name, value });
-  const pseudo: Record<string, string> = {};
-  for (const name of Object.keys(echo.pseudoHeaders)) pseudo[name] = echo.pseudoHeaders[name]!;
-  const { client, server, tls, proxy } = echo;
-  return create(EchoResponseSchema, {
-    remoteAddr: echo.remoteAddr,
-    method: echo.method,
-    requestUri: echo.requestURI,
-    proto: echo.proto,
-    metadata,
-    pseudoHeaders: pseudo,
-    path: echo.path,
-    authority: pseudo[':authority'] ?? '',
-    client: {
-      ip: client.ip,
-      source: client.source,
-      peer: client.peer,
-      peerTrusted: client.peerTrusted,
-      trustedHeader: client.trustedHeader,
-      forwarded: orUndefined(client.forwarded),
-      xForwardedFor: orUndefined(client.xForwardedFor),
-      xRealIp: orUndefined(client.xRealIp),
-    },
-    requestId: echo.requestId,
-    server:
-      server === null ? undefined : { hostname: server.hostname, addresses: server.addresses, worker: server.worker },
-    env: echo.env === null ? {} : { ...echo.env },
-    tls:
-      tls === null
-        ? undefined
-        : {
-            version: orUndefined(tls.version),
-            cipher: orUndefined(tls.cipher),
-            sni: orUndefined(tls.sni),
-            alpn: orUndefined(tls.alpn),
-            clientCertificate:
-              tls.clientCertificate === null
-                ? undefined
-                : {
-                    ...tls.clientCertificate,
-                    subjectAltName: orUndefined(tls.clientCertificate.subjectAltName),
-                    verifyError: orUndefined(tls.clientCertificate.verifyError),
-                  },
-          },
-    proxy:
-      proxy === null
-        ? undefined
-        : {
-            version: proxy.version,
-            command: proxy.command,
-            transport: proxy.transport,
-            sourceAddress: orUndefined(proxy.sourceAddress),
-            sourcePort: orUndefined(proxy.sourcePort),
-            destinationAddress: orUndefined(proxy.destinationAddress),
-            destinationPort: orUndefined(proxy.destinationPort),
-            tlvsJson: JSON.stringify(proxy.tlvs),
-            peer: proxy.peer,
-          },
-    payload: { bytes: BigInt(call.payloadBytes), truncated: call.truncated, data: call.payload },
-    grpcTimeout: call.grpcTimeout,
-    deadlineMs: BigInt(call.deadlineMs),
-    sequence: BigInt(call.sequence),
-    messagesReceived: BigInt(call.messagesReceived),
-    bytesReceived: BigInt(call.bytesReceived),
-    trace: echo.trace === null ? undefined : { ...echo.trace, sampled: orUndefined(echo.trace.sampled) },
-  });
+/**
+ * The one scratch buffer every message is written into (the server is one thread and
+ * a message is written start to end without yielding), then copied out at its size.
+ * One that grew past SCRATCH_KEEP for a large payload is let go afterwards.
+ */
+const SCRATCH_SIZE = 16 * 1024;
+const SCRATCH_KEEP = 64 * 1024;
+let buf = Buffer.allocUnsafe(SCRATCH_SIZE);
+let pos = 0;
+
+function room(n: number): void {
+  if (pos + n <= buf.length) return;
+  const next = Buffer.allocUnsafe(Math.max(2 * buf.length, pos + n));
+  buf.copy(next, 0, 0, pos);
+  buf = next;
+}
+
+/** A non-negative integer below 2^53 as a varint at `at`, with room for it; returns where it ends. */
+function putVarint(at: number, v: number): number {
+  while (v > 0xffffffff) {
+    buf[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  while (v > 0x7f) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[at++] = v;
+  return at;
+}
+
+function varint(v: number): void {
+  room(10);
+  pos = putVarint(pos, v);
+}
+
+const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5);
+
+/** A tag: field numbers here are below 16, or 40, so one or two bytes. */
+function tag(field: number, wire: number): void {
+  varint((field << 3) | wire);
+}
+
+/** A string field, always written (callers skip empty implicit ones). */
+function str(field: number, s: string): void {
+  tag(field, LEN);
+  const n = s.length;
+  // At most 3 bytes per UTF-16 unit: a string of up to 42 units has a one-byte length.
+  // Written natively, not by a charCodeAt loop: node:http2 hands header names and
+  // values over as external strings, which such a loop reads slowly.
+  if (n <= 42) {
+    room(1 + 3 * n);
+    const written = buf.write(s, pos + 1, 'utf8');
+    buf[pos] = written;
+    pos += 1 + written;
+    return;
+  }
+  const bytes = Buffer.byteLength(s, 'utf8');
+  varint(bytes);
+  room(bytes);
+  pos += buf.write(s, pos, 'utf8');
+}
+
+/** A string field with implicit presence: left out when empty. */
+function implicitStr(field: number, s: string): void {
+  if (s !== '') str(field, s);
+}
+
+/** An optional (explicit presence) string: written when set, even when empty. */
+function optionalStr(field: number, s: string | null | undefined): void {
+  if (s != null) str(field, s);
+}
+
+function uint(field: number, v: number): void {
+  if (v !== 0) {
+    tag(field, VARINT);
+    varint(v);
+  }
+}
+
+function bool(field: number, v: boolean): void {
+  if (v) {
+    tag(field, VARINT);
+    varint(1);
+  }
+}
+
+function bytes(field: number, data: Uint8Array): void {
+  if (data.length === 0) return;
+  tag(field, LEN);
+  varint(data.length);
+  room(data.length);
+  buf.set(data, pos);
+  pos += data.length;
+}
+
+/** Opens a nested message: its tag, and a one-byte length that end() widens when needed. */
+function begin(field: number): number {
+  tag(field, LEN);
+  room(1);
+  return pos++;
+}
+
+function end(at: number): void {
+  const length = pos - at - 1;
+  if (length < 0x80) {
+    buf[at] = length;
+    return;
+  }
+  const width = varintSize(length);
+  room(width - 1);
+  buf.copyWithin(at + width, at + 1, pos);
+  putVarint(at, length);
+  pos += width - 1;
+}
+
+function map(field: number, record: Readonly<Record<string, string>>): void {
+  for (const key of Object.keys(record)) {
+    const at = begin(field);
+    str(1, key);
+    str(2, record[key]!);
+    end(at);
+  }
+}
+
+/** The record of a call as one framed EchoResponse: the 5-byte gRPC prefix, then the message. */
+export function echoFrame(echo: EchoRecord, call: CallFacts): Buffer {
+  pos = 5;
+  try {
+    implicitStr(1, echo.remoteAddr);
+    implicitStr(2, echo.method);
+    implicitStr(3, echo.requestURI);
+    implicitStr(4, echo.proto);
+    const list = echo.headerList;
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!;
+      if (name.charCodeAt(0) === 0x3a) continue; // pseudo-headers have their own map
+      const at = begin(5);
+      implicitStr(1, name);
+      implicitStr(2, list[i + 1]!);
+      end(at);
+    }
+    map(6, echo.pseudoHeaders);
+    implicitStr(7, echo.path);
+    implicitStr(8, echo.pseudoHeaders[':authority'] ?? '');
+    const { client, server, tls, proxy, trace } = echo;
+    let at = begin(9);
+    implicitStr(1, client.ip);
+    implicitStr(2, client.source);
+    implicitStr(3, client.peer);
+    bool(4, client.peerTrusted);
+    implicitStr(5, client.trustedHeader);
+    optionalStr(6, client.forwarded);
+    optionalStr(7, client.xForwardedFor);
+    optionalStr(8, client.xRealIp);
+    end(at);
+    implicitStr(10, echo.requestId);
+    if (server !== null) {
+      at = begin(11);
+      implicitStr(1, server.hostname);
+      for (const address of server.addresses) str(2, address);
+      if (server.worker !== undefined) {
+        tag(3, VARINT);
+        varint(server.worker);
+      }
+      end(at);
+    }
+    if (echo.env !== null) map(12, echo.env);
+    if (tls !== null) {
+      at = begin(13);
+      optionalStr(1, tls.version);
+      optionalStr(2, tls.cipher);
+      optionalStr(3, tls.sni);
+      optionalStr(4, tls.alpn);
+      const cert = tls.clientCertificate;
+      if (cert !== null) {
+        const inner = begin(5);
+        implicitStr(1, cert.subject);
+        implicitStr(2, cert.issuer);
+        optionalStr(3, cert.subjectAltName);
+        implicitStr(4, cert.validFrom);
+        implicitStr(5, cert.validTo);
+        implicitStr(6, cert.serialNumber);
+        implicitStr(7, cert.fingerprint256);
+        bool(8, cert.verified);
+        optionalStr(9, cert.verifyError);
+        end(inner);
+      }
+      end(at);
+    }
+    if (proxy !== null) {
+      at = begin(14);
+      uint(1, proxy.version);
+      implicitStr(2, proxy.command);
+      implicitStr(3, proxy.transport);
+      optionalStr(4, proxy.sourceAddress);
+      if (proxy.sourcePort !== null) {
+        tag(5, VARINT);
+        varint(proxy.sourcePort);
+      }
+      optionalStr(6, proxy.destinationAddress);
+      if (proxy.destinationPort !== null) {
+        tag(7, VARINT);
+        varint(proxy.destinationPort);
+      }
+      implicitStr(8, JSON.stringify(proxy.tlvs));
+      implicitStr(9, proxy.peer);
+      end(at);
+    }
+    at = begin(15);
+    uint(1, call.payloadBytes);
+    bool(2, call.truncated);
+    bytes(3, call.payload);
+    end(at);
+    implicitStr(16, call.grpcTimeout);
+    uint(17, call.deadlineMs);
+    uint(18, call.sequence);
+    uint(19, call.messagesReceived);
+    uint(20, call.bytesReceived);
+    if (trace !== null) {
+      at = begin(40);
+      implicitStr(1, trace.traceId);
+      implicitStr(2, trace.parentId);
+      if (trace.sampled !== null) {
+        tag(3, VARINT);
+        varint(trace.sampled ? 1 : 0);
+      }
+      implicitStr(4, trace.source);
+      end(at);
+    }
+    const out = Buffer.allocUnsafe(pos);
+    buf.copy(out, 0, 0, pos);
+    out[0] = 0; // not compressed
+    out.writeUInt32BE(pos - 5, 1);
+    return out;
+  } finally {
+    if (buf.length > SCRATCH_KEEP) buf = Buffer.allocUnsafe(SCRATCH_SIZE);
+  }
 }

@@ -56,7 +56,8 @@ export function createGrpc(ctx: HttpContext): Grpc {
   const { config, ledger, health } = ctx;
   const sick = sickAnswerOf(config.sickAnswer);
   const methods = createMethods(ctx);
-  const calls = new Set<Call>();
+  /** The streams to end on shutdown (a call joins when it sets onShutdown). */
+  const streams = new Set<Call>();
 
   /** Ends the call before it starts, with `code`; nothing of the request is read. */
   function refuse(x: GrpcExchange, code: number, message: string): void {
@@ -160,9 +161,8 @@ export function createGrpc(ctx: HttpContext): Grpc {
         controls === null ? null : attemptControls(ctx.attempts, controls, x.target),
         timeoutText ?? '',
         timeout ?? 0,
+        streams,
       );
-      calls.add(call);
-      call.whenEnded(() => calls.delete(call));
       call.start(method);
     } catch (err) {
       ctx.deps.logger.error({ err: (err as Error).message, reqId: x.requestId, uri: x.target }, 'gRPC call failed');
@@ -179,7 +179,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
       else sendText(x, answer.status, answer.reason, answer.headers);
     },
     endAll() {
-      for (const call of [...calls]) call.onShutdown?.();
+      for (const call of [...streams]) call.onShutdown?.();
     },
   };
 }

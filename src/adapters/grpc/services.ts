@@ -42,9 +42,32 @@ function decode<D extends DescMessage>(call: Call, schema: D, bytes: Buffer): Me
   }
 }
 
-/** Sends `message`, pausing the request side while the peer is behind (bidi backpressure). */
-function sendPaced(call: Call, message: Uint8Array): void {
-  if (call.send(message)) return;
+/**
+ * EchoRequest's payload, for the echo methods. The form every encoder writes for it
+ * (nothing, or field 1's tag, its length, and the bytes to the end) is read here as
+ * a view of the message; anything else (unknown fields, a repeated field 1, a
+ * padded length...) goes through the generated schema. Null: the call is ended.
+ */
+function echoPayload(call: Call, bytes: Buffer): Buffer | null {
+  if (bytes.length === 0) return bytes;
+  if (bytes[0] === 0x0a) {
+    let length = 0;
+    for (let i = 1, shift = 1; i < bytes.length && i <= 4; i++, shift *= 0x80) {
+      const b = bytes[i]!;
+      length += (b & 0x7f) * shift;
+      if (b < 0x80) {
+        if (i + 1 + length === bytes.length) return bytes.subarray(i + 1);
+        break;
+      }
+    }
+  }
+  const req = decode(call, EchoRequestSchema, bytes);
+  return req === null ? null : Buffer.from(req.payload);
+}
+
+/** Sends a framed message, pausing the request side while the peer is behind (bidi backpressure). */
+function sendPaced(call: Call, framed: Buffer): void {
+  if (call.sendFrame(framed)) return;
   call.x.req.pause();
   call.x.onDrain(() => call.x.req.resume());
 }
@@ -93,10 +116,10 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
   methods.set('/echoserver.v1.Echo/Echo', {
     kind: 'unary',
     run(call, bytes) {
-      const req = decode(call, EchoRequestSchema, bytes!);
-      if (req === null) return;
+      const payload = echoPayload(call, bytes!);
+      if (payload === null) return;
       call.answer(() => {
-        call.send(call.echo(Buffer.from(req.payload)));
+        call.sendFrame(call.echo(payload));
         call.finish(Status.OK);
       });
     },
@@ -120,7 +143,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         let n = 0;
         const next = () => {
           n++;
-          const more = call.send(call.echo(payload, { sequence: n }));
+          const more = call.sendFrame(call.echo(payload, n));
           if (n >= count) call.finish(Status.OK);
           else if (more) call.after(interval, next);
           else call.x.onDrain(() => call.after(interval, next));
@@ -135,12 +158,12 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
     run(call) {
       let last = Buffer.alloc(0);
       call.onMessage = (bytes) => {
-        const req = decode(call, EchoRequestSchema, bytes);
-        if (req !== null) last = Buffer.from(req.payload);
+        const payload = echoPayload(call, bytes);
+        if (payload !== null) last = Buffer.from(payload); // held to the end: its own copy, not a view of the chunk
       };
       call.onHalfClose = () =>
         call.answer(() => {
-          call.send(call.echo(last));
+          call.sendFrame(call.echo(last));
           call.finish(Status.OK);
         });
     },
@@ -152,15 +175,15 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       let n = 0;
       call.onShutdown = () => call.finish(Status.UNAVAILABLE, 'server shutting down');
       call.onMessage = (bytes) => {
-        const req = decode(call, EchoRequestSchema, bytes);
-        if (req === null) return;
+        const payload = echoPayload(call, bytes);
+        if (payload === null) return;
         const sequence = ++n;
         // A delayed echo waits on a timer: reading waits with it, so a client cannot
         // pile up timers faster than they fire (a chunk already read is the most).
         const delayed = (call.controls?.delayMs ?? 0) > 0;
         if (delayed) call.x.req.pause();
         call.answer(() => {
-          sendPaced(call, call.echo(Buffer.from(req.payload), { sequence }));
+          sendPaced(call, call.echo(payload, sequence));
           if (delayed && call.x.res.writableNeedDrain !== true) call.x.req.resume();
         });
       };
