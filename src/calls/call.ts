@@ -34,6 +34,8 @@ export interface CallOptions {
   address?: string;
   /** HTTP/1.1 connections kept across calls (keep-alive); null or absent: each call its own. */
   pool?: ConnectionPool | null;
+  /** The run is over (its client went away): the call ends at once, its connection closed. */
+  signal?: AbortSignal;
 }
 
 /** A run's kept connections: one keep-alive agent (one socket) per scheme, address and port. */
@@ -176,7 +178,7 @@ function dial(
 /** Runs one call; never throws: every failure is a result with its error. */
 export async function call(text: string, o: CallOptions): Promise<CallResult> {
   const started = performance.now();
-  const signal = AbortSignal.timeout(o.timeoutMs);
+  const signal = ended(o, AbortSignal.timeout(o.timeoutMs));
   let protocol = '';
   const result = (r: Partial<CallResult>): CallResult => ({
     url: text,
@@ -217,7 +219,7 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
         agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
         // Dialled like every call (PROXY header, TLS flags), with a timeout of its own.
         agent.createConnection = ((_opts: unknown, cb: (err: Error | null, s?: Socket) => void) => {
-          dial(address, port, host, tls, ['http/1.1'], o, AbortSignal.timeout(o.timeoutMs)).then(
+          dial(address, port, host, tls, ['http/1.1'], o, ended(o, AbortSignal.timeout(o.timeoutMs))).then(
             (s) => cb(null, s),
             (err: Error) => cb(err),
           );
@@ -273,8 +275,13 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return result({ error: signal.aborted ? 'timeout' : (e.code ?? e.message) });
+    return result({ error: o.signal?.aborted ? 'aborted' : signal.aborted ? 'timeout' : (e.code ?? e.message) });
   }
+}
+
+/** A call's timeout, or the end of its run when that comes first. */
+function ended(o: CallOptions, timeout: AbortSignal): AbortSignal {
+  return o.signal === undefined ? timeout : AbortSignal.any([timeout, o.signal]);
 }
 
 function withDefaults(o: CallOptions): [string, string][] {

@@ -1,6 +1,7 @@
 // A run of calls: each URL `count` times, paced to `qps`, each with its own
 // X-Request-Id and a traceparent of the run's trace; then the summary.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as pause } from 'node:timers/promises';
 import { call, type CallOptions, type CallResult, type ConnectionPool } from './call.ts';
 import { traceparentFor, type OutboundTrace } from './trace.ts';
 
@@ -36,6 +37,8 @@ export async function runCalls(
   const start = performance.now();
   let n = 0;
   const pool: ConnectionPool | null = o.newConnection === true ? null : new Map();
+  // The run's client went away: no more calls (the one in progress has ended with it).
+  const over = () => o.signal?.aborted === true;
   try {
     await callAll(pool);
   } finally {
@@ -48,8 +51,9 @@ export async function runCalls(
       for (const url of urls) {
         if (interval > 0) {
           const due = start + n * interval - performance.now();
-          if (due > 0) await new Promise((r) => setTimeout(r, due));
+          if (due > 0) await pause(due, undefined, o.signal === undefined ? {} : { signal: o.signal }).catch(() => {});
         }
+        if (over()) return;
         n++;
         const requestId = o.requestId ?? randomUUID();
         const { traceparent, spanId } = traceparentFor(o.trace);
@@ -60,6 +64,7 @@ export async function runCalls(
           ...o.headers,
         ];
         const r = await call(url, { ...o, headers, pool });
+        if (over()) return;
         results.push(r);
         each({ ...r, n, requestId, spanId });
       }

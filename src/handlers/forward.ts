@@ -122,7 +122,7 @@ export interface ForwardAnswer {
 export async function runForward(
   ctx: HttpContext,
   plan: ForwardPlan,
-  incoming: { rawHeaders: readonly string[]; requestId: string },
+  incoming: { rawHeaders: readonly string[]; requestId: string; signal: AbortSignal },
 ): Promise<ForwardAnswer | ForwardRefusal> {
   const { config } = ctx;
   const { target, count, qps } = plan;
@@ -164,6 +164,7 @@ export async function runForward(
       trace,
       requestId: incoming.requestId,
       forwarded,
+      signal: incoming.signal,
     },
     (r) => {
       // The target's own echo only when it is an echo-server's (it names its replica).
@@ -208,10 +209,18 @@ export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) 
       return refuse(plan.status, plan.why === 'forward needs a url' ? 'forward needs ?url=' : plan.why);
     const release = admitForward(ctx);
     if (typeof release !== 'function') return refuse(release.status, release.why);
-    x.onClose(release);
-    const incoming = { rawHeaders: x.requestInfo(0, EMPTY_BODY).rawHeaders, requestId: x.requestId };
+    // A client gone stops the run; its place is given back when the run has stopped,
+    // so --forward-max-concurrency bounds the calls being made, not the clients waiting.
+    const gone = new AbortController();
+    x.onClose(() => gone.abort());
+    const incoming = {
+      rawHeaders: x.requestInfo(0, EMPTY_BODY).rawHeaders,
+      requestId: x.requestId,
+      signal: gone.signal,
+    };
     void runForward(ctx, plan, incoming)
       .then((answer) => {
+        if (gone.signal.aborted) return;
         if (refused(answer)) return refuse(answer.status, answer.why);
         send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer, null, 2) + '\n');
       })

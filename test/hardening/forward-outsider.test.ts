@@ -1,0 +1,39 @@
+// What an outsider's attack on GET /forward found, each kept fixed: a client that
+// goes away stops the run (its calls, its kept connection, its place in
+// --forward-max-concurrency).
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { describe, it } from 'node:test';
+import { parseAllowList } from '../../src/util/allowlist.ts';
+import { httpTarget, startTestServer, waitFor } from '../helpers.ts';
+
+const allow = (...entries: string[]) => ({ forwardAllow: parseAllowList(entries) });
+
+describe('GET /forward against an outsider', () => {
+  it('a client gone mid-run stops the calls, closes the kept connection, and frees its place only then', async () => {
+    const t = await httpTarget();
+    const a = await startTestServer({ ...allow('127.0.0.1'), forwardMaxConcurrency: 1, forwardMaxQps: 10 });
+    try {
+      // Ten calls at one per second: a run of nine seconds after the first call.
+      const client = connect(a.port, '127.0.0.1');
+      client.on('error', () => {});
+      client.write(
+        `GET /forward?url=${encodeURIComponent(`http://127.0.0.1:${t.port}/gone`)}&count=10&qps=1 HTTP/1.1\r\nHost: a\r\n\r\n`,
+      );
+      await waitFor(() => t.paths.length === 1 && t.open() === 1, 5000, 'the first call, over a kept connection');
+      client.destroy();
+      await waitFor(() => t.open() === 0, 3000, 'the kept connection closed once the client went away');
+      const r = await fetch(`${a.url}/forward?url=${encodeURIComponent(`http://127.0.0.1:${t.port}/after`)}`);
+      assert.equal(r.status, 200, 'the place in --forward-max-concurrency is free again');
+      await r.text();
+      assert.deepEqual(t.paths, ['/gone', '/after'], 'no call of the abandoned run after the client left');
+      const gone = () => a.logs.messages('request').filter((e) => String(e['uri']).includes('gone'));
+      const lines = await waitFor(() => (gone().length > 0 ? gone() : null), 2000, 'the abandoned forward logged');
+      assert.equal(lines.length, 1, 'one access line for the abandoned forward');
+      assert.equal(lines[0]!['status'], 499);
+    } finally {
+      t.close();
+      await a.close();
+    }
+  });
+});
