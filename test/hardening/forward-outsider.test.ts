@@ -1,6 +1,7 @@
 // What an outsider's attack on GET /forward found, each kept fixed: a client that
 // goes away stops the run (its calls, its kept connection, its place in
-// --forward-max-concurrency).
+// --forward-max-concurrency), and loopback spelled as an IPv4-mapped IPv6 address
+// is still loopback.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
@@ -34,6 +35,31 @@ describe('GET /forward against an outsider', () => {
     } finally {
       t.close();
       await a.close();
+    }
+  });
+
+  it('refuses loopback and unspecified spelled as IPv4-mapped IPv6 through a broad entry', async () => {
+    const t = await httpTarget();
+    const broad = await startTestServer(allow('0.0.0.0/0', '::/0'));
+    const narrow = await startTestServer(allow('127.0.0.1'));
+    try {
+      const ask = async (from: typeof broad, host: string) => {
+        const url = `http://${host}:${t.port}/mapped`;
+        const r = await fetch(`${from.url}/forward?url=${encodeURIComponent(url)}`);
+        return { status: r.status, text: await r.text() };
+      };
+      for (const host of ['[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '[0:0:0:0:0:ffff:7f00:1]', '[::ffff:0.0.0.0]']) {
+        const r = await ask(broad, host);
+        assert.equal(r.status, 403, `${host}: ${r.text}`);
+        assert.match(r.text, /loopback, unspecified/);
+      }
+      assert.deepEqual(t.paths, [], 'no call reached the loopback target');
+      // The same address under the entry that names it: the spelling changes nothing.
+      assert.equal((await ask(narrow, '[::ffff:127.0.0.1]')).status, 200);
+      assert.deepEqual(t.paths, ['/mapped']);
+    } finally {
+      t.close();
+      await Promise.all([broad.close(), narrow.close()]);
     }
   });
 });
