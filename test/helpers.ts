@@ -244,7 +244,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A plain node:http target on loopback that records the paths asked and counts its open connections. */
+/** A plain node:http target on loopback that answers `body` (JSON), records the paths asked and counts its open connections. */
 export interface HttpTarget {
   port: number;
   paths: string[];
@@ -252,13 +252,13 @@ export interface HttpTarget {
   close(): void;
 }
 
-export async function httpTarget(): Promise<HttpTarget> {
+export async function httpTarget(body = '{}'): Promise<HttpTarget> {
   const paths: string[] = [];
   let open = 0;
   const server: HttpServer = createHttpServer((req, res) => {
     paths.push(req.url ?? '');
     res.setHeader('content-type', 'application/json');
-    res.end('{}');
+    res.end(body);
   });
   server.on('connection', (s) => {
     open++;

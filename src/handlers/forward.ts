@@ -97,6 +97,25 @@ export function admitForward(ctx: HttpContext): (() => void) | ForwardRefusal {
   };
 }
 
+/**
+ * Deeper than an echo-server's echo ever is, even one hop's /forward answer inside
+ * another's (a few levels a hop): a target's answer nested deeper is not kept as its
+ * echo, since rendering it again costs stack per level.
+ */
+const MAX_ECHO_DEPTH = 64;
+
+/** Whether `v` nests objects and arrays more than `max` levels deep (iterative: no stack). */
+function deeperThan(v: unknown, max: number): boolean {
+  const pending: [unknown, number][] = [[v, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, depth] = next;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(value)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
 export interface ForwardCall {
   n: number;
   url: string;
@@ -178,7 +197,7 @@ export async function runForward(
         error: r.error,
         replica: r.replica,
         spanId: r.spanId,
-        echo: r.replica === null ? null : r.echo,
+        echo: r.replica === null || deeperThan(r.echo, MAX_ECHO_DEPTH) ? null : r.echo,
       });
     },
   );
@@ -222,7 +241,9 @@ export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) 
       .then((answer) => {
         if (gone.signal.aborted) return;
         if (refused(answer)) return refuse(answer.status, answer.why);
-        send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer, null, 2) + '\n');
+        // Compact, like the echo's own JSON: indented, the answer grew with the square of the
+        // nesting a target's echo has, tens of MiB from a few KiB read.
+        send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer) + '\n');
       })
       .catch((err: unknown) => {
         fail(ctx, x, err);

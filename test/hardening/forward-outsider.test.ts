@@ -1,11 +1,12 @@
 // What an outsider's attack on GET /forward found, each kept fixed: a client that
 // goes away stops the run (its calls, its kept connection, its place in
-// --forward-max-concurrency), and loopback spelled as an IPv4-mapped IPv6 address
-// is still loopback.
+// --forward-max-concurrency), loopback spelled as an IPv4-mapped IPv6 address is
+// still loopback, and a target's deeply nested answer cannot blow up the answer.
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/util/allowlist.ts';
+import { EchoClient } from '../grpc-client.ts';
 import { httpTarget, startTestServer, waitFor } from '../helpers.ts';
 
 const allow = (...entries: string[]) => ({ forwardAllow: parseAllowList(entries) });
@@ -60,6 +61,44 @@ describe('GET /forward against an outsider', () => {
     } finally {
       t.close();
       await Promise.all([broad.close(), narrow.close()]);
+    }
+  });
+
+  it("a target's deeply nested answer is not kept as its echo: the answer stays the size of what was read", async () => {
+    // A few KiB that name a replica like an echo-server's echo: pretty-printed, the
+    // nesting alone made tens of MiB of answer; deeper, the stack ran out (500).
+    const deep = (depth: number) => `{"server":{"hostname":"deep"},"a":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const shallow = await httpTarget(deep(3000));
+    const deeper = await httpTarget(deep(20_000));
+    const a = await startTestServer(allow('127.0.0.1'));
+    const client = new EchoClient(`127.0.0.1:${a.port}`);
+    try {
+      for (const t of [shallow, deeper]) {
+        const url = `http://127.0.0.1:${t.port}/deep`;
+        const r = await fetch(`${a.url}/forward?url=${encodeURIComponent(url)}&count=2`);
+        const text = await r.text();
+        assert.equal(r.status, 200, text.slice(0, 200));
+        assert.ok(text.length < 64 * 1024, `an answer of ${text.length} characters`);
+        const answer = JSON.parse(text) as { calls: { status: number; echo: unknown }[] };
+        assert.deepEqual(
+          answer.calls.map((c) => [c.status, c.echo]),
+          [
+            [200, null],
+            [200, null],
+          ],
+        );
+        const g = await client.forward({ url });
+        assert.equal(g.error, null, g.error?.details);
+        assert.deepEqual(
+          g.response!.calls.map((c) => [c.status, c.echoJson]),
+          [[200, '']],
+        );
+      }
+    } finally {
+      client.close();
+      shallow.close();
+      deeper.close();
+      await a.close();
     }
   });
 });
