@@ -156,15 +156,23 @@ function dial(
         return;
       }
       const servername = o.tls.servername ?? (isIP(host) === 0 ? host : undefined);
-      const s = tlsConnect({
-        socket: raw,
-        ...(servername === undefined ? {} : { servername }),
-        ALPNProtocols: o.tls.alpn ?? alpn,
-        rejectUnauthorized: !o.tls.insecure,
-        ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-        ...(o.tls.cert ? { cert: o.tls.cert } : {}),
-        ...(o.tls.key ? { key: o.tls.key } : {}),
-      });
+      let s: TLSSocket;
+      // Options TLS refuses (a key not the certificate's, an ALPN name too long) throw
+      // here, in an event handler: caught, they fail this call instead of the process.
+      try {
+        s = tlsConnect({
+          socket: raw,
+          ...(servername === undefined ? {} : { servername }),
+          ALPNProtocols: o.tls.alpn ?? alpn,
+          rejectUnauthorized: !o.tls.insecure,
+          ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+          ...(o.tls.cert ? { cert: o.tls.cert } : {}),
+          ...(o.tls.key ? { key: o.tls.key } : {}),
+        });
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
       s.once('error', fail);
       s.once('secureConnect', () => {
         s.off('error', fail);

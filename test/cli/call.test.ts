@@ -5,9 +5,11 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { call as callOnce } from '../../src/calls/call.ts';
+import { selfSigned } from '../../src/transport/self-signed.ts';
 import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 async function call(argv: string[]) {
@@ -256,4 +258,77 @@ describe('echo-server call', () => {
       assert.equal(r.out, '', 'no call was made');
     });
   }
+});
+
+describe('echo-server call: TLS flags checked before any call', () => {
+  let dir = '';
+  const path = (name: string) => join(dir, name);
+  before(async () => {
+    const [a, b] = [await selfSigned(['a']), await selfSigned(['b'])];
+    dir = await mkdtemp(join(tmpdir(), 'echo-call-tls-flags-'));
+    await writeFile(path('a.crt'), a.cert);
+    await writeFile(path('a.key'), a.key);
+    await writeFile(path('b.key'), b.key);
+    await writeFile(path('not.pem'), 'not a certificate\n');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  // Each of these once threw from inside the TLS handshake: a stack trace and exit 1.
+  const bad: [string, () => string[], RegExp][] = [
+    [
+      'a --cert that is not PEM',
+      () => ['--cert', path('not.pem'), '--key', path('a.key')],
+      /--cert\/--key: .*no start line/,
+    ],
+    [
+      "a --key that is not the certificate's",
+      () => ['--cert', path('a.crt'), '--key', path('b.key')],
+      /--cert\/--key: .*mismatch/,
+    ],
+    ['--cert without --key', () => ['--cert', path('a.crt')], /--cert and --key go together/],
+    ['a --ca without a certificate', () => ['--ca', path('not.pem')], /--ca: .* holds no PEM certificate/],
+    ['an --alpn name over 255 bytes', () => ['--alpn', `h2,${'a'.repeat(256)}`], /--alpn: .*1 to 255 bytes/],
+  ];
+  for (const [name, flags, message] of bad) {
+    it(`exit 2 on ${name}`, async () => {
+      const r = await call(['https://127.0.0.1:1/', '--insecure', ...flags()]);
+      assert.equal(r.code, 2, r.out + r.err);
+      assert.match(r.err, message);
+      assert.equal(r.out, '', 'no call was made');
+    });
+  }
+
+  it('a valid --cert/--key pair and --ca pass the check', async () => {
+    const r = await call([
+      'https://127.0.0.1:1/',
+      '--cert',
+      path('a.crt'),
+      '--key',
+      path('a.key'),
+      '--ca',
+      path('a.crt'),
+    ]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.out, /error=ECONNREFUSED/);
+  });
+
+  it('options TLS refuses at the handshake fail that call, not the process', async () => {
+    const t = await startTestServer({ https: true, httpsPort: 0 });
+    try {
+      const [cert, key] = [await readFile(path('a.crt')), await readFile(path('b.key'))];
+      const r = await callOnce(`${t.server.listener.httpsUrl!}/`, {
+        method: 'GET',
+        headers: [],
+        body: Buffer.alloc(0),
+        timeoutMs: 2000,
+        maxResponseBytes: 1024,
+        proxyProtocol: null,
+        tls: { insecure: true, cert, key },
+      });
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? '', /mismatch|KEY_VALUES_MISMATCH/i);
+    } finally {
+      await t.close();
+    }
+  });
 });
