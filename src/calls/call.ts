@@ -235,7 +235,12 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
         }) as unknown as HttpAgent['createConnection'];
         o.pool.set(key, agent);
       }
-      const answer = await h1Call(agent, url, o, signal);
+      // A kept connection the target closed as this call went out (its idle timeout) is
+      // no answer from it: an idempotent call is made again, once, on a new connection.
+      const answer = await h1Call(agent, url, o, signal).catch((err: unknown) => {
+        if (!(err instanceof StaleConnection) || signal.aborted) throw err;
+        return h1Call(agent, url, o, signal);
+      });
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({
@@ -297,6 +302,18 @@ function withDefaults(o: CallOptions): [string, string][] {
   return [...(has('accept') ? [] : [['accept', 'application/json'] as [string, string]]), ...o.headers];
 }
 
+/** A request that went out on a reused keep-alive connection and got no answer before it closed. */
+class StaleConnection extends Error {
+  readonly code: string;
+  constructor(err: NodeJS.ErrnoException) {
+    super(err.message);
+    this.code = err.code ?? 'ECONNRESET';
+  }
+}
+
+// The methods a client may repeat on its own (RFC 9110, 9.2.2).
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 function h1Call(
   via: Socket | HttpAgent,
   url: URL,
@@ -315,8 +332,17 @@ function h1Call(
       signal,
     });
     req.setHeader('host', url.host);
-    req.once('error', reject);
+    let answered = false;
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      const stale =
+        !answered &&
+        req.reusedSocket &&
+        IDEMPOTENT.has(o.method) &&
+        (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      reject(stale ? new StaleConnection(err) : err);
+    });
     req.once('response', (res) => {
+      answered = true;
       // Now: once read, a kept socket goes back to its agent and leaves the response.
       const localPort = res.socket?.localPort ?? null;
       void readBounded(res, o.maxResponseBytes).then(

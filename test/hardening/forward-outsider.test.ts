@@ -1,9 +1,11 @@
 // What an outsider's attack on GET /forward found, each kept fixed: a client that
 // goes away stops the run (its calls, its kept connection, its place in
 // --forward-max-concurrency), loopback spelled as an IPv4-mapped IPv6 address is
-// still loopback, and a target's deeply nested answer cannot blow up the answer.
+// still loopback, a target's deeply nested answer cannot blow up the answer, and a
+// kept connection the target drops as a call goes out is not reported as the target's failure.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { parseAllowList } from '../../src/util/allowlist.ts';
 import { EchoClient } from '../grpc-client.ts';
@@ -98,6 +100,42 @@ describe('GET /forward against an outsider', () => {
       client.close();
       shallow.close();
       deeper.close();
+      await a.close();
+    }
+  });
+
+  it('a kept connection the target drops as the next call arrives is dialled again, once', async () => {
+    // Each connection gets one answer (keep-alive); the next request on it is met by a
+    // close, as when a server's idle timeout ends the connection while a call is under way.
+    let connections = 0;
+    const target = createTcpServer((s) => {
+      connections++;
+      let seen = '';
+      let answered = 0;
+      s.on('error', () => {});
+      s.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        const requests = seen.split('\r\n\r\n').length - 1;
+        if (requests > 1) s.destroy();
+        else if (requests === 1 && answered++ === 0)
+          s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+      });
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    const port = (target.address() as { port: number }).port;
+    const a = await startTestServer(allow('127.0.0.1'));
+    try {
+      const url = `http://127.0.0.1:${port}/`;
+      const r = await fetch(`${a.url}/forward?url=${encodeURIComponent(url)}&count=3&qps=10`);
+      const answer = (await r.json()) as { calls: { status: number; error: string | null }[] };
+      assert.deepEqual(
+        answer.calls.map((c) => c.error ?? c.status),
+        [200, 200, 200],
+      );
+      assert.equal(connections, 3, 'each dropped connection was replaced by one new one');
+    } finally {
+      target.close();
       await a.close();
     }
   });
