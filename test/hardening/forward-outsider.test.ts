@@ -45,6 +45,7 @@ describe('GET /forward against an outsider', () => {
     const t = await httpTarget();
     const broad = await startTestServer(allow('0.0.0.0/0', '::/0'));
     const narrow = await startTestServer(allow('127.0.0.1'));
+    const mappedEntry = await startTestServer(allow('::ffff:127.0.0.1'));
     try {
       const ask = async (from: typeof broad, host: string) => {
         const url = `http://${host}:${t.port}/mapped`;
@@ -57,12 +58,14 @@ describe('GET /forward against an outsider', () => {
         assert.match(r.text, /loopback, unspecified/);
       }
       assert.deepEqual(t.paths, [], 'no call reached the loopback target');
-      // The same address under the entry that names it: the spelling changes nothing.
+      // The same address under the entry that names it: the spelling changes nothing,
+      // of the URL or of the entry.
       assert.equal((await ask(narrow, '[::ffff:127.0.0.1]')).status, 200);
-      assert.deepEqual(t.paths, ['/mapped']);
+      assert.equal((await ask(mappedEntry, '127.0.0.1')).status, 200);
+      assert.deepEqual(t.paths, ['/mapped', '/mapped']);
     } finally {
       t.close();
-      await Promise.all([broad.close(), narrow.close()]);
+      await Promise.all([broad.close(), narrow.close(), mappedEntry.close()]);
     }
   });
 
