@@ -32,10 +32,11 @@ function bounded(
   setting: string,
 ): number | string {
   if (text === null) return fallback;
-  if (!/^[0-9]{1,7}$/.test(text)) return `${name} must be a whole number`;
-  const n = Number(text);
+  if (!/^[0-9]+$/.test(text)) return `${name} must be a whole number`;
+  // Beyond seven digits it is over any bound: said so, not read (a uint32 from gRPC has ten).
+  const n = text.length > 7 ? Infinity : Number(text);
   if (n < min) return `${name} must be at least ${min}`;
-  if (n > max) return `${name} ${n} is over ${setting} (${max})`;
+  if (n > max) return `${name} ${text.slice(0, 20)} is over ${setting} (${max})`;
   return n;
 }
 
