@@ -27,12 +27,15 @@ export interface Summary {
   latencyMs: { p50: number; p90: number; p99: number; max: number } | null;
 }
 
+/** What the summary needs of a call: not its answer, which can be large and --count many. */
+export type Outcome = Pick<CallResult, 'ok' | 'status' | 'error' | 'replica' | 'latencyMs'>;
+
 export async function runCalls(
   urls: readonly string[],
   o: RunOptions,
   each: (r: CallResult & { n: number; requestId: string; spanId: string }) => void,
 ): Promise<Summary> {
-  const results: CallResult[] = [];
+  const results: Outcome[] = [];
   const interval = o.qps > 0 ? 1000 / o.qps : 0;
   const start = performance.now();
   let n = 0;
@@ -65,14 +68,14 @@ export async function runCalls(
         ];
         const r = await call(url, { ...o, headers, pool });
         if (over()) return;
-        results.push(r);
+        results.push({ ok: r.ok, status: r.status, error: r.error, replica: r.replica, latencyMs: r.latencyMs });
         each({ ...r, n, requestId, spanId });
       }
     }
   }
 }
 
-export function summarize(results: readonly CallResult[]): Summary {
+export function summarize(results: readonly Outcome[]): Summary {
   const statuses: Record<string, number> = {};
   const replicas: Record<string, number> = {};
   for (const r of results) {

@@ -9,6 +9,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call as callOnce } from '../../src/calls/call.ts';
+import { runCalls } from '../../src/calls/run.ts';
+import { continueTrace } from '../../src/calls/trace.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { selfSigned } from '../../src/transport/self-signed.ts';
 import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
@@ -327,6 +331,50 @@ describe('echo-server call: TLS flags checked before any call', () => {
       });
       assert.equal(r.ok, false);
       assert.match(r.error ?? '', /mismatch|KEY_VALUES_MISMATCH/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('echo-server call: a long run', () => {
+  it('keeps no answer once its line is written: memory does not grow with --count', async () => {
+    // An answer of a few hundred KiB parsed, kept per call for the summary, made
+    // --count 2000 hold 1.8 GB; the summary needs a status and a latency.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = await startTestServer({}, { identity: { hostname: 'kept', addresses: [] } });
+    try {
+      let first: WeakRef<object> | null = null;
+      let collected: boolean | null = null;
+      const summary = await runCalls(
+        [`${t.url}/`],
+        {
+          method: 'GET',
+          headers: [],
+          body: Buffer.alloc(0),
+          timeoutMs: 5000,
+          maxResponseBytes: 1 << 20,
+          proxyProtocol: null,
+          tls: { insecure: false },
+          count: 3,
+          qps: 0,
+          trace: continueTrace(null),
+          requestId: null,
+          forwarded: [],
+        },
+        (r) => {
+          // Call 1's answer, looked at again in call 3's turn (another task: WeakRefs hold within one).
+          if (r.n === 1) first = new WeakRef(r.echo as object);
+          if (r.n === 3) {
+            gc();
+            collected = first!.deref() === undefined;
+          }
+        },
+      );
+      assert.equal(summary.ok, 3);
+      assert.deepEqual(summary.replicas, { kept: 3 });
+      assert.equal(collected, true, "the first call's answer is no longer held");
     } finally {
       await t.close();
     }
