@@ -34,9 +34,10 @@ function bounded(
   if (text === null) return fallback;
   if (!/^[0-9]+$/.test(text)) return `${name} must be a whole number`;
   // Beyond seven digits it is over any bound: said so, not read (a uint32 from gRPC has ten).
-  const n = text.length > 7 ? Infinity : Number(text);
+  const digits = text.replace(/^0+(?=[0-9])/, '');
+  const n = digits.length > 7 ? Infinity : Number(digits);
   if (n < min) return `${name} must be at least ${min}`;
-  if (n > max) return `${name} ${text.slice(0, 20)} is over ${setting} (${max})`;
+  if (n > max) return `${name} ${digits.slice(0, 20)} is over ${setting} (${max})`;
   return n;
 }
 
