@@ -516,33 +516,41 @@ function grpcCall(
     readBounded(stream, o.maxResponseBytes, true).then(
       (body) => {
         session.close();
-        const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
-        const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
-        if (code !== '0' || bytes === null) {
-          resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
-          return;
-        }
-        if (health) {
-          const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+        // The target's bytes decoded here, in a promise callback: what they cannot be
+        // decoded into fails the call (a throw here would be an unhandled rejection).
+        try {
+          const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
+          const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
+          if (code !== '0' || bytes === null) {
+            resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
+            return;
+          }
+          if (bytes.length !== body.readUInt32BE(1)) throw new Error('message shorter than its frame');
+          if (body[0] !== 0) throw new Error('compressed message (no grpc-encoding was offered)');
+          if (health) {
+            const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+            resolve({
+              status: HealthCheckResponse_ServingStatus[serving],
+              ok: serving === HealthCheckResponse_ServingStatus.SERVING,
+              echo: null,
+            });
+            return;
+          }
+          const r = fromBinary(EchoResponseSchema, bytes);
           resolve({
-            status: HealthCheckResponse_ServingStatus[serving],
-            ok: serving === HealthCheckResponse_ServingStatus.SERVING,
-            echo: null,
+            status: 'OK',
+            ok: true,
+            echo: {
+              method: r.method,
+              path: r.path,
+              requestId: r.requestId,
+              trace: r.trace ?? null,
+              server: r.server ?? null,
+            },
           });
-          return;
+        } catch (err) {
+          reject(new CallError(`malformed gRPC answer: ${(err as Error).message}`));
         }
-        const r = fromBinary(EchoResponseSchema, bytes);
-        resolve({
-          status: 'OK',
-          ok: true,
-          echo: {
-            method: r.method,
-            path: r.path,
-            requestId: r.requestId,
-            trace: r.trace ?? null,
-            server: r.server ?? null,
-          },
-        });
       },
       (err: Error) => {
         session.destroy();

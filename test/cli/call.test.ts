@@ -2,6 +2,7 @@
 // caller needs (headers, method, body, PROXY header, TLS), trace propagation per call,
 // the summary and the exit codes (0 all succeeded, 1 one failed, 2 bad arguments).
 import assert from 'node:assert/strict';
+import { createServer as createH2Server } from 'node:http2';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
@@ -379,4 +380,36 @@ describe('echo-server call: a long run', () => {
       await t.close();
     }
   });
+});
+
+describe('echo-server call: a gRPC target that answers nonsense', () => {
+  // grpc-status 0 with a message its frame says is 3 bytes, holding a field that runs
+  // past its end; a frame longer than what follows; a compressed flag nobody offered.
+  const answers: [string, Buffer, RegExp][] = [
+    ['a message that is not protobuf', Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x7f, 0x41]), /malformed gRPC answer/],
+    ['a frame longer than its message', Buffer.from([0, 0, 0, 0, 9, 0x0a, 0x00]), /shorter than its frame/],
+    ['a compressed message', Buffer.from([1, 0, 0, 0, 2, 0x0a, 0x00]), /compressed message/],
+  ];
+  for (const [name, bytes, message] of answers) {
+    for (const path of ['/', '/grpc.health.v1.Health/Check']) {
+      it(`${name}${path === '/' ? '' : ' (health)'} fails the call, exit 1`, async () => {
+        const target = createH2Server();
+        target.on('stream', (st) => {
+          st.on('error', () => {});
+          st.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          st.on('wantTrailers', () => st.sendTrailers({ 'grpc-status': '0' }));
+          st.end(bytes);
+        });
+        await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+        try {
+          const { port } = target.address() as { port: number };
+          const r = await call([`grpc://127.0.0.1:${port}${path}`, '--timeout', '2s']);
+          assert.equal(r.code, 1, r.out + r.err);
+          assert.match(r.out, message);
+        } finally {
+          target.close();
+        }
+      });
+    }
+  }
 });
