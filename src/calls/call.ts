@@ -455,14 +455,23 @@ function udpCall(address: string, port: number, o: CallOptions, signal: AbortSig
   const payload = o.body.length > 0 ? o.body : Buffer.from('ping'.padEnd(256, '.'));
   return new Promise((resolve, reject) => {
     const s = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+    // Once: the call's timeout still fires after an answer, and a second close throws.
+    let over = false;
     const done = (f: () => void) => {
+      if (over) return;
+      over = true;
+      signal.removeEventListener('abort', onAbort);
       s.close();
       f();
     };
-    signal.addEventListener('abort', () => done(() => reject(new CallError('timeout'))), { once: true });
+    const onAbort = () => done(() => reject(new CallError('timeout')));
+    signal.addEventListener('abort', onAbort, { once: true });
     s.once('error', (err) => done(() => reject(err)));
     s.once('message', (m: Buffer) => done(() => resolve(parseJson(m.toString('utf8')))));
-    s.send(payload, port, address);
+    // A send that fails (a datagram over 65507 bytes) says so only to a callback.
+    s.send(payload, port, address, (err) => {
+      if (err) done(() => reject(err));
+    });
   });
 }
 

@@ -237,6 +237,19 @@ describe('echo-server call', () => {
     assert.match(failing.out, /^summary: 2 calls, 1 ok, 1 failed; statuses 200×1 503×1/m);
   });
 
+  it('udp: a run longer than --timeout outlives the timeouts of the calls already answered', async () => {
+    // Each answered call's timeout fired later and closed its socket a second time: a throw.
+    const r = await call([url('udp'), '--count', '3', '--qps', '4', '--timeout', '150ms']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /summary: 3 calls, 3 ok/);
+  });
+
+  it('udp: a datagram too large to send fails the call at once, not by its timeout', async () => {
+    const r = await call(['udp://127.0.0.1:9/', '--body', 'x'.repeat(70_000), '--timeout', '3s']);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /error=EMSGSIZE/);
+  });
+
   it('--timeout ends a call that gets no answer', async () => {
     const r = await call([`${url('http')}/?echo_delay=2s`, '--timeout', '200ms']);
     assert.equal(r.code, 1);
