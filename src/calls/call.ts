@@ -341,6 +341,15 @@ function h1Call(
         (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       reject(stale ? new StaleConnection(err) : err);
     });
+    // A 101 is no answer here (nothing asked to switch): node:http hands the socket to an
+    // 'upgrade' listener or closes the request, and emits neither 'response' nor 'error'.
+    req.once('upgrade', (_res, socket: Socket) => {
+      socket.destroy();
+      reject(new CallError('101 Switching Protocols to a request that asked for no upgrade'));
+    });
+    req.once('close', () => {
+      if (!answered) reject(new CallError('closed without an answer'));
+    });
     req.once('response', (res) => {
       answered = true;
       // Now: once read, a kept socket goes back to its agent and leaves the response.

@@ -142,4 +142,30 @@ describe('GET /forward against an outsider', () => {
       await a.close();
     }
   });
+
+  it('a target answering 101 to a plain GET fails the call at once, not never', async () => {
+    // node:http emits neither an answer nor an error for it: the call waited for ever,
+    // past --forward-timeout, holding its place in --forward-max-concurrency.
+    const target = createTcpServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () =>
+        s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: other\r\nConnection: Upgrade\r\n\r\n'),
+      );
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    const port = (target.address() as { port: number }).port;
+    const a = await startTestServer({ ...allow('127.0.0.1'), forwardTimeoutMs: 1000, forwardMaxConcurrency: 1 });
+    try {
+      const r = await fetch(`${a.url}/forward?url=${encodeURIComponent(`http://127.0.0.1:${port}/`)}&count=2`, {
+        signal: AbortSignal.timeout(4000),
+      });
+      const answer = (await r.json()) as { calls: { error: string | null }[] };
+      assert.equal(answer.calls.length, 2);
+      for (const c of answer.calls) assert.match(c.error ?? '', /101 Switching Protocols/);
+    } finally {
+      target.close();
+      await a.close();
+    }
+  });
 });
