@@ -199,12 +199,21 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     ...r,
     latencyMs: Math.round((performance.now() - started) * 100) / 100,
   });
+  // However a protocol's code waits, the call ends with its timeout (or its run): an
+  // answer that never settles must not hold the run, nor its place in a gate, for ever.
+  const givenUp = new Promise<never>((_, reject) => {
+    const end = () => reject(new CallError('timeout'));
+    if (signal.aborted) end();
+    else signal.addEventListener('abort', end, { once: true });
+  });
+  givenUp.catch(() => {});
+  const bounded = <T>(p: Promise<T>): Promise<T> => Promise.race([p, givenUp]);
   try {
     const { scheme, host, port, url } = parseTarget(text);
     protocol = scheme;
     const address = o.address ?? (await resolve(host));
     if (scheme === 'udp') {
-      const echo = await udpCall(address, port, o, signal);
+      const echo = await bounded(udpCall(address, port, o, signal));
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
     }
     if (scheme === 'ws' || scheme === 'wss') {
@@ -212,7 +221,7 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       // client certificate, SNI, ALPN) apply to a WebSocket too.
       const socket = await dial(address, port, host, scheme === 'wss', ['http/1.1'], o, signal);
       try {
-        const echo = await wsCall(url, socket, o, signal);
+        const echo = await bounded(wsCall(url, socket, o, signal));
         protocol = 'websocket';
         return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
       } finally {
@@ -237,10 +246,12 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       }
       // A kept connection the target closed as this call went out (its idle timeout) is
       // no answer from it: an idempotent call is made again, once, on a new connection.
-      const answer = await h1Call(agent, url, o, signal).catch((err: unknown) => {
-        if (!(err instanceof StaleConnection) || signal.aborted) throw err;
-        return h1Call(agent, url, o, signal);
-      });
+      const answer = await bounded(
+        h1Call(agent, url, o, signal).catch((err: unknown) => {
+          if (!(err instanceof StaleConnection) || signal.aborted) throw err;
+          return h1Call(agent, url, o, signal);
+        }),
+      );
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({
@@ -262,18 +273,18 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     );
     try {
       if (scheme === 'tcp' || scheme === 'tls') {
-        const echo = await tcpCall(socket, o, signal);
+        const echo = await bounded(tcpCall(socket, o, signal));
         return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
       }
       if (scheme === 'grpc' || scheme === 'grpcs') {
-        const g = await grpcCall(socket, url, o, signal);
+        const g = await bounded(grpcCall(socket, url, o, signal));
         protocol = 'grpc';
         return result({ status: g.status, ok: g.ok, echo: g.echo, replica: replicaOf(g.echo) });
       }
       const answer =
         scheme === 'h2' || scheme === 'h2c'
-          ? await h2Call(socket, url, o, signal)
-          : await h1Call(socket, url, o, signal);
+          ? await bounded(h2Call(socket, url, o, signal))
+          : await bounded(h1Call(socket, url, o, signal));
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({
@@ -390,6 +401,8 @@ function h2Call(
       session.destroy();
       reject(err);
     });
+    // A reset with NO_ERROR before any answer closes the stream with no 'error'.
+    stream.once('close', () => reject(new CallError('stream closed without an answer')));
     stream.once('response', (h: IncomingHttpHeaders) => {
       void readBounded(stream, o.maxResponseBytes).then(
         (body) => {

@@ -4,6 +4,7 @@
 // still loopback, a target's deeply nested answer cannot blow up the answer, and a
 // kept connection the target drops as a call goes out is not reported as the target's failure.
 import assert from 'node:assert/strict';
+import { constants as h2, createServer as createH2Server } from 'node:http2';
 import { connect, createServer as createTcpServer } from 'node:net';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
@@ -163,6 +164,32 @@ describe('GET /forward against an outsider', () => {
       const answer = (await r.json()) as { calls: { error: string | null }[] };
       assert.equal(answer.calls.length, 2);
       for (const c of answer.calls) assert.match(c.error ?? '', /101 Switching Protocols/);
+    } finally {
+      target.close();
+      await a.close();
+    }
+  });
+
+  it('an h2c target resetting the stream with NO_ERROR before answering fails the call at once', async () => {
+    // The stream closes without an 'error': the call waited for ever, as with a 101.
+    const target = createH2Server();
+    target.on('stream', (st) => {
+      st.on('error', () => {});
+      st.close(h2.NGHTTP2_NO_ERROR);
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    const port = (target.address() as { port: number }).port;
+    const a = await startTestServer({ ...allow('127.0.0.1'), forwardTimeoutMs: 1000, forwardMaxConcurrency: 1 });
+    try {
+      const forward = async () => {
+        const r = await fetch(`${a.url}/forward?url=${encodeURIComponent(`h2c://127.0.0.1:${port}/`)}`, {
+          signal: AbortSignal.timeout(4000),
+        });
+        return (await r.json()) as { calls: { error: string | null }[] };
+      };
+      assert.match((await forward()).calls[0]!.error ?? '', /closed without an answer/);
+      assert.equal((await forward()).calls.length, 1, 'the place was given back');
     } finally {
       target.close();
       await a.close();
