@@ -2,6 +2,8 @@
 // shell and no curl), one line per call and a summary; exit 0 when every call
 // succeeded, 1 when one failed, 2 on bad arguments.
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { CallError, parseTarget } from './calls/call.ts';
 import { runCalls, type Summary } from './calls/run.ts';
@@ -170,6 +172,7 @@ function readArgs(argv: readonly string[]) {
   } catch (err) {
     throw new UsageError(`--timeout: ${(err as Error).message}`);
   }
+  const tls = tlsArgs(v, file);
   return {
     urls: positionals,
     json: v.json ?? false,
@@ -182,16 +185,53 @@ function readArgs(argv: readonly string[]) {
     body: Buffer.from(v.body ?? ''),
     timeoutMs,
     proxyProtocol,
-    tls: {
-      insecure: v.insecure ?? false,
-      ...(v.sni !== undefined ? { servername: v.sni } : {}),
-      ...(v.alpn !== undefined ? { alpn: v.alpn.split(',').map((a) => a.trim()) } : {}),
-      ...(v.ca !== undefined ? { ca: file('ca', v.ca)! } : {}),
-      ...(v.cert !== undefined ? { cert: file('cert', v.cert)! } : {}),
-      ...(v.key !== undefined ? { key: file('key', v.key)! } : {}),
-    },
+    tls,
     trace: continueTrace(null),
     requestId: null,
     forwarded: [],
+  };
+}
+
+/**
+ * The TLS flags, checked now: a file that is not PEM, a key that is not the
+ * certificate's or an ALPN name TLS cannot carry is a bad argument (exit 2), not a
+ * failure of the first call's handshake.
+ */
+function tlsArgs(
+  v: { insecure?: boolean; sni?: string; alpn?: string; ca?: string; cert?: string; key?: string },
+  file: (name: string, path: string | undefined) => Buffer | undefined,
+) {
+  const alpn = v.alpn?.split(',').map((a) => a.trim());
+  for (const a of alpn ?? [])
+    if (Buffer.byteLength(a) < 1 || Buffer.byteLength(a) > 255)
+      throw new UsageError(`--alpn: "${a.slice(0, 40)}" is not a protocol name (1 to 255 bytes)`);
+  const ca = file('ca', v.ca);
+  const cert = file('cert', v.cert);
+  const key = file('key', v.key);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together');
+  const check = (flags: string, options: Parameters<typeof createSecureContext>[0]) => {
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new UsageError(`${flags}: ${(err as Error).message}`);
+    }
+  };
+  if (ca !== undefined) {
+    check('--ca', { ca });
+    // A file without a certificate is taken as an empty list: every call would fail verification.
+    try {
+      new X509Certificate(ca);
+    } catch (err) {
+      throw new UsageError(`--ca: ${v.ca} holds no PEM certificate (${(err as Error).message})`);
+    }
+  }
+  if (cert !== undefined && key !== undefined) check('--cert/--key', { cert, key });
+  return {
+    insecure: v.insecure ?? false,
+    ...(v.sni !== undefined ? { servername: v.sni } : {}),
+    ...(alpn !== undefined ? { alpn } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
   };
 }

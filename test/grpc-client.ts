@@ -39,6 +39,8 @@ export interface CallOptions {
   metadata?: Record<string, string | Buffer | (string | Buffer)[]>;
   /** Milliseconds from now. */
   deadlineMs?: number;
+  /** Cancels the call (RST_STREAM CANCEL) when it aborts. */
+  signal?: AbortSignal;
 }
 
 function metadataOf(opts: CallOptions): grpc.Metadata {
@@ -106,6 +108,7 @@ export class EchoClient {
         trailers = s.metadata;
         done();
       });
+      opts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
 

@@ -1,5 +1,6 @@
 // Test helpers: a real server on an ephemeral loopback port, real clients.
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { connect, createServer } from 'node:net';
 import { Writable } from 'node:stream';
@@ -241,4 +242,36 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A plain node:http target on loopback that answers `body` (JSON), records the paths asked and counts its open connections. */
+export interface HttpTarget {
+  port: number;
+  paths: string[];
+  open(): number;
+  close(): void;
+}
+
+export async function httpTarget(body = '{}'): Promise<HttpTarget> {
+  const paths: string[] = [];
+  let open = 0;
+  const server: HttpServer = createHttpServer((req, res) => {
+    paths.push(req.url ?? '');
+    res.setHeader('content-type', 'application/json');
+    res.end(body);
+  });
+  server.on('connection', (s) => {
+    open++;
+    s.once('close', () => open--);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    paths,
+    open: () => open,
+    close() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
 }

@@ -34,6 +34,8 @@ export interface CallOptions {
   address?: string;
   /** HTTP/1.1 connections kept across calls (keep-alive); null or absent: each call its own. */
   pool?: ConnectionPool | null;
+  /** The run is over (its client went away): the call ends at once, its connection closed. */
+  signal?: AbortSignal;
 }
 
 /** A run's kept connections: one keep-alive agent (one socket) per scheme, address and port. */
@@ -154,15 +156,23 @@ function dial(
         return;
       }
       const servername = o.tls.servername ?? (isIP(host) === 0 ? host : undefined);
-      const s = tlsConnect({
-        socket: raw,
-        ...(servername === undefined ? {} : { servername }),
-        ALPNProtocols: o.tls.alpn ?? alpn,
-        rejectUnauthorized: !o.tls.insecure,
-        ...(o.tls.ca ? { ca: o.tls.ca } : {}),
-        ...(o.tls.cert ? { cert: o.tls.cert } : {}),
-        ...(o.tls.key ? { key: o.tls.key } : {}),
-      });
+      let s: TLSSocket;
+      // Options TLS refuses (a key not the certificate's, an ALPN name too long) throw
+      // here, in an event handler: caught, they fail this call instead of the process.
+      try {
+        s = tlsConnect({
+          socket: raw,
+          ...(servername === undefined ? {} : { servername }),
+          ALPNProtocols: o.tls.alpn ?? alpn,
+          rejectUnauthorized: !o.tls.insecure,
+          ...(o.tls.ca ? { ca: o.tls.ca } : {}),
+          ...(o.tls.cert ? { cert: o.tls.cert } : {}),
+          ...(o.tls.key ? { key: o.tls.key } : {}),
+        });
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
       s.once('error', fail);
       s.once('secureConnect', () => {
         s.off('error', fail);
@@ -176,7 +186,7 @@ function dial(
 /** Runs one call; never throws: every failure is a result with its error. */
 export async function call(text: string, o: CallOptions): Promise<CallResult> {
   const started = performance.now();
-  const signal = AbortSignal.timeout(o.timeoutMs);
+  const signal = ended(o, AbortSignal.timeout(o.timeoutMs));
   let protocol = '';
   const result = (r: Partial<CallResult>): CallResult => ({
     url: text,
@@ -189,12 +199,21 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     ...r,
     latencyMs: Math.round((performance.now() - started) * 100) / 100,
   });
+  // However a protocol's code waits, the call ends with its timeout (or its run): an
+  // answer that never settles must not hold the run, nor its place in a gate, for ever.
+  const givenUp = new Promise<never>((_, reject) => {
+    const end = () => reject(new CallError('timeout'));
+    if (signal.aborted) end();
+    else signal.addEventListener('abort', end, { once: true });
+  });
+  givenUp.catch(() => {});
+  const bounded = <T>(p: Promise<T>): Promise<T> => Promise.race([p, givenUp]);
   try {
     const { scheme, host, port, url } = parseTarget(text);
     protocol = scheme;
     const address = o.address ?? (await resolve(host));
     if (scheme === 'udp') {
-      const echo = await udpCall(address, port, o, signal);
+      const echo = await bounded(udpCall(address, port, o, signal));
       return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
     }
     if (scheme === 'ws' || scheme === 'wss') {
@@ -202,7 +221,7 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
       // client certificate, SNI, ALPN) apply to a WebSocket too.
       const socket = await dial(address, port, host, scheme === 'wss', ['http/1.1'], o, signal);
       try {
-        const echo = await wsCall(url, socket, o, signal);
+        const echo = await bounded(wsCall(url, socket, o, signal));
         protocol = 'websocket';
         return result({ status: 101, ok: true, echo, replica: replicaOf(echo) });
       } finally {
@@ -217,7 +236,7 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
         agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
         // Dialled like every call (PROXY header, TLS flags), with a timeout of its own.
         agent.createConnection = ((_opts: unknown, cb: (err: Error | null, s?: Socket) => void) => {
-          dial(address, port, host, tls, ['http/1.1'], o, AbortSignal.timeout(o.timeoutMs)).then(
+          dial(address, port, host, tls, ['http/1.1'], o, ended(o, AbortSignal.timeout(o.timeoutMs))).then(
             (s) => cb(null, s),
             (err: Error) => cb(err),
           );
@@ -225,7 +244,14 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
         }) as unknown as HttpAgent['createConnection'];
         o.pool.set(key, agent);
       }
-      const answer = await h1Call(agent, url, o, signal);
+      // A kept connection the target closed as this call went out (its idle timeout) is
+      // no answer from it: an idempotent call is made again, once, on a new connection.
+      const answer = await bounded(
+        h1Call(agent, url, o, signal).catch((err: unknown) => {
+          if (!(err instanceof StaleConnection) || signal.aborted) throw err;
+          return h1Call(agent, url, o, signal);
+        }),
+      );
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({
@@ -247,18 +273,18 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     );
     try {
       if (scheme === 'tcp' || scheme === 'tls') {
-        const echo = await tcpCall(socket, o, signal);
+        const echo = await bounded(tcpCall(socket, o, signal));
         return result({ status: 'ok', ok: true, echo, replica: replicaOf(echo) });
       }
       if (scheme === 'grpc' || scheme === 'grpcs') {
-        const g = await grpcCall(socket, url, o, signal);
+        const g = await bounded(grpcCall(socket, url, o, signal));
         protocol = 'grpc';
         return result({ status: g.status, ok: g.ok, echo: g.echo, replica: replicaOf(g.echo) });
       }
       const answer =
         scheme === 'h2' || scheme === 'h2c'
-          ? await h2Call(socket, url, o, signal)
-          : await h1Call(socket, url, o, signal);
+          ? await bounded(h2Call(socket, url, o, signal))
+          : await bounded(h1Call(socket, url, o, signal));
       protocol = answer.protocol;
       const echo = parseJson(answer.body);
       return result({
@@ -273,14 +299,31 @@ export async function call(text: string, o: CallOptions): Promise<CallResult> {
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return result({ error: signal.aborted ? 'timeout' : (e.code ?? e.message) });
+    return result({ error: o.signal?.aborted ? 'aborted' : signal.aborted ? 'timeout' : (e.code ?? e.message) });
   }
+}
+
+/** A call's timeout, or the end of its run when that comes first. */
+function ended(o: CallOptions, timeout: AbortSignal): AbortSignal {
+  return o.signal === undefined ? timeout : AbortSignal.any([timeout, o.signal]);
 }
 
 function withDefaults(o: CallOptions): [string, string][] {
   const has = (n: string) => o.headers.some(([k]) => k.toLowerCase() === n);
   return [...(has('accept') ? [] : [['accept', 'application/json'] as [string, string]]), ...o.headers];
 }
+
+/** A request that went out on a reused keep-alive connection and got no answer before it closed. */
+class StaleConnection extends Error {
+  readonly code: string;
+  constructor(err: NodeJS.ErrnoException) {
+    super(err.message);
+    this.code = err.code ?? 'ECONNRESET';
+  }
+}
+
+// The methods a client may repeat on its own (RFC 9110, 9.2.2).
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 function h1Call(
   via: Socket | HttpAgent,
@@ -300,8 +343,26 @@ function h1Call(
       signal,
     });
     req.setHeader('host', url.host);
-    req.once('error', reject);
+    let answered = false;
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      const stale =
+        !answered &&
+        req.reusedSocket &&
+        IDEMPOTENT.has(o.method) &&
+        (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      reject(stale ? new StaleConnection(err) : err);
+    });
+    // A 101 is no answer here (nothing asked to switch): node:http hands the socket to an
+    // 'upgrade' listener or closes the request, and emits neither 'response' nor 'error'.
+    req.once('upgrade', (_res, socket: Socket) => {
+      socket.destroy();
+      reject(new CallError('101 Switching Protocols to a request that asked for no upgrade'));
+    });
+    req.once('close', () => {
+      if (!answered) reject(new CallError('closed without an answer'));
+    });
     req.once('response', (res) => {
+      answered = true;
       // Now: once read, a kept socket goes back to its agent and leaves the response.
       const localPort = res.socket?.localPort ?? null;
       void readBounded(res, o.maxResponseBytes).then(
@@ -340,6 +401,8 @@ function h2Call(
       session.destroy();
       reject(err);
     });
+    // A reset with NO_ERROR before any answer closes the stream with no 'error'.
+    stream.once('close', () => reject(new CallError('stream closed without an answer')));
     stream.once('response', (h: IncomingHttpHeaders) => {
       void readBounded(stream, o.maxResponseBytes).then(
         (body) => {
@@ -414,14 +477,23 @@ function udpCall(address: string, port: number, o: CallOptions, signal: AbortSig
   const payload = o.body.length > 0 ? o.body : Buffer.from('ping'.padEnd(256, '.'));
   return new Promise((resolve, reject) => {
     const s = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+    // Once: the call's timeout still fires after an answer, and a second close throws.
+    let over = false;
     const done = (f: () => void) => {
+      if (over) return;
+      over = true;
+      signal.removeEventListener('abort', onAbort);
       s.close();
       f();
     };
-    signal.addEventListener('abort', () => done(() => reject(new CallError('timeout'))), { once: true });
+    const onAbort = () => done(() => reject(new CallError('timeout')));
+    signal.addEventListener('abort', onAbort, { once: true });
     s.once('error', (err) => done(() => reject(err)));
     s.once('message', (m: Buffer) => done(() => resolve(parseJson(m.toString('utf8')))));
-    s.send(payload, port, address);
+    // A send that fails (a datagram over 65507 bytes) says so only to a callback.
+    s.send(payload, port, address, (err) => {
+      if (err) done(() => reject(err));
+    });
   });
 }
 
@@ -475,33 +547,41 @@ function grpcCall(
     readBounded(stream, o.maxResponseBytes, true).then(
       (body) => {
         session.close();
-        const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
-        const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
-        if (code !== '0' || bytes === null) {
-          resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
-          return;
-        }
-        if (health) {
-          const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+        // The target's bytes decoded here, in a promise callback: what they cannot be
+        // decoded into fails the call (a throw here would be an unhandled rejection).
+        try {
+          const code = String(trailers['grpc-status'] ?? head['grpc-status'] ?? 'no grpc-status');
+          const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : null;
+          if (code !== '0' || bytes === null) {
+            resolve({ status: `grpc-status ${code}`, ok: false, echo: null });
+            return;
+          }
+          if (bytes.length !== body.readUInt32BE(1)) throw new Error('message shorter than its frame');
+          if (body[0] !== 0) throw new Error('compressed message (no grpc-encoding was offered)');
+          if (health) {
+            const serving = fromBinary(HealthCheckResponseSchema, bytes).status;
+            resolve({
+              status: HealthCheckResponse_ServingStatus[serving],
+              ok: serving === HealthCheckResponse_ServingStatus.SERVING,
+              echo: null,
+            });
+            return;
+          }
+          const r = fromBinary(EchoResponseSchema, bytes);
           resolve({
-            status: HealthCheckResponse_ServingStatus[serving],
-            ok: serving === HealthCheckResponse_ServingStatus.SERVING,
-            echo: null,
+            status: 'OK',
+            ok: true,
+            echo: {
+              method: r.method,
+              path: r.path,
+              requestId: r.requestId,
+              trace: r.trace ?? null,
+              server: r.server ?? null,
+            },
           });
-          return;
+        } catch (err) {
+          reject(new CallError(`malformed gRPC answer: ${(err as Error).message}`));
         }
-        const r = fromBinary(EchoResponseSchema, bytes);
-        resolve({
-          status: 'OK',
-          ok: true,
-          echo: {
-            method: r.method,
-            path: r.path,
-            requestId: r.requestId,
-            trace: r.trace ?? null,
-            server: r.server ?? null,
-          },
-        });
       },
       (err: Error) => {
         session.destroy();

@@ -1,6 +1,7 @@
 // A run of calls: each URL `count` times, paced to `qps`, each with its own
 // X-Request-Id and a traceparent of the run's trace; then the summary.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as pause } from 'node:timers/promises';
 import { call, type CallOptions, type CallResult, type ConnectionPool } from './call.ts';
 import { traceparentFor, type OutboundTrace } from './trace.ts';
 
@@ -26,16 +27,21 @@ export interface Summary {
   latencyMs: { p50: number; p90: number; p99: number; max: number } | null;
 }
 
+/** What the summary needs of a call: not its answer, which can be large and --count many. */
+export type Outcome = Pick<CallResult, 'ok' | 'status' | 'error' | 'replica' | 'latencyMs'>;
+
 export async function runCalls(
   urls: readonly string[],
   o: RunOptions,
   each: (r: CallResult & { n: number; requestId: string; spanId: string }) => void,
 ): Promise<Summary> {
-  const results: CallResult[] = [];
+  const results: Outcome[] = [];
   const interval = o.qps > 0 ? 1000 / o.qps : 0;
   const start = performance.now();
   let n = 0;
   const pool: ConnectionPool | null = o.newConnection === true ? null : new Map();
+  // The run's client went away: no more calls (the one in progress has ended with it).
+  const over = () => o.signal?.aborted === true;
   try {
     await callAll(pool);
   } finally {
@@ -48,8 +54,9 @@ export async function runCalls(
       for (const url of urls) {
         if (interval > 0) {
           const due = start + n * interval - performance.now();
-          if (due > 0) await new Promise((r) => setTimeout(r, due));
+          if (due > 0) await pause(due, undefined, o.signal === undefined ? {} : { signal: o.signal }).catch(() => {});
         }
+        if (over()) return;
         n++;
         const requestId = o.requestId ?? randomUUID();
         const { traceparent, spanId } = traceparentFor(o.trace);
@@ -60,14 +67,15 @@ export async function runCalls(
           ...o.headers,
         ];
         const r = await call(url, { ...o, headers, pool });
-        results.push(r);
+        if (over()) return;
+        results.push({ ok: r.ok, status: r.status, error: r.error, replica: r.replica, latencyMs: r.latencyMs });
         each({ ...r, n, requestId, spanId });
       }
     }
   }
 }
 
-export function summarize(results: readonly CallResult[]): Summary {
+export function summarize(results: readonly Outcome[]): Summary {
   const statuses: Record<string, number> = {};
   const replicas: Record<string, number> = {};
   for (const r of results) {

@@ -32,10 +32,12 @@ function bounded(
   setting: string,
 ): number | string {
   if (text === null) return fallback;
-  if (!/^[0-9]{1,7}$/.test(text)) return `${name} must be a whole number`;
-  const n = Number(text);
+  if (!/^[0-9]+$/.test(text)) return `${name} must be a whole number`;
+  // Beyond seven digits it is over any bound: said so, not read (a uint32 from gRPC has ten).
+  const digits = text.replace(/^0+(?=[0-9])/, '');
+  const n = digits.length > 7 ? Infinity : Number(digits);
   if (n < min) return `${name} must be at least ${min}`;
-  if (n > max) return `${name} ${n} is over ${setting} (${max})`;
+  if (n > max) return `${name} ${digits.slice(0, 20)} is over ${setting} (${max})`;
   return n;
 }
 
@@ -97,6 +99,25 @@ export function admitForward(ctx: HttpContext): (() => void) | ForwardRefusal {
   };
 }
 
+/**
+ * Deeper than an echo-server's echo ever is, even one hop's /forward answer inside
+ * another's (a few levels a hop): a target's answer nested deeper is not kept as its
+ * echo, since rendering it again costs stack per level.
+ */
+const MAX_ECHO_DEPTH = 64;
+
+/** Whether `v` nests objects and arrays more than `max` levels deep (iterative: no stack). */
+function deeperThan(v: unknown, max: number): boolean {
+  const pending: [unknown, number][] = [[v, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [value, depth] = next;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(value)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
 export interface ForwardCall {
   n: number;
   url: string;
@@ -122,7 +143,7 @@ export interface ForwardAnswer {
 export async function runForward(
   ctx: HttpContext,
   plan: ForwardPlan,
-  incoming: { rawHeaders: readonly string[]; requestId: string },
+  incoming: { rawHeaders: readonly string[]; requestId: string; signal: AbortSignal },
 ): Promise<ForwardAnswer | ForwardRefusal> {
   const { config } = ctx;
   const { target, count, qps } = plan;
@@ -164,6 +185,7 @@ export async function runForward(
       trace,
       requestId: incoming.requestId,
       forwarded,
+      signal: incoming.signal,
     },
     (r) => {
       // The target's own echo only when it is an echo-server's (it names its replica).
@@ -177,7 +199,7 @@ export async function runForward(
         error: r.error,
         replica: r.replica,
         spanId: r.spanId,
-        echo: r.replica === null ? null : r.echo,
+        echo: r.replica === null || deeperThan(r.echo, MAX_ECHO_DEPTH) ? null : r.echo,
       });
     },
   );
@@ -208,12 +230,22 @@ export function createForward(ctx: HttpContext): ((x: HandlerExchange) => void) 
       return refuse(plan.status, plan.why === 'forward needs a url' ? 'forward needs ?url=' : plan.why);
     const release = admitForward(ctx);
     if (typeof release !== 'function') return refuse(release.status, release.why);
-    x.onClose(release);
-    const incoming = { rawHeaders: x.requestInfo(0, EMPTY_BODY).rawHeaders, requestId: x.requestId };
+    // A client gone stops the run; its place is given back when the run has stopped,
+    // so --forward-max-concurrency bounds the calls being made, not the clients waiting.
+    const gone = new AbortController();
+    x.onClose(() => gone.abort());
+    const incoming = {
+      rawHeaders: x.requestInfo(0, EMPTY_BODY).rawHeaders,
+      requestId: x.requestId,
+      signal: gone.signal,
+    };
     void runForward(ctx, plan, incoming)
       .then((answer) => {
+        if (gone.signal.aborted) return;
         if (refused(answer)) return refuse(answer.status, answer.why);
-        send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer, null, 2) + '\n');
+        // Compact, like the echo's own JSON: indented, the answer grew with the square of the
+        // nesting a target's echo has, tens of MiB from a few KiB read.
+        send(x, 200, 'application/json; charset=utf-8', JSON.stringify(answer) + '\n');
       })
       .catch((err: unknown) => {
         fail(ctx, x, err);

@@ -4,11 +4,33 @@ import { ParseError } from './parse.ts';
 
 const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
-/** An IPv4-mapped IPv6 address (what a dual-stack socket reports) as plain IPv4. */
+/** The eight 16-bit groups of an IPv6 address (a dotted tail is the last two). */
+function groups6(ip: string): number[] {
+  const gap = ip.indexOf('::');
+  const split = (s: string) => (s === '' ? [] : s.split(':'));
+  const head = split(gap < 0 ? ip : ip.slice(0, gap));
+  const tail = gap < 0 ? [] : split(ip.slice(gap + 2));
+  const last = [...head, ...tail].at(-1) ?? '';
+  const dotted = last.includes('.') ? last.split('.').map(Number) : null;
+  const hex = (g: string[]) => g.filter((x) => !x.includes('.')).map((x) => parseInt(x, 16));
+  const quad = dotted === null ? [] : [(dotted[0]! << 8) | dotted[1]!, (dotted[2]! << 8) | dotted[3]!];
+  const [h, t] = [hex(head), [...hex(tail), ...(gap < 0 ? [] : quad)]];
+  if (gap < 0) return [...h, ...quad];
+  return [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
+/**
+ * An IPv4-mapped IPv6 address as plain IPv4: what a dual-stack socket reports, and
+ * every other spelling of it (a URL writes `[::ffff:127.0.0.1]` as `[::ffff:7f00:1]`,
+ * and a connection to either reaches 127.0.0.1 just the same).
+ */
 export function normalizeIp(ip: string): string {
-  if (!ip.startsWith('::ffff:') && !ip.startsWith('::FFFF:')) return ip;
   const m = MAPPED_V4.exec(ip);
-  return m ? m[1]! : ip;
+  if (m) return m[1]!;
+  if (!/ffff/i.test(ip) || isIP(ip) !== 6) return ip;
+  const g = groups6(ip);
+  if (g.length !== 8 || g.slice(0, 5).some((x) => x !== 0) || g[5] !== 0xffff) return ip;
+  return `${g[6]! >> 8}.${g[6]! & 255}.${g[7]! >> 8}.${g[7]! & 255}`;
 }
 
 /** `ip:port`, with IPv6 in brackets. */

@@ -42,11 +42,16 @@ function netEntry(spec: string, port: number | null, entry: string): NetEntry | 
   const max = family === 4 ? 32 : 128;
   if (prefixText !== undefined && (!/^[0-9]{1,3}$/.test(prefixText) || Number(prefixText) > max))
     throw new ParseError(`"${entry}" has an invalid prefix length`);
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  // An IPv4-mapped entry (::ffff:10.0.0.0/104) is the IPv4 block it maps: addresses are
+  // checked as IPv4 (normalizeIp), so it must be too.
+  const v4 = family === 6 && prefix >= 96 ? normalizeIp(addr) : addr;
+  if (v4 !== addr) return { kind: 'net', text: entry, addr: v4, prefix: prefix - 96, family: 4, port };
   return {
     kind: 'net',
     text: entry,
     addr,
-    prefix: prefixText === undefined ? max : Number(prefixText),
+    prefix,
     family: family === 4 ? 4 : 6,
     port,
   };
@@ -58,8 +63,8 @@ export function parseAllowEntry(entry: string): AllowEntry {
   const bracket = /^\[([^\]]+)\](?::([^:]*))?$/.exec(text);
   if (bracket) {
     const port = bracket[2] === undefined ? null : parsePort(bracket[2], entry);
-    const e = netEntry(bracket[1]!, port, entry);
-    if (e === null || e.family !== 6) throw new ParseError(`"${entry}": only an IPv6 address goes in brackets`);
+    const e = isIP(bracket[1]!.split('/')[0] ?? '') === 6 ? netEntry(bracket[1]!, port, entry) : null;
+    if (e === null) throw new ParseError(`"${entry}": only an IPv6 address goes in brackets`);
     return e;
   }
   if (isIP(text.split('/')[0] ?? '') === 6) return netEntry(text, null, entry)!;

@@ -2,12 +2,19 @@
 // caller needs (headers, method, body, PROXY header, TLS), trace propagation per call,
 // the summary and the exit codes (0 all succeeded, 1 one failed, 2 bad arguments).
 import assert from 'node:assert/strict';
+import { createServer as createH2Server } from 'node:http2';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli.ts';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { call as callOnce } from '../../src/calls/call.ts';
+import { runCalls } from '../../src/calls/run.ts';
+import { continueTrace } from '../../src/calls/trace.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { selfSigned } from '../../src/transport/self-signed.ts';
 import { requireTool, runTool, startTestServer, type TestServer } from '../helpers.ts';
 
 async function call(argv: string[]) {
@@ -230,6 +237,19 @@ describe('echo-server call', () => {
     assert.match(failing.out, /^summary: 2 calls, 1 ok, 1 failed; statuses 200×1 503×1/m);
   });
 
+  it('udp: a run longer than --timeout outlives the timeouts of the calls already answered', async () => {
+    // Each answered call's timeout fired later and closed its socket a second time: a throw.
+    const r = await call([url('udp'), '--count', '3', '--qps', '4', '--timeout', '150ms']);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /summary: 3 calls, 3 ok/);
+  });
+
+  it('udp: a datagram too large to send fails the call at once, not by its timeout', async () => {
+    const r = await call(['udp://127.0.0.1:9/', '--body', 'x'.repeat(70_000), '--timeout', '3s']);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /error=EMSGSIZE/);
+  });
+
   it('--timeout ends a call that gets no answer', async () => {
     const r = await call([`${url('http')}/?echo_delay=2s`, '--timeout', '200ms']);
     assert.equal(r.code, 1);
@@ -255,5 +275,154 @@ describe('echo-server call', () => {
       assert.match(r.err, message);
       assert.equal(r.out, '', 'no call was made');
     });
+  }
+});
+
+describe('echo-server call: TLS flags checked before any call', () => {
+  let dir = '';
+  const path = (name: string) => join(dir, name);
+  before(async () => {
+    const [a, b] = [await selfSigned(['a']), await selfSigned(['b'])];
+    dir = await mkdtemp(join(tmpdir(), 'echo-call-tls-flags-'));
+    await writeFile(path('a.crt'), a.cert);
+    await writeFile(path('a.key'), a.key);
+    await writeFile(path('b.key'), b.key);
+    await writeFile(path('not.pem'), 'not a certificate\n');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  // Each of these once threw from inside the TLS handshake: a stack trace and exit 1.
+  const bad: [string, () => string[], RegExp][] = [
+    [
+      'a --cert that is not PEM',
+      () => ['--cert', path('not.pem'), '--key', path('a.key')],
+      /--cert\/--key: .*no start line/,
+    ],
+    [
+      "a --key that is not the certificate's",
+      () => ['--cert', path('a.crt'), '--key', path('b.key')],
+      /--cert\/--key: .*mismatch/,
+    ],
+    ['--cert without --key', () => ['--cert', path('a.crt')], /--cert and --key go together/],
+    ['a --ca without a certificate', () => ['--ca', path('not.pem')], /--ca: .* holds no PEM certificate/],
+    ['an --alpn name over 255 bytes', () => ['--alpn', `h2,${'a'.repeat(256)}`], /--alpn: .*1 to 255 bytes/],
+  ];
+  for (const [name, flags, message] of bad) {
+    it(`exit 2 on ${name}`, async () => {
+      const r = await call(['https://127.0.0.1:1/', '--insecure', ...flags()]);
+      assert.equal(r.code, 2, r.out + r.err);
+      assert.match(r.err, message);
+      assert.equal(r.out, '', 'no call was made');
+    });
+  }
+
+  it('a valid --cert/--key pair and --ca pass the check', async () => {
+    const r = await call([
+      'https://127.0.0.1:1/',
+      '--cert',
+      path('a.crt'),
+      '--key',
+      path('a.key'),
+      '--ca',
+      path('a.crt'),
+    ]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.out, /error=ECONNREFUSED/);
+  });
+
+  it('options TLS refuses at the handshake fail that call, not the process', async () => {
+    const t = await startTestServer({ https: true, httpsPort: 0 });
+    try {
+      const [cert, key] = [await readFile(path('a.crt')), await readFile(path('b.key'))];
+      const r = await callOnce(`${t.server.listener.httpsUrl!}/`, {
+        method: 'GET',
+        headers: [],
+        body: Buffer.alloc(0),
+        timeoutMs: 2000,
+        maxResponseBytes: 1024,
+        proxyProtocol: null,
+        tls: { insecure: true, cert, key },
+      });
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? '', /mismatch|KEY_VALUES_MISMATCH/i);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('echo-server call: a long run', () => {
+  it('keeps no answer once its line is written: memory does not grow with --count', async () => {
+    // An answer of a few hundred KiB parsed, kept per call for the summary, made
+    // --count 2000 hold 1.8 GB; the summary needs a status and a latency.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = await startTestServer({}, { identity: { hostname: 'kept', addresses: [] } });
+    try {
+      let first: WeakRef<object> | null = null;
+      let collected: boolean | null = null;
+      const summary = await runCalls(
+        [`${t.url}/`],
+        {
+          method: 'GET',
+          headers: [],
+          body: Buffer.alloc(0),
+          timeoutMs: 5000,
+          maxResponseBytes: 1 << 20,
+          proxyProtocol: null,
+          tls: { insecure: false },
+          count: 3,
+          qps: 0,
+          trace: continueTrace(null),
+          requestId: null,
+          forwarded: [],
+        },
+        (r) => {
+          // Call 1's answer, looked at again in call 3's turn (another task: WeakRefs hold within one).
+          if (r.n === 1) first = new WeakRef(r.echo as object);
+          if (r.n === 3) {
+            gc();
+            collected = first!.deref() === undefined;
+          }
+        },
+      );
+      assert.equal(summary.ok, 3);
+      assert.deepEqual(summary.replicas, { kept: 3 });
+      assert.equal(collected, true, "the first call's answer is no longer held");
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('echo-server call: a gRPC target that answers nonsense', () => {
+  // grpc-status 0 with a message its frame says is 3 bytes, holding a field that runs
+  // past its end; a frame longer than what follows; a compressed flag nobody offered.
+  const answers: [string, Buffer, RegExp][] = [
+    ['a message that is not protobuf', Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x7f, 0x41]), /malformed gRPC answer/],
+    ['a frame longer than its message', Buffer.from([0, 0, 0, 0, 9, 0x0a, 0x00]), /shorter than its frame/],
+    ['a compressed message', Buffer.from([1, 0, 0, 0, 2, 0x0a, 0x00]), /compressed message/],
+  ];
+  for (const [name, bytes, message] of answers) {
+    for (const path of ['/', '/grpc.health.v1.Health/Check']) {
+      it(`${name}${path === '/' ? '' : ' (health)'} fails the call, exit 1`, async () => {
+        const target = createH2Server();
+        target.on('stream', (st) => {
+          st.on('error', () => {});
+          st.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          st.on('wantTrailers', () => st.sendTrailers({ 'grpc-status': '0' }));
+          st.end(bytes);
+        });
+        await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+        try {
+          const { port } = target.address() as { port: number };
+          const r = await call([`grpc://127.0.0.1:${port}${path}`, '--timeout', '2s']);
+          assert.equal(r.code, 1, r.out + r.err);
+          assert.match(r.out, message);
+        } finally {
+          target.close();
+        }
+      });
+    }
   }
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EchoClient, grpc } from '../grpc-client.ts';
 import { parseAllowList } from '../../src/util/allowlist.ts';
-import { startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { httpTarget, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const allow = (...entries: string[]) => ({ forwardAllow: parseAllowList(entries) });
 const named = (hostname: string) => ({ identity: { hostname, addresses: [] } });
@@ -99,6 +99,12 @@ describe('gRPC Forward', () => {
       const count = await client.forward({ url: 'http://127.0.0.1:1/', count: 4 });
       assert.equal(count.error?.code, grpc.status.INVALID_ARGUMENT);
       assert.match(count.error?.details ?? '', /--forward-max-count/);
+      // The largest uint32s are over the bounds too, and said so (not "not a whole number").
+      const huge = await client.forward({ url: 'http://127.0.0.1:1/', count: 4294967295 });
+      assert.equal(huge.error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(huge.error?.details ?? '', /count 4294967295 is over --forward-max-count/);
+      const fast = await client.forward({ url: 'http://127.0.0.1:1/', qps: 4294967295 });
+      assert.match(fast.error?.details ?? '', /qps 4294967295 is over --forward-max-qps/);
       assert.equal((await client.forward({ url: '' })).error?.code, grpc.status.INVALID_ARGUMENT);
       const ws = await client.forward({ url: 'ws://127.0.0.1:1/' });
       assert.equal(ws.error?.code, grpc.status.INVALID_ARGUMENT);
@@ -130,6 +136,49 @@ describe('gRPC Forward', () => {
     } finally {
       client.close();
       await Promise.all([a.close(), to.close()]);
+    }
+  });
+
+  it('a Forward cancelled or past its deadline stops its calls and its kept connection, then frees its place', async () => {
+    const t = await httpTarget();
+    const a = await startTestServer({ ...allow('127.0.0.1'), forwardMaxConcurrency: 1 });
+    const client = clientOf(a);
+    try {
+      for (const how of ['cancel', 'deadline'] as const) {
+        const before = t.paths.length;
+        const stop = new AbortController();
+        // Ten calls at one per second: nine seconds after the first call.
+        const pending = client.forward(
+          { url: `http://127.0.0.1:${t.port}/${how}`, count: 10, qps: 1 },
+          how === 'cancel' ? { signal: stop.signal } : { deadlineMs: 500 },
+        );
+        await waitFor(() => t.paths.length === before + 1 && t.open() === 1, 5000, `${how}: the first call`);
+        stop.abort();
+        const r = await pending;
+        assert.equal(r.error?.code, how === 'cancel' ? grpc.status.CANCELLED : grpc.status.DEADLINE_EXCEEDED);
+        await waitFor(() => t.open() === 0, 3000, `${how}: the kept connection closed when the call ended`);
+        const next = await client.forward({ url: `http://127.0.0.1:${t.port}/after-${how}` });
+        assert.equal(next.error, null, `${how}: the place is free again`);
+        assert.deepEqual(t.paths.slice(before), [`/${how}`, `/after-${how}`], `${how}: no call after the end`);
+      }
+      const lines = await waitFor(
+        () => {
+          const l = a.logs.messages('request').filter((e) => e['uri'] === '/echoserver.v1.Echo/Forward');
+          return l.length >= 4 ? l : null;
+        },
+        5000,
+        'the access lines',
+      );
+      assert.equal(lines.length, 4, 'one access line per call');
+      const [cancelled, , late] = lines.map((e) => e['grpcStatus']);
+      assert.equal(cancelled, grpc.status.CANCELLED);
+      // The server's own deadline, or the client's reset when that came first.
+      assert.ok(late === grpc.status.DEADLINE_EXCEEDED || late === grpc.status.CANCELLED, String(late));
+      assert.deepEqual([lines[1]!['grpcStatus'], lines[3]!['grpcStatus']], [0, 0]);
+    } finally {
+      client.close();
+      t.close();
+      await a.close();
     }
   });
 });

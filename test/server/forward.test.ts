@@ -155,6 +155,11 @@ describe('GET /forward', () => {
       assert.equal(qps.status, 400);
       assert.match(qps.text, /--forward-max-qps/);
       assert.equal((await forward(target, url, '&count=abc')).status, 400);
+      // Eight digits and more are over the bound, said so; leading zeros are still the number.
+      const huge = await forward(target, url, '&count=99999999999');
+      assert.equal(huge.status, 400);
+      assert.match(huge.text, /count 99999999999 is over --forward-max-count/);
+      assert.equal((await forward(target, url, '&count=00000000002')).status, 200);
       // One forward whose call waits (the echo's delay control) holds the only place.
       const slow = forward(target, `${url}?echo_delay=1s`);
       let busy = 0;

@@ -216,8 +216,10 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       if (isForwardRefusal(plan)) return refuse(plan);
       const release = admitForward(ctx);
       if (typeof release !== 'function') return refuse(release);
-      call.whenEnded(release);
-      runForward(ctx, plan, { rawHeaders: call.x.req.rawHeaders, requestId: call.x.requestId })
+      // Cancelled or past its deadline: the run stops, and gives its place back once stopped.
+      const ended = new AbortController();
+      call.whenEnded(() => ended.abort());
+      runForward(ctx, plan, { rawHeaders: call.x.req.rawHeaders, requestId: call.x.requestId, signal: ended.signal })
         .then((answer) => {
           if (isForwardRefusal(answer)) return refuse(answer);
           const response = create(ForwardResponseSchema, {
