@@ -1,6 +1,8 @@
-// One pass over the raw request headers collects everything the handler needs,
-// so the hot path never builds Node's lower-cased `req.headers` object. Which names
-// matter is decided in one place for the whole server (header-names.ts).
+// One pass over the raw request headers collects everything the handler needs, so
+// no handler looks names up one by one in a header object (node:http builds its
+// lower-cased `req.headers` on HTTP/1.1 anyway, to check Expect; nothing here adds
+// to that). Which names matter is decided in one place for the whole server
+// (header-names.ts).
 import {
   ACCEPT,
   AUTHORITY,
