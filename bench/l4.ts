@@ -384,12 +384,16 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['bare', 'echo'] as const) {
         const child = start(which === 'echo' ? echoArgs : [import.meta.filename, 'bare', sc.protocol, String(port)]);
-        if (which === 'echo') await waitTcp(http);
-        else if (sc.protocol === 'tcp') await waitTcp(port);
-        else await sleep(500); // the bare UDP echo has no TCP port to wait on
-        results[which].push(await sc.run(port, child.pid!));
-        child.kill('SIGKILL');
-        await new Promise((r) => child.once('exit', r));
+        // A server that never comes up, or a load that fails, must not leave it running.
+        try {
+          if (which === 'echo') await waitTcp(http);
+          else if (sc.protocol === 'tcp') await waitTcp(port);
+          else await sleep(500); // the bare UDP echo has no TCP port to wait on
+          results[which].push(await sc.run(port, child.pid!));
+        } finally {
+          child.kill('SIGKILL');
+          await new Promise((r) => child.once('exit', r));
+        }
       }
     }
     const row: L4Row = {
