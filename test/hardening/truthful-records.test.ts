@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { NetworkSet } from '../../src/util/addresses.ts';
 import type { Echo } from '../../src/echo/model.ts';
-import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** A PROXY v2 header for AF_UNIX with the given (108-byte, NUL-padded) paths. */
 function proxyV2Unix(source: string, destination: string): Buffer {
@@ -136,6 +136,24 @@ describe('one record for every outcome', () => {
     assert.equal(line.aborted, true);
     assert.equal(line.status, 499);
     assert.equal(line.clientIp, '127.0.0.1');
+  });
+
+  it('records an HTTP/2 request with a body, answered in full, as answered, not aborted', async () => {
+    // node:http2 may close such a stream (both sides ended) before it reports our
+    // side of it finished, although the whole answer is out.
+    const cases: [string, string, Record<string, string>][] = [
+      ['/h2-post', 'POST', {}],
+      ['/h2-expect', 'POST', { expect: '100-continue' }],
+    ];
+    for (const [path, method, headers] of cases) {
+      const r = await h2request(t.url, path, { method, body: 'hello', headers });
+      assert.equal(r.status, 200);
+      assert.match(r.body, new RegExp(path));
+      await waitFor(() => requests().some((l) => l.uri === path), 3000, `the line for ${path}`);
+      const line = requests().find((l) => l.uri === path)!;
+      assert.equal(line.status, 200, path);
+      assert.equal(line.aborted, undefined, `${path} was answered in full: ${JSON.stringify(line)}`);
+    }
   });
 
   it('answers, logs and counts CONNECT over HTTP/2 (405), as over HTTP/1.1', async () => {
