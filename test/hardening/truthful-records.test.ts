@@ -156,6 +156,50 @@ describe('one record for every outcome', () => {
     }
   });
 
+  it('records every HTTP/2 stream reset in the same write as its HEADERS, and holds none in flight', async () => {
+    // Raw frames, so that each HEADERS and its RST_STREAM reach the server together.
+    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(id, 5);
+      return Buffer.concat([head, payload]);
+    };
+    const literal = (name: string, value: string) =>
+      Buffer.concat([
+        Buffer.from([0, name.length]),
+        Buffer.from(name),
+        Buffer.from([value.length]),
+        Buffer.from(value),
+      ]);
+    const STREAMS = 50;
+    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))];
+    for (let i = 0; i < STREAMS; i++) {
+      const id = 1 + 2 * i;
+      const block = Buffer.concat([
+        literal(':method', 'GET'),
+        literal(':scheme', 'http'),
+        literal(':authority', '127.0.0.1'),
+        literal(':path', `/rapid-reset/${i}`),
+      ]);
+      frames.push(frame(0x1, 0x5, id, block), frame(0x3, 0, id, Buffer.from([0, 0, 0, 8])));
+    }
+    const s = connect({ port: t.port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    s.on('data', () => {});
+    await once(s, 'connect');
+    s.write(Buffer.concat(frames));
+    const lines = () => requests().filter((l) => String(l.uri).startsWith('/rapid-reset/'));
+    try {
+      await waitFor(() => lines().length === STREAMS, 5000, 'a line for every stream');
+      await waitFor(() => t.server.app.inFlight === 0, 5000, 'no reset stream left in flight');
+    } finally {
+      s.destroy();
+    }
+    assert.equal(new Set(lines().map((l) => l.uri)).size, STREAMS, 'one line each');
+  });
+
   it('answers, logs and counts CONNECT over HTTP/2 (405), as over HTTP/1.1', async () => {
     const own = await startTestServer();
     const session = h2connect(own.url);
