@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { NetworkSet } from '../../src/util/addresses.ts';
 import type { Echo } from '../../src/echo/model.ts';
-import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** A PROXY v2 header for AF_UNIX with the given (108-byte, NUL-padded) paths. */
 function proxyV2Unix(source: string, destination: string): Buffer {
@@ -136,6 +136,68 @@ describe('one record for every outcome', () => {
     assert.equal(line.aborted, true);
     assert.equal(line.status, 499);
     assert.equal(line.clientIp, '127.0.0.1');
+  });
+
+  it('records an HTTP/2 request with a body, answered in full, as answered, not aborted', async () => {
+    // node:http2 may close such a stream (both sides ended) before it reports our
+    // side of it finished, although the whole answer is out.
+    const cases: [string, string, Record<string, string>][] = [
+      ['/h2-post', 'POST', {}],
+      ['/h2-expect', 'POST', { expect: '100-continue' }],
+    ];
+    for (const [path, method, headers] of cases) {
+      const r = await h2request(t.url, path, { method, body: 'hello', headers });
+      assert.equal(r.status, 200);
+      assert.match(r.body, new RegExp(path));
+      await waitFor(() => requests().some((l) => l.uri === path), 3000, `the line for ${path}`);
+      const line = requests().find((l) => l.uri === path)!;
+      assert.equal(line.status, 200, path);
+      assert.equal(line.aborted, undefined, `${path} was answered in full: ${JSON.stringify(line)}`);
+    }
+  });
+
+  it('records every HTTP/2 stream reset in the same write as its HEADERS, and holds none in flight', async () => {
+    // Raw frames, so that each HEADERS and its RST_STREAM reach the server together.
+    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(id, 5);
+      return Buffer.concat([head, payload]);
+    };
+    const literal = (name: string, value: string) =>
+      Buffer.concat([
+        Buffer.from([0, name.length]),
+        Buffer.from(name),
+        Buffer.from([value.length]),
+        Buffer.from(value),
+      ]);
+    const STREAMS = 50;
+    const frames = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))];
+    for (let i = 0; i < STREAMS; i++) {
+      const id = 1 + 2 * i;
+      const block = Buffer.concat([
+        literal(':method', 'GET'),
+        literal(':scheme', 'http'),
+        literal(':authority', '127.0.0.1'),
+        literal(':path', `/rapid-reset/${i}`),
+      ]);
+      frames.push(frame(0x1, 0x5, id, block), frame(0x3, 0, id, Buffer.from([0, 0, 0, 8])));
+    }
+    const s = connect({ port: t.port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    s.on('data', () => {});
+    await once(s, 'connect');
+    s.write(Buffer.concat(frames));
+    const lines = () => requests().filter((l) => String(l.uri).startsWith('/rapid-reset/'));
+    try {
+      await waitFor(() => lines().length === STREAMS, 5000, 'a line for every stream');
+      await waitFor(() => t.server.app.inFlight === 0, 5000, 'no reset stream left in flight');
+    } finally {
+      s.destroy();
+    }
+    assert.equal(new Set(lines().map((l) => l.uri)).size, STREAMS, 'one line each');
   });
 
   it('answers, logs and counts CONNECT over HTTP/2 (405), as over HTTP/1.1', async () => {

@@ -10,7 +10,7 @@
 // A gRPC call, whose adapter is written against node:http's objects, gets the
 // compatibility objects instead, built as node:http2 builds them (serveCompat).
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
@@ -24,6 +24,7 @@ import { cancelNow, closeSessionOf, destroySessionOf, refuseNow, resetNow, stopR
 
 const EMPTY = new Uint8Array(0);
 const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+const NGHTTP2_NO_ERROR = 0;
 
 export class H2Exchange extends Exchange implements HandlerExchange {
   readonly stream: ServerHttp2Stream;
@@ -31,6 +32,8 @@ export class H2Exchange extends Exchange implements HandlerExchange {
   readonly rawHeaders: string[];
   readonly httpVersion = '2.0';
   readonly #ledger: Ledger;
+  /** The stream's session, kept: node:http2 forgets it when the stream closes. */
+  readonly #session: Http2Session | undefined;
   /** The status answered (200 until a head says otherwise, as node's responses default to). */
   #status = 200;
   /** Set when the handler returned before the stream closed: the record then closes with the stream. */
@@ -57,6 +60,7 @@ export class H2Exchange extends Exchange implements HandlerExchange {
     this.stream = stream;
     this.rawHeaders = rawHeaders;
     this.#ledger = ledger;
+    this.#session = stream.session;
   }
 
   get headersSent(): boolean {
@@ -272,12 +276,20 @@ export class H2Exchange extends Exchange implements HandlerExchange {
   }
 
   /**
-   * Whether the whole answer was handed to node:http2: ended here and our side of the
-   * stream finished. Not the stream's own writableEnded: node:http2 ends the writable
-   * side of a stream the peer reset, too.
+   * Whether the whole answer went out: ended here, and either our side of the stream
+   * finished, or nghttp2 closed the stream without an error code (both sides sent
+   * END_STREAM) in a session still alive. Not the stream's own writableEnded:
+   * node:http2 ends the writable side of a stream the peer reset, too. Not
+   * writableFinished alone: when the request had a body, node:http2 often closes the
+   * stream, the answer delivered, before it reports our side finished. The live
+   * session rules out the streams of a destroyed one (the connection lost, or
+   * destroyed here), which node:http2 may close with NO_ERROR too.
    */
   #answered(): boolean {
-    return this.#ended && this.stream.writableFinished;
+    if (!this.#ended) return false;
+    const { stream } = this;
+    if (stream.writableFinished) return true;
+    return stream.rstCode === NGHTTP2_NO_ERROR && this.#session !== undefined && !this.#session.destroyed;
   }
 
   /**
