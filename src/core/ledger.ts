@@ -30,8 +30,12 @@ export interface ClientShare {
   keyOf(rawHeaders: readonly string[], facts: ConnectionFacts): string;
 }
 
-/** The client of an L4 connection: the PROXY header's source when it names one, else the peer. */
-export function l4Client(facts: ConnectionFacts): string {
+/**
+ * The client of a connection, on every protocol: the PROXY header's source when it
+ * names one, else the peer. The access lines and the connection share both use it,
+ * so a line says the client the echo shows as `remoteAddr`.
+ */
+export function connectionClient(facts: ConnectionFacts): string {
   const { proxy } = facts;
   return proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null
     ? proxy.sourceAddress
@@ -148,7 +152,7 @@ export class Ledger {
     if (grpcStatus !== undefined) this.#metrics?.grpcFinished(grpcStatus);
     if (x.logged && !('l4' in outcome)) {
       const durationMs = Math.round(seconds * 1e6) / 1000;
-      const clientIp = normalizeIp(x.facts.peerAddress);
+      const clientIp = normalizeIp(connectionClient(x.facts));
       if (websocket === undefined) {
         this.#accessLog({
           reqId: x.requestId,
@@ -203,7 +207,7 @@ export class Ledger {
         connId: x.requestId,
         protocol: x.protocol,
         listener: x.target,
-        clientIp: normalizeIp(l4Client(x.facts)),
+        clientIp: normalizeIp(connectionClient(x.facts)),
         peer: formatHostPort(normalizeIp(x.facts.peerAddress), x.facts.peerPort),
         ...(proxy === null ? {} : { proxied: true }),
         bytesIn: x.bytesIn,

@@ -5,7 +5,7 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Config } from '../config/settings.ts';
 import { isRefusal, type ConnectionShares } from '../core/connection-share.ts';
-import { l4Client } from '../core/ledger.ts';
+import { connectionClient } from '../core/ledger.ts';
 import type { PortRow } from '../core/ports.ts';
 import type { LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
@@ -94,7 +94,7 @@ export function acceptOn(row: PortRow, config: Config, deps: AcceptDeps, next: N
     const admitted = () => {
       const proxy = state.facts.proxy;
       const named = proxy !== null && proxy.command === 'PROXY' && proxy.sourceAddress !== null;
-      return admit(socket, l4Client(state.facts), !named) ? next(socket, state) : undefined;
+      return admit(socket, connectionClient(state.facts), !named) ? next(socket, state) : undefined;
     };
     (start === null ? Promise.resolve(next(socket, state)) : start.then(admitted))
       .finally(() => accepted.inFront.delete(socket))

@@ -37,6 +37,16 @@ describe('PROXY protocol', () => {
     );
   });
 
+  it('the access line names the client the PROXY header names, as the echo does; LOCAL keeps the peer', async () => {
+    await rawRequest(t.port, `PROXY TCP4 203.0.113.21 192.0.2.1 40000 80\r\n${GET('/who-v1')}`);
+    const local = encodeProxyV2({ command: 'LOCAL' });
+    await rawRequest(t.port, Buffer.concat([local, Buffer.from(GET('/who-local'))]));
+    const lineOf = (uri: string) => t.logs.messages('request').find((l) => l.uri === uri);
+    await waitFor(() => lineOf('/who-v1') !== undefined && lineOf('/who-local') !== undefined);
+    assert.equal(lineOf('/who-v1')!.clientIp, '203.0.113.21');
+    assert.equal(lineOf('/who-local')!.clientIp, '127.0.0.1');
+  });
+
   it('v2: shows the TLVs (ALPN, authority, unique id, SSL)', async () => {
     const ssl = Buffer.concat([Buffer.from([0x01, 0, 0, 0, 0]), Buffer.from([0x21, 0, 7]), Buffer.from('TLSv1.3')]);
     const header = encodeProxyV2({

@@ -9,7 +9,7 @@ import type { Config } from '../../config/settings.ts';
 import { closeExchange } from '../../core/answer-port.ts';
 import { Exchange, type Outcome } from '../../core/exchange.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
-import { l4Client, type Ledger } from '../../core/ledger.ts';
+import { connectionClient, type Ledger } from '../../core/ledger.ts';
 import { scanHeaders } from '../../core/request-head.ts';
 import type { Identity } from '../../echo/identity.ts';
 import { TCP_ENDS, type TcpEnd } from '../../ops/metrics.ts';
@@ -124,7 +124,7 @@ function bannerOf(socket: Socket, facts: ConnectionFacts, connectionId: string, 
     connectionId,
     remoteAddr: formatHostPort(normalizeIp(facts.peerAddress), facts.peerPort),
     localAddr: formatHostPort(normalizeIp(socket.localAddress ?? ''), socket.localPort),
-    clientIp: normalizeIp(l4Client(facts)),
+    clientIp: normalizeIp(connectionClient(facts)),
     proxy: facts.proxy,
     tls: facts.tls,
     identity,
