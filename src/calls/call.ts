@@ -401,9 +401,15 @@ function h2Call(
       session.destroy();
       reject(err);
     });
-    // A reset with NO_ERROR before any answer closes the stream with no 'error'.
-    stream.once('close', () => reject(new CallError('stream closed without an answer')));
+    // A reset with NO_ERROR before any answer closes the stream with no 'error'. Once
+    // the head is in, the body's reading settles the call: an answer whose END_STREAM
+    // rides on its last DATA frame closes the stream before that reading resolves.
+    let answered = false;
+    stream.once('close', () => {
+      if (!answered) reject(new CallError('stream closed without an answer'));
+    });
     stream.once('response', (h: IncomingHttpHeaders) => {
+      answered = true;
       void readBounded(stream, o.maxResponseBytes).then(
         (body) => {
           session.close();
