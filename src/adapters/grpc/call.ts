@@ -186,7 +186,7 @@ export class Call {
     const kept = received.length > maxEchoBody ? received.subarray(0, maxEchoBody) : received;
     // The echo's body is not part of the record (payload is): none is described.
     this.#echo ??= echoRecord(
-      requestInfo(x.req, x.facts, x.target, received.length, EMPTY_BODY, x.requestId),
+      requestInfo(x, x.facts, x.target, received.length, EMPTY_BODY, x.requestId),
       ctx.echoContext,
     );
     return echoFrame(this.#echo, {
@@ -204,14 +204,14 @@ export class Call {
   /** Starts reading the request for `method`. */
   start(method: Method): void {
     const { x, ctx } = this;
-    const { req } = x;
+    const { body } = x;
     if (this.deadlineMs > 0) this.deadlineTimer = setTimeout(onDeadline, this.deadlineMs, this);
     this.requestTimer = setTimeout(onRequestTimeout, ctx.config.requestTimeoutMs, this);
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
     if (streaming) this.#guard(() => method.run(this, null));
     const text = x.flavour === 'web-text' ? new Base64Decoder() : null;
-    req.on('data', (chunk: Buffer) => {
+    body.on('data', (chunk: Buffer) => {
       if (this.done) return;
       x.bytesIn += chunk.length;
       let messages: Buffer[];
@@ -237,7 +237,7 @@ export class Call {
         else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
       }
     });
-    req.on('end', () => {
+    body.on('end', () => {
       this.halfClosed = true;
       // The request side is complete: its timeout has nothing left to time.
       if (this.requestTimer !== null) {

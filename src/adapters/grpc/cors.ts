@@ -5,7 +5,6 @@
 // origin's preflight gets 204 with what gRPC-Web clients send; its calls carry
 // Access-Control-Allow-Origin and expose the status, message and the echo's own
 // headers. Another origin's preflight is 403, so the browser never sends the call.
-import type { IncomingMessage } from 'node:http';
 import type { Config } from '../../config/settings.ts';
 import { CHOSEN_DELAY_HEADER, CHOSEN_SIZE_HEADER, CONTROLS } from '../../controls/table.ts';
 import { TRAILER_CONTROL } from '../../controls/grpc.ts';
@@ -36,14 +35,14 @@ const EXPOSED = [
 const PREFLIGHT_MAX_AGE = '600';
 
 /** Whether a request is a CORS preflight for a gRPC-Web call to one of `paths`. */
-export function isGrpcWebPreflight(req: IncomingMessage, paths: ReadonlyMap<string, unknown>): boolean {
-  if (
-    req.method !== 'OPTIONS' ||
-    req.headers.origin === undefined ||
-    req.headers['access-control-request-method'] === undefined
-  )
+export function isGrpcWebPreflight(
+  method: string,
+  url: string,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  paths: ReadonlyMap<string, unknown>,
+): boolean {
+  if (method !== 'OPTIONS' || headers.origin === undefined || headers['access-control-request-method'] === undefined)
     return false;
-  const url = req.url ?? '/';
   const q = url.indexOf('?');
   return paths.has(q < 0 ? url : url.slice(0, q));
 }

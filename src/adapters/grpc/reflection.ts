@@ -133,8 +133,8 @@ export const reflectionInfo: Method = {
         return;
       }
       if (!call.send(answer)) {
-        call.x.req.pause();
-        call.x.onDrain(() => call.x.req.resume());
+        call.x.body.pause();
+        call.x.onDrain(() => call.x.body.resume());
       }
     };
     call.onHalfClose = () => call.finish(Status.OK);

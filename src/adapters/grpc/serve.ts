@@ -5,6 +5,7 @@
 // HTTP/2 has it, a gRPC status otherwise), and recorded as a 'grpc' exchange whose
 // outcome is its gRPC status: one access line (with grpcStatus) and one count.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { admissionProblem, declaredOverLimit } from '../../core/admission.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { scanHeaders } from '../../core/request-head.ts';
@@ -15,34 +16,39 @@ import type { HttpContext } from '../../handlers/context.ts';
 import { attemptControls } from '../../handlers/fail-first.ts';
 import { sickAnswerOf } from '../../handlers/sick.ts';
 import { clip } from '../../util/parse.ts';
-import { isHttp2 } from '../http2/stream.ts';
 import { Call } from './call.ts';
 import { callCorsHeaders, isGrpcWebPreflight, preflightAnswer } from './cors.ts';
 import type { HandlerExchange } from '../../handlers/exchange.ts';
 import { sendText } from '../../handlers/answer.ts';
-import { GrpcExchange } from './exchange.ts';
+import { GrpcStreamExchange, GrpcWebExchange, type GrpcExchange } from './exchange.ts';
 import { createMethods } from './services.ts';
 import { Status, grpcFlavour, parseTimeout, type Flavour } from './wire.ts';
 
+/** A request's header fields by lower-case name, as node:http and node:http2 give them. */
+type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
 export interface Grpc {
+  /** A gRPC-Web call over HTTP/1.1. */
   handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void;
+  /** A call on an HTTP/2 stream (gRPC or gRPC-Web), answered on the stream API. */
+  stream(s: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], facts: ConnectionFacts): void;
   /** Shutdown: streams that would go on (server streams, bidi, health Watch) end now, UNAVAILABLE. */
   endAll(): void;
   /** Whether an HTTP request is a browser's CORS preflight for a gRPC-Web call here. */
-  isPreflight(req: IncomingMessage): boolean;
+  isPreflight(method: string, url: string, headers: Headers): boolean;
   /** Answers that preflight (an HTTP exchange, admitted as any request). */
-  preflight(req: IncomingMessage, x: HandlerExchange): void;
+  preflight(headers: Headers, x: HandlerExchange): void;
 }
 
-/** Which gRPC a request is: gRPC on HTTP/2, gRPC-Web on any version; null when it is none. */
-function flavourOf(req: IncomingMessage): Flavour | null {
+/** Which gRPC an HTTP/1.x request is: gRPC-Web (gRPC itself needs HTTP/2); null when it is none. */
+function webFlavourOf(req: IncomingMessage): Flavour | null {
   const flavour = grpcFlavour(req.headers['content-type']);
-  return flavour === 'grpc' && !isHttp2(req) ? null : flavour;
+  return flavour === 'grpc' ? null : flavour;
 }
 
-/** Whether a request is a gRPC call: gRPC's content type on HTTP/2, gRPC-Web's on any. */
+/** Whether an HTTP/1.x request is a gRPC-Web call (HTTP/2 streams are told by app.stream). */
 export function isGrpcRequest(req: IncomingMessage): boolean {
-  return flavourOf(req) !== null;
+  return webFlavourOf(req) !== null;
 }
 
 /** An admission refusal's HTTP status as the gRPC status that says the same. */
@@ -69,7 +75,26 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   function handle(req: IncomingMessage, res: ServerResponse, facts: ConnectionFacts): void {
     const scan = scanHeaders(req.rawHeaders);
-    const x = ledger.begin(new GrpcExchange(ledger, req, res, facts, scan, flavourOf(req)!), req.rawHeaders);
+    const x = ledger.begin(new GrpcWebExchange(ledger, req, res, facts, scan, webFlavourOf(req)!), req.rawHeaders);
+    admit(x, req.headers);
+  }
+
+  function stream(
+    s: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    rawHeaders: string[],
+    facts: ConnectionFacts,
+  ): void {
+    const flavour = grpcFlavour(headers['content-type'])!;
+    const scan = scanHeaders(rawHeaders);
+    const method = headers[':method'] ?? 'OTHER';
+    const x = new GrpcStreamExchange(ledger, s, method, headers[':path'] ?? '/', rawHeaders, facts, scan, flavour);
+    admit(ledger.begin(x, rawHeaders), headers);
+  }
+
+  /** Admission, then the call: `x` was begun; `headers` are its request's fields. */
+  function admit(x: GrpcExchange, headers: Headers): void {
+    const { scan, facts } = x;
     // Before any refusal, so a page of an allowed origin can read it too.
     if (x.flavour !== 'grpc') x.cors = callCorsHeaders(x, config);
     try {
@@ -85,7 +110,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
         else refuse(x, Status.UNAVAILABLE, busy.reason);
         return;
       }
-      const problem = admissionProblem(req, scan, config);
+      const problem = admissionProblem(x, scan, config);
       if (problem !== null) {
         if (problem.limit !== undefined)
           ctx.log(
@@ -98,7 +123,7 @@ export function createGrpc(ctx: HttpContext): Grpc {
       }
       // As an HTTP request's 413: a body declared over the limit is refused before any of
       // it arrives, rather than waited for until the request timeout.
-      if (declaredOverLimit(req.headers['content-length'], config.maxBodySize)) {
+      if (declaredOverLimit(headers['content-length'] as string | undefined, config.maxBodySize)) {
         refuse(
           x,
           Status.RESOURCE_EXHAUSTED,
@@ -107,15 +132,15 @@ export function createGrpc(ctx: HttpContext): Grpc {
         return;
       }
       const method = methods.get(x.target);
-      if (req.method !== 'POST' || method === undefined) {
+      if (x.method !== 'POST' || method === undefined) {
         refuse(
           x,
           Status.UNIMPLEMENTED,
-          req.method !== 'POST' ? 'gRPC calls are POST requests' : `unknown method ${clip(x.target, 128)}`,
+          x.method !== 'POST' ? 'gRPC calls are POST requests' : `unknown method ${clip(x.target, 128)}`,
         );
         return;
       }
-      const timeoutText = req.headers['grpc-timeout'] as string | undefined;
+      const timeoutText = headers['grpc-timeout'] as string | undefined;
       const timeout = parseTimeout(timeoutText);
       if (timeout === undefined) {
         refuse(x, Status.INVALID_ARGUMENT, `malformed grpc-timeout "${clip(timeoutText!)}"`);
@@ -172,9 +197,10 @@ export function createGrpc(ctx: HttpContext): Grpc {
 
   return {
     handle,
-    isPreflight: (req) => isGrpcWebPreflight(req, methods),
-    preflight(req, x) {
-      const answer = preflightAnswer(x, req.headers['access-control-request-method'], config);
+    stream,
+    isPreflight: (method, url, headers) => isGrpcWebPreflight(method, url, headers, methods),
+    preflight(headers, x) {
+      const answer = preflightAnswer(x, headers['access-control-request-method'] as string | undefined, config);
       if (answer.status === 204) x.head(204, answer.headers);
       else sendText(x, answer.status, answer.reason, answer.headers);
     },

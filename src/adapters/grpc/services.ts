@@ -68,8 +68,8 @@ function echoPayload(call: Call, bytes: Buffer): Buffer | null {
 /** Sends a framed message, pausing the request side while the peer is behind (bidi backpressure). */
 function sendPaced(call: Call, framed: Buffer): void {
   if (call.sendFrame(framed)) return;
-  call.x.req.pause();
-  call.x.onDrain(() => call.x.req.resume());
+  call.x.body.pause();
+  call.x.onDrain(() => call.x.body.resume());
 }
 
 /** The HTTP status of a forward refusal as a gRPC status. */
@@ -181,10 +181,10 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
         // A delayed echo waits on a timer: reading waits with it, so a client cannot
         // pile up timers faster than they fire (a chunk already read is the most).
         const delayed = (call.controls?.delayMs ?? 0) > 0;
-        if (delayed) call.x.req.pause();
+        if (delayed) call.x.body.pause();
         call.answer(() => {
           sendPaced(call, call.echo(payload, sequence));
-          if (delayed && call.x.res.writableNeedDrain !== true) call.x.req.resume();
+          if (delayed && !call.x.needsDrain) call.x.body.resume();
         });
       };
       call.onHalfClose = () => {
@@ -219,7 +219,7 @@ export function createMethods(ctx: HttpContext): Map<string, Method> {
       // Cancelled or past its deadline: the run stops, and gives its place back once stopped.
       const ended = new AbortController();
       call.whenEnded(() => ended.abort());
-      runForward(ctx, plan, { rawHeaders: call.x.req.rawHeaders, requestId: call.x.requestId, signal: ended.signal })
+      runForward(ctx, plan, { rawHeaders: call.x.rawHeaders, requestId: call.x.requestId, signal: ended.signal })
         .then((answer) => {
           if (isForwardRefusal(answer)) return refuse(answer);
           const response = create(ForwardResponseSchema, {

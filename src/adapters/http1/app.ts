@@ -26,7 +26,7 @@ import { rawAnswer, rawSwitchingProtocols } from './respond.ts';
 import { createUpgrades } from '../websocket/upgrade.ts';
 import { createGrpc, isGrpcRequest } from '../grpc/serve.ts';
 import { grpcFlavour } from '../grpc/wire.ts';
-import { H2Exchange, serveCompat } from '../http2/exchange.ts';
+import { H2Exchange } from '../http2/exchange.ts';
 import type { RequestHead } from '../../core/admission.ts';
 import type { HandlerExchange } from '../../handlers/exchange.ts';
 
@@ -94,14 +94,10 @@ export function createApp(config: Config, deps: AppDeps): App {
       req.rawHeaders,
     );
     closeIfDraining(res, facts);
-    serve(x, req, uri, q, ops, req);
+    serve(x, req, uri, q, ops, req.headers);
   }
 
-  /**
-   * An HTTP/2 stream, answered on the stream API. A gRPC call (or a gRPC-Web
-   * preflight) is served through node:http2's compatibility objects, which the gRPC
-   * adapter is written against.
-   */
+  /** An HTTP/2 stream, answered on the stream API; a gRPC call by the gRPC adapter. */
   function stream(
     s: ServerHttp2Stream,
     headers: IncomingHttpHeaders,
@@ -113,16 +109,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       refuseStreamTunnel(ctx, s, headers, rawHeaders, facts);
       return;
     }
-    if (
-      grpc !== null &&
-      (grpcFlavour(headers['content-type']) !== null ||
-        (method === 'OPTIONS' && headers['access-control-request-method'] !== undefined))
-    ) {
-      serveCompat(s, headers, rawHeaders, (req, res) => handle(req, res, facts));
-      return;
-    }
     // As node:http2's compatibility layer does before its request listener.
     if (headers.expect === '100-continue') s.additionalHeaders({ ':status': 100 });
+    if (grpc !== null && grpcFlavour(headers['content-type']) !== null) {
+      grpc.stream(s, headers, rawHeaders, facts);
+      return;
+    }
     const uri = headers[':path'] ?? '/';
     const q = uri.indexOf('?');
     const ops = routes.get(q < 0 ? uri : uri.slice(0, q));
@@ -139,12 +131,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       ),
       rawHeaders,
     );
-    serve(x, x, uri, q, ops, null);
+    serve(x, x, uri, q, ops, headers);
   }
 
   /**
-   * Admission, then the route: an operations endpoint, a gRPC-Web preflight (`req`
-   * is the request it may be, null when it cannot be one), the forward, or the echo.
+   * Admission, then the route: an operations endpoint, a gRPC-Web preflight (told
+   * by the request's `headers`), the forward, or the echo.
    */
   function serve(
     x: HttpExchange | H2Exchange,
@@ -152,7 +144,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     uri: string,
     q: number,
     ops: ReturnType<typeof routes.get>,
-    req: IncomingMessage | null,
+    headers: IncomingHttpHeaders,
   ): void {
     try {
       const busy = ops === undefined ? ledger.overBudget(x) : null;
@@ -169,8 +161,8 @@ export function createApp(config: Config, deps: AppDeps): App {
             'bad request: request header fields too large',
           );
         reject(x, problem.status, problem.reason);
-      } else if (ops === undefined && grpc !== null && req !== null && grpc.isPreflight(req)) {
-        grpc.preflight(req, x);
+      } else if (ops === undefined && grpc !== null && grpc.isPreflight(x.method, uri, headers)) {
+        grpc.preflight(headers, x);
       } else if (ops === undefined && serveForward !== null && (q < 0 ? uri : uri.slice(0, q)) === FORWARD_PATH) {
         serveForward(x);
       } else if (ops === undefined) {

@@ -1,7 +1,7 @@
-// An HTTP exchange over node:http's objects (HTTP/1.1; on HTTP/2, a gRPC-Web
-// preflight through node:http2's compatibility API, see adapters/http2/exchange.ts):
-// the protocol-neutral record (core/exchange.ts) with node:http's request and
-// response, and the answer port over that response. The port closes the record,
+// An HTTP exchange over node:http's objects (HTTP/1.x; HTTP/2 streams are answered
+// in adapters/http2/exchange.ts and adapters/grpc/exchange.ts): the protocol-neutral
+// record (core/exchange.ts) with node:http's request and response, and the answer
+// port over that response. The port closes the record,
 // and nothing else does: at once when the answer ends while the handler runs (the
 // fast path: no listener, nothing allocated), else when the response closes,
 // however it ends; an abort closes it as aborted. HTTP/2's own ways (interim

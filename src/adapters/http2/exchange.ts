@@ -6,11 +6,8 @@
 // handlers see the same HandlerExchange as over HTTP/1.1. The port closes the
 // record, and nothing else does: when the stream closes after the answer ended
 // (an HTTP/2 answer is not gone at end(): see end()), or at once on an abort.
-//
-// A gRPC call, whose adapter is written against node:http's objects, gets the
-// compatibility objects instead, built as node:http2 builds them (serveCompat).
-import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeader } from 'node:http';
+import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
@@ -310,30 +307,4 @@ export class H2Exchange extends Exchange implements HandlerExchange {
   #abortedStatus(): number {
     return this.stream.headersSent ? this.#status : 499;
   }
-}
-
-/**
- * A stream served through node:http2's compatibility API, as node:http2 itself would
- * serve it with a request listener: `Expect: 100-continue` answered 100 before the
- * request is handled. (The caller answers CONNECT: node:http2 would send 405
- * itself, unlogged and uncounted.)
- */
-export function serveCompat(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  rawHeaders: string[],
-  handle: (req: IncomingMessage, res: ServerResponse) => void,
-): void {
-  const { Http2ServerRequest, Http2ServerResponse } = process.getBuiltinModule('node:http2');
-  const Request = Http2ServerRequest as unknown as new (
-    stream: ServerHttp2Stream,
-    headers: IncomingHttpHeaders,
-    options: undefined,
-    rawHeaders: string[],
-  ) => IncomingMessage;
-  const Response = Http2ServerResponse as unknown as new (stream: ServerHttp2Stream) => ServerResponse;
-  const req = new Request(stream, headers, undefined, rawHeaders);
-  const res = new Response(stream);
-  if (headers.expect === '100-continue') res.writeContinue();
-  handle(req, res);
 }
