@@ -17,13 +17,13 @@ import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, grpcOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
 import type { HeaderScan } from '../../core/request-head.ts';
+import { stopReadingRequest } from '../http1/exchange.ts';
 import {
   cancelNow,
   closeSessionOf,
   destroySessionOf,
   refuseNow,
   resetNow,
-  stopReading,
   stopReadingStream,
 } from '../http2/stream.ts';
 import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour } from './wire.ts';
@@ -393,7 +393,7 @@ export class GrpcWebExchange extends GrpcExchange {
   }
 
   stopReading(): void {
-    stopReading(this.req, this.res);
+    stopReadingRequest(this.req, this.res);
   }
 
   /** reset: a TCP RST; close: the connection dropped; goaway: nothing to do over HTTP/1.1, answered. */
