@@ -7,6 +7,8 @@
 export type H2Stream = {
   close(code?: number): void;
   pause(): void;
+  destroy(): void;
+  closed: boolean;
   destroyed: boolean;
   writableFinished: boolean;
   state: { localClose?: number };
@@ -45,12 +47,18 @@ function cancelAfterAnswer(stream: H2Stream): void {
     if (cancelled) return;
     cancelled = true;
     clearTimeout(deadline);
-    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    if (stream.destroyed) return;
+    // Closed already: both sides' END_STREAM went through and nghttp2 closed the
+    // stream, which node:http2 then destroys only once its request side is read to
+    // the end, and a stream that stopped reading never is (an answer with trailers,
+    // gRPC's, gets there before the PING). Nothing is left to reset: it goes now.
+    if (stream.closed) stream.destroy();
+    else stream.close(NGHTTP2_CANCEL);
   };
   const deadline = setTimeout(cancel, ANSWER_DELIVERY_MS).unref();
   const whenSent = (turn: number) => {
     if (cancelled) return;
-    if (stream.destroyed) {
+    if (stream.destroyed || stream.closed) {
       cancel();
       return;
     }
