@@ -2,7 +2,7 @@
 // every protocol. node:http enforces the head limits on HTTP/1.1 (its parser answers
 // 431); node:http2 enforces neither, so they are checked here for every request.
 // Protocol-neutral: it reads a RequestHead, never a node:http or node:http2 object
-// (an IncomingMessage, or its HTTP/2 compatibility twin, is one as it stands).
+// (an IncomingMessage is one as it stands, and so is an HTTP/2 stream's exchange).
 import type { Config } from '../config/settings.ts';
 import { clip } from '../util/parse.ts';
 import type { HeaderScan } from './request-head.ts';

@@ -156,6 +156,37 @@ describe('one record for every outcome', () => {
     }
   });
 
+  it('records an HTTP/2 refusal that stopped reading a body sent whole, and holds it in flight no longer', async () => {
+    // The request's END_STREAM is in before the 413 goes: nghttp2 closes the stream
+    // once the answer's END_STREAM is out, and node:http2 would destroy it (its
+    // 'close', which closes the record) only once its unread body was read to the end.
+    const small = await startTestServer({ maxBodySize: 8 });
+    try {
+      const session = h2connect(small.url);
+      session.on('error', () => {});
+      const paths = ['/h2-whole-413/0', '/h2-whole-413/1', '/h2-whole-413/2'];
+      for (const path of paths) {
+        const s = session.request({ ':method': 'POST', ':path': path, 'content-length': '16' });
+        s.on('error', () => {});
+        s.end(Buffer.alloc(16)); // over --max-body-size, and whole: the stream ends with it
+        const [head] = (await once(s, 'response')) as [Record<string, unknown>];
+        assert.equal(head[':status'], 413);
+        s.resume();
+        await once(s, 'close');
+      }
+      const whole = () => small.logs.messages('request').filter((l) => String(l.uri).startsWith('/h2-whole-413/'));
+      await waitFor(() => whole().length === paths.length, 5000, 'a line for each 413');
+      assert.deepEqual(
+        whole().map((l) => [l.status, l.aborted ?? false]),
+        paths.map(() => [413, false]),
+      );
+      await waitFor(() => small.server.app.inFlight === 0, 5000, 'nothing held in flight');
+      session.close();
+    } finally {
+      await small.close();
+    }
+  });
+
   it('records every HTTP/2 stream reset in the same write as its HEADERS, and holds none in flight', async () => {
     // Raw frames, so that each HEADERS and its RST_STREAM reach the server together.
     const frame = (type: number, flags: number, id: number, payload: Buffer) => {

@@ -6,24 +6,26 @@
 // which cost a unary call more CPU than the gRPC adapter itself; and node:http's
 // request and response (gRPC-Web over HTTP/1.1). The record is a 'grpc' exchange
 // whose outcome is the gRPC status the trailers carry; the port closes it, and
-// nothing else does: when the trailers and the end are handed over, or, cut short,
-// when the stream closes first (the client cancelled, its deadline passed, the
-// connection went): then as CANCELLED, aborted.
+// nothing else does: over HTTP/1.1 when the trailers and the end are handed over; on
+// an HTTP/2 stream when the stream closes after them, as an HTTP/2 answer is not gone
+// at end() (see GrpcStreamExchange); cut short, when the stream closes first (the
+// client cancelled, its deadline passed, the connection went): then as CANCELLED,
+// aborted.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
+import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { closeExchange, type AbortKind, type AnswerPort, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, grpcOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
 import type { HeaderScan } from '../../core/request-head.ts';
+import { stopReadingRequest } from '../http1/exchange.ts';
 import {
   cancelNow,
   closeSessionOf,
   destroySessionOf,
   refuseNow,
   resetNow,
-  stopReading,
   stopReadingStream,
 } from '../http2/stream.ts';
 import { Status, contentTypeOf, encodeMessage, frame, trailerFrame, type Flavour } from './wire.ts';
@@ -37,6 +39,7 @@ const RESET_STATUS: Readonly<Record<number, number>> = {
 };
 
 const WITH_TRAILERS = Object.freeze({ waitForTrailers: true });
+const NGHTTP2_NO_ERROR = 0;
 
 /** A reset or close fault's record: the status a gRPC client makes of it. */
 function faultStatus(f: ConnectionFault): number {
@@ -79,7 +82,7 @@ export abstract class GrpcExchange extends Exchange implements AnswerPort {
   abstract head(status: number, headers: readonly OutgoingHttpHeader[]): boolean;
   abstract write(chunk: string | Uint8Array): boolean;
   abstract onDrain(fn: () => void): void;
-  /** The end of the answer, `chunk` last; the record is closed after it (end()). */
+  /** The end of the answer, `chunk` last; the record is closed (closeAnswered) once the answer is gone. */
   protected abstract endAnswer(chunk?: string | Uint8Array): void;
   /** gRPC's trailers, for the end to send after the last message. */
   protected abstract sendTrailers(fields: Readonly<Record<string, string | string[]>>): void;
@@ -97,6 +100,10 @@ export abstract class GrpcExchange extends Exchange implements AnswerPort {
   end(chunk?: string | Uint8Array): void {
     if (chunk !== undefined) this.bytesOut += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     this.endAnswer(chunk);
+  }
+
+  /** The answer is gone: the record closes with the status the trailers carry. */
+  protected closeAnswered(): void {
     closeExchange(this.ledger, this, grpcOutcome(this.#code < 0 ? Status.UNKNOWN : this.#code), false);
   }
 
@@ -195,6 +202,8 @@ export class GrpcStreamExchange extends GrpcExchange {
   readonly stream: ServerHttp2Stream;
   readonly rawHeaders: string[];
   readonly httpVersion = '2.0';
+  /** The stream's session, kept: node:http2 forgets it when the stream closes. */
+  readonly #session: Http2Session | undefined;
   /** Whether the answer was ended through this port. */
   #ended = false;
 
@@ -211,9 +220,27 @@ export class GrpcStreamExchange extends GrpcExchange {
     super(ledger, facts, method, target, scan, flavour);
     this.stream = stream;
     this.rawHeaders = rawHeaders;
-    // Whatever ends the stream before the answer is complete closes the record. A
+    this.#session = stream.session;
+    // The record closes when the stream does: answered if the whole answer went out,
+    // else (reset, cancelled, the connection gone first) as CANCELLED, aborted. A
     // stream closes once: 'on' spares the once-wrapper.
-    stream.on('close', () => this.closedUnder());
+    stream.on('close', () => {
+      if (!this.closed && this.#answered()) this.closeAnswered();
+      this.closedUnder();
+    });
+  }
+
+  /**
+   * Whether the whole answer went out, as H2Exchange tells it: ended here, and either
+   * our side of the stream finished, or nghttp2 closed the stream without an error
+   * code in a session still alive (node:http2 ends the writable side of a stream the
+   * peer reset too, and may close a destroyed session's streams with NO_ERROR).
+   */
+  #answered(): boolean {
+    if (!this.#ended) return false;
+    const { stream } = this;
+    if (stream.writableFinished) return true;
+    return stream.rstCode === NGHTTP2_NO_ERROR && this.#session !== undefined && !this.#session.destroyed;
   }
 
   get body(): Readable {
@@ -257,6 +284,13 @@ export class GrpcStreamExchange extends GrpcExchange {
     this.stream.once('drain', fn);
   }
 
+  /**
+   * An HTTP/2 answer is not gone at end(): node:http2 holds it, whole, until the
+   * client's flow-control window lets it out, which a client that never reads never
+   * does. So the record closes when the stream does (see the constructor), and the
+   * call stays counted, in flight and against its client's share, until then: the
+   * in-flight budget bounds what stalled answers hold, as for any HTTP/2 answer.
+   */
   protected endAnswer(chunk?: string | Uint8Array): void {
     this.#ended = true;
     const { stream } = this;
@@ -376,9 +410,11 @@ export class GrpcWebExchange extends GrpcExchange {
     this.res.once('drain', fn);
   }
 
+  /** Closed at end(): what an unread answer holds over HTTP/1.1 is bounded by the socket buffer and the connection. */
   protected endAnswer(chunk?: string | Uint8Array): void {
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
+    this.closeAnswered();
   }
 
   /** gRPC-Web's trailers are its last message: none go in HTTP trailers. */
@@ -393,7 +429,7 @@ export class GrpcWebExchange extends GrpcExchange {
   }
 
   stopReading(): void {
-    stopReading(this.req, this.res);
+    stopReadingRequest(this.req, this.res);
   }
 
   /** reset: a TCP RST; close: the connection dropped; goaway: nothing to do over HTTP/1.1, answered. */

@@ -109,7 +109,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       refuseStreamTunnel(ctx, s, headers, rawHeaders, facts);
       return;
     }
-    // As node:http2's compatibility layer does before its request listener.
+    // Before the handler, as node:http answers it on HTTP/1.1.
     if (headers.expect === '100-continue') s.additionalHeaders({ ':status': 100 });
     if (grpc !== null && grpcFlavour(headers['content-type']) !== null) {
       grpc.stream(s, headers, rawHeaders, facts);

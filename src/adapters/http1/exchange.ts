@@ -1,11 +1,10 @@
-// An HTTP exchange over node:http's objects (HTTP/1.x; HTTP/2 streams are answered
-// in adapters/http2/exchange.ts and adapters/grpc/exchange.ts): the protocol-neutral
+// An HTTP/1.x exchange over node:http's objects (HTTP/2 streams are answered in
+// adapters/http2/exchange.ts and adapters/grpc/exchange.ts): the protocol-neutral
 // record (core/exchange.ts) with node:http's request and response, and the answer
-// port over that response. The port closes the record,
-// and nothing else does: at once when the answer ends while the handler runs (the
-// fast path: no listener, nothing allocated), else when the response closes,
-// however it ends; an abort closes it as aborted. HTTP/2's own ways (interim
-// HEADERS, REFUSED_STREAM, CANCEL) are asked of adapters/http2/.
+// port over that response. The port closes the record, and nothing else does: at
+// once when the answer ends while the handler runs (the fast path: no listener,
+// nothing allocated), else when the response closes, however it ends; an abort
+// closes it as aborted.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
 import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
@@ -15,17 +14,6 @@ import type { HeaderScan } from '../../core/request-head.ts';
 import type { BodyResult, RequestInfo } from '../../echo/model.ts';
 import type { HandlerExchange } from '../../handlers/exchange.ts';
 import { requestInfo } from './request-info.ts';
-import {
-  cancelStream,
-  closeSession,
-  destroySession,
-  interimOnStream,
-  isHttp2,
-  mayHaveBody,
-  refuseStream,
-  resetStream,
-  stopReading,
-} from '../http2/stream.ts';
 
 const EMPTY = new Uint8Array(0);
 
@@ -44,6 +32,16 @@ export function answeredByTransport(res: ServerResponse, status: number): void {
 export function answeredOnSocket(ledger: Ledger, x: Exchange, status: number, bodyBytes: number): void {
   x.bytesOut = bodyBytes;
   closeExchange(ledger, x, httpOutcome(status), false);
+}
+
+/**
+ * The answer does not need the rest of the request body, so none of it is read: the
+ * connection closes after the answer (node:http would otherwise read and discard the
+ * body to keep the connection).
+ */
+export function stopReadingRequest(req: IncomingMessage, res: ServerResponse): void {
+  req.pause();
+  res.shouldKeepAlive = false;
 }
 
 /** 204 and 304 carry no body: HTTP/1.1 would drop one silently, HTTP/2 resets the stream. */
@@ -79,7 +77,7 @@ export class HttpExchange extends Exchange implements HandlerExchange {
     scan: HeaderScan,
     logged: boolean,
   ) {
-    super(isHttp2(req) ? 'h2' : 'http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scan, logged);
+    super('http/1.1', facts, req.method ?? 'OTHER', req.url ?? '/', scan, logged);
     this.req = req;
     this.res = res;
     this.#ledger = ledger;
@@ -120,24 +118,18 @@ export class HttpExchange extends Exchange implements HandlerExchange {
     if (chunk === undefined) this.res.end();
     else this.res.end(chunk);
     if (this.#watching) return;
-    // An HTTP/2 answer is not gone at end(): node:http2 holds it, whole, until the
-    // peer's flow-control window lets it out, which a peer that never reads never
-    // does. Its exchange stays counted (in flight, against its client's share) until
-    // the stream closes, sent or reset, so the in-flight budget bounds what stalled
-    // answers hold. HTTP/1.1 is bounded by its socket buffer and the connection.
-    if (isHttp2(this.req)) this.handlerReturned();
-    else closeExchange(this.#ledger, this, httpOutcome(this.res.statusCode), false);
+    // Closed at end(), unlike HTTP/2's (adapters/http2/exchange.ts): what an
+    // unread answer holds is bounded by the socket buffer and the connection.
+    closeExchange(this.#ledger, this, httpOutcome(this.res.statusCode), false);
   }
 
   /**
-   * node:http has a method per code; HTTP/2 sends the informational HEADERS frame
-   * on the stream. RFC 9110, section 15.2: no 1xx to an HTTP/1.0 client (the final
-   * answer still comes).
+   * node:http has a method per code. RFC 9110, section 15.2: no 1xx to an HTTP/1.0
+   * client (the final answer still comes).
    */
   interim(code: number): void {
     const { req, res } = this;
     if (req.httpVersion === '1.0') return;
-    if (interimOnStream(res, code)) return;
     if (code === 100) res.writeContinue();
     else if (code === 102) res.writeProcessing();
     // node:http sends a 103 only with a Link hint; a preconnect to this same origin
@@ -150,51 +142,35 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   }
 
   /**
-   * reset: the connection (HTTP/2: the stream) is dropped. refuse: HTTP/2's
-   * REFUSED_STREAM, so the client may retry elsewhere (HTTP/1.1 has none: dropped).
-   * cancel: HTTP/2's CANCEL (HTTP/1.1: dropped).
+   * The connection is dropped, whatever the kind: HTTP/1.1 has no REFUSED_STREAM or
+   * CANCEL (refusable is false, so a refusal is answered 503 instead).
    */
-  abort(kind: AbortKind): void {
-    const { res } = this;
-    if (kind === 'refuse' && isHttp2(this.req)) {
-      res.statusCode = 503;
-      refuseStream(res);
-    } else if (kind === 'cancel' && isHttp2(this.req)) {
-      cancelStream(res);
-    } else {
-      res.destroy();
-    }
+  abort(_kind: AbortKind): void {
+    this.res.destroy();
     closeExchange(this.#ledger, this, httpOutcome(this.#abortedStatus()), true);
   }
 
   stopReading(): void {
-    stopReading(this.req, this.res);
+    stopReadingRequest(this.req, this.res);
   }
 
   /**
-   * HTTP/1.1: reset is a TCP RST (SO_LINGER 0), close a FIN, both before any byte;
-   * truncate and reset-after send the head and that many body bytes first. HTTP/2:
-   * reset is the stream's RST_STREAM with the fault's code and the session lives on;
-   * close drops the connection; truncate and reset-after end in RST_STREAM too (a
-   * stream cannot end short of its Content-Length); goaway sends GOAWAY at once, so
-   * this answer completes and the next request needs a new connection.
+   * reset is a TCP RST (SO_LINGER 0), close a FIN, both before any byte; truncate
+   * and reset-after send the head and that many body bytes first; goaway has nothing
+   * to do over HTTP/1.1: the answer goes as asked.
    */
   fault(f: ConnectionFault): boolean {
     this.faultLabel = f.label;
-    const h2 = isHttp2(this.req);
     switch (f.kind) {
       case 'reset':
-        if (h2) resetStream(this.res, f.h2Code);
-        else this.req.socket.resetAndDestroy();
+        this.req.socket.resetAndDestroy();
         this.#faulted();
         return true;
       case 'close':
-        if (h2) destroySession(this.res);
-        else this.req.socket.destroySoon();
+        this.req.socket.destroySoon();
         this.#faulted();
         return true;
       case 'goaway':
-        if (h2) closeSession(this.res);
         return false;
       case 'truncate':
       case 'reset-after':
@@ -220,8 +196,7 @@ export class HttpExchange extends Exchange implements HandlerExchange {
     this.bytesOut = this.#cutSent;
     const { req, res } = this;
     const cut = () => {
-      if (isHttp2(req)) resetStream(res, f.h2Code);
-      else if (f.kind === 'reset-after') req.socket.resetAndDestroy();
+      if (f.kind === 'reset-after') req.socket.resetAndDestroy();
       else req.socket.destroySoon();
     };
     if (piece.length > 0) res.write(piece, cut);
@@ -238,44 +213,33 @@ export class HttpExchange extends Exchange implements HandlerExchange {
     closeExchange(this.#ledger, this, httpOutcome(this.res.headersSent ? this.res.statusCode : 0), true);
   }
 
+  /** HTTP/1.x declares its body (Content-Length or chunked): none follows undeclared. */
   get bodyMayFollow(): boolean {
-    return mayHaveBody(this.req);
+    return false;
   }
 
   get body(): IncomingMessage {
     return this.req;
   }
 
+  /** HTTP/1.1 has no REFUSED_STREAM: a refusal is answered 503. */
   get refusable(): boolean {
-    return isHttp2(this.req);
+    return false;
   }
 
   requestInfo(declared: number, body: BodyResult): RequestInfo {
     return requestInfo(this.req, this.facts, this.target, declared, body, this.requestId);
   }
 
-  /** node:http holds HTTP/1.1 to --request-timeout itself; an HTTP/2 body that trickles would otherwise hold its stream as long as the session lives. */
-  bodyDeadline(ms: number, expired: () => void): void {
-    if (!isHttp2(this.req)) return;
-    const { req, res } = this;
-    const timer = setTimeout(() => {
-      if (!req.complete) expired();
-    }, ms);
-    const clear = () => clearTimeout(timer);
-    req.once('end', clear);
-    res.once('close', clear);
-  }
+  /** Nothing to set: node:http holds HTTP/1.1 to --request-timeout itself. */
+  bodyDeadline(_ms: number, _expired: () => void): void {}
 
   /**
-   * HTTP/2 ends the stream after the answer (stopReading). HTTP/1.1 reads the body
-   * and drops it as it arrives, so the connection can carry the next request, but
-   * only up to `maxBytes` and for `ms`; past either the connection is closed.
+   * The body is read and dropped as it arrives, so the connection can carry the next
+   * request, but only up to `maxBytes` and for `ms`; past either the connection is
+   * closed.
    */
   dropBody(maxBytes: number, ms: number, cut: (reason: string) => void): void {
-    if (isHttp2(this.req)) {
-      this.stopReading();
-      return;
-    }
     const { req } = this;
     let bytes = 0;
     const close = (reason: string) => {
@@ -299,8 +263,7 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   onPeerGone(fn: () => void): () => void {
     const { res } = this;
     const gone = () => {
-      // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
-      if (!res.writableEnded || !res.writableFinished) fn();
+      if (!res.writableFinished) fn();
     };
     res.once('close', gone);
     return () => res.off('close', gone);
@@ -314,9 +277,8 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   handlerReturned(): void {
     if (this.closed || this.#watching) return;
     this.#watching = true;
-    // writableEnded too: node:http2's compatibility response reports a reset stream as finished.
     this.res.once('close', () => {
-      const aborted = !this.res.writableEnded || !this.res.writableFinished;
+      const aborted = !this.res.writableFinished;
       closeExchange(this.#ledger, this, httpOutcome(aborted ? this.#abortedStatus() : this.res.statusCode), aborted);
     });
   }

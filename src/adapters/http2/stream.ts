@@ -1,34 +1,14 @@
-// What only HTTP/2 has, in one place: node:http2's compatibility objects pass for
-// node:http's, so whether a request is HTTP/2, whether its stream may carry a body,
-// interim answers on the stream, and how a stream ends (refused, or cancelled once
-// its answer is out) are asked here and nowhere else.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// How an HTTP/2 stream is stopped, in one place, for the two answer ports on
+// node:http2's stream API (adapters/http2/exchange.ts, adapters/grpc/exchange.ts):
+// refused, cancelled once its answer is out, cancelled or reset now, or its session
+// closed or destroyed.
 
-/** Whether the request arrived on an HTTP/2 stream (h2, h2c, or an h2c upgrade). */
-export function isHttp2(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2;
-}
-
-/** An HTTP/2 request has a body unless its HEADERS frame ended the stream; no header says so. */
-export function mayHaveBody(req: IncomingMessage): boolean {
-  return (
-    isHttp2(req) &&
-    (req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === false
-  );
-}
-
-/** An interim (1xx) answer as an informational HEADERS frame; false when the answer is not on a stream. */
-export function interimOnStream(res: ServerResponse, code: number): boolean {
-  const h2stream = (res as ServerResponse & { stream?: { additionalHeaders(h: Record<string, number>): void } }).stream;
-  if (h2stream === undefined) return false;
-  h2stream.additionalHeaders({ ':status': code });
-  return true;
-}
-
-/** The parts of a node:http2 server stream used here (the compatibility response's `stream`). */
+/** The parts of a node:http2 server stream used here. */
 export type H2Stream = {
   close(code?: number): void;
   pause(): void;
+  destroy(): void;
+  closed: boolean;
   destroyed: boolean;
   writableFinished: boolean;
   state: { localClose?: number };
@@ -41,7 +21,7 @@ export type H2Stream = {
   };
   once(event: 'finish', f: () => void): void;
 };
-const streamOf = (res: ServerResponse) => (res as ServerResponse & { stream?: H2Stream }).stream;
+
 // RFC 9113 suggests NO_ERROR for "stop sending, the answer is complete", but
 // node:http2 then keeps the stream open until the client finishes its side; CANCEL
 // ends it at once on both ends, after the complete answer has gone out.
@@ -67,12 +47,18 @@ function cancelAfterAnswer(stream: H2Stream): void {
     if (cancelled) return;
     cancelled = true;
     clearTimeout(deadline);
-    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    if (stream.destroyed) return;
+    // Closed already: both sides' END_STREAM went through and nghttp2 closed the
+    // stream, which node:http2 then destroys only once its request side is read to
+    // the end, and a stream that stopped reading never is (an answer with trailers,
+    // gRPC's, gets there before the PING). Nothing is left to reset: it goes now.
+    if (stream.closed) stream.destroy();
+    else stream.close(NGHTTP2_CANCEL);
   };
   const deadline = setTimeout(cancel, ANSWER_DELIVERY_MS).unref();
   const whenSent = (turn: number) => {
     if (cancelled) return;
-    if (stream.destroyed) {
+    if (stream.destroyed || stream.closed) {
       cancel();
       return;
     }
@@ -93,82 +79,40 @@ function cancelAfterAnswer(stream: H2Stream): void {
 }
 
 /**
- * The answer does not need the rest of the request body, so none of it is read:
- * HTTP/1.1 closes the connection after the answer (node:http would otherwise read
- * and discard the body to keep the connection), HTTP/2 ends the stream with
- * RST_STREAM after the answer, which tells the client to stop sending; until then
- * no flow-control window is granted, as nothing is read.
+ * The answer does not need the rest of the request body, so none of it is read: the
+ * stream ends with RST_STREAM CANCEL after the answer, which tells the client to stop
+ * sending; until then no flow-control window is granted, as nothing is read.
  */
-export function stopReading(req: IncomingMessage, res: ServerResponse): void {
-  const stream = streamOf(res);
-  req.pause();
-  if (stream === undefined) {
-    res.shouldKeepAlive = false;
-    return;
-  }
-  stopReadingStream(stream);
-}
-
-/** stopReading on a stream answered through the stream API: nothing more is read, CANCEL once the answer is out. */
 export function stopReadingStream(stream: H2Stream): void {
   stream.pause();
-  // The stream's own 'finish' (our side done): the compatibility response's 'finish'
-  // waits for the client's side too, which is what must not be waited for here.
+  // The stream's own 'finish' (our side done), not its 'close', which waits for the
+  // client's side too: that is what must not be waited for here.
   if (stream.writableFinished) cancelAfterAnswer(stream);
   else stream.once('finish', () => cancelAfterAnswer(stream));
 }
 
-/** HTTP/2: cancel a stream now, its answer cut short (CANCEL: the client stops sending too). */
-export function cancelStream(res: ServerResponse): void {
-  const stream = streamOf(res);
-  if (stream !== undefined) cancelNow(stream);
-}
-
-/** cancelStream on a stream answered through the stream API. */
+/** Cancels the stream now, its answer cut short (CANCEL: the client stops sending too). */
 export function cancelNow(stream: H2Stream): void {
   if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
 }
 
-/** HTTP/2: refuse a stream before any processing, so the client may retry it elsewhere. */
-export function refuseStream(res: ServerResponse): void {
-  streamOf(res)?.close(NGHTTP2_REFUSED_STREAM);
-}
-
-/** refuseStream on a stream answered through the stream API. */
+/** Refuses the stream before any processing, so the client may retry it elsewhere. */
 export function refuseNow(stream: H2Stream): void {
   stream.close(NGHTTP2_REFUSED_STREAM);
 }
 
-/** HTTP/2: reset the stream now with `code` (the fault control); the session lives on. */
-export function resetStream(res: ServerResponse, code: number): void {
-  const stream = streamOf(res);
-  if (stream !== undefined) resetNow(stream, code);
-}
-
-/** resetStream on a stream answered through the stream API. */
+/** Resets the stream now with `code` (the fault control); the session lives on. */
 export function resetNow(stream: H2Stream, code: number): void {
   if (!stream.destroyed) stream.close(code);
 }
 
-/** HTTP/2: the connection goes now, every stream on it with it (no GOAWAY). */
-export function destroySession(res: ServerResponse): void {
-  const stream = streamOf(res);
-  if (stream !== undefined) destroySessionOf(stream);
-}
-
-/** destroySession for a stream answered through the stream API. */
+/** The connection goes now, every stream on it with it (no GOAWAY). */
 export function destroySessionOf(stream: H2Stream): void {
   const { session } = stream;
   if (session !== undefined && !session.destroyed) session.destroy();
 }
 
-/** HTTP/2: GOAWAY (NO_ERROR) now; open streams finish, then the connection closes. */
-export function closeSession(res: ServerResponse): void {
-  const stream = streamOf(res);
-  if (stream !== undefined) closeSessionOf(stream);
-}
-
-/** closeSession for a stream answered through the stream API. */
+/** GOAWAY (NO_ERROR) now; open streams finish, then the connection closes. */
 export function closeSessionOf(stream: H2Stream): void {
   const { session } = stream;
   if (session !== undefined && !session.closed) session.close();
