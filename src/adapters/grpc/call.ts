@@ -36,9 +36,24 @@ export interface Method {
   run(call: Call, message: Buffer | null): void;
 }
 
+/**
+ * The longest delay setTimeout keeps: a longer one (a grpc-timeout may say up to
+ * 99999999H) fires after 1 ms instead, failing the call at once. Such a deadline is
+ * waited for in steps.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The call's own timers: module functions given the call, so none is a closure per call. */
-function onDeadline(call: Call): void {
+function armDeadline(call: Call, ms: number): void {
+  const step = Math.min(ms, MAX_TIMER_MS);
+  call.deadlineTimer = setTimeout(onDeadline, step, call, ms - step);
+}
+function onDeadline(call: Call, rest: number): void {
   call.deadlineTimer = null;
+  if (rest > 0) {
+    if (!call.done) armDeadline(call, rest);
+    return;
+  }
   call.guarded(deadlineExceeded);
 }
 function deadlineExceeded(call: Call): void {
@@ -205,7 +220,7 @@ export class Call {
   start(method: Method): void {
     const { x, ctx } = this;
     const { body } = x;
-    if (this.deadlineMs > 0) this.deadlineTimer = setTimeout(onDeadline, this.deadlineMs, this);
+    if (this.deadlineMs > 0) armDeadline(this, this.deadlineMs);
     this.requestTimer = setTimeout(onRequestTimeout, ctx.config.requestTimeoutMs, this);
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
