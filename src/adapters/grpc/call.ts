@@ -252,27 +252,30 @@ export class Call {
         else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
       }
     });
-    body.on('end', () => {
-      this.halfClosed = true;
-      // The request side is complete: its timeout has nothing left to time.
-      if (this.requestTimer !== null) {
-        clearTimeout(this.requestTimer);
-        this.requestTimer = null;
-      }
-      if (this.done) return;
-      if (text?.partial === true) {
-        this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
-      } else if (this.reader.partial) {
-        this.finish(Status.INTERNAL, 'the request stream ended inside a message');
-      } else if (streaming) {
-        this.#guard(() => this.onHalfClose?.());
-      } else if (single === null) {
-        this.finish(Status.INTERNAL, 'no request message for a unary call');
-      } else {
-        const m: Buffer = single;
-        this.#guard(() => method.run(this, m));
-      }
-    });
+    // Through the exchange: on HTTP/2 a reset ends the request side too, and is no half-close.
+    body.on('end', () =>
+      x.whenHalfClosed(() => {
+        this.halfClosed = true;
+        // The request side is complete: its timeout has nothing left to time.
+        if (this.requestTimer !== null) {
+          clearTimeout(this.requestTimer);
+          this.requestTimer = null;
+        }
+        if (this.done) return;
+        if (text?.partial === true) {
+          this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
+        } else if (this.reader.partial) {
+          this.finish(Status.INTERNAL, 'the request stream ended inside a message');
+        } else if (streaming) {
+          this.#guard(() => this.onHalfClose?.());
+        } else if (single === null) {
+          this.finish(Status.INTERNAL, 'no request message for a unary call');
+        } else {
+          const m: Buffer = single;
+          this.#guard(() => method.run(this, m));
+        }
+      }),
+    );
   }
 
   /** A refusal about the request, rate-limited in the log. */
