@@ -71,4 +71,36 @@ describe('gRPC outsider', () => {
       await t.close();
     }
   });
+
+  it('keeps serving when a client sends its first call and GOAWAY in one write, and records each call', async () => {
+    // node:http2 emits a stream a tick after its HEADERS; the GOAWAY closed the session
+    // in between, and reading the connection's facts from its socket then threw.
+    const t = await startTestServer();
+    const CONNECTIONS = 6;
+    try {
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const s = connect({ port: t.port, host: '127.0.0.1' });
+        s.on('error', () => {});
+        s.on('data', () => {});
+        await once(s, 'connect');
+        const goaway = Buffer.alloc(8);
+        goaway.writeUInt32BE(1, 0);
+        s.write(
+          Buffer.concat([
+            Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+            frame(0x4, 0, 0, Buffer.alloc(0)),
+            callHeaders(1, '/echoserver.v1.Echo/Echo'),
+            frame(0x0, 0x1, 1, Buffer.alloc(5)),
+            frame(0x7, 0, 0, goaway),
+          ]),
+        );
+        await waitFor(() => t.logs.messages('request').length === i + 1 || null, 5000, `the line of call ${i}`);
+        s.destroy();
+      }
+      await waitFor(() => t.server.app.inFlight === 0 || null, 5000, 'nothing in flight');
+      assert.equal((await fetch(`${t.url}/`)).status, 200, 'the server still answers');
+    } finally {
+      await t.close();
+    }
+  });
 });
