@@ -3,7 +3,6 @@
 // front stage ends with the session's first stream; a session with nothing open
 // is closed after the keep-alive timeout, as an idle HTTP/1.1 connection is.
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
-import type { ConnectionFacts } from '../core/facts.ts';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
@@ -42,8 +41,13 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
     let first = true;
-    /** The connection's facts and the stream given an `:authority` placeholder, found at the first stream. */
-    let facts: ConnectionFacts | undefined;
+    // The connection's facts, read now rather than at the first stream: node:http2
+    // emits a stream a tick after its HEADERS, and a session closed in between (HEADERS
+    // and GOAWAY in one write) has let its socket go, whose every property then throws,
+    // taking the process down. The stream given an `:authority` placeholder is known
+    // only once the first header block has passed: read at the first stream, when the
+    // socket is still there (a stream of a destroyed session is not answered anyway).
+    const facts = factsOf({ socket: s.socket });
     let placeholder: number | undefined;
     const idle = closeWhenIdle(s, config.keepAliveTimeoutMs);
     const refusals = closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
@@ -55,8 +59,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       if (first) {
         first = false;
         frontDone(front);
-        facts = factsOf({ socket: s.socket });
-        placeholder = placeholderStreamOf(s.socket);
+        if (!s.destroyed) placeholder = placeholderStreamOf(s.socket);
       }
       idle.opened();
       refusals.opened(stream);
@@ -71,7 +74,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
         refusals.closed(stream);
       });
       if (placeholder === stream.id) removePlaceholder(headers, raw);
-      app.stream(stream, headers, raw, facts!);
+      app.stream(stream, headers, raw, facts);
     });
     destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));

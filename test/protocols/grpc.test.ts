@@ -389,6 +389,35 @@ describe('gRPC', () => {
     }
   });
 
+  it('a grpc-timeout longer than a timer holds (over 24.8 days) is a far deadline, not one already passed', async () => {
+    const t = await startTestServer();
+    try {
+      // 30 days as @grpc/grpc-js writes it, and the largest grpc-timeout there is; a delay
+      // lets a deadline that wrongly fires at once be seen.
+      for (const timeout of ['2592000S', '99999999H']) {
+        const raw = await rawCall(t, '/echoserver.v1.Echo/Echo', Buffer.alloc(0), {
+          'grpc-timeout': timeout,
+          'x-echo-delay': '50ms',
+        });
+        assert.equal(
+          raw.trailers['grpc-status'],
+          '0',
+          `grpc-timeout ${timeout}: ${String(raw.trailers['grpc-message'])}`,
+        );
+        const r = fromBinary(EchoResponseSchema, raw.body.subarray(5));
+        assert.equal(r.grpcTimeout, timeout);
+      }
+      const lines = await linesWhen(t, 2);
+      assert.deepEqual(
+        lines.map((l) => l.grpcStatus),
+        [0, 0],
+      );
+      assert.equal(t.server.app.inFlight, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('health Check follows readiness: echo_health=unready makes it NOT_SERVING; unknown services are NOT_FOUND', async () => {
     const t = await startTestServer({ healthControl: true });
     const c = new EchoClient(target(t));

@@ -36,9 +36,24 @@ export interface Method {
   run(call: Call, message: Buffer | null): void;
 }
 
+/**
+ * The longest delay setTimeout keeps: a longer one (a grpc-timeout may say up to
+ * 99999999H) fires after 1 ms instead, failing the call at once. Such a deadline is
+ * waited for in steps.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The call's own timers: module functions given the call, so none is a closure per call. */
-function onDeadline(call: Call): void {
+function armDeadline(call: Call, ms: number): void {
+  const step = Math.min(ms, MAX_TIMER_MS);
+  call.deadlineTimer = setTimeout(onDeadline, step, call, ms - step);
+}
+function onDeadline(call: Call, rest: number): void {
   call.deadlineTimer = null;
+  if (rest > 0) {
+    if (!call.done) armDeadline(call, rest);
+    return;
+  }
   call.guarded(deadlineExceeded);
 }
 function deadlineExceeded(call: Call): void {
@@ -205,7 +220,7 @@ export class Call {
   start(method: Method): void {
     const { x, ctx } = this;
     const { body } = x;
-    if (this.deadlineMs > 0) this.deadlineTimer = setTimeout(onDeadline, this.deadlineMs, this);
+    if (this.deadlineMs > 0) armDeadline(this, this.deadlineMs);
     this.requestTimer = setTimeout(onRequestTimeout, ctx.config.requestTimeoutMs, this);
     const streaming = method.kind === 'client' || method.kind === 'bidi';
     let single: Buffer | null = null;
@@ -237,27 +252,30 @@ export class Call {
         else this.#refuse(Status.INTERNAL, 'more than one request message for a unary call');
       }
     });
-    body.on('end', () => {
-      this.halfClosed = true;
-      // The request side is complete: its timeout has nothing left to time.
-      if (this.requestTimer !== null) {
-        clearTimeout(this.requestTimer);
-        this.requestTimer = null;
-      }
-      if (this.done) return;
-      if (text?.partial === true) {
-        this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
-      } else if (this.reader.partial) {
-        this.finish(Status.INTERNAL, 'the request stream ended inside a message');
-      } else if (streaming) {
-        this.#guard(() => this.onHalfClose?.());
-      } else if (single === null) {
-        this.finish(Status.INTERNAL, 'no request message for a unary call');
-      } else {
-        const m: Buffer = single;
-        this.#guard(() => method.run(this, m));
-      }
-    });
+    // Through the exchange: on HTTP/2 a reset ends the request side too, and is no half-close.
+    body.on('end', () =>
+      x.whenHalfClosed(() => {
+        this.halfClosed = true;
+        // The request side is complete: its timeout has nothing left to time.
+        if (this.requestTimer !== null) {
+          clearTimeout(this.requestTimer);
+          this.requestTimer = null;
+        }
+        if (this.done) return;
+        if (text?.partial === true) {
+          this.#refuse(Status.INVALID_ARGUMENT, 'the gRPC-Web text request ended inside a base64 quantum');
+        } else if (this.reader.partial) {
+          this.finish(Status.INTERNAL, 'the request stream ended inside a message');
+        } else if (streaming) {
+          this.#guard(() => this.onHalfClose?.());
+        } else if (single === null) {
+          this.finish(Status.INTERNAL, 'no request message for a unary call');
+        } else {
+          const m: Buffer = single;
+          this.#guard(() => method.run(this, m));
+        }
+      }),
+    );
   }
 
   /** A refusal about the request, rate-limited in the log. */

@@ -92,6 +92,11 @@ export abstract class GrpcExchange extends Exchange implements AnswerPort {
   abstract fault(f: ConnectionFault): boolean;
   abstract onPeerGone(fn: () => void): () => void;
 
+  /** Runs `fn` for the request side's 'end' when it is the client's half-close, not a reset. */
+  whenHalfClosed(fn: () => void): void {
+    fn();
+  }
+
   /** The status given to the trailers; -1 before. */
   get code(): number {
     return this.#code;
@@ -336,6 +341,19 @@ export class GrpcStreamExchange extends GrpcExchange {
     else destroySessionOf(this.stream);
     this.recordFault(f);
     return true;
+  }
+
+  /**
+   * node:http2 ends a stream's readable side when the peer resets it too, before the
+   * 'aborted' and 'close' of the same reset: read at once, a RST_STREAM would be a
+   * half-close (a client stream answered OK, a unary call cut inside its message
+   * INTERNAL). The reset is seen by the next turn of the loop: its 'close' has closed
+   * the record as CANCELLED by then.
+   */
+  whenHalfClosed(fn: () => void): void {
+    setImmediate(() => {
+      if (!this.closed && !this.stream.aborted) fn();
+    });
   }
 
   onPeerGone(fn: () => void): () => void {
