@@ -247,7 +247,9 @@ describe('the HTML page in Chromium over HTTP/1.1', () => {
     assert.match(handshake.requestId, UUID_V4);
     assert.equal(handshake.requestURI, '/chat?room=1');
     await page.fill('#ws-message', 'héllo');
+    // One at a time: the echo of the text may come back after the binary is sent.
     await page.click('#ws-send-text');
+    await logEntries(page, '#ws-log', 4);
     await page.click('#ws-send-binary');
     log = await logEntries(page, '#ws-log', 6);
     assert.deepEqual(log.slice(2), [
@@ -414,6 +416,7 @@ describe('the HTML page in Chromium over HTTPS with HTTP/2', () => {
     assert.equal(handshake.tls?.alpn, 'http/1.1');
     assert.equal(handshake.headers.Origin?.[0], httpsOrigin);
     await page.click('#ws-send-text');
+    await logEntries(page, '#ws-log', 4);
     await page.click('#ws-send-binary');
     const echoed = await logEntries(page, '#ws-log', 6);
     assert.equal(echoed[3], '←hello from the console');
