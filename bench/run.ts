@@ -1144,6 +1144,12 @@ const P99_MAX = 1.5;
  * of a line not about CPU or latency (or the first bold figure of a Markdown row) at
  * or after the first line naming unary calls.
  */
+/** bench/grpc.ts's unary line: `ratio  1.18 calls/s, 0.85 CPU µs/call`; null when it is not printed. */
+function grpcUnaryCpu(out: string): number | null {
+  const m = /unary[\s\S]*?ratio\s+[\d.]+ calls\/s, (\d+(?:\.\d+)?) CPU µs\/call/i.exec(out);
+  return m ? Number(m[1]) : null;
+}
+
 function grpcUnaryRatio(out: string): number | null {
   const lines = out.split('\n');
   const from = Math.max(
@@ -1153,9 +1159,9 @@ function grpcUnaryRatio(out: string): number | null {
   for (const l of lines.slice(from)) {
     const m = l.trimStart().startsWith('|')
       ? /\*\*(\d+(?:\.\d+)?)\*\*/.exec(l)
-      : /cpu|p\d\d|latency/i.test(l) // a CPU or latency ratio is not the calls/s one
-        ? null
-        : /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l);
+      : (/\bratio\b[^\d\n]*(\d+(?:\.\d+)?) calls\/s/i.exec(l) ??
+        // a CPU or latency ratio alone is not the calls/s one
+        (/cpu|p\d\d|latency/i.test(l) ? null : /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l)));
     if (m) return Number(m[1]);
   }
   return null;
@@ -1195,12 +1201,14 @@ function targets(r: Report): TargetRow[] {
     'a bare node:http2 server (stream API)',
   );
   const grpc = grpcUnaryRatio(r.grpc);
+  const grpcCpu = grpcUnaryCpu(r.grpc);
   out.push({
     target: 'gRPC unary ≥ 1.0×',
     against: 'a plain @grpc/grpc-js server',
     min: 1.0,
     ratio: grpc,
-    perCore: null,
+    // bench/grpc.ts prints echo-server's CPU per call over grpc-js's; per core is the inverse.
+    perCore: grpcCpu === null || grpcCpu === 0 ? null : 1 / grpcCpu,
     p99Ratio: null,
     note:
       grpc === null
