@@ -118,16 +118,16 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     (headers[name] ??= []).push(value);
     switch (headerKind(name)) {
       case COOKIE:
-        cookie = join(cookie, value, '; ');
+        cookie = joinValues(cookie, value, '; ');
         break;
       case FORWARDED:
-        forwarded = join(forwarded, value, ', ');
+        forwarded = joinValues(forwarded, value, ', ');
         break;
       case X_REAL_IP:
         xRealIp ??= value;
         break;
       case X_FORWARDED_FOR:
-        xForwardedFor = join(xForwardedFor, value, ', ');
+        xForwardedFor = joinValues(xForwardedFor, value, ', ');
         break;
     }
   }
@@ -145,25 +145,40 @@ export function buildEcho(info: RequestInfo, ctx: EchoContext): Echo {
     query,
     cookies: cookie === null ? clientKeyed() : parseCookies(cookie),
     body: describeBody(info.body),
-    client: resolveClient(
-      info.remoteAddress,
-      { forwarded, xForwardedFor, xRealIp },
-      ctx.trustedProxies,
-      ctx.clientIpHeader,
-    ),
+    client: echoClient(info, ctx, forwarded, xForwardedFor, xRealIp),
     requestId: info.requestId,
     server: ctx.identity,
     env: ctx.env,
     tls: info.tls,
-    proxy:
-      info.proxy === null
-        ? null
-        : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    proxy: echoProxy(info),
     trace: traceOf(raw),
   };
 }
 
 const NON_ASCII = /[^\u0000-\u007f]/; // eslint-disable-line no-control-regex -- exactly the ASCII range
+
+/** Who the client is, from the peer and the forwarding headers the trusted proxies maintain. */
+export function echoClient(
+  info: RequestInfo,
+  ctx: EchoContext,
+  forwarded: string | null,
+  xForwardedFor: string | null,
+  xRealIp: string | null,
+): ClientInfo {
+  return resolveClient(
+    info.remoteAddress,
+    { forwarded, xForwardedFor, xRealIp },
+    ctx.trustedProxies,
+    ctx.clientIpHeader,
+  );
+}
+
+/** The PROXY header's facts with the proxy's own address as `peer`; null without one. */
+export function echoProxy(info: RequestInfo): Echo['proxy'] {
+  return info.proxy === null
+    ? null
+    : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) };
+}
 
 /**
  * Header values arrive as bytes, which Node hands over one character per byte
@@ -178,7 +193,8 @@ export function headerText(value: string): string {
   return value.replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-function join(prev: string | null, value: string, sep: string): string {
+/** Repeated header values joined as one, the way the header's own syntax lists them. */
+export function joinValues(prev: string | null, value: string, sep: string): string {
   return prev === null ? value : prev + sep + value;
 }
 

@@ -10,13 +10,15 @@
 // query, cookies or body are built for a call.
 import {
   clientKeyed,
+  echoClient,
+  echoProxy,
   headerText,
+  joinValues,
   splitTarget,
   type Echo,
   type EchoContext,
   type RequestInfo,
 } from '../../echo/model.ts';
-import { resolveClient } from '../../echo/client-ip.ts';
 import { traceOf } from '../../echo/trace.ts';
 import { FORWARDED, X_FORWARDED_FOR, X_REAL_IP, headerKind } from '../../core/header-names.ts';
 import { formatHostPort, normalizeIp } from '../../util/addresses.ts';
@@ -42,8 +44,6 @@ export type EchoRecord = Pick<
   | 'trace'
 > & { readonly headerList: readonly string[] };
 
-const join = (prev: string | null, value: string, sep: string) => (prev === null ? value : prev + sep + value);
-
 /** The record of a request: the fields buildEcho gives them, built the same way (the unit test compares). */
 export function echoRecord(info: RequestInfo, ctx: EchoContext): EchoRecord {
   const raw = info.rawHeaders;
@@ -62,13 +62,13 @@ export function echoRecord(info: RequestInfo, ctx: EchoContext): EchoRecord {
     }
     switch (headerKind(name)) {
       case FORWARDED:
-        forwarded = join(forwarded, value, ', ');
+        forwarded = joinValues(forwarded, value, ', ');
         break;
       case X_REAL_IP:
         xRealIp ??= value;
         break;
       case X_FORWARDED_FOR:
-        xForwardedFor = join(xForwardedFor, value, ', ');
+        xForwardedFor = joinValues(xForwardedFor, value, ', ');
         break;
     }
   }
@@ -80,20 +80,12 @@ export function echoRecord(info: RequestInfo, ctx: EchoContext): EchoRecord {
     headerList,
     pseudoHeaders,
     path: splitTarget(info.uri).path,
-    client: resolveClient(
-      info.remoteAddress,
-      { forwarded, xForwardedFor, xRealIp },
-      ctx.trustedProxies,
-      ctx.clientIpHeader,
-    ),
+    client: echoClient(info, ctx, forwarded, xForwardedFor, xRealIp),
     requestId: info.requestId,
     server: ctx.identity,
     env: ctx.env,
     tls: info.tls,
-    proxy:
-      info.proxy === null
-        ? null
-        : { ...info.proxy, peer: formatHostPort(normalizeIp(info.peerAddress), info.peerPort) },
+    proxy: echoProxy(info),
     trace: traceOf(raw),
   };
 }
