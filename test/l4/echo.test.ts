@@ -138,6 +138,8 @@ try:
         sent += s.send(chunk)
 except (socket.timeout, BlockingIOError):
     pass
+except (BrokenPipeError, ConnectionResetError):
+    pass  # a slow machine: the server had already paused and idled out; the loop below sees it closed
 # Now read nothing, and wait for the server to give up on us.
 start = time.time()
 closed = False
