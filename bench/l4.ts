@@ -102,37 +102,46 @@ async function measured(
   return { perSecond: n / elapsed, cpu, n };
 }
 
-/** MB/s through `conns` connections, each keeping 1 MiB in flight. */
+/**
+ * MB/s through `conns` connections, each keeping 1 MiB in flight. A connection the
+ * server ends (the default --tcp-max-bytes of 1 GiB is reached in about a second at
+ * these rates) is dialled again at once, as a load generator would: the row then
+ * counts the cap's reconnects instead of a silent connection.
+ */
 async function tcpRate(port: number, pid: number, conns: number, seconds: number): Promise<Measurement> {
   const chunk = Buffer.alloc(64 * 1024, 'x');
   let received = 0;
-  const sockets = await Promise.all(
-    Array.from(
-      { length: conns },
-      () =>
-        new Promise<ReturnType<typeof connect>>((resolve) => {
-          const s = connect(port, '127.0.0.1', () => resolve(s));
-          let sent = 0;
-          let got = 0;
-          const pump = () => {
-            while (sent - got < 1024 * 1024) {
-              sent += chunk.length;
-              if (!s.write(chunk)) break;
-            }
-          };
-          s.on('data', (c: Buffer) => {
-            got += c.length;
-            received += c.length;
-            pump();
-          });
-          s.on('drain', pump);
-          s.on('error', () => {});
-          s.once('connect', pump);
-        }),
-    ),
-  );
+  let stopped = false;
+  const open = new Set<ReturnType<typeof connect>>();
+  const dial = (): Promise<void> =>
+    new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve());
+      open.add(s);
+      let sent = 0;
+      let got = 0;
+      const pump = () => {
+        while (sent - got < 1024 * 1024) {
+          sent += chunk.length;
+          if (!s.write(chunk)) break;
+        }
+      };
+      s.on('data', (c: Buffer) => {
+        got += c.length;
+        received += c.length;
+        pump();
+      });
+      s.on('drain', pump);
+      s.on('error', () => {});
+      s.once('connect', pump);
+      s.once('close', () => {
+        open.delete(s);
+        if (!stopped) void dial();
+      });
+    });
+  await Promise.all(Array.from({ length: conns }, dial));
   const w = await measured(pid, seconds, () => received);
-  for (const s of sockets) s.destroy();
+  stopped = true;
+  for (const s of open) s.destroy();
   const mb = w.n / 1e6;
   return { rate: w.perSecond / 1e6, cpu: mb > 0 ? w.cpu / mb : 0 };
 }
