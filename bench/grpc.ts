@@ -10,9 +10,11 @@
 // generator. Pinned when there are 2 or more CPUs and taskset: each server on CPU 0,
 // h2load on CPU 1, so the figures are what a one-CPU container sees. Traffic to
 // 127.0.0.1 only; each round is bounded in time (BENCH_DURATION seconds, default 4;
-// BENCH_ROUNDS, default 3).
+// BENCH_ROUNDS, default 3). Each round's per-call durations come from h2load's
+// request log, for p50 and p99 (in ms). The medians are also written to
+// bench/results/grpc.json, which `npm run bench` reads for its targets.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +77,12 @@ interface Round {
   calls: number;
   /** Server CPU µs spent during the load. */
   cpu: number;
+  /** Quantiles of the calls' durations, in ms (a stream's: its whole call). */
+  p50: number;
+  p99: number;
 }
+
+const requestLog = join(TMP, 'h2load.log');
 
 function load(pid: number, port: number, body: string, path: string): Round {
   const [cmd, ...args] = pinned('1', [
@@ -92,6 +99,8 @@ function load(pid: number, port: number, body: string, path: string): Round {
     'content-type: application/grpc',
     '-H',
     'te: trailers',
+    '--log-file',
+    requestLog,
     `http://127.0.0.1:${port}${path}`,
   ]);
   const before = cpuUs(pid);
@@ -100,7 +109,16 @@ function load(pid: number, port: number, body: string, path: string): Round {
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(out);
   const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(out);
   if (done === null || rate === null || done[1] !== done[2]) throw new Error(`h2load: ${out}`);
-  return { rate: Number(rate[1]), calls: Number(done[2]), cpu };
+  // h2load's log: one line per request, its duration in µs in the third column.
+  const us = readFileSync(requestLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  rmSync(requestLog, { force: true });
+  const at = (q: number) => (us.length === 0 ? 0 : us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000);
+  return { rate: Number(rate[1]), calls: Number(done[2]), cpu, p50: at(0.5), p99: at(0.99) };
 }
 
 if (spawnSync('sh', ['-c', 'command -v h2load'], { stdio: 'ignore' }).status !== 0)
@@ -154,24 +172,49 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 console.log(
   `gRPC, h2load 10 connections x 10 streams, ${DURATION}s x ${ROUNDS} rounds${PINNED ? ', pinned (server CPU 0, h2load CPU 1)' : ', unpinned'}`,
 );
+/** One row of bench/results/grpc.json: each server's medians, and echo-server's per-round ratios over grpc-js's (their medians). */
+export interface GrpcRow {
+  name: string;
+  unit: string;
+  per: string;
+  servers: Record<string, { rate: number; cpu: number; p50: number; p99: number }>;
+  ratio: { rate: number; cpu: number; p99: number };
+}
+const json: GrpcRow[] = [];
 scenarios.forEach((s, i) => {
   const rows = targets.map((target) => {
     const rounds = results[i]![target];
     const rates = rounds.map((r) => r.rate * s.messages);
     const cpus = rounds.map((r) => r.cpu / (r.calls * s.messages));
-    return { target, rates, cpus, rate: median(rates), cpu: median(cpus) };
+    const p99s = rounds.map((r) => r.p99);
+    const p50 = median(rounds.map((r) => r.p50));
+    return { target, rates, cpus, p99s, rate: median(rates), cpu: median(cpus), p50, p99: median(p99s) };
   });
   console.log(`${s.name}:`);
   for (const r of rows)
     console.log(
       `  ${r.target.padEnd(12)} ${r.rates.map((x) => x.toFixed(0)).join(' / ')} ${s.unit} (median ${r.rate.toFixed(0)}), ` +
-        `CPU ${r.cpus.map((x) => x.toFixed(1)).join(' / ')} µs/${s.per} (median ${r.cpu.toFixed(1)})`,
+        `CPU ${r.cpus.map((x) => x.toFixed(1)).join(' / ')} µs/${s.per} (median ${r.cpu.toFixed(1)}), ` +
+        `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`,
     );
   const [e, b] = rows as [(typeof rows)[0], (typeof rows)[0]];
   // Each round's two runs are next to each other in time: the median of their ratios
   // is steadier on a busy machine than the ratio of the medians.
-  const paired = (a: number[], z: number[]) => median(a.map((x, k) => x / z[k]!)).toFixed(2);
+  const paired = (a: number[], z: number[]) => median(a.map((x, k) => x / z[k]!));
+  const ratio = { rate: paired(e.rates, b.rates), cpu: paired(e.cpus, b.cpus), p99: paired(e.p99s, b.p99s) };
   console.log(
-    `  ratio        ${paired(e.rates, b.rates)} ${s.unit}, ${paired(e.cpus, b.cpus)} CPU µs/${s.per} (medians of the per-round ratios)`,
+    `  ratio        ${ratio.rate.toFixed(2)} ${s.unit}, ${ratio.cpu.toFixed(2)} CPU µs/${s.per}, ${ratio.p99.toFixed(2)} p99 (medians of the per-round ratios)`,
   );
+  json.push({
+    name: s.name,
+    unit: s.unit,
+    per: s.per,
+    servers: Object.fromEntries(rows.map((r) => [r.target, { rate: r.rate, cpu: r.cpu, p50: r.p50, p99: r.p99 }])),
+    ratio,
+  });
 });
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(
+  'bench/results/grpc.json',
+  `${JSON.stringify({ date: new Date().toISOString(), pinned: PINNED, rows: json }, null, 2)}\n`,
+);

@@ -41,6 +41,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MAX_REQUEST_SERIES } from '../src/ops/metrics.ts';
+import type { GrpcRow } from './grpc.ts';
 import type { L4Row } from './l4.ts';
 import { mixedLoad, type MixCounts } from './mixed-load.ts';
 
@@ -841,6 +842,7 @@ interface Report {
   unpinnedRows: Row[];
   h2Rows: H2Row[];
   grpc: string;
+  grpcRows: GrpcRow[];
   l4: string;
   l4Rows: L4Row[];
   go: string;
@@ -913,7 +915,12 @@ async function main(): Promise<void> {
   const pinnedRows = PINNED ? await compare(PINNED_SCENARIOS, true, [], goBin !== null) : [];
   const unpinnedRows = await compare(UNPINNED_SCENARIOS, false);
   const h2Rows = await h2Compare();
+  rmSync('bench/results/grpc.json', { force: true }); // a failed run must not leave the last run's figures to be read
   const grpc = subBench('bench/grpc.ts');
+  const grpcRows =
+    !grpc.includes('failed (exit') && existsSync('bench/results/grpc.json')
+      ? (JSON.parse(readFileSync('bench/results/grpc.json', 'utf8')) as { rows: GrpcRow[] }).rows
+      : [];
   console.log(grpc);
   const l4Out = subBench('bench/l4.ts');
   const l4Ok = !l4Out.includes('failed (exit');
@@ -958,6 +965,7 @@ async function main(): Promise<void> {
     unpinnedRows,
     h2Rows,
     grpc,
+    grpcRows,
     l4,
     l4Rows,
     go,
@@ -1139,34 +1147,6 @@ interface TargetRow {
 /** The most a p99 may be, as a ratio to what echo-server is compared with. */
 const P99_MAX = 1.5;
 
-/**
- * The gRPC unary ratio from bench/grpc.ts's printed output: the first `ratio` figure
- * of a line not about CPU or latency (or the first bold figure of a Markdown row) at
- * or after the first line naming unary calls.
- */
-/** bench/grpc.ts's unary line: `ratio  1.18 calls/s, 0.85 CPU µs/call`; null when it is not printed. */
-function grpcUnaryCpu(out: string): number | null {
-  const m = /unary[\s\S]*?ratio\s+[\d.]+ calls\/s, (\d+(?:\.\d+)?) CPU µs\/call/i.exec(out);
-  return m ? Number(m[1]) : null;
-}
-
-function grpcUnaryRatio(out: string): number | null {
-  const lines = out.split('\n');
-  const from = Math.max(
-    0,
-    lines.findIndex((l) => /unary/i.test(l)),
-  );
-  for (const l of lines.slice(from)) {
-    const m = l.trimStart().startsWith('|')
-      ? /\*\*(\d+(?:\.\d+)?)\*\*/.exec(l)
-      : (/\bratio\b[^\d\n]*(\d+(?:\.\d+)?) calls\/s/i.exec(l) ??
-        // a CPU or latency ratio alone is not the calls/s one
-        (/cpu|p\d\d|latency/i.test(l) ? null : /\bratio\b[^\d\n]*(\d+(?:\.\d+)?)/i.exec(l)));
-    if (m) return Number(m[1]);
-  }
-  return null;
-}
-
 function targets(r: Report): TargetRow[] {
   const out: TargetRow[] = [];
   const notPinned = r.pinned ? 'not measured in this run' : 'not measured: no pinned run (needs 2 CPUs and taskset)';
@@ -1200,22 +1180,19 @@ function targets(r: Report): TargetRow[] {
     r.h2Rows.find((x) => x.scenario.includes('h2c')),
     'a bare node:http2 server (stream API)',
   );
-  const grpc = grpcUnaryRatio(r.grpc);
-  const grpcCpu = grpcUnaryCpu(r.grpc);
+  const unary = r.grpcRows.find((x) => x.name.startsWith('unary'));
   out.push({
     target: 'gRPC unary ≥ 1.0×',
     against: 'a plain @grpc/grpc-js server',
     min: 1.0,
-    ratio: grpc,
-    // bench/grpc.ts prints echo-server's CPU per call over grpc-js's; per core is the inverse.
-    perCore: grpcCpu === null || grpcCpu === 0 ? null : 1 / grpcCpu,
-    p99Ratio: null,
+    ratio: unary?.ratio.rate ?? null,
+    // bench/grpc.ts gives echo-server's CPU per call over grpc-js's; per core is the inverse.
+    perCore: unary === undefined || unary.ratio.cpu === 0 ? null : 1 / unary.ratio.cpu,
+    p99Ratio: unary?.ratio.p99 ?? null,
     note:
-      grpc === null
-        ? 'no ratio found in bench/grpc.ts output: see the gRPC section'
-        : // "server CPU 0" in its heading is not a CPU figure: one is in µs.
-          `calls/s ratio read from bench/grpc.ts output; CPU per call: ${/cpu[^\n]*µs|µs[^\n]*cpu/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}; ` +
-          `p99: ${/p99/i.test(r.grpc) ? 'in the gRPC section' : 'not printed'}`,
+      unary === undefined
+        ? `no figures from bench/grpc.ts: ${r.grpc.split('\n')[0]}`
+        : 'medians of the per-round ratios (bench/results/grpc.json)',
   });
   for (const row of r.l4Rows.filter((x) => x.kind === 'rate')) {
     // The round trip of the same protocol (and UDP mode) gives the p99.
