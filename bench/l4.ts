@@ -382,16 +382,7 @@ async function main(): Promise<void> {
         ? ['--tcp-port', String(port)]
         : ['--udp-port', String(port), '--udp-rate-per-source', '1000000', '--udp-max-pps', '10000000'];
     // The access log goes nowhere (stdout ignored is still written): the figure is the echo's.
-    const echoArgs = [
-      '--disable-sigusr1',
-      BUNDLE,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(http),
-      ...l4,
-      ...sc.echo,
-    ];
+    const echoArgs = ['--disable-sigusr1', BUNDLE, '--host', '127.0.0.1', '--port', String(http), ...l4, ...sc.echo];
     const results = { echo: [] as Measurement[], bare: [] as Measurement[] };
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['bare', 'echo'] as const) {

@@ -1,6 +1,8 @@
 // The answer port: how any handler answers, whatever protocol carries the answer.
-// Every protocol implements it (HTTP/1.1 and HTTP/2 over node:http's response in
-// adapters/http1/exchange.ts; the WebSocket path in adapters/websocket/upgrade.ts answers on the socket);
+// Every protocol implements it (HTTP/1.x over node:http's response in
+// adapters/http1/exchange.ts, HTTP/2 on the stream in adapters/http2/exchange.ts, gRPC
+// in adapters/grpc/exchange.ts; the WebSocket path in adapters/websocket/upgrade.ts
+// answers on the socket);
 // handlers write through it and never do bookkeeping. The record of an exchange is
 // closed here and nowhere else: when the answer ends, or when the peer goes away.
 import type { Exchange, Outcome, WebSocketDetail } from './exchange.ts';
