@@ -83,6 +83,29 @@ describe('connection faults', () => {
     assert.equal(line!.aborted, true);
   });
 
+  it('HTTP/1.1: a cut past the first write, and a body shorter than SIZE cut after its last byte', async (ctx) => {
+    if (!requireTool(ctx, 'curl')) return;
+    // A generated body goes in 1 MiB writes: the first passes whole, the second is cut.
+    const past = `/p?echo_size=3MiB&echo_fault=truncate:${1536 * 1024}`;
+    const cut = await curl([`${t.url}${past}`]);
+    assert.equal(cut.code, 18, cut.stderr);
+    assert.equal(cut.bytes, 1536 * 1024);
+    // Two writes pass whole and the end carries nothing: the cut follows the last byte.
+    // (truncate: its FIN lets every byte arrive, where reset-after's RST may discard some.)
+    const short = '/s?echo_size=2MiB&echo_fault=truncate:4MiB';
+    const whole = await curl([`${t.url}${short}`]);
+    assert.equal(whole.code, 0, 'the whole declared body came, then the close');
+    assert.equal(whole.bytes, 2 * 1024 * 1024, whole.stderr);
+    const [p] = await accessLines(t, past);
+    assert.equal(p!.bytesOut, 1536 * 1024);
+    assert.equal(p!.aborted, true);
+    const [s] = await accessLines(t, short);
+    assert.equal(s!.status, 200);
+    assert.equal(s!.bytesOut, 2 * 1024 * 1024);
+    assert.equal(s!.fault, `truncate:${4 * 1024 * 1024}`);
+    assert.equal(s!.aborted, true);
+  });
+
   it('truncates the echo itself, not only generated bodies', async () => {
     const got = await new Promise<string>((resolve) => {
       let text = '';
@@ -147,6 +170,31 @@ describe('connection faults', () => {
       await waitFor(() => session.closed || session.destroyed, 3000, 'the session closed');
     } finally {
       session.destroy();
+    }
+  });
+
+  it('HTTP/2: a cut past the first write, and a body shorter than SIZE reset after its last byte', async () => {
+    const session = h2connect(t.url);
+    session.on('error', () => {});
+    try {
+      const past = `/p2?echo_size=3MiB&echo_fault=truncate:${1536 * 1024}`;
+      const cut = await stream(session, past);
+      assert.equal(cut.status, 200);
+      assert.ok(cut.bytes <= 1536 * 1024, `${cut.bytes}`);
+      assert.equal(cut.rstCode, 2);
+      const short = '/s2?echo_size=2MiB&echo_fault=reset-after:4MiB';
+      const whole = await stream(session, short);
+      assert.equal(whole.status, 200);
+      assert.ok(whole.bytes <= 2 * 1024 * 1024, `${whole.bytes}`);
+      assert.equal(whole.rstCode, 2, 'no END_STREAM: the stream is reset after the whole body');
+      const [p] = await accessLines(t, past);
+      assert.equal(p!.bytesOut, 1536 * 1024);
+      assert.equal(p!.aborted, true);
+      const [s] = await accessLines(t, short);
+      assert.equal(s!.bytesOut, 2 * 1024 * 1024);
+      assert.equal(s!.aborted, true);
+    } finally {
+      session.close();
     }
   });
 

@@ -7,6 +7,7 @@
 // closes it as aborted.
 import type { IncomingMessage, OutgoingHttpHeader, ServerResponse } from 'node:http';
 import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
+import { BodyCut } from '../../core/body-cut.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
@@ -64,10 +65,8 @@ export class HttpExchange extends Exchange implements HandlerExchange {
   readonly #ledger: Ledger;
   /** Set when the handler returned before the answer ended: the record then closes with the response. */
   #watching = false;
-  /** A fault that cuts the body (truncate, reset-after): the bytes written so far, and whether the cut is done. */
-  #cut: ConnectionFault | null = null;
-  #cutSent = 0;
-  #cutDone = false;
+  /** A fault that cuts the body (truncate, reset-after), with the count of what it let through. */
+  #cut: BodyCut | null = null;
 
   constructor(
     ledger: Ledger,
@@ -174,29 +173,21 @@ export class HttpExchange extends Exchange implements HandlerExchange {
         return false;
       case 'truncate':
       case 'reset-after':
-        this.#cut = f;
+        this.#cut = new BodyCut(f);
         return false;
     }
   }
 
   /** A write under a cutting fault: passed on until its bytes are out, then the cut. */
   #writeCut(chunk: string | Uint8Array, last: boolean): boolean {
-    if (this.#cutDone) return false;
-    const f = this.#cut!;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    const room = f.bytes - this.#cutSent;
-    if (bytes.length < room && !last) {
-      this.#cutSent += bytes.length;
-      return this.res.write(bytes);
-    }
-    // A body no longer than the fault's size goes whole, then the cut all the same.
-    const piece = bytes.subarray(0, Math.min(room, bytes.length));
-    this.#cutSent += piece.length;
-    this.#cutDone = true;
-    this.bytesOut = this.#cutSent;
+    const c = this.#cut!;
+    const piece = c.take(chunk, last);
+    if (piece === null) return false;
+    if (!c.done) return this.res.write(piece);
+    this.bytesOut = c.sent;
     const { req, res } = this;
     const cut = () => {
-      if (f.kind === 'reset-after') req.socket.resetAndDestroy();
+      if (c.fault.kind === 'reset-after') req.socket.resetAndDestroy();
       else req.socket.destroySoon();
     };
     if (piece.length > 0) res.write(piece, cut);

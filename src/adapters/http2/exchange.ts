@@ -9,6 +9,7 @@
 import type { OutgoingHttpHeader } from 'node:http';
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import { closeExchange, type AbortKind, type ConnectionFault } from '../../core/answer-port.ts';
+import { BodyCut } from '../../core/body-cut.ts';
 import type { ConnectionFacts } from '../../core/facts.ts';
 import { Exchange, httpOutcome } from '../../core/exchange.ts';
 import type { Ledger } from '../../core/ledger.ts';
@@ -38,10 +39,8 @@ export class H2Exchange extends Exchange implements HandlerExchange {
   /** Whether the answer was ended through this port (end()). */
   #ended = false;
   #trailers: Readonly<Record<string, string>> | null = null;
-  /** A fault that cuts the body (truncate, reset-after): the bytes written so far, and whether the cut is done. */
-  #cut: ConnectionFault | null = null;
-  #cutSent = 0;
-  #cutDone = false;
+  /** A fault that cuts the body (truncate, reset-after), with the count of what it let through. */
+  #cut: BodyCut | null = null;
 
   constructor(
     ledger: Ledger,
@@ -192,29 +191,21 @@ export class H2Exchange extends Exchange implements HandlerExchange {
         return false;
       case 'truncate':
       case 'reset-after':
-        this.#cut = f;
+        this.#cut = new BodyCut(f);
         return false;
     }
   }
 
   /** A write under a cutting fault: passed on until its bytes are out, then the cut. */
   #writeCut(chunk: string | Uint8Array, last: boolean): boolean {
-    if (this.#cutDone) return false;
-    const f = this.#cut!;
+    const c = this.#cut!;
+    const piece = c.take(chunk, last);
+    if (piece === null) return false;
     const { stream } = this;
     this.#headIfNone();
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    const room = f.bytes - this.#cutSent;
-    if (bytes.length < room && !last) {
-      this.#cutSent += bytes.length;
-      return stream.write(bytes);
-    }
-    // A body no longer than the fault's size goes whole, then the cut all the same.
-    const piece = bytes.subarray(0, Math.min(room, bytes.length));
-    this.#cutSent += piece.length;
-    this.#cutDone = true;
-    this.bytesOut = this.#cutSent;
-    const cut = () => resetNow(stream, f.h2Code);
+    if (!c.done) return stream.write(piece);
+    this.bytesOut = c.sent;
+    const cut = () => resetNow(stream, c.fault.h2Code);
     if (piece.length > 0) stream.write(piece, cut);
     else setImmediate(cut);
     this.#faulted();
