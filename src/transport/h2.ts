@@ -55,7 +55,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       log(
         'warn',
         { peer: facts.peerAddress, streams: n },
-        'HTTP/2 streams reset by node:http2 before the app saw them (ENHANCE_YOUR_CALM: a header list over about twice --max-header-size, most likely)',
+        'HTTP/2 streams reset by node:http2 before the app saw them: a header list over its limits (ENHANCE_YOUR_CALM) or a malformed one (PROTOCOL_ERROR)',
       );
       watch.metrics?.h2RefusedByNode('stream', n);
     });
@@ -91,9 +91,10 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error & { code?: string }) => {
       // ERR_HTTP2_ERROR is nghttp2 refusing what the peer sent (a header field over its
-      // 64 KiB HPACK limit, a malformed frame, a flood): it has sent GOAWAY, and the
-      // app never saw the request. Other errors are the connection failing (a reset),
-      // which the exchanges on it already record.
+      // 64 KiB HPACK limit, more concurrent streams than the SETTINGS it acknowledged,
+      // a malformed frame, a flood): it has sent GOAWAY, and the app never saw the
+      // request. Other errors are the connection failing (a reset), which the
+      // exchanges on it already record.
       if (err.code !== 'ERR_HTTP2_ERROR') {
         logger.debug({ err: err.message }, 'HTTP/2 session error');
         return;
@@ -101,7 +102,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       log(
         'warn',
         { peer: facts.peerAddress, err: err.message },
-        'HTTP/2 session ended by node:http2: the client broke the protocol (GOAWAY sent; a header field over 64 KiB, most likely)',
+        'HTTP/2 session ended by node:http2 with GOAWAY: the client broke the protocol (a header field over 64 KiB, more streams than SETTINGS allow, a malformed frame)',
       );
       watch.metrics?.h2RefusedByNode('session', 1);
     });
@@ -128,14 +129,16 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
 }
 
 /**
- * node:http2 resets a stream whose header list is over its limits (ENHANCE_YOUR_CALM)
- * before it ever becomes a 'stream' event, and tells nothing else: such a stream is
- * seen only as a client stream id the app never got. Client streams arrive in
- * id order (1, 3, 5, ...), so a gap before a stream is that many unseen; the ones
- * after the last stream seen are read from nghttp2's last processed stream id when
- * the peer sends GOAWAY or the server closes the session (after a close without
- * GOAWAY the session's state is gone, and those are not counted). A client that skips
- * stream ids, as HTTP/2 allows, is counted too: those streams never reached the app.
+ * node:http2 resets a stream whose header list is over its limits (ENHANCE_YOUR_CALM),
+ * and nghttp2 one with a malformed field (an upper-case name, a connection-specific
+ * header: PROTOCOL_ERROR), before it ever becomes a 'stream' event, and neither tells
+ * anything else: such a stream is seen only as a client stream id the app never got.
+ * Client streams arrive in id order (1, 3, 5, ...), so a gap before a stream is that
+ * many unseen; the ones after the last stream seen are read from nghttp2's last
+ * processed stream id when the peer sends GOAWAY or the server closes the session
+ * (after a close without GOAWAY the session's state is gone, and those go uncounted).
+ * A client that skips stream ids, as HTTP/2 allows, is counted too: those streams
+ * never reached the app either.
  */
 function countUnseenStreams(
   session: ServerHttp2Session,

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, frame } from '../../src/transport/h2-frames.ts';
 import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -247,6 +248,56 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     await closed;
     await waitFor(async () => (await refusedByNode('stream')) === 1, 2000, 'the stream counted');
     assert.equal(lines(STREAM_LINE).length, 1);
+  });
+
+  it('logs and counts streams nghttp2 resets for a malformed header field', async () => {
+    // A raw client: node's own lower-cases names and drops connection-specific headers.
+    const socket = connect({ port: t.port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    const frames: { type: number; id: number; payload: Buffer }[] = [];
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= FRAME_HEADER && buf.length >= FRAME_HEADER + buf.readUIntBE(0, 3)) {
+        const end = FRAME_HEADER + buf.readUIntBE(0, 3);
+        const f = { type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(FRAME_HEADER, end) };
+        // The server's SETTINGS get their ACK, so its limits are in force.
+        if (f.type === 0x4 && (buf[4]! & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+        frames.push(f);
+        buf = buf.subarray(end);
+      }
+    });
+    // GET http://a/ from the static table, then a literal field (name and value as given).
+    const field = (name: string, value: string) =>
+      Buffer.concat([
+        Buffer.from([0x00, name.length]),
+        Buffer.from(name),
+        Buffer.from([value.length]),
+        Buffer.from(value),
+      ]);
+    const get = Buffer.from([0x82, 0x86, 0x84, 0x01, 0x01, 0x61]);
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]));
+    await waitFor(() => frames.some((f) => f.type === 0x4), 2000, 'the server SETTINGS');
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, get));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 3, Buffer.concat([get, field('X-Upper', 'b')])));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 5, Buffer.concat([get, field('connection', 'b')])));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 7, get));
+    await waitFor(() => frames.some((f) => f.type === HEADERS && f.id === 7), 2000, 'the answer to stream 7');
+    const resets = frames.filter((f) => f.type === 0x3).map((f) => [f.id, f.payload.readUInt32BE(0)]);
+    assert.deepEqual(resets, [
+      [3, 1],
+      [5, 1],
+    ]);
+    assert.deepEqual(
+      frames.filter((f) => f.type === HEADERS).map((f) => f.id),
+      [1, 7],
+    );
+    socket.destroy();
+    assert.equal(await refusedByNode('stream'), 2);
+    const [line, ...more] = lines(STREAM_LINE);
+    assert.equal(more.length, 0, 'one line');
+    assert.equal(line!.streams, 2);
   });
 
   it('logs and counts a session ended for a header field over 64 KiB, and goes on serving', async () => {
