@@ -91,10 +91,10 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     destroyWhenClosingStalls(s, log);
     s.on('error', (err: Error & { code?: string }) => {
       // ERR_HTTP2_ERROR is nghttp2 refusing what the peer sent (a header field over its
-      // 64 KiB HPACK limit, more concurrent streams than the SETTINGS it acknowledged,
-      // a malformed frame, a flood): it has sent GOAWAY, and the app never saw the
-      // request. Other errors are the connection failing (a reset), which the
-      // exchanges on it already record.
+      // 64 KiB HPACK limit, a header block in more than 8 CONTINUATION frames, more
+      // concurrent streams than the SETTINGS it acknowledged, a malformed frame, a
+      // flood): it has sent GOAWAY, and the app never saw the request. Other errors
+      // are the connection failing (a reset), which the exchanges on it already record.
       if (err.code !== 'ERR_HTTP2_ERROR') {
         logger.debug({ err: err.message }, 'HTTP/2 session error');
         return;
@@ -102,7 +102,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       log(
         'warn',
         { peer: facts.peerAddress, err: err.message },
-        'HTTP/2 session ended by node:http2 with GOAWAY: the client broke the protocol (a header field over 64 KiB, more streams than SETTINGS allow, a malformed frame)',
+        'HTTP/2 session ended by node:http2 with GOAWAY: the client broke the protocol (a header field over 64 KiB, a header block in over 9 frames, more streams than SETTINGS allow, a malformed frame)',
       );
       watch.metrics?.h2RefusedByNode('session', 1);
     });

@@ -316,4 +316,18 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     assert.equal(t.logs.lines.filter((l) => l.level === 'warn' || l.level === 'error').length, 1, 'nothing else');
     assert.equal((await h2request(t.url, '/')).status, 200);
   });
+
+  it('logs and counts a session ended for a header block in more CONTINUATION frames than nghttp2 takes', async () => {
+    const session = h2(t.url);
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    // 200 KB of '~' (no Huffman gain) in 16 KiB frames: a HEADERS and a dozen CONTINUATIONs.
+    const fields = Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`x-${i}`, '~'.repeat(50_000)]));
+    assert.equal(await h2status(session, { ':path': '/', ...fields }), 'rst 2');
+    assert.equal(await goaway, 2, 'GOAWAY INTERNAL_ERROR');
+    await waitFor(() => lines(SESSION_LINE).length > 0, 2000, 'the warn line');
+    assert.equal(lines(SESSION_LINE).length, 1);
+    assert.match(String(lines(SESSION_LINE)[0]!.err), /CONTINUATION/);
+    assert.equal(await refusedByNode('session'), 1);
+    assert.equal((await h2request(t.url, '/')).status, 200);
+  });
 });
