@@ -226,6 +226,21 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     session.close();
   });
 
+  it('holds the warn lines to the rate limit however many streams a client has reset', async () => {
+    const session = h2(t.url);
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    const started = performance.now();
+    for (let i = 0; i < 60; i++) {
+      assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+      assert.equal(await h2status(session, { ':path': '/' }), 200);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(await refusedByNode('stream'), 60);
+    // The log limiter's burst of 20, and 5 a second after it.
+    assert.ok(lines(STREAM_LINE).length <= 20 + Math.ceil(5 * seconds) + 1, `${lines(STREAM_LINE).length} lines`);
+    session.close();
+  });
+
   it('counts a reset stream that was the last one when the client ends the session', async () => {
     const session = h2(t.url);
     assert.equal(await h2status(session, { ':path': '/' }), 200);
