@@ -44,6 +44,14 @@ export type TcpEnd = (typeof TCP_ENDS)[number];
 /** The limit a connection was refused by at accept: the `limit` label of echo_connections_refused_total. */
 export const CONNECTION_LIMITS = ['max_connections', 'max_connections_per_client'] as const;
 export type ConnectionLimit = (typeof CONNECTION_LIMITS)[number];
+/**
+ * What node:http2 ended by itself, before the app saw a request: a stream it reset
+ * (a header list over the limits it enforces, or one it refused otherwise), or a
+ * session it ended with GOAWAY (a field over nghttp2's 64 KiB, a malformed frame).
+ * The `kind` label of echo_http2_refused_by_node_total.
+ */
+export const H2_NODE_REFUSALS = ['stream', 'session'] as const;
+export type H2NodeRefusal = (typeof H2_NODE_REFUSALS)[number];
 /** What became of a datagram on the UDP echo: the `result` label of echo_udp_datagrams_total. */
 export const UDP_RESULTS = ['answered', 'dropped_source_rate', 'dropped_budget'] as const;
 export type UdpResult = (typeof UDP_RESULTS)[number];
@@ -87,6 +95,8 @@ interface Counted {
   grpcCalls?: ArrayLike<number>;
   /** Connections refused at accept, by CONNECTION_LIMITS slot; absent from a worker that predates it. */
   connectionsRefused?: ArrayLike<number>;
+  /** What node:http2 refused itself, by H2_NODE_REFUSALS slot; absent from a worker that predates it. */
+  h2NodeRefusals?: ArrayLike<number>;
 }
 
 /** The gRPC status codes by number, as the `code` label of echo_grpc_calls_total says them. */
@@ -138,6 +148,8 @@ export interface Metrics {
   connectionClosedEarly(reason: ClosedEarly): void;
   /** A connection closed at accept because a limit was reached. */
   connectionRefused(limit: ConnectionLimit): void;
+  /** `n` streams, or a session, that node:http2 refused itself before the app saw a request. */
+  h2RefusedByNode(kind: H2NodeRefusal, n: number): void;
   /** A TCP echo connection ended, having carried these bytes. */
   tcpConnection(end: TcpEnd, bytesIn: number, bytesOut: number): void;
   /** A datagram reached the UDP echo: answered with `bytesOut` bytes, or dropped. */
@@ -176,6 +188,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
   const udp = new Float64Array(UDP_RESULTS.length + 2);
   const grpcCalls = new Float64Array(GRPC_CODES.length);
   const connectionsRefused = new Float64Array(CONNECTION_LIMITS.length);
+  const h2NodeRefusals = new Float64Array(H2_NODE_REFUSALS.length);
 
   const snapshot = async (): Promise<MetricsSnapshot> => ({
     requests: Array.from(requests),
@@ -193,6 +206,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     udp: Array.from(udp),
     grpcCalls: Array.from(grpcCalls),
     connectionsRefused: Array.from(connectionsRefused),
+    h2NodeRefusals: Array.from(h2NodeRefusals),
     defaults: await registry.getMetricsAsJSON(),
   });
   const metrics: Metrics = {
@@ -233,6 +247,9 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
     connectionRefused: (limit) => {
       connectionsRefused[CONNECTION_LIMITS.indexOf(limit)]!++;
     },
+    h2RefusedByNode: (kind, n) => {
+      h2NodeRefusals[H2_NODE_REFUSALS.indexOf(kind)]! += n;
+    },
     tcpConnection(end, bytesIn, bytesOut) {
       tcp[TCP_ENDS.indexOf(end)]!++;
       tcp[TCP_ENDS.length]! += bytesIn;
@@ -263,6 +280,7 @@ export function createMetrics(sources: MetricsSources = { droppedLogLines: () =>
           udp,
           grpcCalls,
           connectionsRefused,
+          h2NodeRefusals,
         },
       ]) + (await registry.metrics()),
     contentType: CONTENT_TYPE,
@@ -293,8 +311,10 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   const udp = new Float64Array(UDP_RESULTS.length + 2);
   const grpcCalls = new Float64Array(GRPC_CODES.length);
   const connectionsRefused = new Float64Array(CONNECTION_LIMITS.length);
+  const h2NodeRefusals = new Float64Array(H2_NODE_REFUSALS.length);
   for (const s of snapshots) {
     if (s.connectionsRefused !== undefined) addInto(connectionsRefused, s.connectionsRefused);
+    if (s.h2NodeRefusals !== undefined) addInto(h2NodeRefusals, s.h2NodeRefusals);
     if (s.closedEarly !== undefined) addInto(closedEarly, s.closedEarly);
     if (s.tcp !== undefined) addInto(tcp, s.tcp);
     if (s.udp !== undefined) addInto(udp, s.udp);
@@ -371,6 +391,14 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   );
   CONNECTION_LIMITS.forEach((limit, i) => {
     out += `echo_connections_refused_total{limit="${limit}"} ${connectionsRefused[i]}\n`;
+  });
+  head(
+    'echo_http2_refused_by_node_total',
+    'HTTP/2 streams node:http2 reset, and sessions it ended with GOAWAY, before the app saw a request, by kind.',
+    'counter',
+  );
+  H2_NODE_REFUSALS.forEach((kind, i) => {
+    out += `echo_http2_refused_by_node_total{kind="${kind}"} ${h2NodeRefusals[i]}\n`;
   });
   head(
     'echo_requests_refused_per_client_total',

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/settings.ts';
 import { limitedLog, type LimitedLog } from '../ops/log-limit.ts';
 import type { Logger } from '../ops/logger.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import { factsOf, frontDone, type FrontState } from './front.ts';
 import { PLACEHOLDER_AUTHORITY, placeholderStreamOf } from './h2-authority.ts';
 import type { Handlers } from './handlers.ts';
@@ -20,24 +21,25 @@ export interface H2Stage {
   destroyAll(): void;
 }
 
-/** No-progress closing (progress.ts) and its rate-limited log. */
+/** No-progress closing (progress.ts), its rate-limited log, and the counters of what node:http2 refuses itself. */
 export interface H2Watch {
   progress: ProgressWatch;
   log: LimitedLog;
+  metrics: Metrics | null;
 }
 
 const NGHTTP2_CANCEL = 8;
 const ignore = () => {};
 
 export function createH2Stage(app: Handlers, config: Config, logger: Logger, watch: H2Watch): H2Stage {
-  const sessions = new Set<ServerHttp2Session>();
-  const server = createH2Server(config, logger);
+  // Each session with what to do before the server closes it (see countUnseenStreams).
+  const sessions = new Map<ServerHttp2Session, () => void>();
+  const server = createH2Server(config);
   // node:http2 creates the session synchronously inside emit('connection'); the
   // front state of the connection being handed over is parked here for that moment.
   let handingOver: FrontState | undefined;
   const log = limitedLog(logger);
   server.on('session', (s: ServerHttp2Session) => {
-    sessions.add(s);
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
     let first = true;
@@ -49,7 +51,16 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     // socket is still there (a stream of a destroyed session is not answered anyway).
     const facts = factsOf({ socket: s.socket });
     let placeholder: number | undefined;
-    const idle = closeWhenIdle(s, config.keepAliveTimeoutMs);
+    const unseen = countUnseenStreams(s, (n) => {
+      log(
+        'warn',
+        { peer: facts.peerAddress, streams: n },
+        'HTTP/2 streams reset by node:http2 before the app saw them: a header list over its limits (ENHANCE_YOUR_CALM) or a malformed one (PROTOCOL_ERROR)',
+      );
+      watch.metrics?.h2RefusedByNode('stream', n);
+    });
+    sessions.set(s, unseen.settle);
+    const idle = closeWhenIdle(s, config.keepAliveTimeoutMs, unseen.settle);
     const refusals = closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
     // One 'stream' listener and one 'close' listener per stream for all per-stream
     // bookkeeping: each listener and closure is paid on every stream of every session.
@@ -61,6 +72,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
         frontDone(front);
         if (!s.destroyed) placeholder = placeholderStreamOf(s.socket);
       }
+      unseen.seen(stream.id!);
       idle.opened();
       refusals.opened(stream);
       const stopWatching = cancelWhenStalled(stream, watch, config.idleTimeoutMs);
@@ -77,7 +89,23 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       app.stream(stream, headers, raw, facts);
     });
     destroyWhenClosingStalls(s, log);
-    s.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
+    s.on('error', (err: Error & { code?: string }) => {
+      // ERR_HTTP2_ERROR is nghttp2 refusing what the peer sent (a header field over its
+      // 64 KiB HPACK limit, a header block in more than 8 CONTINUATION frames, more
+      // concurrent streams than the SETTINGS it acknowledged, a malformed frame, a
+      // flood): it has sent GOAWAY, and the app never saw the request. Other errors
+      // are the connection failing (a reset), which the exchanges on it already record.
+      if (err.code !== 'ERR_HTTP2_ERROR') {
+        logger.debug({ err: err.message }, 'HTTP/2 session error');
+        return;
+      }
+      log(
+        'warn',
+        { peer: facts.peerAddress, err: err.message },
+        'HTTP/2 session ended by node:http2 with GOAWAY: the client broke the protocol (a header field over 64 KiB, a header block in over 9 frames, more streams than SETTINGS allow, a malformed frame)',
+      );
+      watch.metrics?.h2RefusedByNode('session', 1);
+    });
   });
   return {
     handOver(socket, front) {
@@ -89,11 +117,53 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       }
     },
     closeAll() {
-      for (const s of sessions) s.close();
+      for (const [s, settle] of sessions) {
+        settle();
+        s.close();
+      }
     },
     destroyAll() {
-      for (const s of sessions) s.destroy();
+      for (const s of sessions.keys()) s.destroy();
     },
+  };
+}
+
+/**
+ * node:http2 resets a stream whose header list is over its limits (ENHANCE_YOUR_CALM),
+ * and nghttp2 one with a malformed field (an upper-case name, a connection-specific
+ * header: PROTOCOL_ERROR), before it ever becomes a 'stream' event, and neither tells
+ * anything else: such a stream is seen only as a client stream id the app never got.
+ * Client streams arrive in id order (1, 3, 5, ...), so a gap before a stream is that
+ * many unseen; the ones after the last stream seen are read from nghttp2's last
+ * processed stream id when the peer sends GOAWAY or the server closes the session
+ * (after a close without GOAWAY the session's state is gone, and those go uncounted).
+ * A client that skips stream ids, as HTTP/2 allows, is counted too: those streams
+ * never reached the app either.
+ */
+function countUnseenStreams(
+  session: ServerHttp2Session,
+  report: (streams: number) => void,
+): { seen: (id: number) => void; settle: () => void } {
+  let next = 1;
+  const settle = () => {
+    if (session.destroyed) return;
+    const last = session.state.lastProcStreamID ?? 0;
+    // A stream whose HEADERS have just been read is emitted a tick later: look once
+    // that has happened, so it is not taken for an unseen one.
+    if (last >= next)
+      setImmediate(() => {
+        if (last < next) return;
+        report((last - next) / 2 + 1);
+        next = last + 2;
+      });
+  };
+  session.on('goaway', settle);
+  return {
+    seen(id) {
+      if (id > next) report((id - next) / 2);
+      if (id >= next) next = id + 2;
+    },
+    settle,
   };
 }
 
@@ -102,7 +172,11 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
  * idle HTTP/1.1 keep-alive connection is: otherwise each idle session would hold a
  * --max-connections slot for the whole --idle-timeout.
  */
-function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): void; closed(): void } {
+function closeWhenIdle(
+  session: ServerHttp2Session,
+  ms: number,
+  beforeClose: () => void,
+): { opened(): void; closed(): void } {
   let open = 0;
   // One timer per session, re-armed (refresh) each time the last stream closes: a
   // new timer per idle moment, and clearing it on every stream, would be paid on
@@ -117,7 +191,9 @@ function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): voi
       if (--open !== 0) return;
       if (timer === undefined)
         timer = setTimeout(() => {
-          if (open === 0 && !session.closed) session.close();
+          if (open !== 0 || session.closed) return;
+          beforeClose();
+          session.close();
         }, ms);
       else timer.refresh();
     },
@@ -233,7 +309,7 @@ function removePlaceholder(headers: IncomingHttpHeaders, raw: string[]): void {
   }
 }
 
-function createH2Server(config: Config, logger: Logger): Http2Server {
+function createH2Server(config: Config): Http2Server {
   const { createServer: createHttp2Server } = process.getBuiltinModule('node:http2');
   // node:http2 resets a stream (ENHANCE_YOUR_CALM, unlogged, uncounted) whose header
   // list exceeds the size it advertises, counting 32 bytes more per field than the app
@@ -252,6 +328,5 @@ function createH2Server(config: Config, logger: Logger): Http2Server {
     maxOutstandingPings: Math.max(100, config.h2MaxStreams),
   });
   h2.setTimeout(config.idleTimeoutMs);
-  h2.on('sessionError', (err: Error) => logger.debug({ err: err.message }, 'HTTP/2 session error'));
   return h2;
 }

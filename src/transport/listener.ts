@@ -71,7 +71,7 @@ export async function listen(app: Handlers, config: Config, deps: ListenerDeps):
   const { logger } = deps;
   const log = limitedLog(logger);
   const progress = createProgressWatch(config.idleTimeoutMs);
-  const h2 = lazyH2Stage(() => createH2Stage(app, config, logger, { progress, log }));
+  const h2 = lazyH2Stage(() => createH2Stage(app, config, logger, { progress, log, metrics: deps.metrics }));
   const http1 = createHttp1Stage(app, config, { log, progress });
   http1.server.on('upgrade', dispatchUpgrades(app, config, { logger, log, http1, toH2: h2.take }));
   const accepted: Accepted = { inFront: new Set(), count: 0 };

@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
-import { rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, frame } from '../../src/transport/h2-frames.ts';
+import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -180,5 +181,168 @@ describe('refused WebSocket handshakes', () => {
     const started = performance.now();
     assert.equal(await t.server.shutdown(), true, 'drained');
     assert.ok(performance.now() - started < 2000, 'an idle server stops without waiting for the drain timeout');
+  });
+});
+
+// What node:http2 refuses itself never reaches the app: a header list over the limit
+// it advertises (reset, ENHANCE_YOUR_CALM), or a field over nghttp2's 64 KiB HPACK
+// limit (GOAWAY COMPRESSION_ERROR). Each still gets one warn line and one count.
+describe('HTTP/2 refusals by node:http2 itself', () => {
+  const STREAM_LINE = /^HTTP\/2 streams reset by node:http2 before the app saw them/;
+  const SESSION_LINE = /^HTTP\/2 session ended by node:http2/;
+  // --max-header-size 1 KiB: node:http2 advertises about 8.4 KB and resets above that.
+  const over = { 'x-a': 'a'.repeat(5000), 'x-b': 'b'.repeat(5000) };
+  let t: TestServer;
+  beforeEach(async () => {
+    t = await startTestServer({ maxHeaderSize: 1024 });
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const refusedByNode = async (kind: string) => {
+    const m = new RegExp(`^echo_http2_refused_by_node_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(
+      await (await fetch(`${t.url}/metrics`)).text(),
+    );
+    return m === null ? -1 : Number(m[1]);
+  };
+  const lines = (msg: RegExp) => t.logs.lines.filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
+
+  it('logs and counts a stream reset for a header list over its limit, and goes on serving', async () => {
+    const session = h2(t.url);
+    // The first request lets the client acknowledge SETTINGS: node:http2 holds a
+    // stream to the advertised list size only from then on.
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    await waitFor(() => lines(STREAM_LINE).length > 0, 2000, 'the warn line');
+    const [line, ...more] = lines(STREAM_LINE);
+    assert.equal(more.length, 0, 'one line');
+    assert.equal(line!.level, 'warn');
+    assert.equal(line!.streams, 1);
+    assert.equal(line!.peer, '127.0.0.1');
+    assert.equal(await refusedByNode('stream'), 1);
+    assert.equal(await refusedByNode('session'), 0);
+    session.close();
+  });
+
+  it('holds the warn lines to the rate limit however many streams a client has reset', async () => {
+    const session = h2(t.url);
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    const started = performance.now();
+    for (let i = 0; i < 60; i++) {
+      assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+      assert.equal(await h2status(session, { ':path': '/' }), 200);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(await refusedByNode('stream'), 60);
+    // The log limiter's burst of 20, and 5 a second after it.
+    assert.ok(lines(STREAM_LINE).length <= 20 + Math.ceil(5 * seconds) + 1, `${lines(STREAM_LINE).length} lines`);
+    session.close();
+  });
+
+  it('counts a reset stream that was the last one when the client ends the session', async () => {
+    const session = h2(t.url);
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+    session.close();
+    await waitFor(async () => (await refusedByNode('stream')) === 2, 2000, 'two streams counted');
+    assert.equal(lines(STREAM_LINE).length, 1, 'one line for both');
+    assert.equal(lines(STREAM_LINE)[0]!.streams, 2);
+    assert.equal((await h2request(t.url, '/')).status, 200);
+  });
+
+  it('counts a reset stream that was the last one when the server closes the idle session', async () => {
+    await t.close();
+    t = await startTestServer({ maxHeaderSize: 1024, keepAliveTimeoutMs: 200 });
+    const session = h2(t.url);
+    const closed = once(session, 'close');
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
+    await closed;
+    await waitFor(async () => (await refusedByNode('stream')) === 1, 2000, 'the stream counted');
+    assert.equal(lines(STREAM_LINE).length, 1);
+  });
+
+  it('logs and counts streams nghttp2 resets for a malformed header field', async () => {
+    // A raw client: node's own lower-cases names and drops connection-specific headers.
+    const socket = connect({ port: t.port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    const frames: { type: number; id: number; payload: Buffer }[] = [];
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= FRAME_HEADER && buf.length >= FRAME_HEADER + buf.readUIntBE(0, 3)) {
+        const end = FRAME_HEADER + buf.readUIntBE(0, 3);
+        const f = { type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(FRAME_HEADER, end) };
+        // The server's SETTINGS get their ACK, so its limits are in force.
+        if (f.type === 0x4 && (buf[4]! & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+        frames.push(f);
+        buf = buf.subarray(end);
+      }
+    });
+    // GET http://a/ from the static table, then a literal field (name and value as given).
+    const field = (name: string, value: string) =>
+      Buffer.concat([
+        Buffer.from([0x00, name.length]),
+        Buffer.from(name),
+        Buffer.from([value.length]),
+        Buffer.from(value),
+      ]);
+    const get = Buffer.from([0x82, 0x86, 0x84, 0x01, 0x01, 0x61]);
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]));
+    await waitFor(() => frames.some((f) => f.type === 0x4), 2000, 'the server SETTINGS');
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, get));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 3, Buffer.concat([get, field('X-Upper', 'b')])));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 5, Buffer.concat([get, field('connection', 'b')])));
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 7, get));
+    await waitFor(() => frames.some((f) => f.type === HEADERS && f.id === 7), 2000, 'the answer to stream 7');
+    const resets = frames.filter((f) => f.type === 0x3).map((f) => [f.id, f.payload.readUInt32BE(0)]);
+    assert.deepEqual(resets, [
+      [3, 1],
+      [5, 1],
+    ]);
+    assert.deepEqual(
+      frames.filter((f) => f.type === HEADERS).map((f) => f.id),
+      [1, 7],
+    );
+    socket.destroy();
+    assert.equal(await refusedByNode('stream'), 2);
+    const [line, ...more] = lines(STREAM_LINE);
+    assert.equal(more.length, 0, 'one line');
+    assert.equal(line!.streams, 2);
+  });
+
+  it('logs and counts a session ended for a header field over 64 KiB, and goes on serving', async () => {
+    const session = h2(t.url);
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    assert.equal(await h2status(session, { ':path': '/' }), 200);
+    // '~' has a 13-bit Huffman code, so the field goes out as 70,000 literal bytes.
+    assert.equal(await h2status(session, { ':path': '/', 'x-big': '~'.repeat(70_000) }), 'rst 9');
+    assert.equal(await goaway, 9, 'GOAWAY COMPRESSION_ERROR');
+    await waitFor(() => lines(SESSION_LINE).length > 0, 2000, 'the warn line');
+    const [line, ...more] = lines(SESSION_LINE);
+    assert.equal(more.length, 0, 'one line');
+    assert.equal(line!.level, 'warn');
+    assert.equal(await refusedByNode('session'), 1);
+    assert.equal(await refusedByNode('stream'), 0);
+    assert.equal(t.logs.lines.filter((l) => l.level === 'warn' || l.level === 'error').length, 1, 'nothing else');
+    assert.equal((await h2request(t.url, '/')).status, 200);
+  });
+
+  it('logs and counts a session ended for a header block in more CONTINUATION frames than nghttp2 takes', async () => {
+    const session = h2(t.url);
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    // 200 KB of '~' (no Huffman gain) in 16 KiB frames: a HEADERS and a dozen CONTINUATIONs.
+    const fields = Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`x-${i}`, '~'.repeat(50_000)]));
+    assert.equal(await h2status(session, { ':path': '/', ...fields }), 'rst 2');
+    assert.equal(await goaway, 2, 'GOAWAY INTERNAL_ERROR');
+    await waitFor(() => lines(SESSION_LINE).length > 0, 2000, 'the warn line');
+    assert.equal(lines(SESSION_LINE).length, 1);
+    assert.match(String(lines(SESSION_LINE)[0]!.err), /CONTINUATION/);
+    assert.equal(await refusedByNode('session'), 1);
+    assert.equal((await h2request(t.url, '/')).status, 200);
   });
 });
