@@ -137,34 +137,61 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
  * many unseen; the ones after the last stream seen are read from nghttp2's last
  * processed stream id when the peer sends GOAWAY or the server closes the session
  * (after a close without GOAWAY the session's state is gone, and those go uncounted).
- * A client that skips stream ids, as HTTP/2 allows, is counted too: those streams
- * never reached the app either.
+ * A client that skips stream ids, as HTTP/2 allows, is counted too (those ids never
+ * reached the app either), but never as more streams than it can have sent: the id
+ * is the client's to choose, and one jump to 2^31 must not count a billion resets.
+ * Each reset stream took a HEADERS frame of at least MIN_HEADERS_FRAME bytes, so a
+ * gap counts at most the bytes read since the last count over that (at most one per
+ * gap where the session's socket keeps no byte count, as a bridged h2c one does not).
  */
 function countUnseenStreams(
   session: ServerHttp2Session,
   report: (streams: number) => void,
 ): { seen: (id: number) => void; settle: () => void } {
   let next = 1;
+  let bytesAtCount = 0;
+  const count = (gap: number, read: number | null) => {
+    const most = read === null ? 1 : Math.floor((read - bytesAtCount) / MIN_HEADERS_FRAME);
+    if (read !== null) bytesAtCount = read;
+    const n = Math.min(gap, Math.max(1, most));
+    report(n);
+  };
   const settle = () => {
     if (session.destroyed) return;
     const last = session.state.lastProcStreamID ?? 0;
+    // Read now: the socket may be gone by the next turn.
+    const read = bytesReadOf(session);
     // A stream whose HEADERS have just been read is emitted a tick later: look once
     // that has happened, so it is not taken for an unseen one.
     if (last >= next)
       setImmediate(() => {
         if (last < next) return;
-        report((last - next) / 2 + 1);
+        count((last - next) / 2 + 1, read);
         next = last + 2;
       });
   };
   session.on('goaway', settle);
   return {
     seen(id) {
-      if (id > next) report((id - next) / 2);
+      if (id > next) count((id - next) / 2, bytesReadOf(session));
       if (id >= next) next = id + 2;
     },
     settle,
   };
+}
+
+/** A frame header (9 bytes) and at least one byte of header block. */
+const MIN_HEADERS_FRAME = 10;
+
+/** Bytes the session's socket has read, or null when it keeps no count (or is gone). */
+function bytesReadOf(session: ServerHttp2Session): number | null {
+  try {
+    const n = (session.socket as { bytesRead?: unknown } | undefined)?.bytesRead;
+    return typeof n === 'number' ? n : null;
+  } catch {
+    // node:http2's socket proxy throws once the session has let its socket go.
+    return null;
+  }
 }
 
 /**

@@ -315,6 +315,37 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     assert.equal(line!.streams, 2);
   });
 
+  it('counts a client that jumps its stream id as no more streams than it sent', async () => {
+    // The id is the client's to choose: HTTP/2 lets it skip ids, and a skip looks
+    // like streams reset unseen. One jump to the last id must not count a billion.
+    const socket = connect({ port: t.port, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    const frames: { type: number; id: number }[] = [];
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= FRAME_HEADER && buf.length >= FRAME_HEADER + buf.readUIntBE(0, 3)) {
+        const end = FRAME_HEADER + buf.readUIntBE(0, 3);
+        if (buf[3] === 0x4 && (buf[4]! & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
+        frames.push({ type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff });
+        buf = buf.subarray(end);
+      }
+    });
+    const get = Buffer.from([0x82, 0x86, 0x84, 0x01, 0x01, 0x61]);
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]));
+    await waitFor(() => frames.some((f) => f.type === 0x4), 2000, 'the server SETTINGS');
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, get));
+    const last = 2 ** 31 - 1;
+    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, last, get));
+    await waitFor(() => frames.some((f) => f.type === HEADERS && f.id === last), 2000, 'the answer to the last id');
+    socket.destroy();
+    const counted = await refusedByNode('stream');
+    assert.ok(counted >= 1 && counted <= 20, `counted ${counted} streams for one jump`);
+    const [line] = lines(STREAM_LINE);
+    assert.equal(line!.streams, counted);
+  });
+
   it('logs and counts a session ended for a header field over 64 KiB, and goes on serving', async () => {
     const session = h2(t.url);
     const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
