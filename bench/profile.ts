@@ -4,7 +4,8 @@
 // library, Node's JavaScript internals, native calls (socket writes are most of
 // these) and the garbage collector. Only samples taken while the load runs count:
 // start-up (module loading, the gRPC descriptors' registry) is not per-request work.
-// BENCH_ACCEPT sets the Accept header (application/json profiles the JSON echo).
+// BENCH_ACCEPT sets the Accept header (application/json profiles the JSON echo);
+// BENCH_ECHO_ARGS='--access-log false ...' adds settings to echo-server's command line.
 // Loopback only; each run lasts DURATION seconds.
 // `--h2` (or BENCH_PROFILE_H2=1): h2c instead, under h2load (10 connections x 10
 // streams), against the bare node:http2 stream server of bench/article.mjs.
@@ -17,6 +18,7 @@ import { join } from 'node:path';
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const PATH = process.env.BENCH_PATH ?? '/bench?x=1';
 const ACCEPT = process.env.BENCH_ACCEPT;
+const ECHO_ARGS = (process.env.BENCH_ECHO_ARGS ?? '').split(' ').filter(Boolean);
 /** Pinned like the bench: the server on CPU 0, wrk on CPU 1 (when there are two). */
 const PIN = cpus().length >= 2;
 const H2 = process.argv.includes('--h2') || process.env.BENCH_PROFILE_H2 === '1';
@@ -145,7 +147,12 @@ const out = join(mkdtempSync(join(tmpdir(), 'echo-prof-build-')), 'echo-server.c
 execFileSync(process.execPath, ['scripts/build.ts', '--no-minify', '--outfile', out], { stdio: 'ignore' });
 const marks = moduleMap(readFileSync(out, 'utf8'));
 // The baseline exits on SIGINT without a handler, which would lose its profile.
-const echo = await profile([out, '--port', String(PORT), '--host', '127.0.0.1'], 'echo-server.cjs', marks, PATH);
+const echo = await profile(
+  [out, '--port', String(PORT), '--host', '127.0.0.1', ...ECHO_ARGS],
+  'echo-server.cjs',
+  marks,
+  PATH,
+);
 const base = await profile(
   [
     '--import',
