@@ -1266,6 +1266,15 @@ function updateReadme(md: string): void {
   const b = readme.indexOf(end);
   if (a < 0 || b < 0) return;
   writeFileSync('docs/benchmarks.md', readme.slice(0, a + start.length) + '\n' + md + readme.slice(b));
+  // The page is checked by `npm run lint`: the tables go in formatted, as a person's edit would.
+  const prettier = spawnSync(
+    process.execPath,
+    ['node_modules/prettier/bin/prettier.cjs', '--write', 'docs/benchmarks.md'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  if (prettier.status !== 0) console.log('  docs/benchmarks.md: prettier failed; run `npm run format`');
 }
 
 await main();
