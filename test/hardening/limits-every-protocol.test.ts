@@ -380,11 +380,15 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
   // nghttp (a well-behaved client) sends PRIORITY frames on idle streams 3 to 11 as
   // dependency anchors and its first request on stream 13: none of those ids was a
   // request node:http2 reset. Marked todo: not fixed yet, it fails on main.
-  it('counts nothing for nghttp, whose first request is on stream 13', { todo: 'false positive not fixed yet' }, async (ctx) => {
-    if (!requireTool(ctx, 'nghttp')) return;
-    const r = await runTool('nghttp', [`${t.url}/`]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(await refusedByNode('stream'), 0);
-    assert.equal(lines(STREAM_LINE).length, 0);
-  });
+  it(
+    'counts nothing for nghttp, whose first request is on stream 13',
+    { todo: 'false positive not fixed yet' },
+    async (ctx) => {
+      if (!requireTool(ctx, 'nghttp')) return;
+      const r = await runTool('nghttp', [`${t.url}/`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await refusedByNode('stream'), 0);
+      assert.equal(lines(STREAM_LINE).length, 0);
+    },
+  );
 });
