@@ -6,7 +6,7 @@ import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, frame } from '../../src/transport/h2-frames.ts';
-import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
+import { h2request, rawRequest, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -376,4 +376,19 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     assert.equal(await refusedByNode('session'), 1);
     assert.equal((await h2request(t.url, '/')).status, 200);
   });
+
+  // nghttp (a well-behaved client) sends PRIORITY frames on idle streams 3 to 11 as
+  // dependency anchors and its first request on stream 13: none of those ids was a
+  // request node:http2 reset. Marked todo: not fixed yet, it fails on main.
+  it(
+    'counts nothing for nghttp, whose first request is on stream 13',
+    { todo: 'false positive not fixed yet' },
+    async (ctx) => {
+      if (!requireTool(ctx, 'nghttp')) return;
+      const r = await runTool('nghttp', [`${t.url}/`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await refusedByNode('stream'), 0);
+      assert.equal(lines(STREAM_LINE).length, 0);
+    },
+  );
 });
