@@ -45,12 +45,12 @@ export type TcpEnd = (typeof TCP_ENDS)[number];
 export const CONNECTION_LIMITS = ['max_connections', 'max_connections_per_client'] as const;
 export type ConnectionLimit = (typeof CONNECTION_LIMITS)[number];
 /**
- * What node:http2 ended by itself, before the app saw a request: a stream it reset
- * (a header list over the limits it enforces, or one it refused otherwise), or a
- * session it ended with GOAWAY (a field over nghttp2's 64 KiB, a malformed frame).
- * The `kind` label of echo_http2_refused_by_node_total.
+ * What node:http2 ended by itself, before the app saw a request: a session it ended
+ * with GOAWAY (a field over nghttp2's 64 KiB, a malformed frame). A stream it resets
+ * by itself gives JavaScript no event and is not counted. The `kind` label of
+ * echo_http2_refused_by_node_total.
  */
-export const H2_NODE_REFUSALS = ['stream', 'session'] as const;
+export const H2_NODE_REFUSALS = ['session'] as const;
 export type H2NodeRefusal = (typeof H2_NODE_REFUSALS)[number];
 /** What became of a datagram on the UDP echo: the `result` label of echo_udp_datagrams_total. */
 export const UDP_RESULTS = ['answered', 'dropped_source_rate', 'dropped_budget'] as const;
@@ -148,7 +148,7 @@ export interface Metrics {
   connectionClosedEarly(reason: ClosedEarly): void;
   /** A connection closed at accept because a limit was reached. */
   connectionRefused(limit: ConnectionLimit): void;
-  /** `n` streams, or a session, that node:http2 refused itself before the app saw a request. */
+  /** `n` sessions that node:http2 ended itself (GOAWAY) before the app saw a request. */
   h2RefusedByNode(kind: H2NodeRefusal, n: number): void;
   /** A TCP echo connection ended, having carried these bytes. */
   tcpConnection(end: TcpEnd, bytesIn: number, bytesOut: number): void;
@@ -394,7 +394,7 @@ export function renderCounters(snapshots: readonly Counted[], workers?: WorkerFi
   });
   head(
     'echo_http2_refused_by_node_total',
-    'HTTP/2 streams node:http2 reset, and sessions it ended with GOAWAY, before the app saw a request, by kind.',
+    'HTTP/2 sessions node:http2 ended itself with GOAWAY (the client broke the protocol), by kind.',
     'counter',
   );
   H2_NODE_REFUSALS.forEach((kind, i) => {

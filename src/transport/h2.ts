@@ -21,7 +21,7 @@ export interface H2Stage {
   destroyAll(): void;
 }
 
-/** No-progress closing (progress.ts), its rate-limited log, and the counters of what node:http2 refuses itself. */
+/** No-progress closing (progress.ts), its rate-limited log, and the count of sessions node:http2 ends itself. */
 export interface H2Watch {
   progress: ProgressWatch;
   log: LimitedLog;
@@ -32,14 +32,14 @@ const NGHTTP2_CANCEL = 8;
 const ignore = () => {};
 
 export function createH2Stage(app: Handlers, config: Config, logger: Logger, watch: H2Watch): H2Stage {
-  // Each session with what to do before the server closes it (see countUnseenStreams).
-  const sessions = new Map<ServerHttp2Session, () => void>();
+  const sessions = new Set<ServerHttp2Session>();
   const server = createH2Server(config);
   // node:http2 creates the session synchronously inside emit('connection'); the
   // front state of the connection being handed over is parked here for that moment.
   let handingOver: FrontState | undefined;
   const log = limitedLog(logger);
   server.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
     s.once('close', () => sessions.delete(s));
     const front = handingOver;
     let first = true;
@@ -51,16 +51,7 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
     // socket is still there (a stream of a destroyed session is not answered anyway).
     const facts = factsOf({ socket: s.socket });
     let placeholder: number | undefined;
-    const unseen = countUnseenStreams(s, (n) => {
-      log(
-        'warn',
-        { peer: facts.peerAddress, streams: n },
-        'HTTP/2 streams reset by node:http2 before the app saw them: a header list over its limits (ENHANCE_YOUR_CALM) or a malformed one (PROTOCOL_ERROR)',
-      );
-      watch.metrics?.h2RefusedByNode('stream', n);
-    });
-    sessions.set(s, unseen.settle);
-    const idle = closeWhenIdle(s, config.keepAliveTimeoutMs, unseen.settle);
+    const idle = closeWhenIdle(s, config.keepAliveTimeoutMs);
     const refusals = closeWhenRefusedTooOften(s, REFUSAL_ROUNDS * config.h2MaxStreams, log);
     // One 'stream' listener and one 'close' listener per stream for all per-stream
     // bookkeeping: each listener and closure is paid on every stream of every session.
@@ -72,7 +63,6 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
         frontDone(front);
         if (!s.destroyed) placeholder = placeholderStreamOf(s.socket);
       }
-      unseen.seen(stream.id!);
       idle.opened();
       refusals.opened(stream);
       const stopWatching = cancelWhenStalled(stream, watch, config.idleTimeoutMs);
@@ -117,81 +107,12 @@ export function createH2Stage(app: Handlers, config: Config, logger: Logger, wat
       }
     },
     closeAll() {
-      for (const [s, settle] of sessions) {
-        settle();
-        s.close();
-      }
+      for (const s of sessions) s.close();
     },
     destroyAll() {
-      for (const s of sessions.keys()) s.destroy();
+      for (const s of sessions) s.destroy();
     },
   };
-}
-
-/**
- * node:http2 resets a stream whose header list is over its limits (ENHANCE_YOUR_CALM),
- * and nghttp2 one with a malformed field (an upper-case name, a connection-specific
- * header: PROTOCOL_ERROR), before it ever becomes a 'stream' event, and neither tells
- * anything else: such a stream is seen only as a client stream id the app never got.
- * Client streams arrive in id order (1, 3, 5, ...), so a gap before a stream is that
- * many unseen; the ones after the last stream seen are read from nghttp2's last
- * processed stream id when the peer sends GOAWAY or the server closes the session
- * (after a close without GOAWAY the session's state is gone, and those go uncounted).
- * A client that skips stream ids, as HTTP/2 allows, is counted too (those ids never
- * reached the app either), but never as more streams than it can have sent: the id
- * is the client's to choose, and one jump to 2^31 must not count a billion resets.
- * Each reset stream took a HEADERS frame of at least MIN_HEADERS_FRAME bytes, so a
- * gap counts at most the bytes read since the last count over that (at most one per
- * gap where the session's socket keeps no byte count, as a bridged h2c one does not).
- */
-function countUnseenStreams(
-  session: ServerHttp2Session,
-  report: (streams: number) => void,
-): { seen: (id: number) => void; settle: () => void } {
-  let next = 1;
-  let bytesAtCount = 0;
-  const count = (gap: number, read: number | null) => {
-    const most = read === null ? 1 : Math.floor((read - bytesAtCount) / MIN_HEADERS_FRAME);
-    if (read !== null) bytesAtCount = read;
-    const n = Math.min(gap, Math.max(1, most));
-    report(n);
-  };
-  const settle = () => {
-    if (session.destroyed) return;
-    const last = session.state.lastProcStreamID ?? 0;
-    // Read now: the socket may be gone by the next turn.
-    const read = bytesReadOf(session);
-    // A stream whose HEADERS have just been read is emitted a tick later: look once
-    // that has happened, so it is not taken for an unseen one.
-    if (last >= next)
-      setImmediate(() => {
-        if (last < next) return;
-        count((last - next) / 2 + 1, read);
-        next = last + 2;
-      });
-  };
-  session.on('goaway', settle);
-  return {
-    seen(id) {
-      if (id > next) count((id - next) / 2, bytesReadOf(session));
-      if (id >= next) next = id + 2;
-    },
-    settle,
-  };
-}
-
-/** A frame header (9 bytes) and at least one byte of header block. */
-const MIN_HEADERS_FRAME = 10;
-
-/** Bytes the session's socket has read, or null when it keeps no count (or is gone). */
-function bytesReadOf(session: ServerHttp2Session): number | null {
-  try {
-    const n = (session.socket as { bytesRead?: unknown } | undefined)?.bytesRead;
-    return typeof n === 'number' ? n : null;
-  } catch {
-    // node:http2's socket proxy throws once the session has let its socket go.
-    return null;
-  }
 }
 
 /**
@@ -199,11 +120,7 @@ function bytesReadOf(session: ServerHttp2Session): number | null {
  * idle HTTP/1.1 keep-alive connection is: otherwise each idle session would hold a
  * --max-connections slot for the whole --idle-timeout.
  */
-function closeWhenIdle(
-  session: ServerHttp2Session,
-  ms: number,
-  beforeClose: () => void,
-): { opened(): void; closed(): void } {
+function closeWhenIdle(session: ServerHttp2Session, ms: number): { opened(): void; closed(): void } {
   let open = 0;
   // One timer per session, re-armed (refresh) each time the last stream closes: a
   // new timer per idle moment, and clearing it on every stream, would be paid on
@@ -218,9 +135,7 @@ function closeWhenIdle(
       if (--open !== 0) return;
       if (timer === undefined)
         timer = setTimeout(() => {
-          if (open !== 0 || session.closed) return;
-          beforeClose();
-          session.close();
+          if (open === 0 && !session.closed) session.close();
         }, ms);
       else timer.refresh();
     },
@@ -344,6 +259,9 @@ function createH2Server(config: Config): Http2Server {
   // app's limits (twice --max-header-size, plus that per-field allowance for every
   // field --max-header-count permits, and as many fields as fit in it), so the app
   // sees such a request and answers 431 with a log line and a count, as on HTTP/1.1.
+  // A list beyond those, or a malformed field, is still reset by nghttp2 with no event
+  // to JavaScript; a gap in the client's stream ids is no evidence of one (nghttp
+  // starts at stream 13), so such a stream is left uncounted rather than guessed at.
   // No request listener: node:http2 then builds no compatibility objects, and an
   // Expect it does not know (answered 417 by the app, logged) reaches the app as well.
   const listSize = 2 * config.maxHeaderSize + 32 * (config.maxHeaderCount + PSEUDO_HEADERS);

@@ -5,7 +5,6 @@ import { once } from 'node:events';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { END_HEADERS, END_STREAM, FRAME_HEADER, HEADERS, frame } from '../../src/transport/h2-frames.ts';
 import { h2request, rawRequest, requireTool, runTool, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -188,7 +187,6 @@ describe('refused WebSocket handshakes', () => {
 // it advertises (reset, ENHANCE_YOUR_CALM), or a field over nghttp2's 64 KiB HPACK
 // limit (GOAWAY COMPRESSION_ERROR). Each still gets one warn line and one count.
 describe('HTTP/2 refusals by node:http2 itself', () => {
-  const STREAM_LINE = /^HTTP\/2 streams reset by node:http2 before the app saw them/;
   const SESSION_LINE = /^HTTP\/2 session ended by node:http2/;
   // --max-header-size 1 KiB: node:http2 advertises about 8.4 KB and resets above that.
   const over = { 'x-a': 'a'.repeat(5000), 'x-b': 'b'.repeat(5000) };
@@ -208,142 +206,19 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
   };
   const lines = (msg: RegExp) => t.logs.lines.filter((l) => typeof l.msg === 'string' && msg.test(l.msg));
 
-  it('logs and counts a stream reset for a header list over its limit, and goes on serving', async () => {
+  // A stream node:http2 resets itself gives JavaScript no event, and a gap in the
+  // client's stream ids is no evidence of one (nghttp opens its first request on
+  // stream 13): such a stream is left uncounted rather than counted on a guess.
+  it('resets a header list over its limit without a line or a count, and goes on serving', async () => {
     const session = h2(t.url);
     // The first request lets the client acknowledge SETTINGS: node:http2 holds a
     // stream to the advertised list size only from then on.
     assert.equal(await h2status(session, { ':path': '/' }), 200);
     assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
     assert.equal(await h2status(session, { ':path': '/' }), 200);
-    await waitFor(() => lines(STREAM_LINE).length > 0, 2000, 'the warn line');
-    const [line, ...more] = lines(STREAM_LINE);
-    assert.equal(more.length, 0, 'one line');
-    assert.equal(line!.level, 'warn');
-    assert.equal(line!.streams, 1);
-    assert.equal(line!.peer, '127.0.0.1');
-    assert.equal(await refusedByNode('stream'), 1);
+    session.close();
     assert.equal(await refusedByNode('session'), 0);
-    session.close();
-  });
-
-  it('holds the warn lines to the rate limit however many streams a client has reset', async () => {
-    const session = h2(t.url);
-    assert.equal(await h2status(session, { ':path': '/' }), 200);
-    const started = performance.now();
-    for (let i = 0; i < 60; i++) {
-      assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
-      assert.equal(await h2status(session, { ':path': '/' }), 200);
-    }
-    const seconds = (performance.now() - started) / 1000;
-    assert.equal(await refusedByNode('stream'), 60);
-    // The log limiter's burst of 20, and 5 a second after it.
-    assert.ok(lines(STREAM_LINE).length <= 20 + Math.ceil(5 * seconds) + 1, `${lines(STREAM_LINE).length} lines`);
-    session.close();
-  });
-
-  it('counts a reset stream that was the last one when the client ends the session', async () => {
-    const session = h2(t.url);
-    assert.equal(await h2status(session, { ':path': '/' }), 200);
-    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
-    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
-    session.close();
-    await waitFor(async () => (await refusedByNode('stream')) === 2, 2000, 'two streams counted');
-    assert.equal(lines(STREAM_LINE).length, 1, 'one line for both');
-    assert.equal(lines(STREAM_LINE)[0]!.streams, 2);
-    assert.equal((await h2request(t.url, '/')).status, 200);
-  });
-
-  it('counts a reset stream that was the last one when the server closes the idle session', async () => {
-    await t.close();
-    t = await startTestServer({ maxHeaderSize: 1024, keepAliveTimeoutMs: 200 });
-    const session = h2(t.url);
-    const closed = once(session, 'close');
-    assert.equal(await h2status(session, { ':path': '/' }), 200);
-    assert.equal(await h2status(session, { ':path': '/', ...over }), 'rst 11');
-    await closed;
-    await waitFor(async () => (await refusedByNode('stream')) === 1, 2000, 'the stream counted');
-    assert.equal(lines(STREAM_LINE).length, 1);
-  });
-
-  it('logs and counts streams nghttp2 resets for a malformed header field', async () => {
-    // A raw client: node's own lower-cases names and drops connection-specific headers.
-    const socket = connect({ port: t.port, host: '127.0.0.1' });
-    socket.on('error', () => {});
-    await once(socket, 'connect');
-    const frames: { type: number; id: number; payload: Buffer }[] = [];
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= FRAME_HEADER && buf.length >= FRAME_HEADER + buf.readUIntBE(0, 3)) {
-        const end = FRAME_HEADER + buf.readUIntBE(0, 3);
-        const f = { type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff, payload: buf.subarray(FRAME_HEADER, end) };
-        // The server's SETTINGS get their ACK, so its limits are in force.
-        if (f.type === 0x4 && (buf[4]! & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
-        frames.push(f);
-        buf = buf.subarray(end);
-      }
-    });
-    // GET http://a/ from the static table, then a literal field (name and value as given).
-    const field = (name: string, value: string) =>
-      Buffer.concat([
-        Buffer.from([0x00, name.length]),
-        Buffer.from(name),
-        Buffer.from([value.length]),
-        Buffer.from(value),
-      ]);
-    const get = Buffer.from([0x82, 0x86, 0x84, 0x01, 0x01, 0x61]);
-    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]));
-    await waitFor(() => frames.some((f) => f.type === 0x4), 2000, 'the server SETTINGS');
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, get));
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 3, Buffer.concat([get, field('X-Upper', 'b')])));
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 5, Buffer.concat([get, field('connection', 'b')])));
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 7, get));
-    await waitFor(() => frames.some((f) => f.type === HEADERS && f.id === 7), 2000, 'the answer to stream 7');
-    const resets = frames.filter((f) => f.type === 0x3).map((f) => [f.id, f.payload.readUInt32BE(0)]);
-    assert.deepEqual(resets, [
-      [3, 1],
-      [5, 1],
-    ]);
-    assert.deepEqual(
-      frames.filter((f) => f.type === HEADERS).map((f) => f.id),
-      [1, 7],
-    );
-    socket.destroy();
-    assert.equal(await refusedByNode('stream'), 2);
-    const [line, ...more] = lines(STREAM_LINE);
-    assert.equal(more.length, 0, 'one line');
-    assert.equal(line!.streams, 2);
-  });
-
-  it('counts a client that jumps its stream id as no more streams than it sent', async () => {
-    // The id is the client's to choose: HTTP/2 lets it skip ids, and a skip looks
-    // like streams reset unseen. One jump to the last id must not count a billion.
-    const socket = connect({ port: t.port, host: '127.0.0.1' });
-    socket.on('error', () => {});
-    await once(socket, 'connect');
-    const frames: { type: number; id: number }[] = [];
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= FRAME_HEADER && buf.length >= FRAME_HEADER + buf.readUIntBE(0, 3)) {
-        const end = FRAME_HEADER + buf.readUIntBE(0, 3);
-        if (buf[3] === 0x4 && (buf[4]! & 0x1) === 0) socket.write(frame(0x4, 0x1, 0, Buffer.alloc(0)));
-        frames.push({ type: buf[3]!, id: buf.readUInt32BE(5) & 0x7fffffff });
-        buf = buf.subarray(end);
-      }
-    });
-    const get = Buffer.from([0x82, 0x86, 0x84, 0x01, 0x01, 0x61]);
-    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]));
-    await waitFor(() => frames.some((f) => f.type === 0x4), 2000, 'the server SETTINGS');
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, get));
-    const last = 2 ** 31 - 1;
-    socket.write(frame(HEADERS, END_STREAM | END_HEADERS, last, get));
-    await waitFor(() => frames.some((f) => f.type === HEADERS && f.id === last), 2000, 'the answer to the last id');
-    socket.destroy();
-    const counted = await refusedByNode('stream');
-    assert.ok(counted >= 1 && counted <= 20, `counted ${counted} streams for one jump`);
-    const [line] = lines(STREAM_LINE);
-    assert.equal(line!.streams, counted);
+    assert.equal(lines(/node:http2/).length, 0);
   });
 
   it('logs and counts a session ended for a header field over 64 KiB, and goes on serving', async () => {
@@ -358,7 +233,6 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     assert.equal(more.length, 0, 'one line');
     assert.equal(line!.level, 'warn');
     assert.equal(await refusedByNode('session'), 1);
-    assert.equal(await refusedByNode('stream'), 0);
     assert.equal(t.logs.lines.filter((l) => l.level === 'warn' || l.level === 'error').length, 1, 'nothing else');
     assert.equal((await h2request(t.url, '/')).status, 200);
   });
@@ -377,18 +251,13 @@ describe('HTTP/2 refusals by node:http2 itself', () => {
     assert.equal((await h2request(t.url, '/')).status, 200);
   });
 
-  // nghttp (a well-behaved client) sends PRIORITY frames on idle streams 3 to 11 as
-  // dependency anchors and its first request on stream 13: none of those ids was a
-  // request node:http2 reset. Marked todo: not fixed yet, it fails on main.
-  it(
-    'counts nothing for nghttp, whose first request is on stream 13',
-    { todo: 'false positive not fixed yet' },
-    async (ctx) => {
-      if (!requireTool(ctx, 'nghttp')) return;
-      const r = await runTool('nghttp', [`${t.url}/`]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await refusedByNode('stream'), 0);
-      assert.equal(lines(STREAM_LINE).length, 0);
-    },
-  );
+  // nghttp, a well-behaved client, sends PRIORITY frames on the idle streams 3 to 11
+  // and its first request on stream 13: none of those is a refusal.
+  it('counts nothing for nghttp, whose first request is on stream 13', async (ctx) => {
+    if (!requireTool(ctx, 'nghttp')) return;
+    const r = await runTool('nghttp', [`${t.url}/`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await refusedByNode('session'), 0);
+    assert.equal(lines(/node:http2/).length, 0);
+  });
 });
