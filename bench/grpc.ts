@@ -16,6 +16,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { requestQuantiles } from './h2load-log.ts';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -109,15 +110,7 @@ function load(pid: number, port: number, body: string, path: string): Round {
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded/.exec(out);
   const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(out);
   if (done === null || rate === null || done[1] !== done[2]) throw new Error(`h2load: ${out}`);
-  // h2load's log: one line per request, its duration in µs in the third column.
-  const us = readFileSync(requestLog, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => Number(l.split('\t')[2]))
-    .filter(Number.isFinite)
-    .sort((a, b) => a - b);
-  rmSync(requestLog, { force: true });
-  const at = (q: number) => (us.length === 0 ? 0 : us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000);
+  const at = requestQuantiles(requestLog);
   return { rate: Number(rate[1]), calls: Number(done[2]), cpu, p50: at(0.5), p99: at(0.99) };
 }
 

@@ -42,6 +42,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { MAX_REQUEST_SERIES } from '../src/ops/metrics.ts';
 import type { GrpcRow } from './grpc.ts';
+import { requestQuantiles } from './h2load-log.ts';
 import type { L4Row } from './l4.ts';
 import { mixedLoad, type MixCounts } from './mixed-load.ts';
 
@@ -471,14 +472,7 @@ function h2load(
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
   const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(out);
   if (done === null || rate === null) throw new Error(`h2load: ${out}`);
-  const us = readFileSync(log, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => Number(l.split('\t')[2]))
-    .filter(Number.isFinite)
-    .sort((a, b) => a - b);
-  rmSync(log, { force: true });
-  const at = (q: number) => (us.length === 0 ? 0 : us[Math.min(us.length - 1, Math.floor(us.length * q))]! / 1000);
+  const at = requestQuantiles(log);
   return {
     rps: Number(rate[1]),
     p50: at(0.5),

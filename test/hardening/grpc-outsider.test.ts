@@ -4,16 +4,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
+import { frame } from '../../src/transport/h2-frames.ts';
 import { startTestServer, waitFor } from '../helpers.ts';
 
-const frame = (type: number, flags: number, id: number, payload: Buffer) => {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(id, 5);
-  return Buffer.concat([head, payload]);
-};
 const literal = (name: string, value: string) =>
   Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
 /** HEADERS (END_HEADERS, not END_STREAM) of a gRPC call to `path`. */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { afterEach, describe, it } from 'node:test';
+import { frame } from '../../src/transport/h2-frames.ts';
 import {
   rawRequest,
   requestsInFlight,
@@ -36,14 +37,6 @@ function session(url: string, settings = {}): Promise<ClientHttp2Session> {
   return new Promise((resolve) => s.once('connect', () => resolve(s)));
 }
 
-const frame = (type: number, flags: number, id: number, payload: Buffer) => {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(id, 5);
-  return Buffer.concat([head, payload]);
-};
 /** HPACK literals without indexing: enough for a raw client's request headers. */
 const literal = (name: string, value: string) =>
   Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);

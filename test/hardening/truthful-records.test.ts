@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { NetworkSet } from '../../src/util/addresses.ts';
 import type { Echo } from '../../src/echo/model.ts';
+import { frame } from '../../src/transport/h2-frames.ts';
 import { h2request, rawRequest, startTestServer, waitFor, type TestServer } from '../helpers.ts';
 
 /** A PROXY v2 header for AF_UNIX with the given (108-byte, NUL-padded) paths. */
@@ -189,14 +190,6 @@ describe('one record for every outcome', () => {
 
   it('records every HTTP/2 stream reset in the same write as its HEADERS, and holds none in flight', async () => {
     // Raw frames, so that each HEADERS and its RST_STREAM reach the server together.
-    const frame = (type: number, flags: number, id: number, payload: Buffer) => {
-      const head = Buffer.alloc(9);
-      head.writeUIntBE(payload.length, 0, 3);
-      head[3] = type;
-      head[4] = flags;
-      head.writeUInt32BE(id, 5);
-      return Buffer.concat([head, payload]);
-    };
     const literal = (name: string, value: string) =>
       Buffer.concat([
         Buffer.from([0, name.length]),
